@@ -1,0 +1,5 @@
+//! Everything that owns a file descriptor: sockets, tun, the XDP program and
+//! its AF_XDP rings. The only layer allowed to read the clock (`clock`).
+
+pub mod clock;
+pub mod xdp;

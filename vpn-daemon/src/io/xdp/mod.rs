@@ -1,0 +1,19 @@
+//! The XDP classifier as the daemon sees it: the embedded object and, later,
+//! the loader and the peer map.
+
+/// The vpn-ebpf object, when `cargo xtask build-ebpf` ran before this build.
+///
+/// `None` means the binary was built without the BPF toolchain: the daemon
+/// then uses the plain socket path unless an object is given at run time.
+#[cfg(vpn_ebpf_embedded)]
+pub static EMBEDDED_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
+    env!("OUT_DIR"),
+    "/vpn-ebpf.o"
+)));
+
+/// The vpn-ebpf object, when `cargo xtask build-ebpf` ran before this build.
+///
+/// `None` means the binary was built without the BPF toolchain: the daemon
+/// then uses the plain socket path unless an object is given at run time.
+#[cfg(not(vpn_ebpf_embedded))]
+pub static EMBEDDED_OBJECT: Option<&[u8]> = None;

@@ -1,0 +1,178 @@
+//! `cargo xtask setup`: installs, idempotently, everything the build and the
+//! tests need on a Debian 12 machine: apt packages, rust-src for the pinned
+//! BPF toolchain, and bpf-linker built against Debian's LLVM 22.
+//!
+//! Each step first checks whether it is already done, so a second run takes
+//! well under a second. Without root (or without a registry) it prints the
+//! exact commands for a person to run instead of failing obscurely.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::util::{exec, is_root, output, succeeds};
+
+/// Toolchain that builds vpn-ebpf (with `RUSTC_BOOTSTRAP=1`, scoped to that
+/// build). Pinned by version: its LLVM (22) must not be newer than
+/// bpf-linker's, which a moving nightly cannot promise.
+pub(crate) const BPF_TOOLCHAIN: &str = "1.95.0";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// Debian packages: the BPF linker's LLVM, the OpenSSL headers, the stock
+/// openvpn peer of the interop tests, and the network tools the tests and
+/// the demo drive.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libssl-dev",
+    "pkg-config",
+    "openvpn",
+    "iproute2",
+    "iputils-ping",
+    "iperf3",
+    "nftables",
+    "tcpdump",
+    "ethtool",
+    "procps",
+];
+
+fn missing_packages() -> Vec<&'static str> {
+    APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_some_and(|s| s.contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn rust_src_installed() -> bool {
+    output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        BPF_TOOLCHAIN,
+    ]))
+    .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src")))
+}
+
+fn bpf_linker_ok() -> bool {
+    output(Command::new("bpf-linker").arg("--version"))
+        .is_some_and(|s| s.contains(BPF_LINKER_VERSION))
+}
+
+/// True when nothing is missing.
+pub(crate) fn is_complete() -> bool {
+    missing_packages().is_empty() && rust_src_installed() && bpf_linker_ok()
+}
+
+fn apt_install_cmd(pkgs: &[&str]) -> Command {
+    let mut c = Command::new("apt-get");
+    c.args([
+        "-o",
+        "DPkg::Lock::Timeout=900",
+        "install",
+        "-y",
+        "--no-install-recommends",
+    ])
+    .args(pkgs)
+    .env("DEBIAN_FRONTEND", "noninteractive");
+    c
+}
+
+fn rust_src_cmd() -> Command {
+    let mut c = Command::new("rustup");
+    c.args(["component", "add", "rust-src", "--toolchain", BPF_TOOLCHAIN]);
+    c
+}
+
+fn bpf_linker_cmd() -> Command {
+    let mut c = Command::new("cargo");
+    c.args([
+        "install",
+        "bpf-linker",
+        "--locked",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--no-default-features",
+        "--features",
+        "llvm-22",
+    ])
+    // bpf-linker's build.rs reads LLVM_PREFIX; without it it finds Debian's
+    // default llvm-config (LLVM 14) and fails to link -lLLVM.
+    .env("LLVM_PREFIX", LLVM_PREFIX)
+    // Never let the outer cargo's toolchain choice leak into the install.
+    .env_remove("RUSTUP_TOOLCHAIN")
+    .env_remove("CARGO_TARGET_DIR");
+    c
+}
+
+pub(crate) fn run(check: bool) -> Result<()> {
+    let pkgs = missing_packages();
+    let src = rust_src_installed();
+    let linker = bpf_linker_ok();
+    if pkgs.is_empty() && src && linker {
+        eprintln!(
+            "setup: complete (apt packages, rust-src for {BPF_TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION})"
+        );
+        return Ok(());
+    }
+    let mut todo: Vec<String> = Vec::new();
+    if !pkgs.is_empty() {
+        todo.push("apt-get update".into());
+        todo.push(crate::util::show(&apt_install_cmd(&pkgs)));
+    }
+    if !src {
+        todo.push(crate::util::show(&rust_src_cmd()));
+    }
+    if !linker {
+        todo.push(format!(
+            "LLVM_PREFIX={LLVM_PREFIX} {}",
+            crate::util::show(&bpf_linker_cmd())
+        ));
+    }
+    if check {
+        eprintln!("setup: missing pieces; `cargo xtask setup` would run:");
+        for t in &todo {
+            eprintln!("  {t}");
+        }
+        bail!("set-up incomplete");
+    }
+    if !pkgs.is_empty() {
+        if !is_root() {
+            eprintln!("setup: not root; please run:");
+            for t in &todo {
+                eprintln!("  sudo {t}");
+            }
+            bail!("set-up needs root for apt-get");
+        }
+        exec(Command::new("apt-get").args(["-o", "DPkg::Lock::Timeout=900", "update", "-q"]))?;
+        exec(&mut apt_install_cmd(&pkgs))?;
+    }
+    if !src {
+        exec(&mut rust_src_cmd())?;
+    }
+    if !linker {
+        // Needs llvm-22-dev, installed above.
+        if !succeeds(
+            Command::new("test")
+                .arg("-e")
+                .arg(format!("{LLVM_PREFIX}/lib/libLLVM.so")),
+        ) {
+            bail!("{LLVM_PREFIX}/lib/libLLVM.so is missing: install llvm-22-dev first");
+        }
+        exec(&mut bpf_linker_cmd())?;
+    }
+    if !is_complete() {
+        bail!("set-up ran but something is still missing; see `cargo xtask setup --check`");
+    }
+    eprintln!("setup: done");
+    Ok(())
+}
+
+/// Runs the set-up only when something is missing (used by test and demo).
+pub(crate) fn ensure() -> Result<()> {
+    if is_complete() { Ok(()) } else { run(false) }
+}
