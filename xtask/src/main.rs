@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod build_ebpf;
+mod demo;
 mod setup;
 mod test;
 mod util;
@@ -26,6 +27,8 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Demo with real traffic between network namespaces (needs root).
+    Demo,
     /// Build the XDP program (vpn-ebpf) for bpfel-unknown-none.
     BuildEbpf,
     /// fmt, clippy, the BPF build and every test (unit, BPF, netns integration).
@@ -42,6 +45,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup { check } => setup::run(check),
+        Cmd::Demo => demo::run(),
         Cmd::BuildEbpf => build_ebpf::run().map(|_| ()),
         Cmd::Test { no_lint, args } => test::run(no_lint, &args),
     }
