@@ -3,3 +3,7 @@
 //! Inputs are bytes received and a `now` passed in by the caller; outputs are
 //! bytes to send, plaintext packets for tun, events, and the next deadline.
 #![forbid(unsafe_code)]
+
+pub mod reliable;
+pub mod timers;
+pub mod tls;

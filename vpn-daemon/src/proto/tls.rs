@@ -1,0 +1,916 @@
+//! `TlsSession`: OpenSSL running over in-memory buffers, one per key state.
+//!
+//! OpenVPN carries TLS inside its own reliable control channel, so the TLS
+//! engine never sees a socket: the session feeds it the concatenated
+//! P_CONTROL_V1 payloads ([`TlsSession::handle_ciphertext`]), drains the
+//! records it produces ([`TlsSession::poll_ciphertext`], cut to the control
+//! packet budget), writes control messages as plaintext records
+//! ([`TlsSession::write_plaintext`], one record per call) and reads the
+//! peer's plaintext one record at a time ([`TlsSession::poll_plaintext`]).
+//!
+//! Certificate checks follow OpenVPN 2.6: CA chain (`ca`), `remote-cert-tls`
+//! (keyUsage present **and** EKU serverAuth/clientAuth), `verify-x509-name`
+//! (subject / name / name-prefix), `crl-verify` (leaf only, like 2.6 with
+//! OpenSSL), `verify-client-cert none|optional|require`.
+//!
+//! Time: the one exception to "time is a parameter" in `proto`. OpenSSL
+//! checks certificate validity against the wall clock inside the handshake;
+//! [`TlsConfig::verify_time`] pins that check (and our CRL expiry check) to
+//! a given unix time via `X509_VERIFY_PARAM_set_time`, which tests always do.
+//! With `None`, OpenSSL reads the wall clock itself; nothing here calls
+//! `SystemTime::now`.
+//!
+//! Files: like the rest of `proto`, this module reads no files. The config
+//! layer reads `ca`/`cert`/`key`/`crl-verify`/`pkcs12` files (or takes the
+//! inline `<ca>…</ca>` text) and hands over the bytes.
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::dh::Dh;
+use openssl::error::ErrorStack;
+use openssl::nid::Nid;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions,
+    SslStream, SslVerifyMode, SslVersion,
+};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{
+    CrlStatus, X509, X509Crl, X509ExtendedKeyUsage, X509NameRef, X509Ref, X509StoreContextRef,
+};
+
+/// "EXPORTER-OpenVPN-datakeys": data-channel key block with tls-ekm (doc §6.2).
+pub const EKM_LABEL_DATAKEYS: &str = "EXPORTER-OpenVPN-datakeys";
+/// "EXPORTER-OpenVPN-dynamic-tls-crypt": dynamic tls-crypt key (doc §3.6).
+pub const EKM_LABEL_DYN_TLS_CRYPT: &str = "EXPORTER-OpenVPN-dynamic-tls-crypt";
+/// Both exports are 256 bytes, laid out like a static key file.
+pub const EKM_LEN: usize = 256;
+
+/// Largest plaintext record we read in one go (TLS maximum fragment).
+const MAX_RECORD: usize = 16 * 1024;
+
+// X509_V_ERR_* values (stable OpenSSL ABI) that we report by name.
+const V_ERR_UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
+const V_ERR_CERT_SIGNATURE_FAILURE: i32 = 7;
+const V_ERR_CERT_NOT_YET_VALID: i32 = 9;
+const V_ERR_CERT_HAS_EXPIRED: i32 = 10;
+const V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: i32 = 18;
+const V_ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
+const V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
+const V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i32 = 21;
+const V_ERR_CERT_REVOKED: i32 = 23;
+
+/// Which end of the TLS handshake we are (the OpenVPN client is always the TLS client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRole {
+    /// `tls-client`.
+    Client,
+    /// `tls-server`.
+    Server,
+}
+
+/// TLS protocol versions for `tls-version-min` / `tls-version-max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl TlsVersion {
+    fn to_openssl(self) -> SslVersion {
+        match self {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        }
+    }
+}
+
+/// `remote-cert-tls server|client`: the peer's certificate must be of this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertType {
+    /// EKU "TLS Web Server Authentication" (serverAuth).
+    Server,
+    /// EKU "TLS Web Client Authentication" (clientAuth).
+    Client,
+}
+
+/// `verify-x509-name NAME TYPE`, checked on the peer's leaf certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum X509NameCheck {
+    /// `subject`: the whole subject DN as OpenVPN prints it (`C=US, O=x, CN=y`).
+    Subject(String),
+    /// `name`: the common name, exactly.
+    Name(String),
+    /// `name-prefix`: the common name starts with this.
+    NamePrefix(String),
+}
+
+/// `verify-client-cert` (server only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyClientCert {
+    /// Do not ask for a client certificate.
+    None,
+    /// Ask; verify one if presented.
+    Optional,
+    /// Ask and fail without one (OpenVPN's default).
+    #[default]
+    Require,
+}
+
+/// Where our own certificate and key come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// `cert` (PEM, leaf first, then optional intermediates) and `key` (PEM).
+    Pem {
+        /// Certificate chain in PEM.
+        cert: Vec<u8>,
+        /// Private key in PEM.
+        key: Vec<u8>,
+    },
+    /// `pkcs12` (DER) with its password (empty if none); its CA certs are
+    /// used as `ca` when [`TlsConfig::ca`] is empty.
+    Pkcs12 {
+        /// The PKCS#12 file contents.
+        der: Vec<u8>,
+        /// Its password.
+        password: String,
+    },
+}
+
+/// Everything needed to build a [`TlsContext`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Our role.
+    pub role: TlsRole,
+    /// Trusted CA certificates (PEM, one or more).
+    pub ca: Vec<u8>,
+    /// Our certificate and key; `None` for a client using only auth-user-pass.
+    pub identity: Option<Identity>,
+    /// `tls-version-min` (OpenVPN default 1.2).
+    pub version_min: TlsVersion,
+    /// `tls-version-max`, `None` = highest supported.
+    pub version_max: Option<TlsVersion>,
+    /// `remote-cert-tls`.
+    pub remote_cert_tls: Option<CertType>,
+    /// `verify-x509-name`.
+    pub verify_x509_name: Option<X509NameCheck>,
+    /// `crl-verify` file contents (PEM or DER).
+    pub crl: Option<Vec<u8>>,
+    /// `verify-client-cert` (server only).
+    pub verify_client_cert: VerifyClientCert,
+    /// `ecdh-curve` / `tls-groups` (colon list of group names).
+    pub groups: Option<String>,
+    /// `dh FILE` contents (PEM); `None` = `dh none` (ECDHE only).
+    pub dh: Option<Vec<u8>>,
+    /// `tls-cipher` (TLS ≤ 1.2 cipher list).
+    pub tls_cipher: Option<String>,
+    /// `tls-ciphersuites` (TLS 1.3).
+    pub tls_ciphersuites: Option<String>,
+    /// Unix time to check certificate validity at; `None` = OpenSSL's wall clock.
+    pub verify_time: Option<i64>,
+}
+
+impl TlsConfig {
+    /// A config with OpenVPN's defaults for `role`.
+    pub fn new(role: TlsRole, ca: Vec<u8>, identity: Option<Identity>) -> Self {
+        Self {
+            role,
+            ca,
+            identity,
+            version_min: TlsVersion::Tls12,
+            version_max: None,
+            remote_cert_tls: None,
+            verify_x509_name: None,
+            crl: None,
+            verify_client_cert: VerifyClientCert::Require,
+            groups: None,
+            dh: None,
+            tls_cipher: None,
+            tls_ciphersuites: None,
+            verify_time: None,
+        }
+    }
+}
+
+/// Configuration that OpenSSL refused: our (the operator's) fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// The `ca` bytes hold no parseable certificate.
+    #[error("ca: no usable certificate: {0}")]
+    Ca(#[source] ErrorStack),
+    /// `ca` is empty and the identity brought no CA either.
+    #[error("ca: no CA certificate configured")]
+    NoCa,
+    /// The `cert` bytes could not be parsed.
+    #[error("cert: {0}")]
+    Cert(#[source] ErrorStack),
+    /// The `key` bytes could not be parsed.
+    #[error("key: {0}")]
+    Key(#[source] ErrorStack),
+    /// The `cert` bytes hold no certificate.
+    #[error("cert: no certificate found")]
+    NoCert,
+    /// The private key does not belong to the certificate.
+    #[error("key does not match certificate: {0}")]
+    KeyMismatch(#[source] ErrorStack),
+    /// The PKCS#12 file could not be parsed or decrypted.
+    #[error("pkcs12: {0}")]
+    Pkcs12(#[source] ErrorStack),
+    /// The PKCS#12 file lacks a certificate or key.
+    #[error("pkcs12: file holds no {0}")]
+    Pkcs12Missing(&'static str),
+    /// The PKCS#12 password contains a NUL byte.
+    #[error("pkcs12: password contains a NUL byte")]
+    Pkcs12Password,
+    /// The CRL could not be parsed as PEM or DER.
+    #[error("crl-verify: {0}")]
+    Crl(#[source] ErrorStack),
+    /// Bad `dh` parameters.
+    #[error("dh: {0}")]
+    Dh(#[source] ErrorStack),
+    /// `ecdh-curve` / `tls-groups` named unknown groups.
+    #[error("ecdh-curve/tls-groups {groups:?}: {source}")]
+    Groups {
+        /// The rejected list.
+        groups: String,
+        /// OpenSSL's reason.
+        #[source]
+        source: ErrorStack,
+    },
+    /// `tls-cipher` / `tls-ciphersuites` rejected.
+    #[error("tls cipher list {list:?}: {source}")]
+    Ciphers {
+        /// The rejected list.
+        list: String,
+        /// OpenSSL's reason.
+        #[source]
+        source: ErrorStack,
+    },
+    /// `tls-version-min` above `tls-version-max`.
+    #[error("tls-version-min is above tls-version-max")]
+    VersionRange,
+    /// A server needs a certificate and key.
+    #[error("a TLS server needs cert and key (or pkcs12)")]
+    ServerWithoutIdentity,
+    /// Any other OpenSSL failure while building the context.
+    #[error("openssl: {0}")]
+    OpenSsl(#[source] ErrorStack),
+}
+
+/// Why we refused the peer's certificate (the peer is at fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertRejection {
+    /// The peer sent no certificate although one is required.
+    #[error("peer presented no certificate")]
+    NoCertificate,
+    /// The chain does not lead to our `ca`.
+    #[error("certificate at depth {depth} is not signed by a trusted CA ({detail})")]
+    UntrustedIssuer {
+        /// Position in the chain (0 = leaf).
+        depth: u32,
+        /// OpenSSL's verify error text.
+        detail: String,
+    },
+    /// A signature in the chain does not verify.
+    #[error("bad certificate signature at depth {depth}")]
+    BadSignature {
+        /// Position in the chain.
+        depth: u32,
+    },
+    /// A certificate's notAfter is before the verification time.
+    #[error("certificate at depth {depth} has expired")]
+    Expired {
+        /// Position in the chain.
+        depth: u32,
+    },
+    /// A certificate's notBefore is after the verification time.
+    #[error("certificate at depth {depth} is not yet valid")]
+    NotYetValid {
+        /// Position in the chain.
+        depth: u32,
+    },
+    /// `crl-verify`: the leaf's serial is on the CRL.
+    #[error("certificate serial {serial} is revoked by the CRL")]
+    Revoked {
+        /// Serial in hex.
+        serial: String,
+    },
+    /// `crl-verify`: the CRL was not issued by the leaf's issuer.
+    #[error("CRL issuer does not match the certificate issuer")]
+    CrlIssuerMismatch,
+    /// `crl-verify`: the CRL signature does not verify with the issuer key.
+    #[error("CRL signature does not verify")]
+    CrlBadSignature,
+    /// `crl-verify`: the CRL's nextUpdate is in the past.
+    #[error("CRL has expired")]
+    CrlExpired,
+    /// `remote-cert-tls`: the keyUsage extension is absent.
+    #[error("remote-cert-tls {expected:?}: certificate has no keyUsage extension")]
+    MissingKeyUsage {
+        /// The required type.
+        expected: CertType,
+    },
+    /// `remote-cert-tls`: the EKU extension is absent or lacks the purpose.
+    #[error("remote-cert-tls {expected:?}: extendedKeyUsage lacks the required purpose")]
+    WrongExtendedKeyUsage {
+        /// The required type.
+        expected: CertType,
+    },
+    /// `verify-x509-name` did not match.
+    #[error("verify-x509-name: expected {expected:?}, certificate has {actual:?}")]
+    X509NameMismatch {
+        /// The configured check.
+        expected: X509NameCheck,
+        /// What the certificate carries (subject or CN).
+        actual: String,
+    },
+    /// Another OpenSSL verify error.
+    #[error("certificate verify error {code} at depth {depth}: {detail}")]
+    Other {
+        /// X509_V_ERR_* code.
+        code: i32,
+        /// Position in the chain.
+        depth: u32,
+        /// OpenSSL's text.
+        detail: String,
+    },
+}
+
+/// A TLS-level failure of one session.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// We refused the peer's certificate.
+    #[error("peer certificate rejected: {0}")]
+    PeerCertRejected(#[from] CertRejection),
+    /// The handshake or a record failed (bad data, peer alert, version or
+    /// cipher mismatch, the peer refused our certificate).
+    #[error("TLS failure: {message}")]
+    Protocol {
+        /// OpenSSL's error text (includes received alerts).
+        message: String,
+    },
+    /// The peer closed the TLS session (close_notify).
+    #[error("TLS session closed by peer")]
+    Closed,
+    /// Our misuse: the operation needs a finished handshake.
+    #[error("TLS handshake not complete")]
+    HandshakeIncomplete,
+    /// Creating the per-session OpenSSL object failed.
+    #[error("openssl: {0}")]
+    OpenSsl(#[from] ErrorStack),
+}
+
+/// Shared, immutable TLS settings; one per configuration, many sessions.
+pub struct TlsContext {
+    ctx: SslContext,
+    role: TlsRole,
+    checks: Arc<PeerChecks>,
+    verify_time: Option<i64>,
+    verify_mode: SslVerifyMode,
+}
+
+impl std::fmt::Debug for TlsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsContext")
+            .field("role", &self.role)
+            .field("verify_time", &self.verify_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks our verify callback applies on top of OpenSSL's chain check.
+struct PeerChecks {
+    remote_cert_tls: Option<CertType>,
+    verify_x509_name: Option<X509NameCheck>,
+    crl: Option<X509Crl>,
+}
+
+fn pem_certs(pem: &[u8]) -> Result<Vec<X509>, ErrorStack> {
+    X509::stack_from_pem(pem)
+}
+
+impl TlsContext {
+    /// Build the OpenSSL context for `cfg`.
+    pub fn new(cfg: &TlsConfig) -> Result<Self, TlsConfigError> {
+        let method = match cfg.role {
+            TlsRole::Client => SslMethod::tls_client(),
+            TlsRole::Server => SslMethod::tls_server(),
+        };
+        let mut b = SslContextBuilder::new(method).map_err(TlsConfigError::OpenSsl)?;
+        if cfg.version_max.is_some_and(|max| max < cfg.version_min) {
+            return Err(TlsConfigError::VersionRange);
+        }
+        b.set_min_proto_version(Some(cfg.version_min.to_openssl()))
+            .map_err(TlsConfigError::OpenSsl)?;
+        b.set_max_proto_version(cfg.version_max.map(TlsVersion::to_openssl))
+            .map_err(TlsConfigError::OpenSsl)?;
+        // OpenVPN disables session tickets and TLS renegotiation: every key
+        // state runs a full, fresh handshake.
+        b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION);
+
+        let mut extra_ca = Vec::new();
+        match &cfg.identity {
+            Some(Identity::Pem { cert, key }) => {
+                let chain = pem_certs(cert).map_err(TlsConfigError::Cert)?;
+                let mut chain = chain.into_iter();
+                let leaf = chain.next().ok_or(TlsConfigError::NoCert)?;
+                let key = PKey::private_key_from_pem(key).map_err(TlsConfigError::Key)?;
+                install_identity(&mut b, &leaf, &key, chain)?;
+            }
+            Some(Identity::Pkcs12 { der, password }) => {
+                if password.contains('\0') {
+                    return Err(TlsConfigError::Pkcs12Password);
+                }
+                let p12 = Pkcs12::from_der(der).map_err(TlsConfigError::Pkcs12)?;
+                let parsed = p12.parse2(password).map_err(TlsConfigError::Pkcs12)?;
+                let leaf = parsed.cert.ok_or(TlsConfigError::Pkcs12Missing("certificate"))?;
+                let key = parsed.pkey.ok_or(TlsConfigError::Pkcs12Missing("private key"))?;
+                if let Some(ca) = parsed.ca {
+                    extra_ca.extend(ca);
+                }
+                install_identity(&mut b, &leaf, &key, std::iter::empty())?;
+            }
+            None if cfg.role == TlsRole::Server => {
+                return Err(TlsConfigError::ServerWithoutIdentity);
+            }
+            None => {}
+        }
+
+        let mut store = X509StoreBuilder::new().map_err(TlsConfigError::OpenSsl)?;
+        let mut n_ca = 0;
+        if !cfg.ca.is_empty() {
+            for c in pem_certs(&cfg.ca).map_err(TlsConfigError::Ca)? {
+                store.add_cert(c).map_err(TlsConfigError::Ca)?;
+                n_ca += 1;
+            }
+        } else {
+            for c in extra_ca {
+                store.add_cert(c).map_err(TlsConfigError::Ca)?;
+                n_ca += 1;
+            }
+        }
+        if n_ca == 0 {
+            return Err(TlsConfigError::NoCa);
+        }
+        b.set_verify_cert_store(store.build())
+            .map_err(TlsConfigError::OpenSsl)?;
+
+        if let Some(groups) = &cfg.groups {
+            b.set_groups_list(groups)
+                .map_err(|source| TlsConfigError::Groups {
+                    groups: groups.clone(),
+                    source,
+                })?;
+        }
+        if let Some(dh) = &cfg.dh {
+            let dh = Dh::params_from_pem(dh).map_err(TlsConfigError::Dh)?;
+            b.set_tmp_dh(&dh).map_err(TlsConfigError::Dh)?;
+        }
+        if let Some(list) = &cfg.tls_cipher {
+            b.set_cipher_list(list)
+                .map_err(|source| TlsConfigError::Ciphers {
+                    list: list.clone(),
+                    source,
+                })?;
+        }
+        if let Some(list) = &cfg.tls_ciphersuites {
+            b.set_ciphersuites(list)
+                .map_err(|source| TlsConfigError::Ciphers {
+                    list: list.clone(),
+                    source,
+                })?;
+        }
+
+        let crl = match &cfg.crl {
+            Some(bytes) => Some(
+                X509Crl::from_pem(bytes)
+                    .or_else(|_| X509Crl::from_der(bytes))
+                    .map_err(TlsConfigError::Crl)?,
+            ),
+            None => None,
+        };
+
+        let verify_mode = match (cfg.role, cfg.verify_client_cert) {
+            (TlsRole::Client, _) => SslVerifyMode::PEER,
+            (TlsRole::Server, VerifyClientCert::None) => SslVerifyMode::NONE,
+            (TlsRole::Server, VerifyClientCert::Optional) => SslVerifyMode::PEER,
+            (TlsRole::Server, VerifyClientCert::Require) => {
+                SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT
+            }
+        };
+
+        Ok(Self {
+            ctx: b.build(),
+            role: cfg.role,
+            checks: Arc::new(PeerChecks {
+                remote_cert_tls: cfg.remote_cert_tls,
+                verify_x509_name: cfg.verify_x509_name.clone(),
+                crl,
+            }),
+            verify_time: cfg.verify_time,
+            verify_mode,
+        })
+    }
+
+    /// Our role.
+    pub fn role(&self) -> TlsRole {
+        self.role
+    }
+}
+
+fn install_identity(
+    b: &mut SslContextBuilder,
+    leaf: &X509Ref,
+    key: &PKey<Private>,
+    chain: impl Iterator<Item = X509>,
+) -> Result<(), TlsConfigError> {
+    b.set_certificate(leaf).map_err(TlsConfigError::Cert)?;
+    for c in chain {
+        b.add_extra_chain_cert(c).map_err(TlsConfigError::Cert)?;
+    }
+    b.set_private_key(key).map_err(TlsConfigError::Key)?;
+    b.check_private_key().map_err(TlsConfigError::KeyMismatch)
+}
+
+/// In-memory duplex under `SslStream`: reads what the reliability layer
+/// delivered, collects what TLS wants to send.
+#[derive(Debug, Default)]
+struct MemPipe {
+    incoming: Vec<u8>,
+    outgoing: Vec<u8>,
+}
+
+impl Read for MemPipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.incoming.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.incoming.len());
+        buf[..n].copy_from_slice(&self.incoming[..n]);
+        self.incoming.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for MemPipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.outgoing.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The outcome of verifying the peer, recorded by the verify callback.
+type VerifySlot = Arc<Mutex<Option<CertRejection>>>;
+
+fn record(slot: &VerifySlot, r: CertRejection) {
+    if let Ok(mut g) = slot.lock() {
+        g.get_or_insert(r);
+    }
+}
+
+fn common_name(name: &X509NameRef) -> Option<String> {
+    name.entries_by_nid(Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+}
+
+/// The subject DN as OpenVPN prints it: `SN=value` joined with ", ".
+pub fn subject_string(name: &X509NameRef) -> String {
+    name.entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let val = e.data().to_string().unwrap_or_default();
+            format!("{key}={val}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn map_verify_error(code: i32, depth: u32, detail: &str) -> CertRejection {
+    match code {
+        V_ERR_CERT_HAS_EXPIRED => CertRejection::Expired { depth },
+        V_ERR_CERT_NOT_YET_VALID => CertRejection::NotYetValid { depth },
+        V_ERR_CERT_SIGNATURE_FAILURE => CertRejection::BadSignature { depth },
+        V_ERR_UNABLE_TO_GET_ISSUER_CERT
+        | V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+        | V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+        | V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+        | V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE => CertRejection::UntrustedIssuer {
+            depth,
+            detail: detail.to_string(),
+        },
+        V_ERR_CERT_REVOKED => CertRejection::Revoked {
+            serial: String::new(),
+        },
+        _ => CertRejection::Other {
+            code,
+            depth,
+            detail: detail.to_string(),
+        },
+    }
+}
+
+fn asn1_before(a: &Asn1TimeRef, b: &Asn1TimeRef) -> bool {
+    a.compare(b).is_ok_and(|o| o == std::cmp::Ordering::Less)
+}
+
+/// OpenVPN's extra checks on the leaf (depth 0) after OpenSSL's chain check passed.
+fn check_leaf(
+    checks: &PeerChecks,
+    verify_time: Option<i64>,
+    ctx: &X509StoreContextRef,
+) -> Result<(), CertRejection> {
+    let leaf = ctx.current_cert().ok_or(CertRejection::NoCertificate)?;
+    if let Some(expected) = checks.remote_cert_tls {
+        // 2.6 `remote-cert-tls` = `remote-cert-ku` (extension must be
+        // present, any value) + `remote-cert-eku` with the TLS purpose.
+        if leaf.key_usage().is_none() {
+            return Err(CertRejection::MissingKeyUsage { expected });
+        }
+        let want = match expected {
+            CertType::Server => X509ExtendedKeyUsage::SSL_SERVER,
+            CertType::Client => X509ExtendedKeyUsage::SSL_CLIENT,
+        };
+        if !leaf.extended_key_usage().is_some_and(|eku| eku.contains(want)) {
+            return Err(CertRejection::WrongExtendedKeyUsage { expected });
+        }
+    }
+    if let Some(check) = &checks.verify_x509_name {
+        let cn = common_name(leaf.subject_name()).unwrap_or_default();
+        let (ok, actual) = match check {
+            X509NameCheck::Subject(s) => {
+                let subj = subject_string(leaf.subject_name());
+                (subj == *s, subj)
+            }
+            X509NameCheck::Name(n) => (cn == *n, cn),
+            X509NameCheck::NamePrefix(p) => (cn.starts_with(p.as_str()), cn),
+        };
+        if !ok {
+            return Err(CertRejection::X509NameMismatch {
+                expected: check.clone(),
+                actual,
+            });
+        }
+    }
+    if let Some(crl) = &checks.crl {
+        let issuer = ctx
+            .chain()
+            .and_then(|c| c.get(1))
+            .ok_or(CertRejection::CrlIssuerMismatch)?;
+        let same_issuer = crl
+            .issuer_name()
+            .try_cmp(issuer.subject_name())
+            .is_ok_and(|o| o == std::cmp::Ordering::Equal);
+        if !same_issuer {
+            return Err(CertRejection::CrlIssuerMismatch);
+        }
+        let key = issuer
+            .public_key()
+            .map_err(|_| CertRejection::CrlBadSignature)?;
+        if !crl.verify(&key).unwrap_or(false) {
+            return Err(CertRejection::CrlBadSignature);
+        }
+        // Documented wall-clock exception: without an injected time,
+        // OpenSSL's notion of "now" decides, as for certificate expiry.
+        let at = match verify_time {
+            Some(t) => Asn1Time::from_unix(t),
+            None => Asn1Time::days_from_now(0),
+        };
+        if let (Some(next), Ok(at)) = (crl.next_update(), at)
+            && asn1_before(next, &at)
+        {
+            return Err(CertRejection::CrlExpired);
+        }
+        if let CrlStatus::Revoked(entry) = crl.get_by_serial(leaf.serial_number()) {
+            let serial = entry
+                .serial_number()
+                .to_bn()
+                .and_then(|bn| bn.to_hex_str().map(|s| s.to_string()))
+                .unwrap_or_default();
+            return Err(CertRejection::Revoked { serial });
+        }
+    }
+    Ok(())
+}
+
+/// One TLS session (one key state) over memory buffers.
+pub struct TlsSession {
+    stream: SslStream<MemPipe>,
+    verify: VerifySlot,
+    handshake_done: bool,
+    /// Plaintext written before the handshake finished, one record each.
+    pending_writes: Vec<Vec<u8>>,
+    /// Plaintext records read and not yet polled.
+    records: std::collections::VecDeque<Vec<u8>>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshake_done", &self.handshake_done)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSession {
+    /// Start a session. A client produces its ClientHello at once
+    /// (drain it with [`Self::poll_ciphertext`]).
+    pub fn new(ctx: &TlsContext) -> Result<Self, TlsError> {
+        let mut ssl = Ssl::new(&ctx.ctx)?;
+        if let Some(t) = ctx.verify_time {
+            ssl.param_mut().set_time(t as _);
+        }
+        let verify: VerifySlot = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&verify);
+        let checks = Arc::clone(&ctx.checks);
+        let verify_time = ctx.verify_time;
+        ssl.set_verify_callback(ctx.verify_mode, move |preverify_ok, x509| {
+            let depth = x509.error_depth();
+            if !preverify_ok {
+                let err = x509.error();
+                record(&slot, map_verify_error(err.as_raw(), depth, err.error_string()));
+                return false;
+            }
+            if depth == 0 {
+                if let Err(r) = check_leaf(&checks, verify_time, x509) {
+                    record(&slot, r);
+                    return false;
+                }
+            }
+            true
+        });
+        match ctx.role {
+            TlsRole::Client => ssl.set_connect_state(),
+            TlsRole::Server => ssl.set_accept_state(),
+        }
+        let stream = SslStream::new(ssl, MemPipe::default())?;
+        let mut s = Self {
+            stream,
+            verify,
+            handshake_done: false,
+            pending_writes: Vec::new(),
+            records: Default::default(),
+            closed: false,
+        };
+        if ctx.role == TlsRole::Client {
+            s.drive()?;
+        }
+        Ok(s)
+    }
+
+    /// Whether the handshake has completed.
+    pub fn is_handshake_complete(&self) -> bool {
+        self.handshake_done
+    }
+
+    /// Feed in-order TLS bytes received from the peer and advance the handshake
+    /// and record reading.
+    ///
+    /// On error the session is dead; [`Self::poll_ciphertext`] may still
+    /// hold an alert worth sending.
+    pub fn handle_ciphertext(&mut self, bytes: &[u8]) -> Result<(), TlsError> {
+        self.stream.get_mut().incoming.extend_from_slice(bytes);
+        self.drive()
+    }
+
+    fn failure(&self, e: &openssl::ssl::Error) -> TlsError {
+        if let Ok(mut g) = self.verify.lock()
+            && let Some(r) = g.take()
+        {
+            return TlsError::PeerCertRejected(r);
+        }
+        TlsError::Protocol {
+            message: e.to_string(),
+        }
+    }
+
+    fn drive(&mut self) -> Result<(), TlsError> {
+        if self.closed {
+            return Err(TlsError::Closed);
+        }
+        if !self.handshake_done {
+            match self.stream.do_handshake() {
+                Ok(()) => {
+                    self.handshake_done = true;
+                    for msg in std::mem::take(&mut self.pending_writes) {
+                        self.write_record(&msg)?;
+                    }
+                }
+                Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
+                    return Ok(());
+                }
+                Err(e) => return Err(self.failure(&e)),
+            }
+        }
+        let mut buf = vec![0u8; MAX_RECORD];
+        loop {
+            match self.stream.ssl_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.records.push_back(buf[..n].to_vec()),
+                Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
+                    break;
+                }
+                Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
+                    self.closed = true;
+                    return Err(TlsError::Closed);
+                }
+                Err(e) => return Err(self.failure(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_record(&mut self, msg: &[u8]) -> Result<(), TlsError> {
+        let mut off = 0;
+        while off < msg.len() {
+            match self.stream.ssl_write(&msg[off..]) {
+                Ok(n) => off += n,
+                Err(e) => return Err(self.failure(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Write one plaintext message as one TLS record (messages up to 16 KiB).
+    ///
+    /// Before the handshake finishes the message is held and written as soon
+    /// as it does (the client sends key-method 2 this way, doc §4.4).
+    pub fn write_plaintext(&mut self, msg: &[u8]) -> Result<(), TlsError> {
+        if self.closed {
+            return Err(TlsError::Closed);
+        }
+        if !self.handshake_done {
+            self.pending_writes.push(msg.to_vec());
+            return Ok(());
+        }
+        self.write_record(msg)
+    }
+
+    /// The next plaintext record received, in order.
+    #[must_use]
+    pub fn poll_plaintext(&mut self) -> Option<Vec<u8>> {
+        self.records.pop_front()
+    }
+
+    /// Up to `max` bytes of TLS ciphertext to send (one P_CONTROL_V1
+    /// payload); `None` when nothing is waiting.
+    #[must_use]
+    pub fn poll_ciphertext(&mut self, max: usize) -> Option<Vec<u8>> {
+        let out = &mut self.stream.get_mut().outgoing;
+        if out.is_empty() || max == 0 {
+            return None;
+        }
+        let n = max.min(out.len());
+        Some(out.drain(..n).collect())
+    }
+
+    /// Bytes of ciphertext waiting to be sent.
+    pub fn pending_ciphertext(&self) -> usize {
+        self.stream.get_ref().outgoing.len()
+    }
+
+    /// RFC 5705 / 8446 exporter with **no** context, as OpenVPN calls it.
+    pub fn export_keying_material(&self, label: &str) -> Result<[u8; EKM_LEN], TlsError> {
+        if !self.handshake_done {
+            return Err(TlsError::HandshakeIncomplete);
+        }
+        let mut out = [0u8; EKM_LEN];
+        self.stream
+            .ssl()
+            .export_keying_material(&mut out, label, None)?;
+        Ok(out)
+    }
+
+    /// The peer's leaf certificate, once received.
+    pub fn peer_certificate(&self) -> Option<X509> {
+        self.stream.ssl().peer_certificate()
+    }
+
+    /// The common name of the peer's certificate (for
+    /// `username-as-common-name`, status and logs).
+    pub fn peer_common_name(&self) -> Option<String> {
+        self.peer_certificate()
+            .and_then(|c| common_name(c.subject_name()))
+    }
+
+    /// The negotiated protocol, e.g. "TLSv1.3".
+    pub fn protocol_version(&self) -> &'static str {
+        self.stream.ssl().version_str()
+    }
+
+    /// The negotiated cipher suite name.
+    pub fn cipher_name(&self) -> Option<&'static str> {
+        self.stream.ssl().current_cipher().map(|c| c.name())
+    }
+}
