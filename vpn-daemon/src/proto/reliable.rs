@@ -513,7 +513,10 @@ mod tests {
         let now = t0();
         let mut r = rel();
         for i in 0..6u8 {
-            assert_eq!(r.queue_send(MessageKind::Control, vec![i]), Ok(u32::from(i)));
+            assert_eq!(
+                r.queue_send(MessageKind::Control, vec![i]),
+                Ok(u32::from(i))
+            );
         }
         assert!(!r.can_send());
         assert_eq!(
@@ -538,7 +541,10 @@ mod tests {
         r.queue_send(MessageKind::HardReset, vec![]).unwrap();
         assert!(!r.all_acked());
         let tx = r.poll_transmit(now).unwrap();
-        assert_eq!((tx.message_id, tx.kind, tx.is_retransmit), (0, MessageKind::HardReset, false));
+        assert_eq!(
+            (tx.message_id, tx.kind, tx.is_retransmit),
+            (0, MessageKind::HardReset, false)
+        );
         assert_eq!(r.poll_timeout(), Some(now + secs(2)));
         assert_eq!(r.handle_acks(now, &[0, 0, 7]), 1);
         assert!(r.all_acked());
@@ -576,7 +582,10 @@ mod tests {
         let later = now + Duration::from_millis(100);
         r.handle_acks(later, &[1]);
         r.handle_acks(later, &[2]);
-        assert!(r.poll_transmit(later).is_none(), "two higher acks are not enough");
+        assert!(
+            r.poll_transmit(later).is_none(),
+            "two higher acks are not enough"
+        );
         r.handle_acks(later, &[3]);
         let tx = r.poll_transmit(later).unwrap();
         assert_eq!((tx.message_id, tx.is_retransmit), (0, true));
@@ -589,10 +598,19 @@ mod tests {
     #[test]
     fn out_of_order_messages_are_buffered_and_delivered_in_order() {
         let mut r = rel();
-        assert_eq!(r.handle_message(2, MessageKind::Control, b"c"), Incoming::Accepted);
-        assert_eq!(r.handle_message(1, MessageKind::Control, b"b"), Incoming::Accepted);
+        assert_eq!(
+            r.handle_message(2, MessageKind::Control, b"c"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(1, MessageKind::Control, b"b"),
+            Incoming::Accepted
+        );
         assert!(drain(&mut r).is_empty());
-        assert_eq!(r.handle_message(0, MessageKind::HardReset, b""), Incoming::Accepted);
+        assert_eq!(
+            r.handle_message(0, MessageKind::HardReset, b""),
+            Incoming::Accepted
+        );
         let d = r.poll_received().unwrap();
         assert_eq!((d.message_id, d.kind), (0, MessageKind::HardReset));
         assert_eq!(drain(&mut r), vec![b"b".to_vec(), b"c".to_vec()]);
@@ -602,11 +620,20 @@ mod tests {
     #[test]
     fn duplicates_are_acked_again_but_not_delivered() {
         let mut r = rel();
-        assert_eq!(r.handle_message(0, MessageKind::Control, b"a"), Incoming::Accepted);
+        assert_eq!(
+            r.handle_message(0, MessageKind::Control, b"a"),
+            Incoming::Accepted
+        );
         assert_eq!(r.poll_ack().unwrap().as_slice(), &[0]);
-        assert_eq!(r.handle_message(0, MessageKind::Control, b"a"), Incoming::Replay);
+        assert_eq!(
+            r.handle_message(0, MessageKind::Control, b"a"),
+            Incoming::Replay
+        );
         assert_eq!(drain(&mut r), vec![b"a".to_vec()]);
-        assert_eq!(r.handle_message(0, MessageKind::Control, b"a"), Incoming::Replay);
+        assert_eq!(
+            r.handle_message(0, MessageKind::Control, b"a"),
+            Incoming::Replay
+        );
         assert_eq!(r.poll_ack().unwrap().as_slice(), &[0]);
         assert!(drain(&mut r).is_empty());
     }
@@ -614,9 +641,15 @@ mod tests {
     #[test]
     fn message_too_far_ahead_is_dropped_without_ack() {
         let mut r = rel();
-        assert_eq!(r.handle_message(12, MessageKind::Control, b"z"), Incoming::OutOfWindow);
+        assert_eq!(
+            r.handle_message(12, MessageKind::Control, b"z"),
+            Incoming::OutOfWindow
+        );
         assert!(!r.has_pending_acks());
-        assert_eq!(r.handle_message(11, MessageKind::Control, b"y"), Incoming::Accepted);
+        assert_eq!(
+            r.handle_message(11, MessageKind::Control, b"y"),
+            Incoming::Accepted
+        );
         assert!(r.has_pending_acks());
     }
 
@@ -624,33 +657,69 @@ mod tests {
     fn full_receive_buffers_drop_without_ack() {
         let mut r = rel();
         for id in 0..12 {
-            assert_eq!(r.handle_message(id, MessageKind::Control, b"m"), Incoming::Accepted);
+            assert_eq!(
+                r.handle_message(id, MessageKind::Control, b"m"),
+                Incoming::Accepted
+            );
         }
         let _ = r.poll_ack();
         let _ = r.poll_ack();
-        assert_eq!(r.handle_message(3, MessageKind::Control, b"m"), Incoming::NoFreeBuffer);
+        assert_eq!(
+            r.handle_message(3, MessageKind::Control, b"m"),
+            Incoming::NoFreeBuffer
+        );
         assert!(!r.has_pending_acks());
         assert!(r.poll_received().is_some());
-        assert_eq!(r.handle_message(3, MessageKind::Control, b"m"), Incoming::Replay);
+        assert_eq!(
+            r.handle_message(3, MessageKind::Control, b"m"),
+            Incoming::Replay
+        );
     }
 
     #[test]
     fn receive_window_is_wrap_aware() {
         let mut r = Reliable::starting_at(ReliableConfig::default(), 0, u32::MAX - 1);
-        assert_eq!(r.handle_message(3, MessageKind::Control, b"d"), Incoming::Accepted);
-        assert_eq!(r.handle_message(u32::MAX, MessageKind::Control, b"b"), Incoming::Accepted);
-        assert_eq!(r.handle_message(0, MessageKind::Control, b"c"), Incoming::Accepted);
-        assert_eq!(r.handle_message(u32::MAX - 1, MessageKind::Control, b"a"), Incoming::Accepted);
-        assert_eq!(r.handle_message(1, MessageKind::Control, b"x"), Incoming::Accepted);
-        assert_eq!(r.handle_message(2, MessageKind::Control, b"y"), Incoming::Accepted);
+        assert_eq!(
+            r.handle_message(3, MessageKind::Control, b"d"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(u32::MAX, MessageKind::Control, b"b"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(0, MessageKind::Control, b"c"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(u32::MAX - 1, MessageKind::Control, b"a"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(1, MessageKind::Control, b"x"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(2, MessageKind::Control, b"y"),
+            Incoming::Accepted
+        );
         assert_eq!(
             drain(&mut r),
             [&b"a"[..], b"b", b"c", b"x", b"y", b"d"].map(|s| s.to_vec())
         );
         assert_eq!(r.next_expected(), 4);
-        assert_eq!(r.handle_message(u32::MAX, MessageKind::Control, b"b"), Incoming::Replay);
-        assert_eq!(r.handle_message(15, MessageKind::Control, b"q"), Incoming::Accepted);
-        assert_eq!(r.handle_message(16, MessageKind::Control, b"q"), Incoming::OutOfWindow);
+        assert_eq!(
+            r.handle_message(u32::MAX, MessageKind::Control, b"b"),
+            Incoming::Replay
+        );
+        assert_eq!(
+            r.handle_message(15, MessageKind::Control, b"q"),
+            Incoming::Accepted
+        );
+        assert_eq!(
+            r.handle_message(16, MessageKind::Control, b"q"),
+            Incoming::OutOfWindow
+        );
     }
 
     #[test]
@@ -700,11 +769,15 @@ mod tests {
         let mut r = Reliable::new(ReliableConfig::default());
         r.handle_message(0, MessageKind::HardReset, b"");
         r.queue_send(MessageKind::HardReset, vec![]).unwrap();
-        r.queue_send(MessageKind::Control, b"hello".to_vec()).unwrap();
+        r.queue_send(MessageKind::Control, b"hello".to_vec())
+            .unwrap();
         assert_eq!(r.poll_transmit(now).unwrap().acks.as_slice(), &[0]);
         // Nothing pending any more, but the MRU list repeats 0.
         assert_eq!(r.poll_transmit(now).unwrap().acks.as_slice(), &[0]);
-        assert!(r.poll_ack().is_none(), "repetition alone never makes a P_ACK_V1");
+        assert!(
+            r.poll_ack().is_none(),
+            "repetition alone never makes a P_ACK_V1"
+        );
         r.handle_message(1, MessageKind::Control, b"x");
         assert_eq!(r.poll_ack().unwrap().as_slice(), &[1, 0]);
     }
@@ -714,8 +787,14 @@ mod tests {
         let now = t0();
         let mut r = Reliable::after_cookie(ReliableConfig::default());
         assert_eq!(r.next_send_id(), 1);
-        assert_eq!(r.handle_message(0, MessageKind::HardReset, b""), Incoming::Replay);
-        assert_eq!(r.handle_message(1, MessageKind::Control, b"hello"), Incoming::Accepted);
+        assert_eq!(
+            r.handle_message(0, MessageKind::HardReset, b""),
+            Incoming::Replay
+        );
+        assert_eq!(
+            r.handle_message(1, MessageKind::Control, b"hello"),
+            Incoming::Accepted
+        );
         assert_eq!(r.poll_received().unwrap().message_id, 1);
         assert_eq!(r.queue_send(MessageKind::Control, b"sh".to_vec()), Ok(1));
         // The client's ack of our stateless reset (id 0) is harmless.
@@ -761,7 +840,11 @@ mod tests {
             }
 
             fn send(&mut self, now: Instant, dst: usize, p: Pkt) {
-                let copies = if self.rand() % 100 < self.dup_pct { 2 } else { 1 };
+                let copies = if self.rand() % 100 < self.dup_pct {
+                    2
+                } else {
+                    1
+                };
                 for _ in 0..copies {
                     if self.rand() % 100 < self.loss_pct {
                         continue;
@@ -843,9 +926,9 @@ mod tests {
                         (None, None) => {}
                     }
                 }
-                for side in 0..2 {
+                for (side, received) in got.iter().enumerate() {
                     let want: Vec<Vec<u8>> = (0..n_msgs).map(|i| msg(1 - side, i)).collect();
-                    prop_assert_eq!(&got[side], &want);
+                    prop_assert_eq!(received, &want);
                 }
             }
         }

@@ -34,8 +34,8 @@ use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions,
-    SslStream, SslVerifyMode, SslVersion,
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{
@@ -62,6 +62,11 @@ const V_ERR_SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
 const V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
 const V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: i32 = 21;
 const V_ERR_CERT_REVOKED: i32 = 23;
+const V_ERR_INVALID_PURPOSE: i32 = 26;
+// ERR_LIB_SSL and SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: a server with
+// `verify-client-cert require` fails this way, not through the verify callback.
+const ERR_LIB_SSL: i32 = 20;
+const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: i32 = 199;
 
 /// Which end of the TLS handshake we are (the OpenVPN client is always the TLS client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,8 +433,12 @@ impl TlsContext {
                 }
                 let p12 = Pkcs12::from_der(der).map_err(TlsConfigError::Pkcs12)?;
                 let parsed = p12.parse2(password).map_err(TlsConfigError::Pkcs12)?;
-                let leaf = parsed.cert.ok_or(TlsConfigError::Pkcs12Missing("certificate"))?;
-                let key = parsed.pkey.ok_or(TlsConfigError::Pkcs12Missing("private key"))?;
+                let leaf = parsed
+                    .cert
+                    .ok_or(TlsConfigError::Pkcs12Missing("certificate"))?;
+                let key = parsed
+                    .pkey
+                    .ok_or(TlsConfigError::Pkcs12Missing("private key"))?;
                 if let Some(ca) = parsed.ca {
                     extra_ca.extend(ca);
                 }
@@ -533,7 +542,9 @@ fn install_identity(
     for c in chain {
         b.add_extra_chain_cert(c).map_err(TlsConfigError::Cert)?;
     }
-    b.set_private_key(key).map_err(TlsConfigError::Key)?;
+    // The key parsed already, so a refusal here means it is not the cert's key.
+    b.set_private_key(key)
+        .map_err(TlsConfigError::KeyMismatch)?;
     b.check_private_key().map_err(TlsConfigError::KeyMismatch)
 }
 
@@ -595,8 +606,16 @@ pub fn subject_string(name: &X509NameRef) -> String {
         .join(", ")
 }
 
-fn map_verify_error(code: i32, depth: u32, detail: &str) -> CertRejection {
+fn map_verify_error(code: i32, depth: u32, detail: &str, role: TlsRole) -> CertRejection {
     match code {
+        // OpenSSL's own purpose check (a TLS client checks for a server
+        // certificate and vice versa) fails on the EKU before ours runs.
+        V_ERR_INVALID_PURPOSE if depth == 0 => CertRejection::WrongExtendedKeyUsage {
+            expected: match role {
+                TlsRole::Client => CertType::Server,
+                TlsRole::Server => CertType::Client,
+            },
+        },
         V_ERR_CERT_HAS_EXPIRED => CertRejection::Expired { depth },
         V_ERR_CERT_NOT_YET_VALID => CertRejection::NotYetValid { depth },
         V_ERR_CERT_SIGNATURE_FAILURE => CertRejection::BadSignature { depth },
@@ -640,7 +659,10 @@ fn check_leaf(
             CertType::Server => X509ExtendedKeyUsage::SSL_SERVER,
             CertType::Client => X509ExtendedKeyUsage::SSL_CLIENT,
         };
-        if !leaf.extended_key_usage().is_some_and(|eku| eku.contains(want)) {
+        if !leaf
+            .extended_key_usage()
+            .is_some_and(|eku| eku.contains(want))
+        {
             return Err(CertRejection::WrongExtendedKeyUsage { expected });
         }
     }
@@ -735,18 +757,22 @@ impl TlsSession {
         let slot = Arc::clone(&verify);
         let checks = Arc::clone(&ctx.checks);
         let verify_time = ctx.verify_time;
+        let role = ctx.role;
         ssl.set_verify_callback(ctx.verify_mode, move |preverify_ok, x509| {
             let depth = x509.error_depth();
             if !preverify_ok {
                 let err = x509.error();
-                record(&slot, map_verify_error(err.as_raw(), depth, err.error_string()));
+                record(
+                    &slot,
+                    map_verify_error(err.as_raw(), depth, err.error_string(), role),
+                );
                 return false;
             }
-            if depth == 0 {
-                if let Err(r) = check_leaf(&checks, verify_time, x509) {
-                    record(&slot, r);
-                    return false;
-                }
+            if depth == 0
+                && let Err(r) = check_leaf(&checks, verify_time, x509)
+            {
+                record(&slot, r);
+                return false;
             }
             true
         });
@@ -789,6 +815,15 @@ impl TlsSession {
             && let Some(r) = g.take()
         {
             return TlsError::PeerCertRejected(r);
+        }
+        let no_peer_cert = e.ssl_error().is_some_and(|stack| {
+            stack.errors().iter().any(|x| {
+                x.library_code() == ERR_LIB_SSL
+                    && x.reason_code() == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE
+            })
+        });
+        if no_peer_cert {
+            return TlsError::PeerCertRejected(CertRejection::NoCertificate);
         }
         TlsError::Protocol {
             message: e.to_string(),
@@ -912,5 +947,631 @@ impl TlsSession {
     /// The negotiated cipher suite name.
     pub fn cipher_name(&self) -> Option<&'static str> {
         self.stream.ssl().current_cipher().map(|c| c.name())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use openssl::asn1::Asn1Integer;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::x509::extension::{
+        AuthorityKeyIdentifier, BasicConstraints, CrlNumber, ExtendedKeyUsage, KeyUsage,
+    };
+    use openssl::x509::{X509CrlBuilder, X509Name, X509RevokedBuilder};
+
+    use super::*;
+
+    pub(crate) const CA: &[u8] = include_bytes!("../../../testdata/openvpn-2.6.14/pki/ca.crt");
+    const CA_KEY: &[u8] = include_bytes!("../../../testdata/openvpn-2.6.14/pki/ca.key");
+    pub(crate) const SERVER_CRT: &[u8] =
+        include_bytes!("../../../testdata/openvpn-2.6.14/pki/server.crt");
+    pub(crate) const SERVER_KEY: &[u8] =
+        include_bytes!("../../../testdata/openvpn-2.6.14/pki/server.key");
+    pub(crate) const CLIENT_CRT: &[u8] =
+        include_bytes!("../../../testdata/openvpn-2.6.14/pki/client.crt");
+    pub(crate) const CLIENT_KEY: &[u8] =
+        include_bytes!("../../../testdata/openvpn-2.6.14/pki/client.key");
+
+    /// 2027-01-01T00:00:00Z: inside every testdata certificate's validity.
+    pub(crate) const T_2027: i64 = 1_798_761_600;
+    /// 2040-01-01T00:00:00Z: after every testdata certificate expired.
+    const T_2040: i64 = 2_208_988_800;
+
+    fn pem(cert: &[u8], key: &[u8]) -> Option<Identity> {
+        Some(Identity::Pem {
+            cert: cert.to_vec(),
+            key: key.to_vec(),
+        })
+    }
+
+    pub(crate) fn server_cfg() -> TlsConfig {
+        let mut c = TlsConfig::new(TlsRole::Server, CA.to_vec(), pem(SERVER_CRT, SERVER_KEY));
+        c.remote_cert_tls = Some(CertType::Client);
+        c.verify_time = Some(T_2027);
+        c
+    }
+
+    pub(crate) fn client_cfg() -> TlsConfig {
+        let mut c = TlsConfig::new(TlsRole::Client, CA.to_vec(), pem(CLIENT_CRT, CLIENT_KEY));
+        c.remote_cert_tls = Some(CertType::Server);
+        c.verify_time = Some(T_2027);
+        c
+    }
+
+    /// Run both sessions against each other until neither has anything to
+    /// send; control-packet-sized chunks exercise the re-assembly.
+    fn pump(
+        c: &mut TlsSession,
+        s: &mut TlsSession,
+    ) -> (Result<(), TlsError>, Result<(), TlsError>) {
+        let (mut rc, mut rs) = (Ok(()), Ok(()));
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(chunk) = c.poll_ciphertext(1100) {
+                moved = true;
+                if rs.is_ok() {
+                    rs = s.handle_ciphertext(&chunk);
+                }
+            }
+            while let Some(chunk) = s.poll_ciphertext(1100) {
+                moved = true;
+                if rc.is_ok() {
+                    rc = c.handle_ciphertext(&chunk);
+                }
+            }
+            if !moved {
+                return (rc, rs);
+            }
+        }
+        panic!("TLS pump did not settle");
+    }
+
+    fn connect(
+        cc: &TlsConfig,
+        sc: &TlsConfig,
+    ) -> (
+        TlsSession,
+        TlsSession,
+        Result<(), TlsError>,
+        Result<(), TlsError>,
+    ) {
+        let cctx = TlsContext::new(cc).unwrap();
+        let sctx = TlsContext::new(sc).unwrap();
+        let mut c = TlsSession::new(&cctx).unwrap();
+        let mut s = TlsSession::new(&sctx).unwrap();
+        let (rc, rs) = pump(&mut c, &mut s);
+        (c, s, rc, rs)
+    }
+
+    fn ec_key() -> PKey<Private> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+    }
+
+    fn name(cn: &str) -> X509Name {
+        let mut n = X509Name::builder().unwrap();
+        n.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+        n.build()
+    }
+
+    struct LeafSpec<'a> {
+        cn: &'a str,
+        serial: u32,
+        key_usage: bool,
+        eku: Option<&'a str>,
+        not_before: i64,
+        not_after: i64,
+    }
+
+    fn issue(
+        spec: &LeafSpec<'_>,
+        issuer: Option<(&X509Ref, &PKey<Private>)>,
+    ) -> (X509, PKey<Private>) {
+        let key = ec_key();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let serial: Asn1Integer = BigNum::from_u32(spec.serial)
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap();
+        b.set_serial_number(&serial).unwrap();
+        b.set_subject_name(&name(spec.cn)).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::from_unix(spec.not_before).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_unix(spec.not_after).unwrap())
+            .unwrap();
+        match issuer {
+            None => {
+                b.set_issuer_name(&name(spec.cn)).unwrap();
+                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                    .unwrap();
+                b.append_extension(KeyUsage::new().key_cert_sign().crl_sign().build().unwrap())
+                    .unwrap();
+                b.sign(&key, MessageDigest::sha256()).unwrap();
+            }
+            Some((ca, ca_key)) => {
+                b.set_issuer_name(ca.subject_name()).unwrap();
+                b.append_extension(BasicConstraints::new().build().unwrap())
+                    .unwrap();
+                if spec.key_usage {
+                    b.append_extension(
+                        KeyUsage::new()
+                            .critical()
+                            .digital_signature()
+                            .build()
+                            .unwrap(),
+                    )
+                    .unwrap();
+                }
+                match spec.eku {
+                    Some("server") => b
+                        .append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+                        .unwrap(),
+                    Some("client") => b
+                        .append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
+                        .unwrap(),
+                    _ => {}
+                }
+                b.sign(ca_key, MessageDigest::sha256()).unwrap();
+            }
+        }
+        (b.build(), key)
+    }
+
+    fn testdata_ca() -> (X509, PKey<Private>) {
+        (
+            X509::from_pem(CA).unwrap(),
+            PKey::private_key_from_pem(CA_KEY).unwrap(),
+        )
+    }
+
+    fn identity(cert: &X509, key: &PKey<Private>) -> Option<Identity> {
+        Some(Identity::Pem {
+            cert: cert.to_pem().unwrap(),
+            key: key.private_key_to_pem_pkcs8().unwrap(),
+        })
+    }
+
+    const Y2026: i64 = 1_767_225_600; // 2026-01-01
+
+    #[test]
+    fn tls13_handshake_in_memory_gives_equal_256_byte_ekm_on_both_sides() {
+        let (c, s, rc, rs) = connect(&client_cfg(), &server_cfg());
+        rc.unwrap();
+        rs.unwrap();
+        assert!(c.is_handshake_complete() && s.is_handshake_complete());
+        assert_eq!(c.protocol_version(), "TLSv1.3");
+        let ck = c.export_keying_material(EKM_LABEL_DATAKEYS).unwrap();
+        let sk = s.export_keying_material(EKM_LABEL_DATAKEYS).unwrap();
+        assert_eq!(ck, sk);
+        assert_eq!(ck.len(), 256);
+        let cd = c.export_keying_material(EKM_LABEL_DYN_TLS_CRYPT).unwrap();
+        assert_eq!(
+            cd,
+            s.export_keying_material(EKM_LABEL_DYN_TLS_CRYPT).unwrap()
+        );
+        assert_ne!(cd, ck, "labels must separate the exports");
+        assert_eq!(c.peer_common_name().as_deref(), Some("server"));
+        assert_eq!(s.peer_common_name().as_deref(), Some("client"));
+    }
+
+    #[test]
+    fn tls12_handshake_in_memory_gives_equal_ekm() {
+        let mut cc = client_cfg();
+        cc.version_max = Some(TlsVersion::Tls12);
+        let (c, s, rc, rs) = connect(&cc, &server_cfg());
+        rc.unwrap();
+        rs.unwrap();
+        assert_eq!(c.protocol_version(), "TLSv1.2");
+        assert_eq!(s.protocol_version(), "TLSv1.2");
+        assert_eq!(
+            c.export_keying_material(EKM_LABEL_DATAKEYS).unwrap(),
+            s.export_keying_material(EKM_LABEL_DATAKEYS).unwrap()
+        );
+    }
+
+    #[test]
+    fn version_min_above_peer_max_fails_the_handshake() {
+        let mut cc = client_cfg();
+        cc.version_max = Some(TlsVersion::Tls12);
+        let mut sc = server_cfg();
+        sc.version_min = TlsVersion::Tls13;
+        let (_, _, rc, rs) = connect(&cc, &sc);
+        assert!(matches!(rs, Err(TlsError::Protocol { .. })), "{rs:?}");
+        assert!(matches!(rc, Err(TlsError::Protocol { .. })), "{rc:?}");
+        let mut bad = client_cfg();
+        bad.version_min = TlsVersion::Tls13;
+        bad.version_max = Some(TlsVersion::Tls12);
+        assert!(matches!(
+            TlsContext::new(&bad),
+            Err(TlsConfigError::VersionRange)
+        ));
+    }
+
+    #[test]
+    fn plaintext_written_before_the_handshake_arrives_as_one_record_per_write() {
+        let cctx = TlsContext::new(&client_cfg()).unwrap();
+        let sctx = TlsContext::new(&server_cfg()).unwrap();
+        let mut c = TlsSession::new(&cctx).unwrap();
+        let mut s = TlsSession::new(&sctx).unwrap();
+        assert!(matches!(
+            c.export_keying_material(EKM_LABEL_DATAKEYS),
+            Err(TlsError::HandshakeIncomplete)
+        ));
+        c.write_plaintext(b"key-method-2 message").unwrap();
+        c.write_plaintext(b"PUSH_REQUEST\0").unwrap();
+        let (rc, rs) = pump(&mut c, &mut s);
+        rc.unwrap();
+        rs.unwrap();
+        assert_eq!(s.poll_plaintext().unwrap(), b"key-method-2 message");
+        assert_eq!(s.poll_plaintext().unwrap(), b"PUSH_REQUEST\0");
+        assert_eq!(s.poll_plaintext(), None);
+        s.write_plaintext(b"PUSH_REPLY,ping 10\0").unwrap();
+        let (rc, rs) = pump(&mut c, &mut s);
+        rc.unwrap();
+        rs.unwrap();
+        assert_eq!(c.poll_plaintext().unwrap(), b"PUSH_REPLY,ping 10\0");
+    }
+
+    #[test]
+    fn rejects_client_certificate_from_another_ca() {
+        let (other_ca, other_key) = issue(
+            &LeafSpec {
+                cn: "Other CA",
+                serial: 1,
+                key_usage: true,
+                eku: None,
+                not_before: Y2026,
+                not_after: T_2040,
+            },
+            None,
+        );
+        let (cert, key) = issue(
+            &LeafSpec {
+                cn: "client",
+                serial: 2,
+                key_usage: true,
+                eku: Some("client"),
+                not_before: Y2026,
+                not_after: T_2040,
+            },
+            Some((&other_ca, &other_key)),
+        );
+        let mut cc = client_cfg();
+        cc.identity = identity(&cert, &key);
+        let (_, _, rc, rs) = connect(&cc, &server_cfg());
+        assert!(
+            matches!(
+                rs,
+                Err(TlsError::PeerCertRejected(CertRejection::UntrustedIssuer {
+                    depth: 0,
+                    ..
+                }))
+            ),
+            "{rs:?}"
+        );
+        // The client learns of it from the server's alert.
+        assert!(matches!(rc, Err(TlsError::Protocol { .. })), "{rc:?}");
+    }
+
+    #[test]
+    fn remote_cert_tls_server_rejects_a_client_certificate_presented_as_server() {
+        let mut sc = server_cfg();
+        sc.identity = pem(CLIENT_CRT, CLIENT_KEY);
+        let (_, _, rc, _) = connect(&client_cfg(), &sc);
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(
+                    CertRejection::WrongExtendedKeyUsage {
+                        expected: CertType::Server
+                    }
+                ))
+            ),
+            "{rc:?}"
+        );
+    }
+
+    #[test]
+    fn remote_cert_tls_requires_a_key_usage_extension() {
+        let (ca, ca_key) = testdata_ca();
+        let (cert, key) = issue(
+            &LeafSpec {
+                cn: "server",
+                serial: 77,
+                key_usage: false,
+                eku: Some("server"),
+                not_before: Y2026,
+                not_after: T_2040,
+            },
+            Some((&ca, &ca_key)),
+        );
+        let mut sc = server_cfg();
+        sc.identity = identity(&cert, &key);
+        let (_, _, rc, _) = connect(&client_cfg(), &sc);
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(CertRejection::MissingKeyUsage {
+                    expected: CertType::Server
+                }))
+            ),
+            "{rc:?}"
+        );
+        // Without remote-cert-tls the same certificate is fine.
+        let mut cc = client_cfg();
+        cc.remote_cert_tls = None;
+        let (_, _, rc, rs) = connect(&cc, &sc);
+        rc.unwrap();
+        rs.unwrap();
+    }
+
+    #[test]
+    fn verify_x509_name_matches_subject_name_and_prefix_and_rejects_others() {
+        for check in [
+            X509NameCheck::Name("server".into()),
+            X509NameCheck::NamePrefix("serv".into()),
+            X509NameCheck::Subject("CN=server".into()),
+        ] {
+            let mut cc = client_cfg();
+            cc.verify_x509_name = Some(check.clone());
+            let (_, _, rc, rs) = connect(&cc, &server_cfg());
+            assert!(rc.is_ok() && rs.is_ok(), "{check:?}: {rc:?} {rs:?}");
+        }
+        let mut cc = client_cfg();
+        cc.verify_x509_name = Some(X509NameCheck::Name("vpn.example".into()));
+        let (_, _, rc, _) = connect(&cc, &server_cfg());
+        match rc {
+            Err(TlsError::PeerCertRejected(CertRejection::X509NameMismatch { actual, .. })) => {
+                assert_eq!(actual, "server")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn crl_revoking(serials: &[&openssl::asn1::Asn1IntegerRef], next_update: i64) -> Vec<u8> {
+        let (ca, ca_key) = testdata_ca();
+        let mut b = X509CrlBuilder::new().unwrap();
+        b.set_issuer_name(ca.subject_name()).unwrap();
+        let dummy = X509::builder().unwrap();
+        let v3 = dummy.x509v3_context(Some(&ca), None);
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&v3)
+            .unwrap();
+        b.append_extension(aki).unwrap();
+        b.append_extension(
+            CrlNumber::new(BigNum::from_u32(1).unwrap())
+                .unwrap()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        b.set_last_update(&Asn1Time::from_unix(Y2026).unwrap())
+            .unwrap();
+        b.set_next_update(&Asn1Time::from_unix(next_update).unwrap())
+            .unwrap();
+        for s in serials {
+            let mut r = X509RevokedBuilder::new().unwrap();
+            r.set_serial_number(s).unwrap();
+            r.set_revocation_date(&Asn1Time::from_unix(Y2026).unwrap())
+                .unwrap();
+            b.add_revoked(r.build()).unwrap();
+        }
+        b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+        b.build().unwrap().to_pem().unwrap()
+    }
+
+    #[test]
+    fn crl_verify_rejects_a_revoked_client_certificate() {
+        let client = X509::from_pem(CLIENT_CRT).unwrap();
+        let mut sc = server_cfg();
+        sc.crl = Some(crl_revoking(&[client.serial_number()], T_2040));
+        let (_, _, _, rs) = connect(&client_cfg(), &sc);
+        let expected = client
+            .serial_number()
+            .to_bn()
+            .unwrap()
+            .to_hex_str()
+            .unwrap()
+            .to_string();
+        match rs {
+            Err(TlsError::PeerCertRejected(CertRejection::Revoked { serial })) => {
+                assert_eq!(serial, expected)
+            }
+            other => panic!("{other:?}"),
+        }
+        // A CRL that lists another serial lets the client in.
+        let server = X509::from_pem(SERVER_CRT).unwrap();
+        sc.crl = Some(crl_revoking(&[server.serial_number()], T_2040));
+        let (_, _, rc, rs) = connect(&client_cfg(), &sc);
+        rc.unwrap();
+        rs.unwrap();
+    }
+
+    #[test]
+    fn crl_verify_rejects_an_expired_crl() {
+        let mut sc = server_cfg();
+        sc.crl = Some(crl_revoking(&[], Y2026 + 86_400));
+        let (_, _, _, rs) = connect(&client_cfg(), &sc);
+        assert!(
+            matches!(
+                rs,
+                Err(TlsError::PeerCertRejected(CertRejection::CrlExpired))
+            ),
+            "{rs:?}"
+        );
+    }
+
+    #[test]
+    fn expired_certificate_is_rejected_at_the_injected_time() {
+        let mut cc = client_cfg();
+        cc.verify_time = Some(T_2040);
+        let (_, _, rc, _) = connect(&cc, &server_cfg());
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(CertRejection::Expired { .. }))
+            ),
+            "{rc:?}"
+        );
+        // A leaf that expired while its CA is still valid is reported at depth 0.
+        let (ca, ca_key) = testdata_ca();
+        let (cert, key) = issue(
+            &LeafSpec {
+                cn: "server",
+                serial: 78,
+                key_usage: true,
+                eku: Some("server"),
+                not_before: Y2026,
+                not_after: T_2027 - 86_400,
+            },
+            Some((&ca, &ca_key)),
+        );
+        let mut sc = server_cfg();
+        sc.identity = identity(&cert, &key);
+        let (_, _, rc, _) = connect(&client_cfg(), &sc);
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(CertRejection::Expired {
+                    depth: 0
+                }))
+            ),
+            "{rc:?}"
+        );
+        // And a certificate not yet valid at the injected time.
+        let mut cc = client_cfg();
+        cc.verify_time = Some(Y2026);
+        let (_, _, rc, _) = connect(&cc, &server_cfg());
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(
+                    CertRejection::NotYetValid { .. }
+                ))
+            ),
+            "{rc:?}"
+        );
+    }
+
+    #[test]
+    fn verify_client_cert_none_optional_require() {
+        let mut cc = client_cfg();
+        cc.identity = None;
+        let mut sc = server_cfg();
+        sc.verify_client_cert = VerifyClientCert::Require;
+        let (_, _, _, rs) = connect(&cc, &sc);
+        assert!(
+            matches!(
+                rs,
+                Err(TlsError::PeerCertRejected(CertRejection::NoCertificate))
+            ),
+            "{rs:?}"
+        );
+        for mode in [VerifyClientCert::Optional, VerifyClientCert::None] {
+            sc.verify_client_cert = mode;
+            let (_, s, rc, rs) = connect(&cc, &sc);
+            assert!(rc.is_ok() && rs.is_ok(), "{mode:?}: {rc:?} {rs:?}");
+            assert_eq!(s.peer_common_name(), None);
+        }
+        // Optional still verifies a certificate that is presented.
+        sc.verify_client_cert = VerifyClientCert::Optional;
+        let mut cc = client_cfg();
+        cc.identity = pem(SERVER_CRT, SERVER_KEY);
+        let (_, _, _, rs) = connect(&cc, &sc);
+        assert!(
+            matches!(
+                rs,
+                Err(TlsError::PeerCertRejected(
+                    CertRejection::WrongExtendedKeyUsage { .. }
+                ))
+            ),
+            "{rs:?}"
+        );
+    }
+
+    #[test]
+    fn pkcs12_identity_with_its_own_ca_is_usable() {
+        let (ca, _) = testdata_ca();
+        let cert = X509::from_pem(SERVER_CRT).unwrap();
+        let key = PKey::private_key_from_pem(SERVER_KEY).unwrap();
+        let mut cas = openssl::stack::Stack::new().unwrap();
+        cas.push(ca).unwrap();
+        let p12 = Pkcs12::builder()
+            .name("server")
+            .pkey(&key)
+            .cert(&cert)
+            .ca(cas)
+            .build2("secret")
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let mut sc = server_cfg();
+        sc.ca = Vec::new();
+        sc.identity = Some(Identity::Pkcs12 {
+            der: p12.clone(),
+            password: "secret".into(),
+        });
+        let (c, _, rc, rs) = connect(&client_cfg(), &sc);
+        rc.unwrap();
+        rs.unwrap();
+        assert_eq!(c.peer_common_name().as_deref(), Some("server"));
+        sc.identity = Some(Identity::Pkcs12 {
+            der: p12,
+            password: "wrong".into(),
+        });
+        assert!(matches!(
+            TlsContext::new(&sc),
+            Err(TlsConfigError::Pkcs12(_))
+        ));
+    }
+
+    #[test]
+    fn config_errors_name_the_bad_input() {
+        let mut sc = server_cfg();
+        sc.identity = pem(SERVER_CRT, CLIENT_KEY);
+        assert!(matches!(
+            TlsContext::new(&sc),
+            Err(TlsConfigError::KeyMismatch(_))
+        ));
+        let mut sc = server_cfg();
+        sc.ca = b"not a pem".to_vec();
+        assert!(matches!(
+            TlsContext::new(&sc),
+            Err(TlsConfigError::Ca(_) | TlsConfigError::NoCa)
+        ));
+        let mut sc = server_cfg();
+        sc.groups = Some("no-such-curve".into());
+        assert!(matches!(
+            TlsContext::new(&sc),
+            Err(TlsConfigError::Groups { .. })
+        ));
+        let mut sc = server_cfg();
+        sc.identity = None;
+        assert!(matches!(
+            TlsContext::new(&sc),
+            Err(TlsConfigError::ServerWithoutIdentity)
+        ));
+        let mut sc = server_cfg();
+        sc.crl = Some(b"garbage".to_vec());
+        assert!(matches!(TlsContext::new(&sc), Err(TlsConfigError::Crl(_))));
+    }
+
+    #[test]
+    fn ecdh_curve_restricts_the_key_exchange_group() {
+        let mut sc = server_cfg();
+        sc.groups = Some("prime256v1".into());
+        let mut cc = client_cfg();
+        cc.groups = Some("X25519:prime256v1".into());
+        let (_, _, rc, rs) = connect(&cc, &sc);
+        rc.unwrap();
+        rs.unwrap();
+        cc.groups = Some("X25519".into());
+        let (_, _, rc, rs) = connect(&cc, &sc);
+        assert!(rc.is_err() && rs.is_err());
     }
 }
