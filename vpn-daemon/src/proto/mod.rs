@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod key_method;
+pub mod ncp;
 pub mod reliable;
 pub mod timers;
 pub mod tls;
