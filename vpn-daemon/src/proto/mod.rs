@@ -4,6 +4,7 @@
 //! bytes to send, plaintext packets for tun, events, and the next deadline.
 #![forbid(unsafe_code)]
 
+pub mod control_msg;
 pub mod key_method;
 pub mod ncp;
 pub mod reliable;
