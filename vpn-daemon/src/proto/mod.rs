@@ -7,6 +7,7 @@
 pub mod control_msg;
 pub mod key_method;
 pub mod ncp;
+pub mod push;
 pub mod reliable;
 pub mod timers;
 pub mod tls;
