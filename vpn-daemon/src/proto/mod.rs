@@ -4,7 +4,10 @@
 //! bytes to send, plaintext packets for tun, events, and the next deadline.
 #![forbid(unsafe_code)]
 
+// Control-channel pieces: reliability, TLS over memory, key-method 2,
+// control messages, push options, cipher negotiation, timers, events.
 pub mod control_msg;
+pub mod event;
 pub mod key_method;
 pub mod ncp;
 pub mod push;

@@ -212,19 +212,22 @@ mod tests {
         }
     }
 
+    /// (server list, IV_CIPHERS, IV_NCP, OCC cipher, fallback, expected cipher and source)
+    type Case<'a> = (
+        &'a CipherList,
+        Option<&'a str>,
+        Option<u32>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<(&'a str, NcpSource)>,
+    );
+
     #[test]
     fn server_selection_table() {
         let ours = CipherList::parse(DEFAULT_DATA_CIPHERS);
         let chacha_first = CipherList::parse("CHACHA20-POLY1305:AES-256-GCM");
         // (server list, IV_CIPHERS, IV_NCP, OCC cipher, fallback) -> cipher, source
-        let cases: &[(
-            &CipherList,
-            Option<&str>,
-            Option<u32>,
-            Option<&str>,
-            Option<&str>,
-            Option<(&str, NcpSource)>,
-        )] = &[
+        let cases: &[Case<'_>] = &[
             // 2.6 client: server order wins.
             (
                 &ours,
