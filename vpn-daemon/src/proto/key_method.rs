@@ -832,6 +832,43 @@ mod tests {
     }
 
     #[test]
+    fn options_string_builder_matches_captured_tcp_and_tls_auth_strings() {
+        // From the testdata/openvpn-2.6.14 --verb 9 logs ("Local Options String").
+        let mut o = OptionsString::default_udp(TlsRole::Server);
+        o.proto = OccProto::TcpV4;
+        o.link_mtu = 1543;
+        assert_eq!(
+            o.to_string(),
+            "V4,dev-type tun,link-mtu 1543,tun-mtu 1500,proto TCPv4_SERVER,auth SHA1,keysize 128,key-method 2,tls-server"
+        );
+        let mut o = OptionsString::default_udp(TlsRole::Client);
+        o.link_mtu = 1553;
+        o.keydir = Some(1);
+        o.auth = "SHA256".into();
+        o.tls_auth = true;
+        assert_eq!(
+            o.to_string(),
+            "V4,dev-type tun,link-mtu 1553,tun-mtu 1500,proto UDPv4,keydir 1,auth SHA256,keysize 128,tls-auth,key-method 2,tls-client"
+        );
+    }
+
+    #[test]
+    fn captured_peer_info_with_a_single_data_cipher_has_no_iv_ncp() {
+        let captured = "IV_VER=2.6.14\nIV_PLAT=linux\nIV_TCPNL=1\nIV_MTU=1600\nIV_CIPHERS=AES-256-GCM\nIV_PROTO=990\nIV_LZO_STUB=1\nIV_COMP_STUB=1\nIV_COMP_STUBv2=1\n";
+        let p = PeerInfo::parse(captured).unwrap();
+        assert_eq!(p.ncp, None);
+        assert_eq!(p.ciphers, Some(vec!["AES-256-GCM".to_string()]));
+        assert_eq!(p.to_string(), captured);
+        let mut ours = PeerInfo::ours("2.6.14", &["AES-256-GCM"], 1600);
+        assert_eq!(ours.ncp, None);
+        ours.proto = IvProto::from_bits_retain(990);
+        ours.lzo_stub = true;
+        ours.comp_stub = true;
+        ours.comp_stub_v2 = true;
+        assert_eq!(ours.to_string(), captured);
+    }
+
+    #[test]
     fn occ_options_parse_exposes_cipher_and_comp_lzo() {
         let o = OccOptions::parse(OBSERVED_SERVER_OPTIONS);
         assert_eq!(o.fields.len(), 9);
