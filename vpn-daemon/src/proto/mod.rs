@@ -14,3 +14,7 @@ pub mod push;
 pub mod reliable;
 pub mod timers;
 pub mod tls;
+
+#[cfg(test)]
+#[path = "tests/control_channel.rs"]
+mod control_channel_tests;
