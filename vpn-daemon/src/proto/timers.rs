@@ -18,8 +18,6 @@ pub enum Timer {
     Retransmit = 0,
     /// `--hand-window`: the key state must reach ACTIVE before this instant.
     HandshakeWindow,
-    /// Send a P_ACK_V1 for pending acks if no other packet carried them.
-    AckDelay,
     /// `--ping`: nothing was written to the link for this long, send a ping.
     Ping,
     /// `--ping-restart`: nothing authenticated was received for this long.
@@ -42,13 +40,12 @@ pub enum Timer {
 
 impl Timer {
     /// Number of timers; the length of [`TimerTable`]'s array.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 11;
 
     /// Every timer, in index order.
     pub const ALL: [Timer; Self::COUNT] = [
         Timer::Retransmit,
         Timer::HandshakeWindow,
-        Timer::AckDelay,
         Timer::Ping,
         Timer::PingRestart,
         Timer::PingExit,

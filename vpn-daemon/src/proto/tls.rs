@@ -733,6 +733,8 @@ pub struct TlsSession {
     pending_writes: Vec<Vec<u8>>,
     /// Plaintext records read and not yet polled.
     records: std::collections::VecDeque<Vec<u8>>,
+    /// Reused for every `SSL_read` (one record at most per read).
+    read_buf: Box<[u8]>,
     closed: bool,
 }
 
@@ -787,6 +789,7 @@ impl TlsSession {
             handshake_done: false,
             pending_writes: Vec::new(),
             records: Default::default(),
+            read_buf: vec![0u8; MAX_RECORD].into_boxed_slice(),
             closed: false,
         };
         if ctx.role == TlsRole::Client {
@@ -848,11 +851,13 @@ impl TlsSession {
                 Err(e) => return Err(self.failure(&e)),
             }
         }
-        let mut buf = vec![0u8; MAX_RECORD];
         loop {
-            match self.stream.ssl_read(&mut buf) {
+            match self.stream.ssl_read(&mut self.read_buf) {
                 Ok(0) => break,
-                Ok(n) => self.records.push_back(buf[..n].to_vec()),
+                Ok(n) => {
+                    let record = self.read_buf.get(..n).unwrap_or_default().to_vec();
+                    self.records.push_back(record);
+                }
                 Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
                     break;
                 }
@@ -877,7 +882,8 @@ impl TlsSession {
         Ok(())
     }
 
-    /// Write one plaintext message as one TLS record (messages up to 16 KiB).
+    /// Write one plaintext message as one TLS record (OpenSSL splits
+    /// anything above 16 KiB; control messages stay far below).
     ///
     /// Before the handshake finishes the message is held and written as soon
     /// as it does (the client sends key-method 2 this way, doc §4.4).
@@ -1559,6 +1565,23 @@ pub(crate) mod tests {
         let mut sc = server_cfg();
         sc.crl = Some(b"garbage".to_vec());
         assert!(matches!(TlsContext::new(&sc), Err(TlsConfigError::Crl(_))));
+    }
+
+    #[test]
+    fn dh_parameters_are_loaded_from_pem_and_garbage_is_refused() {
+        let dh = Dh::get_2048_256().unwrap().params_to_pem().unwrap();
+        let mut sc = server_cfg();
+        sc.dh = Some(dh);
+        sc.version_min = TlsVersion::Tls12;
+        let mut cc = client_cfg();
+        cc.version_max = Some(TlsVersion::Tls12);
+        cc.tls_cipher = Some("DHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384".into());
+        let (_, _, rc, rs) = connect(&cc, &sc);
+        rc.unwrap();
+        rs.unwrap();
+        sc.dh =
+            Some(b"-----BEGIN DH PARAMETERS-----\nAAAA\n-----END DH PARAMETERS-----\n".to_vec());
+        assert!(matches!(TlsContext::new(&sc), Err(TlsConfigError::Dh(_))));
     }
 
     #[test]
