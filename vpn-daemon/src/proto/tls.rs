@@ -1569,14 +1569,12 @@ pub(crate) mod tests {
 
     #[test]
     fn dh_parameters_are_loaded_from_pem_and_garbage_is_refused() {
+        // The EC test certificates only allow ECDHE suites, so this checks
+        // that `dh FILE` loads and does not disturb the handshake.
         let dh = Dh::get_2048_256().unwrap().params_to_pem().unwrap();
         let mut sc = server_cfg();
         sc.dh = Some(dh);
-        sc.version_min = TlsVersion::Tls12;
-        let mut cc = client_cfg();
-        cc.version_max = Some(TlsVersion::Tls12);
-        cc.tls_cipher = Some("DHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384".into());
-        let (_, _, rc, rs) = connect(&cc, &sc);
+        let (_, _, rc, rs) = connect(&client_cfg(), &sc);
         rc.unwrap();
         rs.unwrap();
         sc.dh =
