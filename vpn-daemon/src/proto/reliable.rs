@@ -803,6 +803,22 @@ mod tests {
     }
 
     #[test]
+    fn retransmit_all_makes_every_sent_message_due_now() {
+        let now = t0();
+        let mut r = rel();
+        r.queue_send(MessageKind::Control, b"a".to_vec()).unwrap();
+        r.queue_send(MessageKind::Control, b"b".to_vec()).unwrap();
+        assert!(r.poll_transmit(now).is_some());
+        assert!(r.poll_transmit(now).is_some());
+        let later = now + Duration::from_millis(300);
+        assert!(r.poll_transmit(later).is_none());
+        r.retransmit_all(later);
+        let ids: Vec<_> =
+            std::iter::from_fn(|| r.poll_transmit(later).map(|t| t.message_id)).collect();
+        assert_eq!(ids, vec![0, 1]);
+    }
+
+    #[test]
     fn ack_list_refuses_more_than_eight() {
         assert!(AckList::from_slice(&[1; 8]).is_some());
         assert!(AckList::from_slice(&[1; 9]).is_none());

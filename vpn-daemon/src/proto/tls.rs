@@ -362,6 +362,9 @@ pub enum TlsError {
     /// The peer closed the TLS session (close_notify).
     #[error("TLS session closed by peer")]
     Closed,
+    /// An earlier error already ended this session.
+    #[error("TLS session failed earlier")]
+    Failed,
     /// Our misuse: the operation needs a finished handshake.
     #[error("TLS handshake not complete")]
     HandshakeIncomplete,
@@ -736,6 +739,8 @@ pub struct TlsSession {
     /// Reused for every `SSL_read` (one record at most per read).
     read_buf: Box<[u8]>,
     closed: bool,
+    /// A fatal error happened; OpenSSL must not be driven again.
+    failed: bool,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -791,6 +796,7 @@ impl TlsSession {
             records: Default::default(),
             read_buf: vec![0u8; MAX_RECORD].into_boxed_slice(),
             closed: false,
+            failed: false,
         };
         if ctx.role == TlsRole::Client {
             s.drive()?;
@@ -834,8 +840,22 @@ impl TlsSession {
     }
 
     fn drive(&mut self) -> Result<(), TlsError> {
+        let r = self.drive_inner();
+        if matches!(
+            r,
+            Err(TlsError::PeerCertRejected(_) | TlsError::Protocol { .. })
+        ) {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn drive_inner(&mut self) -> Result<(), TlsError> {
         if self.closed {
             return Err(TlsError::Closed);
+        }
+        if self.failed {
+            return Err(TlsError::Failed);
         }
         if !self.handshake_done {
             match self.stream.do_handshake() {
@@ -890,6 +910,9 @@ impl TlsSession {
     pub fn write_plaintext(&mut self, msg: &[u8]) -> Result<(), TlsError> {
         if self.closed {
             return Err(TlsError::Closed);
+        }
+        if self.failed {
+            return Err(TlsError::Failed);
         }
         if !self.handshake_done {
             self.pending_writes.push(msg.to_vec());
@@ -1261,6 +1284,24 @@ pub(crate) mod tests {
         );
         // The client learns of it from the server's alert.
         assert!(matches!(rc, Err(TlsError::Protocol { .. })), "{rc:?}");
+    }
+
+    #[test]
+    fn a_failed_session_stays_failed() {
+        let mut sc = server_cfg();
+        sc.identity = pem(CLIENT_CRT, CLIENT_KEY);
+        let cctx = TlsContext::new(&client_cfg()).unwrap();
+        let sctx = TlsContext::new(&sc).unwrap();
+        let mut c = TlsSession::new(&cctx).unwrap();
+        let mut s = TlsSession::new(&sctx).unwrap();
+        let (rc, _) = pump(&mut c, &mut s);
+        assert!(matches!(rc, Err(TlsError::PeerCertRejected(_))));
+        assert!(matches!(
+            c.handle_ciphertext(b"\x16\x03\x03"),
+            Err(TlsError::Failed)
+        ));
+        assert!(matches!(c.write_plaintext(b"x"), Err(TlsError::Failed)));
+        assert!(!c.is_handshake_complete());
     }
 
     #[test]
