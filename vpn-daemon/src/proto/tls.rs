@@ -597,16 +597,32 @@ fn common_name(name: &X509NameRef) -> Option<String> {
         .and_then(|e| e.data().to_string().ok())
 }
 
-/// The subject DN as OpenVPN prints it: `SN=value` joined with ", ".
+/// The subject DN as OpenVPN's `x509_get_subject` prints it (the string
+/// `verify-x509-name … subject` compares against): attributes in certificate
+/// order, short names (dotted OID when OpenSSL has none), `=`, joined with
+/// ", ", control characters escaped as `\XX`. Multi-valued RDNs are joined
+/// with ", " too (2.6 uses " + "; the openssl crate does not expose RDN sets).
 pub fn subject_string(name: &X509NameRef) -> String {
-    name.entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let val = e.data().to_string().unwrap_or_default();
-            format!("{key}={val}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = String::new();
+    for (i, e) in name.entries().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let obj = e.object();
+        match obj.nid().short_name() {
+            Ok(sn) => out.push_str(sn),
+            Err(_) => out.push_str(&obj.to_string()),
+        }
+        out.push('=');
+        for c in e.data().to_string().unwrap_or_default().chars() {
+            if c.is_control() && (c as u32) < 0x80 {
+                out.push_str(&format!("\\{:02X}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 fn map_verify_error(code: i32, depth: u32, detail: &str, role: TlsRole) -> CertRejection {
@@ -1354,6 +1370,19 @@ pub(crate) mod tests {
         let (_, _, rc, rs) = connect(&cc, &sc);
         rc.unwrap();
         rs.unwrap();
+    }
+
+    #[test]
+    fn subject_string_uses_openvpn_layout() {
+        let mut n = X509Name::builder().unwrap();
+        n.append_entry_by_nid(Nid::COUNTRYNAME, "KG").unwrap();
+        n.append_entry_by_nid(Nid::ORGANIZATIONNAME, "Example Org")
+            .unwrap();
+        n.append_entry_by_nid(Nid::COMMONNAME, "srv\u{1}1").unwrap();
+        assert_eq!(
+            subject_string(&n.build()),
+            "C=KG, O=Example Org, CN=srv\\011"
+        );
     }
 
     #[test]
