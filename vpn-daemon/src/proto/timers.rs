@@ -5,7 +5,23 @@
 //! `TimerName`) so that `poll_timeout()` is a single `min` and a test can
 //! see every armed timer at once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// `--hand-window` default: a key state must reach ACTIVE within this (doc §2.5).
+pub const DEFAULT_HAND_WINDOW: Duration = Duration::from_secs(60);
+/// Client: first PUSH_REQUEST about 1 s after the key state is ACTIVE (doc §9.2).
+pub const PUSH_REQUEST_DELAY: Duration = Duration::from_secs(1);
+/// Client: PUSH_REQUEST is repeated every 5 s until a reply part arrives.
+pub const PUSH_REQUEST_INTERVAL: Duration = Duration::from_secs(5);
+/// Server: a PUSH_REQUEST within 30 s of the last PUSH_REPLY is ignored.
+pub const PUSH_REPLY_REPEAT_GUARD: Duration = Duration::from_secs(30);
+/// 2.6 `scheduled_exit_interval`: teardown delay after AUTH_FAILED or EXIT,
+/// long enough for the reliable layer to deliver the message.
+pub const SCHEDULED_EXIT_INTERVAL: Duration = Duration::from_secs(5);
+/// `--reneg-sec` default.
+pub const DEFAULT_RENEG_SEC: Duration = Duration::from_secs(3600);
+/// `--transition-window` default: how long a lame-duck key is kept.
+pub const DEFAULT_TRANSITION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The deadlines a control session can arm.
 ///
