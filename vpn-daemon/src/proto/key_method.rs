@@ -71,6 +71,12 @@ pub enum KeyMethodError {
         /// The string field.
         field: &'static str,
     },
+    /// The encoded message would not fit the peer's 2048-byte read buffer.
+    #[error("key-method 2 message of {len} bytes exceeds {MAX_MESSAGE_LEN}")]
+    MessageTooLong {
+        /// Encoded length.
+        len: usize,
+    },
     /// A client message without pre_master, or a server message with one.
     #[error("pre_master must be present exactly in client messages")]
     PreMasterRole,
@@ -243,6 +249,10 @@ impl KeyMethod2 {
         put_string(&mut out, "username", &self.username, MAX_USER_PASS_LEN)?;
         put_string(&mut out, "password", &self.password, MAX_USER_PASS_LEN)?;
         put_string(&mut out, "peer_info", &self.peer_info, MAX_PEER_INFO_LEN)?;
+        // 2.6 reads the whole message with one 2048-byte TLS read.
+        if out.len() > MAX_MESSAGE_LEN {
+            return Err(KeyMethodError::MessageTooLong { len: out.len() });
+        }
         Ok(out)
     }
 
@@ -763,6 +773,12 @@ mod tests {
         );
         m.options = "x".repeat(MAX_OPTIONS_LEN - 1);
         assert!(m.encode(TlsRole::Client).is_ok());
+        m.peer_info = "IV_X=1\n".repeat(250);
+        assert!(matches!(
+            m.encode(TlsRole::Client),
+            Err(KeyMethodError::MessageTooLong { .. })
+        ));
+        m.peer_info.clear();
         m.password = "p".repeat(MAX_USER_PASS_LEN);
         assert!(matches!(
             m.encode(TlsRole::Client),

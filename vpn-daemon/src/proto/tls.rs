@@ -1303,6 +1303,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn garbage_ciphertext_is_a_protocol_error() {
+        let sctx = TlsContext::new(&server_cfg()).unwrap();
+        let mut s = TlsSession::new(&sctx).unwrap();
+        let r = s.handle_ciphertext(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(matches!(r, Err(TlsError::Protocol { .. })), "{r:?}");
+        // Partial records just wait for more bytes.
+        let mut s = TlsSession::new(&sctx).unwrap();
+        s.handle_ciphertext(&[0x16, 0x03]).unwrap();
+        assert!(!s.is_handshake_complete());
+    }
+
+    #[test]
     fn a_failed_session_stays_failed() {
         let mut sc = server_cfg();
         sc.identity = pem(CLIENT_CRT, CLIENT_KEY);
