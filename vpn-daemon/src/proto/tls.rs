@@ -1212,10 +1212,15 @@ pub(crate) mod tests {
         rs.unwrap();
         assert_eq!(c.protocol_version(), "TLSv1.2");
         assert_eq!(s.protocol_version(), "TLSv1.2");
-        assert_eq!(
-            c.export_keying_material(EKM_LABEL_DATAKEYS).unwrap(),
-            s.export_keying_material(EKM_LABEL_DATAKEYS).unwrap()
-        );
+        let ours = c.export_keying_material(EKM_LABEL_DATAKEYS).unwrap();
+        assert_eq!(ours, s.export_keying_material(EKM_LABEL_DATAKEYS).unwrap());
+        // In TLS 1.2 "no context" and "empty context" differ; OpenVPN uses no context.
+        let mut empty_ctx = [0u8; EKM_LEN];
+        c.stream
+            .ssl()
+            .export_keying_material(&mut empty_ctx, EKM_LABEL_DATAKEYS, Some(&[]))
+            .unwrap();
+        assert_ne!(ours, empty_ctx);
     }
 
     #[test]
