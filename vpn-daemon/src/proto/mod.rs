@@ -3,3 +3,18 @@
 //! Inputs are bytes received and a `now` passed in by the caller; outputs are
 //! bytes to send, plaintext packets for tun, events, and the next deadline.
 #![forbid(unsafe_code)]
+
+// Control-channel pieces: reliability, TLS over memory, key-method 2,
+// control messages, push options, cipher negotiation, timers, events.
+pub mod control_msg;
+pub mod event;
+pub mod key_method;
+pub mod ncp;
+pub mod push;
+pub mod reliable;
+pub mod timers;
+pub mod tls;
+
+#[cfg(test)]
+#[path = "tests/control_channel.rs"]
+mod control_channel_tests;
