@@ -5,13 +5,13 @@
 //! parsers behind them.
 
 use crate::proto::data::compress::CompressFraming;
-use crate::proto::data::crypto::{DataCipher, RecvKey};
+use crate::proto::data::crypto::{DataCipher, RecvKey, SendKey};
 use crate::proto::data::hmac::Digest;
 use crate::proto::data::payload::classify;
 use crate::proto::keys::{Key2, KeyDirection, KeySlot, Role};
-use crate::proto::replay::ReplayConfig;
+use crate::proto::replay::{PacketIdLong, ReplayConfig};
 pub use crate::proto::wire::control::{ControlPacket, ControlRepr};
-pub use crate::proto::wire::data::{DataHeader, DataPacket};
+pub use crate::proto::wire::data::{DataHeader, DataPacket, PeerId};
 use crate::proto::wire::opcode::KeyId;
 use crate::proto::wire::tcp::TcpDecoder;
 use crate::proto::wire::tls_auth::TlsAuth;
@@ -126,15 +126,87 @@ pub fn tcp_framing(data: &[u8]) {
 
 /// tls-crypt-v2: split off and unwrap the WKc, then the packet with Kc.
 pub fn tls_crypt_v2_wkc(data: &[u8]) {
-    let pem = "-----BEGIN OpenVPN tls-crypt-v2 server key-----\n\
-        AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\n\
-        MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f\n\
-        YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8=\n\
-        -----END OpenVPN tls-crypt-v2 server key-----\n";
-    if let Ok(srv) = TlsCryptV2ServerKey::from_pem(pem) {
+    if let Ok(srv) = TlsCryptV2ServerKey::from_pem(V2_SERVER_PEM) {
         let mut dst = vec![0u8; data.len()];
         if let Ok((_, _, _, plain)) = tls_crypt::server_unwrap_v3(&srv, data, &mut dst) {
             parse_plain(plain);
         }
     }
+}
+
+const V2_SERVER_PEM: &str = "-----BEGIN OpenVPN tls-crypt-v2 server key-----\n\
+    AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\n\
+    MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f\n\
+    YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8=\n\
+    -----END OpenVPN tls-crypt-v2 server key-----\n";
+
+const SEED_PID: PacketIdLong = PacketIdLong {
+    id: 1,
+    time: 0x6b07_07af,
+};
+
+/// A plain control packet tls-auth-wrapped so that [`tls_auth_unwrap`] accepts it.
+pub fn seed_tls_auth(plain: &[u8]) -> Vec<u8> {
+    let a = TlsAuth::new(&fixed_key(), KeyDirection::Inverse, Digest::Sha1);
+    let mut dst = vec![0u8; plain.len() + 128];
+    a.wrap(plain, SEED_PID, &mut dst)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// A plain control packet tls-crypt-wrapped so that [`tls_crypt_unwrap`] accepts it.
+pub fn seed_tls_crypt(plain: &[u8]) -> Vec<u8> {
+    let mut dst = vec![0u8; plain.len() + 128];
+    match TlsCrypt::new(&fixed_key(), Role::Client) {
+        Ok(mut c) => c
+            .wrap(plain, SEED_PID, &mut dst)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A plain control packet wrapped as a tls-crypt-v2 client would, WKc appended.
+pub fn seed_tls_crypt_v2(plain: &[u8]) -> Vec<u8> {
+    let Ok(srv) = TlsCryptV2ServerKey::from_pem(V2_SERVER_PEM) else {
+        return Vec::new();
+    };
+    let Ok(wkc) = srv.wrap_client_key(&fixed_key(), &tls_crypt::Metadata::User(b"seed".to_vec()))
+    else {
+        return Vec::new();
+    };
+    let Ok(mut c) = TlsCrypt::new(&fixed_key(), Role::Client) else {
+        return Vec::new();
+    };
+    let mut dst = vec![0u8; plain.len() + 128];
+    let mut out = c
+        .wrap(plain, SEED_PID, &mut dst)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    out.extend_from_slice(&wkc);
+    out
+}
+
+/// `plaintext` sealed with the keys [`wire_data`] opens with (AES-256-GCM and CBC).
+pub fn seed_data(first_byte: u8, plaintext: &[u8]) -> Vec<Vec<u8>> {
+    let key = fixed_key();
+    let kid = KeyId::from_bits(first_byte);
+    let peer = if first_byte >> 3 == 9 {
+        PeerId::new(0)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for (cipher, digest) in [
+        (DataCipher::Aes256Gcm, Digest::Sha1),
+        (DataCipher::Aes256Cbc, Digest::Sha256),
+    ] {
+        if let Ok(mut k) = SendKey::new(cipher, digest, &key.slot(0), kid, peer) {
+            let mut dst = vec![0u8; k.seal_buffer_len(plaintext.len())];
+            if let Ok(s) = k.seal(plaintext, &mut dst) {
+                out.push(s.packet.to_vec());
+            }
+        }
+    }
+    out
 }
