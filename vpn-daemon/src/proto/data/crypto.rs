@@ -31,9 +31,11 @@
 //!
 //! # Order of checks on receive
 //!
-//! 1. header and lengths; 2. [`ReplayWindow::will_accept`] (cheap, no
-//! state change); 3. authentication (tag, or HMAC first for CBC, constant
-//! time); 4. [`ReplayWindow::mark`] — only authenticated ids enter the window.
+//! 1. header and lengths;
+//! 2. [`ReplayWindow::will_accept`] (cheap, no state change; AEAD only, as the
+//!    CBC packet id is inside the ciphertext);
+//! 3. authentication (tag, or for CBC the HMAC first, in constant time);
+//! 4. [`ReplayWindow::mark`]: only authenticated ids enter the window.
 
 use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::CipherCtx;
@@ -129,7 +131,7 @@ enum Engine {
     },
     Cbc {
         ctx: CipherCtx,
-        hmac: HmacKey,
+        hmac: Box<HmacKey>,
     },
 }
 
@@ -166,7 +168,7 @@ impl Engine {
         } else {
             Ok(Engine::Cbc {
                 ctx,
-                hmac: HmacKey::new(auth, slot.hmac()),
+                hmac: Box::new(HmacKey::new(auth, slot.hmac())),
             })
         }
     }

@@ -27,7 +27,7 @@ pub enum Digest {
 
 impl Digest {
     /// Output length; also the HMAC key length OpenVPN uses.
-    pub const fn len(self) -> usize {
+    pub const fn output_len(self) -> usize {
         match self {
             Digest::Sha1 => 20,
             Digest::Sha256 => 32,
@@ -76,10 +76,10 @@ impl core::fmt::Debug for HmacKey {
 }
 
 impl HmacKey {
-    /// Key from the first `digest.len()` bytes of `key` (an hmac slot);
+    /// Key from the first `digest.output_len()` bytes of `key` (an hmac slot);
     /// shorter keys are used as they are.
     pub fn new(digest: Digest, key: &[u8]) -> Self {
-        let key = key.get(..digest.len()).unwrap_or(key);
+        let key = key.get(..digest.output_len()).unwrap_or(key);
         // HMAC accepts keys of any length, so new_from_slice cannot fail.
         let inner = match digest {
             Digest::Sha1 => Inner::Sha1(
@@ -102,7 +102,7 @@ impl HmacKey {
 
     /// Output length.
     pub fn len(&self) -> usize {
-        self.digest.len()
+        self.digest.output_len()
     }
 
     /// Always false: a digest has output.

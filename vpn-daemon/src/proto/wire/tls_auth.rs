@@ -193,7 +193,7 @@ pub(crate) mod tests {
                 .wrap(&plain, PacketIdLong { id: 9, time: 5 }, &mut w)
                 .unwrap()
                 .to_vec();
-            assert_eq!(wire.len(), plain.len() + d.len() + 8);
+            assert_eq!(wire.len(), plain.len() + d.output_len() + 8);
             let mut out = [0u8; 128];
             assert_eq!(a.unwrap(&wire, &mut out).unwrap().1, &plain[..]);
         }
