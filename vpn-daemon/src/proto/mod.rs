@@ -18,3 +18,13 @@ pub mod tls;
 #[cfg(test)]
 #[path = "tests/control_channel.rs"]
 mod control_channel_tests;
+
+// Wire formats, control-channel wrapping, keys and the data channel.
+pub mod data;
+pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod keys;
+pub mod prf;
+pub mod replay;
+pub mod wire;

@@ -1,0 +1,212 @@
+//! Entry points for the `fuzz/` crate; not part of the supported API.
+//!
+//! Each function takes arbitrary bytes and must never panic. Built with
+//! `--cfg fuzzing`, HMAC checks accept any tag so the fuzzer reaches the
+//! parsers behind them.
+
+use crate::proto::data::compress::CompressFraming;
+use crate::proto::data::crypto::{DataCipher, RecvKey, SendKey};
+use crate::proto::data::hmac::Digest;
+use crate::proto::data::payload::classify;
+use crate::proto::keys::{Key2, KeyDirection, KeySlot, Role};
+use crate::proto::replay::{PacketIdLong, ReplayConfig};
+pub use crate::proto::wire::control::{ControlPacket, ControlRepr};
+pub use crate::proto::wire::data::{DataHeader, DataPacket, PeerId};
+use crate::proto::wire::opcode::KeyId;
+use crate::proto::wire::tcp::TcpDecoder;
+use crate::proto::wire::tls_auth::TlsAuth;
+use crate::proto::wire::tls_crypt::{self, TlsCrypt, TlsCryptV2ServerKey};
+use crate::proto::wire::tlv::EarlyNegotiation;
+
+fn fixed_key() -> Key2 {
+    let mut b = [0u8; 256];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (i as u8).wrapping_mul(31).wrapping_add(7);
+    }
+    Key2::from_bytes(b)
+}
+
+fn parse_plain(plain: &[u8]) {
+    if let Ok(r) = ControlRepr::parse_bytes(plain) {
+        let mut out = vec![0u8; r.buffer_len()];
+        let n = r.emit(&mut out).unwrap_or(0);
+        assert_eq!(&out[..n], plain, "parse/emit round trip");
+        if r.opcode.is_hard_reset() {
+            let _ = EarlyNegotiation::parse(r.payload);
+        }
+    }
+}
+
+/// Plain control packet parser + emit round trip.
+pub fn wire_control(data: &[u8]) {
+    parse_plain(data);
+}
+
+/// Data header parse, then AEAD and CBC open with fixed keys, then unframing.
+pub fn wire_data(data: &[u8]) {
+    if let Ok(p) = DataPacket::new_checked(data) {
+        let _ = DataHeader::parse(&p);
+    }
+    let key = fixed_key();
+    for (cipher, digest) in [
+        (DataCipher::Aes256Gcm, Digest::Sha1),
+        (DataCipher::Aes256Cbc, Digest::Sha256),
+    ] {
+        let slot: KeySlot = key.slot(0);
+        if let Ok(mut k) = RecvKey::new(
+            cipher,
+            digest,
+            &slot,
+            KeyId::from_bits(data.first().copied().unwrap_or(0)),
+            ReplayConfig::default(),
+        ) {
+            let mut dst = vec![0u8; k.open_buffer_len(data.len())];
+            if let Ok(o) = k.open(data, &mut dst, 0) {
+                for f in [
+                    CompressFraming::None,
+                    CompressFraming::LzoStub,
+                    CompressFraming::StubSwap,
+                    CompressFraming::StubV2,
+                ] {
+                    let mut c = o.plaintext.to_vec();
+                    if let Ok(inner) = f.unframe(&mut c) {
+                        let _ = classify(inner);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// tls-auth unwrap (SHA1 and SHA512), then the plain parser.
+pub fn tls_auth_unwrap(data: &[u8]) {
+    let key = fixed_key();
+    for d in [Digest::Sha1, Digest::Sha512] {
+        let a = TlsAuth::new(&key, KeyDirection::Normal, d);
+        let mut dst = vec![0u8; data.len()];
+        if let Ok((_, plain)) = a.unwrap(data, &mut dst) {
+            parse_plain(plain);
+        }
+    }
+}
+
+/// tls-crypt unwrap, then the plain parser.
+pub fn tls_crypt_unwrap(data: &[u8]) {
+    if let Ok(mut c) = TlsCrypt::new(&fixed_key(), Role::Server) {
+        let mut dst = vec![0u8; data.len()];
+        if let Ok((_, plain)) = c.unwrap(data, &mut dst) {
+            parse_plain(plain);
+        }
+    }
+}
+
+/// TCP framing decoder fed in uneven chunks.
+pub fn tcp_framing(data: &[u8]) {
+    let mut d = TcpDecoder::new(1600);
+    let mut rest = data;
+    let mut step = 1usize;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(step.min(rest.len()));
+        let mut left = d.feed(chunk);
+        loop {
+            match d.next_packet() {
+                Ok(Some(p)) => parse_plain(p),
+                Ok(None) => {}
+                Err(_) => return,
+            }
+            if left.is_empty() {
+                break;
+            }
+            left = d.feed(left);
+        }
+        rest = tail;
+        step = step % 7 + 1;
+    }
+}
+
+/// tls-crypt-v2: split off and unwrap the WKc, then the packet with Kc.
+pub fn tls_crypt_v2_wkc(data: &[u8]) {
+    if let Ok(srv) = TlsCryptV2ServerKey::from_pem(V2_SERVER_PEM) {
+        let mut dst = vec![0u8; data.len()];
+        if let Ok((_, _, _, plain)) = tls_crypt::server_unwrap_v3(&srv, data, &mut dst) {
+            parse_plain(plain);
+        }
+    }
+}
+
+const V2_SERVER_PEM: &str = "-----BEGIN OpenVPN tls-crypt-v2 server key-----\n\
+    AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\n\
+    MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f\n\
+    YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8=\n\
+    -----END OpenVPN tls-crypt-v2 server key-----\n";
+
+const SEED_PID: PacketIdLong = PacketIdLong {
+    id: 1,
+    time: 0x6b07_07af,
+};
+
+/// A plain control packet tls-auth-wrapped so that [`tls_auth_unwrap`] accepts it.
+pub fn seed_tls_auth(plain: &[u8]) -> Vec<u8> {
+    let a = TlsAuth::new(&fixed_key(), KeyDirection::Inverse, Digest::Sha1);
+    let mut dst = vec![0u8; plain.len() + 128];
+    a.wrap(plain, SEED_PID, &mut dst)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// A plain control packet tls-crypt-wrapped so that [`tls_crypt_unwrap`] accepts it.
+pub fn seed_tls_crypt(plain: &[u8]) -> Vec<u8> {
+    let mut dst = vec![0u8; plain.len() + 128];
+    match TlsCrypt::new(&fixed_key(), Role::Client) {
+        Ok(mut c) => c
+            .wrap(plain, SEED_PID, &mut dst)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A plain control packet wrapped as a tls-crypt-v2 client would, WKc appended.
+pub fn seed_tls_crypt_v2(plain: &[u8]) -> Vec<u8> {
+    let Ok(srv) = TlsCryptV2ServerKey::from_pem(V2_SERVER_PEM) else {
+        return Vec::new();
+    };
+    let Ok(wkc) = srv.wrap_client_key(&fixed_key(), &tls_crypt::Metadata::User(b"seed".to_vec()))
+    else {
+        return Vec::new();
+    };
+    let Ok(mut c) = TlsCrypt::new(&fixed_key(), Role::Client) else {
+        return Vec::new();
+    };
+    let mut dst = vec![0u8; plain.len() + 128];
+    let mut out = c
+        .wrap(plain, SEED_PID, &mut dst)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    out.extend_from_slice(&wkc);
+    out
+}
+
+/// `plaintext` sealed with the keys [`wire_data`] opens with (AES-256-GCM and CBC).
+pub fn seed_data(first_byte: u8, plaintext: &[u8]) -> Vec<Vec<u8>> {
+    let key = fixed_key();
+    let kid = KeyId::from_bits(first_byte);
+    let peer = if first_byte >> 3 == 9 {
+        PeerId::new(0)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for (cipher, digest) in [
+        (DataCipher::Aes256Gcm, Digest::Sha1),
+        (DataCipher::Aes256Cbc, Digest::Sha256),
+    ] {
+        if let Ok(mut k) = SendKey::new(cipher, digest, &key.slot(0), kid, peer) {
+            let mut dst = vec![0u8; k.seal_buffer_len(plaintext.len())];
+            if let Ok(s) = k.seal(plaintext, &mut dst) {
+                out.push(s.packet.to_vec());
+            }
+        }
+    }
+    out
+}
