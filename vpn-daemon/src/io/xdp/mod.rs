@@ -17,3 +17,5 @@ pub static EMBEDDED_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(con
 /// then uses the plain socket path unless an object is given at run time.
 #[cfg(not(vpn_ebpf_embedded))]
 pub static EMBEDDED_OBJECT: Option<&[u8]> = None;
+
+pub mod xsk;
