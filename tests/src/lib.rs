@@ -17,6 +17,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+pub mod classifier;
 pub mod frame;
 
 /// Whether the test can run: true as root. Otherwise it panics in CI
