@@ -40,7 +40,14 @@ pub enum Addr {
 
 /// A UDP frame `src:sport -> dst:dport` with `payload`, optionally with one
 /// 802.1Q tag. Both addresses must be of the same family.
-pub fn udp(src: Addr, sport: u16, dst: Addr, dport: u16, vlan: Option<u16>, payload: &[u8]) -> Frame {
+pub fn udp(
+    src: Addr,
+    sport: u16,
+    dst: Addr,
+    dport: u16,
+    vlan: Option<u16>,
+    payload: &[u8],
+) -> Frame {
     let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
     let mut bytes = Vec::new();
     let l3 = if vlan.is_some() { 18 } else { 14 };
@@ -53,12 +60,16 @@ pub fn udp(src: Addr, sport: u16, dst: Addr, dport: u16, vlan: Option<u16>, payl
         res.expect("building a frame into a Vec cannot fail");
     };
     match (vlan, src, dst) {
-        (None, Addr::V4(s), Addr::V4(d)) => {
-            write(eth.ipv4(s, d, 64).udp(sport, dport).write(&mut bytes, payload))
-        }
-        (None, Addr::V6(s), Addr::V6(d)) => {
-            write(eth.ipv6(s, d, 64).udp(sport, dport).write(&mut bytes, payload))
-        }
+        (None, Addr::V4(s), Addr::V4(d)) => write(
+            eth.ipv4(s, d, 64)
+                .udp(sport, dport)
+                .write(&mut bytes, payload),
+        ),
+        (None, Addr::V6(s), Addr::V6(d)) => write(
+            eth.ipv6(s, d, 64)
+                .udp(sport, dport)
+                .write(&mut bytes, payload),
+        ),
         (Some(id), Addr::V4(s), Addr::V4(d)) => write(
             eth.single_vlan(VlanId::try_new(id).expect("12-bit VLAN id"))
                 .ipv4(s, d, 64)

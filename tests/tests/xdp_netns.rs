@@ -102,7 +102,9 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
 
     // The control packet: on the ordinary socket, and nothing else there.
     let mut buf = [0u8; 2048];
-    let (n, from) = udp.recv_from(&mut buf).expect("control packet on the UDP socket");
+    let (n, from) = udp
+        .recv_from(&mut buf)
+        .expect("control packet on the UDP socket");
     assert_eq!(&buf[..n], control);
     assert_eq!(from, sa(CLIENT, CLIENT_PORT));
     udp.set_nonblocking(true).expect("nonblocking");
@@ -118,11 +120,18 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
     assert_eq!(s[DROP_UNKNOWN_PEER as usize], 1, "{s:?}");
     assert_eq!(s[PASS_NO_XSK as usize], 0, "{s:?}");
     // ARP went through as not-IP; every frame has exactly one reason.
-    assert!(s[PASS_NOT_IP as usize] >= 1, "the ARP exchange passed: {s:?}");
+    assert!(
+        s[PASS_NOT_IP as usize] >= 1,
+        "the ARP exchange passed: {s:?}"
+    );
     let reasons: u64 = (PASS_NOT_IP..=REDIRECT).map(|i| s[i as usize]).sum();
     assert_eq!(s[RX_TOTAL as usize], reasons, "{s:?}");
     let xs = xsk.statistics().expect("XDP_STATISTICS");
-    assert_eq!(xs.rx_dropped + xs.rx_ring_full + xs.rx_invalid_descs, 0, "{xs:?}");
+    assert_eq!(
+        xs.rx_dropped + xs.rx_ring_full + xs.rx_invalid_descs,
+        0,
+        "{xs:?}"
+    );
     // Detach before the namespaces go (drop order would do it too).
     classifier.set_drop_unknown_peer(false);
     drop(classifier);

@@ -95,8 +95,7 @@ fn expect_with(c: &Classifier, frame: &[u8], ctx: Option<XdpMd>, verdict: u32, r
         want[REDIRECT_BYTES as usize] = frame.len() as u64;
     }
     assert_eq!(
-        d,
-        want,
+        d, want,
         "counters for {frame:02x?} (expected one {})",
         STAT_NAMES[reason as usize]
     );
@@ -177,9 +176,19 @@ fn unknown_peer_is_passed_by_default_and_dropped_when_configured() {
     expect(&c, &unknown, XDP_PASS, PASS_UNKNOWN_PEER);
     c.set_drop_unknown_peer(true);
     expect(&c, &unknown, XDP_DROP, DROP_UNKNOWN_PEER);
-    expect(&c, &v6(&data(PEER_V6 + 1)).bytes, XDP_DROP, DROP_UNKNOWN_PEER);
+    expect(
+        &c,
+        &v6(&data(PEER_V6 + 1)).bytes,
+        XDP_DROP,
+        DROP_UNKNOWN_PEER,
+    );
     // The undefined peer-id is just another unknown one.
-    expect(&c, &v4(&data(0x00ff_ffff)).bytes, XDP_DROP, DROP_UNKNOWN_PEER);
+    expect(
+        &c,
+        &v4(&data(0x00ff_ffff)).bytes,
+        XDP_DROP,
+        DROP_UNKNOWN_PEER,
+    );
     c.set_drop_unknown_peer(false);
     expect(&c, &unknown, XDP_PASS, PASS_UNKNOWN_PEER);
 }
@@ -377,7 +386,10 @@ fn truncated_frames_pass_at_every_header_boundary() {
                 let d = delta(&before, &c.stats());
                 assert_eq!(verdict, XDP_PASS, "cut {where_} at {len}");
                 assert_eq!(d[RX_TOTAL as usize], 1, "cut {where_} at {len}");
-                assert_eq!(d[PASS_TRUNCATED as usize], 1, "cut {where_} at {len}: {d:?}");
+                assert_eq!(
+                    d[PASS_TRUNCATED as usize], 1,
+                    "cut {where_} at {len}: {d:?}"
+                );
             }
             // The kernel refuses test frames shorter than an Ethernet
             // header (ETH_HLEN) before the program runs; a real NIC never
@@ -428,4 +440,27 @@ fn every_frame_counts_in_rx_total_and_one_reason() {
     let reasons: u64 = (PASS_NOT_IP..=REDIRECT).map(|i| s[i as usize]).sum();
     assert_eq!(s[RX_TOTAL as usize], frames.len() as u64);
     assert_eq!(reasons, frames.len() as u64, "{s:?}");
+}
+
+#[test]
+fn program_is_gpl_compatible_and_cheap_to_verify() {
+    if !require_root() {
+        return;
+    }
+    let c = Classifier::load();
+    let info = c.program_info();
+    // The redirect helper is GPL-only: a non-GPL licence fails the load
+    // already, this pins the reason.
+    assert_eq!(info.gpl_compatible(), Some(true));
+    let verified = info
+        .verified_instruction_count()
+        .expect("kernel 5.16+ reports verified instructions");
+    let translated = info.size_translated().unwrap_or(0) / 8;
+    eprintln!(
+        "vpn_xdp: {translated} instructions, {verified} verified, btf id {:?}",
+        info.btf_id()
+    );
+    // A straight-line classifier: thousands of verified instructions would
+    // mean a state explosion creeping in.
+    assert!(verified < 5_000, "verifier processed {verified} instructions");
 }

@@ -176,7 +176,9 @@ impl<T: Copy> Ring<T> {
         let len = usize::try_from(off.desc)
             .ok()
             .and_then(|d| d.checked_add(size as usize * size_of::<T>()))
-            .ok_or(XskError::InvalidConfig("ring does not fit the address space"))?;
+            .ok_or(XskError::InvalidConfig(
+                "ring does not fit the address space",
+            ))?;
         let map = Mmap::new(len, Some(fd), pgoff)?;
         let at = |o: u64| -> Result<NonNull<u8>, XskError> {
             let o = usize::try_from(o)
@@ -321,7 +323,12 @@ impl XskSocket {
             &config.ring_size,
             "setsockopt(XDP_UMEM_COMPLETION_RING)",
         )?;
-        setsockopt(raw, libc::XDP_RX_RING, &config.ring_size, "setsockopt(XDP_RX_RING)")?;
+        setsockopt(
+            raw,
+            libc::XDP_RX_RING,
+            &config.ring_size,
+            "setsockopt(XDP_RX_RING)",
+        )?;
 
         let off: libc::xdp_mmap_offsets =
             getsockopt(raw, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
@@ -337,14 +344,18 @@ impl XskSocket {
             config.ring_size,
             libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
         )?;
-        let rx = Ring::<libc::xdp_desc>::map(raw, &off.rx, config.ring_size, libc::XDP_PGOFF_RX_RING)?;
+        let rx =
+            Ring::<libc::xdp_desc>::map(raw, &off.rx, config.ring_size, libc::XDP_PGOFF_RX_RING)?;
 
         // Hand every frame to the kernel before bind, so traffic that
         // arrives right after finds buffers.
         for i in 0..config.frame_count {
             // SAFETY: i < frame_count = fill ring size, slot is in the mapping;
             // the kernel reads it only after the producer store below.
-            unsafe { fill.slot(i).write(u64::from(i) * u64::from(config.frame_size)) };
+            unsafe {
+                fill.slot(i)
+                    .write(u64::from(i) * u64::from(config.frame_size))
+            };
         }
         fill.producer().store(config.frame_count, Ordering::Release);
 
@@ -371,7 +382,8 @@ impl XskSocket {
         if r != 0 {
             return Err(syscall_error("bind(AF_XDP)"));
         }
-        let opts: libc::xdp_options = getsockopt(raw, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+        let opts: libc::xdp_options =
+            getsockopt(raw, libc::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
         Ok(Self {
             fd,
             fill,
@@ -426,8 +438,12 @@ impl XskSocket {
             // this frame is not in it (the kernel gave it to us).
             unsafe { self.fill.slot(fill_prod.wrapping_add(i)).write(base) };
         }
-        self.fill.producer().store(fill_prod.wrapping_add(n), Ordering::Release);
-        self.rx.consumer().store(cons.wrapping_add(n), Ordering::Release);
+        self.fill
+            .producer()
+            .store(fill_prod.wrapping_add(n), Ordering::Release);
+        self.rx
+            .consumer()
+            .store(cons.wrapping_add(n), Ordering::Release);
         n as usize
     }
 
@@ -445,7 +461,11 @@ impl XskSocket {
 
     /// The kernel's drop counters for this socket.
     pub fn statistics(&self) -> Result<XskStatistics, XskError> {
-        let s: libc::xdp_statistics = getsockopt(self.fd.as_raw_fd(), libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+        let s: libc::xdp_statistics = getsockopt(
+            self.fd.as_raw_fd(),
+            libc::XDP_STATISTICS,
+            "getsockopt(XDP_STATISTICS)",
+        )?;
         Ok(XskStatistics {
             rx_dropped: s.rx_dropped,
             rx_invalid_descs: s.rx_invalid_descs,
