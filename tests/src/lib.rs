@@ -160,6 +160,7 @@ pub struct VethEnd {
 pub struct VethPair<'a> {
     a: (&'a Netns, Option<[u8; 4]>),
     b: (&'a Netns, Option<[u8; 4]>),
+    queues: u32,
 }
 
 impl<'a> VethPair<'a> {
@@ -168,7 +169,15 @@ impl<'a> VethPair<'a> {
         Self {
             a: (ns_a, None),
             b: (ns_b, None),
+            queues: 1,
         }
+    }
+
+    /// Gives both ends `n` real RX/TX queues (veth starts with one), so a
+    /// test can bind AF_XDP sockets to queues other than 0.
+    pub fn queues(mut self, n: u32) -> Self {
+        self.queues = n;
+        self
     }
 
     /// Puts `addr`/24 on end a.
@@ -189,21 +198,25 @@ impl<'a> VethPair<'a> {
         let name_a = unique_name("va");
         let name_b = unique_name("vb");
         assert!(name_a.len() <= 15 && name_b.len() <= 15);
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            &name_a,
-            "netns",
-            self.a.0.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &name_b,
-            "netns",
-            self.b.0.name(),
-        ]));
+        let q = self.queues.to_string();
+        let qargs = ["numrxqueues", &q, "numtxqueues", &q];
+        run(Command::new("ip")
+            .args(["link", "add", &name_a, "netns", self.a.0.name()])
+            .args(qargs)
+            .args([
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &name_b,
+                "netns",
+                self.b.0.name(),
+            ])
+            .args(qargs));
         for ((ns, addr), name) in [(self.a, &name_a), (self.b, &name_b)] {
+            if self.queues > 1 {
+                ns.exec("ethtool", &["-L", name, "rx", &q, "tx", &q]);
+            }
             if let Some([x, y, z, w]) = addr {
                 ns.ip(&["addr", "add", &format!("{x}.{y}.{z}.{w}/24"), "dev", name]);
             }

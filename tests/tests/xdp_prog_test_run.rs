@@ -167,6 +167,38 @@ fn known_peer_is_redirected_to_the_xsk_of_its_queue() {
 }
 
 #[test]
+fn redirect_uses_the_xsks_slot_of_the_receiving_queue() {
+    if !require_root() {
+        return;
+    }
+    let ns = Netns::new("vxq");
+    let (_a, b) = VethPair::new(&ns, &ns).queues(2).create();
+    let ifindex = ns.ifindex(&b.name);
+    ns.run(|| {
+        let mut c = classifier();
+        let config = XskConfig {
+            frame_count: 64,
+            ring_size: 64,
+            bind_mode: BindMode::Copy,
+            ..XskConfig::default()
+        };
+        let xsk = XskSocket::bind(ifindex, 1, &config).expect("bind AF_XDP to veth queue 1");
+        c.set_xsk(1, &xsk);
+        let on_queue = |q| {
+            Some(XdpMd {
+                ingress_ifindex: ifindex,
+                rx_queue_index: q,
+                ..XdpMd::default()
+            })
+        };
+        let f = v4(&data(PEER_V4)).bytes;
+        expect_with(&c, &f, on_queue(1), XDP_REDIRECT, REDIRECT);
+        // Queue 0 has no socket: never borrow another queue's.
+        expect_with(&c, &f, on_queue(0), XDP_PASS, PASS_NO_XSK);
+    });
+}
+
+#[test]
 fn unknown_peer_is_passed_by_default_and_dropped_when_configured() {
     if !require_root() {
         return;
@@ -462,5 +494,8 @@ fn program_is_gpl_compatible_and_cheap_to_verify() {
     );
     // A straight-line classifier: thousands of verified instructions would
     // mean a state explosion creeping in.
-    assert!(verified < 5_000, "verifier processed {verified} instructions");
+    assert!(
+        verified < 5_000,
+        "verifier processed {verified} instructions"
+    );
 }

@@ -1,5 +1,8 @@
-//! The XDP classifier as the daemon sees it: the embedded object and, later,
-//! the loader and the peer map.
+//! The XDP classifier as the daemon sees it: the embedded object, the
+//! AF_XDP sockets it steers packets into ([`xsk`]) and, later, the loader
+//! and the peer map.
+
+pub mod xsk;
 
 /// The vpn-ebpf object, when `cargo xtask build-ebpf` ran before this build.
 ///
@@ -17,5 +20,3 @@ pub static EMBEDDED_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(con
 /// then uses the plain socket path unless an object is given at run time.
 #[cfg(not(vpn_ebpf_embedded))]
 pub static EMBEDDED_OBJECT: Option<&[u8]> = None;
-
-pub mod xsk;

@@ -486,3 +486,54 @@ impl AsRawFd for XskSocket {
         self.fd.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        assert!(XskConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_frame_sizes_the_aligned_umem_cannot_use() {
+        for frame_size in [0, 1000, 1024, 3000, 8192] {
+            let c = XskConfig {
+                frame_size,
+                ..XskConfig::default()
+            };
+            assert!(
+                matches!(c.validate(), Err(XskError::InvalidConfig(_))),
+                "{frame_size}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_ring_sizes_that_are_not_powers_of_two() {
+        let c = XskConfig {
+            ring_size: 1000,
+            ..XskConfig::default()
+        };
+        assert!(c.validate().is_err());
+        let c = XskConfig {
+            frame_count: 0,
+            ..XskConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn invalid_config_fails_before_any_syscall() {
+        let c = XskConfig {
+            frame_size: 1500,
+            ..XskConfig::default()
+        };
+        // ifindex 0 would fail at bind; the config error must come first.
+        assert!(matches!(
+            XskSocket::bind(0, 0, &c),
+            Err(XskError::InvalidConfig(_))
+        ));
+    }
+}
