@@ -57,19 +57,21 @@ pub(crate) fn count(slot: u32) {
 /// Whether the daemon listens on this UDP port (host order).
 #[inline(always)]
 pub(crate) fn is_our_port(port: u16) -> bool {
-    // SAFETY: the value is copied out at once; user space may update it
-    // concurrently, and a torn u32 read is impossible for an aligned word.
-    matches!(unsafe { PORTS.get(&PortKey { port }) }, Some(&v) if v != 0)
+    // SAFETY: the value is copied out at once; the kernel keeps a hash map
+    // value alive (RCU) for the whole run of the program even if user space
+    // deletes it meanwhile.
+    matches!(unsafe { PORTS.get(PortKey { port }) }, Some(&v) if v != 0)
 }
 
 /// Verdict for a P_DATA_V2 packet: redirect it to this queue's AF_XDP
 /// socket when the peer-id is known and the source is the peer's.
 #[inline(always)]
 pub(crate) fn data_v2(ctx: &XdpContext, peer_id: u32, source: &Source) -> Result<u32, Pass> {
-    // SAFETY: the entry is copied field by field right away; a concurrent
-    // update by user space can at worst mix old and new fields, which makes
-    // the source check fail and the packet go to the socket path.
-    let Some(entry) = (unsafe { PEERS.get(&PeerKey { peer_id }) }).copied() else {
+    // SAFETY: copied right away, and the value stays alive (RCU) for this
+    // run. A concurrent in-place update by user space can at worst mix old
+    // and new fields: the source check then fails and the packet takes the
+    // socket path, which is safe.
+    let Some(entry) = (unsafe { PEERS.get(PeerKey { peer_id }) }).copied() else {
         return unknown_peer();
     };
     if !same_source(&entry, source) {
