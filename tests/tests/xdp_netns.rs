@@ -2,13 +2,15 @@
 //! P_DATA_V2 packet of a known peer reaches the AF_XDP socket, an OpenVPN
 //! control packet sent to the same port at the same time reaches an
 //! ordinary UDP socket, a P_DATA_V2 with an unknown peer-id is dropped, and
-//! the counters agree with what arrived.
+//! the counters agree with what arrived. A reply built in user space leaves
+//! through the same socket's tx ring and reaches the client's UDP socket.
 //!
 //! ```text
 //!  ns "vxa…" (client)                      ns "vxb…" (server)
 //!  10.77.0.1:40000  ── veth ─────────────► veth 10.77.0.2 [vpn_xdp, driver mode]
 //!                                              ├─ redirect ─► AF_XDP queue 0
 //!                                              └─ pass ─────► UDP socket :1194
+//!  UDP socket :40000 ◄──────────────────── AF_XDP tx (reply)
 //! ```
 
 use std::{
@@ -59,6 +61,7 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
         c.attach(&server_if.name, XdpMode::Driver);
         let config = XskConfig {
             frame_count: 256,
+            tx_frame_count: 64,
             ring_size: 256,
             bind_mode: BindMode::Copy,
             ..XskConfig::default()
@@ -77,11 +80,13 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
     // P_CONTROL_HARD_RESET_CLIENT_V2, key 0: session id, empty ack array,
     // packet-id 0.
     let control: &[u8] = b"\x38\x11\x22\x33\x44\x55\x66\x77\x88\x00\x00\x00\x00\x00";
-    client_ns.run(|| {
+    let client = client_ns.run(|| {
         let s = UdpSocket::bind(sa(CLIENT, CLIENT_PORT)).expect("bind client socket");
+        s.set_read_timeout(Some(WAIT)).expect("set timeout");
         for payload in [&data[..], control, &unknown[..]] {
             s.send_to(payload, sa(SERVER, PORT)).expect("send");
         }
+        s
     });
 
     // The data packet: on the AF_XDP ring, whole frame, payload intact.
@@ -132,6 +137,36 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
         0,
         "{xs:?}"
     );
+
+    // A reply through the tx ring: MACs swapped from the received frame,
+    // checksums by etherparse, so the client's kernel accepts it.
+    let mut reply = Vec::new();
+    let (mut dst_mac, mut src_mac) = ([0u8; 6], [0u8; 6]);
+    dst_mac.copy_from_slice(&f[6..12]);
+    src_mac.copy_from_slice(&f[0..6]);
+    etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(SERVER, CLIENT, 64)
+        .udp(PORT, CLIENT_PORT)
+        .write(&mut reply, b"reply-through-af-xdp-tx")
+        .expect("build reply");
+    assert!(xsk.send(&reply).expect("AF_XDP send"), "a tx frame is free");
+    let (n, from) = client
+        .recv_from(&mut buf)
+        .expect("reply on the client socket");
+    assert_eq!(&buf[..n], b"reply-through-af-xdp-tx");
+    assert_eq!(from, sa(SERVER, PORT));
+    // The frame comes back through the completion ring.
+    let mut completed = false;
+    for _ in 0..200 {
+        xsk.complete();
+        if xsk.tx_frames_free() == 64 {
+            completed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(completed, "tx frame never completed");
+
     // Detach before the namespaces go (drop order would do it too).
     classifier.set_drop_unknown_peer(false);
     drop(classifier);

@@ -139,6 +139,7 @@ fn known_peer_is_redirected_to_the_xsk_of_its_queue() {
         let mut c = classifier();
         let config = XskConfig {
             frame_count: 64,
+            tx_frame_count: 0,
             ring_size: 64,
             bind_mode: BindMode::Copy,
             ..XskConfig::default()
@@ -178,6 +179,7 @@ fn redirect_uses_the_xsks_slot_of_the_receiving_queue() {
         let mut c = classifier();
         let config = XskConfig {
             frame_count: 64,
+            tx_frame_count: 0,
             ring_size: 64,
             bind_mode: BindMode::Copy,
             ..XskConfig::default()

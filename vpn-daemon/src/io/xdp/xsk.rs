@@ -1,23 +1,28 @@
-//! AF_XDP socket with its UMEM and rings, for the receive side of the fast
-//! path: frames the XDP classifier redirected arrive here.
+//! AF_XDP socket with its UMEM and rings, for the fast path: frames the XDP
+//! classifier redirected arrive on the rx ring, frames we build leave on the
+//! tx ring.
 //!
 //! ```text
 //!           user space                          kernel
-//!  UMEM  [frame 0][frame 1] ... [frame n-1]   (shared memory, one mmap)
-//!  fill ring  --- free frame addresses --->   driver fills them with packets
-//!  rx ring    <--- (addr, len) descriptors ---  packets redirected to XSKS[queue]
-//!  completion ring (required by bind; used once TX exists)
+//!  UMEM  [rx frames ........][tx frames ...]  (shared memory, one mmap)
+//!  fill ring  --- free rx frame addresses --->  driver fills them with packets
+//!  rx ring    <--- (addr, len) descriptors ----  packets redirected to XSKS[queue]
+//!  tx ring    --- (addr, len) descriptors ---->  driver sends them
+//!  completion ring <--- sent frame addresses --  tx frames free again
 //! ```
 //!
 //! Each ring is a single-producer single-consumer queue in shared memory: a
 //! producer index, a consumer index and a power-of-two array of entries. We
-//! write the producer index of the fill ring and the consumer index of the
-//! rx ring, with release ordering after touching the entries, and read the
-//! other side's index with acquire ordering.
+//! write the producer index of the fill and tx rings and the consumer index
+//! of the rx and completion rings, with release ordering after touching the
+//! entries, and read the other side's index with acquire ordering.
 //!
-//! All UMEM frames start in the fill ring and every received frame goes back
-//! to it as soon as the caller's closure returns, so the fill ring can never
-//! overflow. Transmission (tx ring + completion handling) is not built yet.
+//! The UMEM is split. All rx frames start in the fill ring and every
+//! received frame goes back to it as soon as the caller's closure returns,
+//! so the fill ring (as large as the rx frame count) never overflows. The tx
+//! frames live on a free list; a frame leaves it for the tx ring and comes
+//! back through the completion ring, which is at least as large as the tx
+//! frame count.
 
 use std::{
     io,
@@ -42,6 +47,17 @@ pub enum XskError {
     /// The configuration cannot work (sizes must be powers of two...).
     #[error("invalid AF_XDP configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A frame to send does not fit one UMEM frame.
+    #[error("frame of {len} bytes does not fit a {max}-byte UMEM frame")]
+    FrameTooLarge {
+        /// Length of the frame.
+        len: usize,
+        /// The UMEM frame size.
+        max: u32,
+    },
+    /// `send` on a socket configured without tx frames.
+    #[error("AF_XDP socket has no tx ring (tx_frame_count = 0)")]
+    NoTxRing,
 }
 
 fn syscall_error(call: &'static str) -> XskError {
@@ -67,9 +83,12 @@ pub enum BindMode {
 pub struct XskConfig {
     /// Bytes per UMEM frame: a power of two, 2048 or 4096 (aligned mode).
     pub frame_size: u32,
-    /// Number of frames, also the size of the fill ring: a power of two.
+    /// Frames for reception, also the size of the fill ring: a power of two.
     pub frame_count: u32,
-    /// Entries of the rx and completion rings: a power of two.
+    /// Frames for transmission; 0 makes a receive-only socket (no tx ring).
+    /// At most `ring_size`.
+    pub tx_frame_count: u32,
+    /// Entries of the rx, tx and completion rings: a power of two.
     pub ring_size: u32,
     /// Copy, zero-copy or the kernel's choice.
     pub bind_mode: BindMode,
@@ -80,6 +99,7 @@ impl Default for XskConfig {
         Self {
             frame_size: 2048,
             frame_count: 4096,
+            tx_frame_count: 2048,
             ring_size: 2048,
             bind_mode: BindMode::Auto,
         }
@@ -94,6 +114,11 @@ impl XskConfig {
         if !self.frame_count.is_power_of_two() || !self.ring_size.is_power_of_two() {
             return Err(XskError::InvalidConfig(
                 "frame_count and ring_size must be powers of two",
+            ));
+        }
+        if self.tx_frame_count > self.ring_size {
+            return Err(XskError::InvalidConfig(
+                "tx_frame_count must not exceed ring_size (completion ring)",
             ));
         }
         Ok(())
@@ -226,9 +251,12 @@ pub struct XskSocket {
     // UMEM are unmapped.
     fd: OwnedFd,
     fill: Ring<u64>,
-    _completion: Ring<u64>,
+    completion: Ring<u64>,
     rx: Ring<libc::xdp_desc>,
+    tx: Option<Ring<libc::xdp_desc>>,
     umem: Mmap,
+    /// Tx frames (UMEM offsets) neither on the tx nor the completion ring.
+    free_tx: Vec<u64>,
     frame_size: u32,
     zero_copy: bool,
 }
@@ -300,7 +328,8 @@ impl XskSocket {
         // SAFETY: `raw` is a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        let umem_len = config.frame_size as usize * config.frame_count as usize;
+        let frames = config.frame_count as usize + config.tx_frame_count as usize;
+        let umem_len = config.frame_size as usize * frames;
         let umem = Mmap::new(umem_len, None, 0)?;
         let reg = libc::xdp_umem_reg {
             addr: umem.ptr.as_ptr() as u64,
@@ -329,6 +358,14 @@ impl XskSocket {
             &config.ring_size,
             "setsockopt(XDP_RX_RING)",
         )?;
+        if config.tx_frame_count > 0 {
+            setsockopt(
+                raw,
+                libc::XDP_TX_RING,
+                &config.ring_size,
+                "setsockopt(XDP_TX_RING)",
+            )?;
+        }
 
         let off: libc::xdp_mmap_offsets =
             getsockopt(raw, libc::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
@@ -346,6 +383,20 @@ impl XskSocket {
         )?;
         let rx =
             Ring::<libc::xdp_desc>::map(raw, &off.rx, config.ring_size, libc::XDP_PGOFF_RX_RING)?;
+        let tx = if config.tx_frame_count > 0 {
+            Some(Ring::<libc::xdp_desc>::map(
+                raw,
+                &off.tx,
+                config.ring_size,
+                libc::XDP_PGOFF_TX_RING,
+            )?)
+        } else {
+            None
+        };
+        let frame_size = u64::from(config.frame_size);
+        let free_tx = (config.frame_count..config.frame_count + config.tx_frame_count)
+            .map(|i| u64::from(i) * frame_size)
+            .collect();
 
         // Hand every frame to the kernel before bind, so traffic that
         // arrives right after finds buffers.
@@ -387,9 +438,11 @@ impl XskSocket {
         Ok(Self {
             fd,
             fill,
-            _completion: completion,
+            completion,
             rx,
+            tx,
             umem,
+            free_tx,
             frame_size: config.frame_size,
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
         })
@@ -459,6 +512,107 @@ impl XskSocket {
         Some(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), len as usize) })
     }
 
+    /// Queues `frame` (a whole Ethernet frame) for transmission and kicks
+    /// the kernel. Returns `Ok(false)` when every tx frame is in flight: the
+    /// caller retries after completions or drops the packet.
+    pub fn send(&mut self, frame: &[u8]) -> Result<bool, XskError> {
+        if frame.len() > self.frame_size as usize {
+            return Err(XskError::FrameTooLarge {
+                len: frame.len(),
+                max: self.frame_size,
+            });
+        }
+        self.complete();
+        let Some(tx) = &self.tx else {
+            return Err(XskError::NoTxRing);
+        };
+        let prod = tx.producer().load(Ordering::Relaxed);
+        let cons = tx.consumer().load(Ordering::Acquire);
+        if prod.wrapping_sub(cons) > tx.mask {
+            return Ok(false);
+        }
+        let Some(addr) = self.free_tx.pop() else {
+            return Ok(false);
+        };
+        let start = addr as usize;
+        // SAFETY: tx frames are offsets of whole frames inside the UMEM
+        // (built in `bind`, recycled from the completion ring after masking),
+        // frame.len() <= frame_size was checked, and the kernel does not
+        // touch a frame that sits on our free list. The tx slot at `prod`
+        // is ours until the producer store below publishes it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.umem.ptr.as_ptr().add(start),
+                frame.len(),
+            );
+            tx.slot(prod).write(libc::xdp_desc {
+                addr,
+                len: frame.len() as u32,
+                options: 0,
+            });
+        }
+        tx.producer().store(prod.wrapping_add(1), Ordering::Release);
+        self.kick()?;
+        Ok(true)
+    }
+
+    /// Asks the kernel to process the tx ring. Copy mode transmits only
+    /// from this call.
+    fn kick(&self) -> Result<(), XskError> {
+        // SAFETY: sendto with no buffer and no address is the AF_XDP
+        // "wake up tx" call; nothing is read from user memory.
+        let r = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if r >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        // Busy or out of buffers: the descriptors stay queued and go out on
+        // the next kick.
+        match err.raw_os_error() {
+            Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => Ok(()),
+            _ => Err(XskError::Syscall {
+                call: "sendto(AF_XDP tx kick)",
+                source: err,
+            }),
+        }
+    }
+
+    /// Takes sent frames back from the completion ring; returns how many.
+    pub fn complete(&mut self) -> usize {
+        let cons = self.completion.consumer().load(Ordering::Relaxed);
+        let prod = self.completion.producer().load(Ordering::Acquire);
+        let n = prod.wrapping_sub(cons);
+        let mask = !u64::from(self.frame_size - 1);
+        for i in 0..n {
+            // SAFETY: the kernel published entries cons..prod (acquire above).
+            let addr = unsafe { self.completion.slot(cons.wrapping_add(i)).read() } & mask;
+            // Only offsets we handed out come back; anything else would
+            // make `send` write outside the UMEM, so it is not trusted.
+            if addr < self.umem.len as u64 {
+                self.free_tx.push(addr);
+            }
+        }
+        self.completion
+            .consumer()
+            .store(cons.wrapping_add(n), Ordering::Release);
+        n as usize
+    }
+
+    /// Tx frames not in flight (on the free list).
+    pub fn tx_frames_free(&self) -> usize {
+        self.free_tx.len()
+    }
+
     /// The kernel's drop counters for this socket.
     pub fn statistics(&self) -> Result<XskStatistics, XskError> {
         let s: libc::xdp_statistics = getsockopt(
@@ -519,6 +673,16 @@ mod tests {
         assert!(c.validate().is_err());
         let c = XskConfig {
             frame_count: 0,
+            ..XskConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn rejects_more_tx_frames_than_the_completion_ring_holds() {
+        let c = XskConfig {
+            ring_size: 64,
+            tx_frame_count: 65,
             ..XskConfig::default()
         };
         assert!(c.validate().is_err());
