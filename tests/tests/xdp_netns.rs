@@ -166,6 +166,8 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(completed, "tx frame never completed");
+    let xs = xsk.statistics().expect("XDP_STATISTICS");
+    assert_eq!(xs.tx_invalid_descs, 0, "{xs:?}");
 
     // Detach before the namespaces go (drop order would do it too).
     classifier.set_drop_unknown_peer(false);

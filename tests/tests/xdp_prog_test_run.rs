@@ -501,3 +501,68 @@ fn program_is_gpl_compatible_and_cheap_to_verify() {
         "verifier processed {verified} instructions"
     );
 }
+
+#[test]
+fn mutated_frames_never_abort_and_count_exactly_once() {
+    use proptest::{
+        collection::vec,
+        prelude::*,
+        test_runner::{Config, TestRunner},
+    };
+
+    if !require_root() {
+        return;
+    }
+    let mut c = classifier();
+    c.set_drop_unknown_peer(true);
+    let bases = [
+        v4(&data(PEER_V4)).bytes,
+        v6(&data(PEER_V6)).bytes,
+        v4(HARD_RESET).bytes,
+        with_ipv4_options(&v4(&data(PEER_V4)), 2).bytes,
+        frame::udp(
+            Addr::V4(CLIENT_V4),
+            CLIENT_PORT,
+            Addr::V4(SERVER_V4),
+            PORT,
+            Some(9),
+            &data(PEER_V4),
+        )
+        .bytes,
+    ];
+    // One loaded program for all cases (loading verifies, which is slow);
+    // the counters are compared per case.
+    let mut runner = TestRunner::new(Config {
+        cases: 768,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        0..bases.len(),
+        vec((0usize..80, any::<u8>()), 0..6),
+        any::<usize>(),
+    );
+    runner
+        .run(&strategy, |(base, flips, cut)| {
+            let mut f = bases[base].clone();
+            // Flips land in the headers, where the parser makes decisions.
+            for (i, v) in flips {
+                let i = i % f.len();
+                f[i] = v;
+            }
+            f.truncate(14 + cut % (f.len() - 13));
+            let before = c.stats();
+            let verdict = xdp_test_run(c.prog_fd(), &f, None).expect("test run");
+            let d = delta(&before, &c.stats());
+            prop_assert!(
+                verdict == XDP_PASS || verdict == XDP_DROP,
+                "verdict {verdict} for {f:02x?}"
+            );
+            prop_assert_eq!(d[RX_TOTAL as usize], 1);
+            let reasons: u64 = (PASS_NOT_IP..=REDIRECT).map(|i| d[i as usize]).sum();
+            prop_assert_eq!(reasons, 1, "{:?} for {:02x?}", d, f);
+            prop_assert_eq!(verdict == XDP_DROP, d[DROP_UNKNOWN_PEER as usize] == 1);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}

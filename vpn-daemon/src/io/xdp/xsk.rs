@@ -136,6 +136,10 @@ pub struct XskStatistics {
     pub rx_ring_full: u64,
     /// Times the fill ring was found empty.
     pub rx_fill_ring_empty_descs: u64,
+    /// Tx descriptors the kernel rejected.
+    pub tx_invalid_descs: u64,
+    /// Times the kernel found the tx ring empty when kicked.
+    pub tx_ring_empty_descs: u64,
 }
 
 /// One anonymous or ring mapping, unmapped on drop.
@@ -625,6 +629,8 @@ impl XskSocket {
             rx_invalid_descs: s.rx_invalid_descs,
             rx_ring_full: s.rx_ring_full,
             rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+            tx_invalid_descs: s.tx_invalid_descs,
+            tx_ring_empty_descs: s.tx_ring_empty_descs,
         })
     }
 }
