@@ -16,7 +16,7 @@ use tests::{
     frame::{self, Addr, Frame},
     require_root, xdp_test_run,
 };
-use vpn_common::{maps::PeerEntry, stats::*};
+use vpn_common::stats::*;
 use vpn_daemon::io::xdp::xsk::{BindMode, XskConfig, XskSocket};
 
 const XDP_DROP: u32 = 1;
@@ -36,8 +36,8 @@ const CLIENT_PORT: u16 = 40_000;
 fn classifier() -> Classifier {
     let mut c = Classifier::load();
     c.add_port(PORT);
-    c.add_peer(PEER_V4, PeerEntry::v4(CLIENT_V4, CLIENT_PORT));
-    c.add_peer(PEER_V6, PeerEntry::v6(CLIENT_V6, CLIENT_PORT));
+    c.add_peer(PEER_V4, CLIENT_V4, CLIENT_PORT);
+    c.add_peer(PEER_V6, CLIENT_V6, CLIENT_PORT);
     c
 }
 
@@ -267,6 +267,41 @@ fn known_peer_from_another_source_passes_for_float() {
     expect(&c, &other_v6.bytes, XDP_PASS, PASS_WRONG_SOURCE);
     // Right address bytes, wrong family: the v4 peer's id over IPv6.
     expect(&c, &v6(&data(PEER_V4)).bytes, XDP_PASS, PASS_WRONG_SOURCE);
+}
+
+#[test]
+fn peer_map_updates_take_effect_at_once() {
+    if !require_root() {
+        return;
+    }
+    let mut c = classifier();
+    let from_new = frame::udp(
+        Addr::V4([10, 9, 0, 77]),
+        CLIENT_PORT + 7,
+        Addr::V4(SERVER_V4),
+        PORT,
+        None,
+        &data(PEER_V4),
+    )
+    .bytes;
+    let from_old = v4(&data(PEER_V4)).bytes;
+    expect(&c, &from_new, XDP_PASS, PASS_WRONG_SOURCE);
+    // Float: user space authenticated the packet and moves the peer.
+    c.add_peer(PEER_V4, [10, 9, 0, 77], CLIENT_PORT + 7);
+    expect(&c, &from_new, XDP_PASS, PASS_NO_XSK);
+    expect(&c, &from_old, XDP_PASS, PASS_WRONG_SOURCE);
+    // Disconnect: the peer-id is unknown again (twice: removal is idempotent).
+    c.remove_peer(PEER_V4);
+    c.remove_peer(PEER_V4);
+    expect(&c, &from_new, XDP_PASS, PASS_UNKNOWN_PEER);
+    // A dual-stack socket reports IPv4 peers as mapped addresses; the
+    // entry still matches the IPv4 packet.
+    c.add_peer(
+        PEER_V4,
+        std::net::Ipv4Addr::from(CLIENT_V4).to_ipv6_mapped(),
+        CLIENT_PORT,
+    );
+    expect(&c, &from_old, XDP_PASS, PASS_NO_XSK);
 }
 
 #[test]
