@@ -176,3 +176,57 @@ fn data_goes_to_af_xdp_and_control_to_the_udp_socket() {
     classifier.set_drop_unknown_peer(false);
     drop(classifier);
 }
+
+/// `lo` has no native XDP: the loader falls back to generic mode, and the
+/// steering still works there (AF_XDP in copy mode on `lo`'s only queue).
+#[test]
+fn falls_back_to_generic_mode_and_still_steers() {
+    if !require_root() {
+        return;
+    }
+    const LOCAL: [u8; 4] = [127, 0, 0, 1];
+    let ns = Netns::new("vxg");
+    let lo = ns.ifindex("lo");
+    let (c, mut xsk, udp, client) = ns.run(|| {
+        let mut c = Classifier::load();
+        c.add_port(PORT);
+        c.add_peer(PEER_ID, LOCAL, CLIENT_PORT);
+        assert_eq!(c.attach("lo"), AttachMode::Generic);
+        let config = XskConfig {
+            frame_count: 64,
+            tx_frame_count: 0,
+            ring_size: 64,
+            bind_mode: BindMode::Copy,
+            ..XskConfig::default()
+        };
+        let xsk = XskSocket::bind(lo, 0, &config).expect("bind AF_XDP to lo queue 0");
+        c.set_xsk(0, &xsk);
+        let udp = UdpSocket::bind(sa(LOCAL, PORT)).expect("bind server socket");
+        udp.set_read_timeout(Some(WAIT)).expect("set timeout");
+        let client = UdpSocket::bind(sa(LOCAL, CLIENT_PORT)).expect("bind client socket");
+        (c, xsk, udp, client)
+    });
+    let data = frame::data_v2(2, PEER_ID, b"\x00\x00\x00\x07generic");
+    let control: &[u8] = b"\x20\x01\x02\x03\x04\x05\x06\x07\x08\x00\x00\x00\x00\x01";
+    client.send_to(&data, sa(LOCAL, PORT)).expect("send data");
+    client
+        .send_to(control, sa(LOCAL, PORT))
+        .expect("send control");
+
+    assert!(
+        xsk.wait_readable(WAIT).expect("poll"),
+        "data frame on AF_XDP"
+    );
+    let mut got = Vec::new();
+    xsk.recv(8, |f| got.push(f.to_vec()));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].ends_with(&data), "payload intact");
+    let mut buf = [0u8; 256];
+    let (n, _) = udp
+        .recv_from(&mut buf)
+        .expect("control packet on the socket");
+    assert_eq!(&buf[..n], control);
+    let s = c.stats();
+    assert_eq!(s[REDIRECT as usize], 1, "{s:?}");
+    assert_eq!(s[PASS_CONTROL as usize], 1, "{s:?}");
+}
