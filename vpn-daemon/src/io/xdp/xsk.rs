@@ -262,6 +262,8 @@ pub struct XskSocket {
     /// Tx frames (UMEM offsets) neither on the tx nor the completion ring.
     free_tx: Vec<u64>,
     frame_size: u32,
+    /// Frames `0..rx_frames` belong to the fill/rx side.
+    rx_frames: u32,
     zero_copy: bool,
 }
 
@@ -448,6 +450,7 @@ impl XskSocket {
             umem,
             free_tx,
             frame_size: config.frame_size,
+            rx_frames: config.frame_count,
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
         })
     }
@@ -475,45 +478,58 @@ impl XskSocket {
     }
 
     /// Passes up to `max` received frames to `f`, then gives their buffers
-    /// back to the kernel. Returns how many frames were consumed.
+    /// back to the kernel. Returns how many descriptors were consumed.
     ///
-    /// A descriptor pointing outside the UMEM (a kernel bug) is skipped
-    /// rather than trusted; its frame is still recycled.
-    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&[u8])) -> usize {
+    /// `f` may modify the frame in place (decrypt it, rewrite headers): the
+    /// buffer is ours until `f` returns. A descriptor that does not lie
+    /// within one rx frame (a kernel bug) is skipped rather than trusted.
+    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&mut [u8])) -> usize {
         let cons = self.rx.consumer().load(Ordering::Relaxed);
         let prod = self.rx.producer().load(Ordering::Acquire);
         let n = prod.wrapping_sub(cons).min(max);
         let fill_prod = self.fill.producer().load(Ordering::Relaxed);
+        let mut refilled = 0u32;
         for i in 0..n {
             // SAFETY: the kernel published entries cons..prod (acquire above).
             let desc = unsafe { self.rx.slot(cons.wrapping_add(i)).read() };
-            if let Some(frame) = self.frame(desc.addr, desc.len) {
-                f(frame);
-            }
-            let base = desc.addr & !u64::from(self.frame_size - 1);
+            let Some((base, frame)) = self.rx_frame(desc.addr, desc.len) else {
+                continue;
+            };
+            f(frame);
             // SAFETY: the fill ring has room: it holds frame_count slots and
-            // this frame is not in it (the kernel gave it to us).
-            unsafe { self.fill.slot(fill_prod.wrapping_add(i)).write(base) };
+            // this rx frame is not in it (the kernel gave it to us).
+            unsafe { self.fill.slot(fill_prod.wrapping_add(refilled)).write(base) };
+            refilled += 1;
         }
         self.fill
             .producer()
-            .store(fill_prod.wrapping_add(n), Ordering::Release);
+            .store(fill_prod.wrapping_add(refilled), Ordering::Release);
         self.rx
             .consumer()
             .store(cons.wrapping_add(n), Ordering::Release);
         n as usize
     }
 
-    fn frame(&self, addr: u64, len: u32) -> Option<&[u8]> {
-        let start = usize::try_from(addr).ok()?;
-        let end = start.checked_add(len as usize)?;
-        if end > self.umem.len {
+    /// The frame base and the bytes of an rx descriptor, if it lies within
+    /// one rx frame.
+    fn rx_frame(&mut self, addr: u64, len: u32) -> Option<(u64, &mut [u8])> {
+        let frame_size = u64::from(self.frame_size);
+        let base = addr & !(frame_size - 1);
+        let rx_region = u64::from(self.rx_frames) * frame_size;
+        let end = addr.checked_add(u64::from(len))?;
+        if base >= rx_region || end > base + frame_size {
             return None;
         }
-        // SAFETY: start..end lies in the UMEM; the kernel does not write a
-        // frame between handing it to us on the rx ring and getting it back
-        // on the fill ring, which happens after `f` returns.
-        Some(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), len as usize) })
+        let start = usize::try_from(addr).ok()?;
+        // SAFETY: addr..end lies in one rx frame inside the UMEM (checked
+        // above; the UMEM spans at least rx_region bytes). The kernel does
+        // not touch a frame between handing it to us on the rx ring and
+        // getting it back on the fill ring, which happens after the caller
+        // is done with the slice; `&mut self` makes it the only reference.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(self.umem.ptr.as_ptr().add(start), len as usize)
+        };
+        Some((base, bytes))
     }
 
     /// Queues `frame` (a whole Ethernet frame) for transmission and kicks
