@@ -323,6 +323,10 @@ fn vlan_tagged_frames_are_classified() {
     };
     expect(&c, &tagged(&data(PEER_V6)), XDP_PASS, PASS_NO_XSK);
     expect(&c, &tagged(HARD_RESET), XDP_PASS, PASS_CONTROL);
+    // One 802.1ad (S-)tag is a single tag as well.
+    let mut s_tagged = tagged(&data(PEER_V6));
+    s_tagged[12..14].copy_from_slice(&[0x88, 0xa8]);
+    expect(&c, &s_tagged, XDP_PASS, PASS_NO_XSK);
     // A second tag (QinQ) is not followed.
     let mut qinq = v4(&data(PEER_V4)).bytes;
     qinq.splice(12..12, [0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 7]);
