@@ -605,3 +605,80 @@ fn mutated_frames_never_abort_and_count_exactly_once() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Every frame of the real OpenVPN 2.6.14 UDP captures (testdata), as the
+/// server's interface saw them: the client's control packets pass as
+/// control, its P_DATA_V2 packets (peer-id 0, as the server assigned, see
+/// testdata/openvpn-2.6.14/README.md) are steered, and the server's own
+/// packets to the client are to another port. Drop mode is on, so a data
+/// packet with any other peer-id would show up as a drop.
+#[test]
+fn real_openvpn_sessions_are_classified_packet_by_packet() {
+    use std::net::IpAddr;
+
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use pcap_file::pcap::PcapReader;
+    use vpn_common::opcode::{P_CONTROL_HARD_RESET_CLIENT_V2, P_DATA_V2, opcode};
+
+    if !require_root() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/openvpn-2.6.14");
+    for scenario in [
+        "udp-plain-aes128gcm",
+        "udp-tlscrypt-aes256gcm",
+        "udp-tlsauth-chacha",
+        "udp-aes256cbc-sha256",
+        "udp-reneg",
+    ] {
+        let path = dir.join(scenario).join("capture.pcap");
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut pcap = PcapReader::new(file).expect("classic pcap");
+        let mut c = classifier();
+        c.remove_peer(PEER_V4);
+        c.remove_peer(PEER_V6);
+        c.set_drop_unknown_peer(true);
+        let mut client: Option<(IpAddr, u16)> = None;
+        let mut seen = [0u64; STAT_SLOTS as usize];
+        while let Some(packet) = pcap.next_packet() {
+            let packet = packet.expect("pcap record");
+            let frame = &packet.data[..];
+            let sliced = SlicedPacket::from_ethernet(frame).expect("Ethernet/IP/UDP frame");
+            let src: IpAddr = match &sliced.net {
+                Some(NetSlice::Ipv4(ip)) => ip.header().source_addr().into(),
+                Some(NetSlice::Ipv6(ip)) => ip.header().source_addr().into(),
+                None => panic!("{scenario}: non-IP frame in an OpenVPN capture"),
+            };
+            let Some(TransportSlice::Udp(udp)) = &sliced.transport else {
+                panic!("{scenario}: non-UDP frame in a UDP capture");
+            };
+            let op = opcode(udp.payload()[0]);
+            if client.is_none() {
+                // The session starts with the client's hard reset: that is
+                // where its packets come from.
+                assert_eq!(op, P_CONTROL_HARD_RESET_CLIENT_V2, "{scenario}");
+                client = Some((src, udp.source_port()));
+                c.add_peer(0, src, udp.source_port());
+            }
+            let reason = if udp.destination_port() != PORT {
+                PASS_OTHER_PORT
+            } else if op == P_DATA_V2 {
+                assert_eq!(client, Some((src, udp.source_port())), "{scenario}");
+                PASS_NO_XSK
+            } else {
+                PASS_CONTROL
+            };
+            expect(&c, frame, XDP_PASS, reason);
+            seen[reason as usize] += 1;
+        }
+        // Each capture holds at least 5 pings: both directions of data, and
+        // the handshake on the control channel.
+        assert!(seen[PASS_NO_XSK as usize] >= 5, "{scenario}: {seen:?}");
+        assert!(seen[PASS_CONTROL as usize] >= 5, "{scenario}: {seen:?}");
+        assert!(seen[PASS_OTHER_PORT as usize] >= 5, "{scenario}: {seen:?}");
+        eprintln!(
+            "{scenario}: {} steerable data, {} control, {} to the client",
+            seen[PASS_NO_XSK as usize], seen[PASS_CONTROL as usize], seen[PASS_OTHER_PORT as usize]
+        );
+    }
+}
