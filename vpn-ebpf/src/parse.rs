@@ -120,7 +120,7 @@ pub(crate) fn udp(ctx: &XdpContext) -> Result<Udp, Pass> {
     }
     // A second tag (QinQ) lands here as "not IP": we steer only what we can
     // reach in a bounded number of steps, the stack handles the rest.
-    let (source, l4) = match ethertype {
+    let (mut source, l4) = match ethertype {
         ETH_P_IP => ipv4(ctx, l3)?,
         ETH_P_IPV6 => ipv6(ctx, l3)?,
         _ => return Err(Pass(stats::PASS_NOT_IP)),
@@ -128,7 +128,6 @@ pub(crate) fn udp(ctx: &XdpContext) -> Result<Udp, Pass> {
     let udp = check(ctx, l4, UDP_HLEN)?;
     // SAFETY: `udp` covers the 8-byte UDP header.
     let (src_port, dst_port, len) = unsafe { (bytes::<2>(udp), be16(udp + 2), be16(udp + 4)) };
-    let mut source = source;
     source.port = u16::from_ne_bytes(src_port);
     Ok(Udp {
         source,
