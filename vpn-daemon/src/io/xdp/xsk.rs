@@ -248,8 +248,9 @@ impl<T: Copy> Ring<T> {
 
 /// An AF_XDP socket bound to one queue of one interface, with its UMEM.
 ///
-/// Put its fd into the `XSKS` map at the queue's index ([`AsFd`]); then
-/// [`XskSocket::recv`] hands out the redirected frames.
+/// Register it in the classifier's `XSKS` map at its queue's index
+/// ([`super::loader::Classifier::register_xsk`]); then [`XskSocket::recv`]
+/// hands out the redirected frames and [`XskSocket::send`] transmits.
 pub struct XskSocket {
     // Field order is drop order: the socket closes before its rings and
     // UMEM are unmapped.
