@@ -136,6 +136,23 @@ mod tests {
     #[test]
     fn port_key_is_two_bytes() {
         assert_eq!(size_of::<PortKey>(), 2);
+        assert_eq!(align_of::<PortKey>(), 2);
+    }
+
+    #[test]
+    fn peer_entry_port_sits_on_its_natural_alignment() {
+        // The XDP program reads `port` as one u16 load; an odd offset would
+        // be an unaligned map-value access.
+        assert_eq!(offset_of!(PeerEntry, port) % align_of::<u16>(), 0);
+    }
+
+    #[test]
+    fn v6_entry_keeps_all_sixteen_address_bytes() {
+        let addr: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
+        let e = PeerEntry::v6(addr, 51820);
+        assert_eq!(e.addr, addr);
+        assert_eq!(e.port.to_ne_bytes(), 51820u16.to_be_bytes());
+        assert_eq!(e.family, FAMILY_V6);
     }
 
     #[test]

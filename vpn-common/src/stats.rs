@@ -60,4 +60,29 @@ mod tests {
         assert_eq!(STAT_NAMES[DROP_UNKNOWN_PEER as usize], "drop_unknown_peer");
         assert_eq!(STAT_NAMES[REDIRECT as usize], "redirect");
     }
+
+    #[test]
+    fn reason_slots_are_the_contiguous_range_after_rx_total() {
+        // Tests and status output sum PASS_NOT_IP..=REDIRECT as "one reason
+        // per frame"; a new reason must extend that range, not leave a gap.
+        let reasons = [
+            PASS_NOT_IP,
+            PASS_NOT_UDP,
+            PASS_OTHER_PORT,
+            PASS_IP_FRAGMENT,
+            PASS_TRUNCATED,
+            PASS_CONTROL,
+            PASS_UNKNOWN_PEER,
+            DROP_UNKNOWN_PEER,
+            PASS_WRONG_SOURCE,
+            PASS_NO_XSK,
+            REDIRECT,
+        ];
+        for (i, slot) in reasons.iter().enumerate() {
+            assert_eq!(*slot, RX_TOTAL + 1 + i as u32);
+        }
+    }
+
+    // Checked at compile time: the byte counter is not a reason and fits.
+    const _: () = assert!(REDIRECT_BYTES > REDIRECT && REDIRECT_BYTES < STAT_SLOTS);
 }

@@ -43,6 +43,9 @@ pub(crate) fn run() -> Result<PathBuf> {
     ] {
         cmd.env_remove(var);
     }
+    // BTF for the program (func and line info): verifier logs then name the
+    // Rust source line, and bpftool can show the maps' types.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Clink-arg=--btf");
     exec(&mut cmd)?;
     let obj = object_path();
     let size = std::fs::metadata(&obj)

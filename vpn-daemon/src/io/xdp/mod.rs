@@ -1,5 +1,11 @@
-//! The XDP classifier as the daemon sees it: the embedded object and, later,
-//! the loader and the peer map.
+//! The XDP classifier as the daemon sees it: the embedded object, its
+//! loader with the native → generic fallback ([`loader`]), the peer map the
+//! sessions keep current ([`peer_map`]) and the AF_XDP sockets it steers
+//! packets into ([`xsk`]).
+
+pub mod loader;
+pub mod peer_map;
+pub mod xsk;
 
 /// The vpn-ebpf object, when `cargo xtask build-ebpf` ran before this build.
 ///
