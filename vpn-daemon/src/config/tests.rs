@@ -1,0 +1,1 @@
+//! Tests of the whole pipeline: files and arguments to a typed Config.
