@@ -128,7 +128,7 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("tun-mtu-max", 1, 1, |b, a| {
-        b.cfg.tun_mtu_max = a.num_range(68, 68, 65536)?;
+        b.cfg.tun_mtu_max = a.num_range(0, 68, 65536)?;
         Ok(())
     }),
     d("mssfix", 0, 2, mssfix),
