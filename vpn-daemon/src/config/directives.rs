@@ -21,11 +21,11 @@ use super::{
     Builder, ConfigError, ConfigErrorKind, RawRemote, Span,
     types::{
         AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, Compression, ConnectRetry,
-        DevType, DhcpOption, Dh, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6,
+        DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6,
         IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
         PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
-        RouteAddr, RouteGateway, RouteIpv6, Source, StatusFile, Topology, TlsVersion,
-        TlsVersionMin, VerifyClientCert, VerifyMethod, VerifyX509Name, X509NameKind, XdpMode,
+        RouteAddr, RouteGateway, RouteIpv6, Source, StatusFile, TlsVersion, TlsVersionMin,
+        Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, X509NameKind, XdpMode,
     },
 };
 
@@ -242,7 +242,11 @@ pub static DIRECTIVES: &[Spec] = &[
         if u32::from(start) > u32::from(end) {
             return Err(a.invalid(1, "an end address not below the start address"));
         }
-        let netmask = if a.words.len() > 2 { Some(a.netmask(2)?) } else { None };
+        let netmask = if a.words.len() > 2 {
+            Some(a.netmask(2)?)
+        } else {
+            None
+        };
         b.cfg.ifconfig_pool = Some(IfconfigPool {
             start,
             end,
@@ -462,7 +466,11 @@ pub static DIRECTIVES: &[Spec] = &[
     }),
     d("reneg-sec", 1, 2, |b, a| {
         let max = a.num(0)?;
-        let min = if a.words.len() > 1 { Some(a.num(1)?) } else { None };
+        let min = if a.words.len() > 1 {
+            Some(a.num(1)?)
+        } else {
+            None
+        };
         if min.is_some_and(|m| m > max) {
             return Err(a.invalid(1, "a minimum not above the maximum"));
         }
@@ -515,16 +523,18 @@ pub static DIRECTIVES: &[Spec] = &[
         };
         Ok(())
     }),
-    d("comp-lzo", 0, 1, |b, a| match a.words.first().map(String::as_str) {
-        Some("no") => {
-            b.cfg.compression = Compression::LzoNo;
-            Ok(())
+    d("comp-lzo", 0, 1, |b, a| {
+        match a.words.first().map(String::as_str) {
+            Some("no") => {
+                b.cfg.compression = Compression::LzoNo;
+                Ok(())
+            }
+            None | Some("yes" | "adaptive") => Err(ConfigErrorKind::Compression {
+                name: a.name.into(),
+                detail: "'comp-lzo' without 'no' asks for LZO compression".into(),
+            }),
+            Some(_) => Err(a.invalid(0, "no")),
         }
-        None | Some("yes" | "adaptive") => Err(ConfigErrorKind::Compression {
-            name: a.name.into(),
-            detail: "'comp-lzo' without 'no' asks for LZO compression".into(),
-        }),
-        Some(_) => Err(a.invalid(0, "no")),
     }),
     d("allow-compression", 1, 1, |_, a| match a.word(0)? {
         "no" => Ok(()),
@@ -711,30 +721,87 @@ pub static DIRECTIVES: &[Spec] = &[
 /// OpenVPN 2.6 directives we recognise but do not implement, with the
 /// reason given to the user.
 pub static UNSUPPORTED: &[(&str, &str)] = &[
-    ("connection", "<connection> blocks are not implemented; use several 'remote' lines"),
+    (
+        "connection",
+        "<connection> blocks are not implemented; use several 'remote' lines",
+    ),
     ("chroot", "chroot is not implemented"),
-    ("secret", "static-key mode is not implemented; use TLS (ca/cert/key)"),
-    ("genkey", "key generation mode is not implemented; use 'openvpn --genkey'"),
-    ("management-client-auth", "the management interface is not implemented"),
-    ("management-hold", "the management interface is not implemented"),
-    ("management-query-passwords", "the management interface is not implemented"),
-    ("management-query-proxy", "the management interface is not implemented"),
-    ("management-query-remote", "the management interface is not implemented"),
-    ("management-signal", "the management interface is not implemented"),
-    ("management-forget-disconnect", "the management interface is not implemented"),
-    ("management-log-cache", "the management interface is not implemented"),
-    ("management-up-down", "the management interface is not implemented"),
-    ("management-client", "the management interface is not implemented"),
-    ("management-client-user", "the management interface is not implemented"),
-    ("management-client-group", "the management interface is not implemented"),
-    ("management-external-key", "the management interface is not implemented"),
-    ("management-external-cert", "the management interface is not implemented"),
-    ("server-bridge", "tap bridging is not implemented (tun only)"),
+    (
+        "secret",
+        "static-key mode is not implemented; use TLS (ca/cert/key)",
+    ),
+    (
+        "genkey",
+        "key generation mode is not implemented; use 'openvpn --genkey'",
+    ),
+    (
+        "management-client-auth",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-hold",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-query-passwords",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-query-proxy",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-query-remote",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-signal",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-forget-disconnect",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-log-cache",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-up-down",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-client",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-client-user",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-client-group",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-external-key",
+        "the management interface is not implemented",
+    ),
+    (
+        "management-external-cert",
+        "the management interface is not implemented",
+    ),
+    (
+        "server-bridge",
+        "tap bridging is not implemented (tun only)",
+    ),
     ("dev-node", "tap/tun device nodes are not implemented"),
     ("lladdr", "tap is not implemented (tun only)"),
     ("fragment", "OpenVPN-level fragmentation is not implemented"),
     ("mtu-test", "MTU tests are not implemented"),
-    ("link-mtu", "link-mtu is deprecated and not implemented; use tun-mtu"),
+    (
+        "link-mtu",
+        "link-mtu is deprecated and not implemented; use tun-mtu",
+    ),
     ("tun-mtu-extra", "tap is not implemented (tun only)"),
     ("plugin", "plugins are not implemented"),
     ("tls-verify", "tls-verify scripts are not implemented"),
@@ -742,10 +809,16 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("learn-address", "learn-address scripts are not implemented"),
     ("ipchange", "ipchange scripts are not implemented"),
     ("route-up", "route-up scripts are not implemented"),
-    ("route-pre-down", "route-pre-down scripts are not implemented"),
+    (
+        "route-pre-down",
+        "route-pre-down scripts are not implemented",
+    ),
     ("auth-gen-token", "auth tokens are not implemented"),
     ("auth-gen-token-secret", "auth tokens are not implemented"),
-    ("auth-user-pass-optional", "auth-user-pass-optional is not implemented"),
+    (
+        "auth-user-pass-optional",
+        "auth-user-pass-optional is not implemented",
+    ),
     ("auth-retry", "auth-retry is not implemented"),
     ("static-challenge", "challenge/response is not implemented"),
     ("http-proxy", "proxies are not implemented"),
@@ -767,20 +840,44 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("dhcp-renew", "Windows only"),
     ("win-sys", "Windows only"),
     ("cryptoapicert", "Windows only"),
-    ("iroute", "iroute belongs in client-config-dir files, which are read by the server at connect time"),
-    ("iroute-ipv6", "iroute-ipv6 belongs in client-config-dir files"),
-    ("ifconfig-push", "ifconfig-push belongs in client-config-dir files"),
-    ("ifconfig-ipv6-push", "ifconfig-ipv6-push belongs in client-config-dir files"),
-    ("push-reset", "push-reset belongs in client-config-dir files"),
+    (
+        "iroute",
+        "iroute belongs in client-config-dir files, which are read by the server at connect time",
+    ),
+    (
+        "iroute-ipv6",
+        "iroute-ipv6 belongs in client-config-dir files",
+    ),
+    (
+        "ifconfig-push",
+        "ifconfig-push belongs in client-config-dir files",
+    ),
+    (
+        "ifconfig-ipv6-push",
+        "ifconfig-ipv6-push belongs in client-config-dir files",
+    ),
+    (
+        "push-reset",
+        "push-reset belongs in client-config-dir files",
+    ),
     ("push-remove", "push-remove is not implemented"),
     ("disable", "disable belongs in client-config-dir files"),
     ("capath", "capath is not implemented; use ca"),
     ("verify-hash", "verify-hash is not implemented"),
     ("peer-fingerprint", "peer-fingerprint is not implemented"),
-    ("remote-cert-ku", "remote-cert-ku is not implemented; use remote-cert-tls"),
-    ("remote-cert-eku", "remote-cert-eku is not implemented; use remote-cert-tls"),
+    (
+        "remote-cert-ku",
+        "remote-cert-ku is not implemented; use remote-cert-tls",
+    ),
+    (
+        "remote-cert-eku",
+        "remote-cert-eku is not implemented; use remote-cert-tls",
+    ),
     ("ns-cert-type", "removed from OpenVPN; use remote-cert-tls"),
-    ("x509-username-field", "x509-username-field is not implemented"),
+    (
+        "x509-username-field",
+        "x509-username-field is not implemented",
+    ),
     ("x509-track", "x509-track is not implemented"),
     ("pkcs11-providers", "PKCS#11 is not implemented"),
     ("pkcs11-id", "PKCS#11 is not implemented"),
@@ -789,11 +886,23 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("askpass", "encrypted private keys are not implemented"),
     ("tls-exit", "tls-exit is not implemented"),
     ("single-session", "single-session is not implemented"),
-    ("tls-crypt-v2-verify", "tls-crypt-v2-verify scripts are not implemented"),
-    ("tls-crypt-v2-max-age", "tls-crypt-v2-max-age is not implemented"),
+    (
+        "tls-crypt-v2-verify",
+        "tls-crypt-v2-verify scripts are not implemented",
+    ),
+    (
+        "tls-crypt-v2-max-age",
+        "tls-crypt-v2-max-age is not implemented",
+    ),
     ("ncp-disable", "removed from OpenVPN 2.6; use data-ciphers"),
-    ("client-cert-not-required", "removed from OpenVPN; use 'verify-client-cert none'"),
-    ("key-method", "removed from OpenVPN; key-method 2 is always used"),
+    (
+        "client-cert-not-required",
+        "removed from OpenVPN; use 'verify-client-cert none'",
+    ),
+    (
+        "key-method",
+        "removed from OpenVPN; key-method 2 is always used",
+    ),
     ("keysize", "removed from OpenVPN"),
     ("opt-verify", "removed from OpenVPN"),
     ("comp-noadapt", "compression is never used"),
@@ -801,7 +910,10 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("nice", "nice is not implemented"),
     ("shaper", "traffic shaping is not implemented"),
     ("multihome", "multihome is not implemented"),
-    ("bind", "bind is not implemented (binding is the default; see nobind)"),
+    (
+        "bind",
+        "bind is not implemented (binding is the default; see nobind)",
+    ),
     ("mark", "socket marks are not implemented"),
     ("socket-flags", "socket-flags is not implemented"),
     ("tcp-nodelay", "tcp-nodelay is not implemented"),
@@ -816,38 +928,80 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("up-restart", "up-restart is not implemented"),
     ("down-pre", "down-pre is not implemented"),
     ("connect-timeout", "connect-timeout is not implemented"),
-    ("server-poll-timeout", "server-poll-timeout is not implemented"),
+    (
+        "server-poll-timeout",
+        "server-poll-timeout is not implemented",
+    ),
     ("connect-freq", "connect-freq is not implemented"),
-    ("max-routes-per-client", "max-routes-per-client is not implemented"),
-    ("stale-routes-check", "stale-routes-check is not implemented"),
+    (
+        "max-routes-per-client",
+        "max-routes-per-client is not implemented",
+    ),
+    (
+        "stale-routes-check",
+        "stale-routes-check is not implemented",
+    ),
     ("hash-size", "hash-size is not implemented"),
     ("tmp-dir", "tmp-dir is not implemented"),
     ("client-nat", "client-nat is not implemented"),
     ("push-peer-info", "push-peer-info is not implemented"),
     ("session-timeout", "session-timeout is not implemented"),
     ("compat-mode", "compat-mode is not implemented"),
-    ("machine-readable-output", "machine-readable-output is not implemented"),
-    ("suppress-timestamps", "suppress-timestamps is not implemented"),
+    (
+        "machine-readable-output",
+        "machine-readable-output is not implemented",
+    ),
+    (
+        "suppress-timestamps",
+        "suppress-timestamps is not implemented",
+    ),
     ("syslog", "syslog is not implemented; use log"),
     ("echo", "echo is not implemented"),
     ("inetd", "inetd mode is not implemented"),
     ("setcon", "SELinux setcon is not implemented"),
     ("remap-usr1", "remap-usr1 is not implemented"),
-    ("allow-recursive-routing", "allow-recursive-routing is not implemented"),
-    ("keying-material-exporter", "keying-material-exporter is not implemented"),
+    (
+        "allow-recursive-routing",
+        "allow-recursive-routing is not implemented",
+    ),
+    (
+        "keying-material-exporter",
+        "keying-material-exporter is not implemented",
+    ),
     ("vlan-tagging", "tap is not implemented (tun only)"),
     ("vlan-accept", "tap is not implemented (tun only)"),
     ("vlan-pvid", "tap is not implemented (tun only)"),
     ("setenv-safe", "setenv-safe is not implemented"),
     ("auth-token", "auth tokens are not implemented"),
     ("auth-token-user", "auth tokens are not implemented"),
-    ("show-ciphers", "informational modes are not implemented; use openvpn"),
-    ("show-digests", "informational modes are not implemented; use openvpn"),
-    ("show-tls", "informational modes are not implemented; use openvpn"),
-    ("show-curves", "informational modes are not implemented; use openvpn"),
-    ("show-groups", "informational modes are not implemented; use openvpn"),
-    ("show-engines", "informational modes are not implemented; use openvpn"),
-    ("test-crypto", "informational modes are not implemented; use openvpn"),
+    (
+        "show-ciphers",
+        "informational modes are not implemented; use openvpn",
+    ),
+    (
+        "show-digests",
+        "informational modes are not implemented; use openvpn",
+    ),
+    (
+        "show-tls",
+        "informational modes are not implemented; use openvpn",
+    ),
+    (
+        "show-curves",
+        "informational modes are not implemented; use openvpn",
+    ),
+    (
+        "show-groups",
+        "informational modes are not implemented; use openvpn",
+    ),
+    (
+        "show-engines",
+        "informational modes are not implemented; use openvpn",
+    ),
+    (
+        "test-crypto",
+        "informational modes are not implemented; use openvpn",
+    ),
     ("mktun", "persistent tun creation mode is not implemented"),
     ("rmtun", "persistent tun creation mode is not implemented"),
 ];
@@ -1042,10 +1196,12 @@ impl PemCheck {
         match self {
             PemCheck::Certs => {
                 let labels = pem_labels(body)?;
-                if let Some(bad) = labels
-                    .iter()
-                    .find(|l| !matches!(l.as_str(), "CERTIFICATE" | "TRUSTED CERTIFICATE" | "X509 CERTIFICATE"))
-                {
+                if let Some(bad) = labels.iter().find(|l| {
+                    !matches!(
+                        l.as_str(),
+                        "CERTIFICATE" | "TRUSTED CERTIFICATE" | "X509 CERTIFICATE"
+                    )
+                }) {
                     return Err(format!("expected CERTIFICATE blocks, found {bad}"));
                 }
                 Ok(())
@@ -1136,7 +1292,9 @@ fn check_static_key(body: &str) -> Result<(), String> {
         return Err(format!("no '{END}' line"));
     }
     if digits != 512 {
-        return Err(format!("expected 256 key bytes (512 hex digits), found {digits} digits"));
+        return Err(format!(
+            "expected 256 key bytes (512 hex digits), found {digits} digits"
+        ));
     }
     Ok(())
 }
@@ -1232,8 +1390,16 @@ fn proto(a: &Args<'_>, i: usize) -> Result<(RawTransport, AddrFamily), ConfigErr
 
 fn remote(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     let host = a.nonempty(0)?.to_string();
-    let port = if a.words.len() > 1 { Some(a.port(1)?) } else { None };
-    let proto = if a.words.len() > 2 { Some(proto(a, 2)?) } else { None };
+    let port = if a.words.len() > 1 {
+        Some(a.port(1)?)
+    } else {
+        None
+    };
+    let proto = if a.words.len() > 2 {
+        Some(proto(a, 2)?)
+    } else {
+        None
+    };
     b.raw.remotes.push(RawRemote {
         span: a.span.clone(),
         host,
@@ -1282,14 +1448,14 @@ fn route(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
         None | Some("default") => Ipv4Addr::BROADCAST,
         Some(_) => a.netmask(1)?,
     };
-    if let RouteAddr::Addr(n) = network {
-        if u32::from(n) & !u32::from(netmask) != 0 {
-            return Err(ConfigErrorKind::InvalidValue {
-                name: a.name.into(),
-                value: format!("{n} {netmask}"),
-                expected: "a network address consistent with the netmask".into(),
-            });
-        }
+    if let RouteAddr::Addr(n) = network
+        && u32::from(n) & !u32::from(netmask) != 0
+    {
+        return Err(ConfigErrorKind::InvalidValue {
+            name: a.name.into(),
+            value: format!("{n} {netmask}"),
+            expected: "a network address consistent with the netmask".into(),
+        });
     }
     let gateway = match a.words.get(2).map(String::as_str) {
         None | Some("default") => None,
@@ -1516,14 +1682,13 @@ fn dns(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
                     sni = Some(a.nonempty(3)?.to_string());
                 }
                 _ => {
-                    return Err(a.invalid(
-                        2,
-                        "address, resolve-domains, dnssec, transport or sni",
-                    ));
+                    return Err(a.invalid(2, "address, resolve-domains, dnssec, transport or sni"));
                 }
             }
             let Some(s) = b.cfg.dns.servers.get_mut(idx) else {
-                return Err(ConfigErrorKind::Invalid("dns server table inconsistent".into()));
+                return Err(ConfigErrorKind::Invalid(
+                    "dns server table inconsistent".into(),
+                ));
             };
             match key {
                 "address" => {
@@ -1617,7 +1782,10 @@ fn data_ciphers(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
             Some(_) => {}
             None if optional => b.warn(
                 a.span,
-                format!("optional cipher '{name}' in {} is not supported; skipped", a.name),
+                format!(
+                    "optional cipher '{name}' in {} is not supported; skipped",
+                    a.name
+                ),
             ),
             None => {
                 return Err(ConfigErrorKind::InvalidValue {
@@ -1684,11 +1852,12 @@ fn ifname(a: &Args<'_>, i: usize) -> Result<String, ConfigErrorKind> {
         && w.len() < 16
         && w != "."
         && w != ".."
-        && !w.bytes().any(|c| c == b'/' || c == b':' || c.is_ascii_whitespace());
+        && !w
+            .bytes()
+            .any(|c| c == b'/' || c == b':' || c.is_ascii_whitespace());
     if ok {
         Ok(w.to_string())
     } else {
         Err(a.invalid(i, "a network interface name (1 to 15 characters)"))
     }
 }
-

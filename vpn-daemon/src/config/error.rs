@@ -177,7 +177,9 @@ pub enum ConfigErrorKind {
         reason: String,
     },
     /// Real compression was asked for; this daemon never compresses.
-    #[error("directive '{name}': {detail}; this daemon never compresses (only the 'stub' framings and 'no' are accepted)")]
+    #[error(
+        "directive '{name}': {detail}; this daemon never compresses (only the 'stub' framings and 'no' are accepted)"
+    )]
     Compression {
         /// The directive.
         name: String,

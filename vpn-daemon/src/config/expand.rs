@@ -130,7 +130,9 @@ fn server_helper(b: &mut Builder) -> Result<(), ConfigError> {
     let ip = Ipv4Addr::from;
     b.raw.mode_server = true;
     b.raw.tls_server = true;
-    b.cfg.server = Some(Ipv4Net::new(net, bits as u8).map_err(|_| invalid(span.clone(), "bad server network"))?);
+    b.cfg.server = Some(
+        Ipv4Net::new(net, bits as u8).map_err(|_| invalid(span.clone(), "bad server network"))?,
+    );
     let mut push = Vec::new();
     match b.cfg.topology {
         Topology::Net30 | Topology::P2p => {
@@ -216,7 +218,10 @@ fn server_ipv6_helper(b: &mut Builder) -> Result<(), ConfigError> {
     if net.trunc() != net {
         return Err(invalid(
             span,
-            format!("'server-ipv6' {net} has host bits set; did you mean {}?", net.trunc()),
+            format!(
+                "'server-ipv6' {net} has host bits set; did you mean {}?",
+                net.trunc()
+            ),
         ));
     }
     let base = u128::from(net.addr());
@@ -238,14 +243,24 @@ fn server_ipv6_helper(b: &mut Builder) -> Result<(), ConfigError> {
 
 fn mode_and_role(b: &mut Builder) -> Result<(), ConfigError> {
     if b.raw.tls_client && b.raw.tls_server {
-        let why = if b.raw.client { " ('client' implies tls-client)" } else { "" };
+        let why = if b.raw.client {
+            " ('client' implies tls-client)"
+        } else {
+            ""
+        };
         let other = if b.raw.server.is_some() || b.raw.server_ipv6.is_some() {
             " ('server' implies tls-server)"
         } else {
             ""
         };
         return Err(invalid(
-            b.latest_of(&["tls-client", "tls-server", "client", "server", "server-ipv6"]),
+            b.latest_of(&[
+                "tls-client",
+                "tls-server",
+                "client",
+                "server",
+                "server-ipv6",
+            ]),
             format!("tls-client and tls-server cannot be used together{why}{other}"),
         ));
     }
@@ -330,10 +345,11 @@ fn transport(b: &mut Builder) -> Result<(), ConfigError> {
         ));
     }
     let raws = std::mem::take(&mut b.raw.remotes);
-    if server {
-        if let Some(r) = raws.first() {
-            return Err(invalid(r.span.clone(), "'remote' cannot be used in server mode"));
-        }
+    if server && let Some(r) = raws.first() {
+        return Err(invalid(
+            r.span.clone(),
+            "'remote' cannot be used in server mode",
+        ));
     }
     if b.cfg.pull && raws.is_empty() {
         return Err(invalid(
@@ -545,13 +561,13 @@ fn tls(b: &mut Builder) -> Result<(), ConfigError> {
     } else {
         TlsWrap::None
     };
-    if let (Some(min), Some(max)) = (b.cfg.tls_version_min, b.cfg.tls_version_max) {
-        if min.version > max {
-            return Err(invalid(
-                b.latest_of(&["tls-version-min", "tls-version-max"]),
-                "'tls-version-min' is above 'tls-version-max'",
-            ));
-        }
+    if let (Some(min), Some(max)) = (b.cfg.tls_version_min, b.cfg.tls_version_max)
+        && min.version > max
+    {
+        return Err(invalid(
+            b.latest_of(&["tls-version-min", "tls-version-max"]),
+            "'tls-version-min' is above 'tls-version-max'",
+        ));
     }
     Ok(())
 }
@@ -561,16 +577,17 @@ fn data_channel(b: &mut Builder) -> Result<(), ConfigError> {
         Some(l) => l,
         None => DEFAULT_DATA_CIPHERS.iter().map(|c| c.to_string()).collect(),
     };
-    if let Some(c) = b.cfg.cipher.clone() {
-        if b.cfg.data_ciphers_fallback.is_none() && !b.cfg.data_ciphers.contains(&c) {
-            let list = b.cfg.data_ciphers.join(":");
-            b.warn(
-                &b.span_of("cipher"),
-                format!(
-                    "'cipher {c}' is not in data-ciphers ({list}); as in OpenVPN 2.6 it is ignored for cipher negotiation (use data-ciphers or data-ciphers-fallback)"
-                ),
-            );
-        }
+    if let Some(c) = b.cfg.cipher.clone()
+        && b.cfg.data_ciphers_fallback.is_none()
+        && !b.cfg.data_ciphers.contains(&c)
+    {
+        let list = b.cfg.data_ciphers.join(":");
+        b.warn(
+            &b.span_of("cipher"),
+            format!(
+                "'cipher {c}' is not in data-ciphers ({list}); as in OpenVPN 2.6 it is ignored for cipher negotiation (use data-ciphers or data-ciphers-fallback)"
+            ),
+        );
     }
     Ok(())
 }
@@ -609,7 +626,10 @@ fn misc(b: &mut Builder) -> Result<(), ConfigError> {
         );
     }
     if b.cfg.max_clients == 0 {
-        return Err(invalid(b.span_of("max-clients"), "'max-clients' must be > 0"));
+        return Err(invalid(
+            b.span_of("max-clients"),
+            "'max-clients' must be > 0",
+        ));
     }
     Ok(())
 }
@@ -652,7 +672,11 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     fix_src("key", &mut c.key, Want::File)?;
     fix_src("pkcs12", &mut c.pkcs12, Want::File)?;
     fix_src("extra-certs", &mut c.extra_certs, Want::File)?;
-    let crl_want = if c.crl_verify_dir { Want::Dir } else { Want::File };
+    let crl_want = if c.crl_verify_dir {
+        Want::Dir
+    } else {
+        Want::File
+    };
     fix_src("crl-verify", &mut c.crl_verify, crl_want)?;
     if let Some(Dh::Ignored(Source::File(p))) = &mut c.dh {
         fix("dh", p, Want::File)?;

@@ -198,10 +198,10 @@ pub fn tokenize_line(line: &[u8]) -> Result<Vec<String>, LexErrorKind> {
             }
         }
         if escaped {
-            if let Some(o) = out {
-                if !(o == b'\\' || o == b'"' || is_space(Some(o))) {
-                    return Err(LexErrorKind::BadBackslash);
-                }
+            if let Some(o) = out
+                && !(o == b'\\' || o == b'"' || is_space(Some(o)))
+            {
+                return Err(LexErrorKind::BadBackslash);
             }
             escaped = false;
         }
@@ -212,8 +212,8 @@ pub fn tokenize_line(line: &[u8]) -> Result<Vec<String>, LexErrorKind> {
             if words.len() == MAX_WORDS {
                 return Err(LexErrorKind::TooManyWords(MAX_WORDS));
             }
-            let w = String::from_utf8(std::mem::take(&mut word))
-                .map_err(|_| LexErrorKind::NotUtf8)?;
+            let w =
+                String::from_utf8(std::mem::take(&mut word)).map_err(|_| LexErrorKind::NotUtf8)?;
             words.push(w);
             state = State::Between;
         }
@@ -242,12 +242,10 @@ mod tests {
 
     #[test]
     fn splits_on_white_space() {
-        assert_eq!(words("remote  vpn.example.com\t1194 udp\n"), [
-            "remote",
-            "vpn.example.com",
-            "1194",
-            "udp"
-        ]);
+        assert_eq!(
+            words("remote  vpn.example.com\t1194 udp\n"),
+            ["remote", "vpn.example.com", "1194", "udp"]
+        );
     }
 
     #[test]
@@ -277,10 +275,10 @@ mod tests {
 
     #[test]
     fn double_quotes_group_words() {
-        assert_eq!(words("push \"route 10.0.0.0 255.0.0.0\""), [
-            "push",
-            "route 10.0.0.0 255.0.0.0"
-        ]);
+        assert_eq!(
+            words("push \"route 10.0.0.0 255.0.0.0\""),
+            ["push", "route 10.0.0.0 255.0.0.0"]
+        );
     }
 
     #[test]
@@ -315,8 +313,14 @@ mod tests {
 
     #[test]
     fn backslash_before_other_characters_is_an_error() {
-        assert_eq!(tokenize_line(br"cd C:\dir"), Err(LexErrorKind::BadBackslash));
-        assert_eq!(tokenize_line(br#"x "a\nb""#), Err(LexErrorKind::BadBackslash));
+        assert_eq!(
+            tokenize_line(br"cd C:\dir"),
+            Err(LexErrorKind::BadBackslash)
+        );
+        assert_eq!(
+            tokenize_line(br#"x "a\nb""#),
+            Err(LexErrorKind::BadBackslash)
+        );
     }
 
     #[test]
@@ -326,8 +330,14 @@ mod tests {
 
     #[test]
     fn unclosed_quotes_are_errors() {
-        assert_eq!(tokenize_line(b"x \"abc"), Err(LexErrorKind::UnclosedDoubleQuote));
-        assert_eq!(tokenize_line(b"x 'abc"), Err(LexErrorKind::UnclosedSingleQuote));
+        assert_eq!(
+            tokenize_line(b"x \"abc"),
+            Err(LexErrorKind::UnclosedDoubleQuote)
+        );
+        assert_eq!(
+            tokenize_line(b"x 'abc"),
+            Err(LexErrorKind::UnclosedSingleQuote)
+        );
     }
 
     #[test]
@@ -350,7 +360,10 @@ mod tests {
     fn lines_are_numbered_from_one_and_blank_lines_skipped() {
         let l = lex_ok("# head\n\ndev tun\n  \nproto udp");
         assert_eq!(l.len(), 2);
-        assert_eq!((l[0].line, l[0].words.clone()), (3, vec!["dev".into(), "tun".into()]));
+        assert_eq!(
+            (l[0].line, l[0].words.clone()),
+            (3, vec!["dev".into(), "tun".into()])
+        );
         assert_eq!(l[1].line, 5);
     }
 
@@ -381,7 +394,9 @@ mod tests {
         assert_eq!(l[1].words, ["ca"]);
         assert_eq!(
             l[1].inline.as_deref(),
-            Some("-----BEGIN CERTIFICATE-----\n  # not a comment; \"x\n-----END CERTIFICATE-----\n")
+            Some(
+                "-----BEGIN CERTIFICATE-----\n  # not a comment; \"x\n-----END CERTIFICATE-----\n"
+            )
         );
         assert_eq!(l[2].line, 7);
     }
@@ -449,7 +464,10 @@ mod tests {
 
     #[test]
     fn bad_tags_are_errors() {
-        assert_eq!(lex(b"<>\n").unwrap_err().kind, LexErrorKind::BadTag("<>".into()));
+        assert_eq!(
+            lex(b"<>\n").unwrap_err().kind,
+            LexErrorKind::BadTag("<>".into())
+        );
         assert_eq!(
             lex(b"<a.b>\n").unwrap_err().kind,
             LexErrorKind::BadTag("<a.b>".into())

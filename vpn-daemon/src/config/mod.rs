@@ -461,15 +461,15 @@ impl Loader {
     {
         let args: Vec<String> = args.into_iter().map(|s| s.as_ref().to_string()).collect();
         let mut b = Builder::new(self);
-        if let [only] = args.as_slice() {
-            if !only.starts_with("--") {
-                let span = Span {
-                    file: Origin::CommandLine,
-                    line: 1,
-                };
-                b.include(Path::new(only), &span)?;
-                return b.finish();
-            }
+        if let [only] = args.as_slice()
+            && !only.starts_with("--")
+        {
+            let span = Span {
+                file: Origin::CommandLine,
+                line: 1,
+            };
+            b.include(Path::new(only), &span)?;
+            return b.finish();
         }
         let mut i = 0;
         while let Some(arg) = args.get(i) {

@@ -202,7 +202,10 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
 fn every_directive_parses_into_its_field() {
     for (line, base, check) in table() {
         let c = ok(base, line);
-        assert!(check(&c), "{line:?} did not produce the expected field: {c:#?}");
+        assert!(
+            check(&c),
+            "{line:?} did not produce the expected field: {c:#?}"
+        );
     }
 }
 
@@ -217,7 +220,11 @@ fn every_directive_has_a_table_row() {
         if spec.name == "management" {
             continue;
         }
-        assert!(rows.iter().any(|r| r == spec.name), "no table row for '{}'", spec.name);
+        assert!(
+            rows.iter().any(|r| r == spec.name),
+            "no table row for '{}'",
+            spec.name
+        );
     }
 }
 
@@ -238,10 +245,19 @@ fn defaults_are_openvpn_2_6s() {
     assert_eq!(c.remotes[0].port, 1194);
     assert_eq!(c.proto.transport, Transport::Udp);
     assert_eq!(c.topology, Topology::Net30);
-    assert_eq!(c.data_ciphers, ["AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"]);
+    assert_eq!(
+        c.data_ciphers,
+        ["AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"]
+    );
     assert_eq!(c.auth, "SHA1");
     assert_eq!(c.tun_mtu, 1500);
-    assert_eq!(c.mssfix, Some(Mssfix { size: 1492, mode: MssfixMode::Encapsulated }));
+    assert_eq!(
+        c.mssfix,
+        Some(Mssfix {
+            size: 1492,
+            mode: MssfixMode::Encapsulated
+        })
+    );
     assert_eq!(c.reneg_sec.max, 3600);
     assert_eq!(c.hand_window, 60);
     assert_eq!(c.verb, 1);
@@ -252,58 +268,173 @@ fn defaults_are_openvpn_2_6s() {
 
 #[test]
 fn errors_name_the_line_and_the_problem() {
-    let cases: Vec<(&str, &str, fn(&ConfigErrorKind) -> bool)> = vec![
-        (CLIENT, "frobnicate 1", |k| matches!(k, ConfigErrorKind::UnknownDirective { name } if name == "frobnicate")),
-        (CLIENT, "chroot /var/empty", |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "chroot")),
-        (SERVER, "management 127.0.0.1 7505", |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management")),
-        (SERVER, "management 127.0.0.x 7505", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "secret static.key", |k| matches!(k, ConfigErrorKind::Unsupported { .. })),
-        (CLIENT, "verb", |k| matches!(k, ConfigErrorKind::Arity { got: 0, .. })),
-        (CLIENT, "nobind yes", |k| matches!(k, ConfigErrorKind::Arity { got: 1, .. })),
-        (CLIENT, "verb 12", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "verb three", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "port 70000", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "remote host 0", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "remote host 1194 sctp", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "proto udp5", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "ifconfig 10.0.0.300 10.0.0.2", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "route 10.0.0.1 255.0.0.0", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "route 10.0.0.0 255.0.255.0", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "route-ipv6 2001:db8::", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "dhcp-option DNS", |k| matches!(k, ConfigErrorKind::Arity { .. })),
-        (CLIENT, "dhcp-option FOO x", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "dns server 1 address 10.0.0.1:0", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "dns server 300 address 10.0.0.1", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "topology star", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "dev-type tap", |k| matches!(k, ConfigErrorKind::Unsupported { .. })),
-        (CLIENT, "cipher BF-CBC", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "data-ciphers AES-256-GCM:DES-CBC", |k| matches!(k, ConfigErrorKind::InvalidValue { value, .. } if value == "DES-CBC")),
-        (CLIENT, "data-ciphers ?DES-CBC", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "auth MD5", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "compress lz4-v2", |k| matches!(k, ConfigErrorKind::Compression { .. })),
-        (CLIENT, "compress lzo", |k| matches!(k, ConfigErrorKind::Compression { .. })),
-        (CLIENT, "comp-lzo", |k| matches!(k, ConfigErrorKind::Compression { .. })),
-        (CLIENT, "comp-lzo adaptive", |k| matches!(k, ConfigErrorKind::Compression { .. })),
-        (CLIENT, "allow-compression yes", |k| matches!(k, ConfigErrorKind::Compression { .. })),
-        (CLIENT, "allow-compression asym", |k| matches!(k, ConfigErrorKind::Compression { .. })),
-        (CLIENT, "tls-version-min 1.4", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "tls-version-min 1.2 or-lowest", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "tls-auth ta.key 2", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "xdp fast", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "xdp-interface this-name-is-too-long", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "xdp-drop-unknown maybe", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "redirect-gateway everything", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "setenv GENERIC_CONFIG 1", |k| matches!(k, ConfigErrorKind::Invalid(_))),
-        (CLIENT, "connect-retry 10 5", |k| matches!(k, ConfigErrorKind::InvalidValue { .. })),
-        (CLIENT, "remote \"unclosed", |k| matches!(k, ConfigErrorKind::Lex(LexErrorKind::UnclosedDoubleQuote))),
-        (CLIENT, "cd C:\\dir", |k| matches!(k, ConfigErrorKind::Lex(LexErrorKind::BadBackslash))),
-        (CLIENT, "<dev>\ntun\n</dev>", |k| matches!(k, ConfigErrorKind::InlineNotAllowed { .. })),
-        (CLIENT, "<ca>\nnot a certificate\n</ca>", |k| matches!(k, ConfigErrorKind::MalformedInline { .. })),
-        (CLIENT, "<ca>\n-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n</ca>", |k| matches!(k, ConfigErrorKind::MalformedInline { .. })),
-        (CLIENT, "<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----\n0011\n-----END OpenVPN Static key V1-----\n</tls-crypt>", |k| matches!(k, ConfigErrorKind::MalformedInline { .. })),
-        (CLIENT, "<pkcs12>\nnot*base64\n</pkcs12>", |k| matches!(k, ConfigErrorKind::MalformedInline { .. })),
-        (CLIENT, "<connection>\nremote x\n</connection>", |k| matches!(k, ConfigErrorKind::Unsupported { .. })),
-        (CLIENT, "<ca>\nabc", |k| matches!(k, ConfigErrorKind::Lex(LexErrorKind::UnclosedInline(_)))),
+    type Case = (&'static str, &'static str, fn(&ConfigErrorKind) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            CLIENT,
+            "frobnicate 1",
+            |k| matches!(k, ConfigErrorKind::UnknownDirective { name } if name == "frobnicate"),
+        ),
+        (
+            CLIENT,
+            "chroot /var/empty",
+            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "chroot"),
+        ),
+        (
+            SERVER,
+            "management 127.0.0.1 7505",
+            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
+        ),
+        (SERVER, "management 127.0.0.x 7505", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "secret static.key", |k| {
+            matches!(k, ConfigErrorKind::Unsupported { .. })
+        }),
+        (CLIENT, "verb", |k| {
+            matches!(k, ConfigErrorKind::Arity { got: 0, .. })
+        }),
+        (CLIENT, "nobind yes", |k| {
+            matches!(k, ConfigErrorKind::Arity { got: 1, .. })
+        }),
+        (CLIENT, "verb 12", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "verb three", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "port 70000", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "remote host 0", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "remote host 1194 sctp", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "proto udp5", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "ifconfig 10.0.0.300 10.0.0.2", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "route 10.0.0.1 255.0.0.0", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "route 10.0.0.0 255.0.255.0", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "route-ipv6 2001:db8::", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "dhcp-option DNS", |k| {
+            matches!(k, ConfigErrorKind::Arity { .. })
+        }),
+        (CLIENT, "dhcp-option FOO x", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "dns server 1 address 10.0.0.1:0", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "dns server 300 address 10.0.0.1", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "topology star", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "dev-type tap", |k| {
+            matches!(k, ConfigErrorKind::Unsupported { .. })
+        }),
+        (CLIENT, "cipher BF-CBC", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (
+            CLIENT,
+            "data-ciphers AES-256-GCM:DES-CBC",
+            |k| matches!(k, ConfigErrorKind::InvalidValue { value, .. } if value == "DES-CBC"),
+        ),
+        (CLIENT, "data-ciphers ?DES-CBC", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "auth MD5", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "compress lz4-v2", |k| {
+            matches!(k, ConfigErrorKind::Compression { .. })
+        }),
+        (CLIENT, "compress lzo", |k| {
+            matches!(k, ConfigErrorKind::Compression { .. })
+        }),
+        (CLIENT, "comp-lzo", |k| {
+            matches!(k, ConfigErrorKind::Compression { .. })
+        }),
+        (CLIENT, "comp-lzo adaptive", |k| {
+            matches!(k, ConfigErrorKind::Compression { .. })
+        }),
+        (CLIENT, "allow-compression yes", |k| {
+            matches!(k, ConfigErrorKind::Compression { .. })
+        }),
+        (CLIENT, "allow-compression asym", |k| {
+            matches!(k, ConfigErrorKind::Compression { .. })
+        }),
+        (CLIENT, "tls-version-min 1.4", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "tls-version-min 1.2 or-lowest", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "tls-auth ta.key 2", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "xdp fast", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "xdp-interface this-name-is-too-long", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "xdp-drop-unknown maybe", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "redirect-gateway everything", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "setenv GENERIC_CONFIG 1", |k| {
+            matches!(k, ConfigErrorKind::Invalid(_))
+        }),
+        (CLIENT, "connect-retry 10 5", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "remote \"unclosed", |k| {
+            matches!(k, ConfigErrorKind::Lex(LexErrorKind::UnclosedDoubleQuote))
+        }),
+        (CLIENT, "cd C:\\dir", |k| {
+            matches!(k, ConfigErrorKind::Lex(LexErrorKind::BadBackslash))
+        }),
+        (CLIENT, "<dev>\ntun\n</dev>", |k| {
+            matches!(k, ConfigErrorKind::InlineNotAllowed { .. })
+        }),
+        (CLIENT, "<ca>\nnot a certificate\n</ca>", |k| {
+            matches!(k, ConfigErrorKind::MalformedInline { .. })
+        }),
+        (
+            CLIENT,
+            "<ca>\n-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n</ca>",
+            |k| matches!(k, ConfigErrorKind::MalformedInline { .. }),
+        ),
+        (
+            CLIENT,
+            "<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----\n0011\n-----END OpenVPN Static key V1-----\n</tls-crypt>",
+            |k| matches!(k, ConfigErrorKind::MalformedInline { .. }),
+        ),
+        (CLIENT, "<pkcs12>\nnot*base64\n</pkcs12>", |k| {
+            matches!(k, ConfigErrorKind::MalformedInline { .. })
+        }),
+        (CLIENT, "<connection>\nremote x\n</connection>", |k| {
+            matches!(k, ConfigErrorKind::Unsupported { .. })
+        }),
+        (CLIENT, "<ca>\nabc", |k| {
+            matches!(k, ConfigErrorKind::Lex(LexErrorKind::UnclosedInline(_)))
+        }),
     ];
     for (base, extra, pred) in cases {
         let kind = err_at_extra(base, extra);
@@ -316,49 +447,189 @@ fn error_display_is_file_line_message() {
     let e = with(CLIENT, "frobnicate 1").unwrap_err();
     assert_eq!(e.to_string(), "test.conf:7: unknown directive 'frobnicate'");
     let e = with(CLIENT, "chroot /x").unwrap_err();
-    assert!(e.to_string().starts_with("test.conf:7: directive 'chroot' is not supported"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("test.conf:7: directive 'chroot' is not supported"),
+        "{e}"
+    );
 }
 
 /// Validation errors: each names a line of one of the offending directives.
 #[test]
 fn conflicts_and_missing_pieces_are_errors() {
     let cases: Vec<(&str, u32, &str)> = vec![
-        ("client\ntls-server\ndev tun\nremote h\nca a\ncert b\nkey c\n", 2, "tls-client and tls-server"),
-        ("tls-client\ntls-server\ndev tun\nca a\ncert b\nkey c\n", 2, "tls-client and tls-server"),
-        ("client\nserver 10.8.0.0 255.255.255.0\ndev tun\nca a\ncert b\nkey c\n", 2, "'server' and 'client'"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\n", 0, "needs its certificate"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\ncert b\nkey c\n", 0, "needs 'ca'"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\n", 4, "'cert' given without 'key'"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nverify-client-cert none\n", 6, "auth-user-pass-verify"),
-        ("client\ndev tun\nca a\ncert b\nkey c\n", 1, "at least one 'remote'"),
-        ("client\ndev tun\nremote h\ncert b\nkey c\n", 0, "needs 'ca'"),
-        ("client\ndev tun\nremote h\nca a\n", 0, "no client authentication"),
-        ("client\ndev tun\nremote h\nca a\ncert b\nkey c\ntls-auth t 1\ntls-crypt k\n", 8, "cannot be used together"),
-        ("client\ndev tun\nremote h\nca a\ncert b\nkey c\ntls-crypt k\ntls-crypt-v2 k2\n", 8, "cannot be used together"),
+        (
+            "client\ntls-server\ndev tun\nremote h\nca a\ncert b\nkey c\n",
+            2,
+            "tls-client and tls-server",
+        ),
+        (
+            "tls-client\ntls-server\ndev tun\nca a\ncert b\nkey c\n",
+            2,
+            "tls-client and tls-server",
+        ),
+        (
+            "client\nserver 10.8.0.0 255.255.255.0\ndev tun\nca a\ncert b\nkey c\n",
+            2,
+            "'server' and 'client'",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\n",
+            0,
+            "needs its certificate",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\ncert b\nkey c\n",
+            0,
+            "needs 'ca'",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\n",
+            4,
+            "'cert' given without 'key'",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nverify-client-cert none\n",
+            6,
+            "auth-user-pass-verify",
+        ),
+        (
+            "client\ndev tun\nca a\ncert b\nkey c\n",
+            1,
+            "at least one 'remote'",
+        ),
+        (
+            "client\ndev tun\nremote h\ncert b\nkey c\n",
+            0,
+            "needs 'ca'",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\n",
+            0,
+            "no client authentication",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\ntls-auth t 1\ntls-crypt k\n",
+            8,
+            "cannot be used together",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\ntls-crypt k\ntls-crypt-v2 k2\n",
+            8,
+            "cannot be used together",
+        ),
         ("client\nremote h\nca a\ncert b\nkey c\n", 0, "no 'dev'"),
-        ("client\ndev vpn0\nremote h\nca a\ncert b\nkey c\n", 2, "dev-type tun"),
-        ("client\ndev tap\nremote h\nca a\ncert b\nkey c\n", 2, "only tun"),
+        (
+            "client\ndev vpn0\nremote h\nca a\ncert b\nkey c\n",
+            2,
+            "dev-type tun",
+        ),
+        (
+            "client\ndev tap\nremote h\nca a\ncert b\nkey c\n",
+            2,
+            "only tun",
+        ),
         ("dev tun\nca a\ncert b\nkey c\n", 0, "neither"),
-        ("dev tun\nmode server\nca a\ncert b\nkey c\n", 2, "requires 'tls-server'"),
-        ("dev tun\nmode server\ntls-server\npull\nca a\ncert b\nkey c\n", 4, "cannot be used with 'client' or 'pull'"),
-        ("dev tun\nmode server\ntls-server\nproto tcp\nca a\ncert b\nkey c\n", 4, "ambiguous"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nproto tcp-client\nca a\ncert b\nkey c\n", 3, "tcp-server"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nremote h\nca a\ncert b\nkey c\n", 3, "'remote' cannot be used in server mode"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nifconfig-pool 10.8.0.10 10.8.0.20\nca a\ncert b\nkey c\n", 3, "already defines an ifconfig-pool"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.252\nca a\ncert b\nkey c\n", 2, "/29"),
-        ("dev tun\nserver 10.0.0.0 255.0.0.0\nca a\ncert b\nkey c\n", 2, "too many"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00::/48\nca a\ncert b\nkey c\n", 3, "64 to 124"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00::1/64\nca a\ncert b\nkey c\n", 3, "host bits"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nkeepalive 10 15\nca a\ncert b\nkey c\n", 3, "at least twice"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nkeepalive 0 15\nca a\ncert b\nkey c\n", 3, "> 0"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nping 5\nkeepalive 10 60\nca a\ncert b\nkey c\n", 4, "conflicts"),
-        ("client\ndev tun\nremote h\nca a\ncert b\nkey c\nclient-to-client\n", 7, "requires server mode"),
-        ("client\ndev tun\nremote h\nca a\ncert b\nkey c\nmax-clients 5\n", 7, "requires server mode"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nauth-user-pass u.txt\n", 6, "requires 'client'"),
-        ("dev tun\nserver 10.8.0.0 255.255.255.0\nca a\npkcs12 p\ncert b\nkey c\n", 5, "cannot be used together with 'pkcs12'"),
-        ("client\ndev tun\nremote h\nca a\ncert b\nkey c\ntls-version-min 1.3\ntls-version-max 1.2\n", 8, "above"),
-        ("client\ndev tun\nremote h\nca a\ncert b\nkey c\ncompress migrate\n", 7, "only works on a server"),
-        ("client\ndev tun\nremote h 1194 tcp-server\nca a\ncert b\nkey c\n", 3, "tcp-client"),
+        (
+            "dev tun\nmode server\nca a\ncert b\nkey c\n",
+            2,
+            "requires 'tls-server'",
+        ),
+        (
+            "dev tun\nmode server\ntls-server\npull\nca a\ncert b\nkey c\n",
+            4,
+            "cannot be used with 'client' or 'pull'",
+        ),
+        (
+            "dev tun\nmode server\ntls-server\nproto tcp\nca a\ncert b\nkey c\n",
+            4,
+            "ambiguous",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nproto tcp-client\nca a\ncert b\nkey c\n",
+            3,
+            "tcp-server",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nremote h\nca a\ncert b\nkey c\n",
+            3,
+            "'remote' cannot be used in server mode",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nifconfig-pool 10.8.0.10 10.8.0.20\nca a\ncert b\nkey c\n",
+            3,
+            "already defines an ifconfig-pool",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.252\nca a\ncert b\nkey c\n",
+            2,
+            "/29",
+        ),
+        (
+            "dev tun\nserver 10.0.0.0 255.0.0.0\nca a\ncert b\nkey c\n",
+            2,
+            "too many",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00::/48\nca a\ncert b\nkey c\n",
+            3,
+            "64 to 124",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00::1/64\nca a\ncert b\nkey c\n",
+            3,
+            "host bits",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nkeepalive 10 15\nca a\ncert b\nkey c\n",
+            3,
+            "at least twice",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nkeepalive 0 15\nca a\ncert b\nkey c\n",
+            3,
+            "> 0",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nping 5\nkeepalive 10 60\nca a\ncert b\nkey c\n",
+            4,
+            "conflicts",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\nclient-to-client\n",
+            7,
+            "requires server mode",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\nmax-clients 5\n",
+            7,
+            "requires server mode",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nauth-user-pass u.txt\n",
+            6,
+            "requires 'client'",
+        ),
+        (
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\npkcs12 p\ncert b\nkey c\n",
+            5,
+            "cannot be used together with 'pkcs12'",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\ntls-version-min 1.3\ntls-version-max 1.2\n",
+            8,
+            "above",
+        ),
+        (
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\ncompress migrate\n",
+            7,
+            "only works on a server",
+        ),
+        (
+            "client\ndev tun\nremote h 1194 tcp-server\nca a\ncert b\nkey c\n",
+            3,
+            "tcp-client",
+        ),
     ];
     for (text, line, needle) in cases {
         let e = match parse(text) {
@@ -366,16 +637,28 @@ fn conflicts_and_missing_pieces_are_errors() {
             Err(e) => e,
         };
         assert_eq!(e.line, line, "{text}\n-> {e}");
-        assert!(e.to_string().contains(needle), "{text}\n-> {e} (wanted {needle:?})");
+        assert!(
+            e.to_string().contains(needle),
+            "{text}\n-> {e} (wanted {needle:?})"
+        );
     }
 }
 
 #[test]
 fn server_helper_subnet_expands_like_openvpn() {
-    let c = ok(SERVER, "topology subnet\npush \"route 192.168.1.0 255.255.255.0\"");
+    let c = ok(
+        SERVER,
+        "topology subnet\npush \"route 192.168.1.0 255.255.255.0\"",
+    );
     assert_eq!(c.mode, Mode::Server);
     assert_eq!(c.tls_role, TlsRole::Server);
-    assert_eq!(c.ifconfig, Some(Ifconfig { local: Ipv4Addr::new(10, 8, 0, 1), remote_netmask: Ipv4Addr::new(255, 255, 255, 0) }));
+    assert_eq!(
+        c.ifconfig,
+        Some(Ifconfig {
+            local: Ipv4Addr::new(10, 8, 0, 1),
+            remote_netmask: Ipv4Addr::new(255, 255, 255, 0)
+        })
+    );
     assert_eq!(
         c.ifconfig_pool,
         Some(IfconfigPool {
@@ -385,8 +668,18 @@ fn server_helper_subnet_expands_like_openvpn() {
         })
     );
     // User pushes first, then what the helper adds.
-    assert_eq!(c.push, ["route 192.168.1.0 255.255.255.0", "route-gateway 10.8.0.1", "topology subnet"]);
-    assert_eq!(c.route_gateway, Some(RouteGateway::Addr(Ipv4Addr::new(10, 8, 0, 2))));
+    assert_eq!(
+        c.push,
+        [
+            "route 192.168.1.0 255.255.255.0",
+            "route-gateway 10.8.0.1",
+            "topology subnet"
+        ]
+    );
+    assert_eq!(
+        c.route_gateway,
+        Some(RouteGateway::Addr(Ipv4Addr::new(10, 8, 0, 2)))
+    );
     assert!(c.routes.is_empty());
 }
 
@@ -394,23 +687,46 @@ fn server_helper_subnet_expands_like_openvpn() {
 fn server_helper_net30_expands_like_openvpn() {
     let c = parse(SERVER).unwrap();
     assert_eq!(c.topology, Topology::Net30);
-    assert_eq!(c.ifconfig, Some(Ifconfig { local: Ipv4Addr::new(10, 8, 0, 1), remote_netmask: Ipv4Addr::new(10, 8, 0, 2) }));
+    assert_eq!(
+        c.ifconfig,
+        Some(Ifconfig {
+            local: Ipv4Addr::new(10, 8, 0, 1),
+            remote_netmask: Ipv4Addr::new(10, 8, 0, 2)
+        })
+    );
     assert_eq!(
         c.ifconfig_pool,
-        Some(IfconfigPool { start: Ipv4Addr::new(10, 8, 0, 4), end: Ipv4Addr::new(10, 8, 0, 251), netmask: None })
+        Some(IfconfigPool {
+            start: Ipv4Addr::new(10, 8, 0, 4),
+            end: Ipv4Addr::new(10, 8, 0, 251),
+            netmask: None
+        })
     );
     assert_eq!(c.push, ["route 10.8.0.1", "topology net30"]);
     assert_eq!(c.routes.len(), 1);
-    assert_eq!(c.routes[0].network, RouteAddr::Addr(Ipv4Addr::new(10, 8, 0, 0)));
+    assert_eq!(
+        c.routes[0].network,
+        RouteAddr::Addr(Ipv4Addr::new(10, 8, 0, 0))
+    );
     assert_eq!(c.warnings.len(), 1, "net30 deprecation note");
 
     let c = ok(SERVER, "client-to-client");
     assert_eq!(c.push, ["route 10.8.0.0 255.255.255.0", "topology net30"]);
     let c = ok(SERVER, "topology p2p");
     assert_eq!(c.push, ["topology p2p"]);
-    let c = ok("dev tun\nserver 10.8.0.0 255.255.255.248\nca a\ncert b\nkey c\n", "");
-    assert_eq!(c.ifconfig_pool.unwrap().end, Ipv4Addr::new(10, 8, 0, 7), "/29 keeps no reserve");
-    let c = ok(SERVER, "server 10.8.0.0 255.255.255.0 nopool\ntopology subnet");
+    let c = ok(
+        "dev tun\nserver 10.8.0.0 255.255.255.248\nca a\ncert b\nkey c\n",
+        "",
+    );
+    assert_eq!(
+        c.ifconfig_pool.unwrap().end,
+        Ipv4Addr::new(10, 8, 0, 7),
+        "/29 keeps no reserve"
+    );
+    let c = ok(
+        SERVER,
+        "server 10.8.0.0 255.255.255.0 nopool\ntopology subnet",
+    );
     assert_eq!(c.ifconfig_pool, None);
 }
 
@@ -420,7 +736,10 @@ fn server_ipv6_helper_expands_like_openvpn() {
     let i = c.ifconfig_ipv6.unwrap();
     assert_eq!(i.local, "fd00:1::1/64".parse().unwrap());
     assert_eq!(i.remote, "fd00:1::2".parse::<Ipv6Addr>().unwrap());
-    assert_eq!(c.ifconfig_ipv6_pool, Some("fd00:1::1000/64".parse().unwrap()));
+    assert_eq!(
+        c.ifconfig_ipv6_pool,
+        Some("fd00:1::1000/64".parse().unwrap())
+    );
     assert!(c.push.contains(&"tun-ipv6".to_string()));
     let c = ok(SERVER, "server-ipv6 fd00:1::/120");
     assert_eq!(c.ifconfig_ipv6_pool, Some("fd00:1::2/120".parse().unwrap()));
@@ -433,8 +752,22 @@ fn server_ipv6_helper_expands_like_openvpn() {
 fn keepalive_on_a_server_doubles_restart_and_pushes() {
     let c = ok(SERVER, "topology subnet\nkeepalive 10 60");
     assert_eq!(c.ping, Some(10));
-    assert_eq!(c.ping_rec, Some(PingRec { timeout: 120, action: PingAction::Restart }));
-    assert_eq!(c.push, ["route-gateway 10.8.0.1", "topology subnet", "ping 10", "ping-restart 60"]);
+    assert_eq!(
+        c.ping_rec,
+        Some(PingRec {
+            timeout: 120,
+            action: PingAction::Restart
+        })
+    );
+    assert_eq!(
+        c.push,
+        [
+            "route-gateway 10.8.0.1",
+            "topology subnet",
+            "ping 10",
+            "ping-restart 60"
+        ]
+    );
 }
 
 #[test]
@@ -449,12 +782,21 @@ fn later_directives_override_earlier_ones() {
     assert_eq!((c.lport, c.rport), (2000, 3000));
     // ping-exit and ping-restart share one timeout: the last wins.
     let c = ok(CLIENT, "ping-restart 60\nping-exit 30");
-    assert_eq!(c.ping_rec, Some(PingRec { timeout: 30, action: PingAction::Exit }));
+    assert_eq!(
+        c.ping_rec,
+        Some(PingRec {
+            timeout: 30,
+            action: PingAction::Exit
+        })
+    );
 }
 
 #[test]
 fn list_directives_accumulate() {
-    let c = ok(CLIENT, "remote b 1195\nremote c 1196 tcp-client\nroute 10.1.0.0 255.255.0.0\nroute 10.2.0.0 255.255.0.0");
+    let c = ok(
+        CLIENT,
+        "remote b 1195\nremote c 1196 tcp-client\nroute 10.1.0.0 255.255.0.0\nroute 10.2.0.0 255.255.0.0",
+    );
     assert_eq!(c.remotes.len(), 3);
     assert_eq!(c.remotes[2].proto.transport, Transport::TcpClient);
     assert_eq!(c.remotes[1].proto.transport, Transport::Udp);
@@ -464,13 +806,34 @@ fn list_directives_accumulate() {
 #[test]
 fn proto_variants_have_openvpns_meaning() {
     let fam = |c: &Config| (c.proto.transport, c.proto.family);
-    assert_eq!(fam(&ok(CLIENT, "proto udp4")), (Transport::Udp, AddrFamily::V4));
-    assert_eq!(fam(&ok(CLIENT, "proto udp6")), (Transport::Udp, AddrFamily::V6));
-    assert_eq!(fam(&ok(CLIENT, "proto tcp")), (Transport::TcpClient, AddrFamily::Any));
-    assert_eq!(fam(&ok(CLIENT, "proto tcp6-client")), (Transport::TcpClient, AddrFamily::V6));
-    assert_eq!(fam(&ok(SERVER, "proto tcp")), (Transport::TcpServer, AddrFamily::Any));
-    assert_eq!(fam(&ok(SERVER, "proto tcp4-server")), (Transport::TcpServer, AddrFamily::V4));
-    assert_eq!(fam(&ok(P2P, "proto tcp-server")), (Transport::TcpServer, AddrFamily::Any));
+    assert_eq!(
+        fam(&ok(CLIENT, "proto udp4")),
+        (Transport::Udp, AddrFamily::V4)
+    );
+    assert_eq!(
+        fam(&ok(CLIENT, "proto udp6")),
+        (Transport::Udp, AddrFamily::V6)
+    );
+    assert_eq!(
+        fam(&ok(CLIENT, "proto tcp")),
+        (Transport::TcpClient, AddrFamily::Any)
+    );
+    assert_eq!(
+        fam(&ok(CLIENT, "proto tcp6-client")),
+        (Transport::TcpClient, AddrFamily::V6)
+    );
+    assert_eq!(
+        fam(&ok(SERVER, "proto tcp")),
+        (Transport::TcpServer, AddrFamily::Any)
+    );
+    assert_eq!(
+        fam(&ok(SERVER, "proto tcp4-server")),
+        (Transport::TcpServer, AddrFamily::V4)
+    );
+    assert_eq!(
+        fam(&ok(P2P, "proto tcp-server")),
+        (Transport::TcpServer, AddrFamily::Any)
+    );
 }
 
 #[test]
@@ -478,26 +841,57 @@ fn explicit_exit_notify_is_dropped_for_tcp_with_a_warning() {
     let c = ok(CLIENT, "proto tcp\nexplicit-exit-notify 2");
     assert_eq!(c.explicit_exit_notify, None);
     assert_eq!(c.warnings.len(), 1);
-    assert_eq!(ok(CLIENT, "explicit-exit-notify 2").explicit_exit_notify, Some(2));
-    assert_eq!(ok(CLIENT, "explicit-exit-notify 0").explicit_exit_notify, None);
+    assert_eq!(
+        ok(CLIENT, "explicit-exit-notify 2").explicit_exit_notify,
+        Some(2)
+    );
+    assert_eq!(
+        ok(CLIENT, "explicit-exit-notify 0").explicit_exit_notify,
+        None
+    );
 }
 
 #[test]
 fn tls_auth_direction_comes_from_key_direction_when_not_on_the_line() {
     let c = ok(CLIENT, "key-direction 1\ntls-auth ta.key");
-    assert!(matches!(c.tls_wrap, TlsWrap::Auth { direction: Some(KeyDirection::Inverse), .. }));
+    assert!(matches!(
+        c.tls_wrap,
+        TlsWrap::Auth {
+            direction: Some(KeyDirection::Inverse),
+            ..
+        }
+    ));
     let c = ok(CLIENT, "key-direction 1\ntls-auth ta.key 0");
-    assert!(matches!(c.tls_wrap, TlsWrap::Auth { direction: Some(KeyDirection::Normal), .. }));
+    assert!(matches!(
+        c.tls_wrap,
+        TlsWrap::Auth {
+            direction: Some(KeyDirection::Normal),
+            ..
+        }
+    ));
     let c = ok(CLIENT, "tls-auth ta.key");
-    assert!(matches!(c.tls_wrap, TlsWrap::Auth { direction: None, .. }));
+    assert!(matches!(
+        c.tls_wrap,
+        TlsWrap::Auth {
+            direction: None,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn cipher_missing_from_data_ciphers_warns_as_openvpn_does() {
     let c = ok(CLIENT, "cipher AES-256-CBC");
     assert_eq!(c.warnings.len(), 1);
-    assert!(c.warnings[0].message.contains("ignored for cipher negotiation"));
-    let c = ok(CLIENT, "cipher AES-256-CBC\ndata-ciphers-fallback AES-256-CBC");
+    assert!(
+        c.warnings[0]
+            .message
+            .contains("ignored for cipher negotiation")
+    );
+    let c = ok(
+        CLIENT,
+        "cipher AES-256-CBC\ndata-ciphers-fallback AES-256-CBC",
+    );
     assert!(c.warnings.is_empty());
 }
 
@@ -512,7 +906,10 @@ fn dns_directives_build_server_groups() {
     assert_eq!(c.dns.search_domains, ["a.example", "b.example"]);
     assert_eq!(c.dns.servers.len(), 2);
     assert_eq!(c.dns.servers[0].priority, -1);
-    assert_eq!(c.dns.servers[0].addresses, [(IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), Some(5353))]);
+    assert_eq!(
+        c.dns.servers[0].addresses,
+        [(IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), Some(5353))]
+    );
     let s = &c.dns.servers[1];
     assert_eq!(s.addresses.len(), 2);
     assert_eq!(s.addresses[1], ("fd00::53".parse().unwrap(), Some(853)));
@@ -522,17 +919,30 @@ fn dns_directives_build_server_groups() {
 
 #[test]
 fn setenv_opt_ignores_unknown_and_unsupported_with_a_warning() {
-    let c = ok(CLIENT, "setenv opt block-outside-dns\nsetenv opt frobnicate 3");
+    let c = ok(
+        CLIENT,
+        "setenv opt block-outside-dns\nsetenv opt frobnicate 3",
+    );
     assert_eq!(c.warnings.len(), 2);
-    assert!(c.warnings[0].to_string().starts_with("test.conf:7: warning:"));
+    assert!(
+        c.warnings[0]
+            .to_string()
+            .starts_with("test.conf:7: warning:")
+    );
     // A known directive is still applied, and still checked.
     assert_eq!(ok(CLIENT, "setenv opt verb 4").verb, 4);
-    assert!(matches!(err_at_extra(CLIENT, "setenv opt verb x"), ConfigErrorKind::InvalidValue { .. }));
+    assert!(matches!(
+        err_at_extra(CLIENT, "setenv opt verb x"),
+        ConfigErrorKind::InvalidValue { .. }
+    ));
 }
 
 #[test]
 fn ignore_unknown_option_applies_only_to_listed_names_given_later() {
-    let c = ok(CLIENT, "ignore-unknown-option frob block-outside-dns\nfrob 1 2\nblock-outside-dns");
+    let c = ok(
+        CLIENT,
+        "ignore-unknown-option frob block-outside-dns\nfrob 1 2\nblock-outside-dns",
+    );
     assert_eq!(c.warnings.len(), 2);
     let e = with(CLIENT, "ignore-unknown-option frob\nother 1").unwrap_err();
     assert!(matches!(e.kind, ConfigErrorKind::UnknownDirective { .. }));
@@ -572,10 +982,19 @@ fn inline_blocks_become_inline_sources() {
              <dh>\n-----BEGIN DH PARAMETERS-----\nMAA=\n-----END DH PARAMETERS-----\n</dh>"
         ),
     );
-    assert!(matches!(&c.ca, Some(Source::Inline(t)) if t.starts_with("-----BEGIN CERTIFICATE-----\n")));
+    assert!(
+        matches!(&c.ca, Some(Source::Inline(t)) if t.starts_with("-----BEGIN CERTIFICATE-----\n"))
+    );
     assert!(matches!(&c.key, Some(Source::Inline(t)) if t.contains("EC PRIVATE KEY")));
-    assert!(matches!(&c.tls_wrap, TlsWrap::Auth { key: Source::Inline(t), direction: Some(KeyDirection::Inverse) } if t == STATIC_KEY));
-    assert_eq!(c.auth_user_pass, Some(AuthUserPass::Source(Source::Inline("alice\nsecret\n".into()))));
+    assert!(
+        matches!(&c.tls_wrap, TlsWrap::Auth { key: Source::Inline(t), direction: Some(KeyDirection::Inverse) } if t == STATIC_KEY)
+    );
+    assert_eq!(
+        c.auth_user_pass,
+        Some(AuthUserPass::Source(Source::Inline(
+            "alice\nsecret\n".into()
+        )))
+    );
     assert!(matches!(c.extra_certs, Some(Source::Inline(_))));
     assert!(matches!(c.crl_verify, Some(Source::Inline(_))));
     assert!(matches!(c.dh, Some(Dh::Ignored(Source::Inline(_)))));
@@ -583,14 +1002,26 @@ fn inline_blocks_become_inline_sources() {
 
 #[test]
 fn inline_pkcs12_and_tls_crypt_v2_are_checked() {
-    let c = ok("client\ndev tun\nremote h\n", "<pkcs12>\nMIIBAgEDMAAA\nAAAA\n</pkcs12>");
+    let c = ok(
+        "client\ndev tun\nremote h\n",
+        "<pkcs12>\nMIIBAgEDMAAA\nAAAA\n</pkcs12>",
+    );
     assert!(matches!(c.pkcs12, Some(Source::Inline(_))));
     let v2 = "-----BEGIN OpenVPN tls-crypt-v2 client key-----\nAAAA\n-----END OpenVPN tls-crypt-v2 client key-----\n";
     let c = ok(CLIENT, &format!("<tls-crypt-v2>\n{v2}</tls-crypt-v2>"));
-    assert!(matches!(c.tls_wrap, TlsWrap::CryptV2 { key: Source::Inline(_), force_cookie: true }));
+    assert!(matches!(
+        c.tls_wrap,
+        TlsWrap::CryptV2 {
+            key: Source::Inline(_),
+            force_cookie: true
+        }
+    ));
     // A server must not be given a client key.
     let e = with(SERVER, &format!("<tls-crypt-v2>\n{v2}</tls-crypt-v2>")).unwrap_err();
-    assert!(matches!(e.kind, ConfigErrorKind::MalformedInline { .. }), "{e}");
+    assert!(
+        matches!(e.kind, ConfigErrorKind::MalformedInline { .. }),
+        "{e}"
+    );
     assert_eq!(e.line, 6);
 }
 
@@ -621,8 +1052,12 @@ fn the_six_captured_scenarios_parse() {
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let loader = Loader::new(&dir);
-        let s = loader.load_file(Path::new("server.conf")).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let c = loader.load_file(Path::new("client.conf")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = loader
+            .load_file(Path::new("server.conf"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let c = loader
+            .load_file(Path::new("client.conf"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(s.mode, Mode::Server, "{name}");
         assert_eq!(s.tls_role, TlsRole::Server);
         assert_eq!(s.topology, Topology::Subnet);
@@ -639,12 +1074,38 @@ fn the_six_captured_scenarios_parse() {
         assert_eq!(c.remote_cert_tls, Some(CertUsage::Server));
         assert_eq!(s.data_ciphers, c.data_ciphers, "{name}");
         let tcp = name.starts_with("tcp");
-        assert_eq!(s.proto.transport, if tcp { Transport::TcpServer } else { Transport::Udp });
-        assert_eq!(c.proto.transport, if tcp { Transport::TcpClient } else { Transport::Udp });
+        assert_eq!(
+            s.proto.transport,
+            if tcp {
+                Transport::TcpServer
+            } else {
+                Transport::Udp
+            }
+        );
+        assert_eq!(
+            c.proto.transport,
+            if tcp {
+                Transport::TcpClient
+            } else {
+                Transport::Udp
+            }
+        );
         match name.as_str() {
             "udp-tlsauth-chacha" => {
-                assert!(matches!(s.tls_wrap, TlsWrap::Auth { direction: Some(KeyDirection::Normal), .. }));
-                assert!(matches!(c.tls_wrap, TlsWrap::Auth { direction: Some(KeyDirection::Inverse), .. }));
+                assert!(matches!(
+                    s.tls_wrap,
+                    TlsWrap::Auth {
+                        direction: Some(KeyDirection::Normal),
+                        ..
+                    }
+                ));
+                assert!(matches!(
+                    c.tls_wrap,
+                    TlsWrap::Auth {
+                        direction: Some(KeyDirection::Inverse),
+                        ..
+                    }
+                ));
                 assert_eq!(c.auth, "SHA256");
                 assert_eq!(c.data_ciphers, ["CHACHA20-POLY1305"]);
             }
@@ -668,24 +1129,61 @@ fn the_six_captured_scenarios_parse() {
 #[test]
 fn sample_server_conf_parses_to_the_expected_fields() {
     let dir = configs();
-    let c = Loader::new(&dir).load_file(Path::new("server.conf")).unwrap();
+    let c = Loader::new(&dir)
+        .load_file(Path::new("server.conf"))
+        .unwrap();
     assert_eq!(c.mode, Mode::Server);
     assert_eq!(c.lport, 1194);
     assert_eq!(c.proto.transport, Transport::Udp);
     assert_eq!(c.dev_name, None);
     assert_eq!(c.ca, Some(Source::File(dir.join("ca.crt"))));
     assert_eq!(c.key, Some(Source::File(dir.join("server.key"))));
-    assert_eq!(c.dh, Some(Dh::Ignored(Source::File(dir.join("dh2048.pem")))));
+    assert_eq!(
+        c.dh,
+        Some(Dh::Ignored(Source::File(dir.join("dh2048.pem"))))
+    );
     assert_eq!(c.topology, Topology::Net30);
     assert_eq!(c.server, Some("10.8.0.0/24".parse().unwrap()));
-    assert_eq!(c.ifconfig_pool_persist, Some(PoolPersist { file: dir.join("ipp.txt"), seconds: 600 }));
+    assert_eq!(
+        c.ifconfig_pool_persist,
+        Some(PoolPersist {
+            file: dir.join("ipp.txt"),
+            seconds: 600
+        })
+    );
     assert_eq!(c.ping, Some(10));
-    assert_eq!(c.ping_rec, Some(PingRec { timeout: 240, action: PingAction::Restart }));
-    assert_eq!(c.push, ["route 10.8.0.1", "topology net30", "ping 10", "ping-restart 120"]);
-    assert_eq!(c.tls_wrap, TlsWrap::Auth { key: Source::File(dir.join("ta.key")), direction: Some(KeyDirection::Normal) });
+    assert_eq!(
+        c.ping_rec,
+        Some(PingRec {
+            timeout: 240,
+            action: PingAction::Restart
+        })
+    );
+    assert_eq!(
+        c.push,
+        [
+            "route 10.8.0.1",
+            "topology net30",
+            "ping 10",
+            "ping-restart 120"
+        ]
+    );
+    assert_eq!(
+        c.tls_wrap,
+        TlsWrap::Auth {
+            key: Source::File(dir.join("ta.key")),
+            direction: Some(KeyDirection::Normal)
+        }
+    );
     assert_eq!(c.cipher.as_deref(), Some("AES-256-CBC"));
     assert!(c.persist_key && c.persist_tun);
-    assert_eq!(c.status, Some(StatusFile { path: dir.join("openvpn-status.log"), interval: 60 }));
+    assert_eq!(
+        c.status,
+        Some(StatusFile {
+            path: dir.join("openvpn-status.log"),
+            interval: 60
+        })
+    );
     assert_eq!(c.verb, 3);
     assert_eq!(c.explicit_exit_notify, Some(1));
     // net30 deprecation + cipher-not-negotiated, as OpenVPN 2.6 prints.
@@ -695,32 +1193,78 @@ fn sample_server_conf_parses_to_the_expected_fields() {
 #[test]
 fn sample_client_conf_parses_to_the_expected_fields() {
     let dir = configs();
-    let c = Loader::new(&dir).load_file(Path::new("client.conf")).unwrap();
+    let c = Loader::new(&dir)
+        .load_file(Path::new("client.conf"))
+        .unwrap();
     assert!(c.client && c.pull);
-    assert_eq!(c.remotes, [Remote { host: "my-server-1".into(), port: 1194, proto: Proto { transport: Transport::Udp, family: AddrFamily::Any } }]);
+    assert_eq!(
+        c.remotes,
+        [Remote {
+            host: "my-server-1".into(),
+            port: 1194,
+            proto: Proto {
+                transport: Transport::Udp,
+                family: AddrFamily::Any
+            }
+        }]
+    );
     assert_eq!(c.resolv_retry, ResolvRetry::Infinite);
     assert!(c.nobind);
     assert_eq!(c.remote_cert_tls, Some(CertUsage::Server));
-    assert_eq!(c.tls_wrap, TlsWrap::Auth { key: Source::File(dir.join("ta.key")), direction: Some(KeyDirection::Inverse) });
+    assert_eq!(
+        c.tls_wrap,
+        TlsWrap::Auth {
+            key: Source::File(dir.join("ta.key")),
+            direction: Some(KeyDirection::Inverse)
+        }
+    );
     assert_eq!(c.verb, 3);
 }
 
 #[test]
 fn typical_2_6_server_with_tls_crypt_parses() {
     let dir = configs();
-    let c = Loader::new(&dir).load_file(Path::new("server-2.6.conf")).unwrap();
-    assert_eq!(c.proto, Proto { transport: Transport::Udp, family: AddrFamily::V6 });
+    let c = Loader::new(&dir)
+        .load_file(Path::new("server-2.6.conf"))
+        .unwrap();
+    assert_eq!(
+        c.proto,
+        Proto {
+            transport: Transport::Udp,
+            family: AddrFamily::V6
+        }
+    );
     assert_eq!(c.topology, Topology::Subnet);
     assert_eq!(c.dh, Some(Dh::None));
     assert_eq!(c.ecdh_curve.as_deref(), Some("prime256v1"));
-    assert_eq!(c.tls_wrap, TlsWrap::Crypt { key: Source::File(dir.join("tc.key")) });
-    assert_eq!(c.tls_version_min, Some(TlsVersionMin { version: TlsVersion::V1_2, or_highest: false }));
+    assert_eq!(
+        c.tls_wrap,
+        TlsWrap::Crypt {
+            key: Source::File(dir.join("tc.key"))
+        }
+    );
+    assert_eq!(
+        c.tls_version_min,
+        Some(TlsVersionMin {
+            version: TlsVersion::V1_2,
+            or_highest: false
+        })
+    );
     assert_eq!(c.data_ciphers_fallback.as_deref(), Some("AES-256-CBC"));
-    assert_eq!(c.ifconfig_ipv6_pool, Some("fd00:20::1000/64".parse().unwrap()));
+    assert_eq!(
+        c.ifconfig_ipv6_pool,
+        Some("fd00:20::1000/64".parse().unwrap())
+    );
     assert_eq!(c.client_config_dir, Some(dir.join("ccd")));
     assert_eq!(c.reneg_sec.max, 0);
     assert_eq!(c.max_clients, 200);
-    assert_eq!(c.status, Some(StatusFile { path: dir.join("server-2.6-status.log"), interval: 30 }));
+    assert_eq!(
+        c.status,
+        Some(StatusFile {
+            path: dir.join("server-2.6-status.log"),
+            interval: 30
+        })
+    );
     assert_eq!(c.status_version, 2);
     assert_eq!(c.mute, Some(20));
     assert_eq!(c.routes.len(), 1);
@@ -745,13 +1289,33 @@ fn typical_2_6_server_with_tls_crypt_parses() {
 #[test]
 fn typical_2_6_client_parses() {
     let dir = configs();
-    let c = Loader::new(&dir).load_file(Path::new("client-2.6.conf")).unwrap();
+    let c = Loader::new(&dir)
+        .load_file(Path::new("client-2.6.conf"))
+        .unwrap();
     assert_eq!(c.remotes.len(), 2);
     assert_eq!(c.remotes[1].proto.family, AddrFamily::V4);
     assert!(c.remote_random);
-    assert_eq!(c.connect_retry, ConnectRetry { initial: 2, max: 60 });
-    assert_eq!(c.verify_x509_name, Some(VerifyX509Name { name: "server".into(), kind: X509NameKind::Name }));
-    assert_eq!(c.tls_version_min, Some(TlsVersionMin { version: TlsVersion::V1_2, or_highest: true }));
+    assert_eq!(
+        c.connect_retry,
+        ConnectRetry {
+            initial: 2,
+            max: 60
+        }
+    );
+    assert_eq!(
+        c.verify_x509_name,
+        Some(VerifyX509Name {
+            name: "server".into(),
+            kind: X509NameKind::Name
+        })
+    );
+    assert_eq!(
+        c.tls_version_min,
+        Some(TlsVersionMin {
+            version: TlsVersion::V1_2,
+            or_highest: true
+        })
+    );
     assert_eq!(c.data_ciphers, ["AES-256-GCM", "CHACHA20-POLY1305"]);
     assert_eq!(c.dns.servers[0].addresses.len(), 2);
     assert_eq!(c.dns.servers[0].dnssec, Some(DnsSec::Optional));
@@ -761,13 +1325,20 @@ fn typical_2_6_client_parses() {
 #[test]
 fn inline_client_profile_parses() {
     let dir = configs();
-    let c = Loader::new(&dir).load_file(Path::new("client-inline.ovpn")).unwrap();
+    let c = Loader::new(&dir)
+        .load_file(Path::new("client-inline.ovpn"))
+        .unwrap();
     let ca = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
     let key = std::fs::read_to_string(dir.join("client.key")).unwrap();
     let tc = std::fs::read_to_string(dir.join("tc.key")).unwrap();
     assert_eq!(c.ca, Some(Source::Inline(ca)));
     assert_eq!(c.key, Some(Source::Inline(key)));
-    assert_eq!(c.tls_wrap, TlsWrap::Crypt { key: Source::Inline(tc) });
+    assert_eq!(
+        c.tls_wrap,
+        TlsWrap::Crypt {
+            key: Source::Inline(tc)
+        }
+    );
     assert_eq!(c.remotes[0].host, "203.0.113.5");
 }
 
@@ -775,10 +1346,16 @@ fn inline_client_profile_parses() {
 fn missing_files_are_errors_at_their_line() {
     let dir = configs();
     let e = Loader::new(&dir)
-        .load_str("x.conf", "client\ndev tun\nremote h\nca ca.crt\ncert client.crt\nkey nope.key\n")
+        .load_str(
+            "x.conf",
+            "client\ndev tun\nremote h\nca ca.crt\ncert client.crt\nkey nope.key\n",
+        )
         .unwrap_err();
     assert_eq!(e.line, 6);
-    assert!(matches!(&e.kind, ConfigErrorKind::File { name, path, .. } if name == "key" && *path == dir.join("nope.key")), "{e}");
+    assert!(
+        matches!(&e.kind, ConfigErrorKind::File { name, path, .. } if name == "key" && *path == dir.join("nope.key")),
+        "{e}"
+    );
     let e = Loader::new(&dir)
         .load_str("x.conf", "client\ndev tun\nremote h\nca ca.crt\ncert client.crt\nkey client.key\nstatus /no/such/dir/st.log\n")
         .unwrap_err();
@@ -786,7 +1363,16 @@ fn missing_files_are_errors_at_their_line() {
     let e = Loader::new(&dir)
         .load_str("x.conf", "client\ndev tun\nremote h\nca ca.crt\ncert client.crt\nkey client.key\nscript-security 2\nup \"./ca.crt arg\"\n")
         .unwrap_err();
-    assert!(matches!(&e.kind, ConfigErrorKind::File { what: "command", .. }), "{e}");
+    assert!(
+        matches!(
+            &e.kind,
+            ConfigErrorKind::File {
+                what: "command",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -801,7 +1387,11 @@ fn server_with_verify_client_cert_none_and_a_verify_script() {
         )
         .unwrap();
     assert_eq!(c.verify_client_cert, VerifyClientCert::None);
-    assert!(c.warnings.iter().all(|w| !w.message.contains("script-security")));
+    assert!(
+        c.warnings
+            .iter()
+            .all(|w| !w.message.contains("script-security"))
+    );
 }
 
 #[test]
@@ -820,11 +1410,16 @@ fn relative_paths_follow_cd() {
     let c = Loader::new("/")
         .load_str(
             "x.conf",
-            &format!("client\ndev tun\nremote h\nca ca.crt\ncert client.crt\nkey client.key\ncd {}\n", configs().display()),
+            &format!(
+                "client\ndev tun\nremote h\nca ca.crt\ncert client.crt\nkey client.key\ncd {}\n",
+                configs().display()
+            ),
         )
         .unwrap();
     assert_eq!(c.key, Some(Source::File(configs().join("client.key"))));
-    let e = Loader::new("/").load_str("x.conf", "cd /no/such/dir\n").unwrap_err();
+    let e = Loader::new("/")
+        .load_str("x.conf", "cd /no/such/dir\n")
+        .unwrap_err();
     assert_eq!(e.line, 1);
 }
 
@@ -832,8 +1427,16 @@ fn relative_paths_follow_cd() {
 fn nested_config_files_apply_in_place() {
     let tmp = std::env::temp_dir().join(format!("vpn-config-nest-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    std::fs::write(tmp.join("common.conf"), "dev tun\nverb 4\nca a\ncert b\nkey c\n").unwrap();
-    std::fs::write(tmp.join("main.conf"), "client\nverb 2\nconfig common.conf\nremote h\n").unwrap();
+    std::fs::write(
+        tmp.join("common.conf"),
+        "dev tun\nverb 4\nca a\ncert b\nkey c\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.join("main.conf"),
+        "client\nverb 2\nconfig common.conf\nremote h\n",
+    )
+    .unwrap();
     std::fs::write(tmp.join("bad.conf"), "client\nconfig broken.conf\n").unwrap();
     std::fs::write(tmp.join("broken.conf"), "dev tun\n\nfrobnicate\n").unwrap();
     std::fs::write(tmp.join("loop.conf"), "config loop.conf\n").unwrap();
@@ -843,7 +1446,10 @@ fn nested_config_files_apply_in_place() {
     let e = loader.load_file(Path::new("bad.conf")).unwrap_err();
     assert_eq!((e.file.to_string(), e.line), ("broken.conf".to_string(), 3));
     let e = loader.load_file(Path::new("loop.conf")).unwrap_err();
-    assert!(matches!(e.kind, ConfigErrorKind::IncludeDepth { .. }), "{e}");
+    assert!(
+        matches!(e.kind, ConfigErrorKind::IncludeDepth { .. }),
+        "{e}"
+    );
     let e = loader.load_file(Path::new("missing.conf")).unwrap_err();
     assert!(matches!(e.kind, ConfigErrorKind::Read { .. }), "{e}");
     std::fs::remove_dir_all(&tmp).unwrap();
@@ -853,37 +1459,71 @@ fn nested_config_files_apply_in_place() {
 fn command_line_feeds_the_same_table() {
     let loader = Loader::new(configs());
     let c = loader
-        .load_args(["--config", "client.conf", "--verb", "5", "--remote", "other", "1195", "--push-peer-info"])
+        .load_args([
+            "--config",
+            "client.conf",
+            "--verb",
+            "5",
+            "--remote",
+            "other",
+            "1195",
+            "--push-peer-info",
+        ])
         .map(|_| ())
         .unwrap_err();
     // push-peer-info is recognised but unsupported, at argv index 8.
     assert_eq!((c.file.clone(), c.line), (Origin::CommandLine, 8));
     let c = loader
-        .load_args(["--config", "client.conf", "--verb", "5", "--remote", "other", "1195"])
+        .load_args([
+            "--config",
+            "client.conf",
+            "--verb",
+            "5",
+            "--remote",
+            "other",
+            "1195",
+        ])
         .unwrap();
     assert_eq!(c.verb, 5, "later command-line directives override the file");
     assert_eq!(c.remotes.len(), 2);
     assert_eq!(c.remotes[1].port, 1195);
-    let c = loader.load_args(["--verb", "5", "--config", "client.conf"]).unwrap();
+    let c = loader
+        .load_args(["--verb", "5", "--config", "client.conf"])
+        .unwrap();
     assert_eq!(c.verb, 3, "the file comes later and overrides");
     // A lone argument is a config file.
     assert!(loader.load_args(["client.conf"]).is_ok());
     // Quoted values arrive as one argument.
     let c = loader
-        .load_args(["--config", "server.conf", "--push", "route 10.9.0.0 255.255.0.0"])
+        .load_args([
+            "--config",
+            "server.conf",
+            "--push",
+            "route 10.9.0.0 255.255.0.0",
+        ])
         .unwrap();
-    assert_eq!(c.push.first().map(String::as_str), Some("route 10.9.0.0 255.255.0.0"));
+    assert_eq!(
+        c.push.first().map(String::as_str),
+        Some("route 10.9.0.0 255.255.0.0")
+    );
 }
 
 #[test]
 fn command_line_errors_name_the_argument() {
     let loader = Loader::new(configs());
-    let e = loader.load_args(["--config", "client.conf", "--frobnicate", "x"]).unwrap_err();
-    assert_eq!(e.to_string(), "[command line]:3: unknown directive 'frobnicate'");
+    let e = loader
+        .load_args(["--config", "client.conf", "--frobnicate", "x"])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "[command line]:3: unknown directive 'frobnicate'"
+    );
     let e = loader.load_args(["stray", "--verb", "3"]).unwrap_err();
     assert_eq!(e.line, 1);
     assert!(matches!(e.kind, ConfigErrorKind::ExpectedDoubleDash { .. }));
-    let e = loader.load_args(["--config", "client.conf", "--verb"]).unwrap_err();
+    let e = loader
+        .load_args(["--config", "client.conf", "--verb"])
+        .unwrap_err();
     assert!(matches!(e.kind, ConfigErrorKind::Arity { .. }));
     let e = loader.load_args(["--config", "nope.conf"]).unwrap_err();
     assert!(matches!(e.kind, ConfigErrorKind::Read { .. }));
@@ -892,7 +1532,9 @@ fn command_line_errors_name_the_argument() {
 
 #[test]
 fn summary_describes_the_mode() {
-    let c = Loader::new(configs()).load_file(Path::new("server-2.6.conf")).unwrap();
+    let c = Loader::new(configs())
+        .load_file(Path::new("server-2.6.conf"))
+        .unwrap();
     let s = c.summary();
     assert!(s.starts_with("server over UDP"), "{s}");
     assert!(s.contains("10.20.0.0/24"), "{s}");
