@@ -345,7 +345,12 @@ pub static DIRECTIVES: &[Spec] = &[
         b.cfg.dh = Some(if a.inline.is_none() && a.word(0)? == "none" {
             Dh::None
         } else {
-            Dh::Ignored(a.source(0, PemCheck::Dh)?)
+            let src = a.source(0, PemCheck::Dh)?;
+            b.warn(
+                a.span,
+                "'dh' parameters are accepted and ignored: this daemon only uses ECDHE key exchange ('dh none' says the same)".into(),
+            );
+            Dh::Ignored(src)
         });
         Ok(())
     }),

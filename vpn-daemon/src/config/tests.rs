@@ -133,7 +133,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("key other.key", P2P, |c| c.key == src("other.key")),
         ("extra-certs chain.pem", P2P, |c| c.extra_certs == src("chain.pem")),
         ("pkcs12 id.p12", "client\ndev tun\nremote h\n", |c| c.pkcs12 == src("id.p12")),
-        ("dh dh.pem", SERVER, |c| c.dh == Some(Dh::Ignored(Source::File("/nonexistent-base/dh.pem".into())))),
+        ("dh dh.pem", SERVER, |c| c.dh == Some(Dh::Ignored(Source::File("/nonexistent-base/dh.pem".into()))) && c.warnings.iter().any(|w| w.message.contains("ignored"))),
         ("ecdh-curve secp384r1", SERVER, |c| c.ecdh_curve.as_deref() == Some("secp384r1")),
         ("crl-verify crl.pem", SERVER, |c| c.crl_verify == src("crl.pem") && !c.crl_verify_dir),
         ("remote-cert-tls server", CLIENT, |c| c.remote_cert_tls == Some(CertUsage::Server)),
@@ -1186,8 +1186,10 @@ fn sample_server_conf_parses_to_the_expected_fields() {
     );
     assert_eq!(c.verb, 3);
     assert_eq!(c.explicit_exit_notify, Some(1));
-    // net30 deprecation + cipher-not-negotiated, as OpenVPN 2.6 prints.
-    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    // dh ignored, net30 deprecation, cipher-not-negotiated (the last two
+    // as OpenVPN 2.6 prints them).
+    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    assert!(c.warnings[0].message.contains("ECDHE"));
 }
 
 #[test]
@@ -1556,5 +1558,31 @@ proptest::proptest! {
         if let Err(e) = parse(&text) {
             proptest::prop_assert!(e.line as usize <= lines.len());
         }
+    }
+}
+
+#[test]
+fn docs_list_every_directive() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/directives.md"),
+    )
+    .expect("docs/directives.md");
+    let mentioned = |name: &str| {
+        doc.contains(&format!("`{name} "))
+            || doc.contains(&format!("`{name}`"))
+            || doc.contains(&format!("`{name},"))
+    };
+    for spec in DIRECTIVES {
+        assert!(
+            mentioned(spec.name),
+            "docs/directives.md does not describe '{}'",
+            spec.name
+        );
+    }
+    for (name, _) in directives::UNSUPPORTED {
+        assert!(
+            mentioned(name),
+            "docs/directives.md does not list unsupported '{name}'"
+        );
     }
 }
