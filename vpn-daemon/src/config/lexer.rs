@@ -224,7 +224,11 @@ pub fn tokenize_line(line: &[u8]) -> Result<Vec<String>, LexErrorKind> {
     match state {
         State::DoubleQuoted => Err(LexErrorKind::UnclosedDoubleQuote),
         State::SingleQuoted => Err(LexErrorKind::UnclosedSingleQuote),
-        State::Between | State::Unquoted => Ok(words),
+        // Only a backslash escaping the end of the text leaves a word open
+        // (OpenVPN reports a "residual parse state"); dropping the word
+        // would lose it silently.
+        State::Unquoted => Err(LexErrorKind::BadBackslash),
+        State::Between => Ok(words),
     }
 }
 
@@ -326,6 +330,12 @@ mod tests {
     #[test]
     fn escaped_line_end_stays_in_the_word() {
         assert_eq!(words("x a\\\n"), ["x", "a\n"]);
+    }
+
+    #[test]
+    fn backslash_at_the_very_end_is_an_error() {
+        assert_eq!(tokenize_line(b"x a\\"), Err(LexErrorKind::BadBackslash));
+        assert_eq!(lex(b"dev tun\nx a\\").unwrap_err().line, 2);
     }
 
     #[test]
