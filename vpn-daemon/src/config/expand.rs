@@ -455,6 +455,113 @@ fn mode_specific(b: &mut Builder) -> Result<(), ConfigError> {
             "'auth-user-pass' requires 'client' or 'pull'",
         ));
     }
+    if b.cfg.mode == Mode::Server {
+        server_consistency(b)?;
+    }
+    binding_consistency(b)
+}
+
+/// OpenVPN's `--mode server` consistency checks that concern directives we
+/// implement.
+fn server_consistency(b: &Builder) -> Result<(), ConfigError> {
+    let c = &b.cfg;
+    if c.nobind {
+        return Err(invalid(
+            b.span_of("nobind"),
+            "'nobind' cannot be used in server mode",
+        ));
+    }
+    if c.redirect_gateway.is_some() {
+        let name = if b.given("redirect-gateway") {
+            "redirect-gateway"
+        } else {
+            "redirect-private"
+        };
+        return Err(invalid(
+            b.span_of(name),
+            format!(
+                "'{name}' cannot be used in server mode (push \"redirect-gateway ...\" to clients instead)"
+            ),
+        ));
+    }
+    if c.ccd_exclusive && c.client_config_dir.is_none() {
+        return Err(invalid(
+            b.span_of("ccd-exclusive"),
+            "'ccd-exclusive' needs 'client-config-dir'",
+        ));
+    }
+    if c.username_as_common_name && c.auth_user_pass_verify.is_none() {
+        return Err(invalid(
+            b.span_of("username-as-common-name"),
+            "'username-as-common-name' needs 'auth-user-pass-verify'",
+        ));
+    }
+    if c.ifconfig_pool_persist.is_some()
+        && c.ifconfig_pool.is_none()
+        && c.ifconfig_ipv6_pool.is_none()
+    {
+        return Err(invalid(
+            b.span_of("ifconfig-pool-persist"),
+            "'ifconfig-pool-persist' needs an address pool ('server', 'ifconfig-pool' or 'ifconfig-ipv6-pool')",
+        ));
+    }
+    if c.ifconfig_ipv6_pool.is_some() && c.ifconfig_ipv6.is_none() {
+        return Err(invalid(
+            b.span_of("ifconfig-ipv6-pool"),
+            "'ifconfig-ipv6-pool' needs 'ifconfig-ipv6'",
+        ));
+    }
+    if c.topology != Topology::Subnet
+        && c.ifconfig_pool.is_some_and(|p| p.netmask.is_some())
+        && b.given("ifconfig-pool")
+    {
+        return Err(invalid(
+            b.span_of("ifconfig-pool"),
+            "the netmask of 'ifconfig-pool' is only valid with 'topology subnet'",
+        ));
+    }
+    Ok(())
+}
+
+/// `local`/`lport`/`nobind`/`remote` combinations OpenVPN refuses.
+fn binding_consistency(b: &Builder) -> Result<(), ConfigError> {
+    let c = &b.cfg;
+    if c.nobind {
+        for name in ["local", "lport"] {
+            if b.given(name) {
+                return Err(invalid(
+                    b.latest_of(&[name, "nobind"]),
+                    format!("'{name}' and 'nobind' do not make sense together"),
+                ));
+            }
+        }
+        if c.remotes.is_empty() {
+            return Err(invalid(
+                b.span_of("nobind"),
+                "'nobind' does not make sense without 'remote'",
+            ));
+        }
+    }
+    if c.proto.transport == Transport::TcpClient && c.remotes.is_empty() {
+        return Err(invalid(
+            b.span_of("proto"),
+            "'proto tcp-client' needs a 'remote'",
+        ));
+    }
+    if c.proto.transport == Transport::TcpServer && c.remotes.len() > 1 {
+        return Err(invalid(
+            b.span_of("remote"),
+            "TCP server mode allows at most one 'remote'",
+        ));
+    }
+    if let Some(i) = c.ifconfig
+        && i.local == i.remote_netmask
+    {
+        return Err(invalid(
+            b.span_of("ifconfig"),
+            "the two 'ifconfig' addresses must differ",
+        ));
+    }
     Ok(())
 }
 

@@ -112,9 +112,9 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("explicit-exit-notify", CLIENT, |c| c.explicit_exit_notify == Some(1)),
         ("ifconfig 10.1.0.1 10.1.0.2", P2P, |c| c.ifconfig == Some(Ifconfig { local: Ipv4Addr::new(10, 1, 0, 1), remote_netmask: Ipv4Addr::new(10, 1, 0, 2) })),
         ("ifconfig-ipv6 fd01::1/64 fd01::2", P2P, |c| c.ifconfig_ipv6.is_some_and(|i| i.local == "fd01::1/64".parse().unwrap() && i.remote == "fd01::2".parse::<Ipv6Addr>().unwrap())),
-        ("ifconfig-pool 10.8.0.10 10.8.0.20 255.255.255.0", "dev tun\nmode server\ntls-server\nca a\ncert b\nkey c\n", |c| c.ifconfig_pool == Some(IfconfigPool { start: Ipv4Addr::new(10, 8, 0, 10), end: Ipv4Addr::new(10, 8, 0, 20), netmask: Some(Ipv4Addr::new(255, 255, 255, 0)) })),
+        ("ifconfig-pool 10.8.0.10 10.8.0.20 255.255.255.0", "dev tun\nmode server\ntls-server\ntopology subnet\nca a\ncert b\nkey c\n", |c| c.ifconfig_pool == Some(IfconfigPool { start: Ipv4Addr::new(10, 8, 0, 10), end: Ipv4Addr::new(10, 8, 0, 20), netmask: Some(Ipv4Addr::new(255, 255, 255, 0)) })),
         ("ifconfig-pool-persist ipp.txt 0", SERVER, |c| c.ifconfig_pool_persist.as_ref().is_some_and(|p| p.seconds == 0 && p.file.ends_with("ipp.txt"))),
-        ("ifconfig-ipv6-pool fd00::1000/64", "dev tun\nmode server\ntls-server\nca a\ncert b\nkey c\n", |c| c.ifconfig_ipv6_pool == Some("fd00::1000/64".parse().unwrap())),
+        ("ifconfig-ipv6-pool fd00::1000/64", "dev tun\nmode server\ntls-server\nifconfig-ipv6 fd00::1/64 fd00::2\nca a\ncert b\nkey c\n", |c| c.ifconfig_ipv6_pool == Some("fd00::1000/64".parse().unwrap())),
         ("push \"route 10.0.0.0 255.0.0.0\"", SERVER, |c| c.push.first().map(String::as_str) == Some("route 10.0.0.0 255.0.0.0")),
         ("route 10.0.0.0 255.0.0.0 net_gateway 5", P2P, |c| c.routes == [Route { network: RouteAddr::Addr(Ipv4Addr::new(10, 0, 0, 0)), netmask: Ipv4Addr::new(255, 0, 0, 0), gateway: Some(RouteAddr::NetGateway), metric: Some(5) }]),
         ("route-ipv6 2001:db8::/32 default 7", P2P, |c| c.routes_ipv6 == [RouteIpv6 { network: "2001:db8::/32".parse().unwrap(), gateway: None, metric: Some(7) }]),
@@ -124,7 +124,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("dhcp-option DNS 10.8.0.1", CLIENT, |c| c.dhcp_options == [DhcpOption::Dns(IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1)))]),
         ("dns server -2 transport DoT", CLIENT, |c| c.dns.servers.first().is_some_and(|s| s.priority == -2 && s.transport == Some(DnsTransport::Tls))),
         ("client-config-dir ccd", SERVER, |c| c.client_config_dir.as_ref().is_some_and(|p| p.ends_with("ccd"))),
-        ("ccd-exclusive", SERVER, |c| c.ccd_exclusive),
+        ("ccd-exclusive", "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nclient-config-dir ccd\n", |c| c.ccd_exclusive),
         ("client-to-client", SERVER, |c| c.client_to_client),
         ("duplicate-cn", SERVER, |c| c.duplicate_cn),
         ("max-clients 10", SERVER, |c| c.max_clients == 10),
@@ -171,7 +171,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("inactive 3600 1000", CLIENT, |c| c.inactive == Some(Inactive { seconds: 3600, bytes: 1000 })),
         ("auth-user-pass", CLIENT, |c| c.auth_user_pass == Some(AuthUserPass::Prompt)),
         ("auth-user-pass-verify \"/usr/bin/check arg\" via-file", SERVER, |c| c.auth_user_pass_verify == Some(AuthUserPassVerify { command: "/usr/bin/check arg".into(), method: VerifyMethod::ViaFile })),
-        ("username-as-common-name", SERVER, |c| c.username_as_common_name),
+        ("username-as-common-name", "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nauth-user-pass-verify /bin/v via-env\n", |c| c.username_as_common_name),
         ("auth-nocache", CLIENT, |c| c.auth_nocache),
         ("script-security 2", CLIENT, |c| c.script_security == 2),
         ("up /etc/openvpn/up.sh", CLIENT, |c| c.scripts.up.as_deref() == Some("/etc/openvpn/up.sh") && c.warnings.len() == 1),
@@ -631,6 +631,24 @@ fn conflicts_and_missing_pieces_are_errors() {
             "tcp-client",
         ),
     ];
+    let more: Vec<(String, u32, &str)> = vec![
+        (format!("{SERVER}nobind\n"), 6, "'nobind' cannot be used in server mode"),
+        (format!("{SERVER}redirect-gateway def1\n"), 6, "push \"redirect-gateway"),
+        (format!("{SERVER}ccd-exclusive\n"), 6, "needs 'client-config-dir'"),
+        (format!("{SERVER}username-as-common-name\n"), 6, "needs 'auth-user-pass-verify'"),
+        ("dev tun\nmode server\ntls-server\nca a\ncert b\nkey c\nifconfig-pool-persist ipp.txt\n".into(), 7, "needs an address pool"),
+        ("dev tun\nmode server\ntls-server\nca a\ncert b\nkey c\nifconfig-ipv6-pool fd00::1000/64\n".into(), 7, "needs 'ifconfig-ipv6'"),
+        ("dev tun\nmode server\ntls-server\nca a\ncert b\nkey c\nifconfig-pool 10.8.0.4 10.8.0.9 255.255.255.0\n".into(), 7, "only valid with 'topology subnet'"),
+        (format!("{CLIENT}nobind\nlport 5000\n"), 8, "do not make sense together"),
+        (format!("{CLIENT}local 192.0.2.5\nnobind\n"), 8, "do not make sense together"),
+        ("tls-client\ndev tun\nnobind\nca a\ncert b\nkey c\n".into(), 3, "without 'remote'"),
+        ("tls-client\ndev tun\nproto tcp-client\nca a\ncert b\nkey c\n".into(), 3, "needs a 'remote'"),
+        ("tls-client\ndev tun\nproto tcp-server\nremote a\nremote b\nca a\ncert b\nkey c\n".into(), 5, "at most one"),
+        (format!("{P2P}ifconfig 10.0.0.1 10.0.0.1\n"), 7, "must differ"),
+    ];
+    let cases = cases
+        .into_iter()
+        .chain(more.iter().map(|(t, l, n)| (t.as_str(), *l, *n)));
     for (text, line, needle) in cases {
         let e = match parse(text) {
             Ok(_) => panic!("accepted:\n{text}"),
