@@ -8,7 +8,7 @@
 //! cannot own argv: the whole argument list goes to
 //! [`vpn_daemon::config::Config::from_args`], which feeds the same
 //! directive table as the files. clap only renders `--help`; `--help` and
-//! `--version` are recognised when they are the first argument.
+//! `--version` act wherever they appear, as in OpenVPN.
 
 use std::process::ExitCode;
 
@@ -44,20 +44,18 @@ fn main() -> Result<ExitCode> {
                 .map_err(|a| anyhow::anyhow!("argument {a:?} is not valid UTF-8"))
         })
         .collect::<Result<_>>()?;
-    match args.first().map(String::as_str) {
-        None => {
-            help_command().print_help().context("printing help")?;
-            return Ok(ExitCode::FAILURE);
-        }
-        Some("--help" | "-h") => {
-            help_command().print_long_help().context("printing help")?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some("--version" | "-V") => {
-            println!("vpn-daemon {}", env!("CARGO_PKG_VERSION"));
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(_) => {}
+    if args.is_empty() {
+        help_command().print_help().context("printing help")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    // Like OpenVPN's own --help/--version, these act wherever they are.
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        help_command().print_long_help().context("printing help")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("vpn-daemon {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
     }
     let config = match Config::from_args(&args) {
         Ok(c) => c,
