@@ -446,8 +446,14 @@ impl Loader {
 
     /// Reads configuration text as if it were the file `name`.
     pub fn load_str(&self, name: &str, text: &str) -> Result<Config, ConfigError> {
+        self.load_bytes(name, text.as_bytes())
+    }
+
+    /// Reads configuration bytes as if they were the file `name` (the
+    /// whole pipeline over untrusted bytes, for fuzzing).
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Config, ConfigError> {
         let mut b = Builder::new(self);
-        b.apply_text(Origin::File(Arc::new(PathBuf::from(name))), text.as_bytes())?;
+        b.apply_text(Origin::File(Arc::new(PathBuf::from(name))), bytes)?;
         b.finish()
     }
 
@@ -649,8 +655,11 @@ impl Builder {
         }
         // `setenv opt NAME ARGS`: NAME is optional; unknown means ignore.
         let mut optional = false;
-        if words.len() >= 2 && words[0] == "setenv" && words[1] == "opt" {
-            if words.len() == 2 {
+        if let [first, second, rest @ ..] = words.as_slice()
+            && first == "setenv"
+            && second == "opt"
+        {
+            if rest.is_empty() {
                 return Err(ConfigError::at(
                     span,
                     ConfigErrorKind::Arity {
@@ -662,6 +671,9 @@ impl Builder {
             }
             words.drain(..2);
             optional = true;
+        }
+        if words.is_empty() {
+            return Ok(());
         }
         let name = words.remove(0);
         let soft = optional || self.ignore_unknown.contains(&name);

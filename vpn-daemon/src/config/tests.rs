@@ -209,6 +209,25 @@ fn every_directive_parses_into_its_field() {
     }
 }
 
+/// The same rows as command-line flags: one directive table for both.
+#[test]
+fn every_directive_works_on_the_command_line() {
+    for (line, base, check) in table() {
+        let mut args = Vec::new();
+        for l in base.lines().chain(line.lines()) {
+            let words = lexer::tokenize_line(l.as_bytes()).unwrap();
+            for (i, w) in words.into_iter().enumerate() {
+                args.push(if i == 0 { format!("--{w}") } else { w });
+            }
+        }
+        let c = Loader::new("/nonexistent-base")
+            .check_files(false)
+            .load_args(&args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(check(&c), "{args:?} did not produce the expected field");
+    }
+}
+
 #[test]
 fn every_directive_has_a_table_row() {
     let rows: Vec<String> = table()
