@@ -1623,3 +1623,15 @@ fn docs_list_every_directive() {
         );
     }
 }
+
+#[test]
+fn every_unsupported_directive_is_refused_by_name_at_its_line() {
+    for (name, reason) in directives::UNSUPPORTED {
+        match err_at_extra(CLIENT, &format!("{name} arg")) {
+            ConfigErrorKind::Unsupported { name: n, reason: r } => {
+                assert_eq!((n.as_str(), r), (*name, *reason));
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
