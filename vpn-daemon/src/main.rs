@@ -1,26 +1,82 @@
 //! `vpn-daemon`: command-line entry point.
+//!
+//! The arguments are OpenVPN's: `--config FILE` and any directive as
+//! `--name args...` (arguments run up to the next `--`), or a lone config
+//! file name. That grammar is open-ended (every directive is a flag, each
+//! with its own arity, and the order matters because later directives
+//! override earlier ones and `--config` nests files in place), so clap
+//! cannot own argv: the whole argument list goes to
+//! [`vpn_daemon::config::Config::from_args`], which feeds the same
+//! directive table as the files. clap only renders `--help`; `--help` and
+//! `--version` act wherever they appear, as in OpenVPN.
 
-use anyhow::{Result, bail};
-use clap::Parser;
+use std::process::ExitCode;
 
-/// OpenVPN 2.6 compatible VPN daemon.
-#[derive(Parser)]
-#[command(version, about)]
-struct Args {
-    /// OpenVPN configuration file.
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
+use anyhow::{Context, Result};
+use clap::{Arg, Command};
+use vpn_daemon::config::Config;
+
+/// The help text's command description (clap renders it; it parses nothing).
+fn help_command() -> Command {
+    Command::new("vpn-daemon")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("OpenVPN 2.6 compatible VPN daemon with an XDP/AF_XDP fast path")
+        .override_usage(
+            "vpn-daemon --config FILE [--DIRECTIVE [ARGS...]]...\n       vpn-daemon FILE",
+        )
+        .arg(
+            Arg::new("config").long("config").value_name("FILE").help(
+                "Read OpenVPN directives from FILE (may be repeated; files nest with 'config')",
+            ),
+        )
+        .after_help(
+            "Every OpenVPN directive of the configuration file also works as --DIRECTIVE ARGS... \
+             on the command line, in order: later directives override earlier ones. \
+             Unknown or unsupported directives are errors. See docs/directives.md.",
+        )
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> Result<ExitCode> {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| anyhow::anyhow!("argument {a:?} is not valid UTF-8"))
+        })
+        .collect::<Result<_>>()?;
+    if args.is_empty() {
+        help_command().print_help().context("printing help")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    // Like OpenVPN's own --help/--version, these act wherever they are.
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        help_command().print_long_help().context("printing help")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("vpn-daemon {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            // file:line: message, nothing else, as OpenVPN users expect.
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("{w}");
+    }
+    println!("{}", config.summary());
     let bpf = match vpn_daemon::io::xdp::EMBEDDED_OBJECT {
         Some(o) => format!("XDP object embedded ({} bytes)", o.len()),
         None => "no XDP object embedded".to_string(),
     };
-    if args.config.is_some() {
-        bail!("client and server modes are not implemented yet ({bpf})");
-    }
-    println!("vpn-daemon {} ({bpf})", env!("CARGO_PKG_VERSION"));
-    Ok(())
+    // Not an anyhow error: that would add "Error:" and, with
+    // RUST_BACKTRACE set, a backtrace to a message that is not a bug.
+    eprintln!(
+        "vpn-daemon: the configuration is valid, but the client and server runtimes are not implemented yet ({bpf})"
+    );
+    Ok(ExitCode::FAILURE)
 }

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Accepts every user; for configuration tests only.
+exit 0

@@ -1,0 +1,604 @@
+//! The typed values that make up a [`Config`](super::Config): one type per
+//! OpenVPN option family, in OpenVPN's vocabulary.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
+
+use ipnet::Ipv6Net;
+
+/// Where key or certificate material comes from. Contents are read by the
+/// layer that uses them; an inline block has already been checked to be
+/// well-formed (PEM framing, base64, static-key shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file; relative names are resolved against `cd` (or the current
+    /// directory) once the whole configuration is read.
+    File(PathBuf),
+    /// The body of an inline `<tag>...</tag>` block.
+    Inline(String),
+}
+
+/// OpenVPN's `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One peer (a client, or a TLS point-to-point link).
+    PointToPoint,
+    /// Many clients on one socket (`mode server`, `server`).
+    Server,
+}
+
+/// Which end of the TLS handshake we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRole {
+    /// `tls-client`.
+    Client,
+    /// `tls-server`.
+    Server,
+}
+
+/// The tunnel device kind; only tun is implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevType {
+    /// Layer-3 tun device.
+    Tun,
+}
+
+/// Transport protocol, after OpenVPN's `proto tcp` resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP, listening (server side).
+    TcpServer,
+    /// TCP, connecting (client side).
+    TcpClient,
+}
+
+/// Address family restriction of `proto udp4` / `udp6` / `tcp4-*`...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrFamily {
+    /// Whatever the name resolves to (dual stack for listeners).
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+/// A `proto` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proto {
+    /// UDP, or TCP with a side.
+    pub transport: Transport,
+    /// Address family restriction.
+    pub family: AddrFamily,
+}
+
+/// A `proto` value as written, before `proto tcp` gets its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawTransport {
+    Udp,
+    Tcp,
+    TcpServer,
+    TcpClient,
+}
+
+/// One `remote` entry, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// Host name or address, resolved at connect time.
+    pub host: String,
+    /// Port (`remote`'s own, else `rport`/`port`).
+    pub port: u16,
+    /// Protocol (`remote`'s own, else `proto`).
+    pub proto: Proto,
+}
+
+/// `connect-retry N [MAX]`: seconds between connection attempts, doubling
+/// up to `max` (OpenVPN's backoff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectRetry {
+    /// First delay in seconds.
+    pub initial: u32,
+    /// Ceiling of the backoff in seconds.
+    pub max: u32,
+}
+
+/// `topology`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// A /30 per client (2.6's default; deprecated).
+    Net30,
+    /// Point-to-point addresses, no /30 per client.
+    P2p,
+    /// One subnet, the server is a gateway in it.
+    Subnet,
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Topology::Net30 => "net30",
+            Topology::P2p => "p2p",
+            Topology::Subnet => "subnet",
+        })
+    }
+}
+
+/// `ifconfig LOCAL REMOTE_OR_NETMASK`: with `topology subnet` the second
+/// address is a netmask, otherwise the point-to-point peer address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ifconfig {
+    /// Our tun address.
+    pub local: Ipv4Addr,
+    /// Netmask (subnet) or remote peer address (net30, p2p).
+    pub remote_netmask: Ipv4Addr,
+}
+
+/// `ifconfig-ipv6 ADDR/BITS REMOTE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfconfigIpv6 {
+    /// Our tun address and prefix length.
+    pub local: Ipv6Net,
+    /// The peer's (or, on a client, the server's) tunnel address.
+    pub remote: Ipv6Addr,
+}
+
+/// `ifconfig-pool START END [NETMASK]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfconfigPool {
+    /// First address handed out.
+    pub start: Ipv4Addr,
+    /// Last address handed out.
+    pub end: Ipv4Addr,
+    /// Netmask pushed with each address (subnet topology).
+    pub netmask: Option<Ipv4Addr>,
+}
+
+/// `ifconfig-pool-persist FILE [SECONDS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPersist {
+    /// The persistence file (created if missing).
+    pub file: PathBuf,
+    /// How often it is written; 0 means read once, never written.
+    pub seconds: u32,
+}
+
+/// An address in a `route` line: a literal or one of OpenVPN's keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAddr {
+    /// A literal IPv4 address.
+    Addr(Ipv4Addr),
+    /// `vpn_gateway`: the tunnel's remote end / route-gateway.
+    VpnGateway,
+    /// `net_gateway`: the pre-existing default gateway.
+    NetGateway,
+    /// `remote_host`: the address of the `remote` we connected to.
+    RemoteHost,
+}
+
+/// `route NETWORK [NETMASK [GATEWAY [METRIC]]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination network.
+    pub network: RouteAddr,
+    /// Netmask (default 255.255.255.255).
+    pub netmask: Ipv4Addr,
+    /// Gateway; `None` means `vpn_gateway` (OpenVPN's default).
+    pub gateway: Option<RouteAddr>,
+    /// Route metric.
+    pub metric: Option<u32>,
+}
+
+/// `route-ipv6 NET/BITS [GATEWAY [METRIC]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteIpv6 {
+    /// Destination prefix.
+    pub network: Ipv6Net,
+    /// Gateway; `None` means the tunnel's remote end.
+    pub gateway: Option<Ipv6Addr>,
+    /// Route metric.
+    pub metric: Option<u32>,
+}
+
+/// `route-gateway GW|dhcp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteGateway {
+    /// A literal gateway.
+    Addr(Ipv4Addr),
+    /// Learn it by DHCP (tap only in OpenVPN).
+    Dhcp,
+}
+
+/// `redirect-gateway FLAGS...` (also what `redirect-private` sets without
+/// the default route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct RedirectGateway {
+    /// `local`: peers are on the same LAN; no static route to the server.
+    pub local: bool,
+    /// `autolocal`: detect `local` automatically.
+    pub autolocal: bool,
+    /// `def1`: use 0/1 + 128/1 instead of replacing the default route.
+    pub def1: bool,
+    /// `bypass-dhcp`: keep DHCP server traffic off the tunnel.
+    pub bypass_dhcp: bool,
+    /// `bypass-dns`: keep DNS server traffic off the tunnel.
+    pub bypass_dns: bool,
+    /// `block-local`: block LAN access while the tunnel is up.
+    pub block_local: bool,
+    /// `ipv6`: redirect IPv6 too.
+    pub ipv6: bool,
+    /// IPv4 is redirected unless `!ipv4` was given.
+    pub ipv4: bool,
+    /// Set by `redirect-gateway`; `redirect-private` leaves it false.
+    pub default_route: bool,
+}
+
+/// One `dhcp-option TYPE [VALUE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhcpOption {
+    /// `DNS addr` (IPv4 or IPv6).
+    Dns(IpAddr),
+    /// `DNS6 addr`.
+    Dns6(Ipv6Addr),
+    /// `DOMAIN name`.
+    Domain(String),
+    /// `ADAPTER_DOMAIN_SUFFIX name`.
+    AdapterDomainSuffix(String),
+    /// `DOMAIN-SEARCH name`.
+    DomainSearch(String),
+    /// `WINS addr`.
+    Wins(Ipv4Addr),
+    /// `NBDD addr`.
+    Nbdd(Ipv4Addr),
+    /// `NTP addr`.
+    Ntp(Ipv4Addr),
+    /// `NBT type`.
+    NbtType(u8),
+    /// `NBS scope`.
+    NbtScope(String),
+    /// `DISABLE-NBT`.
+    DisableNbt,
+    /// `PROXY_HTTP host port`.
+    ProxyHttp(String, u16),
+}
+
+/// `dns server N dnssec ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsSec {
+    /// `yes`.
+    Yes,
+    /// `no`.
+    No,
+    /// `optional`.
+    Optional,
+}
+
+/// `dns server N transport ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsTransport {
+    /// `plain`.
+    Plain,
+    /// `DoH`.
+    Https,
+    /// `DoT`.
+    Tls,
+}
+
+/// One `dns server PRIORITY ...` group (2.6 syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsServer {
+    /// Priority, -128..=127; lower is preferred.
+    pub priority: i8,
+    /// `address ADDR[:PORT]...` (up to 8).
+    pub addresses: Vec<(IpAddr, Option<u16>)>,
+    /// `resolve-domains DOMAIN...`.
+    pub resolve_domains: Vec<String>,
+    /// `dnssec yes|no|optional`.
+    pub dnssec: Option<DnsSec>,
+    /// `transport plain|DoH|DoT`.
+    pub transport: Option<DnsTransport>,
+    /// `sni NAME`.
+    pub sni: Option<String>,
+}
+
+/// All `dns` directives together.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dns {
+    /// `dns search-domains DOMAIN...`.
+    pub search_domains: Vec<String>,
+    /// Server groups, sorted by priority.
+    pub servers: Vec<DnsServer>,
+}
+
+/// `remote-cert-tls client|server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertUsage {
+    /// The peer must have a TLS web client certificate.
+    Client,
+    /// The peer must have a TLS web server certificate.
+    Server,
+}
+
+/// How `verify-x509-name` matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum X509NameKind {
+    /// The whole subject DN.
+    Subject,
+    /// The common name.
+    Name,
+    /// A prefix of the common name.
+    NamePrefix,
+}
+
+/// `verify-x509-name NAME [TYPE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyX509Name {
+    /// What to compare with.
+    pub name: String,
+    /// How.
+    pub kind: X509NameKind,
+}
+
+/// `verify-client-cert none|optional|require`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyClientCert {
+    /// No client certificate is requested.
+    None,
+    /// Checked if sent.
+    Optional,
+    /// Required (default).
+    Require,
+}
+
+/// A static key's direction (`key-direction`, tls-auth's 2nd parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDirection {
+    /// `0`, "normal" (usually the server).
+    Normal,
+    /// `1`, "inverse" (usually the client).
+    Inverse,
+}
+
+/// The control channel's wrapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsWrap {
+    /// No tls-auth / tls-crypt.
+    None,
+    /// `tls-auth`: HMAC on every control packet.
+    Auth {
+        /// The static key.
+        key: Source,
+        /// Key direction; `None` is bidirectional use of one key.
+        direction: Option<KeyDirection>,
+    },
+    /// `tls-crypt`: encrypt and authenticate control packets.
+    Crypt {
+        /// The static key.
+        key: Source,
+    },
+    /// `tls-crypt-v2`: per-client tls-crypt keys.
+    CryptV2 {
+        /// Server key (server) or client key (client).
+        key: Source,
+        /// Server: `force-cookie` (the default) refuses clients without the
+        /// HMAC cookie; `allow-noncookie` accepts them.
+        force_cookie: bool,
+    },
+}
+
+/// `dh`: accepted for compatibility, never used (ECDHE only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dh {
+    /// `dh none`.
+    None,
+    /// A parameters file or block, accepted and ignored.
+    Ignored(Source),
+}
+
+/// What happens when nothing is received for `ping-restart`/`ping-exit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingAction {
+    /// Reconnect (client) / drop the client (server).
+    Restart,
+    /// Exit the process.
+    Exit,
+}
+
+/// `ping-restart N` / `ping-exit N`: the receive timeout (OpenVPN keeps one
+/// timeout, the later directive wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingRec {
+    /// Seconds without any packet from the peer.
+    pub timeout: u32,
+    /// Then do this.
+    pub action: PingAction,
+}
+
+/// `inactive SECONDS [BYTES]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inactive {
+    /// Exit after this many seconds of too little traffic.
+    pub seconds: u32,
+    /// "Too little": fewer than this many bytes in the period (0: any).
+    pub bytes: u64,
+}
+
+/// `reneg-sec MAX [MIN]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenegSec {
+    /// Renegotiate after at most this many seconds (0 disables).
+    pub max: u32,
+    /// Lower bound of the randomised client interval, if given.
+    pub min: Option<u32>,
+}
+
+/// `replay-window N [T]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayWindow {
+    /// Packets in the sliding window.
+    pub size: u32,
+    /// Seconds a packet may arrive late.
+    pub seconds: u32,
+}
+
+/// How `mssfix`'s size is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MssfixMode {
+    /// The outer UDP/IP packet including encapsulation (2.6 default).
+    Encapsulated,
+    /// `mtu`: the whole outer IP packet.
+    Mtu,
+    /// `fixed`: the number is the MSS's packet size, no overhead math.
+    Fixed,
+}
+
+/// `mssfix [N [mtu|fixed]]`; `mssfix 0` turns clamping off (`None` in
+/// [`Config::mssfix`](super::Config::mssfix)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mssfix {
+    /// Target size in bytes.
+    pub size: u32,
+    /// What the size measures.
+    pub mode: MssfixMode,
+}
+
+/// `auth-user-pass [FILE]` (client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthUserPass {
+    /// No file: ask on the terminal.
+    Prompt,
+    /// Username and password lines from a file or inline block.
+    Source(Source),
+}
+
+/// `auth-user-pass-verify` method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMethod {
+    /// `via-env`: username/password in the environment.
+    ViaEnv,
+    /// `via-file`: in a temporary file named as the last argument.
+    ViaFile,
+}
+
+/// `auth-user-pass-verify CMD METHOD` (server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUserPassVerify {
+    /// The command line (OpenVPN splits it into argv itself).
+    pub command: String,
+    /// How credentials reach it.
+    pub method: VerifyMethod,
+}
+
+/// The script hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scripts {
+    /// `up CMD`.
+    pub up: Option<String>,
+    /// `down CMD`.
+    pub down: Option<String>,
+    /// `client-connect CMD` (server).
+    pub client_connect: Option<String>,
+    /// `client-disconnect CMD` (server).
+    pub client_disconnect: Option<String>,
+}
+
+/// `log FILE` / `log-append FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    /// Where.
+    pub path: PathBuf,
+    /// `log-append` keeps the old contents.
+    pub append: bool,
+}
+
+/// `status FILE [SECONDS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusFile {
+    /// Where.
+    pub path: PathBuf,
+    /// Rewrite interval (default 60).
+    pub interval: u32,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// 1.0.
+    V1_0,
+    /// 1.1.
+    V1_1,
+    /// 1.2.
+    V1_2,
+    /// 1.3.
+    V1_3,
+}
+
+/// `tls-version-min V [or-highest]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsVersionMin {
+    /// Minimum version.
+    pub version: TlsVersion,
+    /// Fall back to the highest version the library has if `version` is
+    /// unknown to it.
+    pub or_highest: bool,
+}
+
+/// `resolv-retry N|infinite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolvRetry {
+    /// Keep trying.
+    Infinite,
+    /// Give up after this many seconds.
+    Seconds(u32),
+}
+
+/// `xdp auto|native|generic|off` (this daemon's own directive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Try native, then generic, then plain sockets.
+    Auto,
+    /// Native (driver) XDP only, else plain sockets.
+    Native,
+    /// Generic (SKB) XDP only, else plain sockets.
+    Generic,
+    /// No XDP program.
+    Off,
+}
+
+/// Compression framing; this daemon never compresses, these are the
+/// framings that carry uncompressed packets only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// No framing byte at all (2.6 default).
+    None,
+    /// `compress` / `compress stub`: swap-byte framing (0xFB).
+    Stub,
+    /// `compress stub-v2`: v2 framing, escape byte only when needed.
+    StubV2,
+    /// `comp-lzo no`: 0xFA prefix on every packet.
+    LzoNo,
+    /// `compress migrate` (server): clients announcing `comp-lzo` get
+    /// `comp-lzo no` pushed, others none.
+    Migrate,
+}
+
+/// A note about the configuration that is not an error (an ignored
+/// directive the user allowed, an option OpenVPN deprecates...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Where.
+    pub span: super::Span,
+    /// What.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: warning: {}", self.span, self.message)
+    }
+}
