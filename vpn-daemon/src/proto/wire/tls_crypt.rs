@@ -185,6 +185,13 @@ impl TlsCrypt {
     }
 }
 
+/// Does a tls-crypt-v2 client's first replay id say it supports early
+/// negotiation (and resending its WKc)? 2.6 starts such clients' counter at
+/// [`EARLY_NEG_START`], and a server tests the `0x0F` bits of the top byte.
+pub const fn signals_early_negotiation(pid: PacketIdLong) -> bool {
+    pid.id & EARLY_NEG_START == EARLY_NEG_START
+}
+
 /// Split a P_CONTROL_HARD_RESET_CLIENT_V3 / P_CONTROL_WKC_V1 packet into the
 /// tls-crypt packet and the appended WKc (its last 2 bytes give its length).
 pub fn split_wkc(wire: &[u8]) -> Result<(&[u8], &[u8]), CryptoError> {
@@ -713,6 +720,19 @@ mod tests {
             ),
             Err(KeyFileError::MetadataTooLong(_))
         ));
+    }
+
+    #[test]
+    fn early_negotiation_marker_is_the_0x0f_top_bits() {
+        assert!(signals_early_negotiation(PacketIdLong {
+            id: 0x0F00_0001,
+            time: 1
+        }));
+        assert!(!signals_early_negotiation(PacketIdLong { id: 1, time: 1 }));
+        assert!(!signals_early_negotiation(PacketIdLong {
+            id: 0x0E00_0001,
+            time: 1
+        }));
     }
 
     proptest::proptest! {
