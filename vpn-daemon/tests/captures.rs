@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 
 use etherparse::{SlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
+use vpn_daemon::proto::data::compress::CompressFraming;
 use vpn_daemon::proto::data::crypto::{DataCipher, RecvKey};
 use vpn_daemon::proto::data::hmac::Digest;
+use vpn_daemon::proto::data::keyring::RecvKeyRing;
 use vpn_daemon::proto::data::payload::{Payload, classify};
 use vpn_daemon::proto::error::{CryptoError, DropReason};
 use vpn_daemon::proto::keys::{Key2, KeyDirection, KeySlot, Role};
@@ -484,6 +486,33 @@ fn udp_reneg_decodes_with_static_and_dynamic_tls_crypt_keys() {
     for (k, n) in expect {
         assert_eq!(c.per_opcode.get(&k).copied().unwrap_or(0), n, "{k:?}");
     }
+}
+
+#[test]
+fn udp_reneg_key_ring_picks_the_key_from_each_packet() {
+    let mut rings: HashMap<Dir, RecvKeyRing> = HashMap::new();
+    for ((dir, _), key) in data_keys("udp-reneg") {
+        assert!(rings.entry(dir).or_default().install(key).is_none());
+    }
+    let mut n = 0;
+    for (dir, wire) in read_packets("udp-reneg")
+        .iter()
+        .filter(|(_, w)| w[0] >> 3 == 9)
+    {
+        let ring = rings.get_mut(dir).unwrap();
+        let mut dst = vec![0u8; wire.len()];
+        match ring.open_payload(wire, CompressFraming::None, &mut dst, 0) {
+            Ok(Payload::TunPacket(ip)) => assert_eq!(ip[0] >> 4, 4),
+            other => panic!("{dir:?}: {other:?}"),
+        }
+        let mut dst = vec![0u8; wire.len()];
+        assert_eq!(
+            ring.open_payload(wire, CompressFraming::None, &mut dst, 0),
+            Err(DropReason::Replay)
+        );
+        n += 1;
+    }
+    assert_eq!(n, 100);
 }
 
 #[test]

@@ -17,7 +17,8 @@ use vpn_daemon::proto::replay::PacketIdLong;
 use vpn_daemon::proto::wire::control::{AckBlock, ControlRepr, SessionId};
 use vpn_daemon::proto::wire::opcode::{KeyId, Opcode};
 use vpn_daemon::proto::wire::tls_crypt::{
-    EARLY_NEG_START, Metadata, TlsCrypt, TlsCryptV2ClientKey, TlsCryptV2ServerKey, server_unwrap_v3,
+    EARLY_NEG_START, Metadata, TlsCrypt, TlsCryptV2ClientKey, TlsCryptV2ServerKey,
+    server_unwrap_v3, signals_early_negotiation,
 };
 use vpn_daemon::proto::wire::tlv::{EARLY_NEG_FLAG_RESEND_WKC, EarlyNegotiation};
 
@@ -114,6 +115,7 @@ fn live_openvpn_client_v3_reset_and_wkc_resend() {
     let (mut sess, _meta, pid, plain) = server_unwrap_v3(&srv, wire, &mut plain_buf).unwrap();
     // 2.6 starts the replay counter at 0x0F000000 to signal early negotiation.
     assert_eq!(pid.id, EARLY_NEG_START + 1);
+    assert!(signals_early_negotiation(pid));
     let reset = ControlRepr::parse_bytes(plain).unwrap();
     assert_eq!(reset.opcode, Opcode::HardResetClientV3);
     assert_eq!(reset.message_id, Some(0));

@@ -134,7 +134,7 @@ pub fn tls_crypt_v2_wkc(data: &[u8]) {
     }
 }
 
-const V2_SERVER_PEM: &str = "-----BEGIN OpenVPN tls-crypt-v2 server key-----\n\
+pub(crate) const V2_SERVER_PEM: &str = "-----BEGIN OpenVPN tls-crypt-v2 server key-----\n\
     AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\n\
     MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f\n\
     YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8=\n\

@@ -6,11 +6,13 @@
 pub mod compress;
 pub mod crypto;
 pub mod hmac;
+pub mod keyring;
 pub mod packet_id;
 pub mod payload;
 
 pub use compress::CompressFraming;
 pub use crypto::{DataCipher, DataKey, Opened, RecvKey, SendKey};
 pub use hmac::{Digest, HmacKey};
+pub use keyring::RecvKeyRing;
 pub use packet_id::{PacketIdSend, SendId};
 pub use payload::{Payload, classify};

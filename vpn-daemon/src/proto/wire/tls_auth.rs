@@ -198,4 +198,15 @@ pub(crate) mod tests {
             assert_eq!(a.unwrap(&wire, &mut out).unwrap().1, &plain[..]);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn unwrap_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let server = TlsAuth::new(&key(), KeyDirection::Normal, Digest::Sha512);
+            let mut dst = [0u8; 128];
+            let _ = server.unwrap(&b, &mut dst);
+            let mut small = [0u8; 4];
+            let _ = server.unwrap(&b, &mut small);
+        }
+    }
 }

@@ -24,6 +24,7 @@ use openssl::cipher_ctx::CipherCtx;
 use zeroize::Zeroizing;
 
 use super::control::HEADER_LEN;
+use super::opcode::split_first_byte;
 use crate::proto::data::hmac::{Digest, HmacKey};
 use crate::proto::error::{CryptoError, KeyFileError};
 use crate::proto::keys::{KEY2_LEN, Key2, KeySlot, Role, SLOT_LEN};
@@ -182,6 +183,13 @@ impl TlsCrypt {
         p.copy_from_slice(&clear[HEADER_LEN..]);
         Ok((PacketIdLong::from_bytes(p), &dst[..total]))
     }
+}
+
+/// Does a tls-crypt-v2 client's first replay id say it supports early
+/// negotiation (and resending its WKc)? 2.6 starts such clients' counter at
+/// [`EARLY_NEG_START`], and a server tests the `0x0F` bits of the top byte.
+pub const fn signals_early_negotiation(pid: PacketIdLong) -> bool {
+    pid.id & EARLY_NEG_START == EARLY_NEG_START
 }
 
 /// Split a P_CONTROL_HARD_RESET_CLIENT_V3 / P_CONTROL_WKC_V1 packet into the
@@ -432,14 +440,18 @@ impl TlsCryptV2Client {
         self.wkc.len()
     }
 
-    /// Wrap; for HARD_RESET_CLIENT_V3 and CONTROL_WKC_V1 (`append_wkc`) the WKc follows.
+    /// Wrap with Kc; when the packet is a P_CONTROL_HARD_RESET_CLIENT_V3 or a
+    /// P_CONTROL_WKC_V1 (by its first byte) the WKc is appended.
     pub fn wrap<'d>(
         &mut self,
         plain: &[u8],
         pid: PacketIdLong,
-        append_wkc: bool,
         dst: &'d mut [u8],
     ) -> Result<&'d [u8], CryptoError> {
+        let append_wkc = plain
+            .first()
+            .and_then(|&b| split_first_byte(b).ok())
+            .is_some_and(|(op, _)| op.carries_wkc());
         let n = self.crypt.wrap(plain, pid, dst)?.len();
         if !append_wkc {
             return Ok(&dst[..n]);
@@ -641,11 +653,17 @@ mod tests {
                     id: EARLY_NEG_START + 1,
                     time: 9,
                 },
-                true,
                 &mut w,
             )
             .unwrap()
             .to_vec();
+        assert_eq!(wire.len(), plain.len() + OVERHEAD + c.wkc_len());
+        let mut w2 = [0u8; 2048];
+        let ctl = h("20 0102030405060708 00 00000001 16");
+        let no_wkc = c
+            .wrap(&ctl, PacketIdLong { id: 9, time: 9 }, &mut w2)
+            .unwrap();
+        assert_eq!(no_wkc.len(), ctl.len() + OVERHEAD);
         let mut out = [0u8; 2048];
         let (mut sess, meta, pid, p) = server_unwrap_v3(&srv, &wire, &mut out).unwrap();
         assert_eq!(p, &plain[..]);
@@ -702,5 +720,32 @@ mod tests {
             ),
             Err(KeyFileError::MetadataTooLong(_))
         ));
+    }
+
+    #[test]
+    fn early_negotiation_marker_is_the_0x0f_top_bits() {
+        assert!(signals_early_negotiation(PacketIdLong {
+            id: 0x0F00_0001,
+            time: 1
+        }));
+        assert!(!signals_early_negotiation(PacketIdLong { id: 1, time: 1 }));
+        assert!(!signals_early_negotiation(PacketIdLong {
+            id: 0x0E00_0001,
+            time: 1
+        }));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unwrap_and_wkc_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1400)) {
+            let mut server = TlsCrypt::new(&key(), Role::Server).unwrap();
+            let mut dst = vec![0u8; b.len()];
+            let _ = server.unwrap(&b, &mut dst);
+            let _ = server.unwrap(&b, &mut dst[..b.len() / 2]);
+            let _ = split_wkc(&b);
+            let srv = TlsCryptV2ServerKey::from_pem(crate::proto::fuzzing::V2_SERVER_PEM).unwrap();
+            let _ = srv.unwrap_client_key(&b);
+            let _ = server_unwrap_v3(&srv, &b, &mut dst);
+        }
     }
 }

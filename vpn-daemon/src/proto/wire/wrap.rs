@@ -46,11 +46,12 @@ impl TlsWrap {
     ) -> Result<&'d [u8], CryptoError> {
         match self {
             TlsWrap::None => {
+                let have = dst.len();
                 let out = dst
                     .get_mut(..plain.len())
                     .ok_or(CryptoError::BufferTooSmall {
                         need: plain.len(),
-                        have: 0,
+                        have,
                     })?;
                 out.copy_from_slice(plain);
                 Ok(out)
