@@ -7,11 +7,14 @@
 // Control-channel pieces: reliability, TLS over memory, key-method 2,
 // control messages, push options, cipher negotiation, timers, events.
 pub mod control_msg;
+pub mod cookie;
 pub mod event;
 pub mod key_method;
+pub mod key_state;
 pub mod ncp;
 pub mod push;
 pub mod reliable;
+pub mod session;
 pub mod timers;
 pub mod tls;
 
