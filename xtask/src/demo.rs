@@ -23,7 +23,15 @@ pub(crate) fn run() -> Result<()> {
             .current_dir(root())
             .env("VPN_EBPF_OBJECT", &obj)
             .env("VPN_DEMO", "1")
-            .args(["test", "-p", "tests", "--test", "xdp_netns", "--", "--nocapture"])
+            .args([
+                "test",
+                "-p",
+                "tests",
+                "--test",
+                "xdp_netns",
+                "--",
+                "--nocapture",
+            ])
             .arg("--test-threads=1"),
     )
 }

@@ -26,13 +26,15 @@ use zeroize::Zeroizing;
 use crate::proto::error::{DropReason, KeyFileError};
 use crate::proto::keys::Role;
 use crate::proto::replay::PacketIdLong;
-use crate::proto::session::{Session, SessionConfig, SessionError, WrapConfig, is_early_negotiation};
+use crate::proto::session::{
+    Session, SessionConfig, SessionError, WrapConfig, is_early_negotiation,
+};
+use crate::proto::wire::KeyId;
 use crate::proto::wire::control::{AckBlock, ControlRepr, SessionId};
 use crate::proto::wire::opcode::{Opcode, split_first_byte};
 use crate::proto::wire::tls_crypt::{TlsCrypt, split_wkc};
 use crate::proto::wire::tlv::{EARLY_NEG_FLAG_RESEND_WKC, EarlyNegotiation};
 use crate::proto::wire::wrap::TlsWrap;
-use crate::proto::wire::KeyId;
 
 /// Bucket offsets accepted when verifying: two buckets back (2.6.16's
 /// −2..0) plus one forward for a clock that ticked between answer and echo

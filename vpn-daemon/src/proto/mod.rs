@@ -21,6 +21,15 @@ pub mod tls;
 #[cfg(test)]
 #[path = "tests/control_channel.rs"]
 mod control_channel_tests;
+#[cfg(test)]
+#[path = "tests/session_handshake.rs"]
+mod session_handshake_tests;
+#[cfg(test)]
+#[path = "tests/session_lifecycle.rs"]
+mod session_lifecycle_tests;
+#[cfg(test)]
+#[path = "tests/sim.rs"]
+mod sim;
 
 // Wire formats, control-channel wrapping, keys and the data channel.
 pub mod data;

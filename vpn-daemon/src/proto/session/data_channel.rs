@@ -127,13 +127,12 @@ impl DataChannel {
             key.send.seal(plaintext, dst)?
         } else {
             let have = self.scratch.len();
-            let framed = self
-                .framing
-                .frame(plaintext, &mut self.scratch)
-                .ok_or(CryptoError::BufferTooSmall {
+            let framed = self.framing.frame(plaintext, &mut self.scratch).ok_or(
+                CryptoError::BufferTooSmall {
                     need: plaintext.len() + self.framing.max_overhead(),
                     have,
-                })?;
+                },
+            )?;
             key.send.seal(framed, dst)?
         };
         self.traffic.packets += 1;

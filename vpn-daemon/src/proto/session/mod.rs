@@ -529,7 +529,11 @@ impl Session {
             return None;
         }
         self.unix_time = unix_time;
-        if let Some(n) = self.transmit_control(now, buf) {
+        let sent = self.transmit_control(now, buf);
+        // Sending moved the reliable layer's retransmission deadline.
+        self.timers
+            .set_opt(Timer::Retransmit, self.primary.reliable.poll_timeout());
+        if let Some(n) = sent {
             self.link_sent(now);
             return Some(n);
         }
@@ -557,8 +561,7 @@ impl Session {
 
     fn transmit_control(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let kid = self.primary.key_id;
-        let (kind, message_id, payload, mut acks) = match self.primary.reliable.poll_transmit(now)
-        {
+        let (kind, message_id, payload, mut acks) = match self.primary.reliable.poll_transmit(now) {
             Some(tx) => (
                 Some(tx.kind),
                 Some(tx.message_id),
@@ -692,12 +695,8 @@ impl Session {
                     .map_err(|e| e.drop_reason())?;
                 let crypt =
                     TlsCrypt::new(&kc, Role::Server).map_err(|_| DropReason::CryptoBackend)?;
-                let mut ctx = TlsWrapCtx::new(
-                    TlsWrap::Crypt(crypt),
-                    0,
-                    unix_time as u32,
-                    self.cfg.replay,
-                );
+                let mut ctx =
+                    TlsWrapCtx::new(TlsWrap::Crypt(crypt), 0, unix_time as u32, self.cfg.replay);
                 let n = ctx
                     .unwrap_checked(wire, &mut buf, secs)
                     .map_err(|e| e.drop_reason())?
@@ -849,7 +848,10 @@ impl Session {
                         break;
                     };
                     progressed = true;
-                    let _ = self.primary.reliable.queue_send(MessageKind::Control, chunk);
+                    let _ = self
+                        .primary
+                        .reliable
+                        .queue_send(MessageKind::Control, chunk);
                 }
             }
             if !progressed {
@@ -865,11 +867,11 @@ impl Session {
             + HEADER_LEN
             + MAX_CONTROL_ACK_BLOCK
             + 4
-            + self.wrap.wrap.overhead().max(
-                self.dyn_wrap
-                    .as_ref()
-                    .map_or(0, |d| d.wrap.overhead()),
-            )
+            + self
+                .wrap
+                .wrap
+                .overhead()
+                .max(self.dyn_wrap.as_ref().map_or(0, |d| d.wrap.overhead()))
             + self.wkc.as_ref().map_or(0, Vec::len);
         self.cfg.tls_mtu.saturating_sub(overhead).max(64)
     }
@@ -948,7 +950,12 @@ impl Session {
         let written = ours
             .encode(TlsRole::Server)
             .map_err(|e| e.to_string())
-            .and_then(|b| self.primary.tls.write_plaintext(&b).map_err(|e| e.to_string()));
+            .and_then(|b| {
+                self.primary
+                    .tls
+                    .write_plaintext(&b)
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             return self.close_now(CloseReason::Tls(e));
         }
@@ -1046,7 +1053,8 @@ impl Session {
         self.use_ekm = opts.uses_tls_ekm();
         let flags = opts.protocol_flags.unwrap_or_default();
         self.cc_exit = flags.contains(ProtocolFlags::CC_EXIT);
-        self.dyn_negotiated = self.cfg.dyn_tls_crypt && flags.contains(ProtocolFlags::DYN_TLS_CRYPT);
+        self.dyn_negotiated =
+            self.cfg.dyn_tls_crypt && flags.contains(ProtocolFlags::DYN_TLS_CRYPT);
         self.peer_id = opts.peer_id.and_then(PeerId::new);
         let secs = |v: Option<u32>| v.map(|s| Duration::from_secs(u64::from(s)));
         self.ping = secs(opts.ping).or(self.cfg.ping);
@@ -1075,12 +1083,18 @@ impl Session {
     // ----- server: auth and push --------------------------------------------
 
     /// Server: answer [`Event::ClientCredentials`] for the primary key state.
-    pub fn auth_decision(&mut self, now: Instant, decision: AuthDecision) -> Result<(), SessionError> {
+    pub fn auth_decision(
+        &mut self,
+        now: Instant,
+        decision: AuthDecision,
+    ) -> Result<(), SessionError> {
         if self.closed {
             return Err(SessionError::Closed);
         }
         if self.role != Role::Server || self.primary.phase != Phase::ExpectAuth {
-            return Err(SessionError::NotReady("no credentials waiting for a decision"));
+            return Err(SessionError::NotReady(
+                "no credentials waiting for a decision",
+            ));
         }
         match decision {
             AuthDecision::Deny(reason) => self.deny(now, reason),
@@ -1120,9 +1134,8 @@ impl Session {
         self.use_ekm = pi.proto.contains(IvProto::TLS_KEY_EXPORT);
         self.cc_exit = pi.proto.contains(IvProto::CC_EXIT_NOTIFY);
         // dyn-tls-crypt travels in protocol-flags, which needs bit 7.
-        self.dyn_negotiated = self.cfg.dyn_tls_crypt
-            && self.cc_exit
-            && pi.proto.contains(IvProto::DYN_TLS_CRYPT);
+        self.dyn_negotiated =
+            self.cfg.dyn_tls_crypt && self.cc_exit && pi.proto.contains(IvProto::DYN_TLS_CRYPT);
         if !pi.proto.contains(IvProto::DATA_V2) {
             self.peer_id = None;
         }
@@ -1246,7 +1259,9 @@ impl Session {
                 .peer_km
                 .as_ref()
                 .ok_or(SessionError::NotReady("no key-method 2 from the peer"))?;
-            let remote = self.remote_sid.ok_or(SessionError::NotReady("no peer sid"))?;
+            let remote = self
+                .remote_sid
+                .ok_or(SessionError::NotReady("no peer sid"))?;
             let ours = prf::KeySource {
                 random1: &ks.source.random1,
                 random2: &ks.source.random2,
@@ -1328,7 +1343,9 @@ impl Session {
             return Err(SessionError::NotReady("primary key has no data keys yet"));
         }
         if !self.primary.reliable.all_acked() {
-            return Err(SessionError::NotReady("control traffic of the primary key in flight"));
+            return Err(SessionError::NotReady(
+                "control traffic of the primary key in flight",
+            ));
         }
         self.start_renegotiation(now)?;
         self.drive(now);
@@ -1544,7 +1561,8 @@ impl Session {
             self.want_renegotiation(now);
         }
         let dst: &'d [u8] = dst;
-        dst.get(..len).ok_or(SessionError::Crypto(CryptoError::Truncated))
+        dst.get(..len)
+            .ok_or(SessionError::Crypto(CryptoError::Truncated))
     }
 
     /// Authenticate and decrypt one data packet of this peer into `dst`.

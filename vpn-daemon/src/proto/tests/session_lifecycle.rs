@@ -1,0 +1,285 @@
+//! Session lifecycle over the simulated network: renegotiation under a data
+//! stream, keepalive and ping-restart, AUTH_FAILED, multi-part push, exit
+//! notification in both forms, hand-window.
+
+use std::time::Duration;
+
+use super::sim::{Pair, SimOpts, number_of, numbered};
+use crate::proto::event::{CloseReason, Event};
+use crate::proto::push::{Route, RouteAddr};
+use crate::proto::session::AuthDecision;
+use crate::proto::wire::KeyId;
+
+/// Retry until the side's control traffic allows a renegotiation.
+fn renegotiate(p: &mut Pair, by_client: bool) {
+    for _ in 0..200 {
+        let now = p.now;
+        let r = if by_client {
+            p.client.renegotiate(now)
+        } else {
+            p.server().renegotiate(now)
+        };
+        if r.is_ok() {
+            return;
+        }
+        p.run_for(Duration::from_millis(10));
+    }
+    panic!("renegotiation never became possible");
+}
+
+/// Stream numbered packets both ways every 10 ms, renegotiating at packet
+/// `at`; every packet must arrive exactly once, in order.
+fn stream_across_rekeys(by_client: bool, rekeys: &[u32]) -> Pair {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let total = 400u32;
+    for i in 0..total {
+        if rekeys.contains(&i) {
+            renegotiate(&mut p, by_client);
+        }
+        p.client_send_data(&numbered(i));
+        p.server_send_data(&numbered(i));
+        p.run_for(Duration::from_millis(10));
+    }
+    p.run_for(Duration::from_secs(1));
+    let c2s: Vec<u32> = p.server_tun.iter().map(|t| number_of(t)).collect();
+    let s2c: Vec<u32> = p.client_tun.iter().map(|t| number_of(t)).collect();
+    assert_eq!(c2s, (0..total).collect::<Vec<_>>(), "client→server stream");
+    assert_eq!(s2c, (0..total).collect::<Vec<_>>(), "server→client stream");
+    assert_eq!(p.data_drops, 0);
+    assert!(p.client_closed().is_none() && p.server_closed().is_none());
+    p
+}
+
+fn renegotiated(events: &[Event]) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Renegotiated { key_id } => Some(*key_id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn client_initiated_renegotiation_mid_stream_loses_no_data() {
+    let mut p = stream_across_rekeys(true, &[100, 250]);
+    assert_eq!(renegotiated(&p.client_events), vec![1, 2]);
+    assert_eq!(renegotiated(&p.server_events), vec![1, 2]);
+    assert_eq!(p.client.primary_key_id(), KeyId::new(2).expect("key id"));
+    assert_eq!(p.client.lame_duck_key_id(), KeyId::new(1));
+    assert_eq!(
+        p.client.data_channel().send_key_id(),
+        KeyId::new(2),
+        "the sender switches to the newest key"
+    );
+    // key_id > 0 went over the dynamic tls-crypt key, whose replay state
+    // carried across both renegotiations without a replay drop.
+    assert!(p.client.dyn_tls_crypt_active());
+    assert_eq!(p.server().drops().total(), 0);
+    assert_eq!(p.client.drops().total(), 0);
+}
+
+#[test]
+fn server_initiated_renegotiation_mid_stream_loses_no_data() {
+    let mut p = stream_across_rekeys(false, &[150]);
+    assert_eq!(renegotiated(&p.client_events), vec![1]);
+    assert_eq!(p.server().primary_key_id(), KeyId::new(1).expect("key id"));
+    // The server re-authenticated the client on the new key.
+    let creds = p
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, Event::ClientCredentials { .. }))
+        .count();
+    assert_eq!(creds, 2);
+}
+
+#[test]
+fn reneg_sec_renegotiates_repeatedly_and_key_ids_wrap_to_1() {
+    let mut p = Pair::new(SimOpts {
+        reneg_sec: Some(Duration::from_secs(20)),
+        ..SimOpts::default()
+    });
+    p.connect();
+    // 9 renegotiations: key ids 1..7, then 1, 2 again (0 is never reused).
+    p.run_until(Duration::from_secs(400), |p| {
+        renegotiated(&p.client_events).len() >= 9
+    });
+    let ids = renegotiated(&p.client_events);
+    assert!(ids.len() >= 9, "{ids:?} after {:?}", p.elapsed());
+    assert_eq!(&ids[..9], &[1, 2, 3, 4, 5, 6, 7, 1, 2]);
+    p.client_send_data(&numbered(7));
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(p.server_tun.len(), 1);
+    assert!(p.client_closed().is_none() && p.server_closed().is_none());
+}
+
+#[test]
+fn ping_restart_fires_when_the_peer_goes_silent() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let t0 = p.elapsed();
+    p.blackhole = true;
+    p.run_until(Duration::from_secs(300), |p| {
+        p.client_closed().is_some() && p.server_closed().is_some()
+    });
+    assert_eq!(p.client_closed(), Some(&CloseReason::PingRestart));
+    assert_eq!(p.server_closed(), Some(&CloseReason::PingRestart));
+    // The client got ping-restart 60 by push; the server uses 2 × 60.
+    let took = p.elapsed() - t0;
+    assert!(
+        took >= Duration::from_secs(119) && took <= Duration::from_secs(121),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn client_ping_restart_follows_the_pushed_value() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let t0 = p.elapsed();
+    p.blackhole = true;
+    p.run_until(Duration::from_secs(300), |p| p.client_closed().is_some());
+    let took = p.elapsed() - t0;
+    assert!(
+        took >= Duration::from_secs(59) && took <= Duration::from_secs(61),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn keepalive_pings_keep_an_idle_tunnel_alive() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    p.run_for(Duration::from_secs(400));
+    assert!(p.client_closed().is_none(), "{:?}", p.client_closed());
+    assert!(p.server_closed().is_none());
+    // ping 10: roughly one each way every 10 s of silence.
+    assert!(p.client_pings >= 30, "{}", p.client_pings);
+    assert!(p.server_pings >= 30, "{}", p.server_pings);
+}
+
+#[test]
+fn denied_client_gets_auth_failed_and_the_server_drops_it() {
+    let mut p = Pair::new(SimOpts {
+        auth: AuthDecision::Deny(Some("bad password".into())),
+        ..SimOpts::default()
+    });
+    p.run_until(Duration::from_secs(30), |p| {
+        p.client_closed().is_some() && p.server_closed().is_some()
+    });
+    assert!(
+        p.client_events
+            .iter()
+            .any(|e| matches!(e, Event::AuthFailed(_))),
+        "{:?}",
+        p.client_events
+    );
+    assert!(
+        matches!(p.client_closed(), Some(CloseReason::AuthFailed(r)) if r.contains("bad password"))
+    );
+    assert!(matches!(
+        p.server_closed(),
+        Some(CloseReason::AuthFailed(_))
+    ));
+    assert!(!p.client.is_connected());
+    // The username and password travelled in key-method 2.
+    assert!(p.server_events.iter().any(|e| matches!(
+        e,
+        Event::ClientCredentials { username: Some(u), password: Some(pw), common_name: Some(_), .. }
+            if u == "alice" && pw == "secret"
+    )));
+}
+
+#[test]
+fn push_reply_with_many_routes_arrives_in_continuation_parts() {
+    let mut opts = SimOpts::default();
+    for i in 0..150u16 {
+        opts.push.routes.push(Route {
+            network: RouteAddr::Addr([172, 16 + (i / 256) as u8, (i % 256) as u8, 0].into()),
+            netmask: [255, 255, 255, 0].into(),
+            gateway: None,
+            metric: None,
+        });
+    }
+    let mut p = Pair::new(opts);
+    p.connect();
+    let pushed = p.client.pushed_options().cloned().expect("pushed");
+    assert_eq!(pushed.routes.len(), 150);
+    assert_eq!(pushed.push_continuation, Some(1));
+    assert_eq!(pushed.ping, Some(10));
+    assert_eq!(pushed.ping_restart, Some(60));
+    assert_eq!(pushed.tun_mtu, Some(1500));
+    assert!(
+        p.client_events
+            .iter()
+            .any(|e| matches!(e, Event::PushReply(_)))
+    );
+}
+
+#[test]
+fn explicit_exit_notify_over_the_control_channel_with_cc_exit() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    assert!(
+        p.client
+            .pushed_options()
+            .and_then(|o| o.protocol_flags)
+            .is_some_and(|f| f.contains(crate::proto::push::ProtocolFlags::CC_EXIT))
+    );
+    let now = p.now;
+    p.client.close(now, true);
+    p.run_until(Duration::from_secs(20), |p| {
+        p.client_closed().is_some() && p.server_closed().is_some()
+    });
+    assert_eq!(p.client_closed(), Some(&CloseReason::Local));
+    assert_eq!(p.server_closed(), Some(&CloseReason::PeerExit));
+    assert_eq!(p.data_drops, 0);
+}
+
+#[test]
+fn explicit_exit_notify_with_occ_exit_data_packets_without_cc_exit() {
+    let mut p = Pair::new(SimOpts {
+        cc_exit: false,
+        explicit_exit_notify: Some(3),
+        ..SimOpts::default()
+    });
+    p.connect();
+    let pushed = p.client.pushed_options().cloned().expect("pushed");
+    assert!(pushed.protocol_flags.is_none());
+    assert!(
+        pushed.uses_tls_ekm(),
+        "key-derivation tls-ekm for clients without bit 7"
+    );
+    let now = p.now;
+    p.client.close(now, true);
+    p.run_until(Duration::from_secs(20), |p| {
+        p.client_closed().is_some() && p.server_closed().is_some()
+    });
+    assert_eq!(p.server_closed(), Some(&CloseReason::PeerExit));
+    assert_eq!(p.client_closed(), Some(&CloseReason::Local));
+}
+
+#[test]
+fn server_shutdown_with_exit_notify_sends_restart() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let now = p.now;
+    p.server().close(now, true);
+    p.run_until(Duration::from_secs(20), |p| p.client_closed().is_some());
+    assert!(matches!(p.client_closed(), Some(CloseReason::Restart(_))));
+    assert!(
+        p.client_events
+            .iter()
+            .any(|e| matches!(e, Event::Restart(_)))
+    );
+}
+
+#[test]
+fn handshake_gives_up_after_hand_window() {
+    let mut p = Pair::new(SimOpts::default());
+    p.blackhole = true;
+    p.run_until(Duration::from_secs(120), |p| p.client_closed().is_some());
+    assert_eq!(p.client_closed(), Some(&CloseReason::HandshakeTimeout));
+    assert!(p.elapsed() >= Duration::from_secs(60) && p.elapsed() < Duration::from_secs(61));
+}
