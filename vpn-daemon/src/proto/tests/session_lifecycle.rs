@@ -283,3 +283,57 @@ fn handshake_gives_up_after_hand_window() {
     assert_eq!(p.client_closed(), Some(&CloseReason::HandshakeTimeout));
     assert!(p.elapsed() >= Duration::from_secs(60) && p.elapsed() < Duration::from_secs(61));
 }
+
+#[test]
+fn client_sends_push_request_after_one_second_when_the_server_waits_for_it() {
+    let mut p = Pair::new(SimOpts {
+        request_push: false,
+        ..SimOpts::default()
+    });
+    p.connect();
+    // The server only answers PUSH_REQUEST, which goes out 1 s after ACTIVE.
+    assert!(p.elapsed() >= Duration::from_secs(1), "{:?}", p.elapsed());
+    assert!(p.elapsed() < Duration::from_secs(2), "{:?}", p.elapsed());
+    assert!(
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, Event::PushRequested))
+    );
+    assert!(p.client.pushed_options().is_some());
+}
+
+#[test]
+fn reneg_pkts_triggers_a_renegotiation_without_losing_data() {
+    let mut p = Pair::new(SimOpts {
+        reneg_pkts: Some(100),
+        ..SimOpts::default()
+    });
+    p.connect();
+    for i in 0..300u32 {
+        p.client_send_data(&numbered(i));
+        p.run_for(Duration::from_millis(10));
+    }
+    p.run_for(Duration::from_secs(1));
+    let got: Vec<u32> = p.server_tun.iter().map(|t| number_of(t)).collect();
+    assert_eq!(got, (0..300).collect::<Vec<_>>());
+    assert!(!renegotiated(&p.client_events).is_empty());
+}
+
+#[test]
+fn inactive_closes_a_tunnel_without_tun_traffic_even_with_pings() {
+    let mut p = Pair::new(SimOpts {
+        client_inactive: Some(Duration::from_secs(30)),
+        ..SimOpts::default()
+    });
+    p.connect();
+    let t0 = p.elapsed();
+    p.client_send_data(&numbered(1));
+    p.run_until(Duration::from_secs(100), |p| p.client_closed().is_some());
+    assert_eq!(p.client_closed(), Some(&CloseReason::Inactive));
+    let took = p.elapsed() - t0;
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(31),
+        "{took:?}"
+    );
+    assert!(p.client_pings > 0, "pings alone do not count as activity");
+}

@@ -27,17 +27,17 @@ use crate::proto::wire::tls_crypt::{Metadata, TlsCryptV2ClientKey, TlsCryptV2Ser
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LinkCfg {
     /// One-way delay.
-    pub latency: Duration,
+    pub(crate) latency: Duration,
     /// Extra random delay up to this (reorders packets).
-    pub jitter: Duration,
+    pub(crate) jitter: Duration,
     /// Percent of packets lost.
-    pub loss_pct: u64,
+    pub(crate) loss_pct: u64,
     /// Percent of packets duplicated.
-    pub dup_pct: u64,
+    pub(crate) dup_pct: u64,
     /// Percent of packets with one random byte changed.
-    pub tamper_pct: u64,
+    pub(crate) tamper_pct: u64,
     /// Larger packets are dropped.
-    pub mtu: usize,
+    pub(crate) mtu: usize,
 }
 
 impl Default for LinkCfg {
@@ -65,22 +65,28 @@ pub(crate) enum Wrap {
 /// Options of a simulated connection.
 #[derive(Debug, Clone)]
 pub(crate) struct SimOpts {
-    pub wrap: Wrap,
-    pub tls_max: Option<TlsVersion>,
+    pub(crate) wrap: Wrap,
+    pub(crate) tls_max: Option<TlsVersion>,
     /// Client announces IV_PROTO TLS_KEY_EXPORT (EKM) or not (legacy PRF).
-    pub ekm: bool,
+    pub(crate) ekm: bool,
     /// Client announces CC_EXIT_NOTIFY (protocol-flags).
-    pub cc_exit: bool,
-    pub dyn_tls_crypt: bool,
-    pub transport: Transport,
-    pub c2s: LinkCfg,
-    pub s2c: LinkCfg,
-    pub seed: u64,
-    pub push: PushedOptions,
-    pub auth: AuthDecision,
-    pub reneg_sec: Option<Duration>,
-    pub server_ping: Option<(u32, u32)>,
-    pub explicit_exit_notify: Option<u32>,
+    pub(crate) cc_exit: bool,
+    pub(crate) dyn_tls_crypt: bool,
+    pub(crate) transport: Transport,
+    pub(crate) c2s: LinkCfg,
+    pub(crate) s2c: LinkCfg,
+    pub(crate) seed: u64,
+    pub(crate) push: PushedOptions,
+    pub(crate) auth: AuthDecision,
+    pub(crate) reneg_sec: Option<Duration>,
+    pub(crate) server_ping: Option<(u32, u32)>,
+    pub(crate) explicit_exit_notify: Option<u32>,
+    /// Client announces IV_PROTO REQUEST_PUSH (server pushes without waiting).
+    pub(crate) request_push: bool,
+    /// Client `--inactive`.
+    pub(crate) client_inactive: Option<Duration>,
+    /// `--reneg-pkts` on both sides.
+    pub(crate) reneg_pkts: Option<u64>,
 }
 
 impl Default for SimOpts {
@@ -107,6 +113,9 @@ impl Default for SimOpts {
             reneg_sec: None,
             server_ping: Some((10, 60)),
             explicit_exit_notify: None,
+            request_push: true,
+            client_inactive: None,
+            reneg_pkts: None,
         }
     }
 }
@@ -121,36 +130,36 @@ struct InFlight {
 
 /// Client + server on a virtual clock.
 pub(crate) struct Pair {
-    pub client: Session,
-    pub server: Option<Session>,
-    pub responder: StatelessResponder,
-    pub opts: SimOpts,
-    pub start: Instant,
-    pub now: Instant,
+    pub(crate) client: Session,
+    pub(crate) server: Option<Session>,
+    pub(crate) responder: StatelessResponder,
+    pub(crate) opts: SimOpts,
+    pub(crate) start: Instant,
+    pub(crate) now: Instant,
     unix0: u64,
     rng: u64,
     seq: u64,
     inflight: Vec<InFlight>,
-    pub client_events: Vec<Event>,
-    pub server_events: Vec<Event>,
+    pub(crate) client_events: Vec<Event>,
+    pub(crate) server_events: Vec<Event>,
     /// Tun packets delivered at each side.
-    pub client_tun: Vec<Vec<u8>>,
-    pub server_tun: Vec<Vec<u8>>,
+    pub(crate) client_tun: Vec<Vec<u8>>,
+    pub(crate) server_tun: Vec<Vec<u8>>,
     /// Pings received by each side.
-    pub client_pings: usize,
-    pub server_pings: usize,
+    pub(crate) client_pings: usize,
+    pub(crate) server_pings: usize,
     /// Packets the responder answered statelessly / dropped.
-    pub stateless_replies: usize,
-    pub responder_drops: usize,
+    pub(crate) stateless_replies: usize,
+    pub(crate) responder_drops: usize,
     /// Tampered packets delivered, and those that were *not* dropped.
-    pub tampered_delivered: usize,
-    pub tampered_accepted: usize,
+    pub(crate) tampered_delivered: usize,
+    pub(crate) tampered_accepted: usize,
     /// Data packets the receiver refused (reason counted by the session).
-    pub data_drops: usize,
+    pub(crate) data_drops: usize,
     /// Control packets dropped by the link for exceeding the MTU.
-    pub mtu_drops: usize,
+    pub(crate) mtu_drops: usize,
     /// Stop delivering anything (a dead link).
-    pub blackhole: bool,
+    pub(crate) blackhole: bool,
     ccfg: Arc<SessionConfig>,
     scfg: Arc<SessionConfig>,
 }
@@ -209,6 +218,11 @@ pub(crate) fn configs(opts: &SimOpts) -> (Arc<SessionConfig>, Arc<SessionConfig>
         cfg.transport = opts.transport;
         cfg.reneg_sec = opts.reneg_sec;
         cfg.dyn_tls_crypt = opts.dyn_tls_crypt;
+        cfg.reneg_pkts = opts.reneg_pkts;
+    }
+    c.inactive = opts.client_inactive;
+    if !opts.request_push {
+        c.peer_info.proto -= crate::proto::key_method::IvProto::REQUEST_PUSH;
     }
     if !opts.ekm {
         c.peer_info.proto -= crate::proto::key_method::IvProto::TLS_KEY_EXPORT;
@@ -231,7 +245,7 @@ fn origin() -> Instant {
 }
 
 impl Pair {
-    pub fn new(mut opts: SimOpts) -> Self {
+    pub(crate) fn new(mut opts: SimOpts) -> Self {
         let (ccfg, scfg) = configs(&opts);
         let start = origin();
         let unix0 = T_2027 as u64;
@@ -285,18 +299,18 @@ impl Pair {
     }
 
     /// The client's configuration (shares the wrap key with the server's).
-    pub fn client_cfg(&self) -> Arc<SessionConfig> {
+    pub(crate) fn client_cfg(&self) -> Arc<SessionConfig> {
         self.ccfg.clone()
     }
 
     /// The server's configuration.
-    pub fn server_cfg(&self) -> Arc<SessionConfig> {
+    pub(crate) fn server_cfg(&self) -> Arc<SessionConfig> {
         self.scfg.clone()
     }
 
     /// Unwrap a client→server control packet as the server would (no
     /// replay check), for inspecting what the client put on the wire.
-    pub fn unwrap_client_packet(&self, wire: &[u8]) -> Vec<u8> {
+    pub(crate) fn unwrap_client_packet(&self, wire: &[u8]) -> Vec<u8> {
         let mut w = self
             .scfg
             .wrap
@@ -308,11 +322,11 @@ impl Pair {
         plain.to_vec()
     }
 
-    pub fn unix(&self) -> u64 {
+    pub(crate) fn unix(&self) -> u64 {
         self.unix0 + self.now.duration_since(self.start).as_secs()
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.now.duration_since(self.start)
     }
 
@@ -324,7 +338,7 @@ impl Pair {
     }
 
     /// Put a packet on the link towards the server (`to_server`) or the client.
-    pub fn send(&mut self, to_server: bool, bytes: Vec<u8>) {
+    pub(crate) fn send(&mut self, to_server: bool, bytes: Vec<u8>) {
         let link = if to_server {
             self.opts.c2s
         } else {
@@ -377,7 +391,7 @@ impl Pair {
     }
 
     /// Drain both sessions' outputs and react to events.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         for _ in 0..64 {
             let mut any = false;
             let now = self.now;
@@ -530,10 +544,6 @@ impl Pair {
         .min()
     }
 
-    pub fn step(&mut self) -> bool {
-        self.step_until(None)
-    }
-
     /// One step, but never past `limit` (the clock stops there).
     fn step_until(&mut self, limit: Option<Instant>) -> bool {
         self.flush();
@@ -580,7 +590,11 @@ impl Pair {
     }
 
     /// Step until `done` holds or `limit` of virtual time passed.
-    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Pair) -> bool) -> bool {
+    pub(crate) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Pair) -> bool,
+    ) -> bool {
         let end = self.now + limit;
         for _ in 0..2_000_000 {
             if done(self) {
@@ -594,19 +608,18 @@ impl Pair {
     }
 
     /// Step until `limit` of virtual time has passed.
-    pub fn run_for(&mut self, limit: Duration) {
+    pub(crate) fn run_for(&mut self, limit: Duration) {
         let end = self.now + limit;
         self.run_until(limit, |p| p.now >= end);
     }
 
-    /// Advance the clock to `t` without anything else happening in between
-    /// other than timers and arrivals.
-    pub fn both_connected(&self) -> bool {
+    /// Whether both ends reported [`Event::Connected`].
+    pub(crate) fn both_connected(&self) -> bool {
         self.client.is_connected() && self.server.as_ref().is_some_and(Session::is_connected)
     }
 
     /// Connect or panic (bounded virtual time).
-    pub fn connect(&mut self) {
+    pub(crate) fn connect(&mut self) {
         let ok = self.run_until(Duration::from_secs(60), |p| p.both_connected());
         assert!(
             ok,
@@ -617,12 +630,12 @@ impl Pair {
         );
     }
 
-    pub fn server(&mut self) -> &mut Session {
+    pub(crate) fn server(&mut self) -> &mut Session {
         self.server.as_mut().expect("server session exists")
     }
 
     /// Encrypt one tun packet at the client and put it on the link.
-    pub fn client_send_data(&mut self, payload: &[u8]) {
+    pub(crate) fn client_send_data(&mut self, payload: &[u8]) {
         let mut dst = vec![0u8; payload.len() + 128];
         let n = self
             .client
@@ -633,7 +646,7 @@ impl Pair {
     }
 
     /// Encrypt one tun packet at the server and put it on the link.
-    pub fn server_send_data(&mut self, payload: &[u8]) {
+    pub(crate) fn server_send_data(&mut self, payload: &[u8]) {
         let mut dst = vec![0u8; payload.len() + 128];
         let now = self.now;
         let n = self
@@ -644,14 +657,14 @@ impl Pair {
         self.send(false, dst[..n].to_vec());
     }
 
-    pub fn client_closed(&self) -> Option<&CloseReason> {
+    pub(crate) fn client_closed(&self) -> Option<&CloseReason> {
         self.client_events.iter().find_map(|e| match e {
             Event::Closed { reason } => Some(reason),
             _ => None,
         })
     }
 
-    pub fn server_closed(&self) -> Option<&CloseReason> {
+    pub(crate) fn server_closed(&self) -> Option<&CloseReason> {
         self.server_events.iter().find_map(|e| match e {
             Event::Closed { reason } => Some(reason),
             _ => None,
