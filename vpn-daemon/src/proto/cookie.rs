@@ -327,14 +327,16 @@ mod tests {
         let k = CookieKey::from_bytes([7; 32], Duration::from_secs(60));
         assert_eq!(k.bucket_secs(), 30);
         let sid = SessionId([1, 2, 3, 4, 5, 6, 7, 8]);
-        let c = k.cookie(1_000_000, &addr(), &sid);
+        // Start of a bucket: offsets 0, -1, -2 cover the next 90 s.
+        let t = 30 * 33_333;
+        let c = k.cookie(t, &addr(), &sid);
         for dt in [0, 29, 30, 59, 60, 89] {
-            assert!(k.verify(1_000_000 + dt, &addr(), &sid, &c), "+{dt}");
+            assert!(k.verify(t + dt, &addr(), &sid, &c), "+{dt}");
         }
-        assert!(!k.verify(1_000_000 + 120, &addr(), &sid, &c));
+        assert!(!k.verify(t + 90, &addr(), &sid, &c));
         // One bucket ahead is tolerated, two are not.
-        assert!(k.verify(1_000_000 - 30, &addr(), &sid, &c));
-        assert!(!k.verify(1_000_000 - 90, &addr(), &sid, &c));
+        assert!(k.verify(t - 1, &addr(), &sid, &c));
+        assert!(!k.verify(t - 31, &addr(), &sid, &c));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //!
 //! Inputs are bytes received and a `now` passed in by the caller; outputs are
 //! bytes to send, plaintext packets for tun, events, and the next deadline.
+//!
+//! The per-peer entry point is [`session::Session`] (its module doc states
+//! the `handle_*` / `poll_*` contract and the drain order); a UDP server's
+//! packets from unknown addresses go to [`cookie::StatelessResponder`]
+//! first, which creates a session only after the 2.6 cookie echo.
 #![forbid(unsafe_code)]
 
 // Control-channel pieces: reliability, TLS over memory, key-method 2,

@@ -1596,7 +1596,8 @@ impl Session {
     }
 }
 
-/// Replay id and time of a packet, for the stateless path's checks.
+/// Whether a tls-crypt-v2 client's replay id carries the 0x0F000000
+/// early-negotiation marker (doc §3.7): it can resend WKc.
 pub(crate) fn is_early_negotiation(pid: PacketIdLong) -> bool {
     pid.id & 0xFF00_0000 == EARLY_NEG_START
 }

@@ -324,3 +324,47 @@ fn client_acks_the_server_reset_with_message_id_1_until_the_server_answers() {
         );
     }
 }
+
+#[test]
+fn control_packets_respect_the_tls_mtu_so_a_1300_byte_link_suffices() {
+    for wrap in [Wrap::Crypt, Wrap::CryptV2] {
+        let link = LinkCfg {
+            mtu: 1300,
+            ..LinkCfg::default()
+        };
+        let mut p = Pair::new(SimOpts {
+            wrap,
+            c2s: link,
+            s2c: link,
+            ..SimOpts::default()
+        });
+        p.connect();
+        assert_eq!(p.mtu_drops, 0, "{wrap:?}");
+    }
+}
+
+#[test]
+fn data_before_keys_is_refused_and_unknown_key_ids_are_counted() {
+    let mut p = Pair::new(SimOpts::default());
+    let now = p.now;
+    let mut dst = [0u8; 256];
+    assert!(matches!(
+        p.client.encrypt(now, &numbered(1), &mut dst),
+        Err(crate::proto::session::SessionError::NoKey)
+    ));
+    p.connect();
+    let mut pkt = vec![0u8; 128];
+    let n = p
+        .client
+        .encrypt(now, &numbered(2), &mut pkt)
+        .expect("encrypt")
+        .len();
+    pkt.truncate(n);
+    pkt[0] = (pkt[0] & !7) | 5; // key_id 5: nothing installed there
+    let mut out = [0u8; 256];
+    assert_eq!(
+        p.server().decrypt(now, &pkt, &mut out),
+        Err(DropReason::UnknownKeyId)
+    );
+    assert_eq!(p.server().drops().get(DropReason::UnknownKeyId), 1);
+}
