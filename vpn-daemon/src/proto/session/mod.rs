@@ -163,6 +163,14 @@ enum ServerAuth {
     Denied(Option<String>),
 }
 
+/// `now + d` for deadlines that come from configuration: an absurd value
+/// must not overflow `Instant` (which panics); it means "practically never".
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 fn tls_role(role: Role) -> TlsRole {
     match role {
         Role::Client => TlsRole::Client,
@@ -344,7 +352,7 @@ impl Session {
             _ => None,
         };
         let mut timers = TimerTable::new();
-        timers.set(Timer::HandshakeWindow, now + cfg.hand_window);
+        timers.set(Timer::HandshakeWindow, later(now, cfg.hand_window));
         Ok(Self {
             role,
             origin: now,
@@ -631,7 +639,7 @@ impl Session {
         if self.connected
             && let Some(p) = self.ping
         {
-            self.timers.set(Timer::Ping, now + p);
+            self.timers.set(Timer::Ping, later(now, p));
         }
     }
 
@@ -641,10 +649,10 @@ impl Session {
             return;
         }
         if let Some(p) = self.ping_restart {
-            self.timers.set(Timer::PingRestart, now + p);
+            self.timers.set(Timer::PingRestart, later(now, p));
         }
         if let Some(p) = self.ping_exit {
-            self.timers.set(Timer::PingExit, now + p);
+            self.timers.set(Timer::PingExit, later(now, p));
         }
     }
 
@@ -652,7 +660,7 @@ impl Session {
         if self.connected
             && let Some(i) = self.cfg.inactive
         {
-            self.timers.set(Timer::Inactive, now + i);
+            self.timers.set(Timer::Inactive, later(now, i));
         }
     }
 
@@ -931,7 +939,7 @@ impl Session {
         }
         if self.primary.key_id == KeyId::ZERO {
             self.timers
-                .set(Timer::PushRequest, now + PUSH_REQUEST_DELAY);
+                .set(Timer::PushRequest, later(now, PUSH_REQUEST_DELAY));
         } else {
             self.generate_keys(now);
         }
@@ -1026,7 +1034,7 @@ impl Session {
             // Give the reliable layer time to ack what is in flight (2.6
             // schedules the exit the same way).
             self.timers
-                .set(Timer::ExitTeardown, now + SCHEDULED_EXIT_INTERVAL);
+                .set(Timer::ExitTeardown, later(now, SCHEDULED_EXIT_INTERVAL));
         }
     }
 
@@ -1153,8 +1161,10 @@ impl Session {
         self.auth = ServerAuth::Denied(reason.clone());
         self.send_auth_failed(reason);
         if !self.timers.is_armed(Timer::AuthFailedTeardown) {
-            self.timers
-                .set(Timer::AuthFailedTeardown, now + SCHEDULED_EXIT_INTERVAL);
+            self.timers.set(
+                Timer::AuthFailedTeardown,
+                later(now, SCHEDULED_EXIT_INTERVAL),
+            );
         }
     }
 
@@ -1301,7 +1311,8 @@ impl Session {
         }
         self.timers.stop(Timer::HandshakeWindow);
         if let Some(r) = self.cfg.reneg_sec.filter(|d| !d.is_zero()) {
-            self.timers.set(Timer::Reneg, now + self.reneg_jitter(r));
+            self.timers
+                .set(Timer::Reneg, later(now, self.reneg_jitter(r)));
         }
         self.events.push_back(Event::KeysReady {
             key_id: key_id.value(),
@@ -1374,11 +1385,13 @@ impl Session {
         }
         if self.data.has_key(old.key_id) {
             self.lame_duck = Some(old.key_id);
-            self.timers
-                .set(Timer::LameDuckExpiry, now + self.cfg.transition_window);
+            self.timers.set(
+                Timer::LameDuckExpiry,
+                later(now, self.cfg.transition_window),
+            );
         }
         self.timers
-            .set(Timer::HandshakeWindow, now + self.cfg.hand_window);
+            .set(Timer::HandshakeWindow, later(now, self.cfg.hand_window));
         self.timers.stop(Timer::Reneg);
         Ok(())
     }
@@ -1431,7 +1444,7 @@ impl Session {
                 self.occ_exit_left = (secs - 1) as u32;
                 if self.occ_exit_left > 0 {
                     self.timers
-                        .set(Timer::ExitNotify, now + Duration::from_secs(1));
+                        .set(Timer::ExitNotify, later(now, Duration::from_secs(1)));
                 }
             }
             Role::Client => {
@@ -1447,7 +1460,7 @@ impl Session {
             }
         }
         self.timers
-            .set(Timer::ExitTeardown, now + Duration::from_secs(secs));
+            .set(Timer::ExitTeardown, later(now, Duration::from_secs(secs)));
         self.drive(now);
     }
 
@@ -1491,7 +1504,7 @@ impl Session {
                                 self.close_now(CloseReason::Tls(e.to_string()));
                             }
                         } else {
-                            self.timers.set(Timer::Reneg, now + RENEG_RETRY);
+                            self.timers.set(Timer::Reneg, later(now, RENEG_RETRY));
                         }
                     }
                 }
@@ -1506,7 +1519,7 @@ impl Session {
                             self.pending_control.push_back(b);
                         }
                         self.timers
-                            .set(Timer::PushRequest, now + PUSH_REQUEST_INTERVAL);
+                            .set(Timer::PushRequest, later(now, PUSH_REQUEST_INTERVAL));
                     }
                 }
                 Timer::AuthFailedTeardown => {
@@ -1525,7 +1538,7 @@ impl Session {
                     self.occ_exit_left = self.occ_exit_left.saturating_sub(1);
                     if self.occ_exit_left > 0 {
                         self.timers
-                            .set(Timer::ExitNotify, now + Duration::from_secs(1));
+                            .set(Timer::ExitNotify, later(now, Duration::from_secs(1)));
                     }
                 }
             }
