@@ -163,6 +163,10 @@ pub struct SessionConfig {
     pub auth_user_pass: Option<(String, String)>,
     /// Client peer-info (IV_*); IV_PROTO gets DYN_TLS_CRYPT added when enabled.
     pub peer_info: PeerInfo,
+    /// Client tls-crypt-v2: announce early negotiation (replay ids from
+    /// 0x0F000000) as 2.6 does; off behaves like a 2.5 client, which a
+    /// server must handle statefully.
+    pub v2_early_negotiation: bool,
 }
 
 impl SessionConfig {
@@ -201,6 +205,7 @@ impl SessionConfig {
             dyn_tls_crypt: true,
             explicit_exit_notify: None,
             auth_user_pass: None,
+            v2_early_negotiation: true,
         }
     }
 }

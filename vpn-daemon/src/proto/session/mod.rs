@@ -248,7 +248,11 @@ impl Session {
         let wrap = cfg.wrap.build(Role::Client)?.unwrap_or(TlsWrap::None);
         // A 2.6 tls-crypt-v2 client starts its replay ids at 0x0F000000 to
         // announce early negotiation (doc §3.7).
-        let start = if cfg.wrap.is_v2() { EARLY_NEG_START } else { 0 };
+        let start = if cfg.wrap.is_v2() && cfg.v2_early_negotiation {
+            EARLY_NEG_START
+        } else {
+            0
+        };
         let mut s = Self::build(
             cfg,
             now,

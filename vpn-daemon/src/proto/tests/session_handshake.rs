@@ -81,6 +81,18 @@ fn handshake_completes_with_tls_crypt_v2_and_early_negotiation() {
 }
 
 #[test]
+fn tls_crypt_v2_client_without_early_negotiation_gets_a_stateful_server() {
+    let mut p = Pair::new(SimOpts {
+        wrap: Wrap::CryptV2,
+        v2_early_negotiation: false,
+        ..SimOpts::default()
+    });
+    p.connect();
+    exchange_data(&mut p, 3);
+    assert_eq!(p.stateless_replies, 0);
+}
+
+#[test]
 fn handshake_completes_over_tcp_without_cookie() {
     let mut p = Pair::new(SimOpts {
         transport: Transport::Tcp,
@@ -272,6 +284,40 @@ fn cookie_server_keeps_no_state_until_the_echo_and_answers_replays_afresh() {
             .handle_initial(now, unix, elsewhere, &opening[0], &mut r3),
         FirstContact::Drop(DropReason::BadCookie)
     ));
+    // 2.6.15+: an echo may only open with message id ≤ 1 and acks ≤ 1.
+    let echoed = ControlRepr::parse_bytes(&m.pair.unwrap_client_packet(&opening[0]))
+        .expect("parse")
+        .acks;
+    let mut cw = m
+        .pair
+        .client_cfg()
+        .wrap
+        .build(crate::proto::keys::Role::Client)
+        .expect("wrap")
+        .expect("wrap");
+    for (acks, msg_id) in [(&[0u32][..], 2u32), (&[0, 2][..], 1)] {
+        let forged = ControlRepr {
+            opcode: crate::proto::wire::Opcode::ControlV1,
+            key_id: crate::proto::wire::KeyId::ZERO,
+            session_id: m.client.local_session_id(),
+            acks: crate::proto::wire::AckBlock::new(acks, echoed.remote_session_id().expect("sid"))
+                .expect("acks"),
+            message_id: Some(msg_id),
+            payload: b"tls",
+        };
+        let mut plain = vec![0u8; forged.buffer_len()];
+        forged.emit(&mut plain).expect("emit");
+        let mut wire = vec![0u8; plain.len() + 64];
+        let pid = crate::proto::replay::PacketIdLong {
+            id: 40,
+            time: unix as u32,
+        };
+        let w = cw.wrap(&plain, pid, &mut wire).expect("wrap").to_vec();
+        assert!(matches!(
+            m.responder.handle_initial(now, unix, addr, &w, &mut r3),
+            FirstContact::Drop(DropReason::BadCookie)
+        ));
+    }
     // The genuine echo creates the session, which processed the ClientHello.
     match m
         .responder

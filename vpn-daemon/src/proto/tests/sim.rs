@@ -87,6 +87,8 @@ pub(crate) struct SimOpts {
     pub(crate) client_inactive: Option<Duration>,
     /// `--reneg-pkts` on both sides.
     pub(crate) reneg_pkts: Option<u64>,
+    /// Client tls-crypt-v2 early negotiation (2.6) or not (2.5).
+    pub(crate) v2_early_negotiation: bool,
 }
 
 impl Default for SimOpts {
@@ -116,6 +118,7 @@ impl Default for SimOpts {
             request_push: true,
             client_inactive: None,
             reneg_pkts: None,
+            v2_early_negotiation: true,
         }
     }
 }
@@ -221,6 +224,7 @@ pub(crate) fn configs(opts: &SimOpts) -> (Arc<SessionConfig>, Arc<SessionConfig>
         cfg.reneg_pkts = opts.reneg_pkts;
     }
     c.inactive = opts.client_inactive;
+    c.v2_early_negotiation = opts.v2_early_negotiation;
     if !opts.request_push {
         c.peer_info.proto -= crate::proto::key_method::IvProto::REQUEST_PUSH;
     }
