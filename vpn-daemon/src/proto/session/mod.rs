@@ -562,9 +562,11 @@ impl Session {
         }
         if self.pending_ping {
             self.pending_ping = false;
-            if let Ok(s) = self.data.encrypt(&PING_MAGIC, buf) {
-                let n = s.packet.len();
-                self.link_sent(now);
+            let sealed = self.data.encrypt(&PING_MAGIC, buf).map(|s| s.packet.len());
+            // Re-arm even if no key could seal it, so keepalive resumes
+            // once one is installed.
+            self.link_sent(now);
+            if let Ok(n) = sealed {
                 return Some(n);
             }
         }
