@@ -63,13 +63,22 @@ impl DataChannel {
         }
     }
 
-    /// Install a freshly derived key; it becomes the send key at once (a
-    /// sender may switch as soon as it has generated a key, doc §10).
-    pub fn install(&mut self, key: DataKey) {
+    /// Install a freshly derived key for receiving; with `send` it also
+    /// becomes the send key (see [`Self::use_for_send`]).
+    pub fn install(&mut self, key: DataKey, send: bool) {
         let id = key.send.key_id();
         if let Some(slot) = self.keys.get_mut(usize::from(id.value())) {
             *slot = Some(key);
-            self.send_key = Some(id);
+            if send {
+                self.use_for_send(id);
+            }
+        }
+    }
+
+    /// Send with the key of `key_id` from now on (if installed).
+    pub fn use_for_send(&mut self, key_id: KeyId) {
+        if self.has_key(key_id) && self.send_key != Some(key_id) {
+            self.send_key = Some(key_id);
             self.traffic = KeyTraffic::default();
         }
     }

@@ -204,6 +204,8 @@ pub struct Session {
     dyn_wrap: Option<TlsWrapCtx>,
     primary: KeyState,
     lame_duck: Option<KeyId>,
+    /// A derived key we do not send with yet: the peer may not have it.
+    send_key_pending: Option<KeyId>,
     data: DataChannel,
     timers: TimerTable,
     events: VecDeque<Event>,
@@ -373,6 +375,7 @@ impl Session {
             dyn_wrap: None,
             primary,
             lame_duck: None,
+            send_key_pending: None,
             data: DataChannel::new(cfg.framing),
             timers,
             events: VecDeque::new(),
@@ -872,6 +875,12 @@ impl Session {
                 break;
             }
         }
+        if let Some(k) = self.send_key_pending
+            && (k != self.primary.key_id || self.primary.reliable.all_acked())
+        {
+            self.data.use_for_send(k);
+            self.send_key_pending = None;
+        }
         self.timers
             .set_opt(Timer::Retransmit, self.primary.reliable.poll_timeout());
     }
@@ -1302,7 +1311,13 @@ impl Session {
             self.peer_id,
             self.cfg.replay,
         )?;
-        self.data.install(key);
+        // Like 2.6 (a key state is ACTIVE only once all our control packets
+        // are acked), switch sending to the new key only when the peer has
+        // acked our key-method 2, i.e. can derive it too; the first data
+        // packet we receive on it also proves that.
+        let send_now = self.data.send_key_id().is_none() || ks.reliable.all_acked();
+        self.data.install(key, send_now);
+        self.send_key_pending = (!send_now).then_some(ks.key_id);
         ks.keys_generated = true;
         let key_id = ks.key_id;
         if key_id == KeyId::ZERO && self.dyn_negotiated && self.dyn_wrap.is_none() {
@@ -1600,6 +1615,12 @@ impl Session {
                 Err(r)
             }
             Ok(out) => {
+                if let Some(k) = self.send_key_pending
+                    && packet.first().is_some_and(|b| b & 7 == k.value())
+                {
+                    self.data.use_for_send(k);
+                    self.send_key_pending = None;
+                }
                 self.link_received(now);
                 match out {
                     DataOutcome::Tun(_) => self.tun_traffic(now),
