@@ -414,3 +414,43 @@ fn data_before_keys_is_refused_and_unknown_key_ids_are_counted() {
     );
     assert_eq!(p.server().drops().get(DropReason::UnknownKeyId), 1);
 }
+
+mod garbage {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, and valid packets with arbitrary bytes changed,
+        /// never panic the session or the responder; they are dropped.
+        #[test]
+        fn arbitrary_packets_are_dropped_without_panicking(
+            junk in proptest::collection::vec(any::<u8>(), 0..300),
+            flips in proptest::collection::vec((any::<usize>(), 1u8..), 1..4),
+        ) {
+            let mut p = Pair::new(SimOpts { wrap: Wrap::None, ..SimOpts::default() });
+            p.connect();
+            let now = p.now;
+            let unix = p.unix();
+            p.client.handle_packet(now, unix, &junk);
+            let mut out = vec![0u8; 512];
+            let _ = p.server().decrypt(now, &junk, &mut out);
+            let mut reply = vec![0u8; 2048];
+            let addr = "192.0.2.1:1".parse().expect("addr");
+            let _ = p.responder.handle_initial(now, unix, addr, &junk, &mut reply);
+            // A valid data packet with changed bytes.
+            let mut pkt = vec![0u8; 128];
+            let n = p.client.encrypt(now, &numbered(9), &mut pkt).expect("encrypt").len();
+            pkt.truncate(n);
+            for (i, x) in &flips {
+                let l = pkt.len();
+                pkt[i % l] ^= x;
+            }
+            let _ = p.server().decrypt(now, &pkt, &mut out);
+            p.server().handle_packet(now, unix, &pkt);
+            prop_assert!(p.server().drops().total() >= 1);
+        }
+    }
+}

@@ -365,3 +365,41 @@ fn inactive_closes_a_tunnel_without_tun_traffic_even_with_pings() {
     );
     assert!(p.client_pings > 0, "pings alone do not count as activity");
 }
+
+#[test]
+fn server_ignores_push_request_within_30_s_of_its_push_reply() {
+    use crate::proto::control_msg::ControlMessage;
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let late_replies = |p: &Pair| {
+        p.client_events
+            .iter()
+            .filter(|e| matches!(e, Event::Warning(w) if w.contains("PUSH_REPLY")))
+            .count()
+    };
+    let now = p.now;
+    p.client
+        .send_control_message(now, &ControlMessage::PushRequest)
+        .expect("send");
+    p.run_for(Duration::from_secs(2));
+    let requests = |p: &Pair| {
+        p.server_events
+            .iter()
+            .filter(|e| matches!(e, Event::PushRequested))
+            .count()
+    };
+    assert_eq!(requests(&p), 1);
+    assert_eq!(
+        late_replies(&p),
+        0,
+        "a crossing PUSH_REQUEST gets no second reply"
+    );
+    p.run_for(Duration::from_secs(30));
+    let now = p.now;
+    p.client
+        .send_control_message(now, &ControlMessage::PushRequest)
+        .expect("send");
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(requests(&p), 2);
+    assert_eq!(late_replies(&p), 1, "after 30 s the server answers again");
+}
