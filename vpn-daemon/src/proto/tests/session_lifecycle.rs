@@ -403,3 +403,40 @@ fn server_ignores_push_request_within_30_s_of_its_push_reply() {
     assert_eq!(requests(&p), 2);
     assert_eq!(late_replies(&p), 1, "after 30 s the server answers again");
 }
+
+#[test]
+fn renegotiation_with_prf_keys_and_tls_auth_loses_no_data() {
+    let mut p = stream_across_rekeys_with(
+        SimOpts {
+            wrap: super::sim::Wrap::Auth,
+            ekm: false,
+            ..SimOpts::default()
+        },
+        true,
+        &[100, 250],
+    );
+    assert!(!p.client.uses_ekm() && !p.server().uses_ekm());
+    // dyn-tls-crypt XORs the exported key with the tls-auth key.
+    assert!(p.client.dyn_tls_crypt_active());
+    assert_eq!(renegotiated(&p.server_events), vec![1, 2]);
+}
+
+#[test]
+fn renegotiation_keeps_the_original_wrap_without_dyn_tls_crypt() {
+    let mut p = stream_across_rekeys_with(
+        SimOpts {
+            dyn_tls_crypt: false,
+            ..SimOpts::default()
+        },
+        false,
+        &[100, 250],
+    );
+    assert!(!p.client.dyn_tls_crypt_active() && !p.server().dyn_tls_crypt_active());
+    let flags = p
+        .client
+        .pushed_options()
+        .and_then(|o| o.protocol_flags)
+        .expect("flags");
+    assert!(!flags.contains(crate::proto::push::ProtocolFlags::DYN_TLS_CRYPT));
+    assert_eq!(renegotiated(&p.client_events), vec![1, 2]);
+}
