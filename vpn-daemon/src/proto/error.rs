@@ -59,11 +59,21 @@ pub enum DropReason {
     BadWrappedKeyTag,
     /// The crypto backend reported an internal failure.
     CryptoBackend,
+    /// Control packet whose session id (own or acked) is not this session's.
+    BadSessionId,
+    /// Control packet for a key_id other than the primary key state's (doc §10).
+    KeyIdMismatch,
+    /// A valid opcode that is not acceptable here (role, key_id or state).
+    UnexpectedOpcode,
+    /// First contact whose echoed server session id is not a valid cookie (doc §4.2).
+    BadCookie,
+    /// Reliable message id beyond the receive window (dropped without ack).
+    OutOfWindow,
 }
 
 impl DropReason {
     /// Every reason, for counter tables.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Truncated,
         DropReason::UnknownOpcode,
         DropReason::ObsoleteOpcode,
@@ -84,7 +94,17 @@ impl DropReason {
         DropReason::BadWrappedKey,
         DropReason::BadWrappedKeyTag,
         DropReason::CryptoBackend,
+        DropReason::BadSessionId,
+        DropReason::KeyIdMismatch,
+        DropReason::UnexpectedOpcode,
+        DropReason::BadCookie,
+        DropReason::OutOfWindow,
     ];
+
+    /// Position of `self` in [`DropReason::ALL`], for counter arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// Stable snake_case name, used as the counter label.
     pub const fn as_str(self) -> &'static str {
@@ -109,6 +129,11 @@ impl DropReason {
             DropReason::BadWrappedKey => "bad_wrapped_key",
             DropReason::BadWrappedKeyTag => "bad_wrapped_key_tag",
             DropReason::CryptoBackend => "crypto_backend",
+            DropReason::BadSessionId => "bad_session_id",
+            DropReason::KeyIdMismatch => "key_id_mismatch",
+            DropReason::UnexpectedOpcode => "unexpected_opcode",
+            DropReason::BadCookie => "bad_cookie",
+            DropReason::OutOfWindow => "out_of_window",
         }
     }
 }
@@ -332,6 +357,13 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+
+    #[test]
+    fn drop_reason_index_is_the_position_in_all() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
 
     #[test]
     fn drop_reason_names_are_unique_and_snake_case() {

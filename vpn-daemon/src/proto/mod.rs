@@ -2,22 +2,39 @@
 //!
 //! Inputs are bytes received and a `now` passed in by the caller; outputs are
 //! bytes to send, plaintext packets for tun, events, and the next deadline.
+//!
+//! The per-peer entry point is [`session::Session`] (its module doc states
+//! the `handle_*` / `poll_*` contract and the drain order); a UDP server's
+//! packets from unknown addresses go to [`cookie::StatelessResponder`]
+//! first, which creates a session only after the 2.6 cookie echo.
 #![forbid(unsafe_code)]
 
 // Control-channel pieces: reliability, TLS over memory, key-method 2,
 // control messages, push options, cipher negotiation, timers, events.
 pub mod control_msg;
+pub mod cookie;
 pub mod event;
 pub mod key_method;
+pub mod key_state;
 pub mod ncp;
 pub mod push;
 pub mod reliable;
+pub mod session;
 pub mod timers;
 pub mod tls;
 
 #[cfg(test)]
 #[path = "tests/control_channel.rs"]
 mod control_channel_tests;
+#[cfg(test)]
+#[path = "tests/session_handshake.rs"]
+mod session_handshake_tests;
+#[cfg(test)]
+#[path = "tests/session_lifecycle.rs"]
+mod session_lifecycle_tests;
+#[cfg(test)]
+#[path = "tests/sim.rs"]
+mod sim;
 
 // Wire formats, control-channel wrapping, keys and the data channel.
 pub mod data;

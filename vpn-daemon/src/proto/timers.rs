@@ -52,11 +52,14 @@ pub enum Timer {
     AuthFailedTeardown,
     /// After `EXIT` (sent or received): finish retransmits, then close.
     ExitTeardown,
+    /// Client closing with `explicit-exit-notify` and no `cc-exit`: send the
+    /// next OCC_EXIT data packet (one per second).
+    ExitNotify,
 }
 
 impl Timer {
     /// Number of timers; the length of [`TimerTable`]'s array.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     /// Every timer, in index order.
     pub const ALL: [Timer; Self::COUNT] = [
@@ -71,6 +74,7 @@ impl Timer {
         Timer::PushRequest,
         Timer::AuthFailedTeardown,
         Timer::ExitTeardown,
+        Timer::ExitNotify,
     ];
 
     fn index(self) -> usize {
