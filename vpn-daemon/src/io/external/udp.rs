@@ -1,1 +1,702 @@
-//! placeholder
+//! The UDP link of the external multiplexer, batched: `recvmmsg` with UDP
+//! GRO on receive, UDP GSO on send, `IP_PKTINFO`/`IPV6_PKTINFO` so a server
+//! bound to the wildcard answers from the address the client contacted.
+//!
+//! The syscall layer is `quinn-udp` (it gets the cmsg plumbing, GRO stride
+//! and GSO fallbacks right); this module adds OpenVPN's socket options, the
+//! tokio readiness loop and caller-owned batch buffers:
+//!
+//! ```text
+//! RecvBatch: [ slot 0: d0 d1 d2 (GRO, stride) | slot 1: d3 | ... ]  + per-slot meta (peer, dst ip)
+//! SendBatch: [ d0 d1 d2 d3 ... ] contiguous; consecutive same-destination,
+//!            same-size datagrams leave in one GSO sendmsg (the last may be shorter)
+//! ```
+//!
+//! One worker per core binds its own socket with `SO_REUSEPORT`
+//! ([`UdpConfig::reuse_port`]); the kernel (or a reuseport BPF program)
+//! spreads peers over them. Peer addresses are handed out canonical:
+//! an IPv4 client of a dual-stack socket shows as IPv4, never `::ffff:a.b.c.d`.
+
+use std::{
+    io::{self, IoSliceMut},
+    net::{IpAddr, SocketAddr, SocketAddrV6},
+};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use socket2::{Domain, Protocol, Socket, Type};
+use thiserror::Error;
+use tokio::io::Interest;
+
+/// Largest number of receive slots one `recvmmsg` fills (quinn-udp's batch).
+pub const MAX_RECV_SLOTS: usize = quinn_udp::BATCH_SIZE;
+
+/// Largest UDP payload one GSO send may carry: the IPv4 total-length limit
+/// (65535) less the IPv4 and UDP headers, kept for IPv6 too.
+const MAX_GSO_BYTES: usize = 65_535 - 20 - 8;
+
+/// Errors of setting up the UDP link.
+#[derive(Debug, Error)]
+pub enum UdpError {
+    /// A socket call failed while creating or configuring the socket.
+    #[error("UDP socket {call} for {addr}: {source}")]
+    Setup {
+        /// The call or option that failed (`socket`, `bind`, `SO_REUSEPORT`, ...).
+        call: &'static str,
+        /// The local address being set up.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How to open the UDP link (`proto udp`/`udp4`/`udp6`, `local`, `lport`,
+/// `sndbuf`, `rcvbuf`).
+#[derive(Clone, Debug)]
+pub struct UdpConfig {
+    /// Local address: `0.0.0.0:1194`, `[::]:1194` (dual-stack unless
+    /// [`Self::v6_only`]), a specific address, or port 0 for a client.
+    pub bind: SocketAddr,
+    /// Only for IPv6 binds: refuse IPv4-mapped traffic (`bind ipv6only`).
+    pub v6_only: bool,
+    /// `SO_REUSEPORT`: one socket per worker on the same address.
+    pub reuse_port: bool,
+    /// `SO_SNDBUF` in bytes (`sndbuf`); `None` keeps the OS default.
+    pub sndbuf: Option<usize>,
+    /// `SO_RCVBUF` in bytes (`rcvbuf`); `None` keeps the OS default.
+    pub rcvbuf: Option<usize>,
+    /// MTU of the path out (outer packets): datagrams whose IP packet
+    /// exceeds it are never put in a GSO batch, as the kernel refuses
+    /// segments above the path MTU. Such datagrams go out alone and the
+    /// kernel fragments them (see [`Self::allow_fragmentation`]).
+    pub path_mtu: u16,
+    /// Let the kernel fragment outer packets larger than the path MTU, as
+    /// OpenVPN does by default ("outer IP fragmentation is left to the
+    /// OS"). When false the DF bit is always set and such sends fail.
+    pub allow_fragmentation: bool,
+}
+
+impl UdpConfig {
+    /// Defaults for a socket bound to `bind`: dual-stack, no reuseport, OS
+    /// buffer sizes, a 1500-byte path, fragmentation allowed.
+    pub fn new(bind: SocketAddr) -> Self {
+        Self {
+            bind,
+            v6_only: false,
+            reuse_port: false,
+            sndbuf: None,
+            rcvbuf: None,
+            path_mtu: 1500,
+            allow_fragmentation: true,
+        }
+    }
+}
+
+/// A datagram received: who sent it, to which local address, and its bytes.
+#[derive(Debug)]
+pub struct Datagram<'a> {
+    /// The sender, canonical (IPv4-mapped IPv6 shown as IPv4).
+    pub peer: SocketAddr,
+    /// The local address it was sent to (from pktinfo), canonical; pass it
+    /// back as the source of replies on a wildcard-bound socket.
+    pub local_ip: Option<IpAddr>,
+    /// The datagram.
+    pub data: &'a [u8],
+}
+
+/// A received datagram with mutable bytes, for decrypting in place.
+#[derive(Debug)]
+pub struct DatagramMut<'a> {
+    /// The sender, canonical.
+    pub peer: SocketAddr,
+    /// The local address it was sent to, canonical.
+    pub local_ip: Option<IpAddr>,
+    /// The datagram.
+    pub data: &'a mut [u8],
+}
+
+/// Caller-owned receive buffers for [`UdpLink::recv_batch`]: a few slots,
+/// each large enough for a whole GRO train (up to 64 datagrams).
+pub struct RecvBatch {
+    storage: Vec<u8>,
+    slot_len: usize,
+    meta: Vec<RecvMeta>,
+    filled: usize,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("slots", &self.meta.len())
+            .field("slot_len", &self.slot_len)
+            .field("filled", &self.filled)
+            .finish()
+    }
+}
+
+impl RecvBatch {
+    /// `slots` receive slots (at most [`MAX_RECV_SLOTS`]) of `slot_len`
+    /// bytes. Use [`UdpLink::recv_batch_buffer`] to size slots for GRO.
+    pub fn new(slots: usize, slot_len: usize) -> Self {
+        let slots = slots.clamp(1, MAX_RECV_SLOTS);
+        let slot_len = slot_len.max(1);
+        Self {
+            storage: vec![0u8; slots * slot_len],
+            slot_len,
+            meta: vec![RecvMeta::default(); slots],
+            filled: 0,
+        }
+    }
+
+    /// Slots filled by the last receive (each may hold several datagrams).
+    pub fn slots_filled(&self) -> usize {
+        self.filled
+    }
+
+    /// The datagrams of the last receive, GRO trains split at their stride.
+    pub fn iter(&self) -> impl Iterator<Item = Datagram<'_>> {
+        self.meta
+            .iter()
+            .take(self.filled)
+            .zip(self.storage.chunks(self.slot_len))
+            .flat_map(|(m, slot)| {
+                let peer = canonical(m.addr);
+                let local_ip = m.dst_ip.map(canonical_ip);
+                let data = slot.get(..m.len).unwrap_or(slot);
+                let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
+                data.chunks(stride).map(move |data| Datagram {
+                    peer,
+                    local_ip,
+                    data,
+                })
+            })
+    }
+
+    /// Like [`Self::iter`], with mutable bytes (for in-place decryption).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = DatagramMut<'_>> {
+        let filled = self.filled;
+        self.meta
+            .iter()
+            .take(filled)
+            .zip(self.storage.chunks_mut(self.slot_len))
+            .flat_map(|(m, slot)| {
+                let peer = canonical(m.addr);
+                let local_ip = m.dst_ip.map(canonical_ip);
+                let len = m.len.min(slot.len());
+                let stride = if m.stride == 0 { len.max(1) } else { m.stride };
+                slot[..len].chunks_mut(stride).map(move |data| DatagramMut {
+                    peer,
+                    local_ip,
+                    data,
+                })
+            })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    dst: SocketAddr,
+    src: Option<IpAddr>,
+    start: usize,
+    len: usize,
+}
+
+/// Datagrams queued for [`UdpLink::send_batch`], stored back to back so
+/// that a run to one destination is one contiguous GSO buffer.
+#[derive(Debug, Default)]
+pub struct SendBatch {
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+    /// Entries already handed to the kernel (a cancelled send resumes here).
+    sent: usize,
+}
+
+impl SendBatch {
+    /// An empty batch with room for `bytes` bytes before it grows.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(64),
+            sent: 0,
+        }
+    }
+
+    /// Datagrams queued and not yet sent.
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.sent
+    }
+
+    /// Whether nothing is waiting to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues a copy of `datagram` for `dst`, sent from `src` when the
+    /// socket is bound to the wildcard (the [`Datagram::local_ip`] of the
+    /// peer's last packet); empty datagrams are ignored.
+    pub fn push(&mut self, dst: SocketAddr, src: Option<IpAddr>, datagram: &[u8]) {
+        self.push_with(dst, src, datagram.len(), |b| {
+            b.copy_from_slice(datagram);
+            datagram.len()
+        });
+    }
+
+    /// Queues a datagram written in place by `fill` into a buffer of
+    /// `max_len` bytes; `fill` returns the length it wrote (clamped to
+    /// `max_len`; 0 queues nothing). Saves a copy when encrypting.
+    pub fn push_with(
+        &mut self,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) {
+        if self.sent == self.entries.len() && self.sent > 0 {
+            self.clear();
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + max_len, 0);
+        let len = fill(&mut self.buf[start..]).min(max_len);
+        self.buf.truncate(start + len);
+        if len > 0 {
+            self.entries.push(Entry {
+                dst,
+                src,
+                start,
+                len,
+            });
+        }
+    }
+
+    /// Drops everything queued.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.entries.clear();
+        self.sent = 0;
+    }
+}
+
+/// What one [`UdpLink::send_batch`] did.
+#[derive(Debug, Default)]
+pub struct SendStats {
+    /// Datagrams the kernel accepted.
+    pub sent: usize,
+    /// `sendmsg` calls made (fewer than `sent` when GSO batched).
+    pub syscalls: usize,
+    /// Datagrams dropped on a send error (unreachable, too big, ...): UDP
+    /// loss the protocol recovers from, counted rather than fatal.
+    pub dropped: usize,
+    /// The last send error, for logging.
+    pub last_error: Option<io::Error>,
+}
+
+/// A tokio-registered UDP socket with batched I/O.
+#[derive(Debug)]
+pub struct UdpLink {
+    sock: tokio::net::UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+    /// Whether replies must name their source address (wildcard bind).
+    wildcard: bool,
+    is_v6: bool,
+    path_mtu: u16,
+}
+
+impl UdpLink {
+    /// Creates, configures and binds the socket; must run inside a tokio
+    /// runtime (the socket is registered with its reactor).
+    pub fn bind(cfg: &UdpConfig) -> Result<Self, UdpError> {
+        let addr = cfg.bind;
+        let err = |call: &'static str| move |source| UdpError::Setup { call, addr, source };
+        let sock = Socket::new(
+            Domain::for_address(addr),
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(Protocol::UDP),
+        )
+        .map_err(err("socket"))?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(cfg.v6_only).map_err(err("IPV6_V6ONLY"))?;
+        }
+        if cfg.reuse_port {
+            sock.set_reuse_port(true).map_err(err("SO_REUSEPORT"))?;
+        }
+        if let Some(n) = cfg.sndbuf {
+            sock.set_send_buffer_size(n).map_err(err("SO_SNDBUF"))?;
+        }
+        if let Some(n) = cfg.rcvbuf {
+            sock.set_recv_buffer_size(n).map_err(err("SO_RCVBUF"))?;
+        }
+        sock.bind(&addr.into()).map_err(err("bind"))?;
+        let std_sock: std::net::UdpSocket = sock.into();
+        let state = UdpSocketState::new((&std_sock).into()).map_err(err("pktinfo/GRO options"))?;
+        if cfg.allow_fragmentation {
+            // quinn-udp forbids fragmentation (QUIC probes the path);
+            // OpenVPN leaves the OS default, which fragments locally.
+            allow_fragmentation(&std_sock, addr.is_ipv6()).map_err(err("IP_MTU_DISCOVER"))?;
+        }
+        let local = std_sock.local_addr().map_err(err("getsockname"))?;
+        let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(err("tokio register"))?;
+        Ok(Self {
+            sock,
+            state,
+            local,
+            wildcard: local.ip().is_unspecified(),
+            is_v6: local.is_ipv6(),
+            path_mtu: cfg.path_mtu,
+        })
+    }
+
+    /// The bound address (with the port chosen by the OS for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Datagrams the kernel may coalesce into one receive slot (1 = no GRO).
+    pub fn gro_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+
+    /// Datagrams one GSO send may carry now (1 = no GSO, or switched off
+    /// after the device refused it).
+    pub fn gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// A [`RecvBatch`] of `slots` slots sized for this socket: each holds
+    /// a full GRO train of datagrams up to `max_datagram` bytes.
+    pub fn recv_batch_buffer(&self, slots: usize, max_datagram: usize) -> RecvBatch {
+        RecvBatch::new(slots, max_datagram * self.gro_segments().max(1))
+    }
+
+    /// Waits for datagrams and receives as many as `batch` holds in one
+    /// `recvmmsg`; returns the number of slots filled (see
+    /// [`RecvBatch::iter`] for the datagrams). Cancel-safe.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.sock
+            .async_io(Interest::READABLE, || self.recv_now(batch))
+            .await
+    }
+
+    /// One non-blocking `recvmmsg`: `WouldBlock` when nothing is queued.
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        self.sock.try_io(Interest::READABLE, || self.recv_now(batch))
+    }
+
+    fn recv_now(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.filled = 0;
+        let mut chunks = batch.storage.chunks_mut(batch.slot_len);
+        let mut slices: [IoSliceMut<'_>; MAX_RECV_SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or(&mut [])));
+        let slots = batch.meta.len().min(MAX_RECV_SLOTS);
+        let n = self.state.recv(
+            (&self.sock).into(),
+            &mut slices[..slots],
+            &mut batch.meta[..slots],
+        )?;
+        batch.filled = n.min(slots);
+        Ok(batch.filled)
+    }
+
+    /// Sends everything in `batch`, grouping runs of same-destination,
+    /// same-size datagrams into GSO sends, waiting while the socket buffer
+    /// is full. Per-datagram errors are counted in [`SendStats::dropped`];
+    /// `Err` only for errors of the socket itself. Cancel-safe: a cancelled
+    /// call leaves the unsent rest in `batch`. Empties `batch` on success.
+    pub async fn send_batch(&self, batch: &mut SendBatch) -> io::Result<SendStats> {
+        let mut stats = SendStats::default();
+        while batch.sent < batch.entries.len() {
+            let (count, seg) = self.next_group(batch, batch.sent);
+            let first = batch.entries[batch.sent];
+            let last = batch.entries[batch.sent + count - 1];
+            let contents = &batch.buf[first.start..last.start + last.len];
+            let dst = self.wire_addr(first.dst);
+            let src_ip = self.source_for(first.src);
+            let transmit = Transmit {
+                destination: dst,
+                ecn: None,
+                contents,
+                segment_size: (count > 1).then_some(seg),
+                src_ip,
+            };
+            let res = self
+                .sock
+                .async_io(Interest::WRITABLE, || {
+                    self.state.try_send((&self.sock).into(), &transmit)
+                })
+                .await;
+            stats.syscalls += 1;
+            match res {
+                Ok(()) => stats.sent += count,
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) if count > 1 => {
+                    // The device refused GSO (quinn-udp then turns it off):
+                    // send this run one datagram at a time.
+                    tracing::debug!(error = %e, count, "GSO send failed; retrying unsegmented");
+                    for k in 0..count {
+                        let ent = batch.entries[batch.sent + k];
+                        let t = Transmit {
+                            destination: dst,
+                            ecn: None,
+                            contents: &batch.buf[ent.start..ent.start + ent.len],
+                            segment_size: None,
+                            src_ip,
+                        };
+                        let r = self
+                            .sock
+                            .async_io(Interest::WRITABLE, || {
+                                self.state.try_send((&self.sock).into(), &t)
+                            })
+                            .await;
+                        stats.syscalls += 1;
+                        match r {
+                            Ok(()) => stats.sent += 1,
+                            Err(e) if is_fatal(&e) => return Err(e),
+                            Err(e) => {
+                                stats.dropped += 1;
+                                stats.last_error = Some(e);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    stats.dropped += count;
+                    stats.last_error = Some(e);
+                }
+            }
+            batch.sent += count;
+        }
+        batch.clear();
+        Ok(stats)
+    }
+
+    /// Length of the GSO run starting at entry `i` and its segment size.
+    fn next_group(&self, batch: &SendBatch, i: usize) -> (usize, usize) {
+        let first = batch.entries[i];
+        let seg = first.len;
+        let max_segs = self.gso_segments().max(1);
+        let header = if first.dst.is_ipv4() { 28 } else { 48 };
+        if max_segs == 1 || seg + header > usize::from(self.path_mtu) {
+            return (1, seg);
+        }
+        let mut count = 1;
+        let mut bytes = seg;
+        while let Some(e) = batch.entries.get(i + count) {
+            if count >= max_segs
+                || e.dst != first.dst
+                || e.src != first.src
+                || e.len > seg
+                || bytes + e.len > MAX_GSO_BYTES
+            {
+                break;
+            }
+            count += 1;
+            bytes += e.len;
+            if e.len < seg {
+                // A shorter datagram can only end a GSO run.
+                break;
+            }
+        }
+        (count, seg)
+    }
+
+    /// The destination as this socket's family needs it.
+    fn wire_addr(&self, dst: SocketAddr) -> SocketAddr {
+        match dst {
+            SocketAddr::V4(v4) if self.is_v6 => {
+                SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+            }
+            other => other,
+        }
+    }
+
+    /// Source address to pin, only needed on a wildcard-bound socket.
+    fn source_for(&self, src: Option<IpAddr>) -> Option<IpAddr> {
+        if !self.wildcard {
+            return None;
+        }
+        match src? {
+            IpAddr::V4(v4) if self.is_v6 => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+            other => Some(other),
+        }
+    }
+}
+
+/// Errors that concern the socket, not the datagram.
+fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::ENOTSOCK | libc::EFAULT)
+    )
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(a.ip()), a.port())
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Restores the OS's "fragment locally when bigger than the path MTU"
+/// behaviour (`IP_PMTUDISC_WANT`, no `IPV6_DONTFRAG`).
+fn allow_fragmentation(sock: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
+    let s = socket2::SockRef::from(sock);
+    // Also for IPv6 sockets: it governs their IPv4-mapped traffic.
+    setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_WANT)?;
+    if v6 {
+        setsockopt_int(
+            &s,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IP_PMTUDISC_WANT,
+        )?;
+        setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
+    }
+    Ok(())
+}
+
+fn setsockopt_int(
+    s: &socket2::SockRef<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket fd, an int option and a pointer/length pair
+    // describing a live c_int.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use super::*;
+
+    fn lo(port: u16) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
+    #[tokio::test]
+    async fn batch_over_loopback_arrives_whole_and_in_order() {
+        let a = UdpLink::bind(&UdpConfig::new(lo(0))).expect("bind a");
+        let b = UdpLink::bind(&UdpConfig::new(lo(0))).expect("bind b");
+        let mut tx = SendBatch::with_capacity(64 * 1400);
+        for i in 0..40u8 {
+            tx.push(b.local_addr(), None, &[i; 1200]);
+        }
+        tx.push(b.local_addr(), None, &[99; 100]);
+        let stats = a.send_batch(&mut tx).await.expect("send");
+        assert_eq!(stats.sent, 41);
+        assert_eq!(stats.dropped, 0);
+        assert!(tx.is_empty());
+        if a.gso_segments() > 1 {
+            assert!(stats.syscalls < 41, "GSO should batch: {stats:?}");
+        }
+        let mut rx = b.recv_batch_buffer(8, 2048);
+        let mut got = Vec::new();
+        while got.len() < 41 {
+            let fut = b.recv_batch(&mut rx);
+            tokio::time::timeout(std::time::Duration::from_secs(5), fut)
+                .await
+                .expect("no timeout")
+                .expect("recv");
+            for d in rx.iter() {
+                assert_eq!(d.peer, a.local_addr());
+                got.push(d.data.to_vec());
+            }
+        }
+        for (i, d) in got.iter().take(40).enumerate() {
+            assert_eq!(d, &vec![i as u8; 1200]);
+        }
+        assert_eq!(got[40], vec![99u8; 100]);
+    }
+
+    #[tokio::test]
+    async fn dual_stack_socket_reports_ipv4_peers_as_ipv4_and_replies() {
+        let server = UdpLink::bind(&UdpConfig::new("[::]:0".parse().expect("addr"))).expect("bind");
+        let port = server.local_addr().port();
+        let client = UdpLink::bind(&UdpConfig::new(lo(0))).expect("bind");
+        let mut tx = SendBatch::default();
+        tx.push(lo(port), None, b"hello");
+        client.send_batch(&mut tx).await.expect("send");
+        let mut rx = server.recv_batch_buffer(4, 1500);
+        server.recv_batch(&mut rx).await.expect("recv");
+        let d = rx.iter().next().expect("one datagram");
+        assert_eq!(d.peer, client.local_addr());
+        assert_eq!(d.local_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let (peer, local) = (d.peer, d.local_ip);
+        tx.push(peer, local, b"world");
+        let st = server.send_batch(&mut tx).await.expect("reply");
+        assert_eq!(st.sent, 1);
+        let mut rx2 = client.recv_batch_buffer(4, 1500);
+        client.recv_batch(&mut rx2).await.expect("recv");
+        let d = rx2.iter().next().expect("reply");
+        assert_eq!(d.data, b"world");
+        assert_eq!(d.peer, lo(port));
+    }
+
+    #[test]
+    fn send_batch_groups_runs_by_destination_and_size() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let link = UdpLink::bind(&UdpConfig::new(lo(0))).expect("bind");
+            if link.gso_segments() < 8 {
+                return; // no GSO here: grouping is moot
+            }
+            let mut b = SendBatch::default();
+            for _ in 0..3 {
+                b.push(lo(9), None, &[0; 100]);
+            }
+            b.push(lo(9), None, &[0; 50]); // shorter: ends the run
+            b.push(lo(9), None, &[0; 100]);
+            b.push(lo(10), None, &[0; 100]); // other destination
+            b.push(lo(10), None, &[0; 1500]); // bigger: new run, too big for GSO
+            assert_eq!(link.next_group(&b, 0), (4, 100));
+            assert_eq!(link.next_group(&b, 4), (1, 100));
+            assert_eq!(link.next_group(&b, 5), (1, 100));
+            assert_eq!(link.next_group(&b, 6), (1, 1500));
+        });
+    }
+
+    #[test]
+    fn recv_batch_splits_gro_trains_at_stride() {
+        let mut rx = RecvBatch::new(2, 100);
+        rx.storage[..10].copy_from_slice(&[1, 1, 1, 1, 2, 2, 2, 2, 3, 3]);
+        rx.meta[0].len = 10;
+        rx.meta[0].stride = 4;
+        rx.meta[0].addr = "[::ffff:10.0.0.1]:5".parse().expect("addr");
+        rx.meta[1].len = 3;
+        rx.meta[1].stride = 0;
+        rx.filled = 2;
+        let got: Vec<_> = rx.iter().map(|d| (d.peer, d.data.to_vec())).collect();
+        let p: SocketAddr = "10.0.0.1:5".parse().expect("addr");
+        assert_eq!(got[0], (p, vec![1; 4]));
+        assert_eq!(got[1], (p, vec![2; 4]));
+        assert_eq!(got[2], (p, vec![3; 2]));
+        assert_eq!(got[3].1, vec![0; 3]);
+        assert_eq!(rx.iter_mut().count(), 4);
+    }
+}
