@@ -228,7 +228,8 @@ mod tests {
     use super::*;
 
     fn syn_v4(mss: u16, syn: bool, lead_nop: bool) -> Vec<u8> {
-        let mut b = PacketBuilder::ipv4([10, 8, 0, 2], [10, 8, 0, 1], 64).tcp(40000, 80, 1234, 65535);
+        let mut b =
+            PacketBuilder::ipv4([10, 8, 0, 2], [10, 8, 0, 1], 64).tcp(40000, 80, 1234, 65535);
         if syn {
             b = b.syn();
         }

@@ -75,7 +75,11 @@ pub struct NextHop {
 #[derive(Clone, Debug)]
 enum Installed {
     Route(Route),
-    Address { dev: String, addr: IpNet, peer: Option<IpAddr> },
+    Address {
+        dev: String,
+        addr: IpNet,
+        peer: Option<IpAddr>,
+    },
 }
 
 /// Everything this tunnel added to the routing table and to interfaces.
@@ -130,7 +134,8 @@ impl RouteTable {
     pub fn next_hop(&self, dst: IpAddr) -> Result<NextHop, RouteError> {
         let fam = if dst.is_ipv4() { "-4" } else { "-6" };
         let out = self.ip(&[fam, "route", "get", &dst.to_string()])?;
-        parse_route_get(&String::from_utf8_lossy(&out.stdout)).ok_or(RouteError::NoRouteToServer(dst))
+        parse_route_get(&String::from_utf8_lossy(&out.stdout))
+            .ok_or(RouteError::NoRouteToServer(dst))
     }
 
     /// `redirect-gateway def1`: a host route to the VPN `server` through the
@@ -201,12 +206,7 @@ impl RouteTable {
             cmd.args(["-n", ns]);
         }
         cmd.args(args.iter().map(AsRef::as_ref));
-        let joined = || {
-            args.iter()
-                .map(AsRef::as_ref)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let joined = || args.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(" ");
         let out = cmd.output().map_err(|source| RouteError::Spawn {
             args: joined(),
             source,
@@ -284,8 +284,9 @@ mod tests {
 
     #[test]
     fn parses_route_get_with_and_without_gateway() {
-        let h = parse_route_get("192.0.2.1 via 10.0.0.1 dev eth0 src 10.0.0.2 uid 0 \n    cache \n")
-            .expect("hop");
+        let h =
+            parse_route_get("192.0.2.1 via 10.0.0.1 dev eth0 src 10.0.0.2 uid 0 \n    cache \n")
+                .expect("hop");
         assert_eq!(h.via, Some("10.0.0.1".parse().expect("ip")));
         assert_eq!(h.dev.as_deref(), Some("eth0"));
         let h = parse_route_get("10.0.0.7 dev veth0 src 10.0.0.2 uid 0\n").expect("hop");

@@ -401,8 +401,8 @@ mod tests {
     use super::*;
 
     async fn pair(opts: TcpOptions) -> (TcpLink, TcpLink) {
-        let server = TcpServer::bind("127.0.0.1:0".parse().expect("addr"), false, opts)
-            .expect("bind");
+        let server =
+            TcpServer::bind("127.0.0.1:0".parse().expect("addr"), false, opts).expect("bind");
         let addr = server.local_addr().expect("addr");
         let (c, s) = tokio::join!(connect(addr, &opts), server.accept());
         (c.expect("connect"), s.expect("accept").0)
@@ -450,18 +450,23 @@ mod tests {
             max_record: 100,
             ..TcpOptions::default()
         };
-        let server = TcpServer::bind("127.0.0.1:0".parse().expect("addr"), false, opts)
-            .expect("bind");
+        let server =
+            TcpServer::bind("127.0.0.1:0".parse().expect("addr"), false, opts).expect("bind");
         let addr = server.local_addr().expect("addr");
         let mut raw = TcpStream::connect(addr).await.expect("connect");
         let (mut link, _) = server.accept().await.expect("accept");
-        raw.write_all(&[0, 3, 7, 8, 9, 0, 200]).await.expect("write");
+        raw.write_all(&[0, 3, 7, 8, 9, 0, 200])
+            .await
+            .expect("write");
         let mut buf = [0u8; 200];
         assert_eq!(link.reader.recv_into(&mut buf).await.expect("first"), 3);
         assert_eq!(&buf[..3], &[7, 8, 9]);
         assert!(matches!(
             link.reader.recv_into(&mut buf).await,
-            Err(TcpError::Framing(WireError::OversizedRecord { len: 200, max: 100 }))
+            Err(TcpError::Framing(WireError::OversizedRecord {
+                len: 200,
+                max: 100
+            }))
         ));
 
         let mut raw2 = TcpStream::connect(addr).await.expect("connect");

@@ -74,6 +74,9 @@ pub struct UdpConfig {
     /// OpenVPN does by default ("outer IP fragmentation is left to the
     /// OS"). When false the DF bit is always set and such sends fail.
     pub allow_fragmentation: bool,
+    /// Use UDP GSO when the kernel offers it; false sends one datagram per
+    /// `sendmsg` (for devices that mishandle GSO, and for measuring).
+    pub gso: bool,
 }
 
 impl UdpConfig {
@@ -88,6 +91,7 @@ impl UdpConfig {
             rcvbuf: None,
             path_mtu: 1500,
             allow_fragmentation: true,
+            gso: true,
         }
     }
 }
@@ -163,7 +167,11 @@ impl RecvBatch {
                 let peer = canonical(m.addr);
                 let local_ip = m.dst_ip.map(canonical_ip);
                 let data = slot.get(..m.len).unwrap_or(slot);
-                let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
+                let stride = if m.stride == 0 {
+                    m.len.max(1)
+                } else {
+                    m.stride
+                };
                 data.chunks(stride).map(move |data| Datagram {
                     peer,
                     local_ip,
@@ -300,6 +308,7 @@ pub struct UdpLink {
     wildcard: bool,
     is_v6: bool,
     path_mtu: u16,
+    gso: bool,
 }
 
 impl UdpLink {
@@ -343,6 +352,7 @@ impl UdpLink {
             wildcard: local.ip().is_unspecified(),
             is_v6: local.is_ipv6(),
             path_mtu: cfg.path_mtu,
+            gso: cfg.gso,
         })
     }
 
@@ -359,7 +369,11 @@ impl UdpLink {
     /// Datagrams one GSO send may carry now (1 = no GSO, or switched off
     /// after the device refused it).
     pub fn gso_segments(&self) -> usize {
-        self.state.max_gso_segments()
+        if self.gso {
+            self.state.max_gso_segments()
+        } else {
+            1
+        }
     }
 
     /// A [`RecvBatch`] of `slots` slots sized for this socket: each holds
@@ -379,7 +393,8 @@ impl UdpLink {
 
     /// One non-blocking `recvmmsg`: `WouldBlock` when nothing is queued.
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        self.sock.try_io(Interest::READABLE, || self.recv_now(batch))
+        self.sock
+            .try_io(Interest::READABLE, || self.recv_now(batch))
     }
 
     fn recv_now(&self, batch: &mut RecvBatch) -> io::Result<usize> {
@@ -548,7 +563,12 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 fn allow_fragmentation(sock: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
     let s = socket2::SockRef::from(sock);
     // Also for IPv6 sockets: it governs their IPv4-mapped traffic.
-    setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_WANT)?;
+    setsockopt_int(
+        &s,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_WANT,
+    )?;
     if v6 {
         setsockopt_int(
             &s,

@@ -17,7 +17,8 @@
 //!
 //! The device lives as long as the [`Tun`] value: a driver that keeps it
 //! across reconnects has `persist-tun` (addresses and MTU can be changed
-//! on the open device).
+//! on the open device). Those configuration calls are interface ioctls:
+//! they act in the calling thread's network namespace.
 
 use std::{
     io,
@@ -236,7 +237,9 @@ impl Tun {
 
     /// The device's addresses.
     pub fn addresses(&self) -> Result<Vec<std::net::IpAddr>, TunError> {
-        self.dev().addresses().map_err(self.cfg_err("list addresses"))
+        self.dev()
+            .addresses()
+            .map_err(self.cfg_err("list addresses"))
     }
 }
 
