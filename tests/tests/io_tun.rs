@@ -24,7 +24,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use etherparse::{Icmpv4Type, Icmpv6Type, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
@@ -258,7 +258,7 @@ fn tcp_between_tuns(offload: bool) {
 
     const TOTAL: usize = 64 << 20;
     let listener = ns_b.run(|| TcpListener::bind(SocketAddr::from((b, 5001))).expect("listen"));
-    let start = Instant::now();
+    let start = vpn_daemon::io::clock::now();
     let (received, digest) = std::thread::scope(|s| {
         let server = s.spawn(|| {
             let (mut conn, _) = listener.accept().expect("accept");

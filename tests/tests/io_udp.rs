@@ -10,7 +10,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tests::{Netns, VethPair, require_root};
@@ -157,7 +157,7 @@ fn udp_send_rate_with_and_without_gso() {
                 }
                 n
             });
-            let start = Instant::now();
+            let start = vpn_daemon::io::clock::now();
             let mut syscalls = 0;
             for _ in 0..ROUNDS {
                 for _ in 0..32 {

@@ -143,7 +143,7 @@ fn rewrite_mss(tcp: &mut [u8], at: usize, max_mss: u16) -> MssOutcome {
     // The checksum sums 16-bit words aligned on the TCP header start. A
     // field at an odd offset (after a lone NOP) straddles two words, which
     // in one's complement arithmetic is the same as its byte-swapped value.
-    let (m, m_new) = if at % 2 == 0 {
+    let (m, m_new) = if at.is_multiple_of(2) {
         (old, max_mss)
     } else {
         (old.swap_bytes(), max_mss.swap_bytes())
