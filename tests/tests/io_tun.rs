@@ -18,7 +18,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
     process::Command,
     sync::{
         Arc,
@@ -82,11 +82,20 @@ async fn echo(q: Arc<TunQueue>, replies: Arc<AtomicUsize>) {
             return;
         }
         for p in rx.iter() {
-            if let Some(r) = echo_reply(p) {
-                tx.push(&r);
+            match echo_reply(p) {
+                // IPv6 replies take the single-packet path, IPv4 the batch.
+                Some(r) if r.first().is_some_and(|v| v >> 4 == 6) => {
+                    if q.send(&r).await.is_ok() {
+                        replies.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(r) => tx.push(&r),
+                None => {}
             }
         }
         let n = tx.len();
+        // A truncated packet in every batch: it must not cost the replies.
+        tx.push(&[0x60, 0, 0]);
         if q.send_batch(&mut tx).await.is_ok() {
             replies.fetch_add(n, Ordering::Relaxed);
         }
@@ -212,7 +221,12 @@ fn ping_is_answered_through_an_offloaded_multi_queue_tun() {
 }
 
 /// Moves packets from `from` to `to` until aborted; counts them.
-async fn forward(from: Arc<TunQueue>, to: Arc<TunQueue>, count: Arc<AtomicUsize>) {
+async fn forward(
+    from: Arc<TunQueue>,
+    to: Arc<TunQueue>,
+    count: Arc<AtomicUsize>,
+    reads: Arc<AtomicUsize>,
+) {
     let mut rx = from.rx_batch(128, 0, 1500);
     let mut tx = to.tx_batch(128);
     loop {
@@ -223,6 +237,7 @@ async fn forward(from: Arc<TunQueue>, to: Arc<TunQueue>, count: Arc<AtomicUsize>
             tx.push(p);
         }
         count.fetch_add(rx.len(), Ordering::Relaxed);
+        reads.fetch_add(1, Ordering::Relaxed);
         if to.send_batch(&mut tx).await.is_err() {
             return;
         }
@@ -251,10 +266,16 @@ fn tcp_between_tuns(offload: bool) {
     let (tun_a, tun_b) = (open(&ns_a, a, b), open(&ns_b, b, a));
     assert!(tun_a.name().starts_with("tun"), "{}", tun_a.name());
     let packets = Arc::new(AtomicUsize::new(0));
+    let reads = Arc::new(AtomicUsize::new(0));
     let qa = tun_a.queues()[0].clone();
     let qb = tun_b.queues()[0].clone();
-    let t1 = rt.spawn(forward(qa.clone(), qb.clone(), packets.clone()));
-    let t2 = rt.spawn(forward(qb, qa, packets.clone()));
+    let t1 = rt.spawn(forward(
+        qa.clone(),
+        qb.clone(),
+        packets.clone(),
+        reads.clone(),
+    ));
+    let t2 = rt.spawn(forward(qb, qa, packets.clone(), reads.clone()));
 
     const TOTAL: usize = 64 << 20;
     let listener = ns_b.run(|| TcpListener::bind(SocketAddr::from((b, 5001))).expect("listen"));
@@ -301,10 +322,11 @@ fn tcp_between_tuns(offload: bool) {
     assert_eq!(received, TOTAL);
     assert_eq!(digest, expect);
     eprintln!(
-        "tun forwarder offload={offload}: {} MiB in {secs:.2}s = {:.0} Mbit/s, {} IP packets read",
+        "tun forwarder offload={offload}: {} MiB in {secs:.2}s = {:.0} Mbit/s, {} IP packets in {} batches",
         TOTAL >> 20,
         TOTAL as f64 * 8.0 / secs / 1e6,
-        packets.load(Ordering::Relaxed)
+        packets.load(Ordering::Relaxed),
+        reads.load(Ordering::Relaxed)
     );
     t1.abort();
     t2.abort();
@@ -351,4 +373,56 @@ fn open_device_can_change_mtu_and_addresses() {
         tun.remove_address(v6.into()).expect("remove");
         assert!(!tun.addresses().expect("addrs").contains(&v6.into()));
     });
+}
+
+/// `redirect-gateway def1` in a namespace whose default route points at a
+/// veth neighbour: the server keeps its route through the old gateway,
+/// everything else goes to the tun, and teardown restores the table.
+#[test]
+fn redirect_gateway_def1_keeps_the_server_on_the_old_gateway() {
+    if !require_root() {
+        return;
+    }
+    let (ns, other) = (Netns::new("iorg"), Netns::new("ioro"));
+    let (va, _vb) = tests::VethPair::new(&ns, &other)
+        .addr_a([10, 74, 0, 1])
+        .addr_b([10, 74, 0, 2])
+        .create();
+    ns.ip(&["route", "add", "default", "via", "10.74.0.2"]);
+    let rt = runtime();
+    let name = unique_name("tr");
+    let cfg = TunConfig {
+        ipv4: Some(TunIpv4::Subnet {
+            local: Ipv4Addr::new(10, 8, 0, 2),
+            prefix: 24,
+        }),
+        ..TunConfig::from_dev(&name)
+    };
+    let _tun = ns.run(|| {
+        let _g = rt.enter();
+        Tun::open(&cfg).expect("open tun")
+    });
+    let route_get = |dst: &str| {
+        let out = Command::new("ip")
+            .args(["-n", ns.name(), "route", "get", dst])
+            .output()
+            .expect("ip route get");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The "server" and the "internet" are only looked up, never contacted.
+    let server: IpAddr = "198.51.100.7".parse().expect("ip");
+    let mut routes = RouteTable::in_netns(ns.name());
+    let hop = routes.next_hop(server).expect("next hop");
+    assert_eq!(hop.via, Some("10.74.0.2".parse().expect("ip")));
+    assert_eq!(hop.dev.as_deref(), Some(va.name.as_str()));
+    routes
+        .redirect_gateway_def1(server, &name, Some("10.8.0.1".parse().expect("ip")))
+        .expect("def1");
+    assert_eq!(routes.installed(), 3);
+    assert!(route_get("198.51.100.7").contains(&format!("via 10.74.0.2 dev {}", va.name)));
+    assert!(route_get("203.0.113.9").contains(&format!("via 10.8.0.1 dev {name}")));
+    assert!(route_get("192.0.2.1").contains(&format!("dev {name}")));
+    drop(routes); // teardown on drop
+    assert!(route_get("203.0.113.9").contains(&format!("dev {}", va.name)));
+    assert!(!routes_of(&ns, "-4").contains("0.0.0.0/1"));
 }

@@ -675,6 +675,38 @@ mod tests {
         assert_eq!(d.peer, lo(port));
     }
 
+    #[tokio::test]
+    async fn ipv6_only_sockets_exchange_a_gso_batch() {
+        let v6 = |p: u16| -> SocketAddr {
+            SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), p)
+        };
+        let mut cfg = UdpConfig::new(v6(0));
+        cfg.v6_only = true;
+        let (Ok(a), Ok(b)) = (UdpLink::bind(&cfg), UdpLink::bind(&cfg)) else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let mut tx = SendBatch::default();
+        for i in 0..10u8 {
+            tx.push_with(b.local_addr(), None, 1000, |buf| {
+                buf[..500].fill(i);
+                500
+            });
+        }
+        let st = a.send_batch(&mut tx).await.expect("send");
+        assert_eq!((st.sent, st.dropped), (10, 0));
+        let mut rx = b.recv_batch_buffer(4, 1500);
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            b.recv_batch(&mut rx).await.expect("recv");
+            got.extend(rx.iter().map(|d| (d.peer, d.data.to_vec())));
+        }
+        for (i, (peer, data)) in got.iter().enumerate() {
+            assert_eq!(*peer, a.local_addr());
+            assert_eq!(data, &vec![i as u8; 500]);
+        }
+    }
+
     #[test]
     fn send_batch_groups_runs_by_destination_and_size() {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -278,6 +278,7 @@ impl TunQueue {
             filled: 0,
             headroom,
             mtu,
+            dropped: 0,
         }
     }
 
@@ -288,23 +289,42 @@ impl TunQueue {
             used: 0,
             offset: if self.offload { VIRTIO_NET_HDR_LEN } else { 0 },
             gro: GROTable::default(),
+            failed: 0,
         }
     }
 
     /// Waits for packets and reads as many as `rx` holds without waiting
     /// again; returns the number of packets (see [`TunRxBatch::iter`]).
+    /// A read that cannot be split (malformed offload header, too few
+    /// slots) is dropped and counted in [`TunRxBatch::dropped`]; `Err` is
+    /// an error of the device itself.
     pub async fn recv_batch(&self, rx: &mut TunRxBatch) -> io::Result<usize> {
         rx.filled = 0;
-        let first = if self.offload {
-            self.dev
-                .recv_multiple(&mut rx.raw, &mut rx.bufs, &mut rx.sizes, rx.headroom)
-                .await?
-        } else {
-            let buf = &mut rx.bufs[0][rx.headroom..];
-            rx.sizes[0] = self.dev.recv(buf).await?;
-            1
-        };
-        rx.filled = first;
+        loop {
+            let r = if self.offload {
+                self.dev
+                    .recv_multiple(&mut rx.raw, &mut rx.bufs, &mut rx.sizes, rx.headroom)
+                    .await
+            } else {
+                let buf = &mut rx.bufs[0][rx.headroom..];
+                self.dev.recv(buf).await.map(|n| {
+                    rx.sizes[0] = n;
+                    1
+                })
+            };
+            match r {
+                Ok(n) => {
+                    rx.filled = n;
+                    break;
+                }
+                Err(e) if e.raw_os_error().is_some() => return Err(e),
+                Err(e) => {
+                    // Not a syscall error: tun-rs refused to split the read.
+                    tracing::debug!(error = %e, "tun read dropped");
+                    rx.dropped += 1;
+                }
+            }
+        }
         self.recv_more(rx);
         Ok(rx.filled)
     }
@@ -344,7 +364,10 @@ impl TunQueue {
     }
 
     /// Writes every packet of `tx` (coalesced first when offloading), then
-    /// empties it; returns the number of IP packets handed in.
+    /// empties it; returns the number of IP packets handed in. A packet the
+    /// kernel refuses (malformed after decryption, say) is counted in
+    /// [`TunTxBatch::failed`] and does not stop the others; `Err` is an
+    /// error of the device itself.
     pub async fn send_batch(&self, tx: &mut TunTxBatch) -> io::Result<usize> {
         let n = tx.used;
         if n == 0 {
@@ -355,7 +378,15 @@ impl TunQueue {
             .send_multiple(&mut tx.gro, &mut tx.bufs[..n], tx.offset)
             .await;
         tx.clear();
-        res.map(|_| n)
+        match res {
+            Ok(_) => Ok(n),
+            Err(e) if is_device_gone(&e) => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "tun write refused");
+                tx.failed += 1;
+                Ok(n)
+            }
+        }
     }
 
     /// Writes one IP packet (the control path, tests); batch writes with
@@ -373,6 +404,14 @@ impl TunQueue {
     }
 }
 
+/// Errors after which the queue is unusable.
+fn is_device_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EBADFD | libc::ENODEV | libc::ENXIO)
+    )
+}
+
 /// Packets read from a tun queue, each after `headroom` free bytes.
 #[derive(Debug)]
 pub struct TunRxBatch {
@@ -382,9 +421,15 @@ pub struct TunRxBatch {
     filled: usize,
     headroom: usize,
     mtu: u16,
+    dropped: u64,
 }
 
 impl TunRxBatch {
+    /// Reads dropped because they could not be split (since creation).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Packets read by the last [`TunQueue::recv_batch`].
     pub fn len(&self) -> usize {
         self.filled
@@ -427,6 +472,7 @@ pub struct TunTxBatch {
     used: usize,
     offset: usize,
     gro: GROTable,
+    failed: u64,
 }
 
 impl std::fmt::Debug for TunTxBatch {
@@ -439,6 +485,11 @@ impl std::fmt::Debug for TunTxBatch {
 }
 
 impl TunTxBatch {
+    /// Batches in which the kernel refused a write (since creation).
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
     /// Packets queued.
     pub fn len(&self) -> usize {
         self.used
