@@ -82,15 +82,13 @@ async fn echo(q: Arc<TunQueue>, replies: Arc<AtomicUsize>) {
             return;
         }
         for p in rx.iter() {
-            match echo_reply(p) {
-                // IPv6 replies take the single-packet path, IPv4 the batch.
-                Some(r) if r.first().is_some_and(|v| v >> 4 == 6) => {
-                    if q.send(&r).await.is_ok() {
-                        replies.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Some(r) => tx.push(&r),
-                None => {}
+            let Some(r) = echo_reply(p) else { continue };
+            // IPv6 replies take the single-packet path, IPv4 the batch.
+            if r.first().is_some_and(|v| v >> 4 == 6) {
+                let sent = q.send(&r).await.is_ok();
+                replies.fetch_add(usize::from(sent), Ordering::Relaxed);
+            } else {
+                tx.push(&r);
             }
         }
         let n = tx.len();

@@ -20,15 +20,35 @@
 use std::{
     io::{self, IoSliceMut},
     net::{IpAddr, SocketAddr, SocketAddrV6},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn_udp::{RecvMeta, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 use tokio::io::Interest;
 
 /// Largest number of receive slots one `recvmmsg` fills (quinn-udp's batch).
 pub const MAX_RECV_SLOTS: usize = quinn_udp::BATCH_SIZE;
+
+/// Largest number of messages (GSO runs) one `sendmmsg` carries.
+pub const MAX_SEND_MSGS: usize = 32;
+
+/// Control buffer per message, in u64 words: `UDP_SEGMENT` (24 bytes) plus
+/// `IPV6_PKTINFO` (40 bytes) on 64-bit Linux.
+const CMSG_WORDS: usize = 8;
+
+/// `UDP_SEGMENT` (linux/udp.h): the GSO segment size of a send.
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// One message of a `sendmmsg`: entries `first..first + count`, cut in
+/// `seg`-byte datagrams by GSO when `count > 1`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Group {
+    first: usize,
+    count: usize,
+    seg: usize,
+}
 
 /// Largest UDP payload one GSO send may carry: the IPv4 total-length limit
 /// (65535) less the IPv4 and UDP headers, kept for IPv6 too.
@@ -309,6 +329,8 @@ pub struct UdpLink {
     is_v6: bool,
     path_mtu: u16,
     gso: bool,
+    /// Set when the device refused a GSO send; from then on no GSO.
+    gso_refused: AtomicBool,
 }
 
 impl UdpLink {
@@ -353,6 +375,7 @@ impl UdpLink {
             is_v6: local.is_ipv6(),
             path_mtu: cfg.path_mtu,
             gso: cfg.gso,
+            gso_refused: AtomicBool::new(false),
         })
     }
 
@@ -369,7 +392,7 @@ impl UdpLink {
     /// Datagrams one GSO send may carry now (1 = no GSO, or switched off
     /// after the device refused it).
     pub fn gso_segments(&self) -> usize {
-        if self.gso {
+        if self.gso && !self.gso_refused.load(Ordering::Relaxed) {
             self.state.max_gso_segments()
         } else {
             1
@@ -412,76 +435,119 @@ impl UdpLink {
         Ok(batch.filled)
     }
 
-    /// Sends everything in `batch`, grouping runs of same-destination,
-    /// same-size datagrams into GSO sends, waiting while the socket buffer
-    /// is full. Per-datagram errors are counted in [`SendStats::dropped`];
-    /// `Err` only for errors of the socket itself. Cancel-safe: a cancelled
-    /// call leaves the unsent rest in `batch`. Empties `batch` on success.
+    /// Sends everything in `batch`: runs of same-destination, same-size
+    /// datagrams become one GSO message each, and up to
+    /// [`MAX_SEND_MSGS`] messages (several peers) leave in one `sendmmsg`.
+    /// Waits while the socket buffer is full. Per-datagram errors are
+    /// counted in [`SendStats::dropped`]; `Err` only for errors of the
+    /// socket itself. Cancel-safe: a cancelled call leaves the unsent rest
+    /// in `batch`. Empties `batch` on success.
     pub async fn send_batch(&self, batch: &mut SendBatch) -> io::Result<SendStats> {
         let mut stats = SendStats::default();
+        // Entries below this index go out one datagram per message: their
+        // GSO message was refused.
+        let mut single_until = 0;
         while batch.sent < batch.entries.len() {
-            let (count, seg) = self.next_group(batch, batch.sent);
-            let first = batch.entries[batch.sent];
-            let last = batch.entries[batch.sent + count - 1];
-            let contents = &batch.buf[first.start..last.start + last.len];
-            let dst = self.wire_addr(first.dst);
-            let src_ip = self.source_for(first.src);
-            let transmit = Transmit {
-                destination: dst,
-                ecn: None,
-                contents,
-                segment_size: (count > 1).then_some(seg),
-                src_ip,
-            };
+            let mut groups = [Group::default(); MAX_SEND_MSGS];
+            let mut ng = 0;
+            let mut i = batch.sent;
+            while ng < MAX_SEND_MSGS && i < batch.entries.len() {
+                let (count, seg) = if i < single_until {
+                    (1, batch.entries[i].len)
+                } else {
+                    self.next_group(batch, i)
+                };
+                groups[ng] = Group {
+                    first: i,
+                    count,
+                    seg,
+                };
+                ng += 1;
+                i += count;
+            }
+            let groups = &groups[..ng];
             let res = self
                 .sock
-                .async_io(Interest::WRITABLE, || {
-                    self.state.try_send((&self.sock).into(), &transmit)
-                })
+                .async_io(Interest::WRITABLE, || self.sendmmsg_now(batch, groups))
                 .await;
             stats.syscalls += 1;
             match res {
-                Ok(()) => stats.sent += count,
-                Err(e) if is_fatal(&e) => return Err(e),
-                Err(e) if count > 1 => {
-                    // The device refused GSO (quinn-udp then turns it off):
-                    // send this run one datagram at a time.
-                    tracing::debug!(error = %e, count, "GSO send failed; retrying unsegmented");
-                    for k in 0..count {
-                        let ent = batch.entries[batch.sent + k];
-                        let t = Transmit {
-                            destination: dst,
-                            ecn: None,
-                            contents: &batch.buf[ent.start..ent.start + ent.len],
-                            segment_size: None,
-                            src_ip,
-                        };
-                        let r = self
-                            .sock
-                            .async_io(Interest::WRITABLE, || {
-                                self.state.try_send((&self.sock).into(), &t)
-                            })
-                            .await;
-                        stats.syscalls += 1;
-                        match r {
-                            Ok(()) => stats.sent += 1,
-                            Err(e) if is_fatal(&e) => return Err(e),
-                            Err(e) => {
-                                stats.dropped += 1;
-                                stats.last_error = Some(e);
-                            }
-                        }
+                Ok(k) => {
+                    for g in groups.iter().take(k) {
+                        stats.sent += g.count;
+                        batch.sent = g.first + g.count;
                     }
                 }
+                Err(e) if is_fatal(&e) => return Err(e),
                 Err(e) => {
-                    stats.dropped += count;
-                    stats.last_error = Some(e);
+                    // The first message not sent failed.
+                    let g = groups[0];
+                    if g.count > 1 {
+                        if matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) {
+                            // Some devices refuse UDP GSO only when used.
+                            tracing::info!(error = %e, "UDP GSO refused; sending unsegmented");
+                            self.gso_refused.store(true, Ordering::Relaxed);
+                        }
+                        single_until = g.first + g.count;
+                    } else {
+                        stats.dropped += 1;
+                        stats.last_error = Some(e);
+                        batch.sent = g.first + 1;
+                    }
                 }
             }
-            batch.sent += count;
         }
         batch.clear();
         Ok(stats)
+    }
+
+    /// One `sendmmsg` of `groups`; the number of messages sent.
+    fn sendmmsg_now(&self, batch: &SendBatch, groups: &[Group]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let n = groups.len().min(MAX_SEND_MSGS);
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        let mut addrs: [libc::sockaddr_storage; MAX_SEND_MSGS] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; MAX_SEND_MSGS] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; MAX_SEND_MSGS] = unsafe { std::mem::zeroed() };
+        // u64 elements keep the control buffers aligned for cmsghdr.
+        let mut cmsgs = [[0u64; CMSG_WORDS]; MAX_SEND_MSGS];
+        for (k, g) in groups.iter().take(n).enumerate() {
+            let first = batch.entries[g.first];
+            let last = batch.entries[g.first + g.count - 1];
+            let contents = &batch.buf[first.start..last.start + last.len];
+            let addr_len = write_sockaddr(self.wire_addr(first.dst), &mut addrs[k]);
+            iovs[k] = libc::iovec {
+                iov_base: contents.as_ptr() as *mut libc::c_void,
+                iov_len: contents.len(),
+            };
+            let hdr = &mut hdrs[k].msg_hdr;
+            hdr.msg_name = (&raw mut addrs[k]).cast();
+            hdr.msg_namelen = addr_len;
+            hdr.msg_iov = &raw mut iovs[k];
+            hdr.msg_iovlen = 1;
+            let segment = (g.count > 1).then_some(g.seg);
+            let src = self.source_for(first.src);
+            if segment.is_some() || src.is_some() {
+                hdr.msg_control = cmsgs[k].as_mut_ptr().cast();
+                hdr.msg_controllen = size_of::<[u64; CMSG_WORDS]>() as _;
+                // SAFETY: msg_control points to a zeroed, aligned buffer of
+                // msg_controllen bytes that outlives the call below.
+                let used = unsafe { write_cmsgs(hdr, segment, src, self.is_v6) };
+                hdr.msg_controllen = used as _;
+                if used == 0 {
+                    hdr.msg_control = std::ptr::null_mut();
+                }
+            }
+        }
+        // SAFETY: every header points into arrays (addresses, iovecs,
+        // control buffers) and batch bytes that live until this returns.
+        let r = unsafe { libc::sendmmsg(self.sock.as_raw_fd(), hdrs.as_mut_ptr(), n as _, 0) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
     }
 
     /// Length of the GSO run starting at entry `i` and its segment size.
@@ -534,6 +600,113 @@ impl UdpLink {
             other => Some(other),
         }
     }
+}
+
+/// Writes `addr` as a C socket address; returns its length.
+fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&raw mut *out).cast::<libc::sockaddr_in>(), sin) };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&raw mut *out).cast::<libc::sockaddr_in6>(), sin6) };
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+/// Fills the control messages of `hdr`: `UDP_SEGMENT` for a GSO message,
+/// the source address (`IP_PKTINFO`, or `IPV6_PKTINFO` on an IPv6 socket,
+/// IPv4-mapped for IPv4 peers). Returns the control bytes used.
+///
+/// # Safety
+/// `hdr.msg_control` must point to `hdr.msg_controllen` zeroed bytes,
+/// aligned for `cmsghdr`, with room for both messages.
+unsafe fn write_cmsgs(
+    hdr: &mut libc::msghdr,
+    segment: Option<usize>,
+    src: Option<IpAddr>,
+    socket_v6: bool,
+) -> usize {
+    let mut used = 0usize;
+    // SAFETY: CMSG_FIRSTHDR/NXTHDR stay inside the buffer the caller
+    // vouched for (or return null), and each payload fits its CMSG_LEN.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        if let Some(seg) = segment {
+            if c.is_null() {
+                return used;
+            }
+            let v = u16::try_from(seg).unwrap_or(u16::MAX);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), v);
+            used += libc::CMSG_SPACE(size_of::<u16>() as u32) as usize;
+            // NXTHDR reads cmsg_len and msg_controllen; the latter still
+            // spans the whole buffer here.
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+        if let Some(ip) = src {
+            if c.is_null() {
+                return used;
+            }
+            match (ip, socket_v6) {
+                (IpAddr::V4(v4), false) => {
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from_ne_bytes(v4.octets()),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    (*c).cmsg_level = libc::IPPROTO_IP;
+                    (*c).cmsg_type = libc::IP_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
+                    used += libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+                }
+                (ip, _) => {
+                    let v6 = match ip {
+                        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                        IpAddr::V6(v6) => v6,
+                    };
+                    let info = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: v6.octets(),
+                        },
+                        ipi6_ifindex: 0,
+                    };
+                    (*c).cmsg_level = libc::IPPROTO_IPV6;
+                    (*c).cmsg_type = libc::IPV6_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), info);
+                    used += libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                }
+            }
+        }
+    }
+    used
 }
 
 /// Errors that concern the socket, not the datagram.
@@ -704,6 +877,51 @@ mod tests {
         for (i, (peer, data)) in got.iter().enumerate() {
             assert_eq!(*peer, a.local_addr());
             assert_eq!(data, &vec![i as u8; 500]);
+        }
+    }
+
+    #[tokio::test]
+    async fn one_sendmmsg_serves_several_peers_from_the_pinned_source() {
+        let server =
+            UdpLink::bind(&UdpConfig::new("0.0.0.0:0".parse().expect("addr"))).expect("bind");
+        let port = server.local_addr().port();
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(UdpLink::bind(&UdpConfig::new(lo(0))).expect("bind"));
+        }
+        let mut tx = SendBatch::default();
+        for round in 0..2u8 {
+            for (k, c) in clients.iter().enumerate() {
+                tx.push(
+                    c.local_addr(),
+                    Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    &[k as u8, round],
+                );
+            }
+        }
+        // A GSO run with a pinned source, in the same sendmmsg.
+        for i in 2..7u8 {
+            tx.push(
+                clients[0].local_addr(),
+                Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                &[0, i],
+            );
+        }
+        let st = server.send_batch(&mut tx).await.expect("send");
+        assert_eq!((st.sent, st.dropped, st.syscalls), (11, 0, 1), "{st:?}");
+        for (k, c) in clients.iter().enumerate() {
+            let mut rx = c.recv_batch_buffer(4, 64);
+            let mut got = Vec::new();
+            let want = if k == 0 { 7 } else { 2 };
+            while got.len() < want {
+                c.recv_batch(&mut rx).await.expect("recv");
+                got.extend(rx.iter().map(|d| (d.peer, d.data.to_vec())));
+            }
+            assert_eq!(got[0], (lo(port), vec![k as u8, 0]));
+            assert_eq!(got[1], (lo(port), vec![k as u8, 1]));
+            for (i, d) in got.iter().enumerate().skip(2) {
+                assert_eq!(d, &(lo(port), vec![0, i as u8]));
+            }
         }
     }
 
