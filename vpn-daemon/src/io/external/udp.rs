@@ -1,21 +1,50 @@
 //! The UDP link of the external multiplexer, batched: `recvmmsg` with UDP
-//! GRO on receive, UDP GSO on send, `IP_PKTINFO`/`IPV6_PKTINFO` so a server
-//! bound to the wildcard answers from the address the client contacted.
+//! GRO on receive, `sendmmsg` of UDP GSO messages on send,
+//! `IP_PKTINFO`/`IPV6_PKTINFO` so a server bound to the wildcard answers
+//! from the address the client contacted.
 //!
-//! The syscall layer is `quinn-udp` (it gets the cmsg plumbing, GRO stride
-//! and GSO fallbacks right); this module adds OpenVPN's socket options, the
-//! tokio readiness loop and caller-owned batch buffers:
+//! Receiving and the socket options are `quinn-udp`'s (it gets the cmsg
+//! parsing and the GRO stride right); sending is ours, because quinn-udp
+//! sends one message per syscall and a server answers many peers at once:
 //!
 //! ```text
 //! RecvBatch: [ slot 0: d0 d1 d2 (GRO, stride) | slot 1: d3 | ... ]  + per-slot meta (peer, dst ip)
-//! SendBatch: [ d0 d1 d2 d3 ... ] contiguous; consecutive same-destination,
-//!            same-size datagrams leave in one GSO sendmsg (the last may be shorter)
+//! SendBatch: [ d0 d1 d2 | d3 | d4 d5 ... ] contiguous; each run of same-destination,
+//!            same-size datagrams (the last may be shorter) is one GSO message,
+//!            up to 32 messages per sendmmsg
 //! ```
+//!
+//! When the device refuses GSO the run is resent as single datagrams (and
+//! on `EIO`/`EINVAL` GSO is switched off for the socket); without kernel
+//! GSO/GRO every message holds one datagram and batching still comes from
+//! `sendmmsg`/`recvmmsg`.
 //!
 //! One worker per core binds its own socket with `SO_REUSEPORT`
 //! ([`UdpConfig::reuse_port`]); the kernel (or a reuseport BPF program)
 //! spreads peers over them. Peer addresses are handed out canonical:
 //! an IPv4 client of a dual-stack socket shows as IPv4, never `::ffff:a.b.c.d`.
+//!
+//! A worker's link side, in outline:
+//!
+//! ```no_run
+//! # async fn worker() -> std::io::Result<()> {
+//! use vpn_daemon::io::external::udp::{SendBatch, UdpConfig, UdpLink};
+//! let mut cfg = UdpConfig::new("[::]:1194".parse().expect("address"));
+//! cfg.reuse_port = true;
+//! let link = UdpLink::bind(&cfg).expect("bind");
+//! let mut rx = link.recv_batch_buffer(8, 2048);
+//! let mut tx = SendBatch::with_capacity(64 * 1600);
+//! loop {
+//!     link.recv_batch(&mut rx).await?;
+//!     for d in rx.iter_mut() {
+//!         // session.handle_datagram(now, d.peer, d.data) -> replies:
+//!         tx.push(d.peer, d.local_ip, d.data);
+//!     }
+//!     let stats = link.send_batch(&mut tx).await?;
+//!     let _ = stats.dropped; // count, never fatal
+//! }
+//! # }
+//! ```
 
 use std::{
     io::{self, IoSliceMut},
