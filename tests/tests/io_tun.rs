@@ -396,7 +396,7 @@ fn redirect_gateway_def1_keeps_the_server_on_the_old_gateway() {
         }),
         ..TunConfig::from_dev(&name)
     };
-    let _tun = ns.run(|| {
+    let tun = ns.run(|| {
         let _g = rt.enter();
         Tun::open(&cfg).expect("open tun")
     });
@@ -414,13 +414,26 @@ fn redirect_gateway_def1_keeps_the_server_on_the_old_gateway() {
     assert_eq!(hop.via, Some("10.74.0.2".parse().expect("ip")));
     assert_eq!(hop.dev.as_deref(), Some(va.name.as_str()));
     routes
-        .redirect_gateway_def1(server, &name, Some("10.8.0.1".parse().expect("ip")))
+        .redirect_gateway_def1(server, &name, Some(Ipv4Addr::new(10, 8, 0, 1)))
         .expect("def1");
     assert_eq!(routes.installed(), 3);
+    // IPv6 through the tunnel too (the server is IPv4: no host route).
+    ns.run(|| tun_v6(&tun));
+    routes
+        .redirect_gateway_ipv6(server, &name, None)
+        .expect("redirect ipv6");
+    assert_eq!(routes.installed(), 7);
+    assert!(route_get("2001:db8::1").contains(&format!("dev {name}")));
     assert!(route_get("198.51.100.7").contains(&format!("via 10.74.0.2 dev {}", va.name)));
     assert!(route_get("203.0.113.9").contains(&format!("via 10.8.0.1 dev {name}")));
     assert!(route_get("192.0.2.1").contains(&format!("dev {name}")));
     drop(routes); // teardown on drop
     assert!(route_get("203.0.113.9").contains(&format!("dev {}", va.name)));
     assert!(!routes_of(&ns, "-4").contains("0.0.0.0/1"));
+    assert!(!routes_of(&ns, "-6").contains("2000::/4"));
+}
+
+fn tun_v6(tun: &Tun) {
+    tun.add_ipv6("fd08::2".parse().expect("v6"), 64)
+        .expect("tun IPv6 address");
 }

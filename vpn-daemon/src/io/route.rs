@@ -16,9 +16,12 @@
 //! 0.0.0.0/1     via <tun gateway> dev tun0
 //! 128.0.0.0/1   via <tun gateway> dev tun0
 //! ```
+//!
+//! and `redirect-gateway ipv6` does the same with `::/3`, `2000::/4`,
+//! `3000::/4` and `fc00::/7`.
 
 use std::{
-    net::IpAddr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     process::{Command, Output},
 };
 
@@ -139,39 +142,70 @@ impl RouteTable {
     }
 
     /// `redirect-gateway def1`: a host route to the VPN `server` through the
-    /// current next hop, then `0.0.0.0/1` and `128.0.0.0/1` (or `::/1` and
-    /// `8000::/1` with an IPv6 `tun_gateway`) into `tun_dev`.
+    /// current next hop, then `0.0.0.0/1` and `128.0.0.0/1` into `tun_dev`
+    /// (via `tun_gateway`, the `route-gateway`, when the topology has one).
     pub fn redirect_gateway_def1(
         &mut self,
         server: IpAddr,
         tun_dev: &str,
-        tun_gateway: Option<IpAddr>,
+        tun_gateway: Option<Ipv4Addr>,
     ) -> Result<(), RouteError> {
-        let hop = self.next_hop(server)?;
-        // The server is reached through the tunnel's own device only if it
-        // is inside the tunnel; then there is nothing to protect.
-        if hop.dev.as_deref() != Some(tun_dev) {
-            self.add_route(Route {
-                dst: IpNet::from(server),
-                via: hop.via,
-                dev: hop.dev,
-                metric: None,
-            })?;
+        self.keep_server_off_tunnel(server, tun_dev)?;
+        self.add_halves(
+            &["0.0.0.0/1", "128.0.0.0/1"],
+            tun_dev,
+            tun_gateway.map(IpAddr::V4),
+        )
+    }
+
+    /// `redirect-gateway ipv6`: the IPv6 counterpart OpenVPN installs,
+    /// `::/3`, `2000::/4`, `3000::/4` and `fc00::/7` into `tun_dev` (all of
+    /// global unicast and ULA, leaving link-local and multicast alone), plus
+    /// a host route to an IPv6 `server` through its current next hop.
+    pub fn redirect_gateway_ipv6(
+        &mut self,
+        server: IpAddr,
+        tun_dev: &str,
+        tun_gateway: Option<Ipv6Addr>,
+    ) -> Result<(), RouteError> {
+        if server.is_ipv6() {
+            self.keep_server_off_tunnel(server, tun_dev)?;
         }
-        let v6 = tun_gateway.is_some_and(|g| g.is_ipv6());
-        let halves: [&str; 2] = if v6 {
-            ["::/1", "8000::/1"]
-        } else {
-            ["0.0.0.0/1", "128.0.0.0/1"]
-        };
-        for h in halves {
-            let dst: IpNet = h.parse().map_err(|_| RouteError::Command {
-                args: h.to_owned(),
+        self.add_halves(
+            &["::/3", "2000::/4", "3000::/4", "fc00::/7"],
+            tun_dev,
+            tun_gateway.map(IpAddr::V6),
+        )
+    }
+
+    fn keep_server_off_tunnel(&mut self, server: IpAddr, tun_dev: &str) -> Result<(), RouteError> {
+        let hop = self.next_hop(server)?;
+        // Reached through the tunnel's own device: nothing to protect.
+        if hop.dev.as_deref() == Some(tun_dev) {
+            return Ok(());
+        }
+        self.add_route(Route {
+            dst: IpNet::from(server),
+            via: hop.via,
+            dev: hop.dev,
+            metric: None,
+        })
+    }
+
+    fn add_halves(
+        &mut self,
+        nets: &[&str],
+        tun_dev: &str,
+        via: Option<IpAddr>,
+    ) -> Result<(), RouteError> {
+        for n in nets {
+            let dst: IpNet = n.parse().map_err(|_| RouteError::Command {
+                args: (*n).to_owned(),
                 stderr: "bad prefix".to_owned(),
             })?;
             self.add_route(Route {
                 dst,
-                via: tun_gateway,
+                via,
                 dev: Some(tun_dev.to_owned()),
                 metric: None,
             })?;
