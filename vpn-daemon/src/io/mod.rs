@@ -2,4 +2,8 @@
 //! its AF_XDP rings. The only layer allowed to read the clock (`clock`).
 
 pub mod clock;
+pub mod external;
+pub mod internal;
+pub mod mssfix;
+pub mod route;
 pub mod xdp;
