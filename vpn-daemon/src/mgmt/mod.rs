@@ -1,0 +1,3 @@
+//! Management: status output and the management interface line protocol.
+
+pub mod status;
