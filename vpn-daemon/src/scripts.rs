@@ -182,14 +182,26 @@ pub struct ScriptEnv {
 
 fn clean_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 fn clean_value(value: &str) -> String {
     value
         .chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -201,7 +213,8 @@ impl ScriptEnv {
 
     /// Sets a variable (replacing it).
     pub fn set(&mut self, name: &str, value: impl AsRef<str>) -> &mut Self {
-        self.vars.insert(clean_name(name), clean_value(value.as_ref()));
+        self.vars
+            .insert(clean_name(name), clean_value(value.as_ref()));
         self
     }
 
@@ -475,7 +488,9 @@ impl TempFile {
                 Err(e) => return Err(err(e)),
             }
         }
-        Err(err(std::io::Error::other("no unique name after 8 attempts")))
+        Err(err(std::io::Error::other(
+            "no unique name after 8 attempts",
+        )))
     }
 }
 
@@ -553,7 +568,13 @@ mod tests {
         ];
         env.set_foreign_options(&foreign_options(&pushed));
         let out = runner(2, &d)
-            .run(&format!("{s} tun0"), ScriptType::Up, &["1500".into()], &env, None)
+            .run(
+                &format!("{s} tun0"),
+                ScriptType::Up,
+                &["1500".into()],
+                &env,
+                None,
+            )
             .await
             .unwrap();
         assert!(out.success);
@@ -569,7 +590,13 @@ mod tests {
         let d = TempDir::new();
         let s = d.script("deny.sh", "exit 3");
         let out = runner(2, &d)
-            .run(&s, ScriptType::ClientDisconnect, &[], &ScriptEnv::new(), None)
+            .run(
+                &s,
+                ScriptType::ClientDisconnect,
+                &[],
+                &ScriptEnv::new(),
+                None,
+            )
             .await
             .unwrap();
         assert!(!out.success);
@@ -631,7 +658,13 @@ mod tests {
             password: "p w".into(),
         };
         let out = runner(2, &d)
-            .run(&s, ScriptType::UserPassVerify, &[], &ScriptEnv::new(), Some(&creds))
+            .run(
+                &s,
+                ScriptType::UserPassVerify,
+                &[],
+                &ScriptEnv::new(),
+                Some(&creds),
+            )
             .await
             .unwrap();
         assert!(out.success, "{}", out.output);
@@ -662,7 +695,10 @@ mod tests {
         };
         let o = crate::server::ccd::parse_ccd(text.as_bytes(), Path::new("client-connect"), &dir)
             .unwrap();
-        assert_eq!(o.ifconfig_push.unwrap().local, "10.8.0.77".parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(
+            o.ifconfig_push.unwrap().local,
+            "10.8.0.77".parse::<std::net::Ipv4Addr>().unwrap()
+        );
         assert_eq!(o.push_edits.len(), 1);
         // Nothing is left behind in tmp-dir but the script itself.
         let left: Vec<_> = std::fs::read_dir(&d.0).unwrap().collect();
@@ -688,12 +724,24 @@ mod tests {
     async fn missing_program_and_bad_quoting_are_errors() {
         let d = TempDir::new();
         let e = runner(2, &d)
-            .run("/nonexistent/vpn-script", ScriptType::Up, &[], &ScriptEnv::new(), None)
+            .run(
+                "/nonexistent/vpn-script",
+                ScriptType::Up,
+                &[],
+                &ScriptEnv::new(),
+                None,
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, ScriptError::Spawn { .. }));
-        assert!(matches!(split_command("a \"b"), Err(ScriptError::BadCommand { .. })));
-        assert!(matches!(split_command("   "), Err(ScriptError::BadCommand { .. })));
+        assert!(matches!(
+            split_command("a \"b"),
+            Err(ScriptError::BadCommand { .. })
+        ));
+        assert!(matches!(
+            split_command("   "),
+            Err(ScriptError::BadCommand { .. })
+        ));
         assert_eq!(
             split_command("'/opt/my scripts/up.sh' \"a b\" c").unwrap(),
             vec!["/opt/my scripts/up.sh", "a b", "c"]

@@ -33,7 +33,7 @@
 
 use std::{
     fmt::Write as _,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
 use ipnet::IpNet;
@@ -294,7 +294,7 @@ fn route_address(r: &RouteEntry) -> String {
         IpNet::V6(n) => n.prefix_len() == 128,
     };
     let mut s = if host {
-        IpAddr::from(r.network.addr()).to_string()
+        r.network.addr().to_string()
     } else {
         r.network.to_string()
     };
@@ -460,7 +460,11 @@ fn render_tagged(s: &ServerStatus, sep: char, nl: &str, tz: &dyn TimeZone) -> St
             row(&["GLOBAL_STATS", &k, &v.to_string()]);
         }
     }
-    row(&["GLOBAL_STATS", "dco_enabled", if s.dco_enabled { "1" } else { "0" }]);
+    row(&[
+        "GLOBAL_STATS",
+        "dco_enabled",
+        if s.dco_enabled { "1" } else { "0" },
+    ]);
     row(&["END"]);
     o
 }
@@ -552,9 +556,24 @@ mod tests {
                 },
             ],
             routes: vec![
-                route("10.8.0.2/32", "client1", "198.51.100.7:43451", 1_795_625_097),
-                route("fd00:8::1000/128", "client1", "198.51.100.7:43451", 1_795_625_097),
-                route("10.8.0.3/32", "laptop-bob", "203.0.113.20:51820", 1_795_625_104),
+                route(
+                    "10.8.0.2/32",
+                    "client1",
+                    "198.51.100.7:43451",
+                    1_795_625_097,
+                ),
+                route(
+                    "fd00:8::1000/128",
+                    "client1",
+                    "198.51.100.7:43451",
+                    1_795_625_097,
+                ),
+                route(
+                    "10.8.0.3/32",
+                    "laptop-bob",
+                    "203.0.113.20:51820",
+                    1_795_625_104,
+                ),
             ],
             max_bcast_mcast_queue_len: 0,
             dco_enabled: false,
@@ -603,7 +622,10 @@ GLOBAL_STATS\tMax bcast/mcast queue length\t0
 GLOBAL_STATS\tdco_enabled\t0
 END
 ";
-        assert_eq!(render_server(&s, StatusVersion::V3, LineEnd::Lf, &tz()), want);
+        assert_eq!(
+            render_server(&s, StatusVersion::V3, LineEnd::Lf, &tz()),
+            want
+        );
     }
 
     #[test]
@@ -629,8 +651,18 @@ END
                 },
             ],
             routes: vec![
-                route("10.8.0.2/32", "client1", "198.51.100.7:50892", 1_795_625_202),
-                route("fd00:8::1000/128", "client1", "198.51.100.7:50892", 1_795_625_202),
+                route(
+                    "10.8.0.2/32",
+                    "client1",
+                    "198.51.100.7:50892",
+                    1_795_625_202,
+                ),
+                route(
+                    "fd00:8::1000/128",
+                    "client1",
+                    "198.51.100.7:50892",
+                    1_795_625_202,
+                ),
                 route("10.8.0.3/32", "client2", "203.0.113.20:1194", 1_795_625_215),
                 route("10.9.0.0/24", "client2", "203.0.113.20:1194", 1_795_597_924),
             ],
@@ -654,7 +686,10 @@ GLOBAL STATS
 Max bcast/mcast queue length,1
 END
 ";
-        assert_eq!(render_server(&s, StatusVersion::V1, LineEnd::Lf, &tz()), want);
+        assert_eq!(
+            render_server(&s, StatusVersion::V1, LineEnd::Lf, &tz()),
+            want
+        );
     }
 
     #[test]
@@ -690,7 +725,10 @@ END
     #[test]
     fn real_addresses_render_as_openvpn_does() {
         assert_eq!(format_real_address(sa("192.0.2.1:1194")), "192.0.2.1:1194");
-        assert_eq!(format_real_address(sa("[::ffff:192.0.2.1]:1194")), "192.0.2.1:1194");
+        assert_eq!(
+            format_real_address(sa("[::ffff:192.0.2.1]:1194")),
+            "192.0.2.1:1194"
+        );
         assert_eq!(format_real_address(sa("[2001:db8::5]:1194")), "2001:db8::5");
     }
 
@@ -705,7 +743,9 @@ END
             last_ref: 0,
         }];
         let out = render_server(&s, StatusVersion::V2, LineEnd::Lf, &tz());
-        assert!(out.contains("\nROUTING_TABLE,10.9.0.5C,UNDEF,192.0.2.1:1,1970-01-01 00:00:00,0\n"));
+        assert!(
+            out.contains("\nROUTING_TABLE,10.9.0.5C,UNDEF,192.0.2.1:1,1970-01-01 00:00:00,0\n")
+        );
     }
 
     #[test]
@@ -796,8 +836,14 @@ END
         assert_eq!(row[12], "AES-256-GCM");
         assert_eq!(&row[13..], &["10", "1000", "20", "2000"]);
         // patrickjahns keeps the last GLOBAL_STATS value: still dco_enabled.
-        let globals: Vec<&&str> = lines.iter().filter(|l| l.starts_with("GLOBAL_STATS")).collect();
-        assert_eq!(globals.first().unwrap(), &&"GLOBAL_STATS\tMax bcast/mcast queue length\t0");
+        let globals: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("GLOBAL_STATS"))
+            .collect();
+        assert_eq!(
+            globals.first().unwrap(),
+            &&"GLOBAL_STATS\tMax bcast/mcast queue length\t0"
+        );
         assert_eq!(globals.last().unwrap(), &&"GLOBAL_STATS\tdco_enabled\t0");
         assert!(globals.contains(&&"GLOBAL_STATS\tXDP dropped unknown-peer\t7"));
         assert_eq!(lines.last(), Some(&"END"));

@@ -194,6 +194,17 @@ pub struct CcdOptions {
     pub other: Vec<OtherDirective>,
 }
 
+/// A static address assignment found in a ccd file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAddress {
+    /// The file.
+    pub file: PathBuf,
+    /// Its `ifconfig-push` address.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Its `ifconfig-ipv6-push` address.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
 /// Which file answered a lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CcdLookup {
@@ -305,10 +316,7 @@ impl ClientConfigDir {
     /// Static addresses of every file in the directory (for
     /// [`AddressPool::reserve`](super::pool::AddressPool::reserve)), with
     /// the errors of files that could not be read or parsed.
-    pub fn scan_static_addresses(
-        &self,
-    ) -> Result<(Vec<(PathBuf, Option<Ipv4Addr>, Option<Ipv6Addr>)>, Vec<CcdError>), CcdError>
-    {
+    pub fn scan_static_addresses(&self) -> Result<(Vec<StaticAddress>, Vec<CcdError>), CcdError> {
         let rd = std::fs::read_dir(&self.dir).map_err(|source| CcdError::Read {
             path: self.dir.clone(),
             source,
@@ -327,7 +335,11 @@ impl ClientConfigDir {
                     let v4 = o.ifconfig_push.map(|i| i.local);
                     let v6 = o.ifconfig_ipv6_push.map(|i| i.local.addr());
                     if v4.is_some() || v6.is_some() {
-                        found.push((p, v4, v6));
+                        found.push(StaticAddress {
+                            file: p,
+                            ipv4: v4,
+                            ipv6: v6,
+                        });
                     }
                 }
                 Err(e) => errors.push(e),
@@ -338,11 +350,7 @@ impl ClientConfigDir {
 }
 
 /// Parses ccd text (`path` names it in errors and anchors nothing else).
-pub fn parse_ccd(
-    bytes: &[u8],
-    path: &Path,
-    dir: &ClientConfigDir,
-) -> Result<CcdOptions, CcdError> {
+pub fn parse_ccd(bytes: &[u8], path: &Path, dir: &ClientConfigDir) -> Result<CcdOptions, CcdError> {
     let mut opts = CcdOptions {
         file: path.to_path_buf(),
         ..CcdOptions::default()
@@ -419,7 +427,10 @@ fn parse_into(
                 } else {
                     format!("{min} to {max}")
                 };
-                Err(bad(format!("takes {want} parameter(s), got {}", args.len())))
+                Err(bad(format!(
+                    "takes {want} parameter(s), got {}",
+                    args.len()
+                )))
             } else {
                 Ok(())
             }
@@ -453,16 +464,24 @@ fn parse_into(
             "ifconfig-ipv6-push" => {
                 arity(1, 2)?;
                 let local = parse_v6_prefix(arg(0)).ok_or_else(|| {
-                    bad(format!("cannot parse --ifconfig-ipv6-push address {:?}", arg(0)))
+                    bad(format!(
+                        "cannot parse --ifconfig-ipv6-push address {:?}",
+                        arg(0)
+                    ))
                 })?;
                 let remote = if args.len() == 2 {
                     arg(1).parse::<Ipv6Addr>().map_err(|_| {
-                        bad(format!("cannot parse --ifconfig-ipv6-push remote {:?}", arg(1)))
+                        bad(format!(
+                            "cannot parse --ifconfig-ipv6-push remote {:?}",
+                            arg(1)
+                        ))
                     })?
                 } else {
                     dir.ifconfig_ipv6_local.ok_or_else(|| {
-                        bad("second argument missing and no global --ifconfig-ipv6 address set"
-                            .into())
+                        bad(
+                            "second argument missing and no global --ifconfig-ipv6 address set"
+                                .into(),
+                        )
                     })?
                 };
                 opts.ifconfig_ipv6_push = Some(IfconfigIpv6Push { local, remote });
@@ -598,7 +617,11 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<CcdOptions, CcdError> {
-        parse_ccd(text.as_bytes(), Path::new("/ccd/alice"), &ctx(Path::new("/ccd")))
+        parse_ccd(
+            text.as_bytes(),
+            Path::new("/ccd/alice"),
+            &ctx(Path::new("/ccd")),
+        )
     }
 
     /// A fresh directory under the system temp dir, removed on drop.
@@ -668,7 +691,10 @@ mod tests {
                 PushEdit::Remove("dhcp-option".into())
             ]
         );
-        assert_eq!((o.ping, o.ping_restart, o.ping_timer_rem), (Some(5), Some(30), true));
+        assert_eq!(
+            (o.ping, o.ping_restart, o.ping_timer_rem),
+            (Some(5), Some(30), true)
+        );
         assert_eq!(
             o.inactive,
             Some(CcdInactive {
@@ -688,7 +714,10 @@ mod tests {
     fn ifconfig_push_alias_and_ipv6_default_remote() {
         let o = parse("ifconfig-push 10.8.0.6 10.8.0.5 10.9.9.9\nifconfig-ipv6-push fd00:8::77\n")
             .unwrap();
-        assert_eq!(o.ifconfig_push.unwrap().alias, Some("10.9.9.9".parse().unwrap()));
+        assert_eq!(
+            o.ifconfig_push.unwrap().alias,
+            Some("10.9.9.9".parse().unwrap())
+        );
         let v6 = o.ifconfig_ipv6_push.unwrap();
         assert_eq!(v6.local.prefix_len(), 64);
         assert_eq!(v6.remote, "fd00:8::1".parse::<Ipv6Addr>().unwrap());
@@ -696,14 +725,29 @@ mod tests {
             ifconfig_ipv6_local: None,
             ..ctx(Path::new("/ccd"))
         };
-        let e = parse_ccd(b"ifconfig-ipv6-push fd00:8::77\n", Path::new("/ccd/a"), &no_global)
-            .unwrap_err();
-        assert!(e.to_string().starts_with("/ccd/a:1: ifconfig-ipv6-push:"), "{e}");
+        let e = parse_ccd(
+            b"ifconfig-ipv6-push fd00:8::77\n",
+            Path::new("/ccd/a"),
+            &no_global,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("/ccd/a:1: ifconfig-ipv6-push:"),
+            "{e}"
+        );
     }
 
     #[test]
     fn refuses_global_only_directives_with_file_and_line() {
-        for d in ["dev tun", "server 10.9.0.0 255.255.255.0", "route 10.0.0.0 255.0.0.0", "ca x.pem", "client-to-client", "tls-auth ta.key 0", "nonsense"] {
+        for d in [
+            "dev tun",
+            "server 10.9.0.0 255.255.255.0",
+            "route 10.0.0.0 255.0.0.0",
+            "ca x.pem",
+            "client-to-client",
+            "tls-auth ta.key 0",
+            "nonsense",
+        ] {
             let e = parse(&format!("ping 1\n{d}\n")).unwrap_err();
             assert!(matches!(e, CcdError::NotAllowed { .. }), "{d}: {e}");
             assert!(e.to_string().starts_with("/ccd/alice:2: option"), "{e}");
@@ -732,7 +776,10 @@ mod tests {
         for (text, want) in cases {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
-            assert!(e.contains("/ccd/alice") || e.contains("/nonexistent"), "{e}");
+            assert!(
+                e.contains("/ccd/alice") || e.contains("/nonexistent"),
+                "{e}"
+            );
         }
     }
 
@@ -745,7 +792,10 @@ mod tests {
     #[test]
     fn file_names_cannot_escape_the_directory() {
         assert_eq!(ccd_file_name("alice").unwrap(), "alice");
-        assert_eq!(ccd_file_name("../../etc/passwd").unwrap(), ".._.._etc_passwd");
+        assert_eq!(
+            ccd_file_name("../../etc/passwd").unwrap(),
+            ".._.._etc_passwd"
+        );
         assert_eq!(ccd_file_name("a\nb\u{7f}c").unwrap(), "a_b_c");
         assert_eq!(ccd_file_name("Jos\u{e9} Doe").unwrap(), "Jos__ Doe");
         assert!(ccd_file_name("..").is_err());
@@ -784,8 +834,14 @@ mod tests {
             ..ctx(&d.0)
         };
         assert!(matches!(c.load("alice").unwrap(), CcdLookup::Client(_)));
-        assert!(matches!(c.load("bob"), Err(CcdError::ExclusiveNoFile { .. })));
-        assert!(matches!(c.load("DEFAULT"), Err(CcdError::ExclusiveNoFile { .. })));
+        assert!(matches!(
+            c.load("bob"),
+            Err(CcdError::ExclusiveNoFile { .. })
+        ));
+        assert!(matches!(
+            c.load("DEFAULT"),
+            Err(CcdError::ExclusiveNoFile { .. })
+        ));
     }
 
     #[test]
@@ -816,8 +872,8 @@ mod tests {
         d.write("d", "dev tun\n");
         let (found, errors) = ctx(&d.0).scan_static_addresses().unwrap();
         assert_eq!(found.len(), 2);
-        assert_eq!(found[0].1, Some("10.8.0.50".parse().unwrap()));
-        assert_eq!(found[1].2, Some("fd00:8::99".parse().unwrap()));
+        assert_eq!(found[0].ipv4, Some("10.8.0.50".parse().unwrap()));
+        assert_eq!(found[1].ipv6, Some("fd00:8::99".parse().unwrap()));
         assert_eq!(errors.len(), 1);
     }
 }

@@ -228,7 +228,9 @@ pub trait RouteKey: Copy + Eq + std::hash::Hash {
 impl RouteKey for Ipv4Addr {
     const BITS: u8 = 32;
     fn masked(self, len: u8) -> Self {
-        let m = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+        let m = u32::MAX
+            .checked_shl(32 - u32::from(len.min(32)))
+            .unwrap_or(0);
         Ipv4Addr::from(u32::from(self) & m)
     }
 }
@@ -560,7 +562,12 @@ impl<T> PeerTable<T> {
     ///   with `client-to-client`, multicast is copied to the other clients
     ///   (and tun) and unicast to another client goes straight to it;
     ///   everything else goes to tun for the kernel to route.
-    pub fn route(&self, from: PacketSource, packet: &[u8], client_to_client: bool) -> RouteDecision {
+    pub fn route(
+        &self,
+        from: PacketSource,
+        packet: &[u8],
+        client_to_client: bool,
+    ) -> RouteDecision {
         let Some((src, dst)) = ip_addrs(packet) else {
             return RouteDecision::Drop(RouteDrop::Malformed);
         };
@@ -702,9 +709,12 @@ mod tests {
         let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
         let b = t.insert(sa("192.0.2.2:1"), ()).unwrap();
         let c = t.insert(sa("192.0.2.3:1"), ()).unwrap();
-        t.set_routes(a, routes("10.8.0.2", None, &["10.0.0.0/8"])).unwrap();
-        t.set_routes(b, routes("10.8.0.3", None, &["10.9.0.0/16"])).unwrap();
-        t.set_routes(c, routes("10.8.0.4", None, &["10.9.8.0/24"])).unwrap();
+        t.set_routes(a, routes("10.8.0.2", None, &["10.0.0.0/8"]))
+            .unwrap();
+        t.set_routes(b, routes("10.8.0.3", None, &["10.9.0.0/16"]))
+            .unwrap();
+        t.set_routes(c, routes("10.8.0.4", None, &["10.9.8.0/24"]))
+            .unwrap();
         let look = |s: &str| t.by_vpn_addr(s.parse().unwrap());
         assert_eq!(look("10.8.0.2"), Some(a));
         assert_eq!(look("10.8.0.3"), Some(b));
@@ -736,8 +746,11 @@ mod tests {
         let mut t: PeerTable<()> = PeerTable::new(10);
         let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
         let b = t.insert(sa("192.0.2.2:1"), ()).unwrap();
-        t.set_routes(a, routes("10.8.0.2", None, &["10.50.0.0/16"])).unwrap();
-        let lost = t.set_routes(b, routes("10.8.0.3", None, &["10.50.0.0/16"])).unwrap();
+        t.set_routes(a, routes("10.8.0.2", None, &["10.50.0.0/16"]))
+            .unwrap();
+        let lost = t
+            .set_routes(b, routes("10.8.0.3", None, &["10.50.0.0/16"]))
+            .unwrap();
         assert_eq!(lost, vec![a]);
         t.remove(a);
         assert_eq!(t.by_vpn_addr("10.50.1.1".parse().unwrap()), Some(b));
@@ -747,7 +760,8 @@ mod tests {
     fn set_routes_replaces_old_routes() {
         let mut t: PeerTable<()> = PeerTable::new(10);
         let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
-        t.set_routes(a, routes("10.8.0.2", None, &["10.50.0.0/16"])).unwrap();
+        t.set_routes(a, routes("10.8.0.2", None, &["10.50.0.0/16"]))
+            .unwrap();
         t.set_routes(a, routes("10.8.0.7", None, &[])).unwrap();
         assert_eq!(t.by_vpn_addr("10.50.1.1".parse().unwrap()), None);
         assert_eq!(t.by_vpn_addr("10.8.0.2".parse().unwrap()), None);
@@ -760,7 +774,10 @@ mod tests {
         let a = t.insert(sa("192.0.2.1:1000"), "alice").unwrap();
         let b = t.insert(sa("192.0.2.2:1000"), "bob").unwrap();
         let same = |x: &Peer<&str>, y: &Peer<&str>| x.payload == y.payload;
-        assert_eq!(t.float(a, sa("192.0.2.1:1000"), same), Ok(FloatOutcome::Unchanged));
+        assert_eq!(
+            t.float(a, sa("192.0.2.1:1000"), same),
+            Ok(FloatOutcome::Unchanged)
+        );
         assert_eq!(
             t.float(a, sa("198.51.100.9:4000"), same),
             Ok(FloatOutcome::Moved {
@@ -777,7 +794,10 @@ mod tests {
             })
         );
         assert_eq!(t.get(a).unwrap().transport(), sa("198.51.100.9:4000"));
-        assert_eq!(t.float(9, sa("192.0.2.9:1"), same), Err(FloatError::UnknownPeer(9)));
+        assert_eq!(
+            t.float(9, sa("192.0.2.9:1"), same),
+            Err(FloatError::UnknownPeer(9))
+        );
     }
 
     #[test]
@@ -805,7 +825,8 @@ mod tests {
         let mut t: PeerTable<()> = PeerTable::new(10);
         let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
         t.set_common_name(a, Some("alice".into())).unwrap();
-        t.set_routes(a, routes("10.8.0.2", Some("fd00::2"), &["10.60.0.0/24"])).unwrap();
+        t.set_routes(a, routes("10.8.0.2", Some("fd00::2"), &["10.60.0.0/24"]))
+            .unwrap();
         let p = t.remove(a).unwrap();
         assert_eq!(p.common_name(), Some("alice"));
         assert!(t.get(a).is_none());
@@ -835,8 +856,10 @@ mod tests {
         let mut t: PeerTable<()> = PeerTable::new(10);
         let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
         let b = t.insert(sa("192.0.2.2:1"), ()).unwrap();
-        t.set_routes(a, routes("10.8.0.2", Some("fd00::2"), &[])).unwrap();
-        t.set_routes(b, routes("10.8.0.3", None, &["192.168.50.0/24"])).unwrap();
+        t.set_routes(a, routes("10.8.0.2", Some("fd00::2"), &[]))
+            .unwrap();
+        t.set_routes(b, routes("10.8.0.3", None, &["192.168.50.0/24"]))
+            .unwrap();
         (t, a, b)
     }
 
@@ -845,9 +868,15 @@ mod tests {
         let (t, a, b) = two_clients();
         let r = |p: &[u8]| t.route(PacketSource::Tun, p, false);
         assert_eq!(r(&v4pkt("10.8.0.1", "10.8.0.2")), RouteDecision::Peer(a));
-        assert_eq!(r(&v4pkt("10.8.0.1", "192.168.50.7")), RouteDecision::Peer(b));
+        assert_eq!(
+            r(&v4pkt("10.8.0.1", "192.168.50.7")),
+            RouteDecision::Peer(b)
+        );
         assert_eq!(r(&v6pkt("fd00::1", "fd00::2")), RouteDecision::Peer(a));
-        assert_eq!(r(&v4pkt("10.8.0.1", "10.8.0.99")), RouteDecision::Drop(RouteDrop::NoRoute));
+        assert_eq!(
+            r(&v4pkt("10.8.0.1", "10.8.0.99")),
+            RouteDecision::Drop(RouteDrop::NoRoute)
+        );
         assert_eq!(
             r(&v4pkt("10.8.0.1", "224.0.0.251")),
             RouteDecision::Broadcast {
@@ -864,21 +893,39 @@ mod tests {
     fn client_packets_need_their_own_source_address() {
         let (t, a, b) = two_clients();
         let r = |id, p: &[u8]| t.route(PacketSource::Peer(id), p, true);
-        assert_eq!(r(a, &v4pkt("10.8.0.3", "10.8.0.1")), RouteDecision::Drop(RouteDrop::BadSource));
+        assert_eq!(
+            r(a, &v4pkt("10.8.0.3", "10.8.0.1")),
+            RouteDecision::Drop(RouteDrop::BadSource)
+        );
         assert_eq!(r(b, &v4pkt("192.168.50.9", "10.8.0.1")), RouteDecision::Tun);
-        assert_eq!(r(7, &v4pkt("10.8.0.2", "10.8.0.1")), RouteDecision::Drop(RouteDrop::UnknownPeer));
+        assert_eq!(
+            r(7, &v4pkt("10.8.0.2", "10.8.0.1")),
+            RouteDecision::Drop(RouteDrop::UnknownPeer)
+        );
     }
 
     #[test]
     fn client_to_client_routes_inside_only_when_enabled() {
         let (t, a, b) = two_clients();
         let p = v4pkt("10.8.0.2", "192.168.50.1");
-        assert_eq!(t.route(PacketSource::Peer(a), &p, true), RouteDecision::Peer(b));
-        assert_eq!(t.route(PacketSource::Peer(a), &p, false), RouteDecision::Tun);
+        assert_eq!(
+            t.route(PacketSource::Peer(a), &p, true),
+            RouteDecision::Peer(b)
+        );
+        assert_eq!(
+            t.route(PacketSource::Peer(a), &p, false),
+            RouteDecision::Tun
+        );
         let own = v4pkt("10.8.0.2", "10.8.0.2");
-        assert_eq!(t.route(PacketSource::Peer(a), &own, true), RouteDecision::Tun);
+        assert_eq!(
+            t.route(PacketSource::Peer(a), &own, true),
+            RouteDecision::Tun
+        );
         let out = v4pkt("10.8.0.2", "8.8.8.8");
-        assert_eq!(t.route(PacketSource::Peer(a), &out, true), RouteDecision::Tun);
+        assert_eq!(
+            t.route(PacketSource::Peer(a), &out, true),
+            RouteDecision::Tun
+        );
         let mc = v6pkt("fd00::2", "ff02::1");
         assert_eq!(
             t.route(PacketSource::Peer(a), &mc, true),
@@ -887,7 +934,10 @@ mod tests {
                 also_tun: true
             }
         );
-        assert_eq!(t.route(PacketSource::Peer(a), &mc, false), RouteDecision::Tun);
+        assert_eq!(
+            t.route(PacketSource::Peer(a), &mc, false),
+            RouteDecision::Tun
+        );
     }
 
     #[test]
@@ -899,7 +949,10 @@ mod tests {
         assert_eq!(rt.lookup("10.0.0.1".parse().unwrap()), Some(2));
         assert_eq!(rt.lookup("10.0.0.2".parse().unwrap()), Some(3));
         assert_eq!(rt.lookup("1.1.1.1".parse().unwrap()), Some(1));
-        assert!(!rt.remove("10.0.0.0".parse().unwrap(), 24, 9), "not the owner");
+        assert!(
+            !rt.remove("10.0.0.0".parse().unwrap(), 24, 9),
+            "not the owner"
+        );
         assert!(rt.remove("10.0.0.0".parse().unwrap(), 24, 3));
         assert_eq!(rt.lookup("10.0.0.2".parse().unwrap()), Some(1));
         let lens: Vec<u8> = rt.entries().map(|(_, l, _)| l).collect();

@@ -379,15 +379,15 @@ impl AddressPool {
     pub fn acquire(&mut self, common_name: Option<&str>) -> Result<Lease, PoolError> {
         let cn = if self.duplicate_cn { None } else { common_name };
         let i = self.find(cn).ok_or(PoolError::Exhausted)?;
-        if let Some(old) = self.slots.get(i as usize).and_then(|s| s.common_name.clone())
+        if let Some(old) = self
+            .slots
+            .get(i as usize)
+            .and_then(|s| s.common_name.clone())
             && self.by_cn.get(&old) == Some(&i)
         {
             self.by_cn.remove(&old);
         }
-        let slot = self
-            .slots
-            .get_mut(i as usize)
-            .ok_or(PoolError::Exhausted)?;
+        let slot = self.slots.get_mut(i as usize).ok_or(PoolError::Exhausted)?;
         slot.in_use = true;
         slot.fixed = slot.fixed && cn.is_some();
         slot.common_name = cn.map(str::to_string);
@@ -556,7 +556,11 @@ impl AddressPool {
                     Ipv4Addr::from(base.wrapping_add(i.wrapping_mul(4))).to_string()
                 }
             };
-            let v6 = self.lease_of(i).ipv6.map(|a| a.to_string()).unwrap_or_default();
+            let v6 = self
+                .lease_of(i)
+                .ipv6
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let _ = writeln!(out, "{cn},{v4},{v6}");
         }
         out
@@ -757,7 +761,9 @@ mod tests {
             false,
         )
         .unwrap();
-        let l: Vec<Lease> = (0..3).map(|i| p.acquire(Some(&format!("c{i}"))).unwrap()).collect();
+        let l: Vec<Lease> = (0..3)
+            .map(|i| p.acquire(Some(&format!("c{i}"))).unwrap())
+            .collect();
         p.release(l[2].handle, false).unwrap();
         p.release(l[0].handle, false).unwrap();
         let n = p.acquire(Some("new")).unwrap();
@@ -792,7 +798,11 @@ mod tests {
         p.release(a.handle, false).unwrap();
         // Lowest free, no name affinity.
         assert_eq!(p.acquire(Some("other")).unwrap().ipv4, a.ipv4);
-        assert_eq!(p.render_persist(), "", "names are not recorded with duplicate-cn");
+        assert_eq!(
+            p.render_persist(),
+            "",
+            "names are not recorded with duplicate-cn"
+        );
     }
 
     #[test]
@@ -800,7 +810,10 @@ mod tests {
         let mut p = subnet24();
         assert!(p.reserve(Some(v4("10.8.0.2")), None));
         assert!(p.reserve(Some(v4("10.8.0.3")), None));
-        assert!(!p.reserve(Some(v4("192.168.1.1")), None), "outside the pool");
+        assert!(
+            !p.reserve(Some(v4("192.168.1.1")), None),
+            "outside the pool"
+        );
         assert!(p.is_reserved_v4(v4("10.8.0.3")));
         let a = p.acquire(Some("a")).unwrap();
         assert_eq!(a.ipv4, Some(v4("10.8.0.4")));
@@ -849,7 +862,10 @@ mod tests {
         assert_eq!(q.render_persist(), text);
         // A stranger must not take alice's or bob's remembered slot.
         assert_eq!(q.acquire(Some("carol")).unwrap().ipv4, Some(v4("10.8.0.4")));
-        assert_eq!(q.acquire(Some("bob")).unwrap().ipv6, Some(v6("fd00:8::1001")));
+        assert_eq!(
+            q.acquire(Some("bob")).unwrap().ipv6,
+            Some(v6("fd00:8::1001"))
+        );
     }
 
     #[test]
@@ -895,9 +911,7 @@ mod tests {
 
     /// Parses a server configuration without touching the file system.
     pub(crate) fn server_config(extra: &str) -> Config {
-        let text = format!(
-            "dev tun\nca ca.pem\ncert c.pem\nkey k.pem\ndh none\n{extra}"
-        );
+        let text = format!("dev tun\nca ca.pem\ncert c.pem\nkey k.pem\ndh none\n{extra}");
         crate::config::Loader::new("/")
             .check_files(false)
             .load_str("server.conf", &text)

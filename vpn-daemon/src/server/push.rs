@@ -182,7 +182,11 @@ pub fn client_push_list(
             PushEdit::Push(o) => list.push((o.clone(), true)),
         }
     }
-    let mut out: Vec<String> = list.into_iter().filter(|(_, on)| *on).map(|(o, _)| o).collect();
+    let mut out: Vec<String> = list
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(o, _)| o)
+        .collect();
     if let Some(v6) = addrs.ipv6.filter(|_| !block_v6) {
         out.push(format!(
             "ifconfig-ipv6 {}/{} {}",
@@ -266,7 +270,11 @@ mod tests {
         let l = list_for(&cfg, None);
         assert_eq!(
             l,
-            vec!["route 10.8.0.1", "topology net30", "ifconfig 10.8.0.6 10.8.0.5"]
+            vec![
+                "route 10.8.0.1",
+                "topology net30",
+                "ifconfig 10.8.0.6 10.8.0.5"
+            ]
         );
         let c2c = server("client-to-client\nserver 10.8.0.0 255.255.255.0\n");
         assert_eq!(list_for(&c2c, None)[0], "route 10.8.0.0 255.255.255.0");
@@ -281,9 +289,8 @@ mod tests {
 
     #[test]
     fn ipv6_comes_before_ipv4_ifconfig() {
-        let cfg = server(
-            "topology subnet\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\n",
-        );
+        let cfg =
+            server("topology subnet\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\n");
         let l = list_for(&cfg, None);
         let n = l.len();
         assert_eq!(l[n - 2], "ifconfig-ipv6 fd00:8::1000/64 fd00:8::1");
@@ -293,9 +300,8 @@ mod tests {
 
     #[test]
     fn ccd_static_addresses_override_the_pool() {
-        let cfg = server(
-            "topology subnet\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\n",
-        );
+        let cfg =
+            server("topology subnet\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\n");
         let c = ccd("ifconfig-push 10.8.0.200 255.255.255.0\nifconfig-ipv6-push fd00:8::200/64\n");
         assert!(!needs_pool_lease(Some(&c)));
         let l = list_for(&cfg, Some(&c));
@@ -309,16 +315,24 @@ mod tests {
             vec!["ifconfig 10.8.0.201 255.255.255.0"]
         );
         // The route table uses the real address, not the alias.
-        assert_eq!(vpn_routes(&addrs, Some(&alias)).ipv4, Some("10.8.0.200".parse().unwrap()));
+        assert_eq!(
+            vpn_routes(&addrs, Some(&alias)).ipv4,
+            Some("10.8.0.200".parse().unwrap())
+        );
     }
 
     #[test]
     fn push_reset_drops_global_options_including_helpers() {
-        let cfg = server("topology subnet\nserver 10.8.0.0 255.255.255.0\npush \"dhcp-option DNS 10.8.0.1\"\n");
+        let cfg = server(
+            "topology subnet\nserver 10.8.0.0 255.255.255.0\npush \"dhcp-option DNS 10.8.0.1\"\n",
+        );
         let c = ccd("push-reset\npush \"route 192.168.9.0 255.255.255.0\"\n");
         assert_eq!(
             list_for(&cfg, Some(&c)),
-            vec!["route 192.168.9.0 255.255.255.0", "ifconfig 10.8.0.2 255.255.255.0"]
+            vec![
+                "route 192.168.9.0 255.255.255.0",
+                "ifconfig 10.8.0.2 255.255.255.0"
+            ]
         );
     }
 
@@ -355,9 +369,8 @@ mod tests {
 
     #[test]
     fn push_remove_ifconfig_blocks_per_client_addresses() {
-        let cfg = server(
-            "topology subnet\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\n",
-        );
+        let cfg =
+            server("topology subnet\nserver 10.8.0.0 255.255.255.0\nserver-ipv6 fd00:8::/64\n");
         let c = ccd("push-remove ifconfig-ipv6\n");
         let l = list_for(&cfg, Some(&c));
         assert!(l.iter().all(|o| !o.starts_with("ifconfig-ipv6")));
