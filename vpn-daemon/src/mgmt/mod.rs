@@ -1,3 +1,5 @@
-//! Management: status output and the management interface line protocol.
+//! Management: the status file / `status` output ([`status`]) and the
+//! management interface line protocol ([`protocol`]), both sans-IO.
 
+pub mod protocol;
 pub mod status;
