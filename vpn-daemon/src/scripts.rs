@@ -27,7 +27,13 @@ use std::{
     time::Duration,
 };
 
-use crate::config::lexer::tokenize_line;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::{
+    config::{Topology, lexer::tokenize_line},
+    mgmt::status::{TimeZone, format_time},
+    server::push::ClientAddresses,
+};
 
 /// The `PATH` scripts run with.
 pub const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -276,6 +282,140 @@ impl ScriptEnv {
             self.set(&format!("foreign_option_{}", i + 1), o);
         }
         self
+    }
+}
+
+/// The tun device as scripts see it (`up`/`down` arguments and env).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunInfo {
+    /// Device name (`dev`).
+    pub dev: String,
+    /// `tun_mtu`.
+    pub tun_mtu: u32,
+    /// `topology`: decides `ifconfig_remote` vs `ifconfig_netmask`.
+    pub topology: Topology,
+    /// Our tun IPv4 address.
+    pub ifconfig_local: Option<Ipv4Addr>,
+    /// The `ifconfig` second parameter: peer (net30/p2p) or netmask (subnet).
+    pub ifconfig_remote_netmask: Option<Ipv4Addr>,
+    /// Our tun IPv6 address and prefix length.
+    pub ifconfig_ipv6_local: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 peer address.
+    pub ifconfig_ipv6_remote: Option<Ipv6Addr>,
+    /// `route_vpn_gateway` (the pushed route-gateway or the peer).
+    pub route_vpn_gateway: Option<Ipv4Addr>,
+}
+
+/// `up`/`down` context argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptContext {
+    /// First start.
+    Init,
+    /// After a SIGUSR1 restart.
+    Restart,
+}
+
+impl ScriptContext {
+    /// The word OpenVPN passes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScriptContext::Init => "init",
+            ScriptContext::Restart => "restart",
+        }
+    }
+}
+
+/// The arguments OpenVPN 2.6 appends to an `up`/`down` command
+/// (`run_up_down`): `dev tun_mtu 0 ifconfig_local ifconfig_remote context`
+/// (the `0` is the retired link-mtu; empty strings for missing addresses).
+pub fn up_down_args(tun: &TunInfo, context: ScriptContext) -> Vec<String> {
+    let opt = |a: Option<Ipv4Addr>| a.map(|a| a.to_string()).unwrap_or_default();
+    vec![
+        tun.dev.clone(),
+        tun.tun_mtu.to_string(),
+        "0".into(),
+        opt(tun.ifconfig_local),
+        opt(tun.ifconfig_remote_netmask),
+        context.as_str().into(),
+    ]
+}
+
+impl ScriptEnv {
+    /// `dev`, `dev_type`, `tun_mtu`, `script_context`, `ifconfig_*`,
+    /// `route_vpn_gateway`, and `signal` for `down` (2.6 `run_up_down`,
+    /// `do_ifconfig_setenv`).
+    pub fn set_tun(
+        &mut self,
+        tun: &TunInfo,
+        context: ScriptContext,
+        signal: Option<&str>,
+    ) -> &mut Self {
+        self.set("dev", &tun.dev)
+            .set("dev_type", "tun")
+            .set("tun_mtu", tun.tun_mtu.to_string())
+            .set("script_context", context.as_str())
+            .set_opt("signal", signal)
+            .set_opt("ifconfig_local", tun.ifconfig_local.map(|a| a.to_string()))
+            .set_opt(
+                "route_vpn_gateway",
+                tun.route_vpn_gateway.map(|a| a.to_string()),
+            );
+        let rn = tun.ifconfig_remote_netmask.map(|a| a.to_string());
+        match tun.topology {
+            Topology::Subnet => self.set_opt("ifconfig_netmask", rn),
+            Topology::Net30 | Topology::P2p => self.set_opt("ifconfig_remote", rn),
+        };
+        if let Some((a, bits)) = tun.ifconfig_ipv6_local {
+            self.set("ifconfig_ipv6_local", a.to_string())
+                .set("ifconfig_ipv6_netbits", bits.to_string());
+        }
+        self.set_opt(
+            "ifconfig_ipv6_remote",
+            tun.ifconfig_ipv6_remote.map(|a| a.to_string()),
+        )
+    }
+
+    /// A client's pool/static addresses for `client-connect` and later
+    /// scripts (2.6 `multi_set_virtual_addr_env`):
+    /// `ifconfig_pool_remote_ip`, then `ifconfig_pool_local_ip` (net30,
+    /// p2p) or `ifconfig_pool_netmask` (subnet), and the IPv6 trio.
+    pub fn set_client_addresses(
+        &mut self,
+        addrs: &ClientAddresses,
+        topology: Topology,
+    ) -> &mut Self {
+        if let Some(v4) = addrs.ipv4 {
+            self.set("ifconfig_pool_remote_ip", v4.local.to_string());
+            let other = v4.remote_netmask.to_string();
+            match topology {
+                Topology::Subnet => self.set("ifconfig_pool_netmask", other),
+                Topology::Net30 | Topology::P2p => self.set("ifconfig_pool_local_ip", other),
+            };
+        }
+        if let Some(v6) = addrs.ipv6 {
+            self.set("ifconfig_pool_remote_ip6", v6.local.to_string())
+                .set("ifconfig_pool_local_ip6", v6.remote.to_string())
+                .set("ifconfig_pool_ip6_netbits", v6.prefix_len.to_string());
+        }
+        self
+    }
+
+    /// `time_unix` and `time_ascii` (client-connect).
+    pub fn set_time(&mut self, unix: u64, tz: &dyn TimeZone) -> &mut Self {
+        self.set("time_unix", unix.to_string())
+            .set("time_ascii", format_time(unix, tz))
+    }
+
+    /// `bytes_received`, `bytes_sent`, `time_duration` (client-disconnect).
+    pub fn set_disconnect(
+        &mut self,
+        bytes_received: u64,
+        bytes_sent: u64,
+        seconds: u64,
+    ) -> &mut Self {
+        self.set("bytes_received", bytes_received.to_string())
+            .set("bytes_sent", bytes_sent.to_string())
+            .set("time_duration", seconds.to_string())
     }
 }
 
@@ -697,7 +837,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             o.ifconfig_push.unwrap().local,
-            "10.8.0.77".parse::<std::net::Ipv4Addr>().unwrap()
+            "10.8.0.77".parse::<Ipv4Addr>().unwrap()
         );
         assert_eq!(o.push_edits.len(), 1);
         // Nothing is left behind in tmp-dir but the script itself.
@@ -746,6 +886,74 @@ mod tests {
             split_command("'/opt/my scripts/up.sh' \"a b\" c").unwrap(),
             vec!["/opt/my scripts/up.sh", "a b", "c"]
         );
+    }
+
+    #[test]
+    fn tun_env_and_up_args_follow_run_up_down() {
+        let tun = TunInfo {
+            dev: "tun0".into(),
+            tun_mtu: 1500,
+            topology: Topology::Subnet,
+            ifconfig_local: Some("10.8.0.2".parse().unwrap()),
+            ifconfig_remote_netmask: Some("255.255.255.0".parse().unwrap()),
+            ifconfig_ipv6_local: Some(("fd00:8::1000".parse().unwrap(), 64)),
+            ifconfig_ipv6_remote: Some("fd00:8::1".parse().unwrap()),
+            route_vpn_gateway: Some("10.8.0.1".parse().unwrap()),
+        };
+        assert_eq!(
+            up_down_args(&tun, ScriptContext::Init),
+            vec!["tun0", "1500", "0", "10.8.0.2", "255.255.255.0", "init"]
+        );
+        let mut e = ScriptEnv::new();
+        e.set_tun(&tun, ScriptContext::Restart, Some("SIGUSR1"));
+        assert_eq!(e.get("ifconfig_netmask"), Some("255.255.255.0"));
+        assert_eq!(e.get("ifconfig_remote"), None);
+        assert_eq!(e.get("ifconfig_ipv6_netbits"), Some("64"));
+        assert_eq!(e.get("route_vpn_gateway"), Some("10.8.0.1"));
+        assert_eq!(e.get("script_context"), Some("restart"));
+        assert_eq!(e.get("signal"), Some("SIGUSR1"));
+        let net30 = TunInfo {
+            topology: Topology::Net30,
+            ifconfig_remote_netmask: Some("10.8.0.5".parse().unwrap()),
+            ..tun
+        };
+        let mut e = ScriptEnv::new();
+        e.set_tun(&net30, ScriptContext::Init, None);
+        assert_eq!(e.get("ifconfig_remote"), Some("10.8.0.5"));
+        assert_eq!(e.get("signal"), None);
+    }
+
+    #[test]
+    fn client_connect_env_matches_the_live_capture() {
+        use crate::server::push::{ClientIpv4, ClientIpv6};
+        let addrs = ClientAddresses {
+            ipv4: Some(ClientIpv4 {
+                local: "10.8.0.2".parse().unwrap(),
+                remote_netmask: "255.255.255.0".parse().unwrap(),
+                alias: None,
+            }),
+            ipv6: Some(ClientIpv6 {
+                local: "fd00:8::1000".parse().unwrap(),
+                prefix_len: 64,
+                remote: "fd00:8::1".parse().unwrap(),
+            }),
+        };
+        let mut e = ScriptEnv::new();
+        e.set_client_addresses(&addrs, Topology::Subnet)
+            .set_time(1_795_625_095, &crate::mgmt::status::Utc)
+            .set_disconnect(2230, 2273, 22);
+        assert_eq!(e.get("ifconfig_pool_remote_ip"), Some("10.8.0.2"));
+        assert_eq!(e.get("ifconfig_pool_netmask"), Some("255.255.255.0"));
+        assert_eq!(e.get("ifconfig_pool_remote_ip6"), Some("fd00:8::1000"));
+        assert_eq!(e.get("ifconfig_pool_local_ip6"), Some("fd00:8::1"));
+        assert_eq!(e.get("ifconfig_pool_ip6_netbits"), Some("64"));
+        assert_eq!(e.get("time_ascii"), Some("2026-11-25 16:44:55"));
+        assert_eq!(e.get("time_unix"), Some("1795625095"));
+        assert_eq!(e.get("bytes_sent"), Some("2273"));
+        assert_eq!(e.get("time_duration"), Some("22"));
+        let mut n = ScriptEnv::new();
+        n.set_client_addresses(&addrs, Topology::Net30);
+        assert_eq!(n.get("ifconfig_pool_local_ip"), Some("255.255.255.0"));
     }
 
     #[test]
