@@ -288,6 +288,15 @@ impl<K: RouteKey> RouteTable<K> {
         true
     }
 
+    /// The owner of exactly `net/len`.
+    pub fn get(&self, net: K, len: u8) -> Option<PeerId> {
+        let len = len.min(K::BITS);
+        self.levels
+            .iter()
+            .find(|(l, _)| *l == len)
+            .and_then(|(_, m)| m.get(&net.masked(len)).copied())
+    }
+
     /// The owner of the longest prefix containing `addr`.
     pub fn lookup(&self, addr: K) -> Option<PeerId> {
         self.levels
@@ -439,6 +448,25 @@ impl<T> PeerTable<T> {
     /// The IPv6 route table.
     pub fn routes_v6(&self) -> &RouteTable<Ipv6Addr> {
         &self.routes_v6
+    }
+
+    /// Every network with its owner, for the status ROUTING TABLE: peers
+    /// by id, each with its tunnel addresses then its iroutes, skipping
+    /// networks another peer has since claimed.
+    pub fn route_list(&self) -> Vec<(IpNet, PeerId)> {
+        let mut out = Vec::new();
+        for p in self.iter() {
+            for net in p.routes.networks() {
+                let owner = match net {
+                    IpNet::V4(n) => self.routes_v4.get(n.network(), n.prefix_len()),
+                    IpNet::V6(n) => self.routes_v6.get(n.network(), n.prefix_len()),
+                };
+                if owner == Some(p.id) {
+                    out.push((net, p.id));
+                }
+            }
+        }
+        out
     }
 
     /// Whether a connection by `cn` may go on, and which instances it
@@ -754,6 +782,31 @@ mod tests {
         assert_eq!(lost, vec![a]);
         t.remove(a);
         assert_eq!(t.by_vpn_addr("10.50.1.1".parse().unwrap()), Some(b));
+    }
+
+    #[test]
+    fn route_list_orders_by_peer_and_skips_lost_networks() {
+        let mut t: PeerTable<()> = PeerTable::new(10);
+        let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
+        let b = t.insert(sa("192.0.2.2:1"), ()).unwrap();
+        t.set_routes(a, routes("10.8.0.2", Some("fd00::2"), &["10.50.0.0/16"]))
+            .unwrap();
+        t.set_routes(b, routes("10.8.0.3", None, &["10.50.0.0/16"]))
+            .unwrap();
+        let l: Vec<(String, PeerId)> = t
+            .route_list()
+            .into_iter()
+            .map(|(n, o)| (n.to_string(), o))
+            .collect();
+        assert_eq!(
+            l,
+            vec![
+                ("10.8.0.2/32".to_string(), a),
+                ("fd00::2/128".to_string(), a),
+                ("10.8.0.3/32".to_string(), b),
+                ("10.50.0.0/16".to_string(), b),
+            ]
+        );
     }
 
     #[test]
