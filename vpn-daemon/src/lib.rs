@@ -3,8 +3,14 @@
 //!
 //! Layers (see `docs/architecture.md`): [`proto`] is the sans-IO protocol
 //! core, [`config`] turns OpenVPN config files and flags into one typed
-//! configuration, [`io`] owns every file descriptor (sockets, tun, XDP).
+//! configuration, [`io`] owns every file descriptor (sockets, tun, XDP),
+//! [`server`] holds the server's mode logic (pool, peers, push, ccd),
+//! [`mgmt`] the status output and management protocol, [`scripts`] runs
+//! OpenVPN-style hook scripts.
 
 pub mod config;
 pub mod io;
+pub mod mgmt;
 pub mod proto;
+pub mod scripts;
+pub mod server;
