@@ -28,6 +28,11 @@
 //!
 //! After [`Event::Closed`] the session produces nothing more.
 //!
+//! Checked live against stock OpenVPN 2.6.14 in both roles (UDP with
+//! tls-crypt and with tls-crypt-v2 early negotiation, TCP with tls-crypt):
+//! handshake through the stateless cookie, push, EKM keys, pings both ways,
+//! a dyn-tls-crypt renegotiation started by our side, and exit notification.
+//!
 //! # Key selection (doc §10)
 //!
 //! Data is sent with the newest key that has generated data keys; received
@@ -424,9 +429,7 @@ impl Session {
             km.password = p.clone();
         }
         let mut pi = cfg.peer_info.clone();
-        if cfg.dyn_tls_crypt {
-            pi.proto |= IvProto::DYN_TLS_CRYPT;
-        }
+        pi.proto.set(IvProto::DYN_TLS_CRYPT, cfg.dyn_tls_crypt);
         km.peer_info = pi.to_string();
         let bytes = km
             .encode(TlsRole::Client)
