@@ -159,12 +159,11 @@ impl StatelessResponder {
         reply: &'b mut [u8],
     ) -> FirstContact<'b> {
         match self.try_initial(now, unix_time, from, packet, reply) {
-            Ok(Some(Outcome::Reply(n))) => match reply.get(..n) {
+            Ok(Outcome::Reply(n)) => match reply.get(..n) {
                 Some(r) => FirstContact::Reply(r),
                 None => FirstContact::Drop(DropReason::Truncated),
             },
-            Ok(Some(Outcome::Accept(s))) => FirstContact::Accept(s),
-            Ok(None) => FirstContact::Drop(DropReason::CryptoBackend),
+            Ok(Outcome::Accept(s)) => FirstContact::Accept(s),
             Err(r) => FirstContact::Drop(r),
         }
     }
@@ -176,7 +175,7 @@ impl StatelessResponder {
         from: SocketAddr,
         packet: &[u8],
         reply: &mut [u8],
-    ) -> Result<Option<Outcome>, DropReason> {
+    ) -> Result<Outcome, DropReason> {
         let first = *packet.first().ok_or(DropReason::Truncated)?;
         let (op, kid) = split_first_byte(first).map_err(|e| e.drop_reason())?;
         if kid != KeyId::ZERO {
@@ -251,7 +250,7 @@ impl StatelessResponder {
                 }
                 .map_err(|e| e.drop_reason())?
                 .len();
-                Ok(Some(Outcome::Reply(n)))
+                Ok(Outcome::Reply(n))
             }
             Opcode::ControlV1 | Opcode::AckV1 | Opcode::ControlWkcV1 => {
                 let echoed = repr.acks.remote_session_id().ok_or(DropReason::BadCookie)?;
@@ -284,7 +283,7 @@ impl StatelessResponder {
                 )
                 .map_err(session_drop)?;
                 s.handle_packet(now, unix_time, packet);
-                Ok(Some(Outcome::Accept(Box::new(s))))
+                Ok(Outcome::Accept(Box::new(s)))
             }
             _ => Err(DropReason::UnexpectedOpcode),
         }
@@ -295,13 +294,13 @@ impl StatelessResponder {
         now: Instant,
         unix_time: u64,
         packet: &[u8],
-    ) -> Result<Option<Outcome>, DropReason> {
+    ) -> Result<Outcome, DropReason> {
         // The session unwraps WKc itself and installs Kc once the reset
         // authenticates with it.
         let mut s =
             Session::new_server_stateful(self.cfg.clone(), now, unix_time).map_err(session_drop)?;
         s.handle_packet(now, unix_time, packet);
-        Ok(Some(Outcome::Accept(Box::new(s))))
+        Ok(Outcome::Accept(Box::new(s)))
     }
 }
 

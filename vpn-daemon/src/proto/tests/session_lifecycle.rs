@@ -440,3 +440,42 @@ fn renegotiation_keeps_the_original_wrap_without_dyn_tls_crypt() {
     assert!(!flags.contains(crate::proto::push::ProtocolFlags::DYN_TLS_CRYPT));
     assert_eq!(renegotiated(&p.client_events), vec![1, 2]);
 }
+
+#[test]
+fn renegotiation_completes_at_20_percent_loss() {
+    for seed in 1..=4u64 {
+        let link = super::sim::LinkCfg {
+            loss_pct: 20,
+            jitter: Duration::from_millis(30),
+            ..super::sim::LinkCfg::default()
+        };
+        let mut p = Pair::new(SimOpts {
+            seed,
+            c2s: link,
+            s2c: link,
+            ..SimOpts::default()
+        });
+        let ok = p.run_until(Duration::from_secs(60), |p| p.both_connected());
+        assert!(ok, "seed {seed}: no connection");
+        renegotiate(&mut p, seed % 2 == 0);
+        let ok = p.run_until(Duration::from_secs(60), |p| {
+            !renegotiated(&p.client_events).is_empty() && !renegotiated(&p.server_events).is_empty()
+        });
+        assert!(ok, "seed {seed}: renegotiation did not finish");
+        assert!(p.client_closed().is_none() && p.server_closed().is_none());
+    }
+}
+
+#[test]
+fn close_without_exit_notify_ends_at_once() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let now = p.now;
+    p.client.close(now, false);
+    assert!(p.client.is_closed());
+    p.flush();
+    assert_eq!(p.client_closed(), Some(&CloseReason::Local));
+    let mut buf = [0u8; 2048];
+    assert!(p.client.poll_transmit(now, p.unix(), &mut buf).is_none());
+    assert!(p.client.poll_timeout().is_none());
+}
