@@ -127,6 +127,10 @@ pub enum FirstContact<'b> {
     Drop(DropReason),
 }
 
+/// `--connect-freq-initial` default: stateless answers per window (2.6:
+/// 100 per 10 s), so the server cannot be used to reflect much traffic.
+pub const DEFAULT_CONNECT_FREQ_INITIAL: (u32, Duration) = (100, Duration::from_secs(10));
+
 /// The UDP server's front door: answers client resets statelessly and
 /// turns valid cookie echoes into [`Session`]s.
 #[derive(Debug)]
@@ -135,13 +139,45 @@ pub struct StatelessResponder {
     cookie: CookieKey,
     /// tls-auth / tls-crypt / none; `None` for tls-crypt-v2 (per-client Kc).
     wrap: Option<TlsWrap>,
+    /// Most stateless answers per window.
+    freq: (u32, Duration),
+    window_start: Option<Instant>,
+    answered: u32,
 }
 
 impl StatelessResponder {
     /// For a server configuration (`cfg.role` must be [`Role::Server`]).
     pub fn new(cfg: Arc<SessionConfig>, cookie: CookieKey) -> Result<Self, KeyFileError> {
         let wrap = cfg.wrap.build(Role::Server)?;
-        Ok(Self { cfg, cookie, wrap })
+        Ok(Self {
+            cfg,
+            cookie,
+            wrap,
+            freq: DEFAULT_CONNECT_FREQ_INITIAL,
+            window_start: None,
+            answered: 0,
+        })
+    }
+
+    /// `--connect-freq-initial N SECS`: at most `n` stateless answers per `window`.
+    pub fn set_connect_freq_initial(&mut self, n: u32, window: Duration) {
+        self.freq = (n, window);
+    }
+
+    /// Count one stateless answer; false when the window's budget is spent.
+    fn may_answer(&mut self, now: Instant) -> bool {
+        let fresh = self
+            .window_start
+            .is_none_or(|s| now.saturating_duration_since(s) >= self.freq.1);
+        if fresh {
+            self.window_start = Some(now);
+            self.answered = 0;
+        }
+        if self.answered >= self.freq.0 {
+            return false;
+        }
+        self.answered += 1;
+        true
     }
 
     /// The cookie key (tests).
@@ -218,6 +254,9 @@ impl StatelessResponder {
                     // A tls-crypt-v2 client that cannot resend WKc: the
                     // server must keep state from its reset on.
                     return self.stateful_v2(now, unix_time, packet);
+                }
+                if !self.may_answer(now) {
+                    return Err(DropReason::RateLimited);
                 }
                 let cookie = self.cookie.cookie(unix_time, &from, &repr.session_id);
                 let tlv = EarlyNegotiation {

@@ -479,3 +479,20 @@ fn close_without_exit_notify_ends_at_once() {
     assert!(p.client.poll_transmit(now, p.unix(), &mut buf).is_none());
     assert!(p.client.poll_timeout().is_none());
 }
+
+#[test]
+fn pushed_ping_exit_ends_a_silent_tunnel() {
+    let mut opts = SimOpts::default();
+    opts.push.ping_exit = Some(30);
+    let mut p = Pair::new(opts);
+    p.connect();
+    let t0 = p.elapsed();
+    p.blackhole = true;
+    p.run_until(Duration::from_secs(100), |p| p.client_closed().is_some());
+    assert_eq!(p.client_closed(), Some(&CloseReason::PingExit));
+    let took = p.elapsed() - t0;
+    assert!(
+        took >= Duration::from_secs(29) && took <= Duration::from_secs(31),
+        "{took:?}"
+    );
+}
