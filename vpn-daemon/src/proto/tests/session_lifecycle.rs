@@ -496,3 +496,33 @@ fn pushed_ping_exit_ends_a_silent_tunnel() {
         "{took:?}"
     );
 }
+
+#[test]
+fn renegotiation_sends_the_pushed_auth_token_instead_of_the_password() {
+    let mut opts = SimOpts::default();
+    opts.push.auth_token = Some("SESS_ID_tok".into());
+    opts.push.auth_token_user = Some("Ym9i".into()); // "bob"
+    let mut p = Pair::new(opts);
+    p.connect();
+    renegotiate(&mut p, true);
+    p.run_until(Duration::from_secs(10), |p| {
+        !renegotiated(&p.server_events).is_empty()
+    });
+    let creds: Vec<(Option<String>, Option<String>)> = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ClientCredentials {
+                username, password, ..
+            } => Some((username.clone(), password.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        creds,
+        vec![
+            (Some("alice".into()), Some("secret".into())),
+            (Some("bob".into()), Some("SESS_ID_tok".into())),
+        ]
+    );
+}
