@@ -35,7 +35,10 @@
 //!
 //! # Key selection (doc §10)
 //!
-//! Data is sent with the newest key that has generated data keys; received
+//! Data is sent with the newest key that has generated data keys, from the
+//! moment the peer has acked our key-method 2 (so it can derive the key
+//! too) or sent data on it: 2.6's rule that a key state is ACTIVE only once
+//! all its control packets are acked. Received
 //! data is opened with whichever installed key its key_id names, so the
 //! lame-duck key keeps working for `--transition-window` (or until the next
 //! renegotiation replaces it). Control packets are sent and accepted for

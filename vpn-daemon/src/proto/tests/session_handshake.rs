@@ -480,3 +480,20 @@ fn stateless_answers_are_rate_limited_per_window() {
     );
     assert!(answer(&mut m, Duration::from_secs(11)), "a new window");
 }
+
+#[test]
+fn a_refused_server_certificate_closes_the_client_with_a_tls_reason() {
+    // 2040: every testdata certificate has expired by then.
+    let mut p = Pair::new(SimOpts {
+        client_verify_time: Some(2_208_988_800),
+        ..SimOpts::default()
+    });
+    p.run_until(Duration::from_secs(30), |p| p.client_closed().is_some());
+    match p.client_closed() {
+        Some(crate::proto::event::CloseReason::Tls(msg)) => {
+            assert!(msg.to_lowercase().contains("expired"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!p.client.is_connected());
+}
