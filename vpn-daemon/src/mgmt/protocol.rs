@@ -232,6 +232,40 @@ pub enum Command {
     Mute(Option<u32>),
     /// `quit` / `exit`: close without a reply.
     Quit,
+    /// `client-auth CID KID` + config lines + `END` (as gathered by
+    /// [`CommandReader`]), or `client-auth-nt CID KID` (no lines).
+    ClientAuth {
+        /// Management client id.
+        cid: u64,
+        /// Key id.
+        kid: u32,
+        /// Config lines (`push "..."`, `ifconfig-push ...`).
+        config: Vec<String>,
+    },
+    /// `client-deny CID KID REASON [CLIENT_REASON]`.
+    ClientDeny {
+        /// Management client id.
+        cid: u64,
+        /// Key id.
+        kid: u32,
+        /// For the server log.
+        reason: String,
+        /// Sent to the client as `AUTH_FAILED,<text>`.
+        client_reason: Option<String>,
+    },
+    /// `client-pending-auth CID KID EXTRA TIMEOUT`.
+    ClientPendingAuth {
+        /// Management client id.
+        cid: u64,
+        /// Key id.
+        kid: u32,
+        /// `WEB_AUTH:...`, `OPEN_URL:...`, `CR_TEXT:...`.
+        extra: String,
+        /// Seconds.
+        timeout: u32,
+    },
+    /// `env-filter [LEVEL]`.
+    EnvFilter(u32),
 }
 
 /// A command that cannot be run; [`ParseError::reply`] is 2.6's answer.
@@ -274,6 +308,12 @@ pub enum ParseError {
     /// A non-numeric CID.
     #[error("cannot parse CID")]
     BadCid,
+    /// A non-numeric KID.
+    #[error("cannot parse KID")]
+    BadKid,
+    /// A non-numeric TIMEOUT.
+    #[error("cannot parse TIMEOUT")]
+    BadTimeout,
     /// An unknown signal name.
     #[error("signal '{0}' is not a known signal type")]
     BadSignal(String),
@@ -299,6 +339,25 @@ impl ParseError {
             e => Some(reply::error(&e.to_string())),
         }
     }
+}
+
+/// C `sscanf("%lu")`: optional blanks and `+`, then at least one digit
+/// (trailing text ignored), as 2.6 parses CID/KID/TIMEOUT.
+fn scan_u64(s: &str) -> Option<u64> {
+    let t = s.trim_start();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    // Saturate like strtoul does on overflow.
+    Some(digits.parse().unwrap_or(u64::MAX))
+}
+
+fn scan_u32(s: &str, err: ParseError) -> Result<u32, ParseError> {
+    scan_u64(s)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .ok_or(err)
 }
 
 /// C `atoi`: leading digits, anything else 0 (2.6 parses numbers so).
@@ -392,7 +451,7 @@ pub fn parse_command(line: &str) -> Result<Command, ParseError> {
         }
         "client-kill" => {
             need("client-kill", args, 1, true)?;
-            let cid = arg(0).parse::<u64>().map_err(|_| ParseError::BadCid)?;
+            let cid = scan_u64(arg(0)).ok_or(ParseError::BadCid)?;
             Command::ClientKill {
                 cid,
                 message: args.get(1).cloned(),
@@ -434,8 +493,88 @@ pub fn parse_command(line: &str) -> Result<Command, ParseError> {
             Some(a) => Command::Mute(Some(a.parse().map_err(|_| ParseError::BadMute)?)),
         },
         "quit" | "exit" => Command::Quit,
+        "client-auth" | "client-auth-nt" => {
+            let name = if cmd == "client-auth" {
+                "client-auth"
+            } else {
+                "client-auth-nt"
+            };
+            need(name, args, 2, false)?;
+            Command::ClientAuth {
+                cid: scan_u64(arg(0)).ok_or(ParseError::BadCid)?,
+                kid: scan_u32(arg(1), ParseError::BadKid)?,
+                config: Vec::new(),
+            }
+        }
+        "client-deny" => {
+            need("client-deny", args, 3, true)?;
+            Command::ClientDeny {
+                cid: scan_u64(arg(0)).ok_or(ParseError::BadCid)?,
+                kid: scan_u32(arg(1), ParseError::BadKid)?,
+                reason: arg(2).to_string(),
+                client_reason: args.get(3).cloned(),
+            }
+        }
+        "client-pending-auth" => {
+            need("client-pending-auth", args, 4, false)?;
+            Command::ClientPendingAuth {
+                cid: scan_u64(arg(0)).ok_or(ParseError::BadCid)?,
+                kid: scan_u32(arg(1), ParseError::BadKid)?,
+                extra: arg(2).to_string(),
+                timeout: scan_u32(arg(3), ParseError::BadTimeout)?,
+            }
+        }
+        "env-filter" => Command::EnvFilter(
+            args.first()
+                .map_or(0, |a| u32::try_from(atoi(a)).unwrap_or(u32::MAX)),
+        ),
         _ => return Err(ParseError::Unknown),
     })
+}
+
+/// Turns command lines into commands, gathering the config lines of a
+/// multi-line `client-auth` block (every line up to `END` is config
+/// text, not a command).
+#[derive(Debug, Default)]
+pub struct CommandReader {
+    pending: Option<(u64, u32, Vec<String>)>,
+}
+
+/// Most config lines kept in one `client-auth` block.
+pub const MAX_CLIENT_AUTH_LINES: usize = 1024;
+
+impl CommandReader {
+    /// A reader outside any block.
+    pub fn new() -> Self {
+        CommandReader::default()
+    }
+
+    /// Whether a `client-auth` block is open.
+    pub fn in_block(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Handles one line: `None` while a block is being read.
+    pub fn handle_line(&mut self, line: &str) -> Option<Result<Command, ParseError>> {
+        if let Some((cid, kid, mut config)) = self.pending.take() {
+            if line == "END" {
+                return Some(Ok(Command::ClientAuth { cid, kid, config }));
+            }
+            if config.len() < MAX_CLIENT_AUTH_LINES {
+                config.push(line.to_string());
+            }
+            self.pending = Some((cid, kid, config));
+            return None;
+        }
+        let is_block = line.split_whitespace().next() == Some("client-auth");
+        match parse_command(line) {
+            Ok(Command::ClientAuth { cid, kid, .. }) if is_block => {
+                self.pending = Some((cid, kid, Vec::new()));
+                None
+            }
+            other => Some(other),
+        }
+    }
 }
 
 /// One `state` history entry.
@@ -613,6 +752,59 @@ pub mod reply {
         ))
     }
 
+    /// `client-auth` / `client-auth-nt` reply.
+    pub fn client_auth(ok: bool) -> String {
+        if ok {
+            success("client-auth command succeeded")
+        } else {
+            error("client-auth command failed")
+        }
+    }
+
+    /// `client-deny` reply.
+    pub fn client_deny(ok: bool) -> String {
+        if ok {
+            success("client-deny command succeeded")
+        } else {
+            error("client-deny command failed")
+        }
+    }
+
+    /// `client-pending-auth` reply.
+    pub fn client_pending_auth(ok: bool) -> String {
+        if ok {
+            success("client-pending-auth command succeeded")
+        } else {
+            error("client-pending-auth command failed. Extra parameter might be too long")
+        }
+    }
+
+    /// `env-filter` reply.
+    pub fn env_filter(level: u32) -> String {
+        success(&format!("env_filter_level={level}"))
+    }
+
+    /// A `>CLIENT:` notification block (`CONNECT,CID,KID`,
+    /// `ESTABLISHED,CID`, `DISCONNECT,CID`, `REAUTH,CID,KID`): the header,
+    /// one `>CLIENT:ENV,name=value` line per variable, `>CLIENT:ENV,END`.
+    /// The block must be written whole, never interleaved.
+    pub fn client_block<'a>(
+        header: &str,
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> String {
+        let mut o = format!(">CLIENT:{header}\r\n");
+        for (k, v) in env {
+            o.push_str(&format!(">CLIENT:ENV,{k}={v}\r\n"));
+        }
+        o.push_str(">CLIENT:ENV,END\r\n");
+        o
+    }
+
+    /// `>CLIENT:ADDRESS,CID,ADDR,PRI` (PRI 1: pool address, 0: iroute).
+    pub fn client_address(cid: u64, addr: &str, primary: bool) -> String {
+        format!(">CLIENT:ADDRESS,{cid},{addr},{}\r\n", u8::from(primary))
+    }
+
     /// A command with no handler in this mode.
     pub fn not_supported(command: &str) -> String {
         error(&format!(
@@ -758,6 +950,113 @@ mod tests {
     }
 
     #[test]
+    fn client_auth_block_gathers_lines_until_end() {
+        let mut r = CommandReader::new();
+        assert_eq!(r.handle_line("client-auth 0 1"), None);
+        assert!(r.in_block());
+        assert_eq!(r.handle_line("push \"echo hello\""), None);
+        assert_eq!(
+            r.handle_line("status"),
+            None,
+            "a command word is config text here"
+        );
+        assert_eq!(
+            r.handle_line("END"),
+            Some(Ok(Command::ClientAuth {
+                cid: 0,
+                kid: 1,
+                config: vec!["push \"echo hello\"".into(), "status".into()]
+            }))
+        );
+        assert!(!r.in_block());
+        assert_eq!(
+            r.handle_line("client-auth-nt 3 0"),
+            Some(Ok(Command::ClientAuth {
+                cid: 3,
+                kid: 0,
+                config: vec![]
+            }))
+        );
+        // A bad CID opens no block.
+        assert_eq!(
+            r.handle_line("client-auth x 1"),
+            Some(Err(ParseError::BadCid))
+        );
+        assert!(!r.in_block());
+        assert_eq!(r.handle_line("pid"), Some(Ok(Command::Pid)));
+    }
+
+    #[test]
+    fn parses_controller_commands() {
+        assert_eq!(
+            p("client-deny 1 1 \"denied by test\" \"go away\""),
+            Ok(Command::ClientDeny {
+                cid: 1,
+                kid: 1,
+                reason: "denied by test".into(),
+                client_reason: Some("go away".into())
+            })
+        );
+        assert_eq!(
+            p("client-pending-auth 1 1 \"CR_TEXT:R,E:Enter OTP\" 60"),
+            Ok(Command::ClientPendingAuth {
+                cid: 1,
+                kid: 1,
+                extra: "CR_TEXT:R,E:Enter OTP".into(),
+                timeout: 60
+            })
+        );
+        assert_eq!(p("env-filter"), Ok(Command::EnvFilter(0)));
+        assert_eq!(p("env-filter 2"), Ok(Command::EnvFilter(2)));
+        let r = |l: &str| p(l).unwrap_err().reply().unwrap();
+        assert_eq!(
+            r("client-deny 1 1"),
+            "ERROR: the 'client-deny' command requires at least 3 parameters\r\n"
+        );
+        assert_eq!(
+            r("client-pending-auth 1 1 x"),
+            "ERROR: the 'client-pending-auth' command requires 4 parameters\r\n"
+        );
+        assert_eq!(r("client-auth 1 k"), "ERROR: cannot parse KID\r\n");
+        assert_eq!(
+            r("client-pending-auth 1 1 x soon"),
+            "ERROR: cannot parse TIMEOUT\r\n"
+        );
+        // sscanf-style: trailing text after the digits is ignored.
+        assert_eq!(
+            p("client-kill 12abc"),
+            Ok(Command::ClientKill {
+                cid: 12,
+                message: None
+            })
+        );
+    }
+
+    #[test]
+    fn client_notifications_match_the_live_capture() {
+        assert_eq!(
+            reply::client_block(
+                "ESTABLISHED,0",
+                [("n_clients", "1"), ("common_name", "client1")]
+            ),
+            ">CLIENT:ESTABLISHED,0\r\n>CLIENT:ENV,n_clients=1\r\n>CLIENT:ENV,common_name=client1\r\n>CLIENT:ENV,END\r\n"
+        );
+        assert_eq!(
+            reply::client_block("DISCONNECT,1", []),
+            ">CLIENT:DISCONNECT,1\r\n>CLIENT:ENV,END\r\n"
+        );
+        assert_eq!(
+            reply::client_address(0, "10.8.0.2", true),
+            ">CLIENT:ADDRESS,0,10.8.0.2,1\r\n"
+        );
+        assert_eq!(
+            reply::client_auth(true),
+            "SUCCESS: client-auth command succeeded\r\n"
+        );
+        assert_eq!(reply::env_filter(0), "SUCCESS: env_filter_level=0\r\n");
+    }
+
+    #[test]
     fn command_word_is_case_sensitive() {
         assert_eq!(p("STATUS"), Err(ParseError::Unknown));
     }
@@ -883,9 +1182,13 @@ mod tests {
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let mut r = LineReader::new();
             let mut g = PasswordGate::new("pw");
+            let mut c = CommandReader::new();
             for l in r.push(&bytes) {
                 let _ = g.handle_line(&l);
                 if let Err(e) = parse_command(&l) {
+                    let _ = e.reply();
+                }
+                if let Some(Err(e)) = c.handle_line(&l) {
                     let _ = e.reply();
                 }
             }
