@@ -1017,4 +1017,39 @@ mod tests {
         let t: PeerTable<()> = PeerTable::new(u32::MAX);
         assert_eq!(t.max_clients(), MAX_PEER_ID + 1);
     }
+
+    proptest::proptest! {
+        /// The LPM table agrees with a brute-force scan.
+        #[test]
+        fn lpm_matches_brute_force(
+            routes in proptest::collection::vec((proptest::num::u32::ANY, 0u8..=32), 1..40),
+            probes in proptest::collection::vec(proptest::num::u32::ANY, 1..40),
+        ) {
+            let mut rt: RouteTable<Ipv4Addr> = RouteTable::default();
+            let mut owners: Vec<(u32, u8, PeerId)> = Vec::new();
+            for (i, (net, len)) in routes.iter().enumerate() {
+                let id = i as PeerId;
+                let masked = u32::from(Ipv4Addr::from(*net).masked(*len));
+                rt.insert(Ipv4Addr::from(*net), *len, id);
+                owners.retain(|(n, l, _)| !(*n == masked && *l == *len));
+                owners.push((masked, *len, id));
+            }
+            for probe in probes {
+                let brute = owners
+                    .iter()
+                    .filter(|(n, l, _)| u32::from(Ipv4Addr::from(probe).masked(*l)) == *n)
+                    .max_by_key(|(_, l, _)| *l)
+                    .map(|(_, _, o)| *o);
+                proptest::prop_assert_eq!(rt.lookup(Ipv4Addr::from(probe)), brute);
+            }
+        }
+
+        /// Any bytes as a packet: a decision, never a panic.
+        #[test]
+        fn route_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let (t, a, _) = two_clients();
+            let _ = t.route(PacketSource::Tun, &bytes, true);
+            let _ = t.route(PacketSource::Peer(a), &bytes, true);
+        }
+    }
 }
