@@ -577,6 +577,89 @@ impl CommandReader {
     }
 }
 
+/// A bounded history (`state`: 100 entries, `echo`: 100, `log`:
+/// `management-log-cache`, default 250), oldest first.
+#[derive(Debug, Clone)]
+pub struct History<T> {
+    items: std::collections::VecDeque<T>,
+    capacity: usize,
+}
+
+/// History size of `state` and `echo` in 2.6.
+pub const STATE_HISTORY: usize = 100;
+/// Default `management-log-cache`.
+pub const LOG_HISTORY: usize = 250;
+
+impl<T> History<T> {
+    /// An empty history keeping at most `capacity` entries (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        History {
+            items: std::collections::VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records an entry, dropping the oldest when full.
+    pub fn push(&mut self, item: T) {
+        if self.items.len() == self.capacity {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+    }
+
+    /// The latest `n` entries, oldest first.
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &T> {
+        self.items.iter().skip(self.items.len().saturating_sub(n))
+    }
+
+    /// The newest entry.
+    pub fn latest(&self) -> Option<&T> {
+        self.items.back()
+    }
+}
+
+/// Runs a `state` / `log` / `echo` command against its history: each
+/// argument in turn (`on`/`off` switch real-time notifications and reply
+/// SUCCESS, `all`/`N` print entries then `END`), as 2.6 does. `what` is
+/// `state`, `log` or `echo`; `render` formats one entry. Returns the reply
+/// text; `realtime` is updated.
+pub fn history_reply<T>(
+    what: &str,
+    args: &[HistoryArg],
+    history: &History<T>,
+    realtime: &mut bool,
+    render: impl Fn(&T) -> String,
+) -> String {
+    let mut out = String::new();
+    for a in args {
+        match a {
+            HistoryArg::On | HistoryArg::Off => {
+                *realtime = *a == HistoryArg::On;
+                out.push_str(&reply::realtime_set(what, *realtime));
+            }
+            HistoryArg::All => {
+                let lines: Vec<String> = history.last(usize::MAX).map(&render).collect();
+                out.push_str(&reply::block(&lines));
+            }
+            HistoryArg::Last(n) => {
+                let n = usize::try_from(*n).unwrap_or(usize::MAX);
+                let lines: Vec<String> = history.last(n).map(&render).collect();
+                out.push_str(&reply::block(&lines));
+            }
+        }
+    }
+    out
+}
+
+/// Which server format `status [N]` prints: N, or the configured
+/// `status-version` for a bare `status` / `status 0`.
+pub fn status_version_for(arg: Option<u8>, configured: u8) -> crate::mgmt::status::StatusVersion {
+    use crate::mgmt::status::StatusVersion;
+    arg.and_then(StatusVersion::from_number)
+        .or_else(|| StatusVersion::from_number(configured))
+        .unwrap_or(StatusVersion::V1)
+}
+
 /// One `state` history entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateEntry {
@@ -1054,6 +1137,58 @@ mod tests {
             "SUCCESS: client-auth command succeeded\r\n"
         );
         assert_eq!(reply::env_filter(0), "SUCCESS: env_filter_level=0\r\n");
+    }
+
+    #[test]
+    fn state_history_replies_like_2_6() {
+        let mut h = History::new(STATE_HISTORY);
+        for (t, name) in [(1, "CONNECTING"), (2, "ASSIGN_IP"), (3, "CONNECTED")] {
+            h.push(StateEntry {
+                time: 1_795_625_050 + t,
+                name: name.into(),
+                description: if name == "CONNECTED" {
+                    "SUCCESS".into()
+                } else {
+                    String::new()
+                },
+                tun_ipv4: None,
+                remote: None,
+                local: None,
+                tun_ipv6: None,
+            });
+        }
+        let mut rt = false;
+        let Ok(Command::State(args)) = parse_command("state") else {
+            panic!()
+        };
+        assert_eq!(
+            history_reply("state", &args, &h, &mut rt, reply::state_line),
+            "1795625053,CONNECTED,SUCCESS,,,,,\r\nEND\r\n"
+        );
+        let Ok(Command::State(args)) = parse_command("state on all") else {
+            panic!()
+        };
+        let out = history_reply("state", &args, &h, &mut rt, reply::state_line);
+        assert!(rt);
+        assert!(out.starts_with(
+            "SUCCESS: real-time state notification set to ON\r\n1795625051,CONNECTING,"
+        ));
+        assert!(out.ends_with(",CONNECTED,SUCCESS,,,,,\r\nEND\r\n"));
+        assert_eq!(out.matches("\r\n").count(), 5);
+        let mut small = History::new(2);
+        for i in 0..5 {
+            small.push(i);
+        }
+        assert_eq!(small.last(10).copied().collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(small.latest(), Some(&4));
+    }
+
+    #[test]
+    fn status_version_defaults_to_configured() {
+        use crate::mgmt::status::StatusVersion;
+        assert_eq!(status_version_for(None, 2), StatusVersion::V2);
+        assert_eq!(status_version_for(Some(3), 1), StatusVersion::V3);
+        assert_eq!(status_version_for(None, 9), StatusVersion::V1);
     }
 
     #[test]
