@@ -714,6 +714,43 @@ pub mod reply {
         o
     }
 
+    /// `help` reply: our own text (no tool parses it), ending in `END`.
+    pub fn help(title: &str) -> String {
+        let mut lines = vec![
+            format!("Management Interface for {title}"),
+            "Commands:".to_string(),
+        ];
+        lines.extend(
+            [
+                "bytecount n            : Show bytes in/out, update every n secs (0=off).",
+                "client-auth CID KID    : Authenticate client CID/key KID (MULTILINE, ends with END).",
+                "client-auth-nt CID KID : Authenticate client CID/key KID.",
+                "client-deny CID KID R [CR] : Deny client CID/key KID, log reason R, client reason CR.",
+                "client-kill CID [M]    : Kill client instance CID with message M (default RESTART).",
+                "client-pending-auth CID KID MSG TIMEOUT : Send AUTH_PENDING and INFO_PRE MSG.",
+                "env-filter [level]     : Set the >CLIENT:ENV filter level.",
+                "exit|quit              : Close this management session.",
+                "help                   : Print this message.",
+                "hold [on|off|release]  : Show, set or release the hold flag.",
+                "kill cn                : Kill the client instance(s) with common name cn.",
+                "kill IP:port           : Kill the client instance at IP:port.",
+                "load-stats             : Show global server statistics.",
+                "log [on|off] [N|all]   : Show log history, turn real-time log on/off.",
+                "mute [n]               : Show or set the mute level.",
+                "echo [on|off] [N|all]  : Like log, for echo messages.",
+                "nclients               : Show the number of connected clients.",
+                "pid                    : Show the process ID.",
+                "signal s               : Send signal s (SIGHUP|SIGTERM|SIGUSR1|SIGUSR2) to the daemon.",
+                "state [on|off] [N|all] : Like log, for the state history.",
+                "status [n]             : Show status information in format n (1, 2 or 3).",
+                "verb [n]               : Show or set the log verbosity (0..15).",
+                "version [n]            : Show version information.",
+            ]
+            .map(String::from),
+        );
+        block(&lines)
+    }
+
     /// `version` reply (`title` starts `OpenVPN X.Y.Z `).
     pub fn version(title: &str) -> String {
         block(&[
@@ -1236,6 +1273,9 @@ mod tests {
             "OpenVPN Version: OpenVPN 2.6.14 x86_64-pc-linux-gnu [SSL (OpenSSL)]\r\nManagement Version: 5\r\nEND\r\n"
         );
         assert_eq!(pid(29089), "SUCCESS: pid=29089\r\n");
+        let h = help("OpenVPN 2.6.14");
+        assert!(h.starts_with("Management Interface for OpenVPN 2.6.14\r\nCommands:\r\n"));
+        assert!(h.ends_with("\r\nEND\r\n"));
         assert_eq!(
             load_stats(1, 4314, 4349),
             "SUCCESS: nclients=1,bytesin=4314,bytesout=4349\r\n"
