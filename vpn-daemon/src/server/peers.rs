@@ -422,6 +422,16 @@ impl<T> PeerTable<T> {
         }
     }
 
+    /// The instances at an IPv4 transport address, whether the socket
+    /// reports it as IPv4 or IPv4-mapped IPv6 (management `kill IP:PORT`).
+    pub fn by_ipv4_transport(&self, addr: std::net::SocketAddrV4) -> Vec<PeerId> {
+        let mapped = SocketAddr::new(IpAddr::V6(addr.ip().to_ipv6_mapped()), addr.port());
+        [SocketAddr::V4(addr), mapped]
+            .iter()
+            .filter_map(|a| self.by_transport(*a))
+            .collect()
+    }
+
     /// Instances whose common name is `cn`.
     pub fn by_common_name(&self, cn: &str) -> Vec<PeerId> {
         self.iter()
@@ -888,6 +898,25 @@ mod tests {
         assert!(t.by_common_name("alice").is_empty());
         assert!(t.is_empty());
         assert!(t.remove(a).is_none());
+    }
+
+    #[test]
+    fn finds_ipv4_clients_on_dual_stack_sockets() {
+        let mut t: PeerTable<()> = PeerTable::new(10);
+        let a = t.insert(sa("[::ffff:10.203.0.2]:50892"), ()).unwrap();
+        let b = t.insert(sa("10.203.0.3:1194"), ()).unwrap();
+        assert_eq!(
+            t.by_ipv4_transport("10.203.0.2:50892".parse().unwrap()),
+            vec![a]
+        );
+        assert_eq!(
+            t.by_ipv4_transport("10.203.0.3:1194".parse().unwrap()),
+            vec![b]
+        );
+        assert!(
+            t.by_ipv4_transport("10.203.0.3:1195".parse().unwrap())
+                .is_empty()
+        );
     }
 
     #[test]
