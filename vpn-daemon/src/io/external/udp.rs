@@ -408,6 +408,20 @@ impl UdpLink {
         })
     }
 
+    /// `n` sockets on one address with `SO_REUSEPORT`, one per worker. With
+    /// port 0 the first socket's port is reused for the others.
+    pub fn bind_workers(cfg: &UdpConfig, n: usize) -> Result<Vec<Self>, UdpError> {
+        let mut cfg = cfg.clone();
+        cfg.reuse_port = true;
+        let first = Self::bind(&cfg)?;
+        cfg.bind.set_port(first.local_addr().port());
+        let mut links = vec![first];
+        for _ in 1..n.max(1) {
+            links.push(Self::bind(&cfg)?);
+        }
+        Ok(links)
+    }
+
     /// The bound address (with the port chosen by the OS for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
