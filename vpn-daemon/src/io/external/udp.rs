@@ -645,6 +645,13 @@ impl UdpLink {
     }
 }
 
+/// The socket, for attaching a reuseport BPF steering program.
+impl std::os::fd::AsFd for UdpLink {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
 /// Writes `addr` as a C socket address; returns its length.
 fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
     match addr {
