@@ -15,6 +15,12 @@
 //! TunTxBatch slot: [ virtio_net_hdr (offload only)                       | IP packet ]
 //! ```
 //!
+//! Measured (release build, `tests/tests/io_tun.rs`, a user-space
+//! forwarder between two tuns carrying one TCP stream, on a loaded 2-core
+//! VM): about 0.7 Gbit/s with offload and 0.65 to 0.85 without, i.e. no
+//! clear gain there, so offload stays opt-in ([`TunConfig::from_dev`]
+//! leaves it off) until the full data path is measured with it.
+//!
 //! The device lives as long as the [`Tun`] value: a driver that keeps it
 //! across reconnects has `persist-tun` (addresses and MTU can be changed
 //! on the open device). Those configuration calls are interface ioctls:
