@@ -159,10 +159,12 @@ impl TcpServer {
         self.listener.local_addr()
     }
 
-    /// Waits for the next client. Cancel-safe.
+    /// Waits for the next client; its address comes canonical (IPv4 as
+    /// IPv4 on a dual-stack listener). Cancel-safe.
     pub async fn accept(&self) -> Result<(TcpLink, SocketAddr), TcpError> {
-        let (stream, peer) = self.listener.accept().await.map_err(TcpError::Accept)?;
+        let (stream, _) = self.listener.accept().await.map_err(TcpError::Accept)?;
         let link = TcpLink::from_stream(stream, &self.opts).map_err(TcpError::Accept)?;
+        let peer = link.peer_addr();
         Ok((link, peer))
     }
 }
@@ -190,8 +192,10 @@ impl TcpLink {
         if let Some(n) = opts.rcvbuf {
             sref.set_recv_buffer_size(n)?;
         }
-        let peer = stream.peer_addr()?;
-        let local = stream.local_addr()?;
+        // Canonical like the UDP link's: an IPv4 client of a dual-stack
+        // listener is an IPv4 peer, not ::ffff:a.b.c.d.
+        let peer = canonical(stream.peer_addr()?);
+        let local = canonical(stream.local_addr()?);
         let (rd, wr) = stream.into_split();
         Ok(Self {
             reader: TcpLinkReader {
@@ -224,6 +228,16 @@ impl TcpLink {
     /// The two halves.
     pub fn split(self) -> (TcpLinkReader, TcpLinkWriter) {
         (self.reader, self.writer)
+    }
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
     }
 }
 
@@ -459,6 +473,24 @@ mod tests {
         for (i, p) in got.iter().enumerate() {
             assert_eq!(p, &vec![(i + 1) as u8; i + 1]);
         }
+    }
+
+    #[tokio::test]
+    async fn dual_stack_listener_reports_ipv4_clients_as_ipv4() {
+        let server = TcpServer::bind(
+            "[::]:0".parse().expect("addr"),
+            false,
+            TcpOptions::default(),
+        )
+        .expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        let opts = TcpOptions::default();
+        let (c, s) = tokio::join!(connect(target, &opts), server.accept());
+        let (c, (s, peer)) = (c.expect("connect"), s.expect("accept"));
+        assert_eq!(peer, c.local_addr());
+        assert_eq!(s.local_addr(), target);
+        assert!(peer.is_ipv4());
     }
 
     #[tokio::test]
