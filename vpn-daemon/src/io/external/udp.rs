@@ -123,8 +123,9 @@ pub struct UdpConfig {
     /// OpenVPN does by default ("outer IP fragmentation is left to the
     /// OS"). When false the DF bit is always set and such sends fail.
     pub allow_fragmentation: bool,
-    /// Use UDP GSO when the kernel offers it; false sends one datagram per
-    /// `sendmsg` (for devices that mishandle GSO, and for measuring).
+    /// Use UDP GSO when the kernel offers it; false puts one datagram in
+    /// each `sendmmsg` message (for devices that mishandle GSO, and for
+    /// measuring).
     pub gso: bool,
 }
 
