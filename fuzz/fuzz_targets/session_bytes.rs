@@ -8,7 +8,10 @@ use std::sync::{Mutex, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use vpn_daemon::proto::fuzzing::SessionTarget;
 
-const PKI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/openvpn-2.6.14/pki/");
+const PKI: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/openvpn-2.6.14/pki/"
+);
 
 fn target() -> &'static Mutex<SessionTarget> {
     static T: OnceLock<Mutex<SessionTarget>> = OnceLock::new();
