@@ -211,6 +211,8 @@ pub async fn tunnel_server_tcp(
                         continue;
                     }
                 };
+                // A dual-stack listener shows IPv4 clients as ::ffff:a.b.c.d.
+                let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                 let session = match Session::new_server_stateful(scfg.clone(), clock::now(), clock::unix_time()) {
                     Ok(s) => s,
                     Err(e) => {
@@ -296,6 +298,7 @@ pub async fn tunnel_server_tcp(
             _ = status.tick() => multi.write_status(),
         }
     };
+    tracing::info!(?outcome, "server shutting down");
     let now = clock::now();
     for id in multi.close_all(now) {
         multi.drain(id, &mut out);

@@ -196,6 +196,7 @@ pub async fn tunnel_server_udp(
             _ = status.tick() => multi.write_status(),
         }
     };
+    tracing::info!(?outcome, "server shutting down");
     // explicit-exit-notify: RESTART to every client, then leave.
     let now = clock::now();
     for id in multi.close_all(now) {
