@@ -351,7 +351,13 @@ pub fn daemon_binary() -> PathBuf {
     let exe = env::current_exe().expect("current_exe");
     let dir = exe
         .parent()
-        .and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) })
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
         .expect("test binary has a directory");
     let bin = dir.join("vpn-daemon");
     assert!(
@@ -380,7 +386,12 @@ pub struct NsProcess {
 impl NsProcess {
     /// Starts `program args` in `ns` (`ip netns exec`, which execs, so the
     /// child's pid is the program's), stdout+stderr to `log`.
-    pub fn spawn(ns: &Netns, program: &std::path::Path, args: &[&str], log: &std::path::Path) -> Self {
+    pub fn spawn(
+        ns: &Netns,
+        program: &std::path::Path,
+        args: &[&str],
+        log: &std::path::Path,
+    ) -> Self {
         let out = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let err = out.try_clone().expect("dup log fd");
         let child = Command::new("ip")
@@ -447,7 +458,17 @@ pub fn ping_until(ns: &Netns, addr: &str, tries: u32) -> bool {
     (0..tries).any(|_| {
         let start = std::time::Instant::now();
         let ok = Command::new("ip")
-            .args(["netns", "exec", ns.name(), "ping", "-c", "1", "-W", "1", addr])
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                addr,
+            ])
             .output()
             .is_ok_and(|o| o.status.success());
         // "Network unreachable" returns at once: keep each try ~1 s long.

@@ -83,8 +83,18 @@ fn tunnel_over(server_proto: &str, client_proto: &str) {
     std::fs::write(&cconf, client_conf(client_proto, "10.99.0.1")).expect("write");
     let slog = dir.0.join("server.log");
     let clog = dir.0.join("client.log");
-    let mut server = NsProcess::spawn(&sns, &bin, &["--config", &sconf.display().to_string()], &slog);
-    let mut client = NsProcess::spawn(&cns, &bin, &["--config", &cconf.display().to_string()], &clog);
+    let mut server = NsProcess::spawn(
+        &sns,
+        &bin,
+        &["--config", &sconf.display().to_string()],
+        &slog,
+    );
+    let mut client = NsProcess::spawn(
+        &cns,
+        &bin,
+        &["--config", &cconf.display().to_string()],
+        &clog,
+    );
     let logs = || {
         format!(
             "server log:\n{}\nclient log:\n{}",
@@ -92,8 +102,16 @@ fn tunnel_over(server_proto: &str, client_proto: &str) {
             std::fs::read_to_string(&clog).unwrap_or_default()
         )
     };
-    assert!(ping_until(&cns, "10.77.0.1", 20), "client -> server ping failed\n{}", logs());
-    assert!(ping_until(&sns, "10.77.0.2", 5), "server -> client ping failed\n{}", logs());
+    assert!(
+        ping_until(&cns, "10.77.0.1", 20),
+        "client -> server ping failed\n{}",
+        logs()
+    );
+    assert!(
+        ping_until(&sns, "10.77.0.2", 5),
+        "server -> client ping failed\n{}",
+        logs()
+    );
     // The status file lists the client within its 1 s interval.
     let listed = (0..30).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
