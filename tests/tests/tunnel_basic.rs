@@ -63,45 +63,74 @@ fn client_conf(proto: &str, server: &str) -> String {
     )
 }
 
+/// Two namespaces joined by a veth pair (server 10.99.0.1, client
+/// 10.99.0.2) and a scratch directory; dropped in reverse order.
+struct Lab {
+    dir: TempDir,
+    sns: Netns,
+    cns: Netns,
+    bin: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let dir = TempDir::new();
+        let sns = Netns::new("tus");
+        let cns = Netns::new("tuc");
+        VethPair::new(&sns, &cns)
+            .addr_a([10, 99, 0, 1])
+            .addr_b([10, 99, 0, 2])
+            .create();
+        Self {
+            dir,
+            sns,
+            cns,
+            bin: daemon_binary(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// Writes `conf` to `<name>.conf` and starts the daemon on it in `ns`
+    /// (log in `<name>.log`).
+    fn start(&self, server: bool, name: &str, conf: &str) -> NsProcess {
+        let c = self.path(&format!("{name}.conf"));
+        std::fs::write(&c, conf).expect("write config");
+        let ns = if server { &self.sns } else { &self.cns };
+        NsProcess::spawn(
+            ns,
+            &self.bin,
+            &["--config", &c.display().to_string()],
+            &self.path(&format!("{name}.log")),
+        )
+    }
+
+    fn logs(&self) -> String {
+        ["server", "client"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "{n} log:\n{}\n",
+                    std::fs::read_to_string(self.path(&format!("{n}.log"))).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
 /// Server and client up over `proto`, pings both ways, clean exit.
 fn tunnel_over(server_proto: &str, client_proto: &str) {
     if !require_root() {
         return;
     }
-    let bin = daemon_binary();
-    let dir = TempDir::new();
-    let sns = Netns::new("tus");
-    let cns = Netns::new("tuc");
-    VethPair::new(&sns, &cns)
-        .addr_a([10, 99, 0, 1])
-        .addr_b([10, 99, 0, 2])
-        .create();
-    let status = dir.0.join("status.log");
-    let sconf = dir.0.join("server.conf");
-    let cconf = dir.0.join("client.conf");
-    std::fs::write(&sconf, server_conf(server_proto, &status)).expect("write");
-    std::fs::write(&cconf, client_conf(client_proto, "10.99.0.1")).expect("write");
-    let slog = dir.0.join("server.log");
-    let clog = dir.0.join("client.log");
-    let mut server = NsProcess::spawn(
-        &sns,
-        &bin,
-        &["--config", &sconf.display().to_string()],
-        &slog,
-    );
-    let mut client = NsProcess::spawn(
-        &cns,
-        &bin,
-        &["--config", &cconf.display().to_string()],
-        &clog,
-    );
-    let logs = || {
-        format!(
-            "server log:\n{}\nclient log:\n{}",
-            std::fs::read_to_string(&slog).unwrap_or_default(),
-            std::fs::read_to_string(&clog).unwrap_or_default()
-        )
-    };
+    let lab = Lab::new();
+    let status = lab.path("status.log");
+    let mut server = lab.start(true, "server", &server_conf(server_proto, &status));
+    let mut client = lab.start(false, "client", &client_conf(client_proto, "10.99.0.1"));
+    let (sns, cns) = (&lab.sns, &lab.cns);
+    let logs = || lab.logs();
     assert!(
         ping_until(&cns, "10.77.0.1", 20),
         "client -> server ping failed\n{}",
@@ -146,4 +175,111 @@ fn bad_config_exits_1() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: no message");
     }
+}
+
+/// The server restarts (sending RESTART to the client on its way out);
+/// the client reconnects by itself, keeping its tun device (persist-tun).
+#[test]
+fn tunnel_udp_client_reconnects_after_server_restart() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let status = lab.path("status.log");
+    let sconf = server_conf("udp", &status);
+    let mut server = lab.start(true, "server", &sconf);
+    let _client = lab.start(
+        false,
+        "client",
+        &format!("{}persist-tun\n", client_conf("udp", "10.99.0.1")),
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "first connection\n{}",
+        lab.logs()
+    );
+    let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(
+        s.and_then(|s| s.code()),
+        Some(0),
+        "server exit\n{}",
+        lab.logs()
+    );
+    let _server2 = lab.start(true, "server", &sconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "no reconnection\n{}",
+        lab.logs()
+    );
+}
+
+/// `auth-user-pass-verify` via-file decides: the right password connects,
+/// a wrong one gets AUTH_FAILED and the client exits with status 1.
+#[test]
+fn tunnel_udp_auth_user_pass_verify() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let script = lab.path("verify.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n{ read -r u; read -r p; } < \"$1\"\n[ \"$u\" = alice ] && [ \"$p\" = s3cret ]\n",
+    )
+    .expect("write script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let status = lab.path("status.log");
+    let sconf = format!(
+        "{}script-security 2\nauth-user-pass-verify {} via-file\nusername-as-common-name\n",
+        server_conf("udp", &status),
+        script.display()
+    );
+    let _server = lab.start(true, "server", &sconf);
+    let good = lab.path("good.txt");
+    std::fs::write(&good, "alice\ns3cret\n").expect("write");
+    let bad = lab.path("bad.txt");
+    std::fs::write(&bad, "alice\nwrong\n").expect("write");
+
+    let mut client = lab.start(
+        false,
+        "client",
+        &format!(
+            "{}auth-user-pass {}\n",
+            client_conf("udp", "10.99.0.1"),
+            bad.display()
+        ),
+    );
+    let exited = (0..150).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        client.try_exit()
+    });
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(1),
+        "bad password must end the client\n{}",
+        lab.logs()
+    );
+    drop(client);
+
+    let _client = lab.start(
+        false,
+        "client",
+        &format!(
+            "{}auth-user-pass {}\n",
+            client_conf("udp", "10.99.0.1"),
+            good.display()
+        ),
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "good password\n{}",
+        lab.logs()
+    );
+    // username-as-common-name: the status file shows the user name.
+    let listed = (0..30).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("alice,10.99.0.2"))
+    });
+    assert!(listed, "status without alice\n{}", lab.logs());
 }
