@@ -132,12 +132,12 @@ fn tunnel_over(server_proto: &str, client_proto: &str) {
     let (sns, cns) = (&lab.sns, &lab.cns);
     let logs = || lab.logs();
     assert!(
-        ping_until(&cns, "10.77.0.1", 20),
+        ping_until(cns, "10.77.0.1", 20),
         "client -> server ping failed\n{}",
         logs()
     );
     assert!(
-        ping_until(&sns, "10.77.0.2", 5),
+        ping_until(sns, "10.77.0.2", 5),
         "server -> client ping failed\n{}",
         logs()
     );
