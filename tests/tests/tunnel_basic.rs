@@ -283,3 +283,31 @@ fn tunnel_udp_auth_user_pass_verify() {
     });
     assert!(listed, "status without alice\n{}", lab.logs());
 }
+
+/// A client killed without notice comes back from the same address and
+/// port: its new handshake replaces the old instance at once (not after
+/// the old one's ping-restart).
+#[test]
+fn tunnel_udp_client_restart_same_port() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let status = lab.path("status.log");
+    let _server = lab.start(true, "server", &server_conf("udp", &status));
+    let cconf = client_conf("udp", "10.99.0.1").replace("nobind\n", "lport 5555\n");
+    let mut client = lab.start(false, "client", &cconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "first connection\n{}",
+        lab.logs()
+    );
+    client.signal_and_wait(libc::SIGKILL, Duration::from_secs(5));
+    drop(client);
+    let _client = lab.start(false, "client", &cconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 8),
+        "restarted client not accepted\n{}",
+        lab.logs()
+    );
+}
