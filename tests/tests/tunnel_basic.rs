@@ -311,3 +311,62 @@ fn tunnel_udp_client_restart_same_port() {
         lab.logs()
     );
 }
+
+/// Kills a daemonized (not our child) process on drop.
+struct PidGuard(i32);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the daemon this test started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// `daemon`, `writepid`, `log`: the started process returns at once, the
+/// detached daemon writes its pid and logs to the file, SIGTERM ends it.
+#[test]
+fn tunnel_daemon_writepid_log() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let pidfile = lab.path("daemon.pid");
+    let logfile = lab.path("daemon.log");
+    let conf = format!(
+        "{}daemon\nwritepid {}\nlog {}\n",
+        server_conf("udp", &lab.path("status.log")),
+        pidfile.display(),
+        logfile.display()
+    );
+    let mut starter = lab.start(true, "server", &conf);
+    let started = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        starter.try_exit()
+    });
+    assert_eq!(started.and_then(|s| s.code()), Some(0), "{}", lab.logs());
+    let pid = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+        })
+        .expect("pid file written");
+    let _guard = PidGuard(pid);
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_to_string(&logfile).is_ok_and(|s| s.contains("UDP server listening"))
+    });
+    assert!(
+        listening,
+        "log file: {:?}",
+        std::fs::read_to_string(&logfile)
+    );
+    // SAFETY: kill(2) on the daemon started above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone, "daemon did not exit on SIGTERM");
+}
