@@ -370,3 +370,53 @@ fn tunnel_daemon_writepid_log() {
     });
     assert!(gone, "daemon did not exit on SIGTERM");
 }
+
+/// `client-to-client`: two clients reach each other through the daemon's
+/// internal routing (the server namespace has ip_forward off, so the
+/// kernel could not do it); both use the same certificate: duplicate-cn.
+#[test]
+fn tunnel_udp_client_to_client() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let bns = Netns::new("tub");
+    VethPair::new(&lab.sns, &bns)
+        .addr_a([10, 98, 0, 1])
+        .addr_b([10, 98, 0, 2])
+        .create();
+    let status = lab.path("status.log");
+    let _server = lab.start(
+        true,
+        "server",
+        &format!(
+            "{}client-to-client\nduplicate-cn\n",
+            server_conf("udp", &status)
+        ),
+    );
+    let _a = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "client a\n{}",
+        lab.logs()
+    );
+    let bconf = lab.path("b.conf");
+    std::fs::write(&bconf, client_conf("udp", "10.98.0.1")).expect("write");
+    let _b = NsProcess::spawn(
+        &bns,
+        &lab.bin,
+        &["--config", &bconf.display().to_string()],
+        &lab.path("b.log"),
+    );
+    assert!(
+        ping_until(&bns, "10.77.0.1", 20),
+        "client b\n{}",
+        lab.logs()
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.3", 5),
+        "a -> b\n{}\nb log:\n{}",
+        lab.logs(),
+        std::fs::read_to_string(lab.path("b.log")).unwrap_or_default()
+    );
+}
