@@ -84,15 +84,43 @@ pub fn verb_filter(verb: u8) -> &'static str {
     }
 }
 
+/// `mute N`: at most N consecutive events from the same call site are
+/// logged; the rest of the run is counted and summed up when another
+/// message comes (OpenVPN's "N variation(s) on previous M message(s)
+/// suppressed by --mute").
+struct Mute {
+    limit: u32,
+    state: std::sync::Mutex<(Option<tracing::callsite::Identifier>, u32)>,
+}
+
+impl Mute {
+    /// Whether to log an event from `site`; `Some(n)` when a run of `n`
+    /// suppressed events just ended.
+    fn admit(&self, site: tracing::callsite::Identifier) -> (bool, Option<u32>) {
+        let Ok(mut st) = self.state.lock() else {
+            return (true, None);
+        };
+        if st.0.as_ref() == Some(&site) {
+            st.1 += 1;
+            (st.1 <= self.limit, None)
+        } else {
+            let suppressed = st.1.saturating_sub(self.limit);
+            *st = (Some(site), 1);
+            (true, (suppressed > 0).then_some(suppressed))
+        }
+    }
+}
+
 /// Sets up logging to stderr or the `log`/`log-append` file. Call once.
 pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
     use tracing_subscriber::EnvFilter;
-    let filter =
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter};
+    let env =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(verb_filter(cfg.verb)));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(cfg.verb >= 5);
-    let res = match &cfg.log {
+    let (writer, ansi) = match &cfg.log {
         Some(l) => {
             let file = OpenOptions::new()
                 .create(true)
@@ -101,15 +129,41 @@ pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
                 .truncate(!l.append)
                 .open(&l.path)
                 .map_err(|e| DaemonError::io(format!("opening log {}", l.path.display()), e))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .try_init()
+            (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
         }
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => (BoxMakeWriter::new(std::io::stderr), true),
     };
+    let max_level: filter::LevelFilter = verb_filter(cfg.verb)
+        .parse()
+        .unwrap_or(filter::LevelFilter::INFO);
+    let mute = cfg.mute.filter(|n| *n > 0).map(|limit| Mute {
+        limit,
+        state: std::sync::Mutex::new((None, 0)),
+    });
+    // Dynamic: a static filter_fn would be asked once per call site and
+    // cached, which is the opposite of counting.
+    let mute_filter = filter::dynamic_filter_fn(move |meta, _cx| {
+        let Some(m) = &mute else { return true };
+        // Only events the verbosity lets through count towards a run.
+        if !meta.is_event() || *meta.level() > max_level {
+            return true;
+        }
+        let (ok, ended) = m.admit(meta.callsite());
+        if let Some(n) = ended {
+            // Written straight to stderr: emitting an event from inside
+            // the filter would re-enter it.
+            eprintln!("{n} variation(s) on previous message(s) suppressed by --mute");
+        }
+        ok
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(cfg.verb >= 5)
+        .with_filter(env)
+        .with_filter(mute_filter);
     // Already initialised (a SIGHUP restart): keep the first subscriber.
-    let _ = res;
+    let _ = tracing_subscriber::registry().with(layer).try_init();
     Ok(())
 }
 
@@ -221,4 +275,52 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
         tracing::info!(user = ?cfg.user, group = ?cfg.group, "dropped privileges");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Not zero-sized: identity is the address, two ZST statics may share one.
+    struct A(#[allow(dead_code)] u8);
+    struct B(#[allow(dead_code)] u8);
+    static CS_A: A = A(1);
+    static CS_B: B = B(2);
+    impl tracing::Callsite for A {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unimplemented!("not needed for identity")
+        }
+    }
+    impl tracing::Callsite for B {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unimplemented!("not needed for identity")
+        }
+    }
+
+    #[test]
+    fn mute_passes_n_per_run_and_counts_the_rest() {
+        let m = Mute {
+            limit: 2,
+            state: std::sync::Mutex::new((None, 0)),
+        };
+        let a = || tracing::callsite::Identifier(&CS_A);
+        let b = || tracing::callsite::Identifier(&CS_B);
+        assert_eq!(m.admit(a()), (true, None));
+        assert_eq!(m.admit(a()), (true, None));
+        assert_eq!(m.admit(a()), (false, None));
+        assert_eq!(m.admit(a()), (false, None));
+        // Another message ends the run: two were suppressed.
+        assert_eq!(m.admit(b()), (true, Some(2)));
+        assert_eq!(m.admit(a()), (true, None));
+    }
+
+    #[test]
+    fn verb_levels() {
+        assert_eq!(verb_filter(0), "error");
+        assert_eq!(verb_filter(3), "info");
+        assert_eq!(verb_filter(5), "debug");
+        assert_eq!(verb_filter(11), "trace");
+    }
 }
