@@ -420,3 +420,31 @@ fn tunnel_udp_client_to_client() {
         std::fs::read_to_string(lab.path("b.log")).unwrap_or_default()
     );
 }
+
+/// SIGUSR1 (soft restart) and SIGHUP (re-read the configuration) both
+/// bring the client back up; the process lives on.
+#[test]
+fn tunnel_udp_client_sigusr1_sighup_restart() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let _server = lab.start(true, "server", &server_conf("udp", &lab.path("status.log")));
+    let mut client = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    for sig in [libc::SIGUSR1, libc::SIGHUP] {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(client.pid() as i32, sig) };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            client.try_exit().is_none(),
+            "signal {sig} ended the client\n{}",
+            lab.logs()
+        );
+        assert!(
+            ping_until(&lab.cns, "10.77.0.1", 20),
+            "not back after signal {sig}\n{}",
+            lab.logs()
+        );
+    }
+}
