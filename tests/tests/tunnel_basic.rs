@@ -448,3 +448,33 @@ fn tunnel_udp_client_sigusr1_sighup_restart() {
         );
     }
 }
+
+/// `server-ipv6`: the client gets a pushed IPv6 address and IPv6 flows
+/// both ways inside the tunnel.
+#[test]
+fn tunnel_udp_ipv6_inside() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let _server = lab.start(
+        true,
+        "server",
+        &format!(
+            "{}server-ipv6 fd00:77::/64\n",
+            server_conf("udp", &lab.path("status.log"))
+        ),
+    );
+    let _client = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    assert!(
+        ping_until(&lab.cns, "fd00:77::1", 5),
+        "client -> server v6\n{}",
+        lab.logs()
+    );
+    assert!(
+        ping_until(&lab.sns, "fd00:77::1000", 5),
+        "server -> client v6\n{}",
+        lab.logs()
+    );
+}
