@@ -478,3 +478,55 @@ fn tunnel_udp_ipv6_inside() {
         lab.logs()
     );
 }
+
+/// Routes of the client's namespace (`ip route show`), as text.
+fn routes(ns: &Netns) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "route", "show"])
+        .output()
+        .expect("ip route");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Pushed `redirect-gateway def1`: 0/1 and 128/1 go into the tunnel, a
+/// host route keeps the server on the old path (the tunnel still works),
+/// and everything is removed again when the client exits.
+#[test]
+fn tunnel_udp_redirect_gateway_def1() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.cns.ip(&["route", "add", "default", "via", "10.99.0.1"]);
+    let _server = lab.start(
+        true,
+        "server",
+        &format!(
+            "{}push \"redirect-gateway def1\"\n",
+            server_conf("udp", &lab.path("status.log"))
+        ),
+    );
+    let mut client = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    let r = routes(&lab.cns);
+    assert!(r.contains("0.0.0.0/1 dev tun"), "{r}");
+    assert!(r.contains("128.0.0.0/1 dev tun"), "{r}");
+    assert!(
+        r.lines().any(|l| l.starts_with("10.99.0.1 ")),
+        "no host route to the server: {r}"
+    );
+    // Still reachable with the halves installed: the host route works.
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 5),
+        "tunnel after redirect\n{}",
+        lab.logs()
+    );
+    let c = client.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(c.and_then(|s| s.code()), Some(0), "{}", lab.logs());
+    let r = routes(&lab.cns);
+    assert!(!r.contains("0.0.0.0/1"), "left behind: {r}");
+    assert!(
+        !r.lines().any(|l| l.starts_with("10.99.0.1 ")),
+        "left behind: {r}"
+    );
+}
