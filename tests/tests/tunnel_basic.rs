@@ -530,3 +530,51 @@ fn tunnel_udp_redirect_gateway_def1() {
         "left behind: {r}"
     );
 }
+
+/// `ifconfig-pool-persist FILE 1` records the client's address.
+#[test]
+fn tunnel_udp_pool_persist_written() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let pp = lab.path("ipp.txt");
+    let _server = lab.start(
+        true,
+        "server",
+        &format!(
+            "{}ifconfig-pool-persist {} 1\n",
+            server_conf("udp", &lab.path("status.log")),
+            pp.display()
+        ),
+    );
+    let _client = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    let written = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&pp).is_ok_and(|s| s.contains("client,10.77.0.2"))
+    });
+    assert!(
+        written,
+        "{:?}\n{}",
+        std::fs::read_to_string(&pp),
+        lab.logs()
+    );
+}
+
+/// `resolv-retry 2` with a name that cannot resolve: exit 1 after ~2 s.
+#[test]
+fn tunnel_client_resolv_retry_gives_up() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let conf = client_conf("udp", "vpn-test-no-such-host.invalid")
+        .replace("connect-retry 1 2\n", "connect-retry 1 1\nresolv-retry 2\n");
+    let mut client = lab.start(false, "client", &conf);
+    let exited = (0..200).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        client.try_exit()
+    });
+    assert_eq!(exited.and_then(|s| s.code()), Some(1), "{}", lab.logs());
+}

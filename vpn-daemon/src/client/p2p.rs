@@ -168,6 +168,8 @@ pub async fn tunnel_point_to_point(
     let max_delay = Duration::from_secs(u64::from(cfg.connect_retry.max.max(1)));
     let mut failures_in_row: u32 = 0;
     let mut attempt: usize = 0;
+    // `resolv-retry N`: how long names have failed to resolve.
+    let mut resolve_failing_since: Option<Instant> = None;
     let outcome = loop {
         let remote = &cfg.remotes[order[attempt % order.len()]];
         attempt += 1;
@@ -184,9 +186,21 @@ pub async fn tunnel_point_to_point(
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(error = %e, remote = %remote.host, "connection attempt failed");
+                if matches!(e, DaemonError::Resolve { .. }) {
+                    let since = *resolve_failing_since.get_or_insert_with(clock::now);
+                    if let cfgt::ResolvRetry::Seconds(n) = cfg.resolv_retry
+                        && clock::now().duration_since(since) >= Duration::from_secs(u64::from(n))
+                    {
+                        tracing::error!("resolv-retry {n}: giving up");
+                        break Outcome::Exit(1);
+                    }
+                }
                 End::Restart { connected: false }
             }
         };
+        if !matches!(end, End::Restart { connected: false }) {
+            resolve_failing_since = None;
+        }
         match end {
             End::Stop(o) => break o,
             End::Restart { connected } => {

@@ -604,7 +604,7 @@ impl Multi {
         ids
     }
 
-    /// Writes the status file (atomically) and the pool persist file.
+    /// Writes the status file (atomically).
     pub fn write_status(&self) {
         if let Some(sf) = &self.cfg.status {
             let now = clock::unix_time();
@@ -663,6 +663,11 @@ impl Multi {
                 tracing::warn!(error = %e, "status file");
             }
         }
+    }
+
+    /// Writes the `ifconfig-pool-persist` file (atomically), unless its
+    /// interval is 0 (read-only).
+    pub fn write_pool_persist(&self) {
         if let (Some(pp), Some(pool)) = (&self.cfg.ifconfig_pool_persist, &self.pool)
             && pp.seconds > 0
             && let Err(e) = write_atomic(&pp.file, pool.render_persist().as_bytes())

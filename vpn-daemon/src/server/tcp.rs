@@ -186,6 +186,7 @@ pub async fn tunnel_server_tcp(
     let mut out = TcpOut::default();
     let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
     let mut status = super::udp::status_interval(cfg);
+    let mut persist = super::udp::persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
     let outcome = loop {
         for id in std::mem::take(&mut dirty) {
@@ -308,6 +309,7 @@ pub async fn tunnel_server_tcp(
                 dirty.extend(multi.timeouts(clock::now(), clock::unix_time()));
             }
             _ = status.tick() => multi.write_status(),
+            _ = persist.tick() => multi.write_pool_persist(),
         }
     };
     tracing::info!(?outcome, "server shutting down");
@@ -318,6 +320,7 @@ pub async fn tunnel_server_tcp(
     // Let the writer tasks flush the RESTART messages.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     multi.write_status();
+    multi.write_pool_persist();
     st.shutdown(cfg).await;
     Ok(outcome)
 }

@@ -105,6 +105,7 @@ pub async fn tunnel_server_udp(
     let mut ttx = q.tx_batch(64);
     let mut reply = vec![0u8; 2048];
     let mut status = status_interval(cfg);
+    let mut persist = persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
     let mut first_contact_drops: u64 = 0;
     let outcome = loop {
@@ -210,6 +211,7 @@ pub async fn tunnel_server_udp(
                 dirty.extend(multi.timeouts(clock::now(), clock::unix_time()));
             }
             _ = status.tick() => multi.write_status(),
+            _ = persist.tick() => multi.write_pool_persist(),
         }
     };
     tracing::info!(?outcome, "server shutting down");
@@ -222,6 +224,7 @@ pub async fn tunnel_server_udp(
         let _ = tokio::time::timeout(Duration::from_secs(1), link.send_batch(&mut tx)).await;
     }
     multi.write_status();
+    multi.write_pool_persist();
     st.shutdown(cfg).await;
     Ok(outcome)
 }
@@ -230,6 +233,22 @@ pub async fn tunnel_server_udp(
 pub(crate) fn status_interval(cfg: &Config) -> tokio::time::Interval {
     let secs = cfg.status.as_ref().map_or(3600, |s| s.interval.max(1));
     let mut i = tokio::time::interval(Duration::from_secs(u64::from(secs)));
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    i
+}
+
+/// The `ifconfig-pool-persist FILE N` timer (never ticks when N is 0 or unset).
+pub(crate) fn persist_interval(cfg: &Config) -> tokio::time::Interval {
+    let secs = cfg.ifconfig_pool_persist.as_ref().map_or(0, |p| p.seconds);
+    let period = if secs == 0 {
+        86_400 * 365
+    } else {
+        u64::from(secs)
+    };
+    let mut i = tokio::time::interval_at(
+        tokio::time::Instant::from_std(clock::now()) + Duration::from_secs(period),
+        Duration::from_secs(period),
+    );
     i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     i
 }
