@@ -578,3 +578,49 @@ fn tunnel_client_resolv_retry_gives_up() {
     });
     assert_eq!(exited.and_then(|s| s.code()), Some(1), "{}", lab.logs());
 }
+
+/// `up`/`down` run with OpenVPN's arguments (`dev tun_mtu 0 local
+/// netmask init`) and environment.
+#[test]
+fn tunnel_udp_up_down_scripts() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let out = lab.path("hooks.txt");
+    let script = lab.path("hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$script_type $* ifconfig_local=$ifconfig_local\" >> {}\n",
+            out.display()
+        ),
+    )
+    .expect("write script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let _server = lab.start(true, "server", &server_conf("udp", &lab.path("status.log")));
+    let mut client = lab.start(
+        false,
+        "client",
+        &format!(
+            "{}script-security 2\nup {s}\ndown {s}\n",
+            client_conf("udp", "10.99.0.1"),
+            s = script.display()
+        ),
+    );
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    let c = client.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(c.and_then(|s| s.code()), Some(0), "{}", lab.logs());
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "up tun0 1500 0 10.77.0.2 255.255.255.0 init ifconfig_local=10.77.0.2",
+            "down tun0 1500 0 10.77.0.2 255.255.255.0 init ifconfig_local=10.77.0.2"
+        ],
+        "{}",
+        lab.logs()
+    );
+}
