@@ -32,9 +32,12 @@
 //! ```
 
 pub mod ccd;
+pub mod multi;
 pub mod peers;
 pub mod pool;
 pub mod push;
+pub mod tcp;
+pub mod udp;
 
 /// The pieces together, as a server driver would use them for a client's
 /// connection: ccd, pool, push list, peer table, routing, status.
