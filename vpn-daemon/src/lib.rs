@@ -8,7 +8,9 @@
 //! [`mgmt`] the status output and management protocol, [`scripts`] runs
 //! OpenVPN-style hook scripts.
 
+pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod io;
 pub mod mgmt;
 pub mod proto;

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Arg, Command};
 use vpn_daemon::config::Config;
+use vpn_daemon::daemon::Outcome;
 
 /// The help text's command description (clap renders it; it parses nothing).
 fn help_command() -> Command {
@@ -57,26 +58,34 @@ fn main() -> Result<ExitCode> {
         println!("vpn-daemon {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
-    let config = match Config::from_args(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            // file:line: message, nothing else, as OpenVPN users expect.
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
+    let mut first = true;
+    loop {
+        let config = match Config::from_args(&args) {
+            Ok(c) => c,
+            Err(e) => {
+                // file:line: message, nothing else, as OpenVPN users expect.
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        for w in &config.warnings {
+            eprintln!("{w}");
         }
-    };
-    for w in &config.warnings {
-        eprintln!("{w}");
+        if first {
+            vpn_daemon::daemon::prepare_process(&config).context("process set-up")?;
+            first = false;
+        }
+        tracing::info!("{}", config.summary());
+        match vpn_daemon::daemon::run(&config) {
+            Ok(Outcome::Exit(code)) => return Ok(ExitCode::from(code)),
+            Ok(Outcome::Reload) => {
+                tracing::info!("SIGHUP: re-reading the configuration and restarting");
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("vpn-daemon: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
-    println!("{}", config.summary());
-    let bpf = match vpn_daemon::io::xdp::EMBEDDED_OBJECT {
-        Some(o) => format!("XDP object embedded ({} bytes)", o.len()),
-        None => "no XDP object embedded".to_string(),
-    };
-    // Not an anyhow error: that would add "Error:" and, with
-    // RUST_BACKTRACE set, a backtrace to a message that is not a bug.
-    eprintln!(
-        "vpn-daemon: the configuration is valid, but the client and server runtimes are not implemented yet ({bpf})"
-    );
-    Ok(ExitCode::FAILURE)
 }

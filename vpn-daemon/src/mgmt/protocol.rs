@@ -232,6 +232,40 @@ pub enum Command {
     Mute(Option<u32>),
     /// `quit` / `exit`: close without a reply.
     Quit,
+    /// `client-auth CID KID` + config lines + `END` (as gathered by
+    /// [`CommandReader`]), or `client-auth-nt CID KID` (no lines).
+    ClientAuth {
+        /// Management client id.
+        cid: u64,
+        /// Key id.
+        kid: u32,
+        /// Config lines (`push "..."`, `ifconfig-push ...`).
+        config: Vec<String>,
+    },
+    /// `client-deny CID KID REASON [CLIENT_REASON]`.
+    ClientDeny {
+        /// Management client id.
+        cid: u64,
+        /// Key id.
+        kid: u32,
+        /// For the server log.
+        reason: String,
+        /// Sent to the client as `AUTH_FAILED,<text>`.
+        client_reason: Option<String>,
+    },
+    /// `client-pending-auth CID KID EXTRA TIMEOUT`.
+    ClientPendingAuth {
+        /// Management client id.
+        cid: u64,
+        /// Key id.
+        kid: u32,
+        /// `WEB_AUTH:...`, `OPEN_URL:...`, `CR_TEXT:...`.
+        extra: String,
+        /// Seconds.
+        timeout: u32,
+    },
+    /// `env-filter [LEVEL]`.
+    EnvFilter(u32),
 }
 
 /// A command that cannot be run; [`ParseError::reply`] is 2.6's answer.
@@ -274,6 +308,12 @@ pub enum ParseError {
     /// A non-numeric CID.
     #[error("cannot parse CID")]
     BadCid,
+    /// A non-numeric KID.
+    #[error("cannot parse KID")]
+    BadKid,
+    /// A non-numeric TIMEOUT.
+    #[error("cannot parse TIMEOUT")]
+    BadTimeout,
     /// An unknown signal name.
     #[error("signal '{0}' is not a known signal type")]
     BadSignal(String),
@@ -299,6 +339,25 @@ impl ParseError {
             e => Some(reply::error(&e.to_string())),
         }
     }
+}
+
+/// C `sscanf("%lu")`: optional blanks and `+`, then at least one digit
+/// (trailing text ignored), as 2.6 parses CID/KID/TIMEOUT.
+fn scan_u64(s: &str) -> Option<u64> {
+    let t = s.trim_start();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    // Saturate like strtoul does on overflow.
+    Some(digits.parse().unwrap_or(u64::MAX))
+}
+
+fn scan_u32(s: &str, err: ParseError) -> Result<u32, ParseError> {
+    scan_u64(s)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .ok_or(err)
 }
 
 /// C `atoi`: leading digits, anything else 0 (2.6 parses numbers so).
@@ -392,7 +451,7 @@ pub fn parse_command(line: &str) -> Result<Command, ParseError> {
         }
         "client-kill" => {
             need("client-kill", args, 1, true)?;
-            let cid = arg(0).parse::<u64>().map_err(|_| ParseError::BadCid)?;
+            let cid = scan_u64(arg(0)).ok_or(ParseError::BadCid)?;
             Command::ClientKill {
                 cid,
                 message: args.get(1).cloned(),
@@ -434,8 +493,171 @@ pub fn parse_command(line: &str) -> Result<Command, ParseError> {
             Some(a) => Command::Mute(Some(a.parse().map_err(|_| ParseError::BadMute)?)),
         },
         "quit" | "exit" => Command::Quit,
+        "client-auth" | "client-auth-nt" => {
+            let name = if cmd == "client-auth" {
+                "client-auth"
+            } else {
+                "client-auth-nt"
+            };
+            need(name, args, 2, false)?;
+            Command::ClientAuth {
+                cid: scan_u64(arg(0)).ok_or(ParseError::BadCid)?,
+                kid: scan_u32(arg(1), ParseError::BadKid)?,
+                config: Vec::new(),
+            }
+        }
+        "client-deny" => {
+            need("client-deny", args, 3, true)?;
+            Command::ClientDeny {
+                cid: scan_u64(arg(0)).ok_or(ParseError::BadCid)?,
+                kid: scan_u32(arg(1), ParseError::BadKid)?,
+                reason: arg(2).to_string(),
+                client_reason: args.get(3).cloned(),
+            }
+        }
+        "client-pending-auth" => {
+            need("client-pending-auth", args, 4, false)?;
+            Command::ClientPendingAuth {
+                cid: scan_u64(arg(0)).ok_or(ParseError::BadCid)?,
+                kid: scan_u32(arg(1), ParseError::BadKid)?,
+                extra: arg(2).to_string(),
+                timeout: scan_u32(arg(3), ParseError::BadTimeout)?,
+            }
+        }
+        "env-filter" => Command::EnvFilter(
+            args.first()
+                .map_or(0, |a| u32::try_from(atoi(a)).unwrap_or(u32::MAX)),
+        ),
         _ => return Err(ParseError::Unknown),
     })
+}
+
+/// Turns command lines into commands, gathering the config lines of a
+/// multi-line `client-auth` block (every line up to `END` is config
+/// text, not a command).
+#[derive(Debug, Default)]
+pub struct CommandReader {
+    pending: Option<(u64, u32, Vec<String>)>,
+}
+
+/// Most config lines kept in one `client-auth` block.
+pub const MAX_CLIENT_AUTH_LINES: usize = 1024;
+
+impl CommandReader {
+    /// A reader outside any block.
+    pub fn new() -> Self {
+        CommandReader::default()
+    }
+
+    /// Whether a `client-auth` block is open.
+    pub fn in_block(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Handles one line: `None` while a block is being read.
+    pub fn handle_line(&mut self, line: &str) -> Option<Result<Command, ParseError>> {
+        if let Some((cid, kid, mut config)) = self.pending.take() {
+            if line == "END" {
+                return Some(Ok(Command::ClientAuth { cid, kid, config }));
+            }
+            if config.len() < MAX_CLIENT_AUTH_LINES {
+                config.push(line.to_string());
+            }
+            self.pending = Some((cid, kid, config));
+            return None;
+        }
+        let is_block = line.split_whitespace().next() == Some("client-auth");
+        match parse_command(line) {
+            Ok(Command::ClientAuth { cid, kid, .. }) if is_block => {
+                self.pending = Some((cid, kid, Vec::new()));
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+/// A bounded history (`state`: 100 entries, `echo`: 100, `log`:
+/// `management-log-cache`, default 250), oldest first.
+#[derive(Debug, Clone)]
+pub struct History<T> {
+    items: std::collections::VecDeque<T>,
+    capacity: usize,
+}
+
+/// History size of `state` and `echo` in 2.6.
+pub const STATE_HISTORY: usize = 100;
+/// Default `management-log-cache`.
+pub const LOG_HISTORY: usize = 250;
+
+impl<T> History<T> {
+    /// An empty history keeping at most `capacity` entries (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        History {
+            items: std::collections::VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records an entry, dropping the oldest when full.
+    pub fn push(&mut self, item: T) {
+        if self.items.len() == self.capacity {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+    }
+
+    /// The latest `n` entries, oldest first.
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &T> {
+        self.items.iter().skip(self.items.len().saturating_sub(n))
+    }
+
+    /// The newest entry.
+    pub fn latest(&self) -> Option<&T> {
+        self.items.back()
+    }
+}
+
+/// Runs a `state` / `log` / `echo` command against its history: each
+/// argument in turn (`on`/`off` switch real-time notifications and reply
+/// SUCCESS, `all`/`N` print entries then `END`), as 2.6 does. `what` is
+/// `state`, `log` or `echo`; `render` formats one entry. Returns the reply
+/// text; `realtime` is updated.
+pub fn history_reply<T>(
+    what: &str,
+    args: &[HistoryArg],
+    history: &History<T>,
+    realtime: &mut bool,
+    render: impl Fn(&T) -> String,
+) -> String {
+    let mut out = String::new();
+    for a in args {
+        match a {
+            HistoryArg::On | HistoryArg::Off => {
+                *realtime = *a == HistoryArg::On;
+                out.push_str(&reply::realtime_set(what, *realtime));
+            }
+            HistoryArg::All => {
+                let lines: Vec<String> = history.last(usize::MAX).map(&render).collect();
+                out.push_str(&reply::block(&lines));
+            }
+            HistoryArg::Last(n) => {
+                let n = usize::try_from(*n).unwrap_or(usize::MAX);
+                let lines: Vec<String> = history.last(n).map(&render).collect();
+                out.push_str(&reply::block(&lines));
+            }
+        }
+    }
+    out
+}
+
+/// Which server format `status [N]` prints: N, or the configured
+/// `status-version` for a bare `status` / `status 0`.
+pub fn status_version_for(arg: Option<u8>, configured: u8) -> crate::mgmt::status::StatusVersion {
+    use crate::mgmt::status::StatusVersion;
+    arg.and_then(StatusVersion::from_number)
+        .or_else(|| StatusVersion::from_number(configured))
+        .unwrap_or(StatusVersion::V1)
 }
 
 /// One `state` history entry.
@@ -490,6 +712,43 @@ pub mod reply {
         }
         o.push_str("END\r\n");
         o
+    }
+
+    /// `help` reply: our own text (no tool parses it), ending in `END`.
+    pub fn help(title: &str) -> String {
+        let mut lines = vec![
+            format!("Management Interface for {title}"),
+            "Commands:".to_string(),
+        ];
+        lines.extend(
+            [
+                "bytecount n            : Show bytes in/out, update every n secs (0=off).",
+                "client-auth CID KID    : Authenticate client CID/key KID (MULTILINE, ends with END).",
+                "client-auth-nt CID KID : Authenticate client CID/key KID.",
+                "client-deny CID KID R [CR] : Deny client CID/key KID, log reason R, client reason CR.",
+                "client-kill CID [M]    : Kill client instance CID with message M (default RESTART).",
+                "client-pending-auth CID KID MSG TIMEOUT : Send AUTH_PENDING and INFO_PRE MSG.",
+                "env-filter [level]     : Set the >CLIENT:ENV filter level.",
+                "exit|quit              : Close this management session.",
+                "help                   : Print this message.",
+                "hold [on|off|release]  : Show, set or release the hold flag.",
+                "kill cn                : Kill the client instance(s) with common name cn.",
+                "kill IP:port           : Kill the client instance at IP:port.",
+                "load-stats             : Show global server statistics.",
+                "log [on|off] [N|all]   : Show log history, turn real-time log on/off.",
+                "mute [n]               : Show or set the mute level.",
+                "echo [on|off] [N|all]  : Like log, for echo messages.",
+                "nclients               : Show the number of connected clients.",
+                "pid                    : Show the process ID.",
+                "signal s               : Send signal s (SIGHUP|SIGTERM|SIGUSR1|SIGUSR2) to the daemon.",
+                "state [on|off] [N|all] : Like log, for the state history.",
+                "status [n]             : Show status information in format n (1, 2 or 3).",
+                "verb [n]               : Show or set the log verbosity (0..15).",
+                "version [n]            : Show version information.",
+            ]
+            .map(String::from),
+        );
+        block(&lines)
     }
 
     /// `version` reply (`title` starts `OpenVPN X.Y.Z `).
@@ -611,6 +870,59 @@ pub mod reply {
             "real-time {what} notification set to {}",
             if on { "ON" } else { "OFF" }
         ))
+    }
+
+    /// `client-auth` / `client-auth-nt` reply.
+    pub fn client_auth(ok: bool) -> String {
+        if ok {
+            success("client-auth command succeeded")
+        } else {
+            error("client-auth command failed")
+        }
+    }
+
+    /// `client-deny` reply.
+    pub fn client_deny(ok: bool) -> String {
+        if ok {
+            success("client-deny command succeeded")
+        } else {
+            error("client-deny command failed")
+        }
+    }
+
+    /// `client-pending-auth` reply.
+    pub fn client_pending_auth(ok: bool) -> String {
+        if ok {
+            success("client-pending-auth command succeeded")
+        } else {
+            error("client-pending-auth command failed. Extra parameter might be too long")
+        }
+    }
+
+    /// `env-filter` reply.
+    pub fn env_filter(level: u32) -> String {
+        success(&format!("env_filter_level={level}"))
+    }
+
+    /// A `>CLIENT:` notification block (`CONNECT,CID,KID`,
+    /// `ESTABLISHED,CID`, `DISCONNECT,CID`, `REAUTH,CID,KID`): the header,
+    /// one `>CLIENT:ENV,name=value` line per variable, `>CLIENT:ENV,END`.
+    /// The block must be written whole, never interleaved.
+    pub fn client_block<'a>(
+        header: &str,
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> String {
+        let mut o = format!(">CLIENT:{header}\r\n");
+        for (k, v) in env {
+            o.push_str(&format!(">CLIENT:ENV,{k}={v}\r\n"));
+        }
+        o.push_str(">CLIENT:ENV,END\r\n");
+        o
+    }
+
+    /// `>CLIENT:ADDRESS,CID,ADDR,PRI` (PRI 1: pool address, 0: iroute).
+    pub fn client_address(cid: u64, addr: &str, primary: bool) -> String {
+        format!(">CLIENT:ADDRESS,{cid},{addr},{}\r\n", u8::from(primary))
     }
 
     /// A command with no handler in this mode.
@@ -758,6 +1070,165 @@ mod tests {
     }
 
     #[test]
+    fn client_auth_block_gathers_lines_until_end() {
+        let mut r = CommandReader::new();
+        assert_eq!(r.handle_line("client-auth 0 1"), None);
+        assert!(r.in_block());
+        assert_eq!(r.handle_line("push \"echo hello\""), None);
+        assert_eq!(
+            r.handle_line("status"),
+            None,
+            "a command word is config text here"
+        );
+        assert_eq!(
+            r.handle_line("END"),
+            Some(Ok(Command::ClientAuth {
+                cid: 0,
+                kid: 1,
+                config: vec!["push \"echo hello\"".into(), "status".into()]
+            }))
+        );
+        assert!(!r.in_block());
+        assert_eq!(
+            r.handle_line("client-auth-nt 3 0"),
+            Some(Ok(Command::ClientAuth {
+                cid: 3,
+                kid: 0,
+                config: vec![]
+            }))
+        );
+        // A bad CID opens no block.
+        assert_eq!(
+            r.handle_line("client-auth x 1"),
+            Some(Err(ParseError::BadCid))
+        );
+        assert!(!r.in_block());
+        assert_eq!(r.handle_line("pid"), Some(Ok(Command::Pid)));
+    }
+
+    #[test]
+    fn parses_controller_commands() {
+        assert_eq!(
+            p("client-deny 1 1 \"denied by test\" \"go away\""),
+            Ok(Command::ClientDeny {
+                cid: 1,
+                kid: 1,
+                reason: "denied by test".into(),
+                client_reason: Some("go away".into())
+            })
+        );
+        assert_eq!(
+            p("client-pending-auth 1 1 \"CR_TEXT:R,E:Enter OTP\" 60"),
+            Ok(Command::ClientPendingAuth {
+                cid: 1,
+                kid: 1,
+                extra: "CR_TEXT:R,E:Enter OTP".into(),
+                timeout: 60
+            })
+        );
+        assert_eq!(p("env-filter"), Ok(Command::EnvFilter(0)));
+        assert_eq!(p("env-filter 2"), Ok(Command::EnvFilter(2)));
+        let r = |l: &str| p(l).unwrap_err().reply().unwrap();
+        assert_eq!(
+            r("client-deny 1 1"),
+            "ERROR: the 'client-deny' command requires at least 3 parameters\r\n"
+        );
+        assert_eq!(
+            r("client-pending-auth 1 1 x"),
+            "ERROR: the 'client-pending-auth' command requires 4 parameters\r\n"
+        );
+        assert_eq!(r("client-auth 1 k"), "ERROR: cannot parse KID\r\n");
+        assert_eq!(
+            r("client-pending-auth 1 1 x soon"),
+            "ERROR: cannot parse TIMEOUT\r\n"
+        );
+        // sscanf-style: trailing text after the digits is ignored.
+        assert_eq!(
+            p("client-kill 12abc"),
+            Ok(Command::ClientKill {
+                cid: 12,
+                message: None
+            })
+        );
+    }
+
+    #[test]
+    fn client_notifications_match_the_live_capture() {
+        assert_eq!(
+            reply::client_block(
+                "ESTABLISHED,0",
+                [("n_clients", "1"), ("common_name", "client1")]
+            ),
+            ">CLIENT:ESTABLISHED,0\r\n>CLIENT:ENV,n_clients=1\r\n>CLIENT:ENV,common_name=client1\r\n>CLIENT:ENV,END\r\n"
+        );
+        assert_eq!(
+            reply::client_block("DISCONNECT,1", []),
+            ">CLIENT:DISCONNECT,1\r\n>CLIENT:ENV,END\r\n"
+        );
+        assert_eq!(
+            reply::client_address(0, "10.8.0.2", true),
+            ">CLIENT:ADDRESS,0,10.8.0.2,1\r\n"
+        );
+        assert_eq!(
+            reply::client_auth(true),
+            "SUCCESS: client-auth command succeeded\r\n"
+        );
+        assert_eq!(reply::env_filter(0), "SUCCESS: env_filter_level=0\r\n");
+    }
+
+    #[test]
+    fn state_history_replies_like_2_6() {
+        let mut h = History::new(STATE_HISTORY);
+        for (t, name) in [(1, "CONNECTING"), (2, "ASSIGN_IP"), (3, "CONNECTED")] {
+            h.push(StateEntry {
+                time: 1_795_625_050 + t,
+                name: name.into(),
+                description: if name == "CONNECTED" {
+                    "SUCCESS".into()
+                } else {
+                    String::new()
+                },
+                tun_ipv4: None,
+                remote: None,
+                local: None,
+                tun_ipv6: None,
+            });
+        }
+        let mut rt = false;
+        let Ok(Command::State(args)) = parse_command("state") else {
+            panic!()
+        };
+        assert_eq!(
+            history_reply("state", &args, &h, &mut rt, reply::state_line),
+            "1795625053,CONNECTED,SUCCESS,,,,,\r\nEND\r\n"
+        );
+        let Ok(Command::State(args)) = parse_command("state on all") else {
+            panic!()
+        };
+        let out = history_reply("state", &args, &h, &mut rt, reply::state_line);
+        assert!(rt);
+        assert!(out.starts_with(
+            "SUCCESS: real-time state notification set to ON\r\n1795625051,CONNECTING,"
+        ));
+        assert!(out.ends_with(",CONNECTED,SUCCESS,,,,,\r\nEND\r\n"));
+        assert_eq!(out.matches("\r\n").count(), 5);
+        let mut small = History::new(2);
+        for i in 0..5 {
+            small.push(i);
+        }
+        assert_eq!(small.last(10).copied().collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(small.latest(), Some(&4));
+    }
+
+    #[test]
+    fn status_version_defaults_to_configured() {
+        use crate::mgmt::status::StatusVersion;
+        assert_eq!(status_version_for(None, 2), StatusVersion::V2);
+        assert_eq!(status_version_for(Some(3), 1), StatusVersion::V3);
+        assert_eq!(status_version_for(None, 9), StatusVersion::V1);
+    }
+
+    #[test]
     fn command_word_is_case_sensitive() {
         assert_eq!(p("STATUS"), Err(ParseError::Unknown));
     }
@@ -802,6 +1273,9 @@ mod tests {
             "OpenVPN Version: OpenVPN 2.6.14 x86_64-pc-linux-gnu [SSL (OpenSSL)]\r\nManagement Version: 5\r\nEND\r\n"
         );
         assert_eq!(pid(29089), "SUCCESS: pid=29089\r\n");
+        let h = help("OpenVPN 2.6.14");
+        assert!(h.starts_with("Management Interface for OpenVPN 2.6.14\r\nCommands:\r\n"));
+        assert!(h.ends_with("\r\nEND\r\n"));
         assert_eq!(
             load_stats(1, 4314, 4349),
             "SUCCESS: nclients=1,bytesin=4314,bytesout=4349\r\n"
@@ -883,9 +1357,13 @@ mod tests {
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let mut r = LineReader::new();
             let mut g = PasswordGate::new("pw");
+            let mut c = CommandReader::new();
             for l in r.push(&bytes) {
                 let _ = g.handle_line(&l);
                 if let Err(e) = parse_command(&l) {
+                    let _ = e.reply();
+                }
+                if let Some(Err(e)) = c.handle_line(&l) {
                     let _ = e.reply();
                 }
             }

@@ -127,6 +127,10 @@ pub enum FirstContact<'b> {
     Drop(DropReason),
 }
 
+/// `--connect-freq-initial` default: stateless answers per window (2.6:
+/// 100 per 10 s), so the server cannot be used to reflect much traffic.
+pub const DEFAULT_CONNECT_FREQ_INITIAL: (u32, Duration) = (100, Duration::from_secs(10));
+
 /// The UDP server's front door: answers client resets statelessly and
 /// turns valid cookie echoes into [`Session`]s.
 #[derive(Debug)]
@@ -135,13 +139,45 @@ pub struct StatelessResponder {
     cookie: CookieKey,
     /// tls-auth / tls-crypt / none; `None` for tls-crypt-v2 (per-client Kc).
     wrap: Option<TlsWrap>,
+    /// Most stateless answers per window.
+    freq: (u32, Duration),
+    window_start: Option<Instant>,
+    answered: u32,
 }
 
 impl StatelessResponder {
     /// For a server configuration (`cfg.role` must be [`Role::Server`]).
     pub fn new(cfg: Arc<SessionConfig>, cookie: CookieKey) -> Result<Self, KeyFileError> {
         let wrap = cfg.wrap.build(Role::Server)?;
-        Ok(Self { cfg, cookie, wrap })
+        Ok(Self {
+            cfg,
+            cookie,
+            wrap,
+            freq: DEFAULT_CONNECT_FREQ_INITIAL,
+            window_start: None,
+            answered: 0,
+        })
+    }
+
+    /// `--connect-freq-initial N SECS`: at most `n` stateless answers per `window`.
+    pub fn set_connect_freq_initial(&mut self, n: u32, window: Duration) {
+        self.freq = (n, window);
+    }
+
+    /// Count one stateless answer; false when the window's budget is spent.
+    fn may_answer(&mut self, now: Instant) -> bool {
+        let fresh = self
+            .window_start
+            .is_none_or(|s| now.saturating_duration_since(s) >= self.freq.1);
+        if fresh {
+            self.window_start = Some(now);
+            self.answered = 0;
+        }
+        if self.answered >= self.freq.0 {
+            return false;
+        }
+        self.answered += 1;
+        true
     }
 
     /// The cookie key (tests).
@@ -159,12 +195,11 @@ impl StatelessResponder {
         reply: &'b mut [u8],
     ) -> FirstContact<'b> {
         match self.try_initial(now, unix_time, from, packet, reply) {
-            Ok(Some(Outcome::Reply(n))) => match reply.get(..n) {
+            Ok(Outcome::Reply(n)) => match reply.get(..n) {
                 Some(r) => FirstContact::Reply(r),
                 None => FirstContact::Drop(DropReason::Truncated),
             },
-            Ok(Some(Outcome::Accept(s))) => FirstContact::Accept(s),
-            Ok(None) => FirstContact::Drop(DropReason::CryptoBackend),
+            Ok(Outcome::Accept(s)) => FirstContact::Accept(s),
             Err(r) => FirstContact::Drop(r),
         }
     }
@@ -176,7 +211,7 @@ impl StatelessResponder {
         from: SocketAddr,
         packet: &[u8],
         reply: &mut [u8],
-    ) -> Result<Option<Outcome>, DropReason> {
+    ) -> Result<Outcome, DropReason> {
         let first = *packet.first().ok_or(DropReason::Truncated)?;
         let (op, kid) = split_first_byte(first).map_err(|e| e.drop_reason())?;
         if kid != KeyId::ZERO {
@@ -220,6 +255,9 @@ impl StatelessResponder {
                     // server must keep state from its reset on.
                     return self.stateful_v2(now, unix_time, packet);
                 }
+                if !self.may_answer(now) {
+                    return Err(DropReason::RateLimited);
+                }
                 let cookie = self.cookie.cookie(unix_time, &from, &repr.session_id);
                 let tlv = EarlyNegotiation {
                     flags: if early && self.cfg.wrap.is_v2() {
@@ -251,7 +289,7 @@ impl StatelessResponder {
                 }
                 .map_err(|e| e.drop_reason())?
                 .len();
-                Ok(Some(Outcome::Reply(n)))
+                Ok(Outcome::Reply(n))
             }
             Opcode::ControlV1 | Opcode::AckV1 | Opcode::ControlWkcV1 => {
                 let echoed = repr.acks.remote_session_id().ok_or(DropReason::BadCookie)?;
@@ -284,7 +322,7 @@ impl StatelessResponder {
                 )
                 .map_err(session_drop)?;
                 s.handle_packet(now, unix_time, packet);
-                Ok(Some(Outcome::Accept(Box::new(s))))
+                Ok(Outcome::Accept(Box::new(s)))
             }
             _ => Err(DropReason::UnexpectedOpcode),
         }
@@ -295,13 +333,13 @@ impl StatelessResponder {
         now: Instant,
         unix_time: u64,
         packet: &[u8],
-    ) -> Result<Option<Outcome>, DropReason> {
+    ) -> Result<Outcome, DropReason> {
         // The session unwraps WKc itself and installs Kc once the reset
         // authenticates with it.
         let mut s =
             Session::new_server_stateful(self.cfg.clone(), now, unix_time).map_err(session_drop)?;
         s.handle_packet(now, unix_time, packet);
-        Ok(Some(Outcome::Accept(Box::new(s))))
+        Ok(Outcome::Accept(Box::new(s)))
     }
 }
 

@@ -69,11 +69,13 @@ pub enum DropReason {
     BadCookie,
     /// Reliable message id beyond the receive window (dropped without ack).
     OutOfWindow,
+    /// Stateless answers over `--connect-freq-initial` (first contact only).
+    RateLimited,
 }
 
 impl DropReason {
     /// Every reason, for counter tables.
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::Truncated,
         DropReason::UnknownOpcode,
         DropReason::ObsoleteOpcode,
@@ -99,6 +101,7 @@ impl DropReason {
         DropReason::UnexpectedOpcode,
         DropReason::BadCookie,
         DropReason::OutOfWindow,
+        DropReason::RateLimited,
     ];
 
     /// Position of `self` in [`DropReason::ALL`], for counter arrays.
@@ -134,6 +137,7 @@ impl DropReason {
             DropReason::UnexpectedOpcode => "unexpected_opcode",
             DropReason::BadCookie => "bad_cookie",
             DropReason::OutOfWindow => "out_of_window",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }

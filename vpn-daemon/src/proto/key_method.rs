@@ -473,8 +473,8 @@ bitflags! {
 impl IvProto {
     /// What this implementation announces as a client: P_DATA_V2, early
     /// push, EKM, control-channel EXIT (with `protocol-flags`) and
-    /// `AUTH_FAILED,TEMP` parsing. Add DYN_TLS_CRYPT once the session wraps
-    /// renegotiations with the exported key.
+    /// `AUTH_FAILED,TEMP` parsing. DYN_TLS_CRYPT is set per session from
+    /// `SessionConfig::dyn_tls_crypt` (the session implements it).
     pub const OURS: IvProto = IvProto::DATA_V2
         .union(IvProto::REQUEST_PUSH)
         .union(IvProto::TLS_KEY_EXPORT)

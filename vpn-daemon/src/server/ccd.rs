@@ -876,4 +876,15 @@ mod tests {
         assert_eq!(found[1].ipv6, Some("fd00:8::99".parse().unwrap()));
         assert_eq!(errors.len(), 1);
     }
+
+    proptest::proptest! {
+        /// Any file content: options or an error naming the file, never a
+        /// panic (`config` lines may name missing files; that is an error).
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Err(e) = parse_ccd(&bytes, Path::new("/ccd/x"), &ctx(Path::new("/nonexistent-ccd"))) {
+                let _ = e.to_string();
+            }
+        }
+    }
 }

@@ -11,11 +11,33 @@
 //!   decision;
 //! - [`ccd`]: `client-config-dir` files;
 //! - [`push`]: a client's push list in 2.6's order.
+//!
+//! How a driver strings them together for one client (2.6's order):
+//!
+//! ```text
+//! start:    AddressPool::from_config, load_persist(file, seconds == 0),
+//!           ClientConfigDir::from_config, scan_static_addresses -> pool.reserve
+//! packet from a new address (UDP) / new stream (TCP):
+//!           peers.insert(addr, session)             -> peer-id, or MaxClients
+//! TLS done, common name known:
+//!           peers.set_common_name; admit_common_name -> close the replaced instances
+//!           ccd.load(cn)                            -> options / ccd-exclusive refusal / `disable`
+//!           needs_pool_lease -> pool.acquire(cn)    -> Lease
+//!           client_addresses -> peers.set_routes(vpn_routes(..))
+//!           client_push_list -> session appends peer-id, cipher... -> build_push_reply
+//! data:     peers.route(PacketSource::Tun | Peer(id), packet, client_to_client)
+//! float:    peers.float(id, new_addr, same_client) after the packet authenticated
+//! gone:     peers.remove(id); pool.release(lease.handle, false)
+//! status:   peers.iter() + peers.route_list() -> mgmt::status::ServerStatus
+//! ```
 
 pub mod ccd;
+pub mod multi;
 pub mod peers;
 pub mod pool;
 pub mod push;
+pub mod tcp;
+pub mod udp;
 
 /// The pieces together, as a server driver would use them for a client's
 /// connection: ccd, pool, push list, peer table, routing, status.

@@ -422,6 +422,16 @@ impl<T> PeerTable<T> {
         }
     }
 
+    /// The instances at an IPv4 transport address, whether the socket
+    /// reports it as IPv4 or IPv4-mapped IPv6 (management `kill IP:PORT`).
+    pub fn by_ipv4_transport(&self, addr: std::net::SocketAddrV4) -> Vec<PeerId> {
+        let mapped = SocketAddr::new(IpAddr::V6(addr.ip().to_ipv6_mapped()), addr.port());
+        [SocketAddr::V4(addr), mapped]
+            .iter()
+            .filter_map(|a| self.by_transport(*a))
+            .collect()
+    }
+
     /// Instances whose common name is `cn`.
     pub fn by_common_name(&self, cn: &str) -> Vec<PeerId> {
         self.iter()
@@ -891,6 +901,25 @@ mod tests {
     }
 
     #[test]
+    fn finds_ipv4_clients_on_dual_stack_sockets() {
+        let mut t: PeerTable<()> = PeerTable::new(10);
+        let a = t.insert(sa("[::ffff:10.203.0.2]:50892"), ()).unwrap();
+        let b = t.insert(sa("10.203.0.3:1194"), ()).unwrap();
+        assert_eq!(
+            t.by_ipv4_transport("10.203.0.2:50892".parse().unwrap()),
+            vec![a]
+        );
+        assert_eq!(
+            t.by_ipv4_transport("10.203.0.3:1194".parse().unwrap()),
+            vec![b]
+        );
+        assert!(
+            t.by_ipv4_transport("10.203.0.3:1195".parse().unwrap())
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn duplicate_cn_decision() {
         let mut t: PeerTable<()> = PeerTable::new(10);
         let a = t.insert(sa("192.0.2.1:1"), ()).unwrap();
@@ -1016,5 +1045,40 @@ mod tests {
     fn max_clients_clamped_to_peer_id_space() {
         let t: PeerTable<()> = PeerTable::new(u32::MAX);
         assert_eq!(t.max_clients(), MAX_PEER_ID + 1);
+    }
+
+    proptest::proptest! {
+        /// The LPM table agrees with a brute-force scan.
+        #[test]
+        fn lpm_matches_brute_force(
+            routes in proptest::collection::vec((proptest::num::u32::ANY, 0u8..=32), 1..40),
+            probes in proptest::collection::vec(proptest::num::u32::ANY, 1..40),
+        ) {
+            let mut rt: RouteTable<Ipv4Addr> = RouteTable::default();
+            let mut owners: Vec<(u32, u8, PeerId)> = Vec::new();
+            for (i, (net, len)) in routes.iter().enumerate() {
+                let id = i as PeerId;
+                let masked = u32::from(Ipv4Addr::from(*net).masked(*len));
+                rt.insert(Ipv4Addr::from(*net), *len, id);
+                owners.retain(|(n, l, _)| !(*n == masked && *l == *len));
+                owners.push((masked, *len, id));
+            }
+            for probe in probes {
+                let brute = owners
+                    .iter()
+                    .filter(|(n, l, _)| u32::from(Ipv4Addr::from(probe).masked(*l)) == *n)
+                    .max_by_key(|(_, l, _)| *l)
+                    .map(|(_, _, o)| *o);
+                proptest::prop_assert_eq!(rt.lookup(Ipv4Addr::from(probe)), brute);
+            }
+        }
+
+        /// Any bytes as a packet: a decision, never a panic.
+        #[test]
+        fn route_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let (t, a, _) = two_clients();
+            let _ = t.route(PacketSource::Tun, &bytes, true);
+            let _ = t.route(PacketSource::Peer(a), &bytes, true);
+        }
     }
 }

@@ -934,4 +934,51 @@ mod tests {
         let nopool = server_config("server 10.8.0.0 255.255.255.0 nopool\n");
         assert!(AddressPool::from_config(&nopool).unwrap().is_none());
     }
+
+    proptest::proptest! {
+        /// Random acquire/release sequences: no address is leased twice,
+        /// reserved slots are never leased, the in-use count is right, and
+        /// a remembered name gets its old address back when it is free.
+        #[test]
+        fn never_double_leases(ops in proptest::collection::vec((0u8..3, 0u8..12), 1..200)) {
+            let mut p = AddressPool::new(
+                Some(Ipv4PoolSpec { start: v4("10.0.0.1"), end: v4("10.0.0.8"), kind: Ipv4PoolKind::Individual }),
+                Some(Ipv6PoolSpec { start: v6("fd00::100"), prefix_len: 64 }),
+                false,
+            ).unwrap();
+            p.reserve(Some(v4("10.0.0.4")), None);
+            let mut held: Vec<(String, Lease)> = Vec::new();
+            let mut last: HashMap<String, Ipv4Addr> = Default::default();
+            for (op, n) in ops {
+                let cn = format!("c{n}");
+                if op < 2 {
+                    if held.iter().any(|(c, _)| *c == cn) {
+                        continue;
+                    }
+                    match p.acquire(Some(&cn)) {
+                        Ok(l) => {
+                            proptest::prop_assert!(l.ipv4 != Some(v4("10.0.0.4")));
+                            proptest::prop_assert!(held.iter().all(|(_, h)| h.ipv4 != l.ipv4 && h.ipv6 != l.ipv6));
+                            if let Some(prev) = last.get(&cn)
+                                && held.iter().all(|(_, h)| h.ipv4 != Some(*prev))
+                                && !p.render_persist().lines().any(|line| line.contains(&format!(",{prev},")) && !line.starts_with(&format!("{cn},")))
+                            {
+                                proptest::prop_assert_eq!(l.ipv4, Some(*prev));
+                            }
+                            last.insert(cn.clone(), l.ipv4.unwrap());
+                            held.push((cn, l));
+                        }
+                        Err(e) => {
+                            proptest::prop_assert_eq!(e, PoolError::Exhausted);
+                            proptest::prop_assert_eq!(held.len(), 7);
+                        }
+                    }
+                } else if let Some(i) = held.iter().position(|(c, _)| *c == cn) {
+                    let (_, l) = held.remove(i);
+                    p.release(l.handle, false).unwrap();
+                }
+                proptest::prop_assert_eq!(p.in_use() as usize, held.len());
+            }
+        }
+    }
 }

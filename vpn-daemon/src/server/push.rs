@@ -264,6 +264,40 @@ mod tests {
         );
     }
 
+    /// Every committed 2.6.14 capture's server.conf gives the push list
+    /// its server.log shows (up to what the session appends).
+    #[test]
+    fn captured_server_configs_give_the_logged_push_lists() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/openvpn-2.6.14");
+        let mut n = 0;
+        for scenario in [
+            "udp-tlscrypt-aes256gcm",
+            "tcp-tlscrypt-aes256gcm",
+            "udp-aes256cbc-sha256",
+            "udp-plain-aes128gcm",
+            "udp-tlsauth-chacha",
+            "udp-reneg",
+        ] {
+            let dir = base.join(scenario);
+            let text = std::fs::read_to_string(dir.join("server.conf")).unwrap();
+            let cfg = crate::config::Loader::new(&dir)
+                .check_files(false)
+                .load_str("server.conf", &text)
+                .unwrap();
+            assert_eq!(
+                list_for(&cfg, None),
+                vec![
+                    "route-gateway 10.9.0.1",
+                    "topology subnet",
+                    "ifconfig 10.9.0.2 255.255.255.0"
+                ],
+                "{scenario}"
+            );
+            n += 1;
+        }
+        assert_eq!(n, 6);
+    }
+
     #[test]
     fn net30_pushes_client_and_remote_of_its_block() {
         let cfg = server("server 10.8.0.0 255.255.255.0\n");

@@ -28,9 +28,17 @@
 //!
 //! After [`Event::Closed`] the session produces nothing more.
 //!
+//! Checked live against stock OpenVPN 2.6.14 in both roles (UDP with
+//! tls-crypt and with tls-crypt-v2 early negotiation, TCP with tls-crypt):
+//! handshake through the stateless cookie, push, EKM keys, pings both ways,
+//! a dyn-tls-crypt renegotiation started by our side, and exit notification.
+//!
 //! # Key selection (doc §10)
 //!
-//! Data is sent with the newest key that has generated data keys; received
+//! Data is sent with the newest key that has generated data keys, from the
+//! moment the peer has acked our key-method 2 (so it can derive the key
+//! too) or sent data on it: 2.6's rule that a key state is ACTIVE only once
+//! all its control packets are acked. Received
 //! data is opened with whichever installed key its key_id names, so the
 //! lame-duck key keeps working for `--transition-window` (or until the next
 //! renegotiation replaces it). Control packets are sent and accepted for
@@ -225,6 +233,10 @@ pub struct Session {
     // Client.
     push: PushReassembly,
     pushed: Option<PushedOptions>,
+    /// Pushed `auth-token` (and decoded `auth-token-user`), sent instead of
+    /// the password on renegotiations.
+    auth_token: Option<String>,
+    auth_token_user: Option<String>,
     server_occ_cipher: Option<String>,
     // Server.
     auth: ServerAuth,
@@ -351,7 +363,7 @@ impl Session {
             after_cookie,
         )?;
         if role == Role::Client {
-            Self::write_client_key_method(&cfg, &mut primary)?;
+            Self::write_client_key_method(&cfg, &mut primary, None)?;
         }
         let wkc = match &cfg.wrap {
             WrapConfig::CryptV2Client { wkc, .. } => Some(wkc.clone()),
@@ -393,6 +405,8 @@ impl Session {
             ping_exit: cfg.ping_exit,
             push: PushReassembly::new(),
             pushed: None,
+            auth_token: None,
+            auth_token_user: None,
             server_occ_cipher: None,
             auth: ServerAuth::Pending,
             peer_info: None,
@@ -417,16 +431,27 @@ impl Session {
 
     /// The client writes key-method 2 as soon as the key state starts; TLS
     /// holds it until the handshake is done (doc §4.4).
-    fn write_client_key_method(cfg: &SessionConfig, ks: &mut KeyState) -> Result<(), SessionError> {
+    ///
+    /// On renegotiations a pushed `auth-token` replaces the password (and
+    /// `auth-token-user` the username), as 2.6 does.
+    fn write_client_key_method(
+        cfg: &SessionConfig,
+        ks: &mut KeyState,
+        token: Option<(&Option<String>, &String)>,
+    ) -> Result<(), SessionError> {
         let mut km = KeyMethod2::new(&ks.source, cfg.options_string.to_string());
         if let Some((u, p)) = &cfg.auth_user_pass {
             km.username = u.clone();
             km.password = p.clone();
         }
-        let mut pi = cfg.peer_info.clone();
-        if cfg.dyn_tls_crypt {
-            pi.proto |= IvProto::DYN_TLS_CRYPT;
+        if let Some((user, tok)) = token {
+            if let Some(u) = user {
+                km.username = u.clone();
+            }
+            km.password = tok.clone();
         }
+        let mut pi = cfg.peer_info.clone();
+        pi.proto.set(IvProto::DYN_TLS_CRYPT, cfg.dyn_tls_crypt);
         km.peer_info = pi.to_string();
         let bytes = km
             .encode(TlsRole::Client)
@@ -1006,10 +1031,14 @@ impl Session {
             (ControlMessage::PushReply { options }, Role::Client) => {
                 if self.pushed.is_some() {
                     // 2.6 sends an extra PUSH_REPLY with a refreshed
-                    // auth-token after renegotiations; nothing to re-apply.
-                    return self
-                        .events
-                        .push_back(Event::Warning("PUSH_REPLY after the tunnel is up".into()));
+                    // auth-token after renegotiations; only that is applied.
+                    match PushedOptions::parse(&options) {
+                        Ok(o) if o.auth_token.is_some() => self.store_auth_token(&o),
+                        _ => self
+                            .events
+                            .push_back(Event::Warning("PUSH_REPLY after the tunnel is up".into())),
+                    }
+                    return;
                 }
                 match self.push.handle_part(&options) {
                     Ok(PushProgress::NeedMore) => self.timers.stop(Timer::PushRequest),
@@ -1083,6 +1112,7 @@ impl Session {
         self.ping = secs(opts.ping).or(self.cfg.ping);
         self.ping_restart = secs(opts.ping_restart).or(self.cfg.ping_restart);
         self.ping_exit = secs(opts.ping_exit).or(self.cfg.ping_exit);
+        self.store_auth_token(&opts);
         self.pushed = Some(opts.clone());
         self.generate_keys(now);
         if self.closed {
@@ -1090,6 +1120,25 @@ impl Session {
         }
         self.events.push_back(Event::PushReply(Box::new(opts)));
         self.set_connected(now);
+    }
+
+    fn store_auth_token(&mut self, opts: &PushedOptions) {
+        if let Some(t) = &opts.auth_token {
+            self.auth_token = Some(t.clone());
+        }
+        if let Some(u) = &opts.auth_token_user {
+            use base64::Engine as _;
+            match base64::engine::general_purpose::STANDARD
+                .decode(u)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                Some(name) => self.auth_token_user = Some(name),
+                None => self
+                    .events
+                    .push_back(Event::Warning("auth-token-user is not base64 UTF-8".into())),
+            }
+        }
     }
 
     fn set_connected(&mut self, now: Instant) {
@@ -1395,7 +1444,8 @@ impl Session {
             false,
         )?;
         if self.role == Role::Client {
-            Self::write_client_key_method(&self.cfg, &mut ks)?;
+            let token = self.auth_token.as_ref().map(|t| (&self.auth_token_user, t));
+            Self::write_client_key_method(&self.cfg, &mut ks, token)?;
         }
         ks.queue_reset(Vec::new());
         let old = std::mem::replace(&mut self.primary, ks);

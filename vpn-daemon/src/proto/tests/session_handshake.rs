@@ -454,3 +454,46 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn stateless_answers_are_rate_limited_per_window() {
+    let mut m = manual();
+    m.responder
+        .set_connect_freq_initial(2, Duration::from_secs(10));
+    let addr = "198.51.100.9:40000".parse().expect("addr");
+    let reset = transmit(&mut m.client, &m.pair);
+    let now = m.pair.now;
+    let unix = m.pair.unix();
+    let mut r = vec![0u8; 2048];
+    let mut answer = |m: &mut Manual, at: Duration| {
+        matches!(
+            m.responder
+                .handle_initial(now + at, unix, addr, &reset[0], &mut r),
+            FirstContact::Reply(_)
+        )
+    };
+    assert!(answer(&mut m, Duration::ZERO));
+    assert!(answer(&mut m, Duration::from_secs(1)));
+    assert!(
+        !answer(&mut m, Duration::from_secs(2)),
+        "third answer in the window"
+    );
+    assert!(answer(&mut m, Duration::from_secs(11)), "a new window");
+}
+
+#[test]
+fn a_refused_server_certificate_closes_the_client_with_a_tls_reason() {
+    // 2040: every testdata certificate has expired by then.
+    let mut p = Pair::new(SimOpts {
+        client_verify_time: Some(2_208_988_800),
+        ..SimOpts::default()
+    });
+    p.run_until(Duration::from_secs(30), |p| p.client_closed().is_some());
+    match p.client_closed() {
+        Some(crate::proto::event::CloseReason::Tls(msg)) => {
+            assert!(msg.to_lowercase().contains("expired"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!p.client.is_connected());
+}

@@ -440,3 +440,89 @@ fn renegotiation_keeps_the_original_wrap_without_dyn_tls_crypt() {
     assert!(!flags.contains(crate::proto::push::ProtocolFlags::DYN_TLS_CRYPT));
     assert_eq!(renegotiated(&p.client_events), vec![1, 2]);
 }
+
+#[test]
+fn renegotiation_completes_at_20_percent_loss() {
+    for seed in 1..=4u64 {
+        let link = super::sim::LinkCfg {
+            loss_pct: 20,
+            jitter: Duration::from_millis(30),
+            ..super::sim::LinkCfg::default()
+        };
+        let mut p = Pair::new(SimOpts {
+            seed,
+            c2s: link,
+            s2c: link,
+            ..SimOpts::default()
+        });
+        let ok = p.run_until(Duration::from_secs(60), |p| p.both_connected());
+        assert!(ok, "seed {seed}: no connection");
+        renegotiate(&mut p, seed % 2 == 0);
+        let ok = p.run_until(Duration::from_secs(60), |p| {
+            !renegotiated(&p.client_events).is_empty() && !renegotiated(&p.server_events).is_empty()
+        });
+        assert!(ok, "seed {seed}: renegotiation did not finish");
+        assert!(p.client_closed().is_none() && p.server_closed().is_none());
+    }
+}
+
+#[test]
+fn close_without_exit_notify_ends_at_once() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let now = p.now;
+    p.client.close(now, false);
+    assert!(p.client.is_closed());
+    p.flush();
+    assert_eq!(p.client_closed(), Some(&CloseReason::Local));
+    let mut buf = [0u8; 2048];
+    assert!(p.client.poll_transmit(now, p.unix(), &mut buf).is_none());
+    assert!(p.client.poll_timeout().is_none());
+}
+
+#[test]
+fn pushed_ping_exit_ends_a_silent_tunnel() {
+    let mut opts = SimOpts::default();
+    opts.push.ping_exit = Some(30);
+    let mut p = Pair::new(opts);
+    p.connect();
+    let t0 = p.elapsed();
+    p.blackhole = true;
+    p.run_until(Duration::from_secs(100), |p| p.client_closed().is_some());
+    assert_eq!(p.client_closed(), Some(&CloseReason::PingExit));
+    let took = p.elapsed() - t0;
+    assert!(
+        took >= Duration::from_secs(29) && took <= Duration::from_secs(31),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn renegotiation_sends_the_pushed_auth_token_instead_of_the_password() {
+    let mut opts = SimOpts::default();
+    opts.push.auth_token = Some("SESS_ID_tok".into());
+    opts.push.auth_token_user = Some("Ym9i".into()); // "bob"
+    let mut p = Pair::new(opts);
+    p.connect();
+    renegotiate(&mut p, true);
+    p.run_until(Duration::from_secs(10), |p| {
+        !renegotiated(&p.server_events).is_empty()
+    });
+    let creds: Vec<(Option<String>, Option<String>)> = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ClientCredentials {
+                username, password, ..
+            } => Some((username.clone(), password.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        creds,
+        vec![
+            (Some("alice".into()), Some("secret".into())),
+            (Some("bob".into()), Some("SESS_ID_tok".into())),
+        ]
+    );
+}

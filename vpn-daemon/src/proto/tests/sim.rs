@@ -89,6 +89,8 @@ pub(crate) struct SimOpts {
     pub(crate) reneg_pkts: Option<u64>,
     /// Client tls-crypt-v2 early negotiation (2.6) or not (2.5).
     pub(crate) v2_early_negotiation: bool,
+    /// Unix time the client checks certificates at (default: 2027, valid).
+    pub(crate) client_verify_time: Option<i64>,
 }
 
 impl Default for SimOpts {
@@ -119,6 +121,7 @@ impl Default for SimOpts {
             client_inactive: None,
             reneg_pkts: None,
             v2_early_negotiation: true,
+            client_verify_time: None,
         }
     }
 }
@@ -175,6 +178,9 @@ pub(crate) fn configs(opts: &SimOpts) -> (Arc<SessionConfig>, Arc<SessionConfig>
     let mut ctls = client_cfg();
     let mut stls = server_cfg();
     ctls.version_max = opts.tls_max;
+    if let Some(t) = opts.client_verify_time {
+        ctls.verify_time = Some(t);
+    }
     stls.version_max = opts.tls_max;
     let cctx = Arc::new(TlsContext::new(&ctls).expect("client tls"));
     let sctx = Arc::new(TlsContext::new(&stls).expect("server tls"));

@@ -1,0 +1,4 @@
+//! The client side (`client` / `pull` / `tls-client`): one peer, the
+//! server, reached through the `remote` list.
+
+pub mod p2p;

@@ -1,0 +1,76 @@
+//! The daemon's error type: everything that can stop a tunnel loop or its
+//! set-up, with the failing step named.
+
+use std::io;
+
+use crate::io::external::tcp::TcpError;
+use crate::io::external::udp::UdpError;
+use crate::io::internal::tun::TunError;
+use crate::io::route::RouteError;
+use crate::proto::error::KeyFileError;
+use crate::proto::session::SessionError;
+use crate::proto::tls::TlsConfigError;
+
+/// Why the daemon (or one of its set-up steps) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A file or OS call failed; `what` names the step.
+    #[error("{what}: {source}")]
+    Io {
+        /// The step (e.g. "reading ca /etc/openvpn/ca.crt").
+        what: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The configuration asks for something this daemon cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A key file is unusable.
+    #[error("{what}: {source}")]
+    Key {
+        /// Which key.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: KeyFileError,
+    },
+    /// OpenSSL refused the TLS configuration.
+    #[error("TLS set-up: {0}")]
+    Tls(#[from] TlsConfigError),
+    /// A session could not be created.
+    #[error("session: {0}")]
+    Session(#[from] SessionError),
+    /// The UDP socket.
+    #[error(transparent)]
+    Udp(#[from] UdpError),
+    /// The TCP link.
+    #[error(transparent)]
+    Tcp(#[from] TcpError),
+    /// The tun device.
+    #[error("tun device: {0}")]
+    Tun(#[from] TunError),
+    /// Routes or addresses.
+    #[error("routing: {0}")]
+    Route(#[from] RouteError),
+    /// No `remote` could be resolved or reached.
+    #[error("cannot resolve remote {host}:{port}: {detail}")]
+    Resolve {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Resolver message.
+        detail: String,
+    },
+}
+
+impl DaemonError {
+    /// An I/O error with the step that failed.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The running daemon: process set-up (logging, `daemon`, `writepid`,
+//! `cd`, privileges), the tokio runtime, and the dispatch to the tunnel
+//! loop of the configured mode: [`crate::client::p2p`] for clients,
+//! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
+
+pub mod error;
+pub mod process;
+pub mod setup;
+pub mod tunnel;
+
+use crate::config::{Config, Mode, Transport};
+
+pub use error::DaemonError;
+pub use process::{Signal, Signals};
+
+/// How a tunnel loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit the process with this status.
+    Exit(u8),
+    /// SIGHUP: re-read the configuration and start again.
+    Reload,
+}
+
+/// Process set-up that happens once, before the runtime starts
+/// (`daemon` must fork while there is one thread).
+pub fn prepare_process(cfg: &Config) -> Result<(), DaemonError> {
+    process::change_dir(cfg)?;
+    process::daemonize(cfg)?;
+    process::init_logging(cfg)?;
+    if let Some(p) = &cfg.writepid {
+        process::write_pid(p)?;
+    }
+    Ok(())
+}
+
+/// Runs the tunnel of `cfg` on a new tokio runtime until it exits or a
+/// SIGHUP asks for a reload.
+pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::io("starting the tokio runtime", e))?;
+    rt.block_on(async {
+        let mut signals = Signals::new()?;
+        match (cfg.mode, cfg.proto.transport) {
+            (Mode::PointToPoint, _) => {
+                crate::client::p2p::tunnel_point_to_point(cfg, &mut signals).await
+            }
+            (Mode::Server, Transport::Udp) => {
+                crate::server::udp::tunnel_server_udp(cfg, &mut signals).await
+            }
+            (Mode::Server, _) => crate::server::tcp::tunnel_server_tcp(cfg, &mut signals).await,
+        }
+    })
+}

@@ -1,0 +1,220 @@
+//! Process-level concerns: logging (`verb`, `log`, `log-append`), signals,
+//! `daemon`, `writepid`, `cd` and the `user`/`group` privilege drop.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use tokio::signal::unix::{Signal as TokioSignal, SignalKind, signal};
+
+use crate::config::Config;
+
+use super::error::DaemonError;
+
+/// A signal the tunnel loops act on (OpenVPN's meanings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM / SIGINT: exit (after explicit-exit-notify).
+    Term,
+    /// SIGHUP: re-read the configuration and restart.
+    Hup,
+    /// SIGUSR1: soft restart (reconnect; persist-tun keeps the device).
+    Usr1,
+    /// SIGUSR2: log statistics.
+    Usr2,
+}
+
+impl Signal {
+    /// OpenVPN's name, as scripts see it in `signal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "sigterm",
+            Signal::Hup => "sighup",
+            Signal::Usr1 => "sigusr1",
+            Signal::Usr2 => "sigusr2",
+        }
+    }
+}
+
+/// The process's signal streams (inside a tokio runtime).
+#[derive(Debug)]
+pub struct Signals {
+    term: TokioSignal,
+    int: TokioSignal,
+    hup: TokioSignal,
+    usr1: TokioSignal,
+    usr2: TokioSignal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn new() -> Result<Self, DaemonError> {
+        let s = |k: SignalKind| signal(k).map_err(|e| DaemonError::io("installing signal handler", e));
+        Ok(Self {
+            term: s(SignalKind::terminate())?,
+            int: s(SignalKind::interrupt())?,
+            hup: s(SignalKind::hangup())?,
+            usr1: s(SignalKind::user_defined1())?,
+            usr2: s(SignalKind::user_defined2())?,
+        })
+    }
+
+    /// The next signal. Cancel-safe.
+    pub async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Term,
+            _ = self.int.recv() => Signal::Term,
+            _ = self.hup.recv() => Signal::Hup,
+            _ = self.usr1.recv() => Signal::Usr1,
+            _ = self.usr2.recv() => Signal::Usr2,
+        }
+    }
+}
+
+/// `verb` as a tracing level filter: 0 errors only, 1–2 warnings, 3–4
+/// info (OpenVPN's usual), 5–6 debug, 7+ trace. `RUST_LOG` overrides it.
+pub fn verb_filter(verb: u8) -> &'static str {
+    match verb {
+        0 => "error",
+        1 | 2 => "warn",
+        3 | 4 => "info",
+        5 | 6 => "debug",
+        _ => "trace",
+    }
+}
+
+/// Sets up logging to stderr or the `log`/`log-append` file. Call once.
+pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(verb_filter(cfg.verb)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(cfg.verb >= 5);
+    let res = match &cfg.log {
+        Some(l) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(l.append)
+                .truncate(!l.append)
+                .open(&l.path)
+                .map_err(|e| DaemonError::io(format!("opening log {}", l.path.display()), e))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init()
+        }
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+    // Already initialised (a SIGHUP restart): keep the first subscriber.
+    let _ = res;
+    Ok(())
+}
+
+/// `daemon`: fork, detach from the terminal, stdio to /dev/null. Must run
+/// before any thread (the tokio runtime) is started.
+pub fn daemonize(cfg: &Config) -> Result<(), DaemonError> {
+    if cfg.daemon.is_none() {
+        return Ok(());
+    }
+    // SAFETY: called before any other thread exists, so fork only
+    // duplicates this thread; the parent exits at once without running
+    // destructors that could touch shared state.
+    match unsafe { libc::fork() } {
+        -1 => return Err(DaemonError::io("fork", std::io::Error::last_os_error())),
+        0 => {}
+        // SAFETY: _exit has no preconditions.
+        _ => unsafe { libc::_exit(0) },
+    }
+    // SAFETY: setsid has no preconditions.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(DaemonError::io("setsid", std::io::Error::last_os_error()));
+    }
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| DaemonError::io("opening /dev/null", e))?;
+    use std::os::fd::AsRawFd;
+    for fd in [0, 1, 2] {
+        // With a log file, stderr already goes there through tracing; the
+        // raw fds only lose the terminal.
+        // SAFETY: both descriptors are valid; dup2 replaces `fd` atomically.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(DaemonError::io("dup2", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// `cd DIR`.
+pub fn change_dir(cfg: &Config) -> Result<(), DaemonError> {
+    if let Some(dir) = &cfg.cd {
+        std::env::set_current_dir(dir)
+            .map_err(|e| DaemonError::io(format!("cd {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// `writepid FILE`.
+pub fn write_pid(path: &Path) -> Result<(), DaemonError> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .map_err(|e| DaemonError::io(format!("writepid {}", path.display()), e))
+}
+
+/// `group` then `user`: drop privileges (supplementary groups too). The
+/// tun device and sockets stay open; routes can no longer be changed, as
+/// with OpenVPN.
+pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
+    let gid = match &cfg.group {
+        None => None,
+        Some(g) => {
+            let name = CString::new(g.as_str())
+                .map_err(|_| DaemonError::Unsupported(format!("bad group name {g:?}")))?;
+            // SAFETY: `name` is a valid C string; getgrnam returns null or a
+            // pointer to static storage we read at once.
+            let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+            if gr.is_null() {
+                return Err(DaemonError::Unsupported(format!("group '{g}' not found")));
+            }
+            // SAFETY: non-null result of getgrnam.
+            Some(unsafe { (*gr).gr_gid })
+        }
+    };
+    let uid = match &cfg.user {
+        None => None,
+        Some(u) => {
+            let name = CString::new(u.as_str())
+                .map_err(|_| DaemonError::Unsupported(format!("bad user name {u:?}")))?;
+            // SAFETY: as above, for getpwnam.
+            let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+            if pw.is_null() {
+                return Err(DaemonError::Unsupported(format!("user '{u}' not found")));
+            }
+            // SAFETY: non-null result of getpwnam.
+            Some(unsafe { (*pw).pw_uid })
+        }
+    };
+    if let Some(gid) = gid {
+        // SAFETY: plain syscalls with valid arguments.
+        let r = unsafe { libc::setgroups(1, &gid) };
+        if r != 0 {
+            return Err(DaemonError::io("setgroups", std::io::Error::last_os_error()));
+        }
+        // SAFETY: plain syscall.
+        if unsafe { libc::setgid(gid) } != 0 {
+            return Err(DaemonError::io("setgid", std::io::Error::last_os_error()));
+        }
+    }
+    if let Some(uid) = uid {
+        // SAFETY: plain syscall.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(DaemonError::io("setuid", std::io::Error::last_os_error()));
+        }
+    }
+    if uid.is_some() || gid.is_some() {
+        tracing::info!(user = ?cfg.user, group = ?cfg.group, "dropped privileges");
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! From a validated [`Config`] to what the protocol core needs: the TLS
+//! context, the control-channel wrapping and the [`SessionConfig`] shared
+//! by every session of this process. Files are read here, once, before
+//! privileges are dropped.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::types::{
+    self as ct, AuthUserPass, CertUsage, Compression, PingAction, Source, TlsWrap, X509NameKind,
+};
+use crate::config::Config;
+use crate::proto::data::{CompressFraming, Digest};
+use crate::proto::key_method::{OccProto, OptionsString, PeerInfo};
+use crate::proto::keys::{Key2, KeyDirection, Role};
+use crate::proto::ncp::CipherList;
+use crate::proto::replay::ReplayConfig;
+use crate::proto::session::{SessionConfig, Transport, WrapConfig};
+use crate::proto::tls::{
+    CertType, Identity, TlsConfig, TlsContext, TlsRole, TlsVersion, VerifyClientCert,
+    X509NameCheck,
+};
+use crate::proto::wire::tls_crypt::{TlsCryptV2ClientKey, TlsCryptV2ServerKey};
+
+use super::error::DaemonError;
+
+/// Reads key or certificate material: a file's bytes or an inline block's text.
+pub fn read_source(src: &Source, what: &str) -> Result<Vec<u8>, DaemonError> {
+    match src {
+        Source::Inline(text) => Ok(text.clone().into_bytes()),
+        Source::File(path) => read_file(path, what),
+    }
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, DaemonError> {
+    std::fs::read(path).map_err(|e| DaemonError::io(format!("reading {what} {}", path.display()), e))
+}
+
+fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
+    let bytes = read_source(src, what)?;
+    String::from_utf8(bytes).map_err(|_| DaemonError::Unsupported(format!("{what} is not text")))
+}
+
+/// The TLS context of `cfg` (our role from `tls-client`/`tls-server`).
+pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
+    let role = match cfg.tls_role {
+        ct::TlsRole::Client => TlsRole::Client,
+        ct::TlsRole::Server => TlsRole::Server,
+    };
+    let ca = match &cfg.ca {
+        Some(s) => read_source(s, "ca")?,
+        None => Vec::new(),
+    };
+    let identity = match (&cfg.pkcs12, &cfg.cert, &cfg.key) {
+        (Some(p), _, _) => {
+            let der = match p {
+                Source::File(path) => read_file(path, "pkcs12")?,
+                Source::Inline(b64) => {
+                    use base64::Engine;
+                    let clean: String = b64.split_whitespace().collect();
+                    base64::engine::general_purpose::STANDARD
+                        .decode(clean)
+                        .map_err(|_| DaemonError::Unsupported("inline pkcs12 is not base64".into()))?
+                }
+            };
+            Some(Identity::Pkcs12 {
+                der,
+                password: String::new(),
+            })
+        }
+        (None, Some(c), Some(k)) => {
+            let mut cert = read_source(c, "cert")?;
+            if let Some(extra) = &cfg.extra_certs {
+                cert.push(b'\n');
+                cert.extend(read_source(extra, "extra-certs")?);
+            }
+            Some(Identity::Pem {
+                cert,
+                key: read_source(k, "key")?,
+            })
+        }
+        _ => None,
+    };
+    let mut t = TlsConfig::new(role, ca, identity);
+    if let Some(v) = cfg.tls_version_min {
+        t.version_min = match v.version {
+            ct::TlsVersion::V1_3 => TlsVersion::Tls13,
+            // 1.0/1.1 are below what OpenSSL allows us; 1.2 is the floor.
+            _ => TlsVersion::Tls12,
+        };
+    }
+    t.version_max = match cfg.tls_version_max {
+        Some(ct::TlsVersion::V1_3) | None => None,
+        Some(_) => Some(TlsVersion::Tls12),
+    };
+    t.remote_cert_tls = cfg.remote_cert_tls.map(|u| match u {
+        CertUsage::Client => CertType::Client,
+        CertUsage::Server => CertType::Server,
+    });
+    t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
+        X509NameKind::Subject => X509NameCheck::Subject(v.name.clone()),
+        X509NameKind::Name => X509NameCheck::Name(v.name.clone()),
+        X509NameKind::NamePrefix => X509NameCheck::NamePrefix(v.name.clone()),
+    });
+    if let Some(crl) = &cfg.crl_verify {
+        if cfg.crl_verify_dir {
+            return Err(DaemonError::Unsupported(
+                "crl-verify DIR dir is not supported".into(),
+            ));
+        }
+        t.crl = Some(read_source(crl, "crl-verify")?);
+    }
+    t.verify_client_cert = match cfg.verify_client_cert {
+        ct::VerifyClientCert::None => VerifyClientCert::None,
+        ct::VerifyClientCert::Optional => VerifyClientCert::Optional,
+        ct::VerifyClientCert::Require => VerifyClientCert::Require,
+    };
+    t.groups = cfg.tls_groups.clone().or_else(|| cfg.ecdh_curve.clone());
+    t.tls_cipher = cfg.tls_cipher.clone();
+    t.tls_ciphersuites = cfg.tls_ciphersuites.clone();
+    Ok(TlsContext::new(&t)?)
+}
+
+fn key_direction(d: Option<ct::KeyDirection>) -> KeyDirection {
+    match d {
+        None => KeyDirection::Bidirectional,
+        Some(ct::KeyDirection::Normal) => KeyDirection::Normal,
+        Some(ct::KeyDirection::Inverse) => KeyDirection::Inverse,
+    }
+}
+
+/// The control-channel wrapping of `cfg` for `role`.
+pub fn wrap_config(cfg: &Config, role: Role) -> Result<WrapConfig, DaemonError> {
+    let digest = Digest::from_name(&cfg.auth).unwrap_or(Digest::Sha1);
+    Ok(match &cfg.tls_wrap {
+        TlsWrap::None => WrapConfig::None,
+        TlsWrap::Auth { key, direction } => {
+            let text = read_text(key, "tls-auth")?;
+            let key = Key2::from_static_key_file(&text).map_err(|source| DaemonError::Key {
+                what: "tls-auth key",
+                source,
+            })?;
+            WrapConfig::Auth {
+                key,
+                direction: key_direction(direction.or(cfg.key_direction)),
+                digest,
+            }
+        }
+        TlsWrap::Crypt { key } => {
+            let text = read_text(key, "tls-crypt")?;
+            let key = Key2::from_static_key_file(&text).map_err(|source| DaemonError::Key {
+                what: "tls-crypt key",
+                source,
+            })?;
+            WrapConfig::Crypt { key }
+        }
+        TlsWrap::CryptV2 { key, .. } => {
+            let text = read_text(key, "tls-crypt-v2")?;
+            match role {
+                Role::Client => {
+                    let k = TlsCryptV2ClientKey::from_pem(&text).map_err(|source| {
+                        DaemonError::Key {
+                            what: "tls-crypt-v2 client key",
+                            source,
+                        }
+                    })?;
+                    WrapConfig::CryptV2Client {
+                        kc: k.kc.clone(),
+                        wkc: k.wkc.clone(),
+                    }
+                }
+                Role::Server => {
+                    let k = TlsCryptV2ServerKey::from_pem(&text).map_err(|source| {
+                        DaemonError::Key {
+                            what: "tls-crypt-v2 server key",
+                            source,
+                        }
+                    })?;
+                    WrapConfig::CryptV2Server {
+                        server_key: Arc::new(k),
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `auth-user-pass FILE`: the first two lines.
+pub fn auth_user_pass(cfg: &Config) -> Result<Option<(String, String)>, DaemonError> {
+    match &cfg.auth_user_pass {
+        None => Ok(None),
+        Some(AuthUserPass::Prompt) => Err(DaemonError::Unsupported(
+            "auth-user-pass without a file (terminal prompt) is not supported; give a file"
+                .into(),
+        )),
+        Some(AuthUserPass::Source(src)) => {
+            let text = read_text(src, "auth-user-pass")?;
+            let mut lines = text.lines();
+            let user = lines.next().unwrap_or_default().trim_end().to_owned();
+            let pass = lines.next().unwrap_or_default().trim_end().to_owned();
+            if user.is_empty() {
+                return Err(DaemonError::Unsupported(
+                    "auth-user-pass file has no username line".into(),
+                ));
+            }
+            Ok(Some((user, pass)))
+        }
+    }
+}
+
+/// Compression framing for the configured `compress`/`comp-lzo`.
+pub fn framing(c: Compression) -> CompressFraming {
+    match c {
+        Compression::None | Compression::Migrate => CompressFraming::None,
+        Compression::Stub => CompressFraming::StubSwap,
+        Compression::StubV2 => CompressFraming::StubV2,
+        Compression::LzoNo => CompressFraming::LzoStub,
+    }
+}
+
+fn secs(n: u32) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(u64::from(n)))
+}
+
+/// The [`SessionConfig`] for every session of this process.
+pub fn session_config(
+    cfg: &Config,
+    tls: Arc<TlsContext>,
+    transport: Transport,
+    ipv6_link: bool,
+) -> Result<SessionConfig, DaemonError> {
+    let role = match cfg.tls_role {
+        ct::TlsRole::Client => Role::Client,
+        ct::TlsRole::Server => Role::Server,
+    };
+    let tls_role = tls.role();
+    let wrap = wrap_config(cfg, role)?;
+    let mut s = SessionConfig::new(role, tls, wrap);
+    s.transport = transport;
+    s.hand_window = Duration::from_secs(u64::from(cfg.hand_window));
+    s.tls_timeout = Duration::from_secs(u64::from(cfg.tls_timeout.max(1)));
+    s.reneg_sec = secs(cfg.reneg_sec.max);
+    s.reneg_bytes = cfg.reneg_bytes.filter(|b| *b > 0);
+    s.reneg_pkts = cfg.reneg_pkts.filter(|p| *p > 0);
+    s.transition_window = Duration::from_secs(u64::from(cfg.tran_window));
+    s.ping = cfg.ping.and_then(secs);
+    if let Some(pr) = cfg.ping_rec {
+        match pr.action {
+            PingAction::Restart => s.ping_restart = secs(pr.timeout),
+            PingAction::Exit => s.ping_exit = secs(pr.timeout),
+        }
+    }
+    s.inactive = cfg.inactive.and_then(|i| secs(i.seconds));
+    if !cfg.data_ciphers.is_empty() {
+        s.data_ciphers = CipherList::from_names(&cfg.data_ciphers);
+    }
+    s.data_ciphers_fallback = cfg.data_ciphers_fallback.clone();
+    s.auth_digest = Digest::from_name(&cfg.auth).unwrap_or(Digest::Sha1);
+    s.replay = ReplayConfig::new(cfg.replay_window.size, u64::from(cfg.replay_window.seconds));
+    s.framing = framing(cfg.compression);
+    let tun_mtu = u16::try_from(cfg.tun_mtu).unwrap_or(1500);
+    s.tun_mtu = tun_mtu;
+    let names: Vec<&str> = s.data_ciphers.names().iter().map(String::as_str).collect();
+    s.peer_info = PeerInfo::ours(
+        env!("CARGO_PKG_VERSION"),
+        &names,
+        u16::try_from(cfg.tun_mtu_max).unwrap_or(tun_mtu),
+    );
+    if transport == Transport::Tcp {
+        s.peer_info.tcpnl = true;
+    }
+    let mut occ = OptionsString::default_udp(tls_role);
+    occ.tun_mtu = cfg.tun_mtu;
+    occ.proto = match (transport, ipv6_link) {
+        (Transport::Udp, false) => OccProto::UdpV4,
+        (Transport::Udp, true) => OccProto::UdpV6,
+        (Transport::Tcp, false) => OccProto::TcpV4,
+        (Transport::Tcp, true) => OccProto::TcpV6,
+    };
+    // 2.6's OCC link-mtu: tun-mtu + AEAD/P_DATA overhead (+2 for TCP framing).
+    occ.link_mtu = cfg.tun_mtu + if transport == Transport::Tcp { 43 } else { 41 };
+    occ.comp_lzo = cfg.compression != Compression::None;
+    occ.auth = s.auth_digest.name().to_owned();
+    if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {
+        occ.tls_auth = true;
+        occ.keydir = match direction.or(cfg.key_direction) {
+            Some(ct::KeyDirection::Normal) => Some(0),
+            Some(ct::KeyDirection::Inverse) => Some(1),
+            None => None,
+        };
+    }
+    occ.cipher = cfg
+        .cipher
+        .clone()
+        .filter(|c| s.data_ciphers.contains(c));
+    s.options_string = occ;
+    s.explicit_exit_notify = cfg.explicit_exit_notify.filter(|n| *n > 0);
+    s.auth_user_pass = auth_user_pass(cfg)?;
+    Ok(s)
+}

@@ -1,0 +1,760 @@
+//! The server's mode logic glued to sessions (OpenVPN's `multi.c`), shared
+//! by the UDP and TCP loops: client instances in a [`PeerTable`], their
+//! authentication (`auth-user-pass-verify`, `client-connect` scripts run
+//! as tasks so a slow script never stalls the data path), addresses from
+//! ccd and the pool, the push list, the internal routing between tun and
+//! clients, and the status file.
+//!
+//! The transport only moves bytes: it hands packets in with
+//! [`Multi::link_packet`] and sends what the [`LinkOut`] it passes gets.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::daemon::error::DaemonError;
+use crate::daemon::tunnel;
+use crate::io::clock;
+use crate::io::internal::tun::TunTxBatch;
+use crate::mgmt::status::{
+    ClientEntry, FastPathCounters, LineEnd, RouteEntry, ServerStatus, StatusVersion,
+    SystemLocalTime, render_server,
+};
+use crate::proto::event::Event;
+use crate::proto::push::PushedOptions;
+use crate::proto::session::{AuthDecision, DataOutcome, Session, SessionConfig};
+use crate::proto::wire::PeerId as WirePeerId;
+use crate::proto::wire::opcode::split_first_byte;
+use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
+use crate::server::ccd::{CcdOptions, ClientConfigDir};
+use crate::server::peers::{CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision};
+use crate::server::pool::{AddressPool, Lease};
+use crate::server::push::{
+    ClientAddresses, ServerAddressing, client_addresses, client_push_list, needs_pool_lease,
+    vpn_routes,
+};
+
+/// Where the server's outgoing packets go.
+pub trait LinkOut {
+    /// Sends a copy of `packet` to `to` (from `src` on a wildcard socket).
+    fn send(&mut self, to: SocketAddr, src: Option<IpAddr>, packet: &[u8]);
+    /// Sends a packet written by `fill` into at most `max` bytes.
+    fn send_with(
+        &mut self,
+        to: SocketAddr,
+        src: Option<IpAddr>,
+        max: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    );
+}
+
+/// One client instance.
+pub struct Client {
+    /// Its protocol session.
+    pub session: Session,
+    /// Local address its packets arrived on (UDP replies go out from it).
+    pub local_ip: Option<IpAddr>,
+    lease: Option<Lease>,
+    username: Option<String>,
+    since: u64,
+    connected: bool,
+    /// Bumped on every new authentication, so late script results for an
+    /// earlier one are ignored.
+    auth_gen: u64,
+    addrs: ClientAddresses,
+    bytes_in: u64,
+    bytes_out: u64,
+    connect_ran: bool,
+}
+
+/// The result of an authentication task.
+pub struct AuthResult {
+    peer: PeerId,
+    auth_gen: u64,
+    accept: Result<Accepted, String>,
+}
+
+struct Accepted {
+    common_name: Option<String>,
+    username: Option<String>,
+    ccd: Option<CcdOptions>,
+    /// Extra config lines from a client-connect script.
+    connect_lines: Option<String>,
+}
+
+/// The server state.
+pub struct Multi {
+    cfg: Arc<Config>,
+    /// Session settings for new clients.
+    pub scfg: Arc<SessionConfig>,
+    /// The client table.
+    pub peers: PeerTable<Client>,
+    pool: Option<AddressPool>,
+    ccd: Option<Arc<ClientConfigDir>>,
+    addressing: ServerAddressing,
+    runner: Arc<ScriptRunner>,
+    auth_tx: mpsc::UnboundedSender<AuthResult>,
+    next_gen: u64,
+    scratch: Vec<u8>,
+    ctl: Vec<u8>,
+    /// Tun MSS clamp limits.
+    pub mss: Option<(u16, u16)>,
+    /// Packets dropped by routing, by reason.
+    pub route_drops: HashMap<&'static str, u64>,
+}
+
+impl Multi {
+    /// Sets up pool, ccd and scripts for `cfg`; auth results arrive on the
+    /// returned receiver and go to [`Self::auth_done`].
+    pub fn new(
+        cfg: Arc<Config>,
+        scfg: Arc<SessionConfig>,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<AuthResult>), DaemonError> {
+        let mut pool = AddressPool::from_config(&cfg)
+            .map_err(|e| DaemonError::Unsupported(format!("ifconfig-pool: {e}")))?;
+        let cwd = std::env::current_dir().map_err(|e| DaemonError::io("current directory", e))?;
+        let ccd = ClientConfigDir::from_config(&cfg, cwd).map(Arc::new);
+        if let (Some(ccd), Some(pool)) = (&ccd, &mut pool) {
+            match ccd.scan_static_addresses() {
+                Ok((statics, errors)) => {
+                    for e in errors {
+                        tracing::warn!(error = %e, "client-config-dir");
+                    }
+                    for s in statics {
+                        pool.reserve(s.ipv4, s.ipv6);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "client-config-dir scan"),
+            }
+        }
+        if let (Some(pp), Some(pool)) = (&cfg.ifconfig_pool_persist, &mut pool)
+            && let Ok(text) = std::fs::read_to_string(&pp.file)
+        {
+            for w in pool.load_persist(&text, pp.seconds == 0) {
+                tracing::warn!(warning = ?w, "ifconfig-pool-persist");
+            }
+        }
+        let (auth_tx, auth_rx) = mpsc::unbounded_channel();
+        Ok((
+            Self {
+                addressing: ServerAddressing::from_config(&cfg),
+                peers: PeerTable::new(cfg.max_clients),
+                runner: Arc::new(tunnel::script_runner(&cfg)),
+                cfg,
+                scfg,
+                pool,
+                ccd,
+                auth_tx,
+                next_gen: 1,
+                scratch: vec![0u8; 65_536],
+                ctl: vec![0u8; 4096],
+                mss: None,
+                route_drops: HashMap::new(),
+            },
+            auth_rx,
+        ))
+    }
+
+    /// Adds a new client whose session exists (after the cookie, or a TCP accept).
+    pub fn add_client(
+        &mut self,
+        session: Session,
+        from: SocketAddr,
+        local_ip: Option<IpAddr>,
+    ) -> Option<PeerId> {
+        let since = clock::unix_time();
+        // The peer-id is the table slot; the session pushes it later.
+        let id = match self.peers.insert(
+            from,
+            Client {
+                session,
+                local_ip,
+                lease: None,
+                username: None,
+                since,
+                connected: false,
+                auth_gen: 0,
+                addrs: ClientAddresses::default(),
+                bytes_in: 0,
+                bytes_out: 0,
+                connect_ran: false,
+            },
+        ) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, client = %from, "client refused");
+                return None;
+            }
+        };
+        if let (Some(p), Some(wid)) = (self.peers.get_mut(id), WirePeerId::new(id)) {
+            p.payload.session.set_peer_id(wid);
+        }
+        tracing::info!(client = %from, peer_id = id, "new client");
+        Some(id)
+    }
+
+    /// A packet from `from` for the existing client `id` (control or data).
+    #[allow(clippy::too_many_arguments)]
+    pub fn link_packet(
+        &mut self,
+        id: PeerId,
+        float_from: Option<SocketAddr>,
+        data: &[u8],
+        local_ip: Option<IpAddr>,
+        now: Instant,
+        unix: u64,
+        out: &mut dyn LinkOut,
+        ttx: &mut TunTxBatch,
+    ) {
+        let Some(&first) = data.first() else { return };
+        let Ok((op, _)) = split_first_byte(first) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        if local_ip.is_some() {
+            peer.payload.local_ip = local_ip;
+        }
+        if !op.is_data() {
+            peer.payload.session.handle_packet(now, unix, data);
+            return;
+        }
+        peer.payload.bytes_in += data.len() as u64;
+        let mss = self.mss;
+        let scratch = &mut self.scratch;
+        let base = scratch.as_ptr() as usize;
+        let n = match peer.payload.session.decrypt(now, data, scratch) {
+            Ok(DataOutcome::Tun(p)) => {
+                let off = p.as_ptr() as usize - base;
+                let n = p.len();
+                if off != 0 {
+                    scratch.copy_within(off..off + n, 0);
+                }
+                n
+            }
+            Ok(_) => 0,
+            Err(_) => return,
+        };
+        if let Some(to) = float_from {
+            self.float(id, to);
+        }
+        if n == 0 {
+            return;
+        }
+        let Some(pkt) = self.scratch.get_mut(..n) else {
+            return;
+        };
+        tunnel::clamp(pkt, mss);
+        let decision = self
+            .peers
+            .route(PacketSource::Peer(id), pkt, self.cfg.client_to_client);
+        match decision {
+            RouteDecision::Tun => ttx.push(pkt),
+            RouteDecision::Peer(to) => {
+                let pkt = pkt.to_vec();
+                self.send_to_peer(to, &pkt, now, out);
+            }
+            RouteDecision::Broadcast { except, also_tun } => {
+                let pkt = pkt.to_vec();
+                if also_tun {
+                    ttx.push(&pkt);
+                }
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .map(|p| p.id())
+                    .filter(|i| Some(*i) != except)
+                    .collect();
+                for to in ids {
+                    self.send_to_peer(to, &pkt, now, out);
+                }
+            }
+            RouteDecision::Drop(r) => {
+                *self.route_drops.entry(drop_name(r)).or_default() += 1;
+            }
+        }
+    }
+
+    /// `float`: an authenticated packet of `id` came from `to`.
+    fn float(&mut self, id: PeerId, to: SocketAddr) {
+        if !self.cfg.float && self.cfg.proto.transport != crate::config::Transport::Udp {
+            return;
+        }
+        let same = |a: &crate::server::peers::Peer<Client>, b: &crate::server::peers::Peer<Client>| {
+            a.common_name().is_some() && a.common_name() == b.common_name()
+        };
+        match self.peers.float(id, to, same) {
+            Ok(crate::server::peers::FloatOutcome::Moved { from }) => {
+                tracing::info!(peer_id = id, %from, %to, "client floated");
+            }
+            Ok(_) => {}
+            Err(crate::server::peers::FloatError::TakenBySameClient { stale, .. }) => {
+                self.remove(stale);
+                let _ = self.peers.float(id, to, same);
+            }
+            Err(e) => tracing::debug!(error = %e, "float refused"),
+        }
+    }
+
+    /// An IP packet read from tun.
+    pub fn tun_packet(&mut self, pkt: &mut [u8], now: Instant, out: &mut dyn LinkOut) {
+        tunnel::clamp(pkt, self.mss);
+        match self.peers.route(PacketSource::Tun, pkt, self.cfg.client_to_client) {
+            RouteDecision::Peer(to) => self.send_to_peer(to, pkt, now, out),
+            RouteDecision::Broadcast { except, .. } => {
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .map(|p| p.id())
+                    .filter(|i| Some(*i) != except)
+                    .collect();
+                for to in ids {
+                    self.send_to_peer(to, pkt, now, out);
+                }
+            }
+            RouteDecision::Tun => {}
+            RouteDecision::Drop(r) => {
+                *self.route_drops.entry(drop_name(r)).or_default() += 1;
+            }
+        }
+    }
+
+    fn send_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
+        let Some(p) = self.peers.get_mut(to) else {
+            return;
+        };
+        if !p.payload.connected {
+            return;
+        }
+        let addr = p.transport();
+        let src = p.payload.local_ip;
+        let c = &mut p.payload;
+        let Some(max) = c.session.data_channel().seal_buffer_len(pkt.len()) else {
+            return;
+        };
+        let mut sent = 0usize;
+        out.send_with(addr, src, max, &mut |b| {
+            let n = c.session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0);
+            sent = n;
+            n
+        });
+        c.bytes_out += sent as u64;
+    }
+
+    /// Drains one client's session outputs; removes it when it closed.
+    /// Returns false when the client is gone.
+    pub fn drain(&mut self, id: PeerId, out: &mut dyn LinkOut) -> bool {
+        let now = clock::now();
+        let unix = clock::unix_time();
+        let mut events = Vec::new();
+        {
+            let Some(p) = self.peers.get_mut(id) else {
+                return false;
+            };
+            let addr = p.transport();
+            let src = p.payload.local_ip;
+            while let Some(n) = p.payload.session.poll_transmit(now, unix, &mut self.ctl) {
+                if let Some(b) = self.ctl.get(..n) {
+                    out.send(addr, src, b);
+                }
+            }
+            while let Some(ev) = p.payload.session.poll_event() {
+                events.push(ev);
+            }
+        }
+        let mut alive = true;
+        for ev in events {
+            if !self.on_event(id, ev) {
+                alive = false;
+            }
+        }
+        alive
+    }
+
+    /// Handles one session event; false when the client was removed.
+    fn on_event(&mut self, id: PeerId, ev: Event) -> bool {
+        match ev {
+            Event::ClientCredentials {
+                username,
+                password,
+                common_name,
+                ..
+            } => self.start_auth(id, username, password, common_name),
+            Event::Connected => {
+                if let Some(p) = self.peers.get_mut(id) {
+                    p.payload.connected = true;
+                    tracing::info!(
+                        peer_id = id,
+                        client = %p.transport(),
+                        cn = ?p.common_name(),
+                        cipher = ?p.payload.session.cipher(),
+                        "client connected"
+                    );
+                }
+            }
+            Event::Warning(w) => tracing::warn!(peer_id = id, "{w}"),
+            Event::Closed { reason } => {
+                tracing::info!(peer_id = id, ?reason, "client session closed");
+                self.remove(id);
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Runs the credential checks (scripts in a task).
+    fn start_auth(
+        &mut self,
+        id: PeerId,
+        username: Option<String>,
+        password: Option<String>,
+        common_name: Option<String>,
+    ) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        let auth_gen = self.next_gen;
+        self.next_gen += 1;
+        p.payload.auth_gen = auth_gen;
+        let addr = p.transport();
+        let cfg = self.cfg.clone();
+        let runner = self.runner.clone();
+        let tx = self.auth_tx.clone();
+        let ccd = self.ccd.clone();
+        tokio::spawn(async move {
+            let accept =
+                authenticate(&cfg, &runner, ccd.as_deref(), addr, username, password, common_name)
+                    .await;
+            let _ = tx.send(AuthResult {
+                peer: id,
+                auth_gen,
+                accept,
+            });
+        });
+    }
+
+    /// Finishes an authentication: addresses, push list, decision.
+    pub fn auth_done(&mut self, r: AuthResult) -> Option<PeerId> {
+        let id = r.peer;
+        let now = clock::now();
+        let duplicate_cn = self.cfg.duplicate_cn;
+        let p = self.peers.get(id)?;
+        if p.payload.auth_gen != r.auth_gen {
+            return None;
+        }
+        let first = p.payload.lease.is_none() && !p.payload.connect_ran;
+        let acc = match r.accept {
+            Err(reason) => {
+                tracing::warn!(peer_id = id, %reason, "authentication failed");
+                if let Some(p) = self.peers.get_mut(id) {
+                    let _ = p
+                        .payload
+                        .session
+                        .auth_decision(now, AuthDecision::Deny(None));
+                }
+                return Some(id);
+            }
+            Ok(a) => a,
+        };
+        if first {
+            if let Some(cn) = &acc.common_name {
+                let _ = self.peers.set_common_name(id, Some(cn.clone()));
+                if let CnAdmission::ReplaceExisting(old) =
+                    self.peers.admit_common_name(cn, id, duplicate_cn)
+                {
+                    for o in old {
+                        tracing::info!(peer_id = o, cn = %cn, "replaced by a new connection with the same common name");
+                        self.remove(o);
+                    }
+                }
+            }
+            let mut ccd = acc.ccd;
+            if let Some(lines) = &acc.connect_lines
+                && let Some(dir) = &self.ccd
+            {
+                match crate::server::ccd::parse_ccd(lines.as_bytes(), std::path::Path::new("client-connect"), dir) {
+                    Ok(o) => ccd = Some(merge_ccd(ccd, o)),
+                    Err(e) => tracing::warn!(error = %e, "client-connect output"),
+                }
+            }
+            let o = ccd.as_ref();
+            let lease = if needs_pool_lease(o) {
+                match self.pool.as_mut().map(|pool| pool.acquire(acc.common_name.as_deref())) {
+                    Some(Ok(l)) => Some(l),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "no address for client");
+                        None
+                    }
+                    None => None,
+                }
+            } else {
+                None
+            };
+            let addrs = client_addresses(&self.addressing, lease.as_ref(), o);
+            let lines = client_push_list(&self.cfg.push, o, &addrs);
+            let conflicts = self.peers.set_routes(id, vpn_routes(&addrs, o));
+            if let Ok(c) = conflicts
+                && !c.is_empty()
+            {
+                tracing::warn!(peer_id = id, others = ?c, "address or iroute taken over from other clients");
+            }
+            let opts = match PushedOptions::parse(&lines.join(",")) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %e, "push list not understood");
+                    PushedOptions::default()
+                }
+            };
+            let p = self.peers.get_mut(id)?;
+            p.payload.lease = lease;
+            p.payload.addrs = addrs;
+            p.payload.username = acc.username;
+            p.payload.connect_ran = true;
+            p.payload.session.set_push_reply(opts);
+        }
+        let p = self.peers.get_mut(id)?;
+        if let Err(e) = p.payload.session.auth_decision(now, AuthDecision::Accept) {
+            tracing::debug!(error = %e, "auth decision");
+        }
+        Some(id)
+    }
+
+    /// Removes a client: lease back to the pool, disconnect script.
+    pub fn remove(&mut self, id: PeerId) {
+        let Some(p) = self.peers.remove(id) else {
+            return;
+        };
+        if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
+            let _ = pool.release(l.handle, false);
+        }
+        if let (Some(cmd), true) = (&self.cfg.scripts.client_disconnect, p.payload.connect_ran) {
+            let mut env = ScriptEnv::new();
+            env.set_untrusted(p.transport());
+            env.set_opt("common_name", p.common_name());
+            env.set_opt("username", p.payload.username.as_deref());
+            env.set_client_addresses(&p.payload.addrs, self.cfg.topology);
+            let secs = clock::unix_time().saturating_sub(p.payload.since);
+            env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
+            let runner = self.runner.clone();
+            let cmd = cmd.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runner
+                    .run(&cmd, ScriptType::ClientDisconnect, &[], &env, None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "client-disconnect");
+                }
+            });
+        }
+        tracing::info!(peer_id = id, client = %p.transport(), "client removed");
+    }
+
+    /// Next instant any session needs `handle_timeout`.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.peers.iter().filter_map(|p| p.payload.session.poll_timeout()).min()
+    }
+
+    /// Runs every due session timer; returns the ids whose outputs need draining.
+    pub fn timeouts(&mut self, now: Instant, unix: u64) -> Vec<PeerId> {
+        let mut due = Vec::new();
+        for p in self.peers.iter_mut() {
+            if p.payload.session.poll_timeout().is_some_and(|t| t <= now) {
+                p.payload.session.handle_timeout(now, unix);
+                due.push(p.id());
+            }
+        }
+        due
+    }
+
+    /// Shutdown: tells every client to reconnect (RESTART).
+    pub fn close_all(&mut self, now: Instant) -> Vec<PeerId> {
+        let mut ids = Vec::new();
+        for p in self.peers.iter_mut() {
+            p.payload.session.close(now, true);
+            ids.push(p.id());
+        }
+        ids
+    }
+
+    /// Writes the status file (atomically) and the pool persist file.
+    pub fn write_status(&self) {
+        if let Some(sf) = &self.cfg.status {
+            let now = clock::unix_time();
+            let clients = self
+                .peers
+                .iter()
+                .filter(|p| p.payload.connected)
+                .map(|p| ClientEntry {
+                    common_name: p.common_name().map(str::to_owned),
+                    real_address: p.transport(),
+                    virtual_ipv4: p.routes().ipv4,
+                    virtual_ipv6: p.routes().ipv6,
+                    bytes_received: p.payload.bytes_in,
+                    bytes_sent: p.payload.bytes_out,
+                    connected_since: p.payload.since,
+                    username: p.payload.username.clone(),
+                    client_id: u64::from(p.id()),
+                    peer_id: p.id(),
+                    cipher: p
+                        .payload
+                        .session
+                        .cipher()
+                        .map(|c| c.name().to_owned())
+                        .unwrap_or_default(),
+                    fast_path: FastPathCounters::default(),
+                })
+                .collect();
+            let routes = self
+                .peers
+                .route_list()
+                .into_iter()
+                .filter_map(|(network, id)| {
+                    let p = self.peers.get(id)?;
+                    Some(RouteEntry {
+                        network,
+                        cached: false,
+                        common_name: p.common_name().map(str::to_owned),
+                        real_address: p.transport(),
+                        last_ref: now,
+                    })
+                })
+                .collect();
+            let st = ServerStatus {
+                title: format!("vpn-daemon {}", env!("CARGO_PKG_VERSION")),
+                now,
+                clients,
+                routes,
+                max_bcast_mcast_queue_len: 0,
+                dco_enabled: false,
+                xdp: None,
+            };
+            let version = StatusVersion::from_number(self.cfg.status_version).unwrap_or(StatusVersion::V1);
+            let text = render_server(&st, version, LineEnd::Lf, &SystemLocalTime);
+            if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
+                tracing::warn!(error = %e, "status file");
+            }
+        }
+        if let (Some(pp), Some(pool)) = (&self.cfg.ifconfig_pool_persist, &self.pool)
+            && pp.seconds > 0
+            && let Err(e) = write_atomic(&pp.file, pool.render_persist().as_bytes())
+        {
+            tracing::warn!(error = %e, "ifconfig-pool-persist");
+        }
+    }
+}
+
+/// Writes `path` through a temporary file and a rename, so readers never
+/// see half a file.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn drop_name(r: crate::server::peers::RouteDrop) -> &'static str {
+    use crate::server::peers::RouteDrop;
+    match r {
+        RouteDrop::Malformed => "malformed",
+        RouteDrop::BadSource => "bad source",
+        RouteDrop::NoRoute => "no route",
+        RouteDrop::UnknownPeer => "unknown peer",
+    }
+}
+
+/// ccd options plus a client-connect script's: the script's lines add to
+/// (and for addresses override) the file's.
+fn merge_ccd(base: Option<CcdOptions>, extra: CcdOptions) -> CcdOptions {
+    let Some(mut b) = base else { return extra };
+    if extra.ifconfig_push.is_some() {
+        b.ifconfig_push = extra.ifconfig_push;
+    }
+    if extra.ifconfig_ipv6_push.is_some() {
+        b.ifconfig_ipv6_push = extra.ifconfig_ipv6_push;
+    }
+    b.iroutes_v4.extend(extra.iroutes_v4);
+    b.iroutes_v6.extend(extra.iroutes_v6);
+    b.push_edits.extend(extra.push_edits);
+    b.disable |= extra.disable;
+    b
+}
+
+/// The checks of one authentication, in 2.6's order: user/pass script,
+/// username-as-common-name, ccd (`disable`, `ccd-exclusive`), client-connect.
+async fn authenticate(
+    cfg: &Config,
+    runner: &ScriptRunner,
+    ccd_dir: Option<&ClientConfigDir>,
+    addr: SocketAddr,
+    username: Option<String>,
+    password: Option<String>,
+    cert_cn: Option<String>,
+) -> Result<Accepted, String> {
+    let mut env = ScriptEnv::new();
+    env.set_untrusted(addr);
+    env.set_opt("common_name", cert_cn.as_deref());
+    if let Some(v) = &cfg.auth_user_pass_verify {
+        let creds = match v.method {
+            crate::config::VerifyMethod::ViaEnv => Credentials::ViaEnv {
+                username: username.clone().unwrap_or_default(),
+                password: password.clone().unwrap_or_default(),
+            },
+            crate::config::VerifyMethod::ViaFile => Credentials::ViaFile {
+                username: username.clone().unwrap_or_default(),
+                password: password.clone().unwrap_or_default(),
+            },
+        };
+        match runner
+            .run(&v.command, ScriptType::UserPassVerify, &[], &env, Some(&creds))
+            .await
+        {
+            Ok(o) if o.success => {}
+            Ok(o) => return Err(format!("auth-user-pass-verify exited with {:?}", o.exit_code)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let common_name = if cfg.username_as_common_name {
+        username.clone().or(cert_cn)
+    } else {
+        cert_cn
+    };
+    let ccd = match (ccd_dir, &common_name) {
+        (Some(d), Some(cn)) => match d.load(cn) {
+            Ok(l) => l.options().cloned(),
+            Err(e) => {
+                tracing::warn!(error = %e, "client-config-dir");
+                None
+            }
+        },
+        _ => None,
+    };
+    if ccd.as_ref().is_some_and(|c| c.disable) {
+        return Err("disabled by its client-config-dir file".into());
+    }
+    if cfg.ccd_exclusive && ccd.is_none() {
+        return Err("ccd-exclusive and no client-config-dir file".into());
+    }
+    let mut connect_lines = None;
+    if let Some(cmd) = &cfg.scripts.client_connect {
+        env.set_opt("common_name", common_name.as_deref());
+        env.set_opt("username", username.as_deref());
+        match runner.run_client_connect(cmd, &env).await {
+            Ok((o, text)) if o.success => connect_lines = text,
+            Ok((o, _)) => return Err(format!("client-connect exited with {:?}", o.exit_code)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(Accepted {
+        common_name,
+        username,
+        ccd,
+        connect_lines,
+    })
+}
+
