@@ -85,8 +85,19 @@ pub const PORT: u16 = 1194;
 pub const TUN_NET: &str = "10.8.0.0";
 /// The server's tunnel address in [`TUN_NET`].
 pub const SERVER_TUN_ADDR: &str = "10.8.0.1";
-/// The line both implementations print once the tunnel is up.
+/// The line both implementations print once a client's tunnel is up
+/// (openvpn's server prints it too).
 pub const READY_LINE: &str = "Initialization Sequence Completed";
+/// The line our server prints once its socket and tun are set up.
+pub const OURS_SERVER_READY: &str = "server listening";
+
+/// The log line that says `imp` is ready, as a server or a client.
+pub fn ready_line(imp: Impl, server: bool) -> &'static str {
+    match (imp, server) {
+        (Impl::Ours, true) => OURS_SERVER_READY,
+        _ => READY_LINE,
+    }
+}
 
 /// What a test wants from a tunnel; rendered by [`server_config`] and
 /// [`client_config`] for either implementation.
@@ -362,6 +373,8 @@ pub struct Peer {
     pub log: PathBuf,
     /// Wall time at which it was started.
     pub started: Instant,
+    /// What [`Peer::wait_ready`] waits for ([`ready_line`]).
+    pub ready: &'static str,
 }
 
 /// The command line that runs `imp` with `config` inside `ns`.
@@ -388,6 +401,10 @@ impl Peer {
 
     /// Starts `imp` on an existing config file, logging to `log`.
     pub fn start_file(imp: Impl, ns: &Netns, config: &Path, log: &Path) -> Self {
+        let is_server = fs::read_to_string(config)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.trim() == "mode server");
         let file = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -410,6 +427,7 @@ impl Peer {
             config: config.to_path_buf(),
             log: log.to_path_buf(),
             started: Instant::now(),
+            ready: ready_line(imp, is_server),
         }
     }
 
@@ -443,9 +461,9 @@ impl Peer {
         }
     }
 
-    /// Waits for [`READY_LINE`]; panics with the log when it does not come.
+    /// Waits for its ready line; panics with the log when it does not come.
     pub fn wait_ready(&mut self, timeout: Duration) {
-        if !self.wait_for_nth(READY_LINE, 1, timeout) {
+        if !self.wait_for_nth(self.ready, 1, timeout) {
             let exit = self.exited();
             panic!(
                 "{} ({}) not ready within {timeout:?}; exit: {:?}; log:\n{}",
