@@ -186,12 +186,13 @@ impl Pki {
         fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let copy = |name: &str| {
             let to = dir.join(name);
-            fs::copy(testdata_pki().join(name), &to)
-                .unwrap_or_else(|e| panic!("copy {name}: {e}"));
+            fs::copy(testdata_pki().join(name), &to).unwrap_or_else(|e| panic!("copy {name}: {e}"));
             to
         };
         let static_key = dir.join("static.key");
-        run(Command::new("openvpn").args(["--genkey", "secret"]).arg(&static_key));
+        run(Command::new("openvpn")
+            .args(["--genkey", "secret"])
+            .arg(&static_key));
         Self {
             dir: dir.to_path_buf(),
             ca: copy("ca.crt"),
@@ -210,16 +211,32 @@ impl Pki {
         let (ca_key, ca_crt) = (d.join("evil-ca.key"), d.join("evil-ca.crt"));
         let (key, csr, crt) = (d.join("evil.key"), d.join("evil.csr"), d.join("evil.crt"));
         let ext = d.join("evil.ext");
-        fs::write(&ext, "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n")
-            .unwrap_or_else(|e| panic!("write ext: {e}"));
+        fs::write(
+            &ext,
+            "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n",
+        )
+        .unwrap_or_else(|e| panic!("write ext: {e}"));
         run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
             .args(["-nodes", "-days", "2", "-subj", "/CN=Evil CA", "-keyout"])
             .arg(&ca_key)
             .arg("-out")
             .arg(&ca_crt));
         run(Command::new("openssl")
-            .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args([
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
             .args(["-nodes", "-subj", "/CN=client", "-keyout"])
             .arg(&key)
             .arg("-out")
@@ -443,7 +460,10 @@ impl Peer {
 
     /// How many lines of the log contain `needle`.
     pub fn count(&self, needle: &str) -> usize {
-        self.log_text().lines().filter(|l| l.contains(needle)).count()
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// Waits until at least `n` log lines contain `needle`; false on
@@ -477,7 +497,9 @@ impl Peer {
 
     /// The exit status once the process has ended.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits up to `timeout` for the process to end by itself.
@@ -548,9 +570,7 @@ pub fn run_to_exit(imp: Impl, config: &Path, timeout: Duration) -> (Option<i32>,
     };
     let out = child.wait_with_output().map_or_else(
         |e| e.to_string(),
-        |o| {
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-        },
+        |o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
     );
     (status.and_then(|s| s.code()), out)
 }

@@ -125,7 +125,18 @@ impl Topology {
 /// least one reply came back.
 pub fn ping(ns: &Netns, dst: &str, count: u32) -> bool {
     Command::new("ip")
-        .args(["netns", "exec", ns.name(), "ping", "-n", "-q", "-i", "0.2", "-W", "1"])
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "ping",
+            "-n",
+            "-q",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+        ])
         .args(["-c", &count.to_string(), dst])
         .output()
         .is_ok_and(|o| o.status.success())
@@ -145,14 +156,31 @@ pub fn ping_until(ns: &Netns, dst: &str, timeout: Duration) -> bool {
 /// Average RTT in ms of `count` pings, when any came back.
 pub fn ping_rtt_ms(ns: &Netns, dst: &str, count: u32) -> Option<f64> {
     let o = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "ping", "-n", "-q", "-i", "0.2", "-W", "1"])
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "ping",
+            "-n",
+            "-q",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+        ])
         .args(["-c", &count.to_string(), dst])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&o.stdout);
     // "rtt min/avg/max/mdev = 0.052/0.061/0.075/0.008 ms"
     let line = text.lines().find(|l| l.contains("min/avg/max"))?;
-    line.split('=').nth(1)?.trim().split('/').nth(1)?.parse().ok()
+    line.split('=')
+        .nth(1)?
+        .trim()
+        .split('/')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The IPv4 address on `dev` in `ns` (a client's pool address on tun0).
@@ -163,7 +191,10 @@ pub fn iface_addr(ns: &Netns, dev: &str) -> Option<Ipv4Addr> {
         .ok()?;
     let text = String::from_utf8_lossy(&o.stdout);
     // "5: tun0    inet 10.8.0.2/24 scope global tun0"
-    let word = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    let word = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
     word.split('/').next()?.parse().ok()
 }
 

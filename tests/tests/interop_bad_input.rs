@@ -53,7 +53,8 @@ fn unknown_directive_openvpn_reference() {
 fn foreign_ca_refused(server: Impl, client: Impl) {
     let mut t = Tunnel::start_server(spec(), server, 2);
     let good = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
-    t.add_client(0, client, &good).wait_ready(Duration::from_secs(30));
+    t.add_client(0, client, &good)
+        .wait_ready(Duration::from_secs(30));
     let (crt, key) = t.pki.foreign_client();
     let evil = client_config(
         &t.spec,
@@ -79,7 +80,8 @@ fn garbage_during_transfer(server: Impl, client: Impl) {
     // Namespace 1 has no client: it is where the noise comes from.
     let mut t = Tunnel::start_server(spec(), server, 2);
     let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
-    t.add_client(0, client, &text).wait_ready(Duration::from_secs(30));
+    t.add_client(0, client, &text)
+        .wait_ready(Duration::from_secs(30));
     t.assert_ping_both_ways(0);
     std::thread::scope(|s| {
         let noise = s.spawn(|| {

@@ -34,24 +34,136 @@ macro_rules! matrix {
     ($m:ident, $srv:expr, $cli:expr) => {
         mod $m {
             use super::*;
-            cell!(udp_tls_crypt_aes256gcm, $srv, $cli, Udp, TlsCrypt, Aes256Gcm, true);
-            cell!(udp_tls_crypt_aes128gcm, $srv, $cli, Udp, TlsCrypt, Aes128Gcm, false);
-            cell!(udp_tls_crypt_chacha20, $srv, $cli, Udp, TlsCrypt, Chacha20Poly1305, false);
-            cell!(udp_tls_auth_aes256gcm, $srv, $cli, Udp, TlsAuth, Aes256Gcm, false);
-            cell!(udp_tls_auth_aes128gcm, $srv, $cli, Udp, TlsAuth, Aes128Gcm, false);
-            cell!(udp_tls_auth_chacha20, $srv, $cli, Udp, TlsAuth, Chacha20Poly1305, true);
+            cell!(
+                udp_tls_crypt_aes256gcm,
+                $srv,
+                $cli,
+                Udp,
+                TlsCrypt,
+                Aes256Gcm,
+                true
+            );
+            cell!(
+                udp_tls_crypt_aes128gcm,
+                $srv,
+                $cli,
+                Udp,
+                TlsCrypt,
+                Aes128Gcm,
+                false
+            );
+            cell!(
+                udp_tls_crypt_chacha20,
+                $srv,
+                $cli,
+                Udp,
+                TlsCrypt,
+                Chacha20Poly1305,
+                false
+            );
+            cell!(
+                udp_tls_auth_aes256gcm,
+                $srv,
+                $cli,
+                Udp,
+                TlsAuth,
+                Aes256Gcm,
+                false
+            );
+            cell!(
+                udp_tls_auth_aes128gcm,
+                $srv,
+                $cli,
+                Udp,
+                TlsAuth,
+                Aes128Gcm,
+                false
+            );
+            cell!(
+                udp_tls_auth_chacha20,
+                $srv,
+                $cli,
+                Udp,
+                TlsAuth,
+                Chacha20Poly1305,
+                true
+            );
             cell!(udp_plain_aes256gcm, $srv, $cli, Udp, None, Aes256Gcm, false);
             cell!(udp_plain_aes128gcm, $srv, $cli, Udp, None, Aes128Gcm, false);
-            cell!(udp_plain_chacha20, $srv, $cli, Udp, None, Chacha20Poly1305, false);
-            cell!(tcp_tls_crypt_aes256gcm, $srv, $cli, Tcp, TlsCrypt, Aes256Gcm, false);
-            cell!(tcp_tls_crypt_aes128gcm, $srv, $cli, Tcp, TlsCrypt, Aes128Gcm, false);
-            cell!(tcp_tls_crypt_chacha20, $srv, $cli, Tcp, TlsCrypt, Chacha20Poly1305, false);
-            cell!(tcp_tls_auth_aes256gcm, $srv, $cli, Tcp, TlsAuth, Aes256Gcm, false);
-            cell!(tcp_tls_auth_aes128gcm, $srv, $cli, Tcp, TlsAuth, Aes128Gcm, false);
-            cell!(tcp_tls_auth_chacha20, $srv, $cli, Tcp, TlsAuth, Chacha20Poly1305, false);
+            cell!(
+                udp_plain_chacha20,
+                $srv,
+                $cli,
+                Udp,
+                None,
+                Chacha20Poly1305,
+                false
+            );
+            cell!(
+                tcp_tls_crypt_aes256gcm,
+                $srv,
+                $cli,
+                Tcp,
+                TlsCrypt,
+                Aes256Gcm,
+                false
+            );
+            cell!(
+                tcp_tls_crypt_aes128gcm,
+                $srv,
+                $cli,
+                Tcp,
+                TlsCrypt,
+                Aes128Gcm,
+                false
+            );
+            cell!(
+                tcp_tls_crypt_chacha20,
+                $srv,
+                $cli,
+                Tcp,
+                TlsCrypt,
+                Chacha20Poly1305,
+                false
+            );
+            cell!(
+                tcp_tls_auth_aes256gcm,
+                $srv,
+                $cli,
+                Tcp,
+                TlsAuth,
+                Aes256Gcm,
+                false
+            );
+            cell!(
+                tcp_tls_auth_aes128gcm,
+                $srv,
+                $cli,
+                Tcp,
+                TlsAuth,
+                Aes128Gcm,
+                false
+            );
+            cell!(
+                tcp_tls_auth_chacha20,
+                $srv,
+                $cli,
+                Tcp,
+                TlsAuth,
+                Chacha20Poly1305,
+                false
+            );
             cell!(tcp_plain_aes256gcm, $srv, $cli, Tcp, None, Aes256Gcm, false);
             cell!(tcp_plain_aes128gcm, $srv, $cli, Tcp, None, Aes128Gcm, true);
-            cell!(tcp_plain_chacha20, $srv, $cli, Tcp, None, Chacha20Poly1305, false);
+            cell!(
+                tcp_plain_chacha20,
+                $srv,
+                $cli,
+                Tcp,
+                None,
+                Chacha20Poly1305,
+                false
+            );
         }
     };
 }
@@ -61,7 +173,23 @@ matrix!(openvpn_server_ours_client, OpenVpn, Ours);
 
 mod ours_server_ours_client {
     use super::*;
-    cell!(udp_tls_crypt_aes256gcm, Ours, Ours, Udp, TlsCrypt, Aes256Gcm, true);
-    cell!(tcp_tls_auth_chacha20, Ours, Ours, Tcp, TlsAuth, Chacha20Poly1305, true);
+    cell!(
+        udp_tls_crypt_aes256gcm,
+        Ours,
+        Ours,
+        Udp,
+        TlsCrypt,
+        Aes256Gcm,
+        true
+    );
+    cell!(
+        tcp_tls_auth_chacha20,
+        Ours,
+        Ours,
+        Tcp,
+        TlsAuth,
+        Chacha20Poly1305,
+        true
+    );
     cell!(udp_plain_aes128gcm, Ours, Ours, Udp, None, Aes128Gcm, false);
 }

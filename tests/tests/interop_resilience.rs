@@ -107,7 +107,13 @@ fn verify_script_accepts_one_user(server: Impl, client: Impl) {
     for (i, (user, pass)) in [("alice", "secret"), ("bob", "secret")].iter().enumerate() {
         let creds = t.topo.path().join(format!("creds{i}"));
         fs::write(&creds, format!("{user}\n{pass}\n")).expect("write creds");
-        let mut text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, Some(&creds));
+        let mut text = client_config(
+            &t.spec,
+            &t.pki,
+            &SERVER_ADDR.to_string(),
+            None,
+            Some(&creds),
+        );
         // A refused client must stop, not retry forever.
         text.push_str("auth-retry none\n");
         t.add_client(i, client, &text);

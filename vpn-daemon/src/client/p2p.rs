@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
+use crate::daemon::Outcome;
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
-use crate::daemon::Outcome;
 use crate::io::clock;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
@@ -224,8 +224,15 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
     if let Some((tun, setup)) = persist.tun.take() {
         if persist.up_ran {
             let info = setup.tun_info(tun.name(), None);
-            tunnel::run_up_down(ctx.cfg, &ctx.runner, true, &info, ScriptContext::Init, Some(signal))
-                .await;
+            tunnel::run_up_down(
+                ctx.cfg,
+                &ctx.runner,
+                true,
+                &info,
+                ScriptContext::Init,
+                Some(signal),
+            )
+            .await;
         }
         persist.up_ran = false;
         drop(tun);
@@ -250,8 +257,13 @@ async fn connect_and_run(
                     })?,
                     if ctx.cfg.nobind { 0 } else { ctx.cfg.lport },
                 ),
-                (SocketAddr::V4(_), None) => SocketAddr::from(([0, 0, 0, 0], if ctx.cfg.nobind { 0 } else { ctx.cfg.lport })),
-                (SocketAddr::V6(_), None) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, if ctx.cfg.nobind { 0 } else { ctx.cfg.lport })),
+                (SocketAddr::V4(_), None) => {
+                    SocketAddr::from(([0, 0, 0, 0], if ctx.cfg.nobind { 0 } else { ctx.cfg.lport }))
+                }
+                (SocketAddr::V6(_), None) => SocketAddr::from((
+                    std::net::Ipv6Addr::UNSPECIFIED,
+                    if ctx.cfg.nobind { 0 } else { ctx.cfg.lport },
+                )),
             };
             let mut uc = UdpConfig::new(bind);
             uc.sndbuf = ctx.cfg.sndbuf.map(|b| b as usize);
@@ -280,10 +292,7 @@ async fn connect_and_run(
                 s = signals.recv() => return Ok(on_idle_signal(s)),
             };
             let (reader, writer) = l.split();
-            let scfg = ctx
-                .tcp_cfg
-                .clone()
-                .unwrap_or_else(|| ctx.udp_cfg.clone());
+            let scfg = ctx.tcp_cfg.clone().unwrap_or_else(|| ctx.udp_cfg.clone());
             (
                 Link::Tcp {
                     reader,
@@ -299,7 +308,10 @@ async fn connect_and_run(
         session,
         connected: false,
         pushed: None,
-        queue: persist.tun.as_ref().and_then(|(t, _)| t.queues().first().cloned()),
+        queue: persist
+            .tun
+            .as_ref()
+            .and_then(|(t, _)| t.queues().first().cloned()),
         trx: None,
         ttx: None,
         mss: None,
@@ -469,7 +481,14 @@ impl Run {
                     if d.peer != peer {
                         continue;
                     }
-                    input(&mut self.session, &mut self.ttx, self.mss, now, unix, d.data);
+                    input(
+                        &mut self.session,
+                        &mut self.ttx,
+                        self.mss,
+                        now,
+                        unix,
+                        d.data,
+                    );
                 }
             }
             (Link::Tcp { .. }, LinkRx::Tcp(packets)) => {
@@ -629,7 +648,11 @@ impl Run {
             (Link::Tcp { .. }, false) => OuterTransport::Tcp4,
             (Link::Tcp { .. }, true) => OuterTransport::Tcp6,
         };
-        self.mss = tunnel::mss_limits(cfg, outer, setup::framing(cfg.compression).max_overhead() as u16);
+        self.mss = tunnel::mss_limits(
+            cfg,
+            outer,
+            setup::framing(cfg.compression).max_overhead() as u16,
+        );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
             self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
         }
@@ -671,23 +694,21 @@ impl Run {
             push::RouteAddr::RemoteHost => cfgt::RouteAddr::RemoteHost,
         };
         let mut errs = Vec::new();
-        let redirect = p.redirect_gateway.or(
-            cfg.redirect_gateway
-                .filter(|r| r.default_route)
-                .map(|r| {
-                    let mut f = RedirectFlags::empty();
-                    if r.def1 {
-                        f |= RedirectFlags::DEF1;
-                    }
-                    if r.ipv6 {
-                        f |= RedirectFlags::IPV6;
-                    }
-                    if !r.ipv4 {
-                        f |= RedirectFlags::NOT_IPV4;
-                    }
-                    f
-                }),
-        );
+        let redirect = p
+            .redirect_gateway
+            .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
+                let mut f = RedirectFlags::empty();
+                if r.def1 {
+                    f |= RedirectFlags::DEF1;
+                }
+                if r.ipv6 {
+                    f |= RedirectFlags::IPV6;
+                }
+                if !r.ipv4 {
+                    f |= RedirectFlags::NOT_IPV4;
+                }
+                f
+            }));
         if let Some(f) = redirect {
             // Always the def1 form: the old default route stays, two more
             // specific halves win, and the host route keeps the server
@@ -705,7 +726,14 @@ impl Run {
         }
         for r in &cfg.routes {
             if let Err(e) = tunnel::add_route_v4(
-                rt, dev, r.network, r.netmask, r.gateway, r.metric, Some(server), local,
+                rt,
+                dev,
+                r.network,
+                r.netmask,
+                r.gateway,
+                r.metric,
+                Some(server),
+                local,
             ) {
                 errs.push(e);
             }

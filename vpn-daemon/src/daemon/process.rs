@@ -49,7 +49,8 @@ pub struct Signals {
 impl Signals {
     /// Installs the handlers.
     pub fn new() -> Result<Self, DaemonError> {
-        let s = |k: SignalKind| signal(k).map_err(|e| DaemonError::io("installing signal handler", e));
+        let s =
+            |k: SignalKind| signal(k).map_err(|e| DaemonError::io("installing signal handler", e));
         Ok(Self {
             term: s(SignalKind::terminate())?,
             int: s(SignalKind::interrupt())?,
@@ -86,8 +87,8 @@ pub fn verb_filter(verb: u8) -> &'static str {
 /// Sets up logging to stderr or the `log`/`log-append` file. Call once.
 pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(verb_filter(cfg.verb)));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(verb_filter(cfg.verb)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(cfg.verb >= 5);
@@ -200,7 +201,10 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
         // SAFETY: plain syscalls with valid arguments.
         let r = unsafe { libc::setgroups(1, &gid) };
         if r != 0 {
-            return Err(DaemonError::io("setgroups", std::io::Error::last_os_error()));
+            return Err(DaemonError::io(
+                "setgroups",
+                std::io::Error::last_os_error(),
+            ));
         }
         // SAFETY: plain syscall.
         if unsafe { libc::setgid(gid) } != 0 {

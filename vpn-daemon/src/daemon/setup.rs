@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::config::types::{
     self as ct, AuthUserPass, CertUsage, Compression, PingAction, Source, TlsWrap, X509NameKind,
 };
-use crate::config::Config;
 use crate::proto::data::{CompressFraming, Digest};
 use crate::proto::key_method::{OccProto, OptionsString, PeerInfo};
 use crate::proto::keys::{Key2, KeyDirection, Role};
@@ -18,8 +18,7 @@ use crate::proto::ncp::CipherList;
 use crate::proto::replay::ReplayConfig;
 use crate::proto::session::{SessionConfig, Transport, WrapConfig};
 use crate::proto::tls::{
-    CertType, Identity, TlsConfig, TlsContext, TlsRole, TlsVersion, VerifyClientCert,
-    X509NameCheck,
+    CertType, Identity, TlsConfig, TlsContext, TlsRole, TlsVersion, VerifyClientCert, X509NameCheck,
 };
 use crate::proto::wire::tls_crypt::{TlsCryptV2ClientKey, TlsCryptV2ServerKey};
 
@@ -34,7 +33,8 @@ pub fn read_source(src: &Source, what: &str) -> Result<Vec<u8>, DaemonError> {
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, DaemonError> {
-    std::fs::read(path).map_err(|e| DaemonError::io(format!("reading {what} {}", path.display()), e))
+    std::fs::read(path)
+        .map_err(|e| DaemonError::io(format!("reading {what} {}", path.display()), e))
 }
 
 fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
@@ -61,7 +61,9 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
                     let clean: String = b64.split_whitespace().collect();
                     base64::engine::general_purpose::STANDARD
                         .decode(clean)
-                        .map_err(|_| DaemonError::Unsupported("inline pkcs12 is not base64".into()))?
+                        .map_err(|_| {
+                            DaemonError::Unsupported("inline pkcs12 is not base64".into())
+                        })?
                 }
             };
             Some(Identity::Pkcs12 {
@@ -191,8 +193,7 @@ pub fn auth_user_pass(cfg: &Config) -> Result<Option<(String, String)>, DaemonEr
     match &cfg.auth_user_pass {
         None => Ok(None),
         Some(AuthUserPass::Prompt) => Err(DaemonError::Unsupported(
-            "auth-user-pass without a file (terminal prompt) is not supported; give a file"
-                .into(),
+            "auth-user-pass without a file (terminal prompt) is not supported; give a file".into(),
         )),
         Some(AuthUserPass::Source(src)) => {
             let text = read_text(src, "auth-user-pass")?;
@@ -290,10 +291,7 @@ pub fn session_config(
             None => None,
         };
     }
-    occ.cipher = cfg
-        .cipher
-        .clone()
-        .filter(|c| s.data_ciphers.contains(c));
+    occ.cipher = cfg.cipher.clone().filter(|c| s.data_ciphers.contains(c));
     s.options_string = occ;
     s.explicit_exit_notify = cfg.explicit_exit_notify.filter(|n| *n > 0);
     s.auth_user_pass = auth_user_pass(cfg)?;

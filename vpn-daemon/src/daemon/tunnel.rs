@@ -11,9 +11,7 @@ use crate::config::{Config, Topology};
 use crate::io::internal::tun::{Tun, TunConfig, TunIpv4};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport, clamp_mss, mss_for_mssfix};
 use crate::io::route::{Route as IpRoute, RouteTable};
-use crate::scripts::{
-    ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo, up_down_args,
-};
+use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo, up_down_args};
 
 use super::error::DaemonError;
 
@@ -95,7 +93,11 @@ pub fn readdress_tun(tun: &Tun, old: &TunSetup, new: &TunSetup) -> Result<(), Da
 }
 
 /// Resolves a `route` address keyword.
-fn route_addr(a: RouteAddr, remote_host: Option<IpAddr>, net_gateway: Option<IpAddr>) -> Option<IpAddr> {
+fn route_addr(
+    a: RouteAddr,
+    remote_host: Option<IpAddr>,
+    net_gateway: Option<IpAddr>,
+) -> Option<IpAddr> {
     match a {
         RouteAddr::Addr(v4) => Some(IpAddr::V4(v4)),
         RouteAddr::RemoteHost => remote_host,
@@ -173,7 +175,11 @@ pub fn add_route_v6(
 }
 
 /// MSS ceilings (IPv4 inner, IPv6 inner) for `mssfix`, or `None` when off.
-pub fn mss_limits(cfg: &Config, outer: OuterTransport, framing_overhead: u16) -> Option<(u16, u16)> {
+pub fn mss_limits(
+    cfg: &Config,
+    outer: OuterTransport,
+    framing_overhead: u16,
+) -> Option<(u16, u16)> {
     let m = cfg.mssfix?;
     let size = u16::try_from(m.size).unwrap_or(u16::MAX);
     Some(match m.mode {
@@ -206,17 +212,27 @@ pub async fn run_up_down(
     context: ScriptContext,
     signal: Option<&str>,
 ) {
-    let cmd = if down { &cfg.scripts.down } else { &cfg.scripts.up };
+    let cmd = if down {
+        &cfg.scripts.down
+    } else {
+        &cfg.scripts.up
+    };
     let Some(cmd) = cmd else { return };
     let mut env = ScriptEnv::new();
     env.set_tun(info, context, signal);
-    let kind = if down { ScriptType::Down } else { ScriptType::Up };
+    let kind = if down {
+        ScriptType::Down
+    } else {
+        ScriptType::Up
+    };
     match runner
         .run(cmd, kind, &up_down_args(info, context), &env, None)
         .await
     {
         Ok(o) if o.success => tracing::info!(script = %cmd, "{} script done", kind.as_str()),
-        Ok(o) => tracing::warn!(script = %cmd, code = ?o.exit_code, output = %o.output, "{} script failed", kind.as_str()),
+        Ok(o) => {
+            tracing::warn!(script = %cmd, code = ?o.exit_code, output = %o.output, "{} script failed", kind.as_str())
+        }
         Err(e) => tracing::warn!(error = %e, "{} script not run", kind.as_str()),
     }
 }

@@ -285,7 +285,8 @@ impl Multi {
         if !self.cfg.float && self.cfg.proto.transport != crate::config::Transport::Udp {
             return;
         }
-        let same = |a: &crate::server::peers::Peer<Client>, b: &crate::server::peers::Peer<Client>| {
+        let same = |a: &crate::server::peers::Peer<Client>,
+                    b: &crate::server::peers::Peer<Client>| {
             a.common_name().is_some() && a.common_name() == b.common_name()
         };
         match self.peers.float(id, to, same) {
@@ -304,7 +305,10 @@ impl Multi {
     /// An IP packet read from tun.
     pub fn tun_packet(&mut self, pkt: &mut [u8], now: Instant, out: &mut dyn LinkOut) {
         tunnel::clamp(pkt, self.mss);
-        match self.peers.route(PacketSource::Tun, pkt, self.cfg.client_to_client) {
+        match self
+            .peers
+            .route(PacketSource::Tun, pkt, self.cfg.client_to_client)
+        {
             RouteDecision::Peer(to) => self.send_to_peer(to, pkt, now, out),
             RouteDecision::Broadcast { except, .. } => {
                 let ids: Vec<PeerId> = self
@@ -428,9 +432,16 @@ impl Multi {
         let tx = self.auth_tx.clone();
         let ccd = self.ccd.clone();
         tokio::spawn(async move {
-            let accept =
-                authenticate(&cfg, &runner, ccd.as_deref(), addr, username, password, common_name)
-                    .await;
+            let accept = authenticate(
+                &cfg,
+                &runner,
+                ccd.as_deref(),
+                addr,
+                username,
+                password,
+                common_name,
+            )
+            .await;
             let _ = tx.send(AuthResult {
                 peer: id,
                 auth_gen,
@@ -478,14 +489,22 @@ impl Multi {
             if let Some(lines) = &acc.connect_lines
                 && let Some(dir) = &self.ccd
             {
-                match crate::server::ccd::parse_ccd(lines.as_bytes(), std::path::Path::new("client-connect"), dir) {
+                match crate::server::ccd::parse_ccd(
+                    lines.as_bytes(),
+                    std::path::Path::new("client-connect"),
+                    dir,
+                ) {
                     Ok(o) => ccd = Some(merge_ccd(ccd, o)),
                     Err(e) => tracing::warn!(error = %e, "client-connect output"),
                 }
             }
             let o = ccd.as_ref();
             let lease = if needs_pool_lease(o) {
-                match self.pool.as_mut().map(|pool| pool.acquire(acc.common_name.as_deref())) {
+                match self
+                    .pool
+                    .as_mut()
+                    .map(|pool| pool.acquire(acc.common_name.as_deref()))
+                {
                     Some(Ok(l)) => Some(l),
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "no address for client");
@@ -557,7 +576,10 @@ impl Multi {
 
     /// Next instant any session needs `handle_timeout`.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.peers.iter().filter_map(|p| p.payload.session.poll_timeout()).min()
+        self.peers
+            .iter()
+            .filter_map(|p| p.payload.session.poll_timeout())
+            .min()
     }
 
     /// Runs every due session timer; returns the ids whose outputs need draining.
@@ -634,7 +656,8 @@ impl Multi {
                 dco_enabled: false,
                 xdp: None,
             };
-            let version = StatusVersion::from_number(self.cfg.status_version).unwrap_or(StatusVersion::V1);
+            let version =
+                StatusVersion::from_number(self.cfg.status_version).unwrap_or(StatusVersion::V1);
             let text = render_server(&st, version, LineEnd::Lf, &SystemLocalTime);
             if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
                 tracing::warn!(error = %e, "status file");
@@ -711,11 +734,22 @@ async fn authenticate(
             },
         };
         match runner
-            .run(&v.command, ScriptType::UserPassVerify, &[], &env, Some(&creds))
+            .run(
+                &v.command,
+                ScriptType::UserPassVerify,
+                &[],
+                &env,
+                Some(&creds),
+            )
             .await
         {
             Ok(o) if o.success => {}
-            Ok(o) => return Err(format!("auth-user-pass-verify exited with {:?}", o.exit_code)),
+            Ok(o) => {
+                return Err(format!(
+                    "auth-user-pass-verify exited with {:?}",
+                    o.exit_code
+                ));
+            }
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -757,4 +791,3 @@ async fn authenticate(
         connect_lines,
     })
 }
-

@@ -47,8 +47,15 @@ impl ServerTun {
             tracing::warn!(error = %e, "removing route");
         }
         let info = self.setup.tun_info(self.tun.name(), None);
-        tunnel::run_up_down(cfg, &self.runner, true, &info, ScriptContext::Init, Some("sigterm"))
-            .await;
+        tunnel::run_up_down(
+            cfg,
+            &self.runner,
+            true,
+            &info,
+            ScriptContext::Init,
+            Some("sigterm"),
+        )
+        .await;
     }
 }
 
@@ -147,7 +154,12 @@ pub async fn tunnel_server_tcp(
 ) -> Result<Outcome, DaemonError> {
     let tls = Arc::new(setup::tls_context(cfg)?);
     let bind = super::udp::bind_addr(cfg)?;
-    let scfg = Arc::new(setup::session_config(cfg, tls, Transport::Tcp, bind.is_ipv6())?);
+    let scfg = Arc::new(setup::session_config(
+        cfg,
+        tls,
+        Transport::Tcp,
+        bind.is_ipv6(),
+    )?);
     let opts = TcpOptions {
         sndbuf: cfg.sndbuf.map(|b| b as usize),
         rcvbuf: cfg.rcvbuf.map(|b| b as usize),

@@ -67,15 +67,19 @@ pub async fn tunnel_server_udp(
 ) -> Result<Outcome, DaemonError> {
     let tls = Arc::new(setup::tls_context(cfg)?);
     let bind = bind_addr(cfg)?;
-    let scfg = Arc::new(setup::session_config(cfg, tls, Transport::Udp, bind.is_ipv6())?);
+    let scfg = Arc::new(setup::session_config(
+        cfg,
+        tls,
+        Transport::Udp,
+        bind.is_ipv6(),
+    )?);
     let cookie = CookieKey::generate(scfg.hand_window)
         .map_err(|e| DaemonError::Unsupported(format!("cookie key: {e}")))?;
-    let mut responder = StatelessResponder::new(scfg.clone(), cookie).map_err(|source| {
-        DaemonError::Key {
+    let mut responder =
+        StatelessResponder::new(scfg.clone(), cookie).map_err(|source| DaemonError::Key {
             what: "control channel key",
             source,
-        }
-    })?;
+        })?;
     let mut uc = UdpConfig::new(bind);
     uc.sndbuf = cfg.sndbuf.map(|b| b as usize);
     uc.rcvbuf = cfg.rcvbuf.map(|b| b as usize);
