@@ -123,6 +123,12 @@ macro_rules! scenario {
                     $f(OpenVpn, Ours);
                 }
             }
+            #[test]
+            fn ours_server_ours_client() {
+                if require_root() {
+                    $f(Ours, Ours);
+                }
+            }
         }
     };
 }

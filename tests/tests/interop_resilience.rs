@@ -5,7 +5,8 @@
 //! script accepts one user and refuses another.
 //!
 //! Each scenario runs openvpn ↔ openvpn (the harness's reference), our
-//! server with an openvpn client, and an openvpn server with our client.
+//! server with an openvpn client, an openvpn server with our client, and
+//! ours with ours.
 
 use std::{fs, net::Ipv4Addr, time::Duration};
 
@@ -107,15 +108,14 @@ fn verify_script_accepts_one_user(server: Impl, client: Impl) {
     for (i, (user, pass)) in [("alice", "secret"), ("bob", "secret")].iter().enumerate() {
         let creds = t.topo.path().join(format!("creds{i}"));
         fs::write(&creds, format!("{user}\n{pass}\n")).expect("write creds");
-        let mut text = client_config(
+        // openvpn's default auth-retry is none: a refused client stops.
+        let text = client_config(
             &t.spec,
             &t.pki,
             &SERVER_ADDR.to_string(),
             None,
             Some(&creds),
         );
-        // A refused client must stop, not retry forever.
-        text.push_str("auth-retry none\n");
         t.add_client(i, client, &text);
     }
     t.clients[0].wait_ready(READY_TIMEOUT);
@@ -153,6 +153,12 @@ macro_rules! scenario {
             fn openvpn_server_ours_client() {
                 if require_root() {
                     $f(OpenVpn, Ours);
+                }
+            }
+            #[test]
+            fn ours_server_ours_client() {
+                if require_root() {
+                    $f(Ours, Ours);
                 }
             }
         }
