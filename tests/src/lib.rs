@@ -353,3 +353,146 @@ pub fn xdp_test_run(prog: BorrowedFd<'_>, frame: &[u8], ctx: Option<XdpMd>) -> i
     }
     Ok(attr.retval)
 }
+
+/// The `vpn-daemon` binary under test: `VPN_DAEMON_BIN` if set, else
+/// `vpn-daemon` next to this test's target directory (`target/debug`).
+///
+/// Cargo builds a dependency's library but not its binaries for another
+/// crate's tests (artifact dependencies are unstable), so the binary must
+/// be built first: `cargo build -p vpn-daemon && cargo test -p tests`.
+/// Panics with that hint when it is missing.
+pub fn daemon_binary() -> PathBuf {
+    if let Some(p) = env::var_os("VPN_DAEMON_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/debug/deps/<test>-<hash> -> target/debug/vpn-daemon
+    let exe = env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
+        .expect("test binary has a directory");
+    let bin = dir.join("vpn-daemon");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p vpn-daemon` first (or set VPN_DAEMON_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// The workspace root (for `testdata/`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A process started inside a namespace; SIGTERM (then SIGKILL) on drop.
+pub struct NsProcess {
+    child: std::process::Child,
+    /// What it is, for messages.
+    pub label: String,
+}
+
+impl NsProcess {
+    /// Starts `program args` in `ns` (`ip netns exec`, which execs, so the
+    /// child's pid is the program's), stdout+stderr to `log`.
+    pub fn spawn(
+        ns: &Netns,
+        program: &std::path::Path,
+        args: &[&str],
+        log: &std::path::Path,
+    ) -> Self {
+        let out = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let err = out.try_clone().expect("dup log fd");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name()])
+            .arg(program)
+            .args(args)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        Self {
+            child,
+            label: format!("{} {}", program.display(), args.join(" ")),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (and with what), without waiting.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `sig` and waits up to `timeout` for the exit.
+    pub fn signal_and_wait(
+        &mut self,
+        sig: i32,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Some(s) = self.try_exit() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for NsProcess {
+    fn drop(&mut self) {
+        if self.try_exit().is_some() {
+            return;
+        }
+        if self
+            .signal_and_wait(libc::SIGTERM, std::time::Duration::from_secs(5))
+            .is_none()
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Pings `addr` from `ns` until one echo comes back, at most `tries`
+/// one-second attempts; whether it succeeded.
+pub fn ping_until(ns: &Netns, addr: &str, tries: u32) -> bool {
+    (0..tries).any(|_| {
+        let start = std::time::Instant::now();
+        let ok = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                addr,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        // "Network unreachable" returns at once: keep each try ~1 s long.
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_secs(1).saturating_sub(start.elapsed()));
+        }
+        ok
+    })
+}

@@ -195,8 +195,9 @@ pub async fn tunnel_point_to_point(
                     delay = Duration::from_secs(u64::from(cfg.connect_retry.initial));
                 } else {
                     failures_in_row += 1;
-                    // A whole pass over the list failed: back off.
-                    if failures_in_row as usize % order.len() == 0 && failures_in_row > 0 {
+                    // As OpenVPN: after 5 failed attempts per remote, each
+                    // further failure doubles the wait, up to the maximum.
+                    if failures_in_row as usize > 5 * order.len() {
                         delay = (delay * 2).min(max_delay);
                     }
                 }
@@ -281,9 +282,11 @@ async fn connect_and_run(
             )
         }
         CfgTransport::TcpClient | CfgTransport::TcpServer => {
-            let mut opts = TcpOptions::default();
-            opts.sndbuf = ctx.cfg.sndbuf.map(|b| b as usize);
-            opts.rcvbuf = ctx.cfg.rcvbuf.map(|b| b as usize);
+            let opts = TcpOptions {
+                sndbuf: ctx.cfg.sndbuf.map(|b| b as usize),
+                rcvbuf: ctx.cfg.rcvbuf.map(|b| b as usize),
+                ..TcpOptions::default()
+            };
             let l = tokio::select! {
                 r = tokio::time::timeout(TCP_CONNECT_TIMEOUT, tcp::connect(addr, &opts)) => match r {
                     Ok(l) => l?,
