@@ -237,22 +237,6 @@ impl<'a> VethPair<'a> {
     }
 }
 
-/// Path of the `vpn-daemon` binary: `VPN_DAEMON_BIN`, else the workspace's
-/// `target/debug/vpn-daemon` (Cargo builds a dependency's library, not its
-/// binary, for this crate's tests; `cargo xtask test` builds it first).
-pub fn daemon_binary() -> PathBuf {
-    let path = match env::var_os("VPN_DAEMON_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/vpn-daemon"),
-    };
-    assert!(
-        path.is_file(),
-        "no vpn-daemon binary at {}: run `cargo build -p vpn-daemon` (or set VPN_DAEMON_BIN)",
-        path.display()
-    );
-    path
-}
-
 /// Path of the vpn-ebpf object: `VPN_EBPF_OBJECT` (set by `cargo xtask
 /// test`), else where `cargo xtask build-ebpf` puts it.
 pub fn ebpf_object_path() -> PathBuf {
