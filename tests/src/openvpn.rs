@@ -443,7 +443,7 @@ impl Peer {
             imp,
             config: config.to_path_buf(),
             log: log.to_path_buf(),
-            started: Instant::now(),
+            started: vpn_daemon::io::clock::now(),
             ready: ready_line(imp, is_server),
         }
     }
@@ -469,12 +469,12 @@ impl Peer {
     /// Waits until at least `n` log lines contain `needle`; false on
     /// timeout or when the process exited first.
     pub fn wait_for_nth(&mut self, needle: &str, n: usize, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
+        let end = vpn_daemon::io::clock::now() + timeout;
         loop {
             if self.count(needle) >= n {
                 return true;
             }
-            if Instant::now() >= end || self.exited().is_some() {
+            if vpn_daemon::io::clock::now() >= end || self.exited().is_some() {
                 return self.count(needle) >= n;
             }
             thread::sleep(Duration::from_millis(50));
@@ -504,8 +504,8 @@ impl Peer {
 
     /// Waits up to `timeout` for the process to end by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
+        let end = vpn_daemon::io::clock::now() + timeout;
+        while vpn_daemon::io::clock::now() < end {
             if let Some(s) = self.exited() {
                 return Some(s);
             }
@@ -523,8 +523,8 @@ impl Peer {
             // SAFETY: kill on our own child's pid, which we have not reaped.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let end = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < end {
+        let end = vpn_daemon::io::clock::now() + Duration::from_secs(3);
+        while vpn_daemon::io::clock::now() < end {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
@@ -556,11 +556,11 @@ pub fn run_to_exit(imp: Impl, config: &Path, timeout: Duration) -> (Option<i32>,
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", imp.label()));
-    let end = Instant::now() + timeout;
+    let end = vpn_daemon::io::clock::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            _ if Instant::now() >= end => {
+            _ if vpn_daemon::io::clock::now() >= end => {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;

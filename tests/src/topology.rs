@@ -144,8 +144,8 @@ pub fn ping(ns: &Netns, dst: &str, count: u32) -> bool {
 
 /// Pings until one reply arrives or `timeout` passes.
 pub fn ping_until(ns: &Netns, dst: &str, timeout: Duration) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
+    let end = vpn_daemon::io::clock::now() + timeout;
+    while vpn_daemon::io::clock::now() < end {
         if ping(ns, dst, 1) {
             return true;
         }
@@ -262,12 +262,12 @@ pub fn bulk_transfer(
                     }
                 };
                 listener.set_nonblocking(true)?;
-                let end = Instant::now() + Duration::from_secs(30);
+                let end = vpn_daemon::io::clock::now() + Duration::from_secs(30);
                 let (mut conn, _) = loop {
                     match listener.accept() {
                         Ok(c) => break c,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if Instant::now() >= end {
+                            if vpn_daemon::io::clock::now() >= end {
                                 return Err(io::Error::new(io::ErrorKind::TimedOut, "no sender"));
                             }
                             std::thread::sleep(Duration::from_millis(10));
@@ -288,7 +288,7 @@ pub fn bulk_transfer(
                     hash.update(&buf[..n]);
                     total += n as u64;
                 }
-                Ok((total, hash.finalize().to_vec(), Instant::now()))
+                Ok((total, hash.finalize().to_vec(), vpn_daemon::io::clock::now()))
             })
         });
         ready_rx
@@ -300,7 +300,7 @@ pub fn bulk_transfer(
                 Duration::from_secs(10),
             )?;
             conn.set_write_timeout(timeout)?;
-            let start = Instant::now();
+            let start = vpn_daemon::io::clock::now();
             let mut hash = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ bytes;

@@ -85,10 +85,10 @@ fn float_to_new_address(server: Impl, client: Impl) {
         t.topo.path().display()
     );
     t.assert_ping_both_ways(0);
-    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let end = vpn_daemon::io::clock::now() + Duration::from_secs(5);
     while !t.status().contains(&new.to_string()) {
         assert!(
-            std::time::Instant::now() < end,
+            vpn_daemon::io::clock::now() < end,
             "the server's status file does not show {new}:\n{}",
             t.status()
         );
