@@ -73,13 +73,18 @@ fn gso_batch_of_64_datagrams_crosses_the_veth_whole() {
         })
     };
     let client = bind(&ns_a, UdpConfig::new(sa(A, 0)));
-    // Two workers' sockets on one dual-stack wildcard port.
+    // Two workers' sockets on one dual-stack wildcard port; the test talks
+    // to the first (the second one closes, so the kernel picks the first).
     let mut scfg = UdpConfig::new("[::]:1194".parse().expect("addr"));
-    scfg.reuse_port = true;
     scfg.rcvbuf = Some(4 << 20);
-    let server = bind(&ns_b, scfg.clone());
-    let server2 = bind(&ns_b, scfg);
-    drop(server2); // it existed alongside `server`: SO_REUSEPORT works
+    let mut workers = ns_b.run(|| {
+        let _g = rt.enter();
+        UdpLink::bind_workers(&scfg, 2).expect("bind workers")
+    });
+    assert_eq!(workers.len(), 2);
+    assert_eq!(workers[0].local_addr(), workers[1].local_addr());
+    drop(workers.pop());
+    let server = workers.pop().expect("worker 0");
     eprintln!(
         "client GSO segments {}, server GRO segments {}",
         client.gso_segments(),

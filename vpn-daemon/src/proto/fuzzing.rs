@@ -210,3 +210,109 @@ pub fn seed_data(first_byte: u8, plaintext: &[u8]) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// One TLS plaintext record of the control channel: split into messages,
+/// each parsed; PUSH_REPLY options parsed; the same bytes read as a
+/// key-method-2 message from either role and as peer-info.
+pub fn control_plaintext(data: &[u8]) {
+    use crate::proto::control_msg::{ControlMessage, split_record};
+    use crate::proto::key_method::{KeyMethod2, OccOptions, PeerInfo};
+    use crate::proto::push::PushedOptions;
+    use crate::proto::tls::TlsRole;
+
+    for m in split_record(data).messages {
+        let _ = ControlMessage::parse(&m);
+        if let Some(opts) = m.strip_prefix("PUSH_REPLY,") {
+            let _ = PushedOptions::parse(opts);
+        }
+    }
+    for role in [TlsRole::Client, TlsRole::Server] {
+        if let Ok(km) = KeyMethod2::parse(data, role) {
+            let _ = PeerInfo::parse(&km.peer_info);
+            let _ = OccOptions::parse(&km.options);
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let _ = PushedOptions::parse(&text);
+    let _ = PeerInfo::parse(&text);
+}
+
+/// A server front door and an established-looking client session, built
+/// once from a PKI the fuzz target supplies, fed arbitrary packets.
+pub struct SessionTarget {
+    responder: crate::proto::cookie::StatelessResponder,
+    client: crate::proto::session::Session,
+    start: std::time::Instant,
+}
+
+impl SessionTarget {
+    /// Builds the target from PEM bytes (CA, server and client cert/key).
+    /// `start` is any instant; the target advances virtual time from it.
+    pub fn new(
+        ca: &[u8],
+        server: (&[u8], &[u8]),
+        client: (&[u8], &[u8]),
+        start: std::time::Instant,
+    ) -> Option<Self> {
+        use std::sync::Arc;
+
+        use crate::proto::cookie::{CookieKey, StatelessResponder};
+        use crate::proto::session::{Session, SessionConfig, WrapConfig};
+        use crate::proto::tls::{Identity, TlsConfig, TlsContext, TlsRole};
+
+        let ctx = |role, (cert, key): (&[u8], &[u8])| {
+            let mut c = TlsConfig::new(
+                role,
+                ca.to_vec(),
+                Some(Identity::Pem { cert: cert.to_vec(), key: key.to_vec() }),
+            );
+            // A fixed verification time keeps runs reproducible.
+            c.verify_time = Some(1_795_000_000);
+            TlsContext::new(&c).ok().map(Arc::new)
+        };
+        let wrap = || WrapConfig::Crypt { key: fixed_key() };
+        let scfg = Arc::new(SessionConfig::new(Role::Server, ctx(TlsRole::Server, server)?, wrap()));
+        let ccfg = Arc::new(SessionConfig::new(Role::Client, ctx(TlsRole::Client, client)?, wrap()));
+        let cookie = CookieKey::generate(scfg.hand_window).ok()?;
+        let responder = StatelessResponder::new(scfg, cookie).ok()?;
+        let client = Session::new_client(ccfg, start, 1_795_000_000).ok()?;
+        Some(Self { responder, client, start })
+    }
+
+    /// Feeds `data` to the server's stateless path and to the client session.
+    pub fn feed(&mut self, data: &[u8]) {
+        use std::net::{Ipv4Addr, SocketAddr};
+
+        use crate::proto::cookie::FirstContact;
+
+        let now = self.start + std::time::Duration::from_secs(1);
+        let from = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 40000));
+        let mut reply = [0u8; 2048];
+        if let FirstContact::Accept(mut s) =
+            self.responder.handle_initial(now, 1_795_000_001, from, data, &mut reply)
+        {
+            let mut out = [0u8; 2048];
+            while s.poll_transmit(now, 1_795_000_001, &mut out).is_some() {}
+        }
+        self.client.handle_packet(now, 1_795_000_001, data);
+        let mut out = [0u8; 2048];
+        while self.client.poll_transmit(now, 1_795_000_001, &mut out).is_some() {}
+        while self.client.poll_event().is_some() {}
+        let mut plain = [0u8; 2048];
+        let _ = self.client.decrypt(now, data, &mut plain);
+    }
+}
+
+/// The OpenVPN config tokenizer (config files reach us from users, and
+/// client-config-dir files from administrators).
+pub fn config_lexer(data: &[u8]) {
+    let _ = crate::config::lexer::lex(data);
+}
+
+/// The management interface: line splitting and command parsing.
+pub fn mgmt_command(data: &[u8]) {
+    let mut r = crate::mgmt::protocol::LineReader::new();
+    for line in r.push(data) {
+        let _ = crate::mgmt::protocol::parse_command(&line);
+    }
+}

@@ -159,10 +159,12 @@ impl TcpServer {
         self.listener.local_addr()
     }
 
-    /// Waits for the next client. Cancel-safe.
+    /// Waits for the next client; its address comes canonical (IPv4 as
+    /// IPv4 on a dual-stack listener). Cancel-safe.
     pub async fn accept(&self) -> Result<(TcpLink, SocketAddr), TcpError> {
-        let (stream, peer) = self.listener.accept().await.map_err(TcpError::Accept)?;
+        let (stream, _) = self.listener.accept().await.map_err(TcpError::Accept)?;
         let link = TcpLink::from_stream(stream, &self.opts).map_err(TcpError::Accept)?;
+        let peer = link.peer_addr();
         Ok((link, peer))
     }
 }
@@ -190,8 +192,10 @@ impl TcpLink {
         if let Some(n) = opts.rcvbuf {
             sref.set_recv_buffer_size(n)?;
         }
-        let peer = stream.peer_addr()?;
-        let local = stream.local_addr()?;
+        // Canonical like the UDP link's: an IPv4 client of a dual-stack
+        // listener is an IPv4 peer, not ::ffff:a.b.c.d.
+        let peer = canonical(stream.peer_addr()?);
+        let local = canonical(stream.local_addr()?);
         let (rd, wr) = stream.into_split();
         Ok(Self {
             reader: TcpLinkReader {
@@ -224,6 +228,16 @@ impl TcpLink {
     /// The two halves.
     pub fn split(self) -> (TcpLinkReader, TcpLinkWriter) {
         (self.reader, self.writer)
+    }
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
     }
 }
 
@@ -336,6 +350,41 @@ impl TcpLinkWriter {
         Ok(())
     }
 
+    /// Queues a packet written in place by `fill` into `max_len` bytes
+    /// (encrypt straight into the queue); `fill` returns the length it
+    /// wrote, clamped to `max_len`, and 0 queues nothing. Same errors as
+    /// [`Self::queue`], checked against `max_len`.
+    pub fn queue_with(
+        &mut self,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, TcpError> {
+        length_prefix(max_len)?;
+        let queued = self.queued();
+        if queued + LEN_PREFIX + max_len > self.capacity {
+            return Err(TcpError::QueueFull {
+                queued,
+                capacity: self.capacity,
+            });
+        }
+        if self.written > 0 && self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+        }
+        let start = self.out.len();
+        self.out.resize(start + LEN_PREFIX + max_len, 0);
+        let n = fill(&mut self.out[start + LEN_PREFIX..]).min(max_len);
+        if n == 0 {
+            self.out.truncate(start);
+            return Ok(0);
+        }
+        // n <= max_len, which length_prefix accepted above.
+        let prefix = length_prefix(n)?;
+        self.out[start..start + LEN_PREFIX].copy_from_slice(&prefix);
+        self.out.truncate(start + LEN_PREFIX + n);
+        Ok(n)
+    }
+
     /// Bytes queued and not yet written.
     pub fn queued(&self) -> usize {
         self.out.len() - self.written
@@ -424,6 +473,51 @@ mod tests {
         for (i, p) in got.iter().enumerate() {
             assert_eq!(p, &vec![(i + 1) as u8; i + 1]);
         }
+    }
+
+    #[tokio::test]
+    async fn dual_stack_listener_reports_ipv4_clients_as_ipv4() {
+        let server = TcpServer::bind(
+            "[::]:0".parse().expect("addr"),
+            false,
+            TcpOptions::default(),
+        )
+        .expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        let opts = TcpOptions::default();
+        let (c, s) = tokio::join!(connect(target, &opts), server.accept());
+        let (c, (s, peer)) = (c.expect("connect"), s.expect("accept"));
+        assert_eq!(peer, c.local_addr());
+        assert_eq!(s.local_addr(), target);
+        assert!(peer.is_ipv4());
+    }
+
+    #[tokio::test]
+    async fn queue_with_frames_what_fill_wrote() {
+        let (c, s) = pair(TcpOptions::default()).await;
+        let (_cr, mut cw) = c.split();
+        let (mut sr, _sw) = s.split();
+        assert_eq!(
+            cw.queue_with(100, |b| {
+                b[..3].copy_from_slice(b"abc");
+                3
+            })
+            .expect("queue"),
+            3
+        );
+        assert_eq!(cw.queue_with(100, |_| 0).expect("nothing"), 0);
+        cw.queue(b"de").expect("queue");
+        assert!(matches!(
+            cw.queue_with(70_000, |_| 1),
+            Err(TcpError::Framing(_))
+        ));
+        cw.flush().await.expect("flush");
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            sr.recv_with(|p| got.push(p.to_vec())).await.expect("recv");
+        }
+        assert_eq!(got, vec![b"abc".to_vec(), b"de".to_vec()]);
     }
 
     #[tokio::test]

@@ -123,8 +123,9 @@ pub struct UdpConfig {
     /// OpenVPN does by default ("outer IP fragmentation is left to the
     /// OS"). When false the DF bit is always set and such sends fail.
     pub allow_fragmentation: bool,
-    /// Use UDP GSO when the kernel offers it; false sends one datagram per
-    /// `sendmsg` (for devices that mishandle GSO, and for measuring).
+    /// Use UDP GSO when the kernel offers it; false puts one datagram in
+    /// each `sendmmsg` message (for devices that mishandle GSO, and for
+    /// measuring).
     pub gso: bool,
 }
 
@@ -408,6 +409,20 @@ impl UdpLink {
         })
     }
 
+    /// `n` sockets on one address with `SO_REUSEPORT`, one per worker. With
+    /// port 0 the first socket's port is reused for the others.
+    pub fn bind_workers(cfg: &UdpConfig, n: usize) -> Result<Vec<Self>, UdpError> {
+        let mut cfg = cfg.clone();
+        cfg.reuse_port = true;
+        let first = Self::bind(&cfg)?;
+        cfg.bind.set_port(first.local_addr().port());
+        let mut links = vec![first];
+        for _ in 1..n.max(1) {
+            links.push(Self::bind(&cfg)?);
+        }
+        Ok(links)
+    }
+
     /// The bound address (with the port chosen by the OS for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -628,6 +643,13 @@ impl UdpLink {
             IpAddr::V4(v4) if self.is_v6 => Some(IpAddr::V6(v4.to_ipv6_mapped())),
             other => Some(other),
         }
+    }
+}
+
+/// The socket, for attaching a reuseport BPF steering program.
+impl std::os::fd::AsFd for UdpLink {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }
 
