@@ -428,8 +428,8 @@ impl NsProcess {
     ) -> Option<std::process::ExitStatus> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, sig) };
-        let end = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < end {
+        let end = vpn_daemon::io::clock::now() + timeout;
+        while vpn_daemon::io::clock::now() < end {
             if let Some(s) = self.try_exit() {
                 return Some(s);
             }
@@ -458,7 +458,7 @@ impl Drop for NsProcess {
 /// one-second attempts; whether it succeeded.
 pub fn ping_until(ns: &Netns, addr: &str, tries: u32) -> bool {
     (0..tries).any(|_| {
-        let start = std::time::Instant::now();
+        let start = vpn_daemon::io::clock::now();
         let ok = Command::new("ip")
             .args([
                 "netns",

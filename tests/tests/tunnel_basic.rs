@@ -63,52 +63,81 @@ fn client_conf(proto: &str, server: &str) -> String {
     )
 }
 
+/// Two namespaces joined by a veth pair (server 10.99.0.1, client
+/// 10.99.0.2) and a scratch directory; dropped in reverse order.
+struct Lab {
+    dir: TempDir,
+    sns: Netns,
+    cns: Netns,
+    bin: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let dir = TempDir::new();
+        let sns = Netns::new("tus");
+        let cns = Netns::new("tuc");
+        VethPair::new(&sns, &cns)
+            .addr_a([10, 99, 0, 1])
+            .addr_b([10, 99, 0, 2])
+            .create();
+        Self {
+            dir,
+            sns,
+            cns,
+            bin: daemon_binary(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// Writes `conf` to `<name>.conf` and starts the daemon on it in `ns`
+    /// (log in `<name>.log`).
+    fn start(&self, server: bool, name: &str, conf: &str) -> NsProcess {
+        let c = self.path(&format!("{name}.conf"));
+        std::fs::write(&c, conf).expect("write config");
+        let ns = if server { &self.sns } else { &self.cns };
+        NsProcess::spawn(
+            ns,
+            &self.bin,
+            &["--config", &c.display().to_string()],
+            &self.path(&format!("{name}.log")),
+        )
+    }
+
+    fn logs(&self) -> String {
+        ["server", "client"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "{n} log:\n{}\n",
+                    std::fs::read_to_string(self.path(&format!("{n}.log"))).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
 /// Server and client up over `proto`, pings both ways, clean exit.
 fn tunnel_over(server_proto: &str, client_proto: &str) {
     if !require_root() {
         return;
     }
-    let bin = daemon_binary();
-    let dir = TempDir::new();
-    let sns = Netns::new("tus");
-    let cns = Netns::new("tuc");
-    VethPair::new(&sns, &cns)
-        .addr_a([10, 99, 0, 1])
-        .addr_b([10, 99, 0, 2])
-        .create();
-    let status = dir.0.join("status.log");
-    let sconf = dir.0.join("server.conf");
-    let cconf = dir.0.join("client.conf");
-    std::fs::write(&sconf, server_conf(server_proto, &status)).expect("write");
-    std::fs::write(&cconf, client_conf(client_proto, "10.99.0.1")).expect("write");
-    let slog = dir.0.join("server.log");
-    let clog = dir.0.join("client.log");
-    let mut server = NsProcess::spawn(
-        &sns,
-        &bin,
-        &["--config", &sconf.display().to_string()],
-        &slog,
-    );
-    let mut client = NsProcess::spawn(
-        &cns,
-        &bin,
-        &["--config", &cconf.display().to_string()],
-        &clog,
-    );
-    let logs = || {
-        format!(
-            "server log:\n{}\nclient log:\n{}",
-            std::fs::read_to_string(&slog).unwrap_or_default(),
-            std::fs::read_to_string(&clog).unwrap_or_default()
-        )
-    };
+    let lab = Lab::new();
+    let status = lab.path("status.log");
+    let mut server = lab.start(true, "server", &server_conf(server_proto, &status));
+    let mut client = lab.start(false, "client", &client_conf(client_proto, "10.99.0.1"));
+    let (sns, cns) = (&lab.sns, &lab.cns);
+    let logs = || lab.logs();
     assert!(
-        ping_until(&cns, "10.77.0.1", 20),
+        ping_until(cns, "10.77.0.1", 20),
         "client -> server ping failed\n{}",
         logs()
     );
     assert!(
-        ping_until(&sns, "10.77.0.2", 5),
+        ping_until(sns, "10.77.0.2", 5),
         "server -> client ping failed\n{}",
         logs()
     );
@@ -146,4 +175,248 @@ fn bad_config_exits_1() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: no message");
     }
+}
+
+/// The server restarts (sending RESTART to the client on its way out);
+/// the client reconnects by itself, keeping its tun device (persist-tun).
+#[test]
+fn tunnel_udp_client_reconnects_after_server_restart() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let status = lab.path("status.log");
+    let sconf = server_conf("udp", &status);
+    let mut server = lab.start(true, "server", &sconf);
+    let _client = lab.start(
+        false,
+        "client",
+        &format!("{}persist-tun\n", client_conf("udp", "10.99.0.1")),
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "first connection\n{}",
+        lab.logs()
+    );
+    let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(
+        s.and_then(|s| s.code()),
+        Some(0),
+        "server exit\n{}",
+        lab.logs()
+    );
+    let _server2 = lab.start(true, "server", &sconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "no reconnection\n{}",
+        lab.logs()
+    );
+}
+
+/// `auth-user-pass-verify` via-file decides: the right password connects,
+/// a wrong one gets AUTH_FAILED and the client exits with status 1.
+#[test]
+fn tunnel_udp_auth_user_pass_verify() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let script = lab.path("verify.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n{ read -r u; read -r p; } < \"$1\"\n[ \"$u\" = alice ] && [ \"$p\" = s3cret ]\n",
+    )
+    .expect("write script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let status = lab.path("status.log");
+    let sconf = format!(
+        "{}script-security 2\nauth-user-pass-verify {} via-file\nusername-as-common-name\n",
+        server_conf("udp", &status),
+        script.display()
+    );
+    let _server = lab.start(true, "server", &sconf);
+    let good = lab.path("good.txt");
+    std::fs::write(&good, "alice\ns3cret\n").expect("write");
+    let bad = lab.path("bad.txt");
+    std::fs::write(&bad, "alice\nwrong\n").expect("write");
+
+    let mut client = lab.start(
+        false,
+        "client",
+        &format!(
+            "{}auth-user-pass {}\n",
+            client_conf("udp", "10.99.0.1"),
+            bad.display()
+        ),
+    );
+    let exited = (0..150).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        client.try_exit()
+    });
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(1),
+        "bad password must end the client\n{}",
+        lab.logs()
+    );
+    drop(client);
+
+    let _client = lab.start(
+        false,
+        "client",
+        &format!(
+            "{}auth-user-pass {}\n",
+            client_conf("udp", "10.99.0.1"),
+            good.display()
+        ),
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "good password\n{}",
+        lab.logs()
+    );
+    // username-as-common-name: the status file shows the user name.
+    let listed = (0..30).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("alice,10.99.0.2"))
+    });
+    assert!(listed, "status without alice\n{}", lab.logs());
+}
+
+/// A client killed without notice comes back from the same address and
+/// port: its new handshake replaces the old instance at once (not after
+/// the old one's ping-restart).
+#[test]
+fn tunnel_udp_client_restart_same_port() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let status = lab.path("status.log");
+    let _server = lab.start(true, "server", &server_conf("udp", &status));
+    let cconf = client_conf("udp", "10.99.0.1").replace("nobind\n", "lport 5555\n");
+    let mut client = lab.start(false, "client", &cconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "first connection\n{}",
+        lab.logs()
+    );
+    client.signal_and_wait(libc::SIGKILL, Duration::from_secs(5));
+    drop(client);
+    let _client = lab.start(false, "client", &cconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 8),
+        "restarted client not accepted\n{}",
+        lab.logs()
+    );
+}
+
+/// Kills a daemonized (not our child) process on drop.
+struct PidGuard(i32);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the daemon this test started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// `daemon`, `writepid`, `log`: the started process returns at once, the
+/// detached daemon writes its pid and logs to the file, SIGTERM ends it.
+#[test]
+fn tunnel_daemon_writepid_log() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let pidfile = lab.path("daemon.pid");
+    let logfile = lab.path("daemon.log");
+    let conf = format!(
+        "{}daemon\nwritepid {}\nlog {}\n",
+        server_conf("udp", &lab.path("status.log")),
+        pidfile.display(),
+        logfile.display()
+    );
+    let mut starter = lab.start(true, "server", &conf);
+    let started = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        starter.try_exit()
+    });
+    assert_eq!(started.and_then(|s| s.code()), Some(0), "{}", lab.logs());
+    let pid = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+        })
+        .expect("pid file written");
+    let _guard = PidGuard(pid);
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_to_string(&logfile).is_ok_and(|s| s.contains("UDP server listening"))
+    });
+    assert!(
+        listening,
+        "log file: {:?}",
+        std::fs::read_to_string(&logfile)
+    );
+    // SAFETY: kill(2) on the daemon started above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone, "daemon did not exit on SIGTERM");
+}
+
+/// `client-to-client`: two clients reach each other through the daemon's
+/// internal routing (the server namespace has ip_forward off, so the
+/// kernel could not do it); both use the same certificate: duplicate-cn.
+#[test]
+fn tunnel_udp_client_to_client() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let bns = Netns::new("tub");
+    VethPair::new(&lab.sns, &bns)
+        .addr_a([10, 98, 0, 1])
+        .addr_b([10, 98, 0, 2])
+        .create();
+    let status = lab.path("status.log");
+    let _server = lab.start(
+        true,
+        "server",
+        &format!(
+            "{}client-to-client\nduplicate-cn\n",
+            server_conf("udp", &status)
+        ),
+    );
+    let _a = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "client a\n{}",
+        lab.logs()
+    );
+    let bconf = lab.path("b.conf");
+    std::fs::write(&bconf, client_conf("udp", "10.98.0.1")).expect("write");
+    let _b = NsProcess::spawn(
+        &bns,
+        &lab.bin,
+        &["--config", &bconf.display().to_string()],
+        &lab.path("b.log"),
+    );
+    assert!(
+        ping_until(&bns, "10.77.0.1", 20),
+        "client b\n{}",
+        lab.logs()
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.3", 5),
+        "a -> b\n{}\nb log:\n{}",
+        lab.logs(),
+        std::fs::read_to_string(lab.path("b.log")).unwrap_or_default()
+    );
 }

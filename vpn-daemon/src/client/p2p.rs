@@ -69,6 +69,10 @@ enum Link {
         reader: TcpLinkReader,
         writer: TcpLinkWriter,
         peer: SocketAddr,
+        /// Packets of the last read, back to back (reused, no per-packet
+        /// allocation), and their lengths.
+        rbuf: Vec<u8>,
+        rlens: Vec<usize>,
     },
 }
 
@@ -301,6 +305,8 @@ async fn connect_and_run(
                     reader,
                     writer,
                     peer: addr,
+                    rbuf: Vec::with_capacity(64 * 1024),
+                    rlens: Vec::with_capacity(64),
                 },
                 scfg,
             )
@@ -319,6 +325,7 @@ async fn connect_and_run(
         ttx: None,
         mss: None,
         ctl: vec![0u8; CONTROL_BUF],
+        enc: vec![0u8; 4096],
         exiting: None,
     };
     let r = run.drive(ctx, &mut link, persist, signals).await;
@@ -374,6 +381,8 @@ struct Run {
     ttx: Option<TunTxBatch>,
     mss: Option<(u16, u16)>,
     ctl: Vec<u8>,
+    /// Encryption scratch of the TCP path (UDP encrypts into the batch).
+    enc: Vec<u8>,
     /// Set when SIGTERM asked us to leave: the deadline of exit-notify.
     exiting: Option<(Instant, Outcome)>,
 }
@@ -494,9 +503,14 @@ impl Run {
                     );
                 }
             }
-            (Link::Tcp { .. }, LinkRx::Tcp(packets)) => {
-                for p in &packets {
+            (Link::Tcp { rbuf, rlens, .. }, LinkRx::Tcp) => {
+                let mut rest: &[u8] = rbuf;
+                for &n in rlens.iter() {
+                    let Some((p, tail)) = rest.split_at_checked(n) else {
+                        break;
+                    };
                     input(&mut self.session, &mut self.ttx, self.mss, now, unix, p);
+                    rest = tail;
                 }
             }
             _ => {}
@@ -507,7 +521,7 @@ impl Run {
     /// Packets from the tun device to the server.
     fn on_tun(&mut self, link: &mut Link) {
         let now = clock::now();
-        let (Some(rx), session) = (&mut self.trx, &mut self.session) else {
+        let (Some(rx), session, enc) = (&mut self.trx, &mut self.session, &mut self.enc) else {
             return;
         };
         let mss = self.mss;
@@ -526,8 +540,10 @@ impl Run {
                     session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0)
                 }),
                 Link::Tcp { writer, .. } => {
-                    let mut buf = [0u8; 2048];
-                    if let Some(b) = buf.get_mut(..max)
+                    if enc.len() < max {
+                        enc.resize(max, 0);
+                    }
+                    if let Some(b) = enc.get_mut(..max)
                         && let Ok(c) = session.encrypt(now, pkt, b)
                         && let Err(e) = writer.queue(c)
                     {
@@ -779,7 +795,7 @@ impl Run {
 /// What the link delivered.
 enum LinkRx {
     Udp,
-    Tcp(Vec<Vec<u8>>),
+    Tcp,
 }
 
 async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
@@ -790,10 +806,21 @@ async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
                 .map_err(|e| DaemonError::io("UDP receive", e))?;
             Ok(LinkRx::Udp)
         }
-        Link::Tcp { reader, .. } => {
-            let mut v = Vec::new();
-            reader.recv_with(|p| v.push(p.to_vec())).await?;
-            Ok(LinkRx::Tcp(v))
+        Link::Tcp {
+            reader,
+            rbuf,
+            rlens,
+            ..
+        } => {
+            rbuf.clear();
+            rlens.clear();
+            reader
+                .recv_with(|p| {
+                    rbuf.extend_from_slice(p);
+                    rlens.push(p.len());
+                })
+                .await?;
+            Ok(LinkRx::Tcp)
         }
     }
 }
@@ -819,10 +846,8 @@ fn input(
         Some(tx) => tx.push_with(data.len(), |b| decrypt_into(session, now, data, b, mss)),
         None => {
             // Not up yet: still let pings and OCC through the session.
-            let mut scratch = [0u8; 2048];
-            if let Some(b) = scratch.get_mut(..data.len()) {
-                let _ = session.decrypt(now, data, b);
-            }
+            let mut scratch = vec![0u8; data.len()];
+            let _ = session.decrypt(now, data, &mut scratch);
         }
     }
 }

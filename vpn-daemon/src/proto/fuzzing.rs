@@ -264,19 +264,34 @@ impl SessionTarget {
             let mut c = TlsConfig::new(
                 role,
                 ca.to_vec(),
-                Some(Identity::Pem { cert: cert.to_vec(), key: key.to_vec() }),
+                Some(Identity::Pem {
+                    cert: cert.to_vec(),
+                    key: key.to_vec(),
+                }),
             );
             // A fixed verification time keeps runs reproducible.
             c.verify_time = Some(1_795_000_000);
             TlsContext::new(&c).ok().map(Arc::new)
         };
         let wrap = || WrapConfig::Crypt { key: fixed_key() };
-        let scfg = Arc::new(SessionConfig::new(Role::Server, ctx(TlsRole::Server, server)?, wrap()));
-        let ccfg = Arc::new(SessionConfig::new(Role::Client, ctx(TlsRole::Client, client)?, wrap()));
+        let scfg = Arc::new(SessionConfig::new(
+            Role::Server,
+            ctx(TlsRole::Server, server)?,
+            wrap(),
+        ));
+        let ccfg = Arc::new(SessionConfig::new(
+            Role::Client,
+            ctx(TlsRole::Client, client)?,
+            wrap(),
+        ));
         let cookie = CookieKey::generate(scfg.hand_window).ok()?;
         let responder = StatelessResponder::new(scfg, cookie).ok()?;
         let client = Session::new_client(ccfg, start, 1_795_000_000).ok()?;
-        Some(Self { responder, client, start })
+        Some(Self {
+            responder,
+            client,
+            start,
+        })
     }
 
     /// Feeds `data` to the server's stateless path and to the client session.
@@ -289,14 +304,19 @@ impl SessionTarget {
         let from = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 40000));
         let mut reply = [0u8; 2048];
         if let FirstContact::Accept(mut s) =
-            self.responder.handle_initial(now, 1_795_000_001, from, data, &mut reply)
+            self.responder
+                .handle_initial(now, 1_795_000_001, from, data, &mut reply)
         {
             let mut out = [0u8; 2048];
             while s.poll_transmit(now, 1_795_000_001, &mut out).is_some() {}
         }
         self.client.handle_packet(now, 1_795_000_001, data);
         let mut out = [0u8; 2048];
-        while self.client.poll_transmit(now, 1_795_000_001, &mut out).is_some() {}
+        while self
+            .client
+            .poll_transmit(now, 1_795_000_001, &mut out)
+            .is_some()
+        {}
         while self.client.poll_event().is_some() {}
         let mut plain = [0u8; 2048];
         let _ = self.client.decrypt(now, data, &mut plain);

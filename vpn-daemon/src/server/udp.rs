@@ -147,12 +147,15 @@ pub async fn tunnel_server_udp(
                 let now = clock::now();
                 let unix = clock::unix_time();
                 for d in rx.iter() {
-                    if let Some(id) = multi.peers.by_transport(d.peer) {
+                    let op = d.data.first().and_then(|b| split_first_byte(*b).ok()).map(|(o, _)| o);
+                    // A client reset from a known address is a restarted
+                    // client: it goes through the cookie like a new one.
+                    let reset = op.is_some_and(Opcode::is_client_reset);
+                    if let Some(id) = multi.peers.by_transport(d.peer).filter(|_| !reset) {
                         multi.link_packet(id, None, d.data, d.local_ip, now, unix, &mut UdpOut(&mut tx), &mut ttx);
                         dirty.insert(id);
                         continue;
                     }
-                    let op = d.data.first().and_then(|b| split_first_byte(*b).ok()).map(|(o, _)| o);
                     if op == Some(Opcode::DataV2) {
                         // Float: the peer-id names the instance, the
                         // decryption proves it is that client.
@@ -166,7 +169,16 @@ pub async fn tunnel_server_udp(
                         continue;
                     }
                     match responder.handle_initial(now, unix, d.peer, d.data, &mut reply) {
-                        FirstContact::Reply(r) => tx.push(d.peer, d.local_ip, r),
+                        FirstContact::Reply(r) => {
+                            // An authenticated reset from a known address:
+                            // that client restarted, its old instance goes
+                            // (else the rest of its handshake would reach
+                            // the old session).
+                            if reset && let Some(old) = multi.peers.by_transport(d.peer) {
+                                multi.remove(old);
+                            }
+                            tx.push(d.peer, d.local_ip, r);
+                        }
                         FirstContact::Accept(s) => {
                             if let Some(id) = multi.add_client(*s, d.peer, d.local_ip) {
                                 dirty.insert(id);
