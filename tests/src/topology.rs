@@ -288,7 +288,11 @@ pub fn bulk_transfer(
                     hash.update(&buf[..n]);
                     total += n as u64;
                 }
-                Ok((total, hash.finalize().to_vec(), vpn_daemon::io::clock::now()))
+                Ok((
+                    total,
+                    hash.finalize().to_vec(),
+                    vpn_daemon::io::clock::now(),
+                ))
             })
         });
         ready_rx
