@@ -19,6 +19,8 @@ use std::{
 
 pub mod classifier;
 pub mod frame;
+pub mod openvpn;
+pub mod topology;
 
 /// Whether the test can run: true as root. Otherwise it panics in CI
 /// (`CI=true`), where a skipped privileged test would hide a regression, and

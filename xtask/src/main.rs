@@ -3,8 +3,10 @@
 // xtask times its own steps; the "no clock" rule is for the protocol core.
 #![allow(clippy::disallowed_methods)]
 
+mod bench;
 mod build_ebpf;
 mod demo;
+mod lab;
 mod setup;
 mod test;
 mod util;
@@ -28,7 +30,21 @@ enum Cmd {
         check: bool,
     },
     /// Demo with real traffic between network namespaces (needs root).
-    Demo,
+    Demo {
+        /// Build and run the optimised daemon (slower to build, faster to run).
+        #[arg(long)]
+        release: bool,
+    },
+    /// Benchmark ours vs openvpn through network namespaces: iperf3 TCP and
+    /// UDP, CPU per GB, ping RTT, time to first packet (needs root).
+    Bench {
+        /// Seconds per iperf3 run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Use the debug build of the daemon (quicker to build, not representative).
+        #[arg(long)]
+        debug: bool,
+    },
     /// Build the XDP program (vpn-ebpf) for bpfel-unknown-none.
     BuildEbpf,
     /// fmt, clippy, the BPF build and every test (unit, BPF, netns integration).
@@ -45,7 +61,8 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup { check } => setup::run(check),
-        Cmd::Demo => demo::run(),
+        Cmd::Demo { release } => demo::run(release),
+        Cmd::Bench { seconds, debug } => bench::run(seconds, !debug),
         Cmd::BuildEbpf => build_ebpf::run().map(|_| ()),
         Cmd::Test { no_lint, args } => test::run(no_lint, &args),
     }

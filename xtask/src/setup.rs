@@ -25,6 +25,7 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libssl-dev",
+    "openssl",
     "pkg-config",
     "openvpn",
     "iproute2",
