@@ -26,6 +26,12 @@ fn help_command() -> Command {
             "vpn-daemon --config FILE [--DIRECTIVE [ARGS...]]...\n       vpn-daemon FILE",
         )
         .arg(
+            Arg::new("check-config")
+                .long("check-config")
+                .action(clap::ArgAction::SetTrue)
+                .help("Parse and validate the configuration, print a summary, start nothing"),
+        )
+        .arg(
             Arg::new("config").long("config").value_name("FILE").help(
                 "Read OpenVPN directives from FILE (may be repeated; files nest with 'config')",
             ),
@@ -58,6 +64,10 @@ fn main() -> Result<ExitCode> {
         println!("vpn-daemon {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
+    // Our own flag (OpenVPN has none): parse and validate, print what would
+    // run, start nothing. Like `nginx -t`, for checking a config before use.
+    let check_only = args.iter().any(|a| a == "--check-config");
+    let args: Vec<String> = args.into_iter().filter(|a| a != "--check-config").collect();
     let mut first = true;
     loop {
         let config = match Config::from_args(&args) {
@@ -70,6 +80,10 @@ fn main() -> Result<ExitCode> {
         };
         for w in &config.warnings {
             eprintln!("{w}");
+        }
+        if check_only {
+            println!("{}", config.summary());
+            return Ok(ExitCode::SUCCESS);
         }
         if first {
             vpn_daemon::daemon::prepare_process(&config).context("process set-up")?;
