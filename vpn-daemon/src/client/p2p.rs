@@ -720,12 +720,6 @@ impl Run {
         rt: &mut RouteTable,
     ) {
         let local = setup.ipv4.map(|a| a.0);
-        let conv = |a: push::RouteAddr| match a {
-            push::RouteAddr::Addr(x) => cfgt::RouteAddr::Addr(x),
-            push::RouteAddr::VpnGateway => cfgt::RouteAddr::VpnGateway,
-            push::RouteAddr::NetGateway => cfgt::RouteAddr::NetGateway,
-            push::RouteAddr::RemoteHost => cfgt::RouteAddr::RemoteHost,
-        };
         let mut errs = Vec::new();
         let redirect = p
             .redirect_gateway
@@ -775,9 +769,9 @@ impl Run {
             if let Err(e) = tunnel::add_route_v4(
                 rt,
                 dev,
-                conv(r.network),
+                r.network,
                 r.netmask,
-                r.gateway.map(conv),
+                r.gateway,
                 r.metric.or(p.route_metric),
                 Some(server),
                 local,

@@ -167,31 +167,9 @@ pub struct PoolPersist {
     pub seconds: u32,
 }
 
-/// An address in a `route` line: a literal or one of OpenVPN's keywords.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteAddr {
-    /// A literal IPv4 address.
-    Addr(Ipv4Addr),
-    /// `vpn_gateway`: the tunnel's remote end / route-gateway.
-    VpnGateway,
-    /// `net_gateway`: the pre-existing default gateway.
-    NetGateway,
-    /// `remote_host`: the address of the `remote` we connected to.
-    RemoteHost,
-}
-
-/// `route NETWORK [NETMASK [GATEWAY [METRIC]]]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    /// Destination network.
-    pub network: RouteAddr,
-    /// Netmask (default 255.255.255.255).
-    pub netmask: Ipv4Addr,
-    /// Gateway; `None` means `vpn_gateway` (OpenVPN's default).
-    pub gateway: Option<RouteAddr>,
-    /// Route metric.
-    pub metric: Option<u32>,
-}
+// A `route` line means the same in a config file and in a PUSH_REPLY, so
+// both use the protocol core's types.
+pub use crate::proto::push::{Route, RouteAddr};
 
 /// `route-ipv6 NET/BITS [GATEWAY [METRIC]]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
