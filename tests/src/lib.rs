@@ -480,3 +480,41 @@ pub fn ping_until(ns: &Netns, addr: &str, tries: u32) -> bool {
         ok
     })
 }
+
+/// One interop scenario `fn(server, client)` as four tests: every pairing of
+/// openvpn and our daemon on the two ends.
+#[macro_export]
+macro_rules! interop_scenario {
+    ($f:ident) => {
+        mod $f {
+            use super::*;
+            #[test]
+            fn openvpn_server_openvpn_client() {
+                if $crate::require_root() {
+                    $f(
+                        $crate::openvpn::Impl::OpenVpn,
+                        $crate::openvpn::Impl::OpenVpn,
+                    );
+                }
+            }
+            #[test]
+            fn ours_server_openvpn_client() {
+                if $crate::require_root() {
+                    $f($crate::openvpn::Impl::Ours, $crate::openvpn::Impl::OpenVpn);
+                }
+            }
+            #[test]
+            fn openvpn_server_ours_client() {
+                if $crate::require_root() {
+                    $f($crate::openvpn::Impl::OpenVpn, $crate::openvpn::Impl::Ours);
+                }
+            }
+            #[test]
+            fn ours_server_ours_client() {
+                if $crate::require_root() {
+                    $f($crate::openvpn::Impl::Ours, $crate::openvpn::Impl::Ours);
+                }
+            }
+        }
+    };
+}

@@ -12,7 +12,6 @@ use tests::{
         Impl::{self, OpenVpn, Ours},
         PORT, Pki, Proto, READY_LINE, TlsWrap, TunnelSpec, client_config, run_to_exit,
     },
-    require_root,
     topology::{BULK, SERVER_ADDR, TempDir, Tunnel, udp_garbage},
 };
 
@@ -101,37 +100,5 @@ fn garbage_during_transfer(server: Impl, client: Impl) {
     assert!(t.server.exited().is_none(), "the server died");
 }
 
-macro_rules! scenario {
-    ($f:ident) => {
-        mod $f {
-            use super::*;
-            #[test]
-            fn openvpn_server_openvpn_client() {
-                if require_root() {
-                    $f(OpenVpn, OpenVpn);
-                }
-            }
-            #[test]
-            fn ours_server_openvpn_client() {
-                if require_root() {
-                    $f(Ours, OpenVpn);
-                }
-            }
-            #[test]
-            fn openvpn_server_ours_client() {
-                if require_root() {
-                    $f(OpenVpn, Ours);
-                }
-            }
-            #[test]
-            fn ours_server_ours_client() {
-                if require_root() {
-                    $f(Ours, Ours);
-                }
-            }
-        }
-    };
-}
-
-scenario!(foreign_ca_refused);
-scenario!(garbage_during_transfer);
+tests::interop_scenario!(foreign_ca_refused);
+tests::interop_scenario!(garbage_during_transfer);

@@ -13,11 +13,10 @@ use std::{fs, net::Ipv4Addr, time::Duration};
 use tests::{
     openvpn::{
         Cipher,
-        Impl::{self, OpenVpn, Ours},
+        Impl::{self, OpenVpn},
         Peer, Proto, READY_LINE, SERVER_TUN_ADDR, TlsWrap, TunnelSpec, client_config,
         write_verify_script,
     },
-    require_root,
     topology::{READY_TIMEOUT, SERVER_ADDR, Tunnel, client_addr, float_client, ping, ping_until},
 };
 
@@ -133,39 +132,7 @@ fn verify_script_accepts_one_user(server: Impl, client: Impl) {
     t.assert_ping_both_ways(0);
 }
 
-macro_rules! scenario {
-    ($f:ident) => {
-        mod $f {
-            use super::*;
-            #[test]
-            fn openvpn_server_openvpn_client() {
-                if require_root() {
-                    $f(OpenVpn, OpenVpn);
-                }
-            }
-            #[test]
-            fn ours_server_openvpn_client() {
-                if require_root() {
-                    $f(Ours, OpenVpn);
-                }
-            }
-            #[test]
-            fn openvpn_server_ours_client() {
-                if require_root() {
-                    $f(OpenVpn, Ours);
-                }
-            }
-            #[test]
-            fn ours_server_ours_client() {
-                if require_root() {
-                    $f(Ours, Ours);
-                }
-            }
-        }
-    };
-}
-
-scenario!(renegotiation_during_transfer);
-scenario!(ping_restart_after_server_restart);
-scenario!(float_to_new_address);
-scenario!(verify_script_accepts_one_user);
+tests::interop_scenario!(renegotiation_during_transfer);
+tests::interop_scenario!(ping_restart_after_server_restart);
+tests::interop_scenario!(float_to_new_address);
+tests::interop_scenario!(verify_script_accepts_one_user);
