@@ -3,6 +3,7 @@
 //! sessions keep current ([`peer_map`]) and the AF_XDP sockets it steers
 //! packets into ([`xsk`]).
 
+pub mod fastpath;
 pub mod loader;
 pub mod peer_map;
 pub mod xsk;
