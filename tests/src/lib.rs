@@ -17,9 +17,13 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+pub mod bpftool;
+pub mod capture;
 pub mod classifier;
+pub mod fastpath;
 pub mod frame;
 pub mod openvpn;
+pub mod status;
 pub mod topology;
 
 /// Whether the test can run: true as root. Otherwise it panics in CI

@@ -123,6 +123,10 @@ pub struct TunnelSpec {
     pub server_extra: Vec<String>,
     /// Extra client directives, one a line.
     pub client_extra: Vec<String>,
+    /// Extra command-line arguments of the server (after `--config`).
+    pub server_args: Vec<String>,
+    /// Extra command-line arguments of each client (after `--config`).
+    pub client_args: Vec<String>,
 }
 
 impl TunnelSpec {
@@ -139,6 +143,8 @@ impl TunnelSpec {
             verify_script: None,
             server_extra: Vec::new(),
             client_extra: Vec::new(),
+            server_args: Vec::new(),
+            client_args: Vec::new(),
         }
     }
 
@@ -396,13 +402,18 @@ pub struct Peer {
 
 /// The command line that runs `imp` with `config` inside `ns`.
 pub fn command(imp: Impl, ns: &Netns, config: &Path) -> Command {
+    command_with_args(imp, ns, config, &[])
+}
+
+/// [`command`] with extra arguments after `--config FILE` (e.g. `--xdp off`).
+pub fn command_with_args(imp: Impl, ns: &Netns, config: &Path, args: &[String]) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns.name()]);
     match imp {
         Impl::OpenVpn => cmd.arg("openvpn"),
         Impl::Ours => cmd.arg(daemon_binary()),
     };
-    cmd.arg("--config").arg(config);
+    cmd.arg("--config").arg(config).args(args);
     cmd
 }
 
@@ -411,13 +422,36 @@ impl Peer {
     /// `ns`; the log goes to `dir/<name>.log` (appended, so a restarted
     /// peer keeps its history).
     pub fn start(imp: Impl, ns: &Netns, dir: &Path, name: &str, config_text: &str) -> Self {
+        Self::start_with_args(imp, ns, dir, name, config_text, &[])
+    }
+
+    /// [`Peer::start`] with extra command-line arguments after `--config`.
+    pub fn start_with_args(
+        imp: Impl,
+        ns: &Netns,
+        dir: &Path,
+        name: &str,
+        config_text: &str,
+        args: &[String],
+    ) -> Self {
         let config = dir.join(format!("{name}.conf"));
         fs::write(&config, config_text).unwrap_or_else(|e| panic!("write config: {e}"));
-        Self::start_file(imp, ns, &config, &dir.join(format!("{name}.log")))
+        Self::start_file_with_args(imp, ns, &config, &dir.join(format!("{name}.log")), args)
     }
 
     /// Starts `imp` on an existing config file, logging to `log`.
     pub fn start_file(imp: Impl, ns: &Netns, config: &Path, log: &Path) -> Self {
+        Self::start_file_with_args(imp, ns, config, log, &[])
+    }
+
+    /// [`Peer::start_file`] with extra command-line arguments after `--config`.
+    pub fn start_file_with_args(
+        imp: Impl,
+        ns: &Netns,
+        config: &Path,
+        log: &Path,
+        args: &[String],
+    ) -> Self {
         let is_server = fs::read_to_string(config)
             .unwrap_or_default()
             .lines()
@@ -432,7 +466,7 @@ impl Peer {
             .unwrap_or_else(|e| panic!("dup log fd: {e}"));
         // `ip netns exec` execs the program, so the child's pid is the
         // peer's own (the bench reads its CPU time from /proc).
-        let child = command(imp, ns, config)
+        let child = command_with_args(imp, ns, config, args)
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)

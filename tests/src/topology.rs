@@ -436,7 +436,14 @@ impl Tunnel {
             &SERVER_ADDR.to_string(),
             &topo.path().join("status.txt"),
         );
-        let mut srv = Peer::start(server, &topo.server, topo.path(), "server", &text);
+        let mut srv = Peer::start_with_args(
+            server,
+            &topo.server,
+            topo.path(),
+            "server",
+            &text,
+            &spec.server_args,
+        );
         srv.wait_ready(READY_TIMEOUT);
         Self {
             clients: Vec::new(),
@@ -449,12 +456,13 @@ impl Tunnel {
 
     /// Starts a client in namespace `i` on `config_text` without waiting.
     pub fn add_client(&mut self, i: usize, imp: Impl, config_text: &str) -> &mut Peer {
-        let peer = Peer::start(
+        let peer = Peer::start_with_args(
             imp,
             &self.topo.clients[i],
             self.topo.path(),
             &format!("client{i}"),
             config_text,
+            &self.spec.client_args,
         );
         self.clients.push(peer);
         let last = self.clients.len() - 1;
