@@ -444,6 +444,7 @@ impl Run {
             let unix = clock::unix_time();
             while let Some(n) = self.session.poll_transmit(now, unix, &mut self.ctl) {
                 if let Some(p) = self.ctl.get(..n) {
+                    self.stats.link_write_bytes += p.len() as u64;
                     link.queue(p);
                 }
             }
@@ -538,15 +539,15 @@ impl Run {
                     if d.peer != peer {
                         continue;
                     }
-                    st.link_read_bytes += d.data.len() as u64;
-                    st.tun_write_bytes += input(
+                    let tun = input(
                         &mut self.session,
                         &mut self.ttx,
                         self.mss,
                         now,
                         unix,
                         d.data,
-                    ) as u64;
+                    );
+                    st.count_in(d.data.len(), tun);
                 }
             }
             (Link::Tcp { rbuf, rlens, .. }, LinkRx::Tcp) => {
@@ -555,9 +556,8 @@ impl Run {
                     let Some((p, tail)) = rest.split_at_checked(n) else {
                         break;
                     };
-                    st.link_read_bytes += p.len() as u64;
-                    st.tun_write_bytes +=
-                        input(&mut self.session, &mut self.ttx, self.mss, now, unix, p) as u64;
+                    let tun = input(&mut self.session, &mut self.ttx, self.mss, now, unix, p);
+                    st.count_in(p.len(), tun);
                     rest = tail;
                 }
             }
@@ -584,8 +584,8 @@ impl Run {
             if d.from != peer {
                 return;
             }
-            st.link_read_bytes += d.payload.len() as u64;
-            st.tun_write_bytes += input(session, ttx, mss, now, unix, d.payload) as u64;
+            let n = d.payload.len();
+            st.count_in(n, input(session, ttx, mss, now, unix, d.payload));
         });
     }
 
@@ -951,6 +951,24 @@ async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
 }
 
 /// One packet from the server: data into the tun batch, control into the session.
+/// Counting what the link delivered.
+trait CountIn {
+    /// A packet of `link` bytes gave `tun` bytes for the tun device.
+    fn count_in(&mut self, link: usize, tun: usize);
+}
+
+impl CountIn for ClientStatus {
+    fn count_in(&mut self, link: usize, tun: usize) {
+        self.link_read_bytes += link as u64;
+        self.tun_write_bytes += tun as u64;
+        // A data packet that decrypted to an IP packet passed its
+        // authentication (AEAD tag or HMAC).
+        if tun > 0 {
+            self.auth_read_bytes += link as u64;
+        }
+    }
+}
+
 /// Returns the bytes queued for tun.
 fn input(
     session: &mut Session,
