@@ -41,6 +41,9 @@ pub struct FastPathConfig {
     pub drop_unknown: bool,
     /// Client or server.
     pub role: Role,
+    /// The caller's UDP socket is IPv6 (dual-stack): report IPv4 peers as
+    /// IPv4-mapped IPv6 addresses, as that socket does.
+    pub mapped_v4: bool,
 }
 
 /// One datagram taken off an AF_XDP receive ring.
