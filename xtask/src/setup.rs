@@ -35,6 +35,8 @@ const APT_PACKAGES: &[&str] = &[
     "tcpdump",
     "ethtool",
     "procps",
+    // The XDP tests read the classifier's maps from the kernel.
+    "bpftool",
 ];
 
 fn missing_packages() -> Vec<&'static str> {
