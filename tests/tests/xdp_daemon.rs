@@ -153,12 +153,8 @@ fn bpftool_reader_agrees_with_the_loader() {
     .unwrap_or_else(|| panic!("PASS_CONTROL via bpftool: {:?}", maps.stats()));
     let own = c.stats();
     let read = maps.stats();
-    for slot in 0..=REDIRECT_BYTES as usize {
-        assert_eq!(
-            read.get(slot).copied().unwrap_or(0),
-            own[slot],
-            "slot {slot}"
-        );
+    for (slot, want) in own.iter().enumerate().take(REDIRECT_BYTES as usize + 1) {
+        assert_eq!(read.get(slot).copied().unwrap_or(0), *want, "slot {slot}");
     }
     c.remove_peer(7);
     assert!(!maps.peers().contains_key(&7));

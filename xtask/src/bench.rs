@@ -468,6 +468,11 @@ fn fast_path_table(seconds: u32, daemon: &std::path::Path, release: bool) -> usi
         find(Variant::Sockets),
         find(Variant::OpenVpn),
     ) {
+        if x.redirected.is_none_or(|n| n == 0) {
+            println!(
+                "\nthe XDP native row did not run on the fast path (no `XDP redirected` in its status file): its numbers are the socket path's"
+            );
+        }
         let per_pkt = x.srv_us_per_pkt_64 / s.srv_us_per_pkt_64;
         let thr = x.udp_mbit / b.udp_mbit;
         println!(
