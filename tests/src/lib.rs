@@ -17,6 +17,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+pub mod bpffs;
 pub mod classifier;
 pub mod frame;
 pub mod openvpn;

@@ -423,11 +423,14 @@ mod tests {
             }
             other => panic!("wrong family {other:?}"),
         }
-        assert_eq!(
-            p.link_exts.is_empty(),
-            path.vlan.is_none(),
-            "VLAN tag presence"
-        );
+        match (p.vlan, path.vlan) {
+            (None, None) => {}
+            (Some(etherparse::VlanSlice::SingleVlan(v)), Some(tci)) => {
+                assert_eq!(v.to_header().vlan_id.value(), tci & 0x0fff);
+                assert_eq!(v.to_header().pcp.value(), (tci >> 13) as u8);
+            }
+            other => panic!("VLAN tag mismatch {other:?}"),
+        }
     }
 
     fn paths() -> Vec<L2Path> {
