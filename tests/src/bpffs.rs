@@ -126,22 +126,34 @@ pub fn pin(fd: BorrowedFd<'_>, path: &Path) {
     bpf(BPF_OBJ_PIN, &mut attr).unwrap_or_else(|e| panic!("pin at {}: {e}", path.display()));
 }
 
-/// The ids of the XDP programs attached to `dev` in `ns`, from
-/// `ip -j link show` (one per attach mode; empty when none).
-pub fn attached_prog_ids(ns: &Netns, dev: &str) -> Vec<u32> {
+/// `ip -j link show dev DEV` in `ns`, for messages.
+pub fn link_json(ns: &Netns, dev: &str) -> String {
     let out = Command::new("ip")
         .args(["-n", ns.name(), "-j", "link", "show", "dev", dev])
         .output()
         .expect("run ip");
     assert!(out.status.success(), "ip -j link show {dev} failed");
-    let json = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The ids of the XDP programs attached to `dev` in `ns`, from
+/// `ip -j link show` (one per attach mode; empty when none).
+pub fn attached_prog_ids(ns: &Netns, dev: &str) -> Vec<u32> {
+    let json = link_json(ns, dev);
     let Some(xdp) = json.find("\"xdp\":").map(|i| &json[i..]) else {
         return Vec::new();
     };
-    // Every `"prog":{"id":N` inside the xdp object (single or "attached"
-    // list); the object ends before the next top-level key we know.
-    let end = xdp.find("\"ifname\"").unwrap_or(xdp.len());
+    // iproute2 prints the program once as a summary and once per attach
+    // mode in "attached" (when it knows that list): count the list.
+    let end = xdp.find("\"qdisc\"").unwrap_or(xdp.len());
     let xdp = &xdp[..end];
+    let xdp = match xdp.find("\"attached\":[") {
+        Some(i) => {
+            let list = &xdp[i..];
+            &list[..list.find(']').unwrap_or(list.len())]
+        }
+        None => xdp,
+    };
     xdp.match_indices("\"prog\":{\"id\":")
         .filter_map(|(i, pat)| {
             let digits: String = xdp[i + pat.len()..]

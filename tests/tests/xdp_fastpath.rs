@@ -441,7 +441,12 @@ fn stale_pinned_program_of_ours_is_replaced_not_stacked() {
     ]);
     std::fs::remove_file(&pin).expect("unpin");
     let stale = bpffs::attached_prog_ids(&topo.server, &topo.server_if);
-    assert_eq!(stale.len(), 1, "the stale program is attached");
+    assert_eq!(
+        stale.len(),
+        1,
+        "the stale program is attached: {}",
+        bpffs::link_json(&topo.server, &topo.server_if)
+    );
 
     let iface = topo.server_if.clone();
     let fp = topo

@@ -516,7 +516,7 @@ impl FastPath {
         for q in &mut self.queues {
             if q.tx_queued {
                 q.tx_queued = false;
-                if let Err(e) = q.xsk.kick_tx() {
+                if let Err(e) = q.xsk.flush_tx() {
                     self.counters.tx_kick_errors += 1;
                     tracing::debug!(queue = q.id, error = %e, "AF_XDP tx kick");
                 }

@@ -689,8 +689,20 @@ impl XskSocket {
         Ok(true)
     }
 
+    /// Descriptors on the tx ring the kernel has not taken yet.
+    pub fn tx_outstanding(&self) -> u32 {
+        match &self.tx {
+            Some(tx) => tx
+                .producer()
+                .load(Ordering::Relaxed)
+                .wrapping_sub(tx.consumer().load(Ordering::Acquire)),
+            None => 0,
+        }
+    }
+
     /// Asks the kernel to process the tx ring. Copy mode transmits only
-    /// from this call.
+    /// from this call, and at most a small batch (32 frames in Linux) per
+    /// call: see [`XskSocket::flush_tx`] to drain the ring.
     pub fn kick_tx(&self) -> Result<(), XskError> {
         // SAFETY: sendto with no buffer and no address is the AF_XDP
         // "wake up tx" call; nothing is read from user memory.
@@ -717,6 +729,30 @@ impl XskSocket {
                 source: err,
             }),
         }
+    }
+
+    /// Kicks until the kernel has taken every queued tx descriptor, or a
+    /// kick makes no progress (driver busy: the rest goes with the next
+    /// flush). Bounded by the ring size.
+    pub fn flush_tx(&self) -> Result<(), XskError> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        // Enough rounds for a full ring at the kernel's smallest batch.
+        let rounds = (tx.mask + 1) / 16 + 2;
+        let mut left = self.tx_outstanding();
+        for _ in 0..rounds {
+            if left == 0 {
+                break;
+            }
+            self.kick_tx()?;
+            let now = self.tx_outstanding();
+            if now >= left {
+                break;
+            }
+            left = now;
+        }
+        Ok(())
     }
 
     /// Takes sent frames back from the completion ring; returns how many.
