@@ -67,6 +67,7 @@ fn mapped(a: SocketAddr) -> SocketAddr {
 struct Topo {
     client: Netns,
     server: Netns,
+    client_if: String,
     server_if: String,
 }
 
@@ -83,12 +84,27 @@ impl Topo {
             .addr_b(SERVER4)
             .create();
         if ipv6 {
-            client.ip(&["addr", "add", &format!("{CLIENT6}/64"), "dev", &c_if.name, "nodad"]);
-            server.ip(&["addr", "add", &format!("{SERVER6}/64"), "dev", &s_if.name, "nodad"]);
+            client.ip(&[
+                "addr",
+                "add",
+                &format!("{CLIENT6}/64"),
+                "dev",
+                &c_if.name,
+                "nodad",
+            ]);
+            server.ip(&[
+                "addr",
+                "add",
+                &format!("{SERVER6}/64"),
+                "dev",
+                &s_if.name,
+                "nodad",
+            ]);
         }
         Self {
             client,
             server,
+            client_if: c_if.name,
             server_if: s_if.name,
         }
     }
@@ -500,4 +516,160 @@ fn foreign_program_is_left_alone() {
     // Leave the interface clean for the namespace's deletion.
     topo.server
         .ip(&["link", "set", "dev", &topo.server_if, "xdpgeneric", "off"]);
+}
+
+#[test]
+fn path_from_the_neighbour_table_before_any_frame() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topo::new("fxn", false);
+    let client = v4(CLIENT4, CLIENT_PORT);
+    let server = v4(SERVER4, PORT);
+    let csock = topo.client_socket(client);
+    let iface = topo.server_if.clone();
+    topo.server.run(move || {
+        let mut fp = FastPath::start(&config(Some(&iface), XdpMode::Native)).expect("starts");
+        let udp = UdpSocket::bind(v6("::", PORT)).expect("bind [::]:1194");
+        udp.set_read_timeout(Some(WAIT)).expect("timeout");
+        // The handshake goes through the kernel; its ARP exchange leaves
+        // the client's MAC in the server's neighbour table.
+        csock.send_to(CONTROL, server).expect("client send");
+        let mut buf = [0u8; 2048];
+        udp.recv_from(&mut buf).expect("control on the socket");
+
+        // Keys established: steered, and reachable before any data frame.
+        fp.set_peer(PEER_ID, mapped(client));
+        assert!(
+            fp.knows(mapped(client)),
+            "path from route + neighbour tables"
+        );
+        let first = frame::data_v2(0, PEER_ID, b"\x00\x00\x00\x01first-words");
+        send(&mut fp, mapped(client), &first);
+        fp.flush();
+        let (n, from) = csock.recv_from(&mut buf).expect("first data at the client");
+        assert_eq!(&buf[..n], &first[..]);
+        assert_eq!(from, server);
+
+        // No neighbour entry, no path: the caller keeps the socket.
+        let ghost = v4([10, 78, 0, 77], 40_001);
+        fp.set_peer(PEER_ID + 1, mapped(ghost));
+        assert!(!fp.knows(mapped(ghost)));
+        assert_eq!(fp.send_with(mapped(ghost), 8, &mut |_| 8), None);
+        // Float: the peer moves; its old path goes.
+        fp.set_peer(PEER_ID, mapped(ghost));
+        assert!(!fp.knows(mapped(client)));
+        assert_eq!(
+            fp.steered_peers(),
+            vec![(PEER_ID, ghost), (PEER_ID + 1, ghost)]
+        );
+    });
+}
+
+/// Sends one raw Ethernet frame out of `ifname` (AF_PACKET), from a
+/// thread inside `ns`.
+fn inject(ns: &Netns, ifname: &str, frame: &[u8]) {
+    let ifindex = ns.ifindex(ifname);
+    ns.run(|| {
+        // SAFETY: plain socket(2); closed below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: all-zero is a valid sockaddr_ll.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: valid buffer and sockaddr_ll of the sizes passed.
+        let r = unsafe {
+            libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        let err = std::io::Error::last_os_error();
+        // SAFETY: fd is ours and closed once.
+        unsafe { libc::close(fd) };
+        assert_eq!(r, frame.len() as isize, "AF_PACKET send: {err}");
+    });
+}
+
+#[test]
+fn malformed_redirected_frame_is_counted_and_recycled() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topo::new("fxm", false);
+    let client = v4(CLIENT4, CLIENT_PORT);
+    let server_mac = {
+        let json = bpffs::link_json(&topo.server, &topo.server_if);
+        let at = json.find("\"address\":\"").expect("address in ip -j") + 11;
+        let mac: Vec<u8> = json[at..at + 17]
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).expect("hex"))
+            .collect();
+        <[u8; 6]>::try_from(mac).expect("6 bytes")
+    };
+    // Well-formed for the classifier (it does not verify IP checksums),
+    // but the IPv4 header checksum is wrong: the fast path must drop it.
+    let payload = frame::data_v2(0, PEER_ID, b"\x00\x00\x00\x01bad-checksum");
+    let mut bad = frame::udp(
+        frame::Addr::V4(CLIENT4),
+        CLIENT_PORT,
+        frame::Addr::V4(SERVER4),
+        PORT,
+        None,
+        &payload,
+    );
+    bad.bytes[..6].copy_from_slice(&server_mac);
+    bad.bytes[14 + 10] ^= 0x5a;
+    let good = {
+        let mut g = frame::udp(
+            frame::Addr::V4(CLIENT4),
+            CLIENT_PORT,
+            frame::Addr::V4(SERVER4),
+            PORT,
+            None,
+            &payload,
+        );
+        g.bytes[..6].copy_from_slice(&server_mac);
+        g
+    };
+    let iface = topo.server_if.clone();
+    let mut fp = topo.server.run(|| {
+        let mut fp = FastPath::start(&config(Some(&iface), XdpMode::Native)).expect("starts");
+        fp.set_peer(PEER_ID, client);
+        fp
+    });
+    let idle = fp.frames_in_flight();
+    inject(&topo.client, &topo.client_if, &bad.bytes);
+    inject(&topo.client, &topo.client_if, &good.bytes);
+    let rt = runtime();
+    let mut handed = Vec::new();
+    let mut taken = 0;
+    let deadline = Instant::now() + WAIT;
+    while taken < 2 && Instant::now() < deadline {
+        let _ = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(200), fp.readable()).await
+        });
+        taken += fp.recv(16, &mut |d| handed.push(d.payload.to_vec()));
+    }
+    assert_eq!(taken, 2, "both frames were redirected and taken");
+    assert_eq!(handed, vec![payload], "only the good one is handed out");
+    let c = fp.counters();
+    assert_eq!(c.redirected, 2, "{c:?}");
+    assert_eq!(counter(&c.dropped, "malformed_ip_checksum"), 1, "{c:?}");
+    assert_eq!(
+        fp.frames_in_flight(),
+        idle,
+        "the bad frame went back to the fill ring"
+    );
 }

@@ -896,8 +896,14 @@ END
             assert!(kumina_parse(&out, sep).is_ok());
             let row = format!("GLOBAL_STATS{sep}XDP passed control{sep}4");
             assert!(out.lines().any(|l| l == row), "{out}");
-            let globals: Vec<&str> = out.lines().filter(|l| l.starts_with("GLOBAL_STATS")).collect();
-            assert_eq!(globals.last(), Some(&&*format!("GLOBAL_STATS{sep}dco_enabled{sep}0")));
+            let globals: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with("GLOBAL_STATS"))
+                .collect();
+            assert_eq!(
+                globals.last(),
+                Some(&&*format!("GLOBAL_STATS{sep}dco_enabled{sep}0"))
+            );
             // Every row keeps three fields: no separator inside a name.
             assert!(globals.iter().all(|l| l.split(sep).count() == 3));
         }

@@ -161,12 +161,9 @@ fn plain(addr: SocketAddr) -> SocketAddr {
 /// `addr` as a dual-stack socket reports it: IPv4 becomes IPv4-mapped.
 fn mapped(addr: SocketAddr) -> SocketAddr {
     match addr {
-        SocketAddr::V4(a) => SocketAddr::V6(SocketAddrV6::new(
-            a.ip().to_ipv6_mapped(),
-            a.port(),
-            0,
-            0,
-        )),
+        SocketAddr::V4(a) => {
+            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+        }
         v6 => v6,
     }
 }
@@ -304,7 +301,10 @@ impl FastPath {
             zero_copy,
             mapped_v4: cfg.mapped_v4,
             port: cfg.port,
-            local: cfg.local.map(iface::unmap).filter(|ip| !ip.is_unspecified()),
+            local: cfg
+                .local
+                .map(iface::unmap)
+                .filter(|ip| !ip.is_unspecified()),
             paths: HashMap::new(),
             steered: HashMap::new(),
             next_queue: 0,
@@ -698,9 +698,8 @@ fn learn(paths: &mut HashMap<SocketAddr, PeerPath>, p: &frame::UdpFrame, queue: 
 
 /// Attaches in `mode`: Auto tries native, then generic.
 fn attach(c: &mut Classifier, iface: &str, mode: XdpMode) -> Result<AttachMode, String> {
-    let try_mode = |c: &mut Classifier, m: AttachMode| {
-        c.attach_in(iface, m).map_err(|e| chain(e.as_ref()))
-    };
+    let try_mode =
+        |c: &mut Classifier, m: AttachMode| c.attach_in(iface, m).map_err(|e| chain(e.as_ref()));
     match mode {
         XdpMode::Native => try_mode(c, AttachMode::Native).map(|()| AttachMode::Native),
         XdpMode::Generic => try_mode(c, AttachMode::Generic).map(|()| AttachMode::Generic),

@@ -394,7 +394,10 @@ mod tests {
                 let h = ip.header();
                 assert_eq!(h.destination_addr(), d);
                 assert_eq!(h.source_addr(), s);
-                assert_eq!(usize::from(h.total_len()), frame.len() - (path.header_len() - 28) );
+                assert_eq!(
+                    usize::from(h.total_len()),
+                    frame.len() - (path.header_len() - 28)
+                );
                 let hh = h.to_header();
                 assert_eq!(hh.header_checksum, hh.calc_header_checksum());
                 let Some(TransportSlice::Udp(u)) = p.transport else {
@@ -403,10 +406,7 @@ mod tests {
                 assert_eq!(u.payload(), payload);
                 assert_eq!(u.source_port(), path.src.port());
                 assert_eq!(u.destination_port(), path.dst.port());
-                let want = u
-                    .to_header()
-                    .calc_checksum_ipv4(&hh, payload)
-                    .unwrap();
+                let want = u.to_header().calc_checksum_ipv4(&hh, payload).unwrap();
                 assert_eq!(u.checksum(), want);
             }
             (NetSlice::Ipv6(ip), IpAddr::V6(d), IpAddr::V6(s)) => {
@@ -482,7 +482,14 @@ mod tests {
     #[test]
     fn parses_what_etherparse_builds_including_options_and_padding() {
         // IPv4 with options (IHL 6), tagged.
-        let mut h = etherparse::Ipv4Header::new(12, 64, etherparse::IpNumber::UDP, [1, 2, 3, 4], [5, 6, 7, 8]).unwrap();
+        let mut h = etherparse::Ipv4Header::new(
+            12,
+            64,
+            etherparse::IpNumber::UDP,
+            [1, 2, 3, 4],
+            [5, 6, 7, 8],
+        )
+        .unwrap();
         h.options = [1u8, 1, 1, 0][..].try_into().unwrap();
         let mut f = Vec::new();
         PacketBuilder::ethernet2(B, A)

@@ -402,7 +402,8 @@ mod tests {
 
     #[test]
     fn configured_interface_wins_without_lookups() {
-        let (name, why) = choose(Some("eth7"), Some(Ipv4Addr::LOCALHOST.into()), None, true).unwrap();
+        let (name, why) =
+            choose(Some("eth7"), Some(Ipv4Addr::LOCALHOST.into()), None, true).unwrap();
         assert_eq!((name.as_str(), why), ("eth7", Choice::Configured));
     }
 

@@ -8,12 +8,7 @@
 //! network namespace, with a receive timeout so a silent kernel cannot
 //! block the caller for long.
 
-use std::{
-    io,
-    net::IpAddr,
-    os::fd::AsRawFd,
-    time::Duration,
-};
+use std::{io, net::IpAddr, os::fd::AsRawFd, time::Duration};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
