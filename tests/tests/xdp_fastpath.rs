@@ -77,6 +77,10 @@ struct Topo {
 
 impl Topo {
     fn new(tag: &str, ipv6: bool) -> Self {
+        Self::with_queues(tag, ipv6, 1)
+    }
+
+    fn with_queues(tag: &str, ipv6: bool, queues: u32) -> Self {
         let client = Netns::new(&format!("{tag}a"));
         let server = Netns::new(&format!("{tag}b"));
         if !ipv6 {
@@ -84,6 +88,7 @@ impl Topo {
             server.disable_ipv6();
         }
         let (c_if, s_if) = VethPair::new(&client, &server)
+            .queues(queues)
             .addr_a(CLIENT4)
             .addr_b(SERVER4)
             .create();
@@ -193,7 +198,12 @@ const CONTROL: &[u8] = b"\x38\x11\x22\x33\x44\x55\x66\x77\x88\x00\x00\x00\x00\x0
 
 /// Data in, control to the socket, unknown peer dropped, reply out; on
 /// `client`/`server` addresses of one family.
-fn exchange(topo: &Topo, client: SocketAddr, server: SocketAddr, mode: XdpMode) -> AttachMode {
+fn exchange(
+    topo: &Topo,
+    client: SocketAddr,
+    server: SocketAddr,
+    mode: XdpMode,
+) -> (AttachMode, usize) {
     let csock = topo.client_socket(client);
     let iface = topo.server_if.clone();
     topo.server.run(move || {
@@ -265,7 +275,7 @@ fn exchange(topo: &Topo, client: SocketAddr, server: SocketAddr, mode: XdpMode) 
 
         fp.remove_peer(PEER_ID);
         assert!(fp.steered_peers().is_empty());
-        fp.mode()
+        (fp.mode(), fp.queue_count())
     })
 }
 
@@ -281,7 +291,7 @@ fn native_ipv4_data_control_unknown_and_reply() {
         v4(SERVER4, PORT),
         XdpMode::Native,
     );
-    assert_eq!(mode, AttachMode::Native);
+    assert_eq!(mode, (AttachMode::Native, 1));
 }
 
 #[test]
@@ -296,7 +306,7 @@ fn native_ipv6_underlay_round_trip() {
         v6(SERVER6, PORT),
         XdpMode::Native,
     );
-    assert_eq!(mode, AttachMode::Native);
+    assert_eq!(mode, (AttachMode::Native, 1));
 }
 
 #[test]
@@ -311,9 +321,24 @@ fn generic_mode_works_too() {
         v4(SERVER4, PORT),
         XdpMode::Generic,
     );
-    assert_eq!(mode, AttachMode::Generic);
+    assert_eq!(mode, (AttachMode::Generic, 1));
     // Nothing left behind once the FastPath is gone.
     assert!(bpffs::attached_prog_ids(&topo.server, &topo.server_if).is_empty());
+}
+
+#[test]
+fn every_receive_queue_gets_a_socket() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topo::with_queues("fxq", false, 2);
+    let got = exchange(
+        &topo,
+        v4(CLIENT4, CLIENT_PORT),
+        v4(SERVER4, PORT),
+        XdpMode::Native,
+    );
+    assert_eq!(got, (AttachMode::Native, 2));
 }
 
 #[test]
@@ -476,6 +501,51 @@ fn stale_pinned_program_of_ours_is_replaced_not_stacked() {
     let now = bpffs::attached_prog_ids(&topo.server, &topo.server_if);
     assert_eq!(now.len(), 1, "exactly one program, not stacked: {now:?}");
     assert_ne!(now, stale, "a new program replaced the stale one");
+    assert_eq!(fp.mode(), AttachMode::Native);
+    drop(fp);
+    assert!(bpffs::attached_prog_ids(&topo.server, &topo.server_if).is_empty());
+}
+
+#[test]
+fn stale_pinned_link_of_ours_is_detached_and_replaced() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topo::new("fxk", false);
+    let fs = BpfFs::mount();
+    let pin = fs.path("stale_link");
+    let iface = topo.server_if.clone();
+    // A previous run that pinned its bpf_link and died: the link keeps
+    // the program attached, and netlink may not detach it.
+    topo.server.run(|| {
+        let mut ebpf = aya::Ebpf::load(&tests::ebpf_object()).expect("load object");
+        let prog: &mut aya::programs::Xdp = ebpf
+            .program_mut("vpn_xdp")
+            .expect("vpn_xdp")
+            .try_into()
+            .expect("XDP program");
+        prog.load().expect("verifier");
+        let id = prog
+            .attach(&iface, aya::programs::XdpMode::Skb)
+            .expect("attach");
+        let link = prog.take_link(id).expect("take link");
+        let link = aya::programs::links::FdLink::try_from(link).expect("a bpf_link");
+        link.pin(&pin).expect("pin link");
+    });
+    let stale = bpffs::attached_prog_ids(&topo.server, &topo.server_if);
+    assert_eq!(
+        stale.len(),
+        1,
+        "{}",
+        bpffs::link_json(&topo.server, &topo.server_if)
+    );
+    let fp = topo
+        .server
+        .run(|| FastPath::start(&config(Some(&iface), XdpMode::Auto)))
+        .expect("starts over a stale link of ours");
+    let now = bpffs::attached_prog_ids(&topo.server, &topo.server_if);
+    assert_eq!(now.len(), 1, "exactly one program: {now:?}");
+    assert_ne!(now, stale);
     assert_eq!(fp.mode(), AttachMode::Native);
     drop(fp);
     assert!(bpffs::attached_prog_ids(&topo.server, &topo.server_if).is_empty());
