@@ -633,6 +633,12 @@ fn path_from_the_neighbour_table_before_any_frame() {
         // Float: the peer moves; its old path goes.
         fp.set_peer(PEER_ID, mapped(ghost));
         assert!(!fp.knows(mapped(client)));
+        // Floating back resolves again; removal forgets it.
+        fp.set_peer(PEER_ID, client);
+        assert!(fp.knows(client));
+        fp.remove_peer(PEER_ID);
+        assert!(!fp.knows(client));
+        fp.set_peer(PEER_ID, mapped(ghost));
         assert_eq!(
             fp.steered_peers(),
             vec![(PEER_ID, ghost), (PEER_ID + 1, ghost)]

@@ -148,6 +148,10 @@ pub struct FastPath {
     /// Steered peer-ids and their plain address, to forget paths on
     /// remove and float.
     steered: HashMap<u32, SocketAddr>,
+    /// How many steered peer-ids use each address: only these addresses'
+    /// paths are learned, so frames still in flight for a removed peer
+    /// cannot leave a path behind.
+    steered_addrs: HashMap<SocketAddr, u32>,
     next_queue: usize,
     ip_id: u16,
     counters: LocalCounters,
@@ -307,6 +311,7 @@ impl FastPath {
                 .filter(|ip| !ip.is_unspecified()),
             paths: HashMap::new(),
             steered: HashMap::new(),
+            steered_addrs: HashMap::new(),
             next_queue: 0,
             ip_id: 0,
             counters: LocalCounters::default(),
@@ -421,6 +426,7 @@ impl FastPath {
             let Self {
                 queues,
                 paths,
+                steered_addrs,
                 counters,
                 ..
             } = self;
@@ -437,7 +443,9 @@ impl FastPath {
                         return;
                     }
                 };
-                learn(paths, &p, qi);
+                if steered_addrs.contains_key(&p.src) {
+                    learn(paths, &p, qi);
+                }
                 let (from, local) = if mapped_v4 {
                     (mapped(p.src), mapped(p.dst))
                 } else {
@@ -533,11 +541,14 @@ impl FastPath {
             tracing::warn!(peer_id, %addr, error = %chain(&e), "XDP peer map insert failed");
             return;
         }
-        if let Some(old) = self.steered.insert(peer_id, addr)
-            && old != addr
-        {
-            // Floated: the old address's path is no longer this peer's.
-            self.paths.remove(&old);
+        match self.steered.insert(peer_id, addr) {
+            Some(old) if old == addr => {}
+            Some(old) => {
+                // Floated: the old address's path is no longer this peer's.
+                self.release_addr(old);
+                *self.steered_addrs.entry(addr).or_insert(0) += 1;
+            }
+            None => *self.steered_addrs.entry(addr).or_insert(0) += 1,
         }
         if !self.paths.contains_key(&addr)
             && let Some(path) = self.resolve(addr)
@@ -549,11 +560,22 @@ impl FastPath {
     /// Stops steering `peer_id` (disconnect, timeout, shutdown).
     pub fn remove_peer(&mut self, peer_id: u32) {
         if let Some(addr) = self.steered.remove(&peer_id) {
-            self.paths.remove(&addr);
+            self.release_addr(addr);
         }
         if let Err(e) = self.classifier.remove_peer(peer_id) {
             self.counters.peer_map_errors += 1;
             tracing::warn!(peer_id, error = %chain(&e), "XDP peer map remove failed");
+        }
+    }
+
+    /// One steered peer-id less uses `addr`; its path goes with the last.
+    fn release_addr(&mut self, addr: SocketAddr) {
+        if let Some(n) = self.steered_addrs.get_mut(&addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.steered_addrs.remove(&addr);
+                self.paths.remove(&addr);
+            }
         }
     }
 
