@@ -83,16 +83,25 @@ pub struct RxDatagram<'a> {
     pub payload: &'a mut [u8],
 }
 
-/// UMEM layout of each queue's socket: 2048 receive frames keep a burst
-/// of a fast sender in the fill ring; 1024 transmit frames are more than
-/// one batch of the driver loop needs in flight.
-const XSK_CONFIG: XskConfig = XskConfig {
-    frame_size: 2048,
-    frame_count: 2048,
-    tx_frame_count: 1024,
-    ring_size: 1024,
-    bind_mode: BindMode::ZeroCopy,
-};
+/// UMEM layout of each queue's socket. With few queues, 2048 receive
+/// frames keep a burst of a fast sender in the fill ring and 1024 transmit
+/// frames are more than one batch of the driver loop needs in flight
+/// (6 MiB per queue); NICs with many queues get smaller rings so the total
+/// stays under 200 MiB.
+fn xsk_config(queues: u32) -> XskConfig {
+    let (rx, tx) = match queues {
+        0..=16 => (2048, 1024),
+        17..=64 => (1024, 512),
+        _ => (256, 128),
+    };
+    XskConfig {
+        frame_size: 2048,
+        frame_count: rx,
+        tx_frame_count: tx,
+        ring_size: tx,
+        bind_mode: BindMode::ZeroCopy,
+    }
+}
 
 /// One receive queue's AF_XDP socket.
 struct Queue {
@@ -262,7 +271,7 @@ impl FastPath {
         let nqueues = iface::rx_queues(&interface, ifindex);
         let mut queues = Vec::with_capacity(nqueues as usize);
         for q in 0..nqueues {
-            let xsk = match bind_queue(ifindex, q) {
+            let xsk = match bind_queue(ifindex, q, &xsk_config(nqueues)) {
                 Ok(x) => x,
                 Err(e) => {
                     fail(&format!("binding AF_XDP to queue {q}"), &chain(&e));
@@ -373,7 +382,8 @@ impl FastPath {
 
     /// Resolves when any receive ring has frames (cancel-safe: it holds no
     /// state between polls; readiness is cleared only when a ring is seen
-    /// empty).
+    /// empty). The sockets are registered with the tokio runtime that
+    /// polls this first; keep using that runtime.
     pub async fn readable(&self) {
         let Some(fds) = self.registrations() else {
             return std::future::pending().await;
@@ -738,8 +748,12 @@ fn attach(c: &mut Classifier, iface: &str, mode: XdpMode) -> Result<AttachMode, 
 }
 
 /// Zero-copy when the driver offers it, else copy mode.
-fn bind_queue(ifindex: u32, queue: u32) -> Result<XskSocket, super::xsk::XskError> {
-    match XskSocket::bind(ifindex, queue, &XSK_CONFIG) {
+fn bind_queue(
+    ifindex: u32,
+    queue: u32,
+    config: &XskConfig,
+) -> Result<XskSocket, super::xsk::XskError> {
+    match XskSocket::bind(ifindex, queue, config) {
         Ok(x) => Ok(x),
         Err(zc) => {
             tracing::debug!(queue, error = %chain(&zc), "AF_XDP zero-copy refused; copy mode");
@@ -748,7 +762,7 @@ fn bind_queue(ifindex: u32, queue: u32) -> Result<XskSocket, super::xsk::XskErro
                 queue,
                 &XskConfig {
                     bind_mode: BindMode::Copy,
-                    ..XSK_CONFIG
+                    ..*config
                 },
             )
         }
@@ -827,6 +841,17 @@ mod tests {
         let got = paths[&sa("10.0.0.2:40000")];
         assert_eq!((got.queue, got.l2.dst_mac), (0, [2, 0, 0, 0, 0, 9]));
         assert_eq!(paths.len(), 1);
+    }
+
+    #[test]
+    fn umem_configs_are_valid_for_any_queue_count() {
+        for q in [1, 2, 16, 17, 64, 65, 256] {
+            let c = xsk_config(q);
+            assert!(c.tx_frame_count <= c.ring_size, "{q}");
+            assert!(c.frame_count.is_power_of_two() && c.ring_size.is_power_of_two());
+            let total = u64::from(q) * u64::from(c.frame_count + c.tx_frame_count) * 2048;
+            assert!(total <= 256 << 20, "{q} queues: {total} bytes");
+        }
     }
 
     #[test]
