@@ -127,8 +127,14 @@ fn tunnel_over(server_proto: &str, client_proto: &str) {
     }
     let lab = Lab::new();
     let status = lab.path("status.log");
+    let client_status = lab.path("client-status.log");
     let mut server = lab.start(true, "server", &server_conf(server_proto, &status));
-    let mut client = lab.start(false, "client", &client_conf(client_proto, "10.99.0.1"));
+    let conf = format!(
+        "{}status {} 1\n",
+        client_conf(client_proto, "10.99.0.1"),
+        client_status.display()
+    );
+    let mut client = lab.start(false, "client", &conf);
     let (sns, cns) = (&lab.sns, &lab.cns);
     let logs = || lab.logs();
     assert!(
@@ -147,6 +153,30 @@ fn tunnel_over(server_proto: &str, client_proto: &str) {
         std::fs::read_to_string(&status).is_ok_and(|s| s.contains("client,10.99.0.2"))
     });
     assert!(listed, "status file without the client\n{}", logs());
+    // The client's status file is OpenVPN's STATISTICS block, with the
+    // pings counted on both sides of the tunnel.
+    let counted = |text: &str, row: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(row)?.strip_prefix(',')?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut text = String::new();
+    let complete = (0..30).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(&client_status).unwrap_or_default();
+        text.starts_with("OpenVPN STATISTICS\n")
+            && text.ends_with("END\n")
+            && [
+                "TUN/TAP read bytes",
+                "TUN/TAP write bytes",
+                "TCP/UDP read bytes",
+                "TCP/UDP write bytes",
+                "Auth read bytes",
+            ]
+            .iter()
+            .all(|r| counted(&text, r) > 0)
+    });
+    assert!(complete, "client status file:\n{text}\n{}", logs());
     let c = client.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
     assert_eq!(c.and_then(|s| s.code()), Some(0), "client exit\n{}", logs());
     let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));

@@ -753,3 +753,142 @@ fn malformed_redirected_frame_is_counted_and_recycled() {
         "the bad frame went back to the fill ring"
     );
 }
+
+/// A scratch directory removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(tests::unique_name("vpn-fastpath-"));
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        Self(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `name,value` (or tab separated) row `name` of a status file.
+fn status_value(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let l = l.strip_prefix("GLOBAL_STATS").unwrap_or(l);
+        let l = l.trim_start_matches([',', '\t']);
+        l.strip_prefix(name)?
+            .strip_prefix([',', '\t'])?
+            .parse()
+            .ok()
+    })
+}
+
+/// Our server and our client, both with `xdp native` on their veth ends:
+/// the handshake takes the socket, the pings' data packets take AF_XDP in
+/// both directions, and both status files count them.
+#[test]
+fn daemon_tunnel_carries_data_over_the_fast_path() {
+    if !require_root() {
+        return;
+    }
+    let dir = Scratch::new();
+    let sns = Netns::new("fxds");
+    let cns = Netns::new("fxdc");
+    VethPair::new(&sns, &cns)
+        .addr_a([10, 98, 0, 1])
+        .addr_b([10, 98, 0, 2])
+        .create();
+    let pki = |n: &str| {
+        tests::workspace_root()
+            .join("testdata/configs")
+            .join(n)
+            .display()
+            .to_string()
+    };
+    let status = dir.0.join("server-status.log");
+    let client_status = dir.0.join("client-status.log");
+    let server_conf = format!(
+        "port 1194\nproto udp\ndev tun\ntopology subnet\nserver 10.76.0.0 255.255.255.0\n\
+         ca {}\ncert {}\nkey {}\ndh none\ntls-crypt {}\nkeepalive 2 10\n\
+         status {} 1\nstatus-version 2\nxdp native\nverb 4\n",
+        pki("ca.crt"),
+        pki("server.crt"),
+        pki("server.key"),
+        pki("tc.key"),
+        status.display()
+    );
+    let client_conf = format!(
+        "client\ndev tun\nproto udp\nremote 10.98.0.1 1194\nnobind\nconnect-retry 1 2\n\
+         ca {}\ncert {}\nkey {}\ntls-crypt {}\nremote-cert-tls server\n\
+         status {} 1\nxdp native\nverb 4\n",
+        pki("ca.crt"),
+        pki("client.crt"),
+        pki("client.key"),
+        pki("tc.key"),
+        client_status.display()
+    );
+    let start = |ns: &Netns, name: &str, conf: &str| {
+        let c = dir.0.join(format!("{name}.conf"));
+        std::fs::write(&c, conf).expect("write config");
+        tests::NsProcess::spawn(
+            ns,
+            &tests::daemon_binary(),
+            &["--config", &c.display().to_string()],
+            &dir.0.join(format!("{name}.log")),
+        )
+    };
+    let logs = || {
+        ["server", "client"]
+            .iter()
+            .map(|n| {
+                let log = std::fs::read_to_string(dir.0.join(format!("{n}.log")));
+                format!("{n} log:\n{}\n", log.unwrap_or_default())
+            })
+            .collect::<String>()
+    };
+    let mut server = start(&sns, "server", &server_conf);
+    let mut client = start(&cns, "client", &client_conf);
+    assert!(
+        tests::ping_until(&cns, "10.76.0.1", 20),
+        "tunnel up\n{}",
+        logs()
+    );
+    cns.exec(
+        "ping",
+        &["-q", "-c", "50", "-i", "0.01", "-W", "1", "10.76.0.1"],
+    );
+    sns.exec(
+        "ping",
+        &["-q", "-c", "50", "-i", "0.01", "-W", "1", "10.76.0.2"],
+    );
+    let mut server_text = String::new();
+    let mut client_text = String::new();
+    let counted = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server_text = std::fs::read_to_string(&status).unwrap_or_default();
+        client_text = std::fs::read_to_string(&client_status).unwrap_or_default();
+        status_value(&server_text, "XDP redirected").is_some_and(|n| n >= 100)
+            && status_value(&client_text, "XDP redirected").is_some_and(|n| n >= 100)
+    });
+    assert!(
+        counted,
+        "both sides took the pings' data packets off AF_XDP\nserver status:\n{server_text}\n\
+         client status:\n{client_text}\n{}",
+        logs()
+    );
+    // The handshake went through the kernel socket.
+    assert!(
+        status_value(&server_text, "XDP passed control").is_some_and(|n| n > 0),
+        "{server_text}"
+    );
+    let log = logs();
+    assert_eq!(
+        log.matches("XDP fast path running").count(),
+        2,
+        "both daemons say they run XDP\n{log}"
+    );
+    let c = client.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(c.and_then(|s| s.code()), Some(0), "client exit\n{}", logs());
+    let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(s.and_then(|s| s.code()), Some(0), "server exit\n{}", logs());
+}

@@ -33,17 +33,23 @@ use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
+use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
+use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::scripts::{ScriptContext, ScriptRunner};
+use crate::server::multi::write_atomic;
+use crate::server::udp::status_interval;
 
 /// Largest control packet the session writes (tls-mtu plus wrapping).
 const CONTROL_BUF: usize = 4096;
 /// Tun packets read per wake-up.
 const TUN_BATCH: usize = 64;
+/// AF_XDP frames taken per wake-up at most.
+const FAST_RX_BATCH: usize = 64;
 /// How long a TCP connect may take before the next remote is tried.
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long exit-notify may take at most before we leave anyway.
@@ -64,6 +70,8 @@ enum Link {
         peer: SocketAddr,
         rx: RecvBatch,
         tx: SendBatch,
+        /// The XDP fast path for the server's data packets, when it runs.
+        fast: Option<FastPath>,
     },
     Tcp {
         reader: TcpLinkReader,
@@ -97,7 +105,10 @@ impl Link {
 
     async fn flush(&mut self) -> Result<(), DaemonError> {
         match self {
-            Link::Udp { link, tx, .. } => {
+            Link::Udp { link, tx, fast, .. } => {
+                if let Some(f) = fast {
+                    f.flush();
+                }
                 if !tx.is_empty() {
                     link.send_batch(tx)
                         .await
@@ -289,12 +300,25 @@ async fn connect_and_run(
             uc.rcvbuf = ctx.cfg.rcvbuf.map(|b| b as usize);
             let link = UdpLink::bind(&uc)?;
             let rx = link.recv_batch_buffer(16, 2048);
+            let fast = FastPath::start(&FastPathConfig {
+                mode: ctx.cfg.xdp,
+                interface: ctx.cfg.xdp_interface.clone(),
+                local: ctx.cfg.local.as_deref().and_then(|l| l.parse().ok()),
+                peer_hint: Some(addr.ip()),
+                port: link.local_addr().port(),
+                // Our one peer's packets carry our own peer-id; nothing
+                // else is ours to drop.
+                drop_unknown: false,
+                role: Role::Client,
+                mapped_v4: false,
+            });
             (
                 Link::Udp {
                     link,
                     peer: addr,
                     rx,
                     tx: SendBatch::with_capacity(64 * 1600),
+                    fast,
                 },
                 ctx.udp_cfg.clone(),
             )
@@ -341,6 +365,7 @@ async fn connect_and_run(
         ctl: vec![0u8; CONTROL_BUF],
         enc: vec![0u8; 4096],
         exiting: None,
+        stats: ClientStatus::default(),
     };
     let r = run.drive(ctx, &mut link, persist, signals).await;
     let _ = link.flush().await;
@@ -399,6 +424,8 @@ struct Run {
     enc: Vec<u8>,
     /// Set when SIGTERM asked us to leave: the deadline of exit-notify.
     exiting: Option<(Instant, Outcome)>,
+    /// The counters of the `status` file.
+    stats: ClientStatus,
 }
 
 impl Run {
@@ -410,12 +437,14 @@ impl Run {
         signals: &mut Signals,
     ) -> Result<End, DaemonError> {
         let udp = matches!(link, Link::Udp { .. });
+        let mut status = status_interval(ctx.cfg);
         loop {
             // Outputs, in the session's drain order.
             let now = clock::now();
             let unix = clock::unix_time();
             while let Some(n) = self.session.poll_transmit(now, unix, &mut self.ctl) {
                 if let Some(p) = self.ctl.get(..n) {
+                    self.stats.link_write_bytes += p.len() as u64;
                     link.queue(p);
                 }
             }
@@ -467,9 +496,11 @@ impl Run {
                         Signal::Usr2 => self.log_stats(),
                     }
                 }
-                r = recv_link(link) => {
-                    self.on_link(link, r?)?;
-                }
+                r = recv_link(link) => match r? {
+                    LinkRx::Fast => self.on_fast(link),
+                    got => self.on_link(link, got)?,
+                },
+                _ = status.tick() => self.write_status(ctx.cfg, link),
                 r = async {
                     match (&self.queue, &mut self.trx) {
                         (Some(q), Some(rx)) => q.recv_batch(rx).await,
@@ -500,6 +531,7 @@ impl Run {
     fn on_link(&mut self, link: &mut Link, got: LinkRx) -> Result<(), DaemonError> {
         let now = clock::now();
         let unix = clock::unix_time();
+        let st = &mut self.stats;
         match (link, got) {
             (Link::Udp { rx, peer, .. }, LinkRx::Udp) => {
                 let peer = *peer;
@@ -507,7 +539,7 @@ impl Run {
                     if d.peer != peer {
                         continue;
                     }
-                    input(
+                    let tun = input(
                         &mut self.session,
                         &mut self.ttx,
                         self.mss,
@@ -515,6 +547,7 @@ impl Run {
                         unix,
                         d.data,
                     );
+                    st.count_in(d.data.len(), tun);
                 }
             }
             (Link::Tcp { rbuf, rlens, .. }, LinkRx::Tcp) => {
@@ -523,7 +556,8 @@ impl Run {
                     let Some((p, tail)) = rest.split_at_checked(n) else {
                         break;
                     };
-                    input(&mut self.session, &mut self.ttx, self.mss, now, unix, p);
+                    let tun = input(&mut self.session, &mut self.ttx, self.mss, now, unix, p);
+                    st.count_in(p.len(), tun);
                     rest = tail;
                 }
             }
@@ -532,10 +566,55 @@ impl Run {
         Ok(())
     }
 
+    /// Data packets of the server that XDP steered to the AF_XDP sockets.
+    fn on_fast(&mut self, link: &mut Link) {
+        let Link::Udp {
+            fast: Some(f),
+            peer,
+            ..
+        } = link
+        else {
+            return;
+        };
+        let now = clock::now();
+        let unix = clock::unix_time();
+        let peer = *peer;
+        let (session, ttx, mss, st) = (&mut self.session, &mut self.ttx, self.mss, &mut self.stats);
+        f.recv(FAST_RX_BATCH, &mut |d| {
+            if d.from != peer {
+                return;
+            }
+            let n = d.payload.len();
+            st.count_in(n, input(session, ttx, mss, now, unix, d.payload));
+        });
+    }
+
+    /// Writes the `status` file: OpenVPN's STATISTICS block, plus the XDP
+    /// counters when the fast path runs.
+    fn write_status(&mut self, cfg: &Config, link: &Link) {
+        let Some(sf) = &cfg.status else {
+            return;
+        };
+        self.stats.now = clock::unix_time();
+        self.stats.xdp = match link {
+            Link::Udp { fast: Some(f), .. } => Some(f.counters()),
+            _ => None,
+        };
+        let text = render_client(&self.stats, LineEnd::Lf, &SystemLocalTime);
+        if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
+            tracing::warn!(error = %e, "status file");
+        }
+    }
+
     /// Packets from the tun device to the server.
     fn on_tun(&mut self, link: &mut Link) {
         let now = clock::now();
-        let (Some(rx), session, enc) = (&mut self.trx, &mut self.session, &mut self.enc) else {
+        let (Some(rx), session, enc, st) = (
+            &mut self.trx,
+            &mut self.session,
+            &mut self.enc,
+            &mut self.stats,
+        ) else {
             return;
         };
         let mss = self.mss;
@@ -546,22 +625,36 @@ impl Run {
                 continue;
             };
             tunnel::clamp(pkt, mss);
+            st.tun_read_bytes += pkt.len() as u64;
             let Some(max) = session.data_channel().seal_buffer_len(pkt.len()) else {
                 continue;
             };
+            let mut seal = |b: &mut [u8]| {
+                let n = session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0);
+                st.link_write_bytes += n as u64;
+                n
+            };
             match link {
-                Link::Udp { tx, .. } => tx.push_with(peer, None, max, |b| {
-                    session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0)
-                }),
+                Link::Udp { tx, fast, .. } => {
+                    // The fast path when it knows the way, else the socket.
+                    let sent = fast
+                        .as_mut()
+                        .and_then(|f| f.send_with(peer, max, &mut seal));
+                    if sent.is_none() {
+                        tx.push_with(peer, None, max, seal);
+                    }
+                }
                 Link::Tcp { writer, .. } => {
                     if enc.len() < max {
                         enc.resize(max, 0);
                     }
-                    if let Some(b) = enc.get_mut(..max)
-                        && let Ok(c) = session.encrypt(now, pkt, b)
-                        && let Err(e) = writer.queue(c)
-                    {
-                        tracing::debug!(error = %e, "TCP queue full, packet dropped");
+                    if let Some(b) = enc.get_mut(..max) {
+                        let n = seal(b);
+                        if let Some(c) = b.get(..n).filter(|c| !c.is_empty())
+                            && let Err(e) = writer.queue(c)
+                        {
+                            tracing::debug!(error = %e, "TCP queue full, packet dropped");
+                        }
                     }
                 }
             }
@@ -571,7 +664,7 @@ impl Run {
     async fn on_event(
         &mut self,
         ctx: &mut Ctx<'_>,
-        link: &Link,
+        link: &mut Link,
         persist: &mut Persist,
         ev: Event,
     ) -> Result<Option<End>, DaemonError> {
@@ -583,6 +676,19 @@ impl Run {
             Event::Connected => {
                 tracing::info!(server = %link.peer(), cipher = ?self.session.cipher(), "Initialization Sequence Completed");
                 self.connected = true;
+                // The server's P_DATA_V2 carry our pushed peer-id: steer
+                // them to the fast path (no peer-id: P_DATA_V1, socket only).
+                if let (
+                    Link::Udp {
+                        fast: Some(f),
+                        peer,
+                        ..
+                    },
+                    Some(id),
+                ) = (&mut *link, self.session.peer_id())
+                {
+                    f.set_peer(id.value(), *peer);
+                }
                 self.bring_up(ctx, link, persist).await?;
             }
             Event::AuthFailed(a) => tracing::error!(reason = ?a, "AUTH_FAILED"),
@@ -804,15 +910,26 @@ impl Run {
 enum LinkRx {
     Udp,
     Tcp,
+    /// The fast path's receive rings have frames.
+    Fast,
 }
 
 async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
     match link {
-        Link::Udp { link, rx, .. } => {
-            link.recv_batch(rx)
-                .await
-                .map_err(|e| DaemonError::io("UDP receive", e))?;
-            Ok(LinkRx::Udp)
+        Link::Udp { link, rx, fast, .. } => {
+            let fast_ready = async {
+                match fast {
+                    Some(f) => f.readable().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = link.recv_batch(rx) => {
+                    r.map_err(|e| DaemonError::io("UDP receive", e))?;
+                    Ok(LinkRx::Udp)
+                }
+                () = fast_ready => Ok(LinkRx::Fast),
+            }
         }
         Link::Tcp {
             reader,
@@ -834,6 +951,25 @@ async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
 }
 
 /// One packet from the server: data into the tun batch, control into the session.
+/// Counting what the link delivered.
+trait CountIn {
+    /// A packet of `link` bytes gave `tun` bytes for the tun device.
+    fn count_in(&mut self, link: usize, tun: usize);
+}
+
+impl CountIn for ClientStatus {
+    fn count_in(&mut self, link: usize, tun: usize) {
+        self.link_read_bytes += link as u64;
+        self.tun_write_bytes += tun as u64;
+        // A data packet that decrypted to an IP packet passed its
+        // authentication (AEAD tag or HMAC).
+        if tun > 0 {
+            self.auth_read_bytes += link as u64;
+        }
+    }
+}
+
+/// Returns the bytes queued for tun.
 fn input(
     session: &mut Session,
     ttx: &mut Option<TunTxBatch>,
@@ -841,21 +977,29 @@ fn input(
     now: Instant,
     unix: u64,
     data: &[u8],
-) {
-    let Some(&first) = data.first() else { return };
+) -> usize {
+    let Some(&first) = data.first() else { return 0 };
     let Ok((op, _)) = split_first_byte(first) else {
-        return;
+        return 0;
     };
     if !op.is_data() {
         session.handle_packet(now, unix, data);
-        return;
+        return 0;
     }
     match ttx {
-        Some(tx) => tx.push_with(data.len(), |b| decrypt_into(session, now, data, b, mss)),
+        Some(tx) => {
+            let mut n = 0;
+            tx.push_with(data.len(), |b| {
+                n = decrypt_into(session, now, data, b, mss);
+                n
+            });
+            n
+        }
         None => {
             // Not up yet: still let pings and OCC through the session.
             let mut scratch = vec![0u8; data.len()];
             let _ = session.decrypt(now, data, &mut scratch);
+            0
         }
     }
 }

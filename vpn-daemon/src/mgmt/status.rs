@@ -271,7 +271,7 @@ pub struct ServerStatus {
 }
 
 /// A client (or p2p) snapshot: the `OpenVPN STATISTICS` block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientStatus {
     /// Unix seconds of this snapshot.
     pub now: u64,
@@ -288,6 +288,8 @@ pub struct ClientStatus {
     /// pre-compress, post-compress, pre-decompress, post-decompress bytes,
     /// present when a compression framing is configured.
     pub compression: Option<[u64; 4]>,
+    /// XDP counters, when the fast path is in use (extra rows before END).
+    pub xdp: Option<XdpCounters>,
 }
 
 fn undef(s: &Option<String>) -> &str {
@@ -501,6 +503,11 @@ pub fn render_client(s: &ClientStatus, eol: LineEnd, tz: &dyn TimeZone) -> Strin
         let _ = write!(o, "post-compress bytes,{b}{nl}");
         let _ = write!(o, "pre-decompress bytes,{c}{nl}");
         let _ = write!(o, "post-decompress bytes,{d}{nl}");
+    }
+    if let Some(x) = &s.xdp {
+        for (k, v) in xdp_rows(x) {
+            let _ = write!(o, "{k},{v}{nl}");
+        }
     }
     let _ = write!(o, "END{nl}");
     o
@@ -725,6 +732,7 @@ END
             link_write_bytes: 2171,
             auth_read_bytes: 64,
             compression: None,
+            xdp: None,
         };
         assert_eq!(
             render_client(&s, LineEnd::Lf, &tz()),
@@ -732,10 +740,28 @@ END
         );
         let c = ClientStatus {
             compression: Some([1, 2, 3, 4]),
-            ..s
+            ..s.clone()
         };
         let out = render_client(&c, LineEnd::CrLf, &tz());
         assert!(out.contains("Auth read bytes,64\r\npre-compress bytes,1\r\npost-compress bytes,2\r\npre-decompress bytes,3\r\npost-decompress bytes,4\r\nEND\r\n"));
+    }
+
+    #[test]
+    fn client_block_lists_xdp_counters_before_end() {
+        let s = ClientStatus {
+            now: 1_795_625_217,
+            xdp: Some(XdpCounters {
+                redirected: 7,
+                passed: 3,
+                dropped: vec![("drop_unknown_peer".into(), 2)],
+                ..XdpCounters::default()
+            }),
+            ..ClientStatus::default()
+        };
+        let out = render_client(&s, LineEnd::Lf, &tz());
+        assert!(out.ends_with(
+            "Auth read bytes,0\nXDP redirected,7\nXDP passed,3\nXDP dropped drop_unknown_peer,2\nEND\n"
+        ));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::io::clock;
 use crate::io::internal::tun::TunTxBatch;
 use crate::mgmt::status::{
     ClientEntry, FastPathCounters, LineEnd, RouteEntry, ServerStatus, StatusVersion,
-    SystemLocalTime, render_server,
+    SystemLocalTime, XdpCounters, render_server,
 };
 use crate::proto::event::Event;
 use crate::proto::push::PushedOptions;
@@ -50,6 +50,28 @@ pub trait LinkOut {
         max: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     );
+    /// Sends a data packet written by `fill`; true when it left through
+    /// the XDP fast path (counted per client), false for the socket.
+    fn send_data(
+        &mut self,
+        to: SocketAddr,
+        src: Option<IpAddr>,
+        max: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> bool {
+        self.send_with(to, src, max, fill);
+        false
+    }
+}
+
+/// A change the XDP peer map must follow (drained by the UDP loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steer {
+    /// Steer this client's data packets from this address (its data keys
+    /// are up, or it floated).
+    Set(PeerId, SocketAddr),
+    /// The client is gone.
+    Remove(PeerId),
 }
 
 /// One client instance.
@@ -69,6 +91,8 @@ pub struct Client {
     bytes_in: u64,
     bytes_out: u64,
     connect_ran: bool,
+    /// Traffic through the XDP fast path.
+    fast: FastPathCounters,
 }
 
 /// The result of an authentication task.
@@ -105,6 +129,9 @@ pub struct Multi {
     pub mss: Option<(u16, u16)>,
     /// Packets dropped by routing, by reason.
     pub route_drops: HashMap<&'static str, u64>,
+    /// Peer map changes for the XDP fast path, oldest first, recorded only
+    /// when the UDP loop runs one (`Some`) and drained by it.
+    pub steer: Option<Vec<Steer>>,
 }
 
 impl Multi {
@@ -154,6 +181,7 @@ impl Multi {
                 ctl: vec![0u8; 4096],
                 mss: None,
                 route_drops: HashMap::new(),
+                steer: None,
             },
             auth_rx,
         ))
@@ -182,6 +210,7 @@ impl Multi {
                 bytes_in: 0,
                 bytes_out: 0,
                 connect_ran: false,
+                fast: FastPathCounters::default(),
             },
         ) {
             Ok(id) => id,
@@ -292,11 +321,14 @@ impl Multi {
         match self.peers.float(id, to, same) {
             Ok(crate::server::peers::FloatOutcome::Moved { from }) => {
                 tracing::info!(peer_id = id, %from, %to, "client floated");
+                self.steer_connected(id);
             }
             Ok(_) => {}
             Err(crate::server::peers::FloatError::TakenBySameClient { stale, .. }) => {
                 self.remove(stale);
-                let _ = self.peers.float(id, to, same);
+                if self.peers.float(id, to, same).is_ok() {
+                    self.steer_connected(id);
+                }
             }
             Err(e) => tracing::debug!(error = %e, "float refused"),
         }
@@ -342,12 +374,35 @@ impl Multi {
             return;
         };
         let mut sent = 0usize;
-        out.send_with(addr, src, max, &mut |b| {
+        let fast = out.send_data(addr, src, max, &mut |b| {
             let n = c.session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0);
             sent = n;
             n
         });
         c.bytes_out += sent as u64;
+        if fast && sent > 0 {
+            c.fast.tx_packets += 1;
+            c.fast.tx_bytes += sent as u64;
+        }
+    }
+
+    /// Counts a data packet of `id` that arrived through the fast path.
+    pub fn count_fast_rx(&mut self, id: PeerId, bytes: usize) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.payload.fast.rx_packets += 1;
+            p.payload.fast.rx_bytes += bytes as u64;
+        }
+    }
+
+    /// Queues a peer map entry for `id` at its current address, if it is
+    /// connected (its data keys are up).
+    fn steer_connected(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get(id)
+            && p.payload.connected
+            && let Some(s) = &mut self.steer
+        {
+            s.push(Steer::Set(id, p.transport()));
+        }
     }
 
     /// Drains one client's session outputs; removes it when it closed.
@@ -392,6 +447,9 @@ impl Multi {
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(id) {
                     p.payload.connected = true;
+                    if let Some(s) = &mut self.steer {
+                        s.push(Steer::Set(id, p.transport()));
+                    }
                     tracing::info!(
                         peer_id = id,
                         client = %p.transport(),
@@ -549,6 +607,9 @@ impl Multi {
         let Some(p) = self.peers.remove(id) else {
             return;
         };
+        if let Some(s) = &mut self.steer {
+            s.push(Steer::Remove(id));
+        }
         if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
             let _ = pool.release(l.handle, false);
         }
@@ -606,6 +667,12 @@ impl Multi {
 
     /// Writes the status file (atomically).
     pub fn write_status(&self) {
+        self.write_status_with(None);
+    }
+
+    /// Writes the status file (atomically), with the XDP counters when the
+    /// fast path runs.
+    pub fn write_status_with(&self, xdp: Option<XdpCounters>) {
         if let Some(sf) = &self.cfg.status {
             let now = clock::unix_time();
             let clients = self
@@ -629,7 +696,7 @@ impl Multi {
                         .cipher()
                         .map(|c| c.name().to_owned())
                         .unwrap_or_default(),
-                    fast_path: FastPathCounters::default(),
+                    fast_path: p.payload.fast,
                 })
                 .collect();
             let routes = self
@@ -654,7 +721,7 @@ impl Multi {
                 routes,
                 max_bcast_mcast_queue_len: 0,
                 dco_enabled: false,
-                xdp: None,
+                xdp,
             };
             let version =
                 StatusVersion::from_number(self.cfg.status_version).unwrap_or(StatusVersion::V1);

@@ -4,11 +4,16 @@
 //! a P_DATA_V2 from a new address whose peer-id authenticates floats that
 //! client. Receives and sends are batched (`recvmmsg`+GRO, `sendmmsg`+GSO),
 //! tun reads take every packet queued per wake-up.
+//!
+//! With the XDP fast path ([`FastPath`]) the established clients' P_DATA_V2
+//! arrive on AF_XDP rings instead and take the same way in; data packets to
+//! a client leave through it once its link-layer path is known. Control
+//! packets always use the socket.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{AddrFamily, Config};
 use crate::daemon::Outcome;
@@ -17,23 +22,41 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::io::clock;
 use crate::io::external::udp::{SendBatch, UdpConfig, UdpLink};
+use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
+use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
 use crate::proto::cookie::{CookieKey, FirstContact, StatelessResponder};
 use crate::proto::session::Transport;
 use crate::proto::wire::opcode::{Opcode, split_first_byte};
-use crate::server::multi::{LinkOut, Multi};
+use crate::server::multi::{LinkOut, Multi, Steer};
 use crate::server::peers::PeerId;
 
 use super::tcp::{ServerTun, bring_up_server_tun};
 
 /// How many datagram slots one receive fills.
 const RX_SLOTS: usize = 32;
+/// How many AF_XDP frames one wake-up takes at most.
+const FAST_RX_BATCH: usize = 64;
 
-struct UdpOut<'a>(&'a mut SendBatch);
+/// The server's link output: data packets through the fast path when it
+/// knows the way to the peer, everything else through the UDP socket batch.
+struct UdpOut<'a> {
+    batch: &'a mut SendBatch,
+    fast: Option<&'a mut FastPath>,
+}
+
+impl<'a> UdpOut<'a> {
+    fn new(batch: &'a mut SendBatch, fast: &'a mut Option<FastPath>) -> Self {
+        Self {
+            batch,
+            fast: fast.as_mut(),
+        }
+    }
+}
 
 impl LinkOut for UdpOut<'_> {
     fn send(&mut self, to: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
-        self.0.push(to, src, packet);
+        self.batch.push(to, src, packet);
     }
     fn send_with(
         &mut self,
@@ -42,7 +65,138 @@ impl LinkOut for UdpOut<'_> {
         max: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) {
-        self.0.push_with(to, src, max, fill);
+        self.batch.push_with(to, src, max, fill);
+    }
+    fn send_data(
+        &mut self,
+        to: SocketAddr,
+        src: Option<IpAddr>,
+        max: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> bool {
+        if let Some(f) = self.fast.as_deref_mut()
+            && f.send_with(to, max, fill).is_some()
+        {
+            return true;
+        }
+        self.batch.push_with(to, src, max, fill);
+        false
+    }
+}
+
+/// The server's front door and its counters: what the loop needs besides
+/// [`Multi`] to take one datagram.
+struct Front {
+    responder: StatelessResponder,
+    reply: Vec<u8>,
+    first_contact_drops: u64,
+}
+
+impl Front {
+    /// One datagram from `from` (socket or fast path): to its client's
+    /// session, a float, or the cookie front door.
+    #[allow(clippy::too_many_arguments)]
+    fn datagram(
+        &mut self,
+        multi: &mut Multi,
+        from: SocketAddr,
+        local_ip: Option<IpAddr>,
+        data: &[u8],
+        now: Instant,
+        unix: u64,
+        out: &mut UdpOut<'_>,
+        ttx: &mut TunTxBatch,
+        dirty: &mut BTreeSet<PeerId>,
+    ) -> Option<PeerId> {
+        let op = data
+            .first()
+            .and_then(|b| split_first_byte(*b).ok())
+            .map(|(o, _)| o);
+        // A client reset from a known address is a restarted client: it
+        // goes through the cookie like a new one.
+        let reset = op.is_some_and(Opcode::is_client_reset);
+        if let Some(id) = multi.peers.by_transport(from).filter(|_| !reset) {
+            multi.link_packet(id, None, data, local_ip, now, unix, out, ttx);
+            dirty.insert(id);
+            return Some(id);
+        }
+        if op == Some(Opcode::DataV2) {
+            // Float: the peer-id names the instance, the decryption proves
+            // it is that client.
+            let pid = data
+                .get(1..4)
+                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+            if let Some(id) = pid.filter(|id| multi.peers.get(*id).is_some()) {
+                multi.link_packet(id, Some(from), data, local_ip, now, unix, out, ttx);
+                dirty.insert(id);
+                return Some(id);
+            }
+            self.first_contact_drops += 1;
+            return None;
+        }
+        match self
+            .responder
+            .handle_initial(now, unix, from, data, &mut self.reply)
+        {
+            FirstContact::Reply(r) => {
+                // An authenticated reset from a known address: that client
+                // restarted, its old instance goes (else the rest of its
+                // handshake would reach the old session).
+                if reset && let Some(old) = multi.peers.by_transport(from) {
+                    multi.remove(old);
+                }
+                out.batch.push(from, local_ip, r);
+            }
+            FirstContact::Accept(s) => {
+                if let Some(id) = multi.add_client(*s, from, local_ip) {
+                    dirty.insert(id);
+                }
+            }
+            FirstContact::Drop(r) => {
+                self.first_contact_drops += 1;
+                tracing::trace!(reason = ?r, %from, "first contact dropped");
+            }
+        }
+        None
+    }
+}
+
+/// Starts the fast path for the server socket bound at `local` (or says
+/// in the log why it runs on plain sockets).
+fn start_fast_path(cfg: &Config, local: SocketAddr) -> Option<FastPath> {
+    let local_ip = cfg.local.as_deref().and_then(|l| l.parse().ok());
+    FastPath::start(&FastPathConfig {
+        mode: cfg.xdp,
+        interface: cfg.xdp_interface.clone(),
+        local: local_ip,
+        peer_hint: None,
+        port: local.port(),
+        drop_unknown: cfg.xdp_drop_unknown,
+        role: Role::Server,
+        // The socket reports peers canonically (IPv4 as IPv4).
+        mapped_v4: false,
+    })
+}
+
+/// Applies the peer map changes `multi` recorded since the last call.
+fn apply_steering(multi: &mut Multi, fast: &mut Option<FastPath>) {
+    let Some(changes) = multi.steer.as_mut() else {
+        return;
+    };
+    for change in changes.drain(..) {
+        match (fast.as_mut(), change) {
+            (Some(f), Steer::Set(id, addr)) => f.set_peer(id, addr),
+            (Some(f), Steer::Remove(id)) => f.remove_peer(id),
+            (None, _) => {}
+        }
+    }
+}
+
+/// Resolves when the fast path has frames (never without one).
+async fn fast_readable(fast: &Option<FastPath>) {
+    match fast {
+        Some(f) => f.readable().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -75,11 +229,16 @@ pub async fn tunnel_server_udp(
     )?);
     let cookie = CookieKey::generate(scfg.hand_window)
         .map_err(|e| DaemonError::Unsupported(format!("cookie key: {e}")))?;
-    let mut responder =
+    let responder =
         StatelessResponder::new(scfg.clone(), cookie).map_err(|source| DaemonError::Key {
             what: "control channel key",
             source,
         })?;
+    let mut front = Front {
+        responder,
+        reply: vec![0u8; 2048],
+        first_contact_drops: 0,
+    };
     let mut uc = UdpConfig::new(bind);
     uc.sndbuf = cfg.sndbuf.map(|b| b as usize);
     uc.rcvbuf = cfg.rcvbuf.map(|b| b as usize);
@@ -87,6 +246,10 @@ pub async fn tunnel_server_udp(
     tracing::info!(local = %link.local_addr(), "UDP server listening");
     let st: ServerTun = bring_up_server_tun(cfg).await?;
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg)?;
+    let mut fast = start_fast_path(cfg, link.local_addr());
+    if fast.is_some() {
+        multi.steer = Some(Vec::new());
+    }
     let outer = if bind.is_ipv6() {
         OuterTransport::Udp6
     } else {
@@ -103,14 +266,16 @@ pub async fn tunnel_server_udp(
     let mut tx = SendBatch::with_capacity(64 * 1600);
     let mut trx = q.rx_batch(64, 0, mtu);
     let mut ttx = q.tx_batch(64);
-    let mut reply = vec![0u8; 2048];
     let mut status = status_interval(cfg);
     let mut persist = persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
-    let mut first_contact_drops: u64 = 0;
     let outcome = loop {
         for id in std::mem::take(&mut dirty) {
-            multi.drain(id, &mut UdpOut(&mut tx));
+            multi.drain(id, &mut UdpOut::new(&mut tx, &mut fast));
+        }
+        apply_steering(&mut multi, &mut fast);
+        if let Some(f) = fast.as_mut() {
+            f.flush();
         }
         if !tx.is_empty()
             && let Err(e) = link.send_batch(&mut tx).await
@@ -136,7 +301,7 @@ pub async fn tunnel_server_udp(
                 Signal::Hup => break Outcome::Reload,
                 Signal::Usr1 => break Outcome::Reload,
                 Signal::Usr2 => {
-                    tracing::info!(clients = multi.peers.len(), first_contact_drops, route_drops = ?multi.route_drops, "statistics");
+                    tracing::info!(clients = multi.peers.len(), first_contact_drops = front.first_contact_drops, route_drops = ?multi.route_drops, xdp = ?fast.as_ref().map(FastPath::counters), "statistics");
                 }
             },
             r = link.recv_batch(&mut rx) => {
@@ -147,58 +312,36 @@ pub async fn tunnel_server_udp(
                 }
                 let now = clock::now();
                 let unix = clock::unix_time();
+                let mut out = UdpOut::new(&mut tx, &mut fast);
                 for d in rx.iter() {
-                    let op = d.data.first().and_then(|b| split_first_byte(*b).ok()).map(|(o, _)| o);
-                    // A client reset from a known address is a restarted
-                    // client: it goes through the cookie like a new one.
-                    let reset = op.is_some_and(Opcode::is_client_reset);
-                    if let Some(id) = multi.peers.by_transport(d.peer).filter(|_| !reset) {
-                        multi.link_packet(id, None, d.data, d.local_ip, now, unix, &mut UdpOut(&mut tx), &mut ttx);
-                        dirty.insert(id);
-                        continue;
-                    }
-                    if op == Some(Opcode::DataV2) {
-                        // Float: the peer-id names the instance, the
-                        // decryption proves it is that client.
-                        let pid = d.data.get(1..4).map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
-                        if let Some(id) = pid.filter(|id| multi.peers.get(*id).is_some()) {
-                            multi.link_packet(id, Some(d.peer), d.data, d.local_ip, now, unix, &mut UdpOut(&mut tx), &mut ttx);
-                            dirty.insert(id);
-                        } else {
-                            first_contact_drops += 1;
+                    front.datagram(&mut multi, d.peer, d.local_ip, d.data, now, unix, &mut out, &mut ttx, &mut dirty);
+                }
+            }
+            () = fast_readable(&fast) => {
+                let now = clock::now();
+                let unix = clock::unix_time();
+                if let Some(f) = fast.as_mut() {
+                    // Packets forwarded while the rings are being read
+                    // (client-to-client) take the socket: the fast path is
+                    // busy lending us its receive frames.
+                    let mut none = None;
+                    f.recv(FAST_RX_BATCH, &mut |d| {
+                        let len = d.payload.len();
+                        let mut out = UdpOut::new(&mut tx, &mut none);
+                        if let Some(id) = front.datagram(&mut multi, d.from, Some(d.local.ip()), d.payload, now, unix, &mut out, &mut ttx, &mut dirty) {
+                            multi.count_fast_rx(id, len);
                         }
-                        continue;
-                    }
-                    match responder.handle_initial(now, unix, d.peer, d.data, &mut reply) {
-                        FirstContact::Reply(r) => {
-                            // An authenticated reset from a known address:
-                            // that client restarted, its old instance goes
-                            // (else the rest of its handshake would reach
-                            // the old session).
-                            if reset && let Some(old) = multi.peers.by_transport(d.peer) {
-                                multi.remove(old);
-                            }
-                            tx.push(d.peer, d.local_ip, r);
-                        }
-                        FirstContact::Accept(s) => {
-                            if let Some(id) = multi.add_client(*s, d.peer, d.local_ip) {
-                                dirty.insert(id);
-                            }
-                        }
-                        FirstContact::Drop(r) => {
-                            first_contact_drops += 1;
-                            tracing::trace!(reason = ?r, from = %d.peer, "first contact dropped");
-                        }
-                    }
+                    });
                 }
             }
             r = q.recv_batch(&mut trx) => {
                 r.map_err(|e| DaemonError::io("tun read", e))?;
                 let now = clock::now();
                 let h = trx.headroom();
+                let mut out = UdpOut::new(&mut tx, &mut fast);
                 for (slot, len) in trx.iter_slots_mut() {
                     if let Some(p) = slot.get_mut(h..h + len) {
-                        multi.tun_packet(p, now, &mut UdpOut(&mut tx));
+                        multi.tun_packet(p, now, &mut out);
                     }
                 }
             }
@@ -210,21 +353,25 @@ pub async fn tunnel_server_udp(
             _ = sleep => {
                 dirty.extend(multi.timeouts(clock::now(), clock::unix_time()));
             }
-            _ = status.tick() => multi.write_status(),
+            _ = status.tick() => multi.write_status_with(fast.as_ref().map(FastPath::counters)),
             _ = persist.tick() => multi.write_pool_persist(),
         }
     };
     tracing::info!(?outcome, "server shutting down");
-    // explicit-exit-notify: RESTART to every client, then leave.
+    // explicit-exit-notify: RESTART to every client, then leave. Control
+    // packets take the socket; the fast path only carries data.
     let now = clock::now();
+    let mut no_fast = None;
     for id in multi.close_all(now) {
-        multi.drain(id, &mut UdpOut(&mut tx));
+        multi.drain(id, &mut UdpOut::new(&mut tx, &mut no_fast));
     }
     if !tx.is_empty() {
         let _ = tokio::time::timeout(Duration::from_secs(1), link.send_batch(&mut tx)).await;
     }
-    multi.write_status();
+    multi.write_status_with(fast.as_ref().map(FastPath::counters));
     multi.write_pool_persist();
+    // Dropping the fast path detaches the program; its peers go with it.
+    drop(fast);
     st.shutdown(cfg).await;
     Ok(outcome)
 }

@@ -105,7 +105,7 @@ pub enum Choice {
     RouteToPeer,
     /// The default route leaves through it.
     DefaultRoute,
-    /// The only non-loopback interface that is up.
+    /// The only Ethernet interface that is up (tun/tap excluded).
     OnlyInterface,
 }
 
@@ -117,7 +117,7 @@ impl Choice {
             Choice::Local => "holds the local address",
             Choice::RouteToPeer => "route to the peer",
             Choice::DefaultRoute => "default route",
-            Choice::OnlyInterface => "only interface that is up",
+            Choice::OnlyInterface => "only Ethernet interface that is up",
         }
     }
 }
@@ -165,7 +165,9 @@ pub fn choose(
         }
         match netlink::links() {
             Ok(links) => {
-                let mut up = links.into_iter().filter(|l| l.up && !l.loopback);
+                let mut up = links
+                    .into_iter()
+                    .filter(|l| l.up && !l.loopback && l.ethernet);
                 if let (Some(only), None) = (up.next(), up.next()) {
                     return Ok((only.name, Choice::OnlyInterface));
                 }

@@ -15,7 +15,10 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
-    link::{LinkAttribute, LinkFlags, LinkMessage, LinkXdp, XdpAttached},
+    link::{
+        InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage, LinkXdp,
+        XdpAttached,
+    },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
     route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage},
 };
@@ -218,6 +221,9 @@ pub struct LinkSummary {
     pub up: bool,
     /// The loopback device.
     pub loopback: bool,
+    /// An Ethernet device (not tun, not a tap: those are VPN interfaces,
+    /// never the underlay).
+    pub ethernet: bool,
 }
 
 /// Every interface of the namespace.
@@ -237,6 +243,11 @@ pub fn links() -> Result<Vec<LinkSummary>, NetlinkError> {
                 })?,
                 up: m.header.flags.contains(LinkFlags::Up),
                 loopback: m.header.flags.contains(LinkFlags::Loopback),
+                ethernet: m.header.link_layer_type == LinkLayerType::Ether
+                    && !m.attributes.iter().any(|a| {
+                        matches!(a, LinkAttribute::LinkInfo(infos)
+                            if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Tun))))
+                    }),
             }),
             _ => None,
         })

@@ -1269,6 +1269,12 @@ impl Session {
         self.peer_id = Some(peer_id);
     }
 
+    /// The data-channel peer-id: assigned by us (server) or pushed by the
+    /// server (client); `None` when P_DATA_V1 is in use.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        self.peer_id
+    }
+
     fn send_push_reply(&mut self, now: Instant) {
         let pi = self.peer_info.clone().unwrap_or_default();
         let mut opts = self.push_options.clone();
