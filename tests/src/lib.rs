@@ -17,6 +17,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+pub mod bpffs;
 pub mod bpftool;
 pub mod capture;
 pub mod classifier;

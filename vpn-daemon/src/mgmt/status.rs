@@ -241,8 +241,14 @@ pub struct XdpCounters {
     pub redirected: u64,
     /// Packets passed to the kernel stack.
     pub passed: u64,
+    /// The passed packets by reason (`control`, `other_port`, ...), each an
+    /// `XDP passed <reason>` row after the total.
+    pub passed_by_reason: Vec<(String, u64)>,
     /// Drops by reason (reason names must not contain the separators).
     pub dropped: Vec<(String, u64)>,
+    /// Fast-path faults that are not drops (failed peer map updates, tx
+    /// kicks), each an `XDP errors <what>` row.
+    pub errors: Vec<(String, u64)>,
 }
 
 /// A server snapshot.
@@ -312,9 +318,19 @@ fn xdp_rows(x: &XdpCounters) -> Vec<(String, u64)> {
         ("XDP passed".to_string(), x.passed),
     ];
     rows.extend(
+        x.passed_by_reason
+            .iter()
+            .map(|(reason, n)| (format!("XDP passed {reason}"), *n)),
+    );
+    rows.extend(
         x.dropped
             .iter()
             .map(|(reason, n)| (format!("XDP dropped {reason}"), *n)),
+    );
+    rows.extend(
+        x.errors
+            .iter()
+            .map(|(what, n)| (format!("XDP errors {what}"), *n)),
     );
     rows
 }
@@ -738,6 +754,7 @@ END
                 redirected: 7,
                 passed: 3,
                 dropped: vec![("drop_unknown_peer".into(), 2)],
+                ..XdpCounters::default()
             }),
             ..ClientStatus::default()
         };
@@ -797,6 +814,7 @@ END
             redirected: 30,
             passed: 5,
             dropped: vec![("unknown-peer".into(), 7), ("malformed".into(), 1)],
+            ..XdpCounters::default()
         });
         s
     }
@@ -884,6 +902,37 @@ END
         );
         // Client rows keep exactly 5 fields.
         assert!(out.contains("\nclient1,198.51.100.7:43451,2158,2097,2026-11-25 16:44:55\n"));
+    }
+
+    #[test]
+    fn xdp_pass_reasons_and_errors_are_global_stats_rows() {
+        let mut s = with_xdp();
+        if let Some(x) = s.xdp.as_mut() {
+            x.passed_by_reason = vec![("control".into(), 4), ("other_port".into(), 1)];
+            x.errors = vec![("peer_map".into(), 2)];
+        }
+        let v1 = render_server(&s, StatusVersion::V1, LineEnd::Lf, &tz());
+        let tail = v1.split("GLOBAL STATS\n").nth(1).unwrap();
+        assert_eq!(
+            tail,
+            "Max bcast/mcast queue length,0\nXDP redirected,30\nXDP passed,5\nXDP passed control,4\nXDP passed other_port,1\nXDP dropped unknown-peer,7\nXDP dropped malformed,1\nXDP errors peer_map,2\nEND\n"
+        );
+        for (v, sep) in [(StatusVersion::V2, ','), (StatusVersion::V3, '\t')] {
+            let out = render_server(&s, v, LineEnd::Lf, &tz());
+            assert!(kumina_parse(&out, sep).is_ok());
+            let row = format!("GLOBAL_STATS{sep}XDP passed control{sep}4");
+            assert!(out.lines().any(|l| l == row), "{out}");
+            let globals: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with("GLOBAL_STATS"))
+                .collect();
+            assert_eq!(
+                globals.last(),
+                Some(&&*format!("GLOBAL_STATS{sep}dco_enabled{sep}0"))
+            );
+            // Every row keeps three fields: no separator inside a name.
+            assert!(globals.iter().all(|l| l.split(sep).count() == 3));
+        }
     }
 
     #[test]

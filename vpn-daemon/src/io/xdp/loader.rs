@@ -282,6 +282,21 @@ impl Classifier {
         }
     }
 
+    /// Every entry of `PEERS`, read back from the kernel's map.
+    pub fn peers(&self) -> Result<Vec<(PeerKey, PeerEntry)>, XdpError> {
+        let name = MAP_PEERS;
+        let map = self
+            .ebpf
+            .map(name)
+            .ok_or(XdpError::Map { name, source: None })?;
+        let peers: HashMap<_, PeerKey, PeerEntry> =
+            HashMap::try_from(map).map_err(wrong_type(name))?;
+        peers
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed("iterate", name))
+    }
+
     /// All counters, summed over CPUs.
     pub fn stats(&self) -> Result<Stats, XdpError> {
         let name = MAP_STATS;

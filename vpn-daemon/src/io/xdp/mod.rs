@@ -4,7 +4,10 @@
 //! packets into ([`xsk`]).
 
 pub mod fastpath;
+pub mod frame;
+pub mod iface;
 pub mod loader;
+pub mod netlink;
 pub mod peer_map;
 pub mod xsk;
 

@@ -265,6 +265,8 @@ pub struct XskSocket {
     frame_size: u32,
     /// Frames `0..rx_frames` belong to the fill/rx side.
     rx_frames: u32,
+    /// Frames `rx_frames..rx_frames + tx_frames` are for transmission.
+    tx_frames: u32,
     zero_copy: bool,
 }
 
@@ -272,6 +274,10 @@ pub struct XskSocket {
 // goes through `&mut self` or reads atomics, so moving it to another thread
 // is sound.
 unsafe impl Send for XskSocket {}
+// SAFETY: the `&self` methods only load ring indices atomically and make
+// system calls on the fd; every write to the rings or the UMEM needs
+// `&mut self`. Shared references from several threads are therefore sound.
+unsafe impl Sync for XskSocket {}
 
 fn setsockopt<T>(fd: RawFd, opt: libc::c_int, val: &T, call: &'static str) -> Result<(), XskError> {
     // SAFETY: `val` is a live T and the length passed is its size.
@@ -452,6 +458,7 @@ impl XskSocket {
             free_tx,
             frame_size: config.frame_size,
             rx_frames: config.frame_count,
+            tx_frames: config.tx_frame_count,
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
         })
     }
@@ -493,10 +500,18 @@ impl XskSocket {
         for i in 0..n {
             // SAFETY: the kernel published entries cons..prod (acquire above).
             let desc = unsafe { self.rx.slot(cons.wrapping_add(i)).read() };
-            let Some((base, frame)) = self.rx_frame(desc.addr, desc.len) else {
-                continue;
+            let base = match self.rx_frame(desc.addr, desc.len) {
+                Some((base, frame)) => {
+                    f(frame);
+                    base
+                }
+                // A descriptor that lies about its length still names a
+                // frame of ours: give that frame back, or it leaks.
+                None => match self.rx_frame_base(desc.addr) {
+                    Some(base) => base,
+                    None => continue,
+                },
             };
-            f(frame);
             // SAFETY: the fill ring has room: it holds frame_count slots and
             // this rx frame is not in it (the kernel gave it to us).
             unsafe { self.fill.slot(fill_prod.wrapping_add(refilled)).write(base) };
@@ -509,6 +524,102 @@ impl XskSocket {
             .consumer()
             .store(cons.wrapping_add(n), Ordering::Release);
         n as usize
+    }
+
+    /// The base of the rx frame `addr` points into, if it is one of ours.
+    fn rx_frame_base(&self, addr: u64) -> Option<u64> {
+        let frame_size = u64::from(self.frame_size);
+        let base = addr & !(frame_size - 1);
+        (base < u64::from(self.rx_frames) * frame_size).then_some(base)
+    }
+
+    /// Whether the rx ring holds frames we have not taken yet.
+    pub fn rx_pending(&self) -> bool {
+        let cons = self.rx.consumer().load(Ordering::Relaxed);
+        let prod = self.rx.producer().load(Ordering::Acquire);
+        prod != cons
+    }
+
+    /// UMEM frames held neither by the kernel (fill and rx rings for
+    /// reception) nor by our tx free list: frames being processed, or sent
+    /// and not yet completed. In zero-copy mode frames the driver took off
+    /// the fill ring also count. A leak makes this grow without bound.
+    pub fn frames_in_flight(&self) -> usize {
+        let fill = self
+            .fill
+            .producer()
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.fill.consumer().load(Ordering::Acquire));
+        let rx = self
+            .rx
+            .producer()
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.rx.consumer().load(Ordering::Relaxed));
+        let rx_out = self.rx_frames.saturating_sub(fill.saturating_add(rx)) as usize;
+        let tx_total = self.tx_frames as usize;
+        rx_out + tx_total.saturating_sub(self.free_tx.len())
+    }
+
+    /// Bytes per UMEM frame.
+    pub fn frame_size(&self) -> u32 {
+        self.frame_size
+    }
+
+    /// Lends a free tx frame (all `frame_size` bytes) to `f`, which writes
+    /// a whole Ethernet frame at its start and returns its length, or
+    /// `None` to give the frame back unsent. The frame is queued on the tx
+    /// ring without a kick: call [`XskSocket::kick_tx`] once per batch.
+    /// `Ok(None)` when no tx frame is free (or `f` declined).
+    pub fn send_with(
+        &mut self,
+        f: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<Option<usize>, XskError> {
+        let Some(tx) = &self.tx else {
+            return Err(XskError::NoTxRing);
+        };
+        let prod = tx.producer().load(Ordering::Relaxed);
+        let cons = tx.consumer().load(Ordering::Acquire);
+        if prod.wrapping_sub(cons) > tx.mask {
+            return Ok(None);
+        }
+        if self.free_tx.is_empty() {
+            self.complete();
+        }
+        let Some(addr) = self.free_tx.pop() else {
+            return Ok(None);
+        };
+        let start = addr as usize;
+        // SAFETY: tx frames are whole, frame-aligned UMEM offsets (built in
+        // `bind`, recycled from the completion ring after masking and range
+        // checking); a frame on our free list is not touched by the kernel,
+        // and `&mut self` makes this slice the only reference to it.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.umem.ptr.as_ptr().add(start),
+                self.frame_size as usize,
+            )
+        };
+        let len = match f(buf) {
+            Some(len) if len > 0 && len <= self.frame_size as usize => len,
+            _ => {
+                self.free_tx.push(addr);
+                return Ok(None);
+            }
+        };
+        let Some(tx) = &self.tx else {
+            return Err(XskError::NoTxRing);
+        };
+        // SAFETY: the tx slot at `prod` is ours (ring not full, checked
+        // above) until the producer store below publishes it.
+        unsafe {
+            tx.slot(prod).write(libc::xdp_desc {
+                addr,
+                len: len as u32,
+                options: 0,
+            });
+        }
+        tx.producer().store(prod.wrapping_add(1), Ordering::Release);
+        Ok(Some(len))
     }
 
     /// The frame base and the bytes of an rx descriptor, if it lies within
@@ -574,13 +685,25 @@ impl XskSocket {
             });
         }
         tx.producer().store(prod.wrapping_add(1), Ordering::Release);
-        self.kick()?;
+        self.kick_tx()?;
         Ok(true)
     }
 
+    /// Descriptors on the tx ring the kernel has not taken yet.
+    pub fn tx_outstanding(&self) -> u32 {
+        match &self.tx {
+            Some(tx) => tx
+                .producer()
+                .load(Ordering::Relaxed)
+                .wrapping_sub(tx.consumer().load(Ordering::Acquire)),
+            None => 0,
+        }
+    }
+
     /// Asks the kernel to process the tx ring. Copy mode transmits only
-    /// from this call.
-    fn kick(&self) -> Result<(), XskError> {
+    /// from this call, and at most a small batch (32 frames in Linux) per
+    /// call: see [`XskSocket::flush_tx`] to drain the ring.
+    pub fn kick_tx(&self) -> Result<(), XskError> {
         // SAFETY: sendto with no buffer and no address is the AF_XDP
         // "wake up tx" call; nothing is read from user memory.
         let r = unsafe {
@@ -608,6 +731,30 @@ impl XskSocket {
         }
     }
 
+    /// Kicks until the kernel has taken every queued tx descriptor, or a
+    /// kick makes no progress (driver busy: the rest goes with the next
+    /// flush). Bounded by the ring size.
+    pub fn flush_tx(&self) -> Result<(), XskError> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        // Enough rounds for a full ring at the kernel's smallest batch.
+        let rounds = (tx.mask + 1) / 16 + 2;
+        let mut left = self.tx_outstanding();
+        for _ in 0..rounds {
+            if left == 0 {
+                break;
+            }
+            self.kick_tx()?;
+            let now = self.tx_outstanding();
+            if now >= left {
+                break;
+            }
+            left = now;
+        }
+        Ok(())
+    }
+
     /// Takes sent frames back from the completion ring; returns how many.
     pub fn complete(&mut self) -> usize {
         let cons = self.completion.consumer().load(Ordering::Relaxed);
@@ -617,9 +764,11 @@ impl XskSocket {
         for i in 0..n {
             // SAFETY: the kernel published entries cons..prod (acquire above).
             let addr = unsafe { self.completion.slot(cons.wrapping_add(i)).read() } & mask;
-            // Only offsets we handed out come back; anything else would
-            // make `send` write outside the UMEM, so it is not trusted.
-            if addr < self.umem.len as u64 {
+            // Only tx frames we handed out come back; anything else would
+            // make `send` write outside the UMEM or into an rx frame the
+            // kernel owns, so it is not trusted.
+            let tx_start = u64::from(self.rx_frames) * u64::from(self.frame_size);
+            if addr >= tx_start && addr < self.umem.len as u64 {
                 self.free_tx.push(addr);
             }
         }
