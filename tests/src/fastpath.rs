@@ -153,28 +153,39 @@ pub fn client_statistics_until(
     })
 }
 
-/// Asserts that one line of `peer`'s log mentions every word of `words`
-/// (case-insensitive).
-pub fn assert_log_line(peer: &Peer, words: &[&str]) {
-    let log = peer.log_text();
-    let hit = log.lines().any(|l| {
+fn line_with_all(log: &str, words: &[&str]) -> bool {
+    log.lines().any(|l| {
         let l = l.to_ascii_lowercase();
         words.iter().all(|w| l.contains(&w.to_ascii_lowercase()))
+    })
+}
+
+/// Asserts that one line of `peer`'s log mentions every word of `words`
+/// (case-insensitive), waiting up to 20 s for it: our server prints its
+/// ready line before the fast path has attached (loading and verifying
+/// the program takes a moment, more in a debug build).
+pub fn assert_log_line(peer: &Peer, words: &[&str]) {
+    let hit = wait_for(Duration::from_secs(20), || {
+        line_with_all(&peer.log_text(), words).then_some(())
     });
     assert!(
-        hit,
-        "no line of {} mentions all of {words:?}:\n{log}",
-        peer.log.display()
+        hit.is_some(),
+        "no line of {} mentions all of {words:?}:\n{}",
+        peer.log.display(),
+        peer.log_text()
     );
 }
 
-/// The log line our daemon must print for `mode` on `iface`.
+/// The log line our daemon must print for `mode` on `iface`; returns once
+/// it is there, so the classifier can be looked for.
 pub fn assert_logged_mode(peer: &Peer, mode: FastPathMode) {
     match mode {
         FastPathMode::Native | FastPathMode::Auto => {
-            assert_log_line(peer, &["xdp", UNDERLAY_IF, "native"])
+            assert_log_line(peer, &["xdp fast path running", UNDERLAY_IF, "native"])
         }
-        FastPathMode::Generic => assert_log_line(peer, &["xdp", UNDERLAY_IF, "generic"]),
+        FastPathMode::Generic => {
+            assert_log_line(peer, &["xdp fast path running", UNDERLAY_IF, "generic"])
+        }
         FastPathMode::Off => assert_log_line(peer, &["xdp off"]),
     }
 }

@@ -217,9 +217,8 @@ fn proof_of_path(mode: FastPathMode) {
         });
         assert_status_shape(&st, true);
         assert!(
-            st.global_u64("XDP passed pass_control")
-                .is_some_and(|n| n > 0),
-            "no `XDP passed pass_control` row: {:?}",
+            st.global_u64("XDP passed control").is_some_and(|n| n > 0),
+            "no `XDP passed control` row: {:?}",
             st.xdp_rows()
         );
         let row = st.client(CLIENT_CN).expect("client row");
@@ -279,7 +278,7 @@ fn proof_of_path(mode: FastPathMode) {
         );
         assert_eq!(after[REDIRECT as usize], before[REDIRECT as usize]);
         server_status_until(&t, Duration::from_secs(5), "the drop", |s| {
-            s.global_u64("XDP dropped drop_unknown_peer")
+            s.global_u64("XDP dropped unknown_peer")
                 .is_some_and(|n| n >= after[DROP_UNKNOWN_PEER as usize])
         });
     } else {
@@ -294,6 +293,7 @@ fn flood_dropped_in_xdp(mode: FastPathMode) {
     let mut s = spec();
     mode.apply(&mut s, Ours, OpenVpn);
     let mut t = Tunnel::start_server(s, Ours, 2);
+    assert_logged_mode(&t.server, mode);
     let maps = classifier(&t.topo.server, mode, "server");
     let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
     t.add_client(0, OpenVpn, &text).wait_ready(READY_TIMEOUT);
@@ -324,7 +324,7 @@ fn flood_dropped_in_xdp(mode: FastPathMode) {
             m.stats()
         );
         server_status_until(&t, Duration::from_secs(5), "the flood's drops", |s| {
-            s.global_u64("XDP dropped drop_unknown_peer")
+            s.global_u64("XDP dropped unknown_peer")
                 .is_some_and(|n| n >= got)
         });
     }
@@ -340,6 +340,7 @@ fn float_stays_on_fast_path(mode: FastPathMode) {
     let mut s = spec();
     mode.apply(&mut s, Ours, OpenVpn);
     let t = Tunnel::start(s, Ours, &[OpenVpn]);
+    assert_logged_mode(&t.server, mode);
     let maps = classifier(&t.topo.server, mode, "server");
     t.assert_ping_both_ways(0);
     t.assert_bulk(0, 2 << 20, None);
