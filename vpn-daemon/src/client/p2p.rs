@@ -70,8 +70,9 @@ enum Link {
         peer: SocketAddr,
         rx: RecvBatch,
         tx: SendBatch,
-        /// The XDP fast path for the server's data packets, when it runs.
-        fast: Option<FastPath>,
+        /// The XDP fast path for the server's data packets, when it runs
+        /// (boxed: it is large and TCP links have none).
+        fast: Option<Box<FastPath>>,
     },
     Tcp {
         reader: TcpLinkReader,
@@ -311,7 +312,8 @@ async fn connect_and_run(
                 drop_unknown: false,
                 role: Role::Client,
                 mapped_v4: false,
-            });
+            })
+            .map(Box::new);
             (
                 Link::Udp {
                     link,
