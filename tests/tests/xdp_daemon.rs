@@ -524,6 +524,13 @@ fn client_mode_native() {
 }
 
 #[test]
+fn client_mode_generic() {
+    if require_root() {
+        client_mode(FastPathMode::Generic);
+    }
+}
+
+#[test]
 fn tcp_runs_the_plain_path() {
     if require_root() {
         plain_path_only(Proto::Tcp, FastPathMode::Native);
