@@ -24,7 +24,7 @@ use crate::io::internal::tun::{Tun, TunQueue};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::proto::session::{Session, Transport};
-use crate::scripts::{ScriptContext, ScriptRunner};
+use crate::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
 use crate::server::multi::{LinkOut, Multi};
 use crate::server::peers::PeerId;
 
@@ -54,9 +54,18 @@ impl ServerTun {
             &info,
             ScriptContext::Init,
             Some("sigterm"),
+            &dns_env(cfg),
         )
         .await;
     }
+}
+
+/// The server's own `dhcp-option`/`dns` lines as its `up`/`down` scripts
+/// see them (2.6 exports a non-pulling instance's options at start-up).
+fn dns_env(cfg: &Config) -> ScriptEnv {
+    let mut env = ScriptEnv::new();
+    env.set_dns(&DnsSettings::from_config(cfg));
+    env
 }
 
 /// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
@@ -100,7 +109,16 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     }
     let runner = tunnel::script_runner(cfg);
     let info = setup.tun_info(&dev, None);
-    tunnel::run_up_down(cfg, &runner, false, &info, ScriptContext::Init, None).await;
+    tunnel::run_up_down(
+        cfg,
+        &runner,
+        false,
+        &info,
+        ScriptContext::Init,
+        None,
+        &dns_env(cfg),
+    )
+    .await;
     crate::daemon::process::drop_privileges(cfg)?;
     Ok(ServerTun {
         tun,
