@@ -41,6 +41,11 @@ fn parse_server_address(s: &str) -> Option<(IpAddr, Option<u16>)> {
 /// 2.6 refuses too (`dns_options_verify`).
 fn pushed_server(s: &push::DnsServer, warnings: &mut Vec<String>) -> Option<DnsServer> {
     let p = s.priority;
+    if p < 0 {
+        // 2.6 keeps negative priorities for the local configuration.
+        warnings.push(format!("pushed dns server {p}: negative priority refused"));
+        return None;
+    }
     let mut addresses = Vec::new();
     for a in &s.addresses {
         match parse_server_address(a) {
@@ -172,17 +177,20 @@ fn resolvectl_address(a: IpAddr, port: Option<u16>, sni: Option<&str>) -> String
 /// The server used is the first (by priority) that is not DNS over HTTPS,
 /// which resolved cannot do; without `dns server`s the `dhcp-option
 /// DNS`/`DNS6` addresses are used. Search domains are `dns search-domains`,
-/// then `dhcp-option DOMAIN` and `DOMAIN-SEARCH`. The server's
+/// then `dhcp-option DOMAIN` and `DOMAIN-SEARCH` (the latter only without
+/// `dns search-domains`, as in the `foreign_option` rewrite). The server's
 /// `resolve-domains` become routing-only domains (`~name`); without them
 /// the link gets `~.`, so resolved sends every query to the VPN's servers
 /// as OpenVPN's own systemd-resolved hook does.
 pub fn resolvectl_calls(dev: &str, dns: &DnsSettings) -> Vec<Vec<String>> {
     let mut legacy_addrs = Vec::new();
     let mut domains: Vec<String> = dns.dns.search_domains.clone();
-    for l in &dns.dhcp_options {
+    // The lines after 2.6's rewrite: `dns` options supersede the
+    // `dhcp-option` DNS and DOMAIN-SEARCH ones.
+    for l in dns.foreign_options() {
         let w: Vec<&str> = l.split_whitespace().collect();
         match w.as_slice() {
-            ["dhcp-option", "DNS" | "DNS6", a] => {
+            ["dhcp-option", "DNS" | "DNS6", a] if dns.dns.servers.is_empty() => {
                 if let Ok(ip) = a.parse::<IpAddr>() {
                     legacy_addrs.push(ip);
                 }
@@ -353,8 +361,9 @@ mod tests {
             "dns search-domains pushed.example",
             "dns server 9 address 10.8.0.53:5353",
             "dns server 9 dnssec yes",
-            "dns server -5 address fd00::53",
+            "dns server 0 address fd00::53",
             "dns server 3 transport DoT",
+            "dns server -1 address 10.6.6.6",
         ]);
         let (d, warnings) = pulled(&cfg, &p);
         assert_eq!(
@@ -366,7 +375,7 @@ mod tests {
         );
         assert_eq!(d.dns.search_domains, ["cfg.example", "pushed.example"]);
         let prio: Vec<i8> = d.dns.servers.iter().map(|s| s.priority).collect();
-        assert_eq!(prio, [-5, 1, 9], "sorted, the pushed 9 replaces ours");
+        assert_eq!(prio, [0, 1, 9], "sorted, the pushed 9 replaces ours");
         let s9 = &d.dns.servers[2];
         assert_eq!(
             s9.addresses,
@@ -374,9 +383,10 @@ mod tests {
             "pushed server 9 wins"
         );
         assert_eq!(s9.dnssec, Some(DnsSec::Yes));
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(warnings[0].contains("PROXY_HTTP"), "{warnings:?}");
         assert!(warnings[1].contains("server 3"), "{warnings:?}");
+        assert!(warnings[2].contains("server -1"), "{warnings:?}");
         assert_eq!(
             d.foreign_options(),
             [
