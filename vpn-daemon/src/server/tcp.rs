@@ -68,6 +68,22 @@ fn dns_env(cfg: &Config) -> ScriptEnv {
     env
 }
 
+/// With `user`/`group`, opens the `status` and `ifconfig-pool-persist`
+/// files while still privileged (OpenVPN does the same); a failure is the
+/// same warning a later write would give.
+fn hold_rewritten_files(cfg: &Config) {
+    if cfg.user.is_none() && cfg.group.is_none() {
+        return;
+    }
+    let status = cfg.status.as_ref().map(|s| s.path.as_path());
+    let persist = cfg.ifconfig_pool_persist.as_ref().map(|p| p.file.as_path());
+    for path in status.into_iter().chain(persist) {
+        if let Err(e) = super::held_files::hold(path) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot open before dropping privileges");
+        }
+    }
+}
+
 /// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
 /// `route-ipv6`, runs `up`, then drops privileges.
 pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, DaemonError> {
@@ -119,6 +135,7 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         &dns_env(cfg),
     )
     .await;
+    hold_rewritten_files(cfg);
     crate::daemon::process::drop_privileges(cfg)?;
     Ok(ServerTun {
         tun,
