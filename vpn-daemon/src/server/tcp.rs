@@ -8,9 +8,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::Config;
 use crate::daemon::Outcome;
@@ -19,17 +20,17 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::io::clock;
-use crate::io::external::tcp::{TcpOptions, TcpServer};
+use crate::io::external::tcp::{
+    TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpOptions, TcpServer,
+};
 use crate::io::internal::tun::{Tun, TunQueue};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::proto::session::{Session, Transport};
+use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
 use crate::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
 use crate::server::multi::{LinkOut, Multi};
 use crate::server::peers::PeerId;
-
-/// Packets queued per connection before the writer drops (backpressure).
-const CONN_QUEUE: usize = 1024;
 
 /// The server's own tun device, routes and `up` state.
 pub(crate) struct ServerTun {
@@ -146,16 +147,265 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     })
 }
 
-/// The writer queues of the connections.
+/// Largest framed bytes waiting for one connection's writer; beyond it
+/// packets are dropped (the client is not reading: backpressure by loss,
+/// as with a full UDP socket).
+const OUTBOX_MAX: usize = 1 << 20;
+/// Initial capacity of a batch buffer (one socket read, or a tun batch).
+const BATCH_CAPACITY: usize = 64 * 1024;
+/// Spare receive buffers a connection's reader keeps for reuse.
+const READ_SPARES: usize = 16;
+
+/// Appends `packet` with OpenVPN's 2-byte length prefix; false (nothing
+/// appended) for an empty or over-65535-byte packet.
+fn push_frame(buf: &mut Vec<u8>, packet: &[u8]) -> bool {
+    let Ok(prefix) = length_prefix(packet.len()) else {
+        return false;
+    };
+    buf.extend_from_slice(&prefix);
+    buf.extend_from_slice(packet);
+    true
+}
+
+/// The packets of a buffer filled by [`push_frame`].
+fn frames(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, rest) = buf.split_first_chunk::<LEN_PREFIX>()?;
+        let (p, tail) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        buf = tail;
+        Some(p)
+    })
+}
+
+/// Framed packets on their way from the loop to a connection's writer
+/// task. The loop hands over its whole batch by swapping buffers, the
+/// writer takes it by swapping with its emptied one: three buffers
+/// circulate and nothing is allocated once they have grown.
+#[derive(Default)]
+struct Outbox {
+    buf: Mutex<Vec<u8>>,
+    notify: Notify,
+    /// Set by the loop when the connection goes: write what is left, FIN.
+    closed: AtomicBool,
+}
+
+/// One connection as the loop sees it.
+struct Conn {
+    /// Framed packets queued during this loop iteration.
+    pending: Vec<u8>,
+    outbox: Arc<Outbox>,
+    /// Where the loop returns the reader's emptied buffers.
+    read_spares: mpsc::Sender<Vec<u8>>,
+    /// Packets dropped because the writer fell behind.
+    dropped: u64,
+}
+
+impl Conn {
+    /// Splits `link` into a reader task (whole packets to `events`) and a
+    /// writer task (draining the outbox).
+    fn start(link: TcpLink, addr: SocketAddr, events: mpsc::Sender<ConnEvent>) -> Self {
+        let (reader, writer) = link.split();
+        let outbox = Arc::new(Outbox::default());
+        let (spare_tx, spare_rx) = mpsc::channel(READ_SPARES);
+        tokio::spawn(write_task(writer, outbox.clone()));
+        tokio::spawn(read_task(reader, addr, events, spare_rx));
+        Conn {
+            pending: Vec::with_capacity(BATCH_CAPACITY),
+            outbox,
+            read_spares: spare_tx,
+            dropped: 0,
+        }
+    }
+
+    /// Queues a packet written by `fill` into at most `max` bytes.
+    fn push_with(&mut self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) {
+        let start = self.pending.len();
+        if start + LEN_PREFIX + max > OUTBOX_MAX || length_prefix(max).is_err() {
+            self.dropped += 1;
+            return;
+        }
+        self.pending.resize(start + LEN_PREFIX + max, 0);
+        let n = self
+            .pending
+            .get_mut(start + LEN_PREFIX..)
+            .map_or(0, |b| fill(b).min(max));
+        match length_prefix(n) {
+            Ok(prefix) => {
+                self.pending[start..start + LEN_PREFIX].copy_from_slice(&prefix);
+                self.pending.truncate(start + LEN_PREFIX + n);
+            }
+            // Nothing written (a drop inside the session).
+            Err(_) => self.pending.truncate(start),
+        }
+    }
+
+    /// Queues a copy of `packet`.
+    fn push(&mut self, packet: &[u8]) {
+        if self.pending.len() + LEN_PREFIX + packet.len() > OUTBOX_MAX
+            || !push_frame(&mut self.pending, packet)
+        {
+            self.dropped += 1;
+        }
+    }
+
+    /// Hands what this iteration queued to the writer task.
+    fn hand_off(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        {
+            let mut inbox = self
+                .outbox
+                .buf
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if inbox.is_empty() {
+                std::mem::swap(&mut *inbox, &mut self.pending);
+            } else if inbox.len() + self.pending.len() <= OUTBOX_MAX {
+                // The writer is still busy with the previous batch.
+                inbox.extend_from_slice(&self.pending);
+            } else {
+                self.dropped += frames(&self.pending).count() as u64;
+                tracing::debug!(
+                    dropped = self.dropped,
+                    "TCP client not reading, packets dropped"
+                );
+            }
+        }
+        self.pending.clear();
+        self.outbox.notify.notify_one();
+    }
+
+    /// Returns a buffer the reader task filled.
+    fn recycle(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        // A full spare queue frees it: the reader has enough.
+        let _ = self.read_spares.try_send(buf);
+    }
+
+    /// Flushes what is queued, then lets the writer finish and close.
+    fn close(mut self) {
+        self.hand_off();
+    }
+}
+
+impl Drop for Conn {
+    /// The writer task writes what it has, sends FIN and ends.
+    fn drop(&mut self) {
+        self.outbox.closed.store(true, Ordering::Release);
+        self.outbox.notify.notify_one();
+    }
+}
+
+/// Writes the outbox's batches until the loop closes it or the stream fails.
+async fn write_task(mut writer: TcpLinkWriter, outbox: Arc<Outbox>) {
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_CAPACITY);
+    loop {
+        outbox.notify.notified().await;
+        loop {
+            {
+                let mut inbox = outbox.buf.lock().unwrap_or_else(PoisonError::into_inner);
+                if inbox.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut *inbox, &mut batch);
+            }
+            if let Err(e) = write_batch(&mut writer, &batch).await {
+                tracing::debug!(error = %e, "TCP write");
+                return;
+            }
+            batch.clear();
+        }
+        if outbox.closed.load(Ordering::Acquire) {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Queues every packet of `batch` on the stream and flushes.
+async fn write_batch(writer: &mut TcpLinkWriter, batch: &[u8]) -> Result<(), TcpError> {
+    for p in frames(batch) {
+        match writer.queue(p) {
+            Err(TcpError::QueueFull { .. }) => {
+                writer.flush().await?;
+                writer.queue(p)?;
+            }
+            r => r?,
+        }
+    }
+    writer.flush().await
+}
+
+/// Reads whole packets into reused buffers and reports them to the loop.
+async fn read_task(
+    mut reader: TcpLinkReader,
+    addr: SocketAddr,
+    events: mpsc::Sender<ConnEvent>,
+    mut spares: mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH_CAPACITY));
+        match reader
+            .recv_with(|p| {
+                push_frame(&mut buf, p);
+            })
+            .await
+        {
+            Ok(_) => {
+                if events.send(ConnEvent::Packets(addr, buf)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, client = %addr, "TCP connection ended");
+                let _ = events.send(ConnEvent::Closed(addr)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The connections, as the sessions' way out.
 #[derive(Default)]
 struct TcpOut {
-    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    conns: HashMap<SocketAddr, Conn>,
+    /// Connections with packets queued in this iteration.
+    ready: Vec<SocketAddr>,
+}
+
+impl TcpOut {
+    fn conn(&mut self, to: SocketAddr) -> Option<&mut Conn> {
+        let c = self.conns.get_mut(&to)?;
+        if c.pending.is_empty() {
+            self.ready.push(to);
+        }
+        Some(c)
+    }
+
+    /// Hands every connection's queued packets to its writer.
+    fn hand_off(&mut self) {
+        for a in self.ready.drain(..) {
+            if let Some(c) = self.conns.get_mut(&a) {
+                c.hand_off();
+            }
+        }
+    }
+
+    /// Ends a connection: its queued packets still go out, then FIN.
+    fn close(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.conns.remove(&addr) {
+            c.close();
+        }
+    }
 }
 
 impl LinkOut for TcpOut {
     fn send(&mut self, to: SocketAddr, _src: Option<IpAddr>, packet: &[u8]) {
-        if let Some(c) = self.conns.get(&to) {
-            let _ = c.try_send(packet.to_vec());
+        if let Some(c) = self.conn(to) {
+            c.push(packet);
         }
     }
     fn send_with(
@@ -165,20 +415,17 @@ impl LinkOut for TcpOut {
         max: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) {
-        if let Some(c) = self.conns.get(&to) {
-            let mut v = vec![0u8; max];
-            let n = fill(&mut v);
-            if n > 0 {
-                v.truncate(n);
-                let _ = c.try_send(v);
-            }
+        if let Some(c) = self.conn(to) {
+            c.push_with(max, fill);
         }
     }
 }
 
 /// What the reader tasks report.
 enum ConnEvent {
-    Packets(SocketAddr, Vec<Vec<u8>>),
+    /// Whole packets, framed as by [`push_frame`], in a buffer to return
+    /// with [`Conn::recycle`].
+    Packets(SocketAddr, Vec<u8>),
     Closed(SocketAddr),
 }
 
@@ -229,10 +476,12 @@ pub async fn tunnel_server_tcp(
             if !multi.drain(id, &mut out)
                 && let Some(a) = addr
             {
-                // Closing the queue ends the writer task and the stream.
-                out.conns.remove(&a);
+                // What drain queued (an exit or restart message) still goes out.
+                out.hand_off();
+                out.close(a);
             }
         }
+        out.hand_off();
         if !ttx.is_empty()
             && let Err(e) = q.send_batch(&mut ttx).await
         {
@@ -269,60 +518,28 @@ pub async fn tunnel_server_tcp(
                     }
                 };
                 let Some(id) = multi.add_client(session, addr, None) else { continue };
-                let (mut reader, mut writer) = link.split();
-                let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
-                out.conns.insert(addr, wtx);
-                tokio::spawn(async move {
-                    while let Some(p) = wrx.recv().await {
-                        if writer.queue(&p).is_err() {
-                            continue;
-                        }
-                        while let Ok(p) = wrx.try_recv() {
-                            if writer.queue(&p).is_err() {
-                                break;
-                            }
-                        }
-                        if writer.flush().await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = writer.shutdown().await;
-                });
-                let evs = ev_tx.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let mut v = Vec::new();
-                        match reader.recv_with(|p| v.push(p.to_vec())).await {
-                            Ok(_) => {
-                                if evs.send(ConnEvent::Packets(addr, v)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(error = %e, client = %addr, "TCP connection ended");
-                                let _ = evs.send(ConnEvent::Closed(addr)).await;
-                                return;
-                            }
-                        }
-                    }
-                });
+                out.conns.insert(addr, Conn::start(link, addr, ev_tx.clone()));
                 dirty.insert(id);
             }
             Some(ev) = ev_rx.recv() => match ev {
                 ConnEvent::Packets(addr, packets) => {
-                    let Some(id) = multi.peers.by_transport(addr) else { continue };
-                    let now = clock::now();
-                    let unix = clock::unix_time();
-                    for p in &packets {
-                        multi.link_packet(id, None, p, None, now, unix, &mut out, &mut ttx);
+                    if let Some(id) = multi.peers.by_transport(addr) {
+                        let now = clock::now();
+                        let unix = clock::unix_time();
+                        for p in frames(&packets) {
+                            multi.link_packet(id, None, p, None, now, unix, &mut out, &mut ttx);
+                        }
+                        dirty.insert(id);
                     }
-                    dirty.insert(id);
+                    if let Some(c) = out.conns.get(&addr) {
+                        c.recycle(packets);
+                    }
                 }
                 ConnEvent::Closed(addr) => {
                     if let Some(id) = multi.peers.by_transport(addr) {
                         multi.remove(id);
                     }
-                    out.conns.remove(&addr);
+                    out.close(addr);
                 }
             },
             r = q.recv_batch(&mut trx) => {
@@ -352,6 +569,7 @@ pub async fn tunnel_server_tcp(
     for id in multi.close_all(now) {
         multi.drain(id, &mut out);
     }
+    out.hand_off();
     // Let the writer tasks flush the RESTART messages.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     multi.write_status();
