@@ -577,3 +577,166 @@ pub async fn tunnel_server_tcp(
     st.shutdown(cfg).await;
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::io::external::tcp;
+
+    /// Counts this thread's heap allocations; everything else is `System`.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn count() {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+    }
+
+    fn allocs() -> u64 {
+        ALLOCS.with(Cell::get)
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count();
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count();
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    #[test]
+    fn frames_round_trip_and_stop_at_a_torn_record() {
+        let mut b = Vec::new();
+        assert!(push_frame(&mut b, b"abc"));
+        assert!(!push_frame(&mut b, b""), "empty records do not exist");
+        assert!(push_frame(&mut b, &[7u8; 300]));
+        assert!(!push_frame(&mut b, &vec![0u8; 70_000]));
+        let got: Vec<usize> = frames(&b).map(<[u8]>::len).collect();
+        assert_eq!(got, [3, 300]);
+        b.extend_from_slice(&[0, 9, 1, 2]);
+        assert_eq!(frames(&b).count(), 2, "a short last record is not a packet");
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_gets_drops_not_memory() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = TcpOptions::default();
+            let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
+            let addr = server.local_addr().unwrap();
+            let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
+            let _client = c.unwrap();
+            let (link, peer) = s.unwrap();
+            let (ev_tx, _ev_rx) = mpsc::channel(16);
+            let mut conn = Conn::start(link, peer, ev_tx);
+            // Far more than socket buffers and the outbox hold, never read.
+            let pkt = [1u8; 1400];
+            for _ in 0..4 {
+                for _ in 0..1000 {
+                    conn.push(&pkt);
+                }
+                conn.hand_off();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(conn.dropped > 0);
+            let queued = conn.outbox.buf.lock().unwrap().len();
+            assert!(queued <= OUTBOX_MAX, "{queued}");
+        });
+    }
+
+    /// Packets both ways through a real loopback connection: after a
+    /// warm-up, the loop, the reader task and the writer task allocate
+    /// nothing (a current-thread runtime keeps them all on this thread).
+    #[test]
+    fn steady_state_data_path_does_not_allocate() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = TcpOptions::default();
+            let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
+            let addr = server.local_addr().unwrap();
+            let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
+            let (mut crd, mut cwr) = c.unwrap().split();
+            let (link, peer) = s.unwrap();
+            let (ev_tx, mut ev_rx) = mpsc::channel(1024);
+            let mut out = TcpOut::default();
+            out.conns.insert(peer, Conn::start(link, peer, ev_tx));
+            let pkt = [0x45u8; 1200];
+            let mut before = 0;
+            for round in 0..400 {
+                if round == 100 {
+                    before = allocs();
+                }
+                // Loop -> client: copies and in-place encryptions.
+                for i in 0..16 {
+                    if i % 2 == 0 {
+                        out.send(peer, None, &pkt);
+                    } else {
+                        out.send_with(peer, None, 1300, &mut |b| {
+                            b.get_mut(..1200).map_or(0, |d| {
+                                d.copy_from_slice(&pkt);
+                                1200
+                            })
+                        });
+                    }
+                }
+                out.hand_off();
+                let mut n = 0;
+                while n < 16 {
+                    n += crd.recv_with(|p| assert_eq!(p, &pkt[..])).await.unwrap();
+                }
+                // Client -> loop.
+                for _ in 0..16 {
+                    cwr.queue(&pkt).unwrap();
+                }
+                cwr.flush().await.unwrap();
+                let mut m = 0;
+                while m < 16 {
+                    match ev_rx.recv().await.unwrap() {
+                        ConnEvent::Packets(a, buf) => {
+                            for p in frames(&buf) {
+                                assert_eq!(p, &pkt[..]);
+                                m += 1;
+                            }
+                            out.conns.get(&a).unwrap().recycle(buf);
+                        }
+                        ConnEvent::Closed(_) => panic!("connection closed"),
+                    }
+                }
+            }
+            let during = allocs() - before;
+            assert_eq!(
+                during, 0,
+                "{during} allocations for 300 rounds of 32 packets"
+            );
+        });
+    }
+}
