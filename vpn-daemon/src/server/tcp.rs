@@ -2,9 +2,19 @@
 //! cookie (the handshake is stateful from the first packet, as the
 //! stream already proves the address). Each connection has a reader task
 //! feeding whole packets to the loop and a writer task draining a bounded
-//! queue; the loop owns the client table, so routing, auth and status
+//! outbox; the loop owns the client table, so routing, auth and status
 //! are the UDP server's ([`Multi`]). Also holds the server's tun set-up
 //! shared with the UDP loop.
+//!
+//! The data path allocates nothing once warm: packets travel framed
+//! (`| len u16 BE | packet |`...) in buffers that change hands whole.
+//!
+//! ```text
+//!  reader task ──Packets(buf)──> loop ──recycle(buf)──> reader task (spares)
+//!  loop: send/send_with append to Conn.pending; hand_off() once per
+//!        iteration swaps pending <-> Outbox.buf (or appends if busy)
+//!  writer task: swaps Outbox.buf <-> its emptied batch, writes it, repeats
+//! ```
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
