@@ -295,14 +295,17 @@ pub struct ResolvedLink {
 impl ResolvedLink {
     /// Applies `dns` to `dev` with `resolvectl` when there is no `up`
     /// script, `script-security` allows built-in programs and `resolvectl`
-    /// is in the daemon's `PATH`. Settings applied earlier to another
-    /// device are reverted first.
+    /// is in the daemon's `PATH`. Settings applied earlier (by a previous
+    /// connection) are reverted when there is nothing to apply now or the
+    /// device changed.
     pub async fn apply(&mut self, cfg: &Config, security: u8, dev: &str, dns: &DnsSettings) {
         if cfg.scripts.up.is_some() || security < SSEC_BUILT_IN {
             return;
         }
         let calls = resolvectl_calls(dev, dns);
         if calls.is_empty() {
+            // A reconnect to a server that no longer pushes DNS settings.
+            self.revert().await;
             return;
         }
         let Some(program) = find_resolvectl(std::env::var_os("PATH").as_deref()) else {
