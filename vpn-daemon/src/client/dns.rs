@@ -302,13 +302,26 @@ impl ResolvedLink {
         if cfg.scripts.up.is_some() || security < SSEC_BUILT_IN {
             return;
         }
+        let path = std::env::var_os("PATH");
+        self.apply_with(|| find_resolvectl(path.as_deref()), dev, dns)
+            .await;
+    }
+
+    /// [`apply`](Self::apply) once the checks passed; `find` locates
+    /// `resolvectl` (only looked for when there is something to apply).
+    async fn apply_with(
+        &mut self,
+        find: impl FnOnce() -> Option<PathBuf>,
+        dev: &str,
+        dns: &DnsSettings,
+    ) {
         let calls = resolvectl_calls(dev, dns);
         if calls.is_empty() {
             // A reconnect to a server that no longer pushes DNS settings.
             self.revert().await;
             return;
         }
-        let Some(program) = find_resolvectl(std::env::var_os("PATH").as_deref()) else {
+        let Some(program) = find() else {
             tracing::info!("no resolvectl in PATH: pushed DNS settings not applied");
             return;
         };
@@ -317,10 +330,13 @@ impl ResolvedLink {
         }
         // Even a partly applied configuration must be reverted.
         self.applied = Some((program.clone(), dev.to_string()));
+        let mut ok = true;
         for args in &calls {
-            run_resolvectl(&program, args).await;
+            ok &= run_resolvectl(&program, args).await;
         }
-        tracing::info!(dev, "DNS settings applied with resolvectl");
+        if ok {
+            tracing::info!(dev, "DNS settings applied with resolvectl");
+        }
     }
 
     /// `resolvectl revert <dev>` if [`apply`](Self::apply) changed it.
@@ -477,6 +493,49 @@ mod tests {
                 "dnsovertls tun0 yes",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn resolved_link_applies_reverts_and_survives_failures() {
+        let dir = std::env::temp_dir().join(format!("vpn-dns-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls");
+        let fake = dir.join("resolvectl");
+        // Records every call; `dnssec` fails, which must not stop the rest.
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\n[ \"$1\" != dnssec ]\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cfg = config("dns server 0 address 10.0.0.1\ndns server 0 dnssec yes\n");
+        let dns = DnsSettings::from_config(&cfg);
+        let mut link = ResolvedLink::default();
+        let found = || Some(fake.clone());
+        link.apply_with(found, "tun0", &dns).await;
+        // The next connection's server pushes nothing: revert, once.
+        link.apply_with(found, "tun0", &DnsSettings::default())
+            .await;
+        link.revert().await;
+        // A device change reverts the old one before applying.
+        link.apply_with(found, "tun0", &dns).await;
+        link.apply_with(found, "tun1", &dns).await;
+        link.revert().await;
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            calls,
+            "dns tun0 10.0.0.1\ndomain tun0 ~.\ndnssec tun0 yes\nrevert tun0\n\
+             dns tun0 10.0.0.1\ndomain tun0 ~.\ndnssec tun0 yes\nrevert tun0\n\
+             dns tun1 10.0.0.1\ndomain tun1 ~.\ndnssec tun1 yes\nrevert tun1\n"
+        );
+        // No resolvectl: nothing applied, nothing to revert.
+        let mut none = ResolvedLink::default();
+        none.apply_with(|| None, "tun0", &dns).await;
+        assert!(none.applied.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
