@@ -190,3 +190,46 @@ fn resolvectl_applies_and_reverts() {
         read(&log)
     );
 }
+
+/// A server's own `dhcp-option`/`dns` lines reach its `up` script as
+/// openvpn 2.6 exports them for an instance that does not pull.
+#[test]
+fn server_up_env_matches_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let scratch = tests::topology::TempDir::new("vpndnssrv");
+    let dump = dump_script(scratch.path());
+    let mut envs = Vec::new();
+    for (imp, tag) in [(Impl::OpenVpn, "openvpn"), (Impl::Ours, "ours")] {
+        let mut s = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+        s.server_extra = vec![
+            "dhcp-option DNS 10.1.1.1".into(),
+            "dhcp-option DOMAIN srv.example".into(),
+            "dhcp-option DOMAIN-SEARCH old.example".into(),
+            "dns search-domains s.example".into(),
+            "dns server 2 address 10.2.2.2:5353".into(),
+            "script-security 2".into(),
+            format!("up \"{} {tag}\"", dump.display()),
+        ];
+        let _t = Tunnel::start_server(s, imp, 0);
+        envs.push(wait_file(
+            &scratch.path().join(format!("up-{tag}.env")),
+            Duration::from_secs(5),
+        ));
+    }
+    assert_eq!(
+        envs[0],
+        "dns_search_domain_1=s.example\n\
+         dns_server_1_address_1=10.2.2.2\n\
+         dns_server_1_port_1=5353\n\
+         foreign_option_1=dhcp-option DOMAIN srv.example\n\
+         foreign_option_2=dhcp-option DNS 10.2.2.2\n\
+         foreign_option_3=dhcp-option DOMAIN-SEARCH s.example\n",
+        "openvpn 2.6 as read from its sources"
+    );
+    assert_eq!(
+        envs[1], envs[0],
+        "our server's up env differs from openvpn's"
+    );
+}
