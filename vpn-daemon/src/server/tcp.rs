@@ -87,7 +87,12 @@ fn hold_rewritten_files(cfg: &Config) {
         return;
     }
     let status = cfg.status.as_ref().map(|s| s.path.as_path());
-    let persist = cfg.ifconfig_pool_persist.as_ref().map(|p| p.file.as_path());
+    // `ifconfig-pool-persist FILE 0` only reads: nothing to hold.
+    let persist = cfg
+        .ifconfig_pool_persist
+        .as_ref()
+        .filter(|p| p.seconds > 0)
+        .map(|p| p.file.as_path());
     for path in status.into_iter().chain(persist) {
         if let Err(e) = super::held_files::hold(path) {
             tracing::warn!(file = %path.display(), error = %e, "cannot open before dropping privileges");
