@@ -286,11 +286,15 @@ impl ClientConfigDir {
             });
         }
         if own.is_file() {
-            return Ok(CcdLookup::Client(self.read_file(&own)?));
+            let o = self.read_file(&own)?;
+            o.warn_not_applied();
+            return Ok(CcdLookup::Client(o));
         }
         let def = self.dir.join(CCD_DEFAULT);
         if def.is_file() {
-            return Ok(CcdLookup::Default(self.read_file(&def)?));
+            let o = self.read_file(&def)?;
+            o.warn_not_applied();
+            return Ok(CcdLookup::Default(o));
         }
         Ok(CcdLookup::None)
     }
@@ -356,7 +360,50 @@ pub fn parse_ccd(bytes: &[u8], path: &Path, dir: &ClientConfigDir) -> Result<Ccd
         ..CcdOptions::default()
     };
     parse_into(bytes, path, dir, &mut opts, 0)?;
+    opts.warn_not_applied();
     Ok(opts)
+}
+
+impl CcdOptions {
+    /// Directives 2.6 honours per client that this daemon reads but does
+    /// not act on yet: the per-instance timers (`ping`, `ping-restart`,
+    /// `ping-exit`, `ping-timer-rem`, `inactive`, `session-timeout`) and the
+    /// kept [`OtherDirective`]s other than `echo`/`parameter` (which only
+    /// talk to a management client, and there is none).
+    pub fn not_applied(&self) -> Vec<&str> {
+        let timers = [
+            ("ping", self.ping.is_some()),
+            ("ping-restart", self.ping_restart.is_some()),
+            ("ping-exit", self.ping_exit.is_some()),
+            ("ping-timer-rem", self.ping_timer_rem),
+            ("inactive", self.inactive.is_some()),
+            ("session-timeout", self.session_timeout.is_some()),
+        ];
+        timers
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| n)
+            .chain(
+                self.other
+                    .iter()
+                    .filter_map(|o| o.words.first().map(String::as_str))
+                    .filter(|n| !matches!(*n, "echo" | "parameter")),
+            )
+            .collect()
+    }
+
+    /// Logs [`not_applied`](Self::not_applied), so nothing in a ccd file is
+    /// ignored silently.
+    fn warn_not_applied(&self) {
+        let names = self.not_applied();
+        if !names.is_empty() {
+            tracing::warn!(
+                file = %self.file.display(),
+                directives = %names.join(", "),
+                "client-config-dir directives read but not applied by this daemon"
+            );
+        }
+    }
 }
 
 /// Directives allowed in ccd files that we keep as [`OtherDirective`].
@@ -708,6 +755,28 @@ mod tests {
         assert_eq!(o.other[1].line, 16);
         assert!(!o.disable);
         assert!(parse("disable\n").unwrap().disable);
+        assert_eq!(
+            o.not_applied(),
+            [
+                "ping",
+                "ping-restart",
+                "ping-timer-rem",
+                "inactive",
+                "session-timeout",
+                "compress"
+            ],
+            "echo has no effect without a management client"
+        );
+    }
+
+    #[test]
+    fn addresses_routes_and_push_edits_are_all_applied() {
+        let o = parse(
+            "ifconfig-push 10.8.0.50 255.255.255.0\niroute 192.168.50.0 255.255.255.0\n\
+             push \"route 10.0.0.0 255.0.0.0\"\necho hi\nparameter x y\n",
+        )
+        .unwrap();
+        assert!(o.not_applied().is_empty(), "{:?}", o.not_applied());
     }
 
     #[test]

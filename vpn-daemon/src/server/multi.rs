@@ -747,6 +747,10 @@ impl Multi {
 /// Writes `path` through a temporary file and a rename, so readers never
 /// see half a file.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Opened before a privilege drop: rewritten in place (see held_files).
+    if let Some(r) = super::held_files::write(path, bytes) {
+        return r;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::write(&tmp, bytes)?;
