@@ -19,6 +19,7 @@
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -27,6 +28,7 @@ use crate::config::{
     Config,
     lexer::{LexedLine, lex},
 };
+use crate::proto::session::InstanceTimers;
 
 /// The file read when there is none for the common name.
 pub const CCD_DEFAULT: &str = "DEFAULT";
@@ -365,18 +367,32 @@ pub fn parse_ccd(bytes: &[u8], path: &Path, dir: &ClientConfigDir) -> Result<Ccd
 }
 
 impl CcdOptions {
+    /// The per-instance timers this file sets (`ping`, `ping-restart`,
+    /// `ping-exit`, `inactive` without a byte threshold), for
+    /// [`Session::override_timers`](crate::proto::session::Session::override_timers).
+    pub fn instance_timers(&self) -> InstanceTimers {
+        let secs = |v: Option<u32>| v.map(|s| Duration::from_secs(u64::from(s)));
+        InstanceTimers {
+            ping: secs(self.ping),
+            ping_restart: secs(self.ping_restart),
+            ping_exit: secs(self.ping_exit),
+            inactive: secs(
+                self.inactive
+                    .filter(|i| i.bytes == 0 && i.seconds > 0)
+                    .map(|i| i.seconds),
+            ),
+        }
+    }
+
     /// Directives 2.6 honours per client that this daemon reads but does
-    /// not act on yet: the per-instance timers (`ping`, `ping-restart`,
-    /// `ping-exit`, `ping-timer-rem`, `inactive`, `session-timeout`) and the
-    /// kept [`OtherDirective`]s other than `echo`/`parameter` (which only
-    /// talk to a management client, and there is none).
+    /// not act on yet: `ping-timer-rem`, `inactive` with a byte threshold,
+    /// `session-timeout`, and the kept [`OtherDirective`]s other than
+    /// `echo`/`parameter` (which only talk to a management client, and
+    /// there is none).
     pub fn not_applied(&self) -> Vec<&str> {
         let timers = [
-            ("ping", self.ping.is_some()),
-            ("ping-restart", self.ping_restart.is_some()),
-            ("ping-exit", self.ping_exit.is_some()),
             ("ping-timer-rem", self.ping_timer_rem),
-            ("inactive", self.inactive.is_some()),
+            ("inactive", self.inactive.is_some_and(|i| i.bytes > 0)),
             ("session-timeout", self.session_timeout.is_some()),
         ];
         timers
@@ -757,15 +773,27 @@ mod tests {
         assert!(parse("disable\n").unwrap().disable);
         assert_eq!(
             o.not_applied(),
-            [
-                "ping",
-                "ping-restart",
-                "ping-timer-rem",
-                "inactive",
-                "session-timeout",
-                "compress"
-            ],
-            "echo has no effect without a management client"
+            ["ping-timer-rem", "inactive", "session-timeout", "compress"],
+            "echo has no effect without a management client; the byte threshold of inactive is not applied"
+        );
+        assert_eq!(
+            o.instance_timers(),
+            InstanceTimers {
+                ping: Some(Duration::from_secs(5)),
+                ping_restart: Some(Duration::from_secs(30)),
+                ping_exit: None,
+                inactive: None,
+            }
+        );
+        let plain = parse("inactive 120\nping-exit 90\n").unwrap();
+        assert!(plain.not_applied().is_empty(), "{:?}", plain.not_applied());
+        assert_eq!(
+            plain.instance_timers(),
+            InstanceTimers {
+                ping_exit: Some(Duration::from_secs(90)),
+                inactive: Some(Duration::from_secs(120)),
+                ..InstanceTimers::default()
+            }
         );
     }
 

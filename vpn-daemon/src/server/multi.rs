@@ -594,6 +594,9 @@ impl Multi {
             p.payload.username = acc.username;
             p.payload.connect_ran = true;
             p.payload.session.set_push_reply(opts);
+            if let Some(o) = &ccd {
+                p.payload.session.override_timers(now, o.instance_timers());
+            }
         }
         let p = self.peers.get_mut(id)?;
         if let Err(e) = p.payload.session.auth_decision(now, AuthDecision::Accept) {
