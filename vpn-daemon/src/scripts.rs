@@ -27,10 +27,10 @@ use std::{
     time::Duration,
 };
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{
-    config::{Topology, lexer::tokenize_line},
+    config::{Config, DhcpOption, Dns, DnsSec, DnsTransport, Topology, lexer::tokenize_line},
     mgmt::status::{TimeZone, format_time},
     server::push::ClientAddresses,
 };
@@ -261,15 +261,15 @@ impl ScriptEnv {
 
     fn set_addr(&mut self, prefix: &str, addr: std::net::SocketAddr) -> &mut Self {
         let ip = match addr.ip() {
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => std::net::IpAddr::V4(v4),
-                None => std::net::IpAddr::V6(v6),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
             },
             ip => ip,
         };
         match ip {
-            std::net::IpAddr::V4(a) => self.set(&format!("{prefix}_ip"), a.to_string()),
-            std::net::IpAddr::V6(a) => self.set(&format!("{prefix}_ip6"), a.to_string()),
+            IpAddr::V4(a) => self.set(&format!("{prefix}_ip"), a.to_string()),
+            IpAddr::V6(a) => self.set(&format!("{prefix}_ip6"), a.to_string()),
         };
         self.set(&format!("{prefix}_port"), addr.port().to_string())
     }
@@ -419,14 +419,151 @@ impl ScriptEnv {
     }
 }
 
-/// Which pushed options are exported as `foreign_option_N` (OpenVPN's
-/// `OPT_P_IPWIN32` / DHCP options): `dhcp-option` lines, in order.
-pub fn foreign_options(pushed: &[String]) -> Vec<String> {
-    pushed
-        .iter()
-        .filter(|o| o.split_whitespace().next() == Some("dhcp-option"))
-        .cloned()
-        .collect()
+/// The DNS settings a tunnel ends up with, as OpenVPN 2.6 on Linux hands
+/// them to `up`/`down` scripts: `dhcp-option` lines (configured ones first,
+/// then pushed ones, each `dhcp-option TYPE [VALUE]`) and the `dns` options
+/// (search domains, servers sorted by priority).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// `dhcp-option` lines in the order they were read or pushed.
+    pub dhcp_options: Vec<String>,
+    /// `dns search-domains` and `dns server` blocks.
+    pub dns: Dns,
+}
+
+/// The words of a `dhcp-option` line, or `None` for one 2.6 refuses on
+/// Linux (more than two words after `dhcp-option`, e.g. `PROXY_HTTP host
+/// port`, which only the Windows build knows).
+fn dhcp_option_words(o: &DhcpOption) -> Option<Vec<String>> {
+    let (kind, value): (&str, Option<String>) = match o {
+        DhcpOption::Dns(a) => ("DNS", Some(a.to_string())),
+        DhcpOption::Dns6(a) => ("DNS6", Some(a.to_string())),
+        DhcpOption::Domain(d) => ("DOMAIN", Some(d.clone())),
+        DhcpOption::AdapterDomainSuffix(d) => ("ADAPTER_DOMAIN_SUFFIX", Some(d.clone())),
+        DhcpOption::DomainSearch(d) => ("DOMAIN-SEARCH", Some(d.clone())),
+        DhcpOption::Wins(a) => ("WINS", Some(a.to_string())),
+        DhcpOption::Nbdd(a) => ("NBDD", Some(a.to_string())),
+        DhcpOption::Ntp(a) => ("NTP", Some(a.to_string())),
+        DhcpOption::NbtType(t) => ("NBT", Some(t.to_string())),
+        DhcpOption::NbtScope(s) => ("NBS", Some(s.clone())),
+        DhcpOption::DisableNbt => ("DISABLE-NBT", None),
+        DhcpOption::ProxyHttp(..) => return None,
+    };
+    let mut w = vec!["dhcp-option".to_string(), kind.to_string()];
+    w.extend(value);
+    Some(w)
+}
+
+impl DnsSettings {
+    /// What a configuration alone sets (no `pull`, or before a push):
+    /// its `dhcp-option` lines and `dns` options.
+    pub fn from_config(cfg: &Config) -> Self {
+        DnsSettings {
+            dhcp_options: cfg
+                .dhcp_options
+                .iter()
+                .filter_map(dhcp_option_words)
+                .map(|w| w.join(" "))
+                .collect(),
+            dns: cfg.dns.clone(),
+        }
+    }
+
+    /// Whether there is nothing to pass on.
+    pub fn is_empty(&self) -> bool {
+        self.dhcp_options.is_empty()
+            && self.dns.search_domains.is_empty()
+            && self.dns.servers.is_empty()
+    }
+
+    /// The `foreign_option_N` values, 2.6's `foreign_options_copy_dns`:
+    /// when `dns` servers exist they replace every `dhcp-option DNS`/`DNS6`
+    /// line, when `dns` search domains exist they replace every
+    /// `dhcp-option DOMAIN-SEARCH` line; the other lines keep their order
+    /// and the replacements follow (each server address as `dhcp-option
+    /// DNS`/`DNS6`, then each search domain as `dhcp-option DOMAIN-SEARCH`).
+    pub fn foreign_options(&self) -> Vec<String> {
+        let servers = !self.dns.servers.is_empty();
+        let domains = !self.dns.search_domains.is_empty();
+        if !servers && !domains {
+            return self.dhcp_options.clone();
+        }
+        let mut out: Vec<String> = self
+            .dhcp_options
+            .iter()
+            .filter(|l| {
+                !(domains && l.starts_with("dhcp-option DOMAIN-SEARCH")
+                    || servers && l.starts_with("dhcp-option DNS"))
+            })
+            .cloned()
+            .collect();
+        for s in &self.dns.servers {
+            for (a, _) in &s.addresses {
+                out.push(match a {
+                    IpAddr::V4(a) => format!("dhcp-option DNS {a}"),
+                    IpAddr::V6(a) => format!("dhcp-option DNS6 {a}"),
+                });
+            }
+        }
+        for d in &self.dns.search_domains {
+            out.push(format!("dhcp-option DOMAIN-SEARCH {d}"));
+        }
+        out
+    }
+}
+
+impl ScriptEnv {
+    /// `foreign_option_N` and the `dns_*` variables of 2.6
+    /// (`setenv_dns_options`): `dns_search_domain_{i}`,
+    /// `dns_server_{n}_address_{j}` and `_port_{j}` (only when a port was
+    /// given), `dns_server_{n}_resolve_domain_{j}`, `_dnssec`, `_transport`,
+    /// `_sni`; `n` counts servers in priority order from 1.
+    pub fn set_dns(&mut self, dns: &DnsSettings) -> &mut Self {
+        self.set_foreign_options(&dns.foreign_options());
+        for (i, d) in dns.dns.search_domains.iter().enumerate() {
+            self.set(&format!("dns_search_domain_{}", i + 1), d);
+        }
+        for (n, s) in dns.dns.servers.iter().enumerate() {
+            let n = n + 1;
+            for (j, (a, port)) in s.addresses.iter().enumerate() {
+                let j = j + 1;
+                self.set(&format!("dns_server_{n}_address_{j}"), a.to_string());
+                self.set_opt(
+                    &format!("dns_server_{n}_port_{j}"),
+                    port.map(|p| p.to_string()),
+                );
+            }
+            for (j, d) in s.resolve_domains.iter().enumerate() {
+                self.set(&format!("dns_server_{n}_resolve_domain_{}", j + 1), d);
+            }
+            self.set_opt(
+                &format!("dns_server_{n}_dnssec"),
+                s.dnssec.map(|d| match d {
+                    DnsSec::Yes => "yes",
+                    DnsSec::No => "no",
+                    DnsSec::Optional => "optional",
+                }),
+            );
+            self.set_opt(
+                &format!("dns_server_{n}_transport"),
+                s.transport.map(|t| match t {
+                    DnsTransport::Plain => "plain",
+                    DnsTransport::Https => "DoH",
+                    DnsTransport::Tls => "DoT",
+                }),
+            );
+            self.set_opt(&format!("dns_server_{n}_sni"), s.sni.as_deref());
+        }
+        self
+    }
+
+    /// Adds every variable of `other` (replacing same-named ones).
+    pub fn extend(&mut self, other: &ScriptEnv) -> &mut Self {
+        for (k, v) in other.iter() {
+            self.vars.insert(k.to_string(), v.to_string());
+        }
+        self
+    }
 }
 
 /// Runs scripts with a `script-security` level, a timeout and a directory
@@ -701,12 +838,13 @@ mod tests {
             .set("ifconfig_local", "10.8.0.2")
             .set("ifconfig_netmask", "255.255.255.0")
             .set("route_vpn_gateway", "10.8.0.1");
-        let pushed = vec![
-            "route-gateway 10.8.0.1".to_string(),
-            "dhcp-option DNS 10.8.0.1".to_string(),
-            "dhcp-option DOMAIN example.org".to_string(),
-        ];
-        env.set_foreign_options(&foreign_options(&pushed));
+        env.set_dns(&DnsSettings {
+            dhcp_options: vec![
+                "dhcp-option DNS 10.8.0.1".to_string(),
+                "dhcp-option DOMAIN example.org".to_string(),
+            ],
+            dns: Dns::default(),
+        });
         let out = runner(2, &d)
             .run(
                 &format!("{s} tun0"),
@@ -954,6 +1092,137 @@ mod tests {
         let mut n = ScriptEnv::new();
         n.set_client_addresses(&addrs, Topology::Net30);
         assert_eq!(n.get("ifconfig_pool_local_ip"), Some("255.255.255.0"));
+    }
+
+    fn server(priority: i8, addrs: &[&str]) -> crate::config::DnsServer {
+        crate::config::DnsServer {
+            priority,
+            addresses: addrs
+                .iter()
+                .map(|a| match a.parse::<IpAddr>() {
+                    Ok(ip) => (ip, None),
+                    Err(_) => {
+                        let sa: std::net::SocketAddr = a.parse().unwrap();
+                        (sa.ip(), Some(sa.port()))
+                    }
+                })
+                .collect(),
+            resolve_domains: Vec::new(),
+            dnssec: None,
+            transport: None,
+            sni: None,
+        }
+    }
+
+    #[test]
+    fn dhcp_options_alone_are_foreign_options_in_order() {
+        let cfg = crate::config::Loader::new("/nonexistent-base")
+            .check_files(false)
+            .load_str(
+                "test.conf",
+                "client\ndev tun\nremote 192.0.2.1\nca ca.crt\ncert c.crt\nkey c.key\n\
+             dhcp-option DNS 10.8.0.1\n\
+             dhcp-option DNS6 fd00::1\ndhcp-option DOMAIN corp.example\n\
+             dhcp-option DISABLE-NBT\ndhcp-option PROXY_HTTP proxy 8080\n",
+            )
+            .unwrap();
+        let d = DnsSettings::from_config(&cfg);
+        assert_eq!(
+            d.foreign_options(),
+            [
+                "dhcp-option DNS 10.8.0.1",
+                "dhcp-option DNS6 fd00::1",
+                "dhcp-option DOMAIN corp.example",
+                "dhcp-option DISABLE-NBT",
+            ],
+            "PROXY_HTTP has three words: 2.6 on Linux does not export it"
+        );
+        let mut e = ScriptEnv::new();
+        e.set_dns(&d);
+        assert_eq!(e.get("foreign_option_1"), Some("dhcp-option DNS 10.8.0.1"));
+        assert_eq!(e.get("foreign_option_4"), Some("dhcp-option DISABLE-NBT"));
+        assert_eq!(e.get("foreign_option_5"), None);
+        assert!(e.iter().all(|(k, _)| !k.starts_with("dns_")));
+    }
+
+    #[test]
+    fn dns_servers_replace_dhcp_dns_and_domain_search_as_2_6_does() {
+        let mut s1 = server(-1, &["10.0.0.53", "[fd00::53]:853"]);
+        s1.resolve_domains = vec!["corp.example".into(), "lab.example".into()];
+        s1.dnssec = Some(DnsSec::Optional);
+        s1.transport = Some(DnsTransport::Tls);
+        s1.sni = Some("dns.corp.example".into());
+        let d = DnsSettings {
+            dhcp_options: vec![
+                "dhcp-option DNS 10.8.0.1".into(),
+                "dhcp-option DOMAIN-SEARCH old.example".into(),
+                "dhcp-option DOMAIN corp.example".into(),
+                "dhcp-option DNS6 fd00::1".into(),
+                "dhcp-option NTP 10.8.0.9".into(),
+            ],
+            dns: Dns {
+                search_domains: vec!["a.example".into(), "b.example".into()],
+                servers: vec![s1, server(5, &["1.1.1.1:5353"])],
+            },
+        };
+        assert_eq!(
+            d.foreign_options(),
+            [
+                "dhcp-option DOMAIN corp.example",
+                "dhcp-option NTP 10.8.0.9",
+                "dhcp-option DNS 10.0.0.53",
+                "dhcp-option DNS6 fd00::53",
+                "dhcp-option DNS 1.1.1.1",
+                "dhcp-option DOMAIN-SEARCH a.example",
+                "dhcp-option DOMAIN-SEARCH b.example",
+            ]
+        );
+        let mut e = ScriptEnv::new();
+        e.set_dns(&d);
+        let want = [
+            ("foreign_option_1", "dhcp-option DOMAIN corp.example"),
+            ("foreign_option_7", "dhcp-option DOMAIN-SEARCH b.example"),
+            ("dns_search_domain_1", "a.example"),
+            ("dns_search_domain_2", "b.example"),
+            ("dns_server_1_address_1", "10.0.0.53"),
+            ("dns_server_1_address_2", "fd00::53"),
+            ("dns_server_1_port_2", "853"),
+            ("dns_server_1_resolve_domain_1", "corp.example"),
+            ("dns_server_1_resolve_domain_2", "lab.example"),
+            ("dns_server_1_dnssec", "optional"),
+            ("dns_server_1_transport", "DoT"),
+            ("dns_server_1_sni", "dns.corp.example"),
+            ("dns_server_2_address_1", "1.1.1.1"),
+            ("dns_server_2_port_1", "5353"),
+        ];
+        for (k, v) in want {
+            assert_eq!(e.get(k), Some(v), "{k}");
+        }
+        assert_eq!(e.get("foreign_option_8"), None);
+        assert_eq!(e.get("dns_server_1_port_1"), None, "no port given");
+        assert_eq!(e.get("dns_server_2_dnssec"), None);
+        // Only search domains: DNS lines stay, DOMAIN-SEARCH lines go.
+        let only_domains = DnsSettings {
+            dhcp_options: vec![
+                "dhcp-option DOMAIN-SEARCH old.example".into(),
+                "dhcp-option DNS 10.8.0.1".into(),
+            ],
+            dns: Dns {
+                search_domains: vec!["new.example".into()],
+                servers: Vec::new(),
+            },
+        };
+        assert_eq!(
+            only_domains.foreign_options(),
+            [
+                "dhcp-option DNS 10.8.0.1",
+                "dhcp-option DOMAIN-SEARCH new.example"
+            ]
+        );
+        let mut merged = ScriptEnv::new();
+        merged.set("dev", "tun0").extend(&e);
+        assert_eq!(merged.get("dev"), Some("tun0"));
+        assert_eq!(merged.get("dns_server_2_port_1"), Some("5353"));
     }
 
     #[test]

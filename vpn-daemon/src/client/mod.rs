@@ -1,4 +1,5 @@
 //! The client side (`client` / `pull` / `tls-client`): one peer, the
 //! server, reached through the `remote` list.
 
+pub mod dns;
 pub mod p2p;

@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::dns;
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::Outcome;
 use crate::daemon::error::DaemonError;
@@ -40,7 +41,7 @@ use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
-use crate::scripts::{ScriptContext, ScriptRunner};
+use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
 use crate::server::multi::write_atomic;
 use crate::server::udp::status_interval;
 
@@ -128,6 +129,10 @@ struct Persist {
     routes: RouteTable,
     up_ran: bool,
     restarts: u32,
+    /// The DNS variables the last `up` saw; `down` sees them too.
+    dns_env: ScriptEnv,
+    /// What `resolvectl` changed, reverted when the device goes.
+    resolved: dns::ResolvedLink,
 }
 
 /// Static context of the client.
@@ -175,6 +180,8 @@ pub async fn tunnel_point_to_point(
         routes: RouteTable::new(),
         up_ran: false,
         restarts: 0,
+        dns_env: ScriptEnv::new(),
+        resolved: dns::ResolvedLink::default(),
     };
     let mut delay = Duration::from_secs(u64::from(cfg.connect_retry.initial));
     let max_delay = Duration::from_secs(u64::from(cfg.connect_retry.max.max(1)));
@@ -262,9 +269,11 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
                 &info,
                 ScriptContext::Init,
                 Some(signal),
+                &persist.dns_env,
             )
             .await;
         }
+        persist.resolved.revert().await;
         persist.up_ran = false;
         drop(tun);
     }
@@ -797,6 +806,8 @@ impl Run {
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
             self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
         }
+        let dns = dns::pulled_logged(cfg, &p);
+        persist.dns_env = dns::script_env(&dns);
         if fresh || !persist.up_ran {
             let ctxw = if persist.restarts > 0 {
                 ScriptContext::Restart
@@ -808,10 +819,16 @@ impl Run {
                 _ => None,
             };
             let info = setup.tun_info(&dev, gw);
-            tunnel::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None).await;
+            tunnel::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None, &persist.dns_env).await;
             persist.up_ran = true;
         }
+        persist
+            .resolved
+            .apply(cfg, ctx.runner.security, &dev, &dns)
+            .await;
         if !ctx.privileges_dropped && (cfg.user.is_some() || cfg.group.is_some()) {
+            // The status file stays writable after the drop, as in OpenVPN.
+            crate::server::tcp::hold_rewritten_files(cfg);
             crate::daemon::process::drop_privileges(cfg)?;
             ctx.privileges_dropped = true;
         }

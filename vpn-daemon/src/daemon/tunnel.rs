@@ -214,7 +214,8 @@ pub fn clamp(packet: &mut [u8], limits: Option<(u16, u16)>) {
     }
 }
 
-/// Runs `up` or `down` (if configured) with OpenVPN's arguments and env.
+/// Runs `up` or `down` (if configured) with OpenVPN's arguments and env,
+/// plus `extra` (the DNS variables).
 pub async fn run_up_down(
     cfg: &Config,
     runner: &ScriptRunner,
@@ -222,6 +223,7 @@ pub async fn run_up_down(
     info: &TunInfo,
     context: ScriptContext,
     signal: Option<&str>,
+    extra: &ScriptEnv,
 ) {
     let cmd = if down {
         &cfg.scripts.down
@@ -230,7 +232,7 @@ pub async fn run_up_down(
     };
     let Some(cmd) = cmd else { return };
     let mut env = ScriptEnv::new();
-    env.set_tun(info, context, signal);
+    env.set_tun(info, context, signal).extend(extra);
     let kind = if down {
         ScriptType::Down
     } else {

@@ -19,6 +19,7 @@
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -27,6 +28,7 @@ use crate::config::{
     Config,
     lexer::{LexedLine, lex},
 };
+use crate::proto::session::InstanceTimers;
 
 /// The file read when there is none for the common name.
 pub const CCD_DEFAULT: &str = "DEFAULT";
@@ -286,11 +288,15 @@ impl ClientConfigDir {
             });
         }
         if own.is_file() {
-            return Ok(CcdLookup::Client(self.read_file(&own)?));
+            let o = self.read_file(&own)?;
+            o.warn_not_applied();
+            return Ok(CcdLookup::Client(o));
         }
         let def = self.dir.join(CCD_DEFAULT);
         if def.is_file() {
-            return Ok(CcdLookup::Default(self.read_file(&def)?));
+            let o = self.read_file(&def)?;
+            o.warn_not_applied();
+            return Ok(CcdLookup::Default(o));
         }
         Ok(CcdLookup::None)
     }
@@ -356,7 +362,64 @@ pub fn parse_ccd(bytes: &[u8], path: &Path, dir: &ClientConfigDir) -> Result<Ccd
         ..CcdOptions::default()
     };
     parse_into(bytes, path, dir, &mut opts, 0)?;
+    opts.warn_not_applied();
     Ok(opts)
+}
+
+impl CcdOptions {
+    /// The per-instance timers this file sets (`ping`, `ping-restart`,
+    /// `ping-exit`, `inactive` without a byte threshold), for
+    /// [`Session::override_timers`](crate::proto::session::Session::override_timers).
+    pub fn instance_timers(&self) -> InstanceTimers {
+        let secs = |v: Option<u32>| v.map(|s| Duration::from_secs(u64::from(s)));
+        InstanceTimers {
+            ping: secs(self.ping),
+            ping_restart: secs(self.ping_restart),
+            ping_exit: secs(self.ping_exit),
+            inactive: secs(
+                self.inactive
+                    .filter(|i| i.bytes == 0 && i.seconds > 0)
+                    .map(|i| i.seconds),
+            ),
+        }
+    }
+
+    /// Directives 2.6 honours per client that this daemon reads but does
+    /// not act on yet: `ping-timer-rem`, `inactive` with a byte threshold,
+    /// `session-timeout`, and the kept [`OtherDirective`]s other than
+    /// `echo`/`parameter` (which only talk to a management client, and
+    /// there is none).
+    pub fn not_applied(&self) -> Vec<&str> {
+        let timers = [
+            ("ping-timer-rem", self.ping_timer_rem),
+            ("inactive", self.inactive.is_some_and(|i| i.bytes > 0)),
+            ("session-timeout", self.session_timeout.is_some()),
+        ];
+        timers
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| n)
+            .chain(
+                self.other
+                    .iter()
+                    .filter_map(|o| o.words.first().map(String::as_str))
+                    .filter(|n| !matches!(*n, "echo" | "parameter")),
+            )
+            .collect()
+    }
+
+    /// Logs [`not_applied`](Self::not_applied), so nothing in a ccd file is
+    /// ignored silently.
+    fn warn_not_applied(&self) {
+        let names = self.not_applied();
+        if !names.is_empty() {
+            tracing::warn!(
+                file = %self.file.display(),
+                directives = %names.join(", "),
+                "client-config-dir directives read but not applied by this daemon"
+            );
+        }
+    }
 }
 
 /// Directives allowed in ccd files that we keep as [`OtherDirective`].
@@ -708,6 +771,40 @@ mod tests {
         assert_eq!(o.other[1].line, 16);
         assert!(!o.disable);
         assert!(parse("disable\n").unwrap().disable);
+        assert_eq!(
+            o.not_applied(),
+            ["ping-timer-rem", "inactive", "session-timeout", "compress"],
+            "echo has no effect without a management client; the byte threshold of inactive is not applied"
+        );
+        assert_eq!(
+            o.instance_timers(),
+            InstanceTimers {
+                ping: Some(Duration::from_secs(5)),
+                ping_restart: Some(Duration::from_secs(30)),
+                ping_exit: None,
+                inactive: None,
+            }
+        );
+        let plain = parse("inactive 120\nping-exit 90\n").unwrap();
+        assert!(plain.not_applied().is_empty(), "{:?}", plain.not_applied());
+        assert_eq!(
+            plain.instance_timers(),
+            InstanceTimers {
+                ping_exit: Some(Duration::from_secs(90)),
+                inactive: Some(Duration::from_secs(120)),
+                ..InstanceTimers::default()
+            }
+        );
+    }
+
+    #[test]
+    fn addresses_routes_and_push_edits_are_all_applied() {
+        let o = parse(
+            "ifconfig-push 10.8.0.50 255.255.255.0\niroute 192.168.50.0 255.255.255.0\n\
+             push \"route 10.0.0.0 255.0.0.0\"\necho hi\nparameter x y\n",
+        )
+        .unwrap();
+        assert!(o.not_applied().is_empty(), "{:?}", o.not_applied());
     }
 
     #[test]

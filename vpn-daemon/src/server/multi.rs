@@ -594,6 +594,9 @@ impl Multi {
             p.payload.username = acc.username;
             p.payload.connect_ran = true;
             p.payload.session.set_push_reply(opts);
+            if let Some(o) = &ccd {
+                p.payload.session.override_timers(now, o.instance_timers());
+            }
         }
         let p = self.peers.get_mut(id)?;
         if let Err(e) = p.payload.session.auth_decision(now, AuthDecision::Accept) {
@@ -747,6 +750,10 @@ impl Multi {
 /// Writes `path` through a temporary file and a rename, so readers never
 /// see half a file.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Opened before a privilege drop: rewritten in place (see held_files).
+    if let Some(r) = super::held_files::write(path, bytes) {
+        return r;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::write(&tmp, bytes)?;

@@ -2,15 +2,26 @@
 //! cookie (the handshake is stateful from the first packet, as the
 //! stream already proves the address). Each connection has a reader task
 //! feeding whole packets to the loop and a writer task draining a bounded
-//! queue; the loop owns the client table, so routing, auth and status
+//! outbox; the loop owns the client table, so routing, auth and status
 //! are the UDP server's ([`Multi`]). Also holds the server's tun set-up
 //! shared with the UDP loop.
+//!
+//! The data path allocates nothing once warm: packets travel framed
+//! (`| len u16 BE | packet |`...) in buffers that change hands whole.
+//!
+//! ```text
+//!  reader task ──Packets(buf)──> loop ──recycle(buf)──> reader task (spares)
+//!  loop: send/send_with append to Conn.pending; hand_off() once per
+//!        iteration swaps pending <-> Outbox.buf (or appends if busy)
+//!  writer task: swaps Outbox.buf <-> its emptied batch, writes it, repeats
+//! ```
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::Config;
 use crate::daemon::Outcome;
@@ -19,17 +30,17 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::io::clock;
-use crate::io::external::tcp::{TcpOptions, TcpServer};
+use crate::io::external::tcp::{
+    TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpOptions, TcpServer,
+};
 use crate::io::internal::tun::{Tun, TunQueue};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::proto::session::{Session, Transport};
-use crate::scripts::{ScriptContext, ScriptRunner};
+use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
+use crate::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
 use crate::server::multi::{LinkOut, Multi};
 use crate::server::peers::PeerId;
-
-/// Packets queued per connection before the writer drops (backpressure).
-const CONN_QUEUE: usize = 1024;
 
 /// The server's own tun device, routes and `up` state.
 pub(crate) struct ServerTun {
@@ -54,8 +65,38 @@ impl ServerTun {
             &info,
             ScriptContext::Init,
             Some("sigterm"),
+            &dns_env(cfg),
         )
         .await;
+    }
+}
+
+/// The server's own `dhcp-option`/`dns` lines as its `up`/`down` scripts
+/// see them (2.6 exports a non-pulling instance's options at start-up).
+fn dns_env(cfg: &Config) -> ScriptEnv {
+    let mut env = ScriptEnv::new();
+    env.set_dns(&DnsSettings::from_config(cfg));
+    env
+}
+
+/// With `user`/`group`, opens the `status` and `ifconfig-pool-persist`
+/// files while still privileged (OpenVPN does the same); a failure is the
+/// same warning a later write would give.
+pub(crate) fn hold_rewritten_files(cfg: &Config) {
+    if cfg.user.is_none() && cfg.group.is_none() {
+        return;
+    }
+    let status = cfg.status.as_ref().map(|s| s.path.as_path());
+    // `ifconfig-pool-persist FILE 0` only reads: nothing to hold.
+    let persist = cfg
+        .ifconfig_pool_persist
+        .as_ref()
+        .filter(|p| p.seconds > 0)
+        .map(|p| p.file.as_path());
+    for path in status.into_iter().chain(persist) {
+        if let Err(e) = super::held_files::hold(path) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot open before dropping privileges");
+        }
     }
 }
 
@@ -100,7 +141,17 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     }
     let runner = tunnel::script_runner(cfg);
     let info = setup.tun_info(&dev, None);
-    tunnel::run_up_down(cfg, &runner, false, &info, ScriptContext::Init, None).await;
+    tunnel::run_up_down(
+        cfg,
+        &runner,
+        false,
+        &info,
+        ScriptContext::Init,
+        None,
+        &dns_env(cfg),
+    )
+    .await;
+    hold_rewritten_files(cfg);
     crate::daemon::process::drop_privileges(cfg)?;
     Ok(ServerTun {
         tun,
@@ -111,16 +162,265 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     })
 }
 
-/// The writer queues of the connections.
+/// Largest framed bytes waiting for one connection's writer; beyond it
+/// packets are dropped (the client is not reading: backpressure by loss,
+/// as with a full UDP socket).
+const OUTBOX_MAX: usize = 1 << 20;
+/// Initial capacity of a batch buffer (one socket read, or a tun batch).
+const BATCH_CAPACITY: usize = 64 * 1024;
+/// Spare receive buffers a connection's reader keeps for reuse.
+const READ_SPARES: usize = 16;
+
+/// Appends `packet` with OpenVPN's 2-byte length prefix; false (nothing
+/// appended) for an empty or over-65535-byte packet.
+fn push_frame(buf: &mut Vec<u8>, packet: &[u8]) -> bool {
+    let Ok(prefix) = length_prefix(packet.len()) else {
+        return false;
+    };
+    buf.extend_from_slice(&prefix);
+    buf.extend_from_slice(packet);
+    true
+}
+
+/// The packets of a buffer filled by [`push_frame`].
+fn frames(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, rest) = buf.split_first_chunk::<LEN_PREFIX>()?;
+        let (p, tail) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        buf = tail;
+        Some(p)
+    })
+}
+
+/// Framed packets on their way from the loop to a connection's writer
+/// task. The loop hands over its whole batch by swapping buffers, the
+/// writer takes it by swapping with its emptied one: three buffers
+/// circulate and nothing is allocated once they have grown.
+#[derive(Default)]
+struct Outbox {
+    buf: Mutex<Vec<u8>>,
+    notify: Notify,
+    /// Set by the loop when the connection goes: write what is left, FIN.
+    closed: AtomicBool,
+}
+
+/// One connection as the loop sees it.
+struct Conn {
+    /// Framed packets queued during this loop iteration.
+    pending: Vec<u8>,
+    outbox: Arc<Outbox>,
+    /// Where the loop returns the reader's emptied buffers.
+    read_spares: mpsc::Sender<Vec<u8>>,
+    /// Packets dropped because the writer fell behind.
+    dropped: u64,
+}
+
+impl Conn {
+    /// Splits `link` into a reader task (whole packets to `events`) and a
+    /// writer task (draining the outbox).
+    fn start(link: TcpLink, addr: SocketAddr, events: mpsc::Sender<ConnEvent>) -> Self {
+        let (reader, writer) = link.split();
+        let outbox = Arc::new(Outbox::default());
+        let (spare_tx, spare_rx) = mpsc::channel(READ_SPARES);
+        tokio::spawn(write_task(writer, outbox.clone()));
+        tokio::spawn(read_task(reader, addr, events, spare_rx));
+        Conn {
+            pending: Vec::with_capacity(BATCH_CAPACITY),
+            outbox,
+            read_spares: spare_tx,
+            dropped: 0,
+        }
+    }
+
+    /// Queues a packet written by `fill` into at most `max` bytes.
+    fn push_with(&mut self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) {
+        let start = self.pending.len();
+        if start + LEN_PREFIX + max > OUTBOX_MAX || length_prefix(max).is_err() {
+            self.dropped += 1;
+            return;
+        }
+        self.pending.resize(start + LEN_PREFIX + max, 0);
+        let n = self
+            .pending
+            .get_mut(start + LEN_PREFIX..)
+            .map_or(0, |b| fill(b).min(max));
+        match length_prefix(n) {
+            Ok(prefix) => {
+                self.pending[start..start + LEN_PREFIX].copy_from_slice(&prefix);
+                self.pending.truncate(start + LEN_PREFIX + n);
+            }
+            // Nothing written (a drop inside the session).
+            Err(_) => self.pending.truncate(start),
+        }
+    }
+
+    /// Queues a copy of `packet`.
+    fn push(&mut self, packet: &[u8]) {
+        if self.pending.len() + LEN_PREFIX + packet.len() > OUTBOX_MAX
+            || !push_frame(&mut self.pending, packet)
+        {
+            self.dropped += 1;
+        }
+    }
+
+    /// Hands what this iteration queued to the writer task.
+    fn hand_off(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        {
+            let mut inbox = self
+                .outbox
+                .buf
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if inbox.is_empty() {
+                std::mem::swap(&mut *inbox, &mut self.pending);
+            } else if inbox.len() + self.pending.len() <= OUTBOX_MAX {
+                // The writer is still busy with the previous batch.
+                inbox.extend_from_slice(&self.pending);
+            } else {
+                self.dropped += frames(&self.pending).count() as u64;
+                tracing::debug!(
+                    dropped = self.dropped,
+                    "TCP client not reading, packets dropped"
+                );
+            }
+        }
+        self.pending.clear();
+        self.outbox.notify.notify_one();
+    }
+
+    /// Returns a buffer the reader task filled.
+    fn recycle(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        // A full spare queue frees it: the reader has enough.
+        let _ = self.read_spares.try_send(buf);
+    }
+
+    /// Flushes what is queued, then lets the writer finish and close.
+    fn close(mut self) {
+        self.hand_off();
+    }
+}
+
+impl Drop for Conn {
+    /// The writer task writes what it has, sends FIN and ends.
+    fn drop(&mut self) {
+        self.outbox.closed.store(true, Ordering::Release);
+        self.outbox.notify.notify_one();
+    }
+}
+
+/// Writes the outbox's batches until the loop closes it or the stream fails.
+async fn write_task(mut writer: TcpLinkWriter, outbox: Arc<Outbox>) {
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_CAPACITY);
+    loop {
+        outbox.notify.notified().await;
+        loop {
+            {
+                let mut inbox = outbox.buf.lock().unwrap_or_else(PoisonError::into_inner);
+                if inbox.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut *inbox, &mut batch);
+            }
+            if let Err(e) = write_batch(&mut writer, &batch).await {
+                tracing::debug!(error = %e, "TCP write");
+                return;
+            }
+            batch.clear();
+        }
+        if outbox.closed.load(Ordering::Acquire) {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Queues every packet of `batch` on the stream and flushes.
+async fn write_batch(writer: &mut TcpLinkWriter, batch: &[u8]) -> Result<(), TcpError> {
+    for p in frames(batch) {
+        match writer.queue(p) {
+            Err(TcpError::QueueFull { .. }) => {
+                writer.flush().await?;
+                writer.queue(p)?;
+            }
+            r => r?,
+        }
+    }
+    writer.flush().await
+}
+
+/// Reads whole packets into reused buffers and reports them to the loop.
+async fn read_task(
+    mut reader: TcpLinkReader,
+    addr: SocketAddr,
+    events: mpsc::Sender<ConnEvent>,
+    mut spares: mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH_CAPACITY));
+        match reader
+            .recv_with(|p| {
+                push_frame(&mut buf, p);
+            })
+            .await
+        {
+            Ok(_) => {
+                if events.send(ConnEvent::Packets(addr, buf)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, client = %addr, "TCP connection ended");
+                let _ = events.send(ConnEvent::Closed(addr)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The connections, as the sessions' way out.
 #[derive(Default)]
 struct TcpOut {
-    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    conns: HashMap<SocketAddr, Conn>,
+    /// Connections with packets queued in this iteration.
+    ready: Vec<SocketAddr>,
+}
+
+impl TcpOut {
+    fn conn(&mut self, to: SocketAddr) -> Option<&mut Conn> {
+        let c = self.conns.get_mut(&to)?;
+        if c.pending.is_empty() {
+            self.ready.push(to);
+        }
+        Some(c)
+    }
+
+    /// Hands every connection's queued packets to its writer.
+    fn hand_off(&mut self) {
+        for a in self.ready.drain(..) {
+            if let Some(c) = self.conns.get_mut(&a) {
+                c.hand_off();
+            }
+        }
+    }
+
+    /// Ends a connection: its queued packets still go out, then FIN.
+    fn close(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.conns.remove(&addr) {
+            c.close();
+        }
+    }
 }
 
 impl LinkOut for TcpOut {
     fn send(&mut self, to: SocketAddr, _src: Option<IpAddr>, packet: &[u8]) {
-        if let Some(c) = self.conns.get(&to) {
-            let _ = c.try_send(packet.to_vec());
+        if let Some(c) = self.conn(to) {
+            c.push(packet);
         }
     }
     fn send_with(
@@ -130,20 +430,17 @@ impl LinkOut for TcpOut {
         max: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) {
-        if let Some(c) = self.conns.get(&to) {
-            let mut v = vec![0u8; max];
-            let n = fill(&mut v);
-            if n > 0 {
-                v.truncate(n);
-                let _ = c.try_send(v);
-            }
+        if let Some(c) = self.conn(to) {
+            c.push_with(max, fill);
         }
     }
 }
 
 /// What the reader tasks report.
 enum ConnEvent {
-    Packets(SocketAddr, Vec<Vec<u8>>),
+    /// Whole packets, framed as by [`push_frame`], in a buffer to return
+    /// with [`Conn::recycle`].
+    Packets(SocketAddr, Vec<u8>),
     Closed(SocketAddr),
 }
 
@@ -194,10 +491,12 @@ pub async fn tunnel_server_tcp(
             if !multi.drain(id, &mut out)
                 && let Some(a) = addr
             {
-                // Closing the queue ends the writer task and the stream.
-                out.conns.remove(&a);
+                // What drain queued (an exit or restart message) still goes out.
+                out.hand_off();
+                out.close(a);
             }
         }
+        out.hand_off();
         if !ttx.is_empty()
             && let Err(e) = q.send_batch(&mut ttx).await
         {
@@ -234,60 +533,28 @@ pub async fn tunnel_server_tcp(
                     }
                 };
                 let Some(id) = multi.add_client(session, addr, None) else { continue };
-                let (mut reader, mut writer) = link.split();
-                let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
-                out.conns.insert(addr, wtx);
-                tokio::spawn(async move {
-                    while let Some(p) = wrx.recv().await {
-                        if writer.queue(&p).is_err() {
-                            continue;
-                        }
-                        while let Ok(p) = wrx.try_recv() {
-                            if writer.queue(&p).is_err() {
-                                break;
-                            }
-                        }
-                        if writer.flush().await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = writer.shutdown().await;
-                });
-                let evs = ev_tx.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let mut v = Vec::new();
-                        match reader.recv_with(|p| v.push(p.to_vec())).await {
-                            Ok(_) => {
-                                if evs.send(ConnEvent::Packets(addr, v)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(error = %e, client = %addr, "TCP connection ended");
-                                let _ = evs.send(ConnEvent::Closed(addr)).await;
-                                return;
-                            }
-                        }
-                    }
-                });
+                out.conns.insert(addr, Conn::start(link, addr, ev_tx.clone()));
                 dirty.insert(id);
             }
             Some(ev) = ev_rx.recv() => match ev {
                 ConnEvent::Packets(addr, packets) => {
-                    let Some(id) = multi.peers.by_transport(addr) else { continue };
-                    let now = clock::now();
-                    let unix = clock::unix_time();
-                    for p in &packets {
-                        multi.link_packet(id, None, p, None, now, unix, &mut out, &mut ttx);
+                    if let Some(id) = multi.peers.by_transport(addr) {
+                        let now = clock::now();
+                        let unix = clock::unix_time();
+                        for p in frames(&packets) {
+                            multi.link_packet(id, None, p, None, now, unix, &mut out, &mut ttx);
+                        }
+                        dirty.insert(id);
                     }
-                    dirty.insert(id);
+                    if let Some(c) = out.conns.get(&addr) {
+                        c.recycle(packets);
+                    }
                 }
                 ConnEvent::Closed(addr) => {
                     if let Some(id) = multi.peers.by_transport(addr) {
                         multi.remove(id);
                     }
-                    out.conns.remove(&addr);
+                    out.close(addr);
                 }
             },
             r = q.recv_batch(&mut trx) => {
@@ -317,10 +584,174 @@ pub async fn tunnel_server_tcp(
     for id in multi.close_all(now) {
         multi.drain(id, &mut out);
     }
+    out.hand_off();
     // Let the writer tasks flush the RESTART messages.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     multi.write_status();
     multi.write_pool_persist();
     st.shutdown(cfg).await;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::io::external::tcp;
+
+    /// Counts this thread's heap allocations; everything else is `System`.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn count() {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+    }
+
+    fn allocs() -> u64 {
+        ALLOCS.with(Cell::get)
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count();
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count();
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    #[test]
+    fn frames_round_trip_and_stop_at_a_torn_record() {
+        let mut b = Vec::new();
+        assert!(push_frame(&mut b, b"abc"));
+        assert!(!push_frame(&mut b, b""), "empty records do not exist");
+        assert!(push_frame(&mut b, &[7u8; 300]));
+        assert!(!push_frame(&mut b, &vec![0u8; 70_000]));
+        let got: Vec<usize> = frames(&b).map(<[u8]>::len).collect();
+        assert_eq!(got, [3, 300]);
+        b.extend_from_slice(&[0, 9, 1, 2]);
+        assert_eq!(frames(&b).count(), 2, "a short last record is not a packet");
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_gets_drops_not_memory() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = TcpOptions::default();
+            let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
+            let addr = server.local_addr().unwrap();
+            let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
+            let _client = c.unwrap();
+            let (link, peer) = s.unwrap();
+            let (ev_tx, _ev_rx) = mpsc::channel(16);
+            let mut conn = Conn::start(link, peer, ev_tx);
+            // Far more than socket buffers and the outbox hold, never read.
+            let pkt = [1u8; 1400];
+            for _ in 0..4 {
+                for _ in 0..1000 {
+                    conn.push(&pkt);
+                }
+                conn.hand_off();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(conn.dropped > 0);
+            let queued = conn.outbox.buf.lock().unwrap().len();
+            assert!(queued <= OUTBOX_MAX, "{queued}");
+        });
+    }
+
+    /// Packets both ways through a real loopback connection: after a
+    /// warm-up, the loop, the reader task and the writer task allocate
+    /// nothing (a current-thread runtime keeps them all on this thread).
+    #[test]
+    fn steady_state_data_path_does_not_allocate() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = TcpOptions::default();
+            let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
+            let addr = server.local_addr().unwrap();
+            let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
+            let (mut crd, mut cwr) = c.unwrap().split();
+            let (link, peer) = s.unwrap();
+            let (ev_tx, mut ev_rx) = mpsc::channel(1024);
+            let mut out = TcpOut::default();
+            out.conns.insert(peer, Conn::start(link, peer, ev_tx));
+            let pkt = [0x45u8; 1200];
+            let mut before = 0;
+            for round in 0..400 {
+                if round == 100 {
+                    before = allocs();
+                }
+                // Loop -> client: copies and in-place encryptions.
+                for i in 0..16 {
+                    if i % 2 == 0 {
+                        out.send(peer, None, &pkt);
+                    } else {
+                        out.send_with(peer, None, 1300, &mut |b| {
+                            b.get_mut(..1200).map_or(0, |d| {
+                                d.copy_from_slice(&pkt);
+                                1200
+                            })
+                        });
+                    }
+                }
+                out.hand_off();
+                let mut n = 0;
+                while n < 16 {
+                    n += crd.recv_with(|p| assert_eq!(p, &pkt[..])).await.unwrap();
+                }
+                // Client -> loop.
+                for _ in 0..16 {
+                    cwr.queue(&pkt).unwrap();
+                }
+                cwr.flush().await.unwrap();
+                let mut m = 0;
+                while m < 16 {
+                    match ev_rx.recv().await.unwrap() {
+                        ConnEvent::Packets(a, buf) => {
+                            for p in frames(&buf) {
+                                assert_eq!(p, &pkt[..]);
+                                m += 1;
+                            }
+                            out.conns.get(&a).unwrap().recycle(buf);
+                        }
+                        ConnEvent::Closed(_) => panic!("connection closed"),
+                    }
+                }
+            }
+            let during = allocs() - before;
+            assert_eq!(
+                during, 0,
+                "{during} allocations for 300 rounds of 32 packets"
+            );
+        });
+    }
 }

@@ -139,6 +139,13 @@ struct LocalCounters {
 
 /// The attached classifier and its AF_XDP sockets.
 pub struct FastPath {
+    // Boxed: the drivers keep an `Option<FastPath>` inside their link
+    // enums, which should not grow by the size of all this state.
+    s: Box<State>,
+}
+
+/// Everything a running fast path owns.
+struct State {
     // Field order is drop order: reactor registrations go before the
     // sockets whose fds they name, and the sockets before the classifier
     // (whose drop detaches the program).
@@ -305,58 +312,61 @@ impl FastPath {
             tracing::info!("set xdp-interface to attach elsewhere");
         }
         Some(Self {
-            readiness: OnceLock::new(),
-            queues,
-            classifier,
-            mode,
-            interface,
-            ifindex,
-            zero_copy,
-            mapped_v4: cfg.mapped_v4,
-            port: cfg.port,
-            local: cfg
-                .local
-                .map(iface::unmap)
-                .filter(|ip| !ip.is_unspecified()),
-            paths: HashMap::new(),
-            steered: HashMap::new(),
-            steered_addrs: HashMap::new(),
-            next_queue: 0,
-            ip_id: 0,
-            counters: LocalCounters::default(),
+            s: Box::new(State {
+                readiness: OnceLock::new(),
+                queues,
+                classifier,
+                mode,
+                interface,
+                ifindex,
+                zero_copy,
+                mapped_v4: cfg.mapped_v4,
+                port: cfg.port,
+                local: cfg
+                    .local
+                    .map(iface::unmap)
+                    .filter(|ip| !ip.is_unspecified()),
+                paths: HashMap::new(),
+                steered: HashMap::new(),
+                steered_addrs: HashMap::new(),
+                next_queue: 0,
+                ip_id: 0,
+                counters: LocalCounters::default(),
+            }),
         })
     }
 
     /// Native or generic.
     pub fn mode(&self) -> AttachMode {
-        self.mode
+        self.s.mode
     }
 
     /// The underlay interface it is attached to.
     pub fn interface(&self) -> &str {
-        &self.interface
+        &self.s.interface
     }
 
     /// Number of receive queues with an AF_XDP socket.
     pub fn queue_count(&self) -> usize {
-        self.queues.len()
+        self.s.queues.len()
     }
 
     /// Whether every socket runs in zero-copy mode.
     pub fn is_zero_copy(&self) -> bool {
-        self.zero_copy
+        self.s.zero_copy
     }
 
     /// Registers the sockets with the current tokio reactor, once.
     fn registrations(&self) -> Option<&Vec<AsyncFd<XskFd>>> {
-        self.readiness
+        self.s
+            .readiness
             .get_or_init(|| {
                 if tokio::runtime::Handle::try_current().is_err() {
                     tracing::error!("XDP readiness polled outside a tokio runtime");
                     return None;
                 }
-                let mut v = Vec::with_capacity(self.queues.len());
-                for q in &self.queues {
+                let mut v = Vec::with_capacity(self.s.queues.len());
+                for q in &self.s.queues {
                     // SAFETY: the fd belongs to `q.xsk`, which outlives
                     // this registration: `readiness` is declared (and so
                     // dropped) before `queues`, and sockets are never
@@ -389,7 +399,7 @@ impl FastPath {
             return std::future::pending().await;
         };
         poll_fn(|cx| {
-            for (q, fd) in self.queues.iter().zip(fds) {
+            for (q, fd) in self.s.queues.iter().zip(fds) {
                 loop {
                     match fd.poll_read_ready(cx) {
                         Poll::Ready(Ok(mut guard)) => {
@@ -419,27 +429,27 @@ impl FastPath {
     /// frame. Returns how many frames were taken (malformed ones counted
     /// as dropped, never handed out).
     pub fn recv(&mut self, max: usize, f: &mut dyn FnMut(RxDatagram<'_>)) -> usize {
-        let n = self.queues.len();
+        let n = self.s.queues.len();
         if n == 0 {
             return 0;
         }
-        let mapped_v4 = self.mapped_v4;
+        let mapped_v4 = self.s.mapped_v4;
         let mut taken = 0usize;
-        let start = self.next_queue % n;
-        self.next_queue = (start + 1) % n;
+        let start = self.s.next_queue % n;
+        self.s.next_queue = (start + 1) % n;
         for k in 0..n {
             let qi = (start + k) % n;
             let Some(room) = max.checked_sub(taken).filter(|&r| r > 0) else {
                 break;
             };
             let room = u32::try_from(room).unwrap_or(u32::MAX);
-            let Self {
+            let State {
                 queues,
                 paths,
                 steered_addrs,
                 counters,
                 ..
-            } = self;
+            } = &mut *self.s;
             let Some(queue) = queues.get_mut(qi) else {
                 break;
             };
@@ -475,7 +485,7 @@ impl FastPath {
 
     /// Whether a datagram to `to` can leave through the fast path.
     pub fn knows(&self, to: SocketAddr) -> bool {
-        self.paths.contains_key(&plain(to))
+        self.s.paths.contains_key(&plain(to))
     }
 
     /// Sends one datagram to `to` when its link-layer path is known: `fill`
@@ -489,14 +499,14 @@ impl FastPath {
         max: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> usize,
     ) -> Option<usize> {
-        let path = *self.paths.get(&plain(to))?;
+        let path = *self.s.paths.get(&plain(to))?;
         let hdr = path.l2.header_len();
-        let queue = self.queues.get_mut(path.queue)?;
+        let queue = self.s.queues.get_mut(path.queue)?;
         if hdr.checked_add(max)? > queue.xsk.frame_size() as usize {
             return None;
         }
-        self.ip_id = self.ip_id.wrapping_add(1);
-        let ip_id = self.ip_id;
+        self.s.ip_id = self.s.ip_id.wrapping_add(1);
+        let ip_id = self.s.ip_id;
         let mut written = None;
         let mut build_error = false;
         let sent = queue.xsk.send_with(|buf| {
@@ -514,7 +524,7 @@ impl FastPath {
             }
         });
         if build_error {
-            self.counters.tx_build_errors += 1;
+            self.s.counters.tx_build_errors += 1;
         }
         match sent {
             Ok(Some(_)) => {
@@ -531,11 +541,11 @@ impl FastPath {
 
     /// Kicks the transmit rings and reaps completions; call after a batch.
     pub fn flush(&mut self) {
-        for q in &mut self.queues {
+        for q in &mut self.s.queues {
             if q.tx_queued {
                 q.tx_queued = false;
                 if let Err(e) = q.xsk.flush_tx() {
-                    self.counters.tx_kick_errors += 1;
+                    self.s.counters.tx_kick_errors += 1;
                     tracing::debug!(queue = q.id, error = %e, "AF_XDP tx kick");
                 }
             }
@@ -546,45 +556,45 @@ impl FastPath {
     /// Steers `peer_id`'s data packets from `addr` (insert, or update on float).
     pub fn set_peer(&mut self, peer_id: u32, addr: SocketAddr) {
         let addr = plain(addr);
-        if let Err(e) = self.classifier.insert_peer(peer_id, addr) {
-            self.counters.peer_map_errors += 1;
+        if let Err(e) = self.s.classifier.insert_peer(peer_id, addr) {
+            self.s.counters.peer_map_errors += 1;
             tracing::warn!(peer_id, %addr, error = %chain(&e), "XDP peer map insert failed");
             return;
         }
-        match self.steered.insert(peer_id, addr) {
+        match self.s.steered.insert(peer_id, addr) {
             Some(old) if old == addr => {}
             Some(old) => {
                 // Floated: the old address's path is no longer this peer's.
                 self.release_addr(old);
-                *self.steered_addrs.entry(addr).or_insert(0) += 1;
+                *self.s.steered_addrs.entry(addr).or_insert(0) += 1;
             }
-            None => *self.steered_addrs.entry(addr).or_insert(0) += 1,
+            None => *self.s.steered_addrs.entry(addr).or_insert(0) += 1,
         }
-        if !self.paths.contains_key(&addr)
+        if !self.s.paths.contains_key(&addr)
             && let Some(path) = self.resolve(addr)
         {
-            self.paths.insert(addr, path);
+            self.s.paths.insert(addr, path);
         }
     }
 
     /// Stops steering `peer_id` (disconnect, timeout, shutdown).
     pub fn remove_peer(&mut self, peer_id: u32) {
-        if let Some(addr) = self.steered.remove(&peer_id) {
+        if let Some(addr) = self.s.steered.remove(&peer_id) {
             self.release_addr(addr);
         }
-        if let Err(e) = self.classifier.remove_peer(peer_id) {
-            self.counters.peer_map_errors += 1;
+        if let Err(e) = self.s.classifier.remove_peer(peer_id) {
+            self.s.counters.peer_map_errors += 1;
             tracing::warn!(peer_id, error = %chain(&e), "XDP peer map remove failed");
         }
     }
 
     /// One steered peer-id less uses `addr`; its path goes with the last.
     fn release_addr(&mut self, addr: SocketAddr) {
-        if let Some(n) = self.steered_addrs.get_mut(&addr) {
+        if let Some(n) = self.s.steered_addrs.get_mut(&addr) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.steered_addrs.remove(&addr);
-                self.paths.remove(&addr);
+                self.s.steered_addrs.remove(&addr);
+                self.s.paths.remove(&addr);
             }
         }
     }
@@ -592,7 +602,7 @@ impl FastPath {
     /// The peers the classifier steers, read back from its map (not from
     /// a copy kept here).
     pub fn steered_peers(&self) -> Vec<(u32, SocketAddr)> {
-        match self.classifier.peers() {
+        match self.s.classifier.peers() {
             Ok(v) => {
                 let mut out: Vec<_> = v
                     .iter()
@@ -614,7 +624,7 @@ impl FastPath {
     /// learned from the peer's first frame.
     fn resolve(&self, peer: SocketAddr) -> Option<PeerPath> {
         let route = match netlink::route_get(peer.ip()) {
-            Ok(Some(r)) if r.oif == self.ifindex => r,
+            Ok(Some(r)) if r.oif == self.s.ifindex => r,
             Ok(_) => return None,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "route lookup");
@@ -622,9 +632,10 @@ impl FastPath {
             }
         };
         let next_hop = route.gateway.unwrap_or(peer.ip());
-        let their_mac = netlink::neighbour_mac(self.ifindex, next_hop).ok()??;
-        let our_mac = netlink::link_mac(self.ifindex).ok()??;
+        let their_mac = netlink::neighbour_mac(self.s.ifindex, next_hop).ok()??;
+        let our_mac = netlink::link_mac(self.s.ifindex).ok()??;
         let our_ip = self
+            .s
             .local
             .filter(|l| l.is_ipv4() == peer.is_ipv4())
             .or(route.prefsrc)?;
@@ -638,7 +649,7 @@ impl FastPath {
                 src_mac: our_mac,
                 dst_mac: their_mac,
                 vlan: None,
-                src: SocketAddr::new(our_ip, self.port),
+                src: SocketAddr::new(our_ip, self.s.port),
                 dst: peer,
             },
             queue: 0,
@@ -648,7 +659,7 @@ impl FastPath {
     /// The classifier's counters summed over CPUs, for the status output.
     pub fn counters(&self) -> XdpCounters {
         let mut out = XdpCounters::default();
-        match self.classifier.stats() {
+        match self.s.classifier.stats() {
             Ok(s) => {
                 out.redirected = s.get(stats::REDIRECT);
                 for (slot, name) in (0u32..).zip(STAT_NAMES) {
@@ -664,7 +675,7 @@ impl FastPath {
             Err(e) => tracing::warn!(error = %chain(&e), "reading XDP counters"),
         }
         let mut x = XskStatistics::default();
-        for q in &self.queues {
+        for q in &self.s.queues {
             match q.xsk.statistics() {
                 Ok(s) => {
                     x.rx_dropped += s.rx_dropped;
@@ -684,13 +695,19 @@ impl FastPath {
             ("xsk_tx_invalid".to_owned(), x.tx_invalid_descs),
         ]);
         for m in Malformed::ALL {
-            let n = self.counters.malformed.get(m.index()).copied().unwrap_or(0);
+            let n = self
+                .s
+                .counters
+                .malformed
+                .get(m.index())
+                .copied()
+                .unwrap_or(0);
             out.dropped.push((m.name().to_owned(), n));
         }
         out.errors = vec![
-            ("peer_map".to_owned(), self.counters.peer_map_errors),
-            ("tx_kick".to_owned(), self.counters.tx_kick_errors),
-            ("tx_build".to_owned(), self.counters.tx_build_errors),
+            ("peer_map".to_owned(), self.s.counters.peer_map_errors),
+            ("tx_kick".to_owned(), self.s.counters.tx_kick_errors),
+            ("tx_build".to_owned(), self.s.counters.tx_build_errors),
         ];
         out
     }
@@ -698,7 +715,7 @@ impl FastPath {
     /// UMEM frames currently out of the kernel's hands (being processed or
     /// waiting for completion): flat over a long transfer.
     pub fn frames_in_flight(&self) -> usize {
-        self.queues.iter().map(|q| q.xsk.frames_in_flight()).sum()
+        self.s.queues.iter().map(|q| q.xsk.frames_in_flight()).sum()
     }
 }
 

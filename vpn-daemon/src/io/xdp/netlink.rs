@@ -389,3 +389,55 @@ pub fn neighbour_mac(ifindex: u32, ip: IpAddr) -> Result<Option<[u8; 6]>, Netlin
         (dst == Some(ip)).then_some(mac).flatten()
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Read-only questions about the test process's own namespace: every
+    //! namespace has `lo`, and routes to its addresses go through it.
+
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    fn lo_index() -> u32 {
+        let idx = super::super::iface::index_of("lo");
+        idx.expect("every namespace has lo")
+    }
+
+    #[test]
+    fn link_dump_lists_lo_as_loopback_not_ethernet() {
+        let links = links().expect("link dump");
+        let lo = links
+            .iter()
+            .find(|l| l.name == "lo")
+            .expect("lo in the dump");
+        assert_eq!(lo.index, lo_index());
+        assert!(lo.loopback);
+        assert!(!lo.ethernet);
+    }
+
+    #[test]
+    fn route_to_a_local_address_leaves_by_lo() {
+        let r = route_get(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .expect("route lookup")
+            .expect("a route to 127.0.0.1");
+        assert_eq!(r.oif, lo_index());
+        assert_eq!(r.gateway, None);
+    }
+
+    #[test]
+    fn lo_has_no_ethernet_address_and_answers_xdp_queries() {
+        // lo's address is six zero bytes: it parses as a MAC.
+        assert_eq!(link_mac(lo_index()).expect("link query"), Some([0; 6]));
+        // Whatever is attached, the query itself works.
+        attached_xdp(lo_index()).expect("xdp query");
+    }
+
+    #[test]
+    fn unknown_interface_is_refused() {
+        assert!(matches!(
+            link_mac(u32::MAX - 1),
+            Err(NetlinkError::Refused(_))
+        ));
+    }
+}

@@ -186,6 +186,19 @@ fn tls_role(role: Role) -> TlsRole {
     }
 }
 
+/// Per-instance timer overrides ([`Session::override_timers`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceTimers {
+    /// `ping N`.
+    pub ping: Option<Duration>,
+    /// `ping-restart N`.
+    pub ping_restart: Option<Duration>,
+    /// `ping-exit N`.
+    pub ping_exit: Option<Duration>,
+    /// `inactive N` (without a byte threshold).
+    pub inactive: Option<Duration>,
+}
+
 /// One peer's protocol session (client or server side).
 #[derive(Debug)]
 pub struct Session {
@@ -230,6 +243,7 @@ pub struct Session {
     ping: Option<Duration>,
     ping_restart: Option<Duration>,
     ping_exit: Option<Duration>,
+    inactive: Option<Duration>,
     // Client.
     push: PushReassembly,
     pushed: Option<PushedOptions>,
@@ -403,6 +417,7 @@ impl Session {
             ping: cfg.ping,
             ping_restart: cfg.ping_restart,
             ping_exit: cfg.ping_exit,
+            inactive: cfg.inactive,
             push: PushReassembly::new(),
             pushed: None,
             auth_token: None,
@@ -692,7 +707,7 @@ impl Session {
 
     fn tun_traffic(&mut self, now: Instant) {
         if self.connected
-            && let Some(i) = self.cfg.inactive
+            && let Some(i) = self.inactive
         {
             self.timers.set(Timer::Inactive, later(now, i));
         }
@@ -1267,6 +1282,20 @@ impl Session {
     /// IV_PROTO DATA_V2; both directions then use P_DATA_V2).
     pub fn set_peer_id(&mut self, peer_id: PeerId) {
         self.peer_id = Some(peer_id);
+    }
+
+    /// Server: this client's own keepalive and inactivity timers (from its
+    /// client-config-dir file); `None` fields keep the configured ones. Set
+    /// before the client connects (as the server does), they take effect
+    /// when it does; on a connected session they run from `now`.
+    pub fn override_timers(&mut self, now: Instant, t: InstanceTimers) {
+        self.ping = t.ping.or(self.ping);
+        self.ping_restart = t.ping_restart.or(self.ping_restart);
+        self.ping_exit = t.ping_exit.or(self.ping_exit);
+        self.inactive = t.inactive.or(self.inactive);
+        self.link_sent(now);
+        self.link_received(now);
+        self.tun_traffic(now);
     }
 
     /// The data-channel peer-id: assigned by us (server) or pushed by the

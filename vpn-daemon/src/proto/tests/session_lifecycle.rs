@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::sim::{Pair, SimOpts, number_of, numbered};
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{Route, RouteAddr};
-use crate::proto::session::AuthDecision;
+use crate::proto::session::{AuthDecision, InstanceTimers};
 use crate::proto::wire::KeyId;
 
 /// Retry until the side's control traffic allows a renegotiation.
@@ -158,6 +158,30 @@ fn ping_restart_fires_when_the_peer_goes_silent() {
     assert!(
         took >= Duration::from_secs(119) && took <= Duration::from_secs(121),
         "{took:?}"
+    );
+}
+
+#[test]
+fn per_client_timers_override_the_servers_own() {
+    let mut p = Pair::new(SimOpts::default());
+    p.connect();
+    let t0 = p.elapsed();
+    let now = p.now;
+    // A client-config-dir file with `ping-restart 20` for this client.
+    p.server.as_mut().expect("server").override_timers(
+        now,
+        InstanceTimers {
+            ping_restart: Some(Duration::from_secs(20)),
+            ..InstanceTimers::default()
+        },
+    );
+    p.blackhole = true;
+    p.run_until(Duration::from_secs(300), |p| p.server_closed().is_some());
+    assert_eq!(p.server_closed(), Some(&CloseReason::PingRestart));
+    let took = p.elapsed() - t0;
+    assert!(
+        took >= Duration::from_secs(19) && took <= Duration::from_secs(21),
+        "{took:?} (the configured 2 x 60 s would be 120 s)"
     );
 }
 

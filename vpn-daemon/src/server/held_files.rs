@@ -1,0 +1,72 @@
+//! Files the server rewrites after `user`/`group` dropped its privileges
+//! (`status`, `ifconfig-pool-persist`): opened while still privileged and
+//! rewritten in place through the kept descriptor, as OpenVPN does, since
+//! the unprivileged user usually may not create files in their directory.
+//!
+//! Without a privilege drop nothing is held and writers keep their
+//! temp-file-and-rename path.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// Descriptors by path: process-wide, because the privilege drop is.
+fn held() -> &'static Mutex<HashMap<PathBuf, File>> {
+    static HELD: OnceLock<Mutex<HashMap<PathBuf, File>>> = OnceLock::new();
+    HELD.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Opens `path` for writing (created mode 0644 if missing, contents kept
+/// until the first rewrite) and keeps the descriptor for [`write`].
+pub fn hold(path: &Path) -> std::io::Result<()> {
+    let mut map = held().lock().unwrap_or_else(PoisonError::into_inner);
+    if !map.contains_key(path) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        map.insert(path.to_path_buf(), f);
+    }
+    Ok(())
+}
+
+/// Replaces the contents of a held file with `bytes`; `None` when `path`
+/// is not held (the caller writes it its own way).
+pub fn write(path: &Path, bytes: &[u8]) -> Option<std::io::Result<()>> {
+    let mut map = held().lock().unwrap_or_else(PoisonError::into_inner);
+    let f = map.get_mut(path)?;
+    Some((|| {
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(bytes)?;
+        f.set_len(bytes.len() as u64)?;
+        f.flush()
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_files_are_rewritten_in_place() {
+        let dir = std::env::temp_dir().join(format!("vpn-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("status.log");
+        assert!(write(&p, b"x").is_none(), "not held yet");
+        hold(&p).unwrap();
+        write(&p, b"a longer first version\n").unwrap().unwrap();
+        write(&p, b"short\n").unwrap().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "short\n");
+        // The same inode: the descriptor, not the name, is written.
+        std::fs::rename(&p, dir.join("moved.log")).unwrap();
+        write(&p, b"third\n").unwrap().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("moved.log")).unwrap(),
+            "third\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
