@@ -2,7 +2,10 @@
 //! fast path forced on at our side(s): our server with a stock openvpn
 //! client, a stock openvpn server with our client, and ours with ours
 //! (there once with `xdp native` and once with the default `auto`, which
-//! must find the interface and pick native mode on veth by itself).
+//! must find the interface and pick native mode on veth by itself); a
+//! renegotiation during a transfer, a server restart the clients survive by
+//! ping-restart (the new process attaches afresh), and two clients on one
+//! server, each with its own `PEERS` entry.
 //!
 //! Every cell also proves that the fast path carried the traffic: the
 //! classifier is attached to our side's underlay interface in the mode
@@ -11,16 +14,19 @@
 
 use std::time::Duration;
 
+use std::{collections::BTreeMap, net::SocketAddr};
+
 use tests::{
     bpftool::ClassifierMaps,
-    fastpath::{FastPathMode, assert_logged_mode, classifier, min_packets},
+    fastpath::{FastPathMode, assert_logged_mode, classifier, min_packets, server_status},
     openvpn::{
         Cipher,
         Impl::{self, OpenVpn, Ours},
-        Proto, TlsWrap, TunnelSpec,
+        Peer, Proto, READY_LINE, TlsWrap, TunnelSpec,
     },
     require_root,
-    topology::Tunnel,
+    status::column_u64,
+    topology::{READY_TIMEOUT, Tunnel},
 };
 use vpn_common::stats::REDIRECT;
 
@@ -138,6 +144,90 @@ fn renegotiation(server: Impl, client: Impl) {
     t.assert_ping_both_ways(0);
 }
 
+/// Our server (native) is stopped and started again on the same config
+/// (keepalive 1 5): the new process attaches afresh, the stock client
+/// comes back by ping-restart, and its traffic is redirected again.
+fn server_restart(client: Impl) {
+    let mut spec = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+    spec.keepalive = Some((1, 5));
+    let mode = FastPathMode::Native;
+    mode.apply(&mut spec, Ours, client);
+    let mut t = Tunnel::start(spec, Ours, &[client]);
+    our_classifiers(&t, Ours, client, mode);
+    t.assert_ping_both_ways(0);
+    let (config, log) = (t.server.config.clone(), t.server.log.clone());
+    t.server.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    t.server = Peer::start_file_with_args(Ours, &t.topo.server, &config, &log, &t.spec.server_args);
+    // The log is appended to: wait for the second fast-path line.
+    assert!(
+        t.server
+            .wait_for_nth("XDP fast path running", 2, Duration::from_secs(20)),
+        "the restarted server did not start its fast path; log {}",
+        log.display()
+    );
+    let m = classifier(&t.topo.server, mode, "restarted server").expect("attached");
+    assert!(
+        t.clients[0].wait_for_nth(READY_LINE, 2, Duration::from_secs(45)),
+        "the client did not reconnect; log {}",
+        t.clients[0].log.display()
+    );
+    t.assert_ping_both_ways(0);
+    let before = m.stat(REDIRECT);
+    let bytes = 4 << 20;
+    t.assert_bulk(0, bytes, None);
+    assert!(m.stat(REDIRECT) - before >= min_packets(bytes));
+}
+
+/// Two clients (a stock openvpn and ours) on our server in native mode
+/// (our client in `auto`): `PEERS` holds exactly the two peer-ids of the
+/// status file at their addresses, and both carry traffic.
+fn two_clients() {
+    let mut spec = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+    let mode = FastPathMode::Native;
+    // Client lines go to every client and openvpn refuses `xdp`: our
+    // client runs the default `auto`, which picks native on veth.
+    mode.apply(&mut spec, Ours, OpenVpn);
+    let t = Tunnel::start(spec, Ours, &[OpenVpn, Ours]);
+    assert_logged_mode(&t.clients[1], FastPathMode::Auto);
+    assert_logged_mode(&t.server, mode);
+    let m = classifier(&t.topo.server, mode, "server").expect("attached");
+    let st = server_status(&t, 2);
+    let want: BTreeMap<u32, SocketAddr> = st
+        .clients
+        .iter()
+        .map(|row| {
+            let id = column_u64(row, "Peer ID")
+                .and_then(|i| u32::try_from(i).ok())
+                .unwrap_or_else(|| panic!("no Peer ID in {row:?}"));
+            let addr = row
+                .get("Real Address")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("no Real Address in {row:?}"));
+            (id, addr)
+        })
+        .collect();
+    assert_eq!(want.len(), 2, "two distinct peer-ids: {st:?}");
+    assert_eq!(m.peers(), want, "PEERS holds exactly the two clients");
+    for i in 0..2 {
+        t.assert_ping_both_ways(i);
+        let before = m.stat(REDIRECT);
+        let bytes = 4 << 20;
+        t.assert_bulk(i, bytes, None);
+        assert!(
+            m.stat(REDIRECT) - before >= min_packets(bytes),
+            "client {i}'s upload was not redirected"
+        );
+    }
+}
+
+#[test]
+fn ours_server_two_clients_native() {
+    if require_root() {
+        two_clients();
+    }
+}
+
 mod ours_server_openvpn_client {
     use super::*;
     cell!(
@@ -180,6 +270,12 @@ mod ours_server_openvpn_client {
     fn renegotiation_during_transfer() {
         if require_root() {
             renegotiation(Ours, OpenVpn);
+        }
+    }
+    #[test]
+    fn ping_restart_after_server_restart() {
+        if require_root() {
+            server_restart(OpenVpn);
         }
     }
 }
@@ -250,4 +346,10 @@ mod ours_server_ours_client {
         Aes128Gcm,
         false
     );
+    #[test]
+    fn ping_restart_after_server_restart() {
+        if require_root() {
+            server_restart(Ours);
+        }
+    }
 }
