@@ -26,7 +26,7 @@ use tests::{
     },
     require_root,
     status::column_u64,
-    topology::{READY_TIMEOUT, Tunnel},
+    topology::Tunnel,
 };
 use vpn_common::stats::REDIRECT;
 
