@@ -34,7 +34,7 @@ use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
-use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
+use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
@@ -74,6 +74,8 @@ enum Link {
         /// The XDP fast path for the server's data packets, when it runs
         /// (boxed: it is large and TCP links have none).
         fast: Option<Box<FastPath>>,
+        /// The fast path while it starts; the handshake does not wait.
+        fast_starting: Option<Starting>,
     },
     Tcp {
         reader: TcpLinkReader,
@@ -310,7 +312,7 @@ async fn connect_and_run(
             uc.rcvbuf = ctx.cfg.rcvbuf.map(|b| b as usize);
             let link = UdpLink::bind(&uc)?;
             let rx = link.recv_batch_buffer(16, 2048);
-            let fast = FastPath::start(&FastPathConfig {
+            let fast_starting = FastPath::start_in_background(FastPathConfig {
                 mode: ctx.cfg.xdp,
                 interface: ctx.cfg.xdp_interface.clone(),
                 local: ctx.cfg.local.as_deref().and_then(|l| l.parse().ok()),
@@ -321,15 +323,15 @@ async fn connect_and_run(
                 drop_unknown: false,
                 role: Role::Client,
                 mapped_v4: false,
-            })
-            .map(Box::new);
+            });
             (
                 Link::Udp {
                     link,
                     peer: addr,
                     rx,
                     tx: SendBatch::with_capacity(64 * 1600),
-                    fast,
+                    fast: None,
+                    fast_starting,
                 },
                 ctx.udp_cfg.clone(),
             )
@@ -509,6 +511,7 @@ impl Run {
                 }
                 r = recv_link(link) => match r? {
                     LinkRx::Fast => self.on_fast(link),
+                    LinkRx::FastStarted(f) => self.fast_started(link, f),
                     got => self.on_link(link, got)?,
                 },
                 _ = status.tick() => self.write_status(ctx.cfg, link),
@@ -575,6 +578,23 @@ impl Run {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The fast path finished starting: it takes over the server's data
+    /// packets (at once if the tunnel is already up).
+    fn fast_started(&mut self, link: &mut Link, started: Option<FastPath>) {
+        let Link::Udp { fast, peer, .. } = link else {
+            return;
+        };
+        let Some(mut f) = started else {
+            return;
+        };
+        if self.connected
+            && let Some(id) = self.session.peer_id()
+        {
+            f.set_peer(id.value(), *peer);
+        }
+        *fast = Some(Box::new(f));
     }
 
     /// Data packets of the server that XDP steered to the AF_XDP sockets.
@@ -931,14 +951,28 @@ enum LinkRx {
     Tcp,
     /// The fast path's receive rings have frames.
     Fast,
+    /// The fast path finished starting (`None`: plain sockets).
+    FastStarted(Option<FastPath>),
 }
 
 async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
     match link {
-        Link::Udp { link, rx, fast, .. } => {
+        Link::Udp {
+            link,
+            rx,
+            fast,
+            fast_starting,
+            ..
+        } => {
             let fast_ready = async {
                 match fast {
                     Some(f) => f.readable().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let started = async {
+                match fast_starting.as_mut() {
+                    Some(s) => s.finished().await,
                     None => std::future::pending().await,
                 }
             };
@@ -948,6 +982,10 @@ async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
                     Ok(LinkRx::Udp)
                 }
                 () = fast_ready => Ok(LinkRx::Fast),
+                f = started => {
+                    *fast_starting = None;
+                    Ok(LinkRx::FastStarted(f))
+                }
             }
         }
         Link::Tcp {

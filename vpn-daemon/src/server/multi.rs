@@ -394,6 +394,18 @@ impl Multi {
         }
     }
 
+    /// The fast path came up: from now on record peer map changes, starting
+    /// with every client already connected.
+    pub fn steer_all_connected(&mut self) {
+        let now: Vec<Steer> = self
+            .peers
+            .iter()
+            .filter(|p| p.payload.connected)
+            .map(|p| Steer::Set(p.id(), p.transport()))
+            .collect();
+        self.steer.get_or_insert_with(Vec::new).extend(now);
+    }
+
     /// Queues a peer map entry for `id` at its current address, if it is
     /// connected (its data keys are up).
     fn steer_connected(&mut self, id: PeerId) {

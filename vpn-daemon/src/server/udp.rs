@@ -24,7 +24,7 @@ use crate::io::clock;
 use crate::io::external::udp::{SendBatch, UdpConfig, UdpLink};
 use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
-use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
+use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::proto::cookie::{CookieKey, FirstContact, StatelessResponder};
 use crate::proto::session::Transport;
 use crate::proto::wire::opcode::{Opcode, split_first_byte};
@@ -161,11 +161,11 @@ impl Front {
     }
 }
 
-/// Starts the fast path for the server socket bound at `local` (or says
-/// in the log why it runs on plain sockets).
-fn start_fast_path(cfg: &Config, local: SocketAddr) -> Option<FastPath> {
+/// Starts the fast path for the server socket bound at `local` in the
+/// background (or says in the log why it runs on plain sockets).
+fn start_fast_path(cfg: &Config, local: SocketAddr) -> Option<Starting> {
     let local_ip = cfg.local.as_deref().and_then(|l| l.parse().ok());
-    FastPath::start(&FastPathConfig {
+    FastPath::start_in_background(FastPathConfig {
         mode: cfg.xdp,
         interface: cfg.xdp_interface.clone(),
         local: local_ip,
@@ -246,10 +246,10 @@ pub async fn tunnel_server_udp(
     tracing::info!(local = %link.local_addr(), "UDP server listening");
     let st: ServerTun = bring_up_server_tun(cfg).await?;
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg)?;
-    let mut fast = start_fast_path(cfg, link.local_addr());
-    if fast.is_some() {
-        multi.steer = Some(Vec::new());
-    }
+    // Clients are served on the socket until the fast path is up; then
+    // the connected ones are steered to it.
+    let mut fast: Option<FastPath> = None;
+    let mut fast_starting = start_fast_path(cfg, link.local_addr());
     let outer = if bind.is_ipv6() {
         OuterTransport::Udp6
     } else {
@@ -315,6 +315,18 @@ pub async fn tunnel_server_udp(
                 let mut out = UdpOut::new(&mut tx, &mut fast);
                 for d in rx.iter() {
                     front.datagram(&mut multi, d.peer, d.local_ip, d.data, now, unix, &mut out, &mut ttx, &mut dirty);
+                }
+            }
+            f = async {
+                match fast_starting.as_mut() {
+                    Some(s) => s.finished().await,
+                    None => std::future::pending().await,
+                }
+            }, if fast_starting.is_some() => {
+                fast_starting = None;
+                if let Some(f) = f {
+                    fast = Some(f);
+                    multi.steer_all_connected();
                 }
             }
             () = fast_readable(&fast) => {

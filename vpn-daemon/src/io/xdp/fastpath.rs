@@ -201,7 +201,38 @@ fn entry_addr(e: &PeerEntry) -> Option<SocketAddr> {
     }
 }
 
+/// A fast path being started on a blocking thread: loading and verifying
+/// the program, attaching it and binding the sockets take a few hundred
+/// milliseconds that a handshake should not wait for.
+pub struct Starting(tokio::task::JoinHandle<Option<FastPath>>);
+
+impl Starting {
+    /// Resolves with the started fast path (`None`: plain sockets, the log
+    /// said why). Cancel-safe; do not poll again once it has resolved.
+    pub async fn finished(&mut self) -> Option<FastPath> {
+        match (&mut self.0).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "XDP fast path start did not finish; plain UDP sockets");
+                None
+            }
+        }
+    }
+}
+
 impl FastPath {
+    /// [`FastPath::start`] on a blocking thread of the current tokio
+    /// runtime; `None` right away for `xdp off` (logged).
+    pub fn start_in_background(cfg: FastPathConfig) -> Option<Starting> {
+        if cfg.mode == XdpMode::Off {
+            tracing::info!("XDP off: plain UDP sockets");
+            return None;
+        }
+        Some(Starting(tokio::task::spawn_blocking(move || {
+            Self::start(&cfg)
+        })))
+    }
+
     /// Attaches and binds, or says (in the log) why not and returns `None`.
     pub fn start(cfg: &FastPathConfig) -> Option<Self> {
         if cfg.mode == XdpMode::Off {
