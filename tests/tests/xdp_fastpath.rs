@@ -847,6 +847,14 @@ fn daemon_tunnel_carries_data_over_the_fast_path() {
             .collect::<String>()
     };
     let mut server = start(&sns, "server", &server_conf);
+    // The fast path starts in the background; the client's handshake must
+    // meet it attached for the control packets to be counted below.
+    let server_log = dir.0.join("server.log");
+    let attached = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&server_log).is_ok_and(|l| l.contains("XDP fast path running"))
+    });
+    assert!(attached, "server fast path\n{}", logs());
     let mut client = start(&cns, "client", &client_conf);
     assert!(
         tests::ping_until(&cns, "10.76.0.1", 20),
