@@ -663,3 +663,86 @@ fn tunnel_udp_up_down_scripts() {
         lab.logs()
     );
 }
+
+/// The uid a process runs as (`Uid:` of /proc/PID/status, the real one).
+fn uid_of(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `user`/`group` with `persist-tun`/`persist-key` on both ends: after the
+/// privilege drop the tunnel still renegotiates (reneg-sec 3) and the
+/// client still reconnects (SIGUSR1 and a server restart), pings through
+/// each time.
+#[test]
+fn tunnel_udp_works_after_dropping_privileges() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let drop = "user nobody\ngroup nogroup\npersist-tun\npersist-key\n";
+    let sconf = format!(
+        "{}{drop}reneg-sec 3\n",
+        server_conf("udp", &lab.path("status.log"))
+    );
+    let mut server = lab.start(true, "server", &sconf);
+    let mut client = lab.start(
+        false,
+        "client",
+        &format!("{}{drop}", client_conf("udp", "10.99.0.1")),
+    );
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    let nobody = 65534;
+    assert_eq!(uid_of(server.pid()), Some(nobody), "server uid");
+    assert_eq!(uid_of(client.pid()), Some(nobody), "client uid");
+    let client_log = || std::fs::read_to_string(lab.path("client.log")).unwrap_or_default();
+    let renegotiated = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        client_log().contains("renegotiated")
+    });
+    assert!(renegotiated, "no renegotiation in 10 s\n{}", lab.logs());
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 10),
+        "after renegotiation\n{}",
+        lab.logs()
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(client.pid() as i32, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        client.try_exit().is_none(),
+        "SIGUSR1 ended the client\n{}",
+        lab.logs()
+    );
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 20),
+        "not back after SIGUSR1\n{}",
+        lab.logs()
+    );
+    // The server goes and comes back: the unprivileged client reconnects
+    // on its kept tun device.
+    let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert_eq!(
+        s.and_then(|s| s.code()),
+        Some(0),
+        "server exit\n{}",
+        lab.logs()
+    );
+    let _server = lab.start(true, "server2", &sconf);
+    assert!(
+        ping_until(&lab.cns, "10.77.0.1", 40),
+        "not back after the server restart\n{}\nserver2 log:\n{}",
+        lab.logs(),
+        std::fs::read_to_string(lab.path("server2.log")).unwrap_or_default()
+    );
+    assert_eq!(
+        uid_of(client.pid()),
+        Some(nobody),
+        "client uid after reconnects"
+    );
+}
