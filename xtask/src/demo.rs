@@ -26,9 +26,13 @@ pub(crate) fn run(release: bool) -> Result<()> {
     );
     let srv_ns = lab.server.clone();
     let (c1, c2) = (lab.clients[0].clone(), lab.clients[1].clone());
-    let srv = lab.start(Impl::Ours, &srv_ns, "server", &lab.server_config(), &daemon)?;
+    // The XDP fast path on the veth towards our client; the openvpn
+    // client's side (s2) stays on the plain socket path, for contrast.
+    let conf = format!("{}xdp-interface s1\n", lab.server_config());
+    let srv = lab.start(Impl::Ours, &srv_ns, "server", &conf, &daemon)?;
     lab.peer(srv).wait_ready(Duration::from_secs(20))?;
     println!("== our server is listening on UDP 1194 (tls-crypt, AES-256-GCM, tunnel 10.8.0.0/24)");
+    println!("   XDP fast path on s1 (towards our client); s2 (openvpn client) uses the socket");
     let ours = lab.start(
         Impl::Ours,
         &c1,
@@ -65,10 +69,22 @@ pub(crate) fn run(release: bool) -> Result<()> {
         "\n-- our server's status file ({}):",
         lab.status_path().display()
     );
-    print!(
-        "{}",
-        fs::read_to_string(lab.status_path()).unwrap_or_else(|e| format!("(unreadable: {e})\n"))
-    );
+    let status =
+        fs::read_to_string(lab.status_path()).unwrap_or_else(|e| format!("(unreadable: {e})\n"));
+    print!("{status}");
+    let redirected = status
+        .lines()
+        .find_map(|l| l.strip_prefix("GLOBAL_STATS,XDP redirected,"));
+    match redirected {
+        Some(n) => println!(
+            "\n== {n} data packets of our client arrived over AF_XDP (XDP redirected; its CLIENT_LIST row \
+             has the per-client XDP columns); the openvpn client's went through the socket"
+        ),
+        None => println!(
+            "\n== the XDP fast path did not run (see the server log in {})",
+            lab.dir.display()
+        ),
+    }
     println!("\n== cleaning up: processes stopped, namespaces deleted");
     Ok(())
 }

@@ -323,10 +323,15 @@ pub async fn tunnel_server_udp(
                     None => std::future::pending().await,
                 }
             }, if fast_starting.is_some() => {
-                fast_starting = None;
+                let drop_unknown = fast_starting.take().is_some_and(|s| s.drop_unknown);
                 if let Some(f) = f {
                     fast = Some(f);
+                    // Steer who is connected already, then drop strangers.
                     multi.steer_all_connected();
+                    apply_steering(&mut multi, &mut fast);
+                    if let Some(f) = fast.as_mut() {
+                        f.set_drop_unknown(drop_unknown);
+                    }
                 }
             }
             () = fast_readable(&fast) => {

@@ -204,13 +204,19 @@ fn entry_addr(e: &PeerEntry) -> Option<SocketAddr> {
 /// A fast path being started on a blocking thread: loading and verifying
 /// the program, attaching it and binding the sockets take a few hundred
 /// milliseconds that a handshake should not wait for.
-pub struct Starting(tokio::task::JoinHandle<Option<FastPath>>);
+pub struct Starting {
+    task: tokio::task::JoinHandle<Option<FastPath>>,
+    /// `drop_unknown` as configured: it starts off, so peers connected
+    /// while the program attached are not dropped before they are
+    /// steered; the caller arms it with [`FastPath::set_drop_unknown`].
+    pub drop_unknown: bool,
+}
 
 impl Starting {
     /// Resolves with the started fast path (`None`: plain sockets, the log
     /// said why). Cancel-safe; do not poll again once it has resolved.
     pub async fn finished(&mut self) -> Option<FastPath> {
-        match (&mut self.0).await {
+        match (&mut self.task).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "XDP fast path start did not finish; plain UDP sockets");
@@ -223,14 +229,27 @@ impl Starting {
 impl FastPath {
     /// [`FastPath::start`] on a blocking thread of the current tokio
     /// runtime; `None` right away for `xdp off` (logged).
-    pub fn start_in_background(cfg: FastPathConfig) -> Option<Starting> {
+    pub fn start_in_background(mut cfg: FastPathConfig) -> Option<Starting> {
         if cfg.mode == XdpMode::Off {
             tracing::info!("XDP off: plain UDP sockets");
             return None;
         }
-        Some(Starting(tokio::task::spawn_blocking(move || {
-            Self::start(&cfg)
-        })))
+        let drop_unknown = cfg.drop_unknown && cfg.role == Role::Server;
+        cfg.drop_unknown = false;
+        Some(Starting {
+            task: tokio::task::spawn_blocking(move || Self::start(&cfg)),
+            drop_unknown,
+        })
+    }
+
+    /// Drop (or pass) P_DATA_V2 of peer-ids not in the map, from now on.
+    pub fn set_drop_unknown(&mut self, on: bool) {
+        match self.s.classifier.set_drop_unknown_peer(on) {
+            Ok(()) => tracing::info!(on, "XDP drop of unknown peer-ids"),
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "setting XDP drop-unknown");
+            }
+        }
     }
 
     /// Attaches and binds, or says (in the log) why not and returns `None`.
