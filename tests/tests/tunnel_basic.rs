@@ -107,6 +107,49 @@ impl Lab {
         )
     }
 
+    /// Stops `server` (SIGTERM, exit 0) and starts it again as `name` on
+    /// `conf`; the client must be back through the tunnel in `secs`.
+    fn restart_server(
+        &self,
+        server: &mut NsProcess,
+        name: &str,
+        conf: &str,
+        secs: u32,
+    ) -> NsProcess {
+        let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+        assert_eq!(
+            s.and_then(|s| s.code()),
+            Some(0),
+            "server exit\n{}",
+            self.logs()
+        );
+        let again = self.start(true, name, conf);
+        assert!(
+            ping_until(&self.cns, "10.77.0.1", secs),
+            "no reconnection after the server restart\n{}\n{name} log:\n{}",
+            self.logs(),
+            std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
+        );
+        again
+    }
+
+    /// Sends `sig` to the client: it must live on and be back in 20 s.
+    fn client_survives(&self, client: &mut NsProcess, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(client.pid() as i32, sig) };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            client.try_exit().is_none(),
+            "signal {sig} ended the client\n{}",
+            self.logs()
+        );
+        assert!(
+            ping_until(&self.cns, "10.77.0.1", 20),
+            "not back after signal {sig}\n{}",
+            self.logs()
+        );
+    }
+
     fn logs(&self) -> String {
         ["server", "client"]
             .iter()
@@ -228,19 +271,7 @@ fn tunnel_udp_client_reconnects_after_server_restart() {
         "first connection\n{}",
         lab.logs()
     );
-    let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
-    assert_eq!(
-        s.and_then(|s| s.code()),
-        Some(0),
-        "server exit\n{}",
-        lab.logs()
-    );
-    let _server2 = lab.start(true, "server", &sconf);
-    assert!(
-        ping_until(&lab.cns, "10.77.0.1", 20),
-        "no reconnection\n{}",
-        lab.logs()
-    );
+    let _server2 = lab.restart_server(&mut server, "server", &sconf, 20);
 }
 
 /// `auth-user-pass-verify` via-file decides: the right password connects,
@@ -463,19 +494,7 @@ fn tunnel_udp_client_sigusr1_sighup_restart() {
     let mut client = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
     assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
     for sig in [libc::SIGUSR1, libc::SIGHUP] {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(client.pid() as i32, sig) };
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            client.try_exit().is_none(),
-            "signal {sig} ended the client\n{}",
-            lab.logs()
-        );
-        assert!(
-            ping_until(&lab.cns, "10.77.0.1", 20),
-            "not back after signal {sig}\n{}",
-            lab.logs()
-        );
+        lab.client_survives(&mut client, sig);
     }
 }
 
@@ -711,35 +730,10 @@ fn tunnel_udp_works_after_dropping_privileges() {
         "after renegotiation\n{}",
         lab.logs()
     );
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(client.pid() as i32, libc::SIGUSR1) };
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        client.try_exit().is_none(),
-        "SIGUSR1 ended the client\n{}",
-        lab.logs()
-    );
-    assert!(
-        ping_until(&lab.cns, "10.77.0.1", 20),
-        "not back after SIGUSR1\n{}",
-        lab.logs()
-    );
+    lab.client_survives(&mut client, libc::SIGUSR1);
     // The server goes and comes back: the unprivileged client reconnects
     // on its kept tun device.
-    let s = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
-    assert_eq!(
-        s.and_then(|s| s.code()),
-        Some(0),
-        "server exit\n{}",
-        lab.logs()
-    );
-    let _server = lab.start(true, "server2", &sconf);
-    assert!(
-        ping_until(&lab.cns, "10.77.0.1", 40),
-        "not back after the server restart\n{}\nserver2 log:\n{}",
-        lab.logs(),
-        std::fs::read_to_string(lab.path("server2.log")).unwrap_or_default()
-    );
+    let _server = lab.restart_server(&mut server, "server2", &sconf, 40);
     assert_eq!(
         uid_of(client.pid()),
         Some(nobody),
