@@ -332,6 +332,57 @@ fn flood_dropped_in_xdp(mode: FastPathMode) {
     assert!(t.server.exited().is_none(), "the server died");
 }
 
+/// `xdp-drop-unknown no`: the same flood is passed to the socket
+/// (`pass_unknown_peer` counts every packet, nothing is dropped in XDP),
+/// where the server drops it itself; the transfer completes all the same.
+#[test]
+fn flood_passed_up_with_drop_unknown_off() {
+    if !require_root() {
+        return;
+    }
+    let mode = FastPathMode::Native;
+    let mut s = spec();
+    mode.apply(&mut s, Ours, OpenVpn);
+    s.server_extra.push("xdp-drop-unknown no".into());
+    let mut t = Tunnel::start_server(s, Ours, 2);
+    assert_logged_mode(&t.server, mode);
+    let maps = classifier(&t.topo.server, mode, "server").expect("native classifier");
+    let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
+    t.add_client(0, OpenVpn, &text).wait_ready(READY_TIMEOUT);
+    t.assert_ping_both_ways(0);
+    let (peer_id, _) = client_entry(&server_status(&t, 1));
+    let before = maps.stats();
+    let count = 5_000;
+    let sent = std::thread::scope(|sc| {
+        let flood =
+            sc.spawn(|| data_v2_flood(&t.topo.clients[1], server_sock(), count, &[peer_id]));
+        t.assert_bulk(0, 4 << 20, None);
+        flood
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    });
+    assert_eq!(sent, count, "the flood's socket refused packets");
+    let want = before[PASS_UNKNOWN_PEER as usize] + u64::from(sent);
+    let got = wait_for(Duration::from_secs(5), || {
+        let n = maps.stat(PASS_UNKNOWN_PEER);
+        (n >= want).then_some(n)
+    })
+    .unwrap_or_else(|| maps.stat(PASS_UNKNOWN_PEER));
+    assert_eq!(
+        got - before[PASS_UNKNOWN_PEER as usize],
+        u64::from(sent),
+        "pass_unknown_peer vs packets sent; all counters {:?}",
+        maps.stats()
+    );
+    assert_eq!(
+        maps.stat(DROP_UNKNOWN_PEER),
+        0,
+        "nothing dropped in XDP with xdp-drop-unknown no"
+    );
+    t.assert_ping_both_ways(0);
+    assert!(t.server.exited().is_none(), "the server died");
+}
+
 /// The client's packets start to come from 10.200.0.110 (a second
 /// address on its interface plus stateless NAT): once the server has
 /// accepted it (`PEERS` and the status file show it), an upload is
