@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::client::dns;
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
-use crate::daemon::Outcome;
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
+use crate::daemon::{Outcome, or_never, sleep_until};
 use crate::io::clock;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
@@ -485,12 +485,7 @@ impl Run {
                 (t, None) => t,
                 (None, Some((d, _))) => Some(d),
             };
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {
                 s = signals.recv() => {
@@ -515,12 +510,10 @@ impl Run {
                     got => self.on_link(link, got)?,
                 },
                 _ = status.tick() => self.write_status(ctx.cfg, link),
-                r = async {
-                    match (&self.queue, &mut self.trx) {
-                        (Some(q), Some(rx)) => q.recv_batch(rx).await,
-                        _ => std::future::pending().await,
-                    }
-                }, if tun_on => {
+                r = or_never(match (&self.queue, &mut self.trx) {
+                    (Some(q), Some(rx)) => Some(q.recv_batch(rx)),
+                    _ => None,
+                }), if tun_on => {
                     r.map_err(|e| DaemonError::io("tun read", e))?;
                     self.on_tun(link);
                 }
@@ -964,18 +957,8 @@ async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
             fast_starting,
             ..
         } => {
-            let fast_ready = async {
-                match fast {
-                    Some(f) => f.readable().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let started = async {
-                match fast_starting.as_mut() {
-                    Some(s) => s.finished().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let fast_ready = or_never(fast.as_deref().map(FastPath::readable));
+            let started = or_never(fast_starting.as_mut().map(Starting::finished));
             tokio::select! {
                 r = link.recv_batch(rx) => {
                     r.map_err(|e| DaemonError::io("UDP receive", e))?;

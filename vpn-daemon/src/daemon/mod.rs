@@ -13,6 +13,21 @@ use crate::config::{Config, Mode, Transport};
 pub use error::DaemonError;
 pub use process::{Signal, Signals};
 
+/// Awaits `f`, or never when there is none: one `select!` branch for an
+/// optional source (a timer that may be unset, a fast path that may not
+/// run).
+pub(crate) async fn or_never<F: Future>(f: Option<F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
+    or_never(deadline.map(|d| tokio::time::sleep_until(d.into()))).await;
+}
+
 /// How a tunnel loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

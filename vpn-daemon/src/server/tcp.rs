@@ -502,13 +502,7 @@ pub async fn tunnel_server_tcp(
         {
             return Err(DaemonError::io("tun write", e));
         }
-        let next = multi.next_timeout();
-        let sleep = async {
-            match next {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = crate::daemon::sleep_until(multi.next_timeout());
         tokio::select! {
             s = signals.recv() => match s {
                 Signal::Term => break Outcome::Exit(0),

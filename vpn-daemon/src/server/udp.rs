@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{AddrFamily, Config};
-use crate::daemon::Outcome;
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
+use crate::daemon::{Outcome, or_never, sleep_until};
 use crate::io::clock;
 use crate::io::external::udp::{SendBatch, UdpConfig, UdpLink};
 use crate::io::internal::tun::TunTxBatch;
@@ -192,14 +192,6 @@ fn apply_steering(multi: &mut Multi, fast: &mut Option<FastPath>) {
     }
 }
 
-/// Resolves when the fast path has frames (never without one).
-async fn fast_readable(fast: &Option<FastPath>) {
-    match fast {
-        Some(f) => f.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The local address of `local`/`port`/`proto` (dual-stack by default).
 pub(crate) fn bind_addr(cfg: &Config) -> Result<SocketAddr, DaemonError> {
     let ip: IpAddr = match &cfg.local {
@@ -288,13 +280,7 @@ pub async fn tunnel_server_udp(
         {
             return Err(DaemonError::io("tun write", e));
         }
-        let next = multi.next_timeout();
-        let sleep = async {
-            match next {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(multi.next_timeout());
         tokio::select! {
             s = signals.recv() => match s {
                 Signal::Term => break Outcome::Exit(0),
@@ -317,12 +303,7 @@ pub async fn tunnel_server_udp(
                     front.datagram(&mut multi, d.peer, d.local_ip, d.data, now, unix, &mut out, &mut ttx, &mut dirty);
                 }
             }
-            f = async {
-                match fast_starting.as_mut() {
-                    Some(s) => s.finished().await,
-                    None => std::future::pending().await,
-                }
-            }, if fast_starting.is_some() => {
+            f = or_never(fast_starting.as_mut().map(Starting::finished)), if fast_starting.is_some() => {
                 let drop_unknown = fast_starting.take().is_some_and(|s| s.drop_unknown);
                 if let Some(f) = f {
                     fast = Some(f);
@@ -334,7 +315,7 @@ pub async fn tunnel_server_udp(
                     }
                 }
             }
-            () = fast_readable(&fast) => {
+            () = or_never(fast.as_ref().map(FastPath::readable)) => {
                 let now = clock::now();
                 let unix = clock::unix_time();
                 if let Some(f) = fast.as_mut() {
