@@ -287,11 +287,20 @@ fn proof_of_path(mode: FastPathMode) {
     assert!(t.server.exited().is_none(), "the server died");
 }
 
-/// 20 000 P_DATA_V2 with random unknown peer-ids from a second namespace
-/// while client 0 uploads: every one is dropped in XDP, none redirected.
-fn flood_dropped_in_xdp(mode: FastPathMode) {
+/// Our server in `mode` (with `extra` config lines) and a stock openvpn
+/// client uploading `bulk` bytes while a second namespace sends `count`
+/// P_DATA_V2 with random unknown peer-ids. Returns the tunnel, the
+/// classifier's maps (none without XDP) and its counters from before the
+/// flood.
+fn flood_during_upload(
+    mode: FastPathMode,
+    extra: &[&str],
+    count: u32,
+    bulk: u64,
+) -> (Tunnel, Option<ClassifierMaps>, Option<Vec<u64>>) {
     let mut s = spec();
     mode.apply(&mut s, Ours, OpenVpn);
+    s.server_extra.extend(extra.iter().map(|l| l.to_string()));
     let mut t = Tunnel::start_server(s, Ours, 2);
     assert_logged_mode(&t.server, mode);
     let maps = classifier(&t.topo.server, mode, "server");
@@ -299,30 +308,45 @@ fn flood_dropped_in_xdp(mode: FastPathMode) {
     t.add_client(0, OpenVpn, &text).wait_ready(READY_TIMEOUT);
     t.assert_ping_both_ways(0);
     let (peer_id, _) = client_entry(&server_status(&t, 1));
-    let before = maps.map(|m| m.stats());
-    let count = 20_000;
+    let before = maps.as_ref().map(|m| m.stats());
     let sent = std::thread::scope(|sc| {
         let flood =
             sc.spawn(|| data_v2_flood(&t.topo.clients[1], server_sock(), count, &[peer_id]));
-        t.assert_bulk(0, BULK, None);
+        t.assert_bulk(0, bulk, None);
         flood
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
     });
     assert_eq!(sent, count, "the flood's socket refused packets");
+    (t, maps, before)
+}
+
+/// Waits (bounded) until counter `slot` has grown by `n` since `before`,
+/// asserts it grew by exactly `n`, and returns its value.
+fn counter_grew_by(m: &ClassifierMaps, slot: u32, before: &[u64], n: u32) -> u64 {
+    let want = before[slot as usize] + u64::from(n);
+    let got = wait_for(Duration::from_secs(5), || {
+        let v = m.stat(slot);
+        (v >= want).then_some(v)
+    })
+    .unwrap_or_else(|| m.stat(slot));
+    assert_eq!(
+        got - before[slot as usize],
+        u64::from(n),
+        "{} vs packets sent; all counters {:?}",
+        STAT_NAMES.get(slot as usize).unwrap_or(&"?"),
+        m.stats()
+    );
+    got
+}
+
+/// 20 000 P_DATA_V2 with random unknown peer-ids from a second namespace
+/// while client 0 uploads: every one is dropped in XDP, none redirected.
+fn flood_dropped_in_xdp(mode: FastPathMode) {
+    let count = 20_000;
+    let (mut t, maps, before) = flood_during_upload(mode, &[], count, BULK);
     if let (Some(m), Some(before)) = (&maps, &before) {
-        let want = before[DROP_UNKNOWN_PEER as usize] + u64::from(sent);
-        let got = wait_for(Duration::from_secs(5), || {
-            let n = m.stat(DROP_UNKNOWN_PEER);
-            (n >= want).then_some(n)
-        })
-        .unwrap_or_else(|| m.stat(DROP_UNKNOWN_PEER));
-        assert_eq!(
-            got - before[DROP_UNKNOWN_PEER as usize],
-            u64::from(sent),
-            "drop_unknown_peer vs packets sent; all counters {:?}",
-            m.stats()
-        );
+        let got = counter_grew_by(m, DROP_UNKNOWN_PEER, before, count);
         server_status_until(&t, Duration::from_secs(5), "the flood's drops", |s| {
             s.global_u64("XDP dropped unknown_peer")
                 .is_some_and(|n| n >= got)
@@ -340,40 +364,18 @@ fn flood_passed_up_with_drop_unknown_off() {
     if !require_root() {
         return;
     }
-    let mode = FastPathMode::Native;
-    let mut s = spec();
-    mode.apply(&mut s, Ours, OpenVpn);
-    s.server_extra.push("xdp-drop-unknown no".into());
-    let mut t = Tunnel::start_server(s, Ours, 2);
-    assert_logged_mode(&t.server, mode);
-    let maps = classifier(&t.topo.server, mode, "server").expect("native classifier");
-    let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
-    t.add_client(0, OpenVpn, &text).wait_ready(READY_TIMEOUT);
-    t.assert_ping_both_ways(0);
-    let (peer_id, _) = client_entry(&server_status(&t, 1));
-    let before = maps.stats();
     let count = 5_000;
-    let sent = std::thread::scope(|sc| {
-        let flood =
-            sc.spawn(|| data_v2_flood(&t.topo.clients[1], server_sock(), count, &[peer_id]));
-        t.assert_bulk(0, 4 << 20, None);
-        flood
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    });
-    assert_eq!(sent, count, "the flood's socket refused packets");
-    let want = before[PASS_UNKNOWN_PEER as usize] + u64::from(sent);
-    let got = wait_for(Duration::from_secs(5), || {
-        let n = maps.stat(PASS_UNKNOWN_PEER);
-        (n >= want).then_some(n)
-    })
-    .unwrap_or_else(|| maps.stat(PASS_UNKNOWN_PEER));
-    assert_eq!(
-        got - before[PASS_UNKNOWN_PEER as usize],
-        u64::from(sent),
-        "pass_unknown_peer vs packets sent; all counters {:?}",
-        maps.stats()
+    let (mut t, maps, before) = flood_during_upload(
+        FastPathMode::Native,
+        &["xdp-drop-unknown no"],
+        count,
+        4 << 20,
     );
+    let (maps, before) = (
+        maps.expect("native classifier"),
+        before.expect("native counters"),
+    );
+    counter_grew_by(&maps, PASS_UNKNOWN_PEER, &before, count);
     assert_eq!(
         maps.stat(DROP_UNKNOWN_PEER),
         0,
