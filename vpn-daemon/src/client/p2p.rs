@@ -29,8 +29,8 @@ use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::daemon::{Outcome, or_never, sleep_until};
 use crate::io::clock;
-use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
-use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
+use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter};
+use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
@@ -179,7 +179,7 @@ pub async fn tunnel_point_to_point(
     }
     let mut persist = Persist {
         tun: None,
-        routes: RouteTable::new(),
+        routes: RouteTable::new().noexec(cfg.host.route_noexec),
         up_ran: false,
         restarts: 0,
         dns_env: ScriptEnv::new(),
@@ -307,9 +307,7 @@ async fn connect_and_run(
                     if ctx.cfg.nobind { 0 } else { ctx.cfg.lport },
                 )),
             };
-            let mut uc = UdpConfig::new(bind);
-            uc.sndbuf = ctx.cfg.sndbuf.map(|b| b as usize);
-            uc.rcvbuf = ctx.cfg.rcvbuf.map(|b| b as usize);
+            let uc = setup::udp_config(ctx.cfg, bind);
             let link = UdpLink::bind(&uc)?;
             let rx = link.recv_batch_buffer(16, 2048);
             let fast_starting = FastPath::start_in_background(FastPathConfig {
@@ -337,11 +335,7 @@ async fn connect_and_run(
             )
         }
         CfgTransport::TcpClient | CfgTransport::TcpServer => {
-            let opts = TcpOptions {
-                sndbuf: ctx.cfg.sndbuf.map(|b| b as usize),
-                rcvbuf: ctx.cfg.rcvbuf.map(|b| b as usize),
-                ..TcpOptions::default()
-            };
+            let opts = setup::tcp_options(ctx.cfg);
             let l = tokio::select! {
                 r = tokio::time::timeout(TCP_CONNECT_TIMEOUT, tcp::connect(addr, &opts)) => match r {
                     Ok(l) => l?,
@@ -779,7 +773,9 @@ impl Run {
         let fresh = match &mut persist.tun {
             Some((tun, old)) => {
                 if *old != setup {
-                    tunnel::readdress_tun(tun, old, &setup)?;
+                    if !cfg.host.ifconfig_noexec {
+                        tunnel::readdress_tun(tun, old, &setup)?;
+                    }
                     *old = setup;
                 }
                 false

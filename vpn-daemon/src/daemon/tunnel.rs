@@ -61,8 +61,13 @@ impl TunSetup {
 pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, DaemonError> {
     let mut tc = TunConfig::from_dev(cfg.dev_name.as_deref().unwrap_or(&cfg.dev));
     tc.mtu = setup.mtu;
-    tc.ipv4 = setup.tun_ipv4();
-    tc.ipv6 = setup.ipv6.map(|(a, l, _)| (a, l));
+    if cfg.host.ifconfig_noexec {
+        // 2.6: the addresses and MTU only reach the scripts.
+        tracing::info!(?setup, "ifconfig-noexec: tun device left unconfigured");
+    } else {
+        tc.ipv4 = setup.tun_ipv4();
+        tc.ipv6 = setup.ipv6.map(|(a, l, _)| (a, l));
+    }
     tc.queues = queues.max(1);
     tc.tx_queue_len = cfg.txqueuelen;
     // TSO/USO offload: one read brings a whole 64 KiB TCP train, one

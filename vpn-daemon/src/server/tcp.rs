@@ -30,9 +30,7 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::io::clock;
-use crate::io::external::tcp::{
-    TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpOptions, TcpServer,
-};
+use crate::io::external::tcp::{TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpServer};
 use crate::io::internal::tun::{Tun, TunQueue};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
@@ -118,7 +116,7 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         .cloned()
         .ok_or_else(|| DaemonError::Unsupported("tun device without a queue".into()))?;
     tracing::info!(dev = tun.name(), ?setup, "tun device opened");
-    let mut routes = RouteTable::new();
+    let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let dev = tun.name().to_owned();
     for r in &cfg.routes {
         if let Err(e) = tunnel::add_route_v4(
@@ -457,12 +455,8 @@ pub async fn tunnel_server_tcp(
         Transport::Tcp,
         bind.is_ipv6(),
     )?);
-    let opts = TcpOptions {
-        sndbuf: cfg.sndbuf.map(|b| b as usize),
-        rcvbuf: cfg.rcvbuf.map(|b| b as usize),
-        ..TcpOptions::default()
-    };
-    let server = TcpServer::bind(bind, false, opts)?;
+    let opts = setup::tcp_options(cfg);
+    let server = TcpServer::bind(bind, cfg.host.bind_ipv6only, opts)?;
     tracing::info!(local = ?server.local_addr().ok(), "TCP server listening");
     let st = bring_up_server_tun(cfg).await?;
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg.clone())?;
@@ -656,7 +650,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let opts = TcpOptions::default();
+            let opts = crate::io::external::tcp::TcpOptions::default();
             let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
             let addr = server.local_addr().unwrap();
             let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
@@ -689,7 +683,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let opts = TcpOptions::default();
+            let opts = crate::io::external::tcp::TcpOptions::default();
             let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
             let addr = server.local_addr().unwrap();
             let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
