@@ -41,7 +41,7 @@ use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
-use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
+use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::multi::write_atomic;
 use crate::server::udp::status_interval;
 
@@ -256,8 +256,35 @@ pub async fn tunnel_point_to_point(
     Ok(outcome)
 }
 
+/// `ipchange CMD`: 2.6 runs it with the server's address and port once the
+/// link is authenticated, with `trusted_ip`/`trusted_port` set.
+async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
+    let mut env = ScriptEnv::new();
+    env.set_trusted(peer);
+    let ip = match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        ip => ip,
+    };
+    let args = [ip.to_string(), peer.port().to_string()];
+    match runner
+        .run(cmd, ScriptType::IpChange, &args, &env, None)
+        .await
+    {
+        Ok(o) if o.success => tracing::info!(script = %cmd, "ipchange script done"),
+        Ok(o) => tracing::warn!(script = %cmd, code = ?o.exit_code, "ipchange script failed"),
+        Err(e) => tracing::warn!(error = %e, "ipchange script not run"),
+    }
+}
+
 /// Removes routes, runs `down` and closes the device.
 async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
+    if let Some((tun, setup)) = &persist.tun
+        && persist.up_ran
+    {
+        let info = setup.tun_info(tun.name(), None);
+        tunnel::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), &persist.dns_env)
+            .await;
+    }
     for e in persist.routes.teardown() {
         tracing::warn!(error = %e, "removing route");
     }
@@ -708,6 +735,9 @@ impl Run {
                     f.set_peer(id.value(), *peer);
                 }
                 self.bring_up(ctx, link, persist).await?;
+                if let Some(cmd) = &ctx.cfg.host.ipchange {
+                    run_ipchange(&ctx.runner, cmd, link.peer()).await;
+                }
             }
             Event::AuthFailed(a) => tracing::error!(reason = ?a, "AUTH_FAILED"),
             Event::AuthPending { timeout } => tracing::info!(?timeout, "AUTH_PENDING"),
@@ -835,7 +865,7 @@ impl Run {
             .resolved
             .apply(cfg, ctx.runner.security, &dev, &dns)
             .await;
-        if !ctx.privileges_dropped && (cfg.user.is_some() || cfg.group.is_some()) {
+        if !ctx.privileges_dropped && crate::daemon::process::drops_privileges(cfg) {
             // The status file stays writable after the drop, as in OpenVPN.
             crate::server::tcp::hold_rewritten_files(cfg);
             crate::daemon::process::drop_privileges(cfg)?;

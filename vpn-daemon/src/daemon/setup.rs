@@ -246,6 +246,11 @@ pub fn tcp_options(cfg: &Config) -> TcpOptions {
         sndbuf: cfg.sndbuf.map(|b| b as usize),
         rcvbuf: cfg.rcvbuf.map(|b| b as usize),
         mark: cfg.host.mark,
+        // tcp-queue-limit counts packets; ours is bytes. Never below our
+        // default, which already holds more than 2.6's 64 full packets.
+        write_queue: (cfg.host.tcp_queue_limit as usize)
+            .saturating_mul(1600)
+            .max(TcpOptions::default().write_queue),
         ..TcpOptions::default()
     }
 }

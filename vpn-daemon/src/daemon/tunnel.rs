@@ -230,19 +230,44 @@ pub async fn run_up_down(
     signal: Option<&str>,
     extra: &ScriptEnv,
 ) {
-    let cmd = if down {
-        &cfg.scripts.down
+    let (cmd, kind) = if down {
+        (&cfg.scripts.down, ScriptType::Down)
     } else {
-        &cfg.scripts.up
+        (&cfg.scripts.up, ScriptType::Up)
     };
-    let Some(cmd) = cmd else { return };
+    if let Some(cmd) = cmd {
+        run_tun_script(runner, cmd, kind, info, context, signal, extra).await;
+    }
+}
+
+/// `route-pre-down` (if configured), before the routes go: 2.6 gives it
+/// the arguments and environment of `down`.
+pub async fn run_route_pre_down(
+    cfg: &Config,
+    runner: &ScriptRunner,
+    info: &TunInfo,
+    signal: Option<&str>,
+    extra: &ScriptEnv,
+) {
+    if let Some(cmd) = &cfg.host.route_pre_down {
+        let kind = ScriptType::RoutePreDown;
+        run_tun_script(runner, cmd, kind, info, ScriptContext::Init, signal, extra).await;
+    }
+}
+
+/// One script of the tun's life (`up`, `down`, `route-pre-down`...): the
+/// device arguments OpenVPN gives, its environment, and the outcome logged.
+pub async fn run_tun_script(
+    runner: &ScriptRunner,
+    cmd: &str,
+    kind: ScriptType,
+    info: &TunInfo,
+    context: ScriptContext,
+    signal: Option<&str>,
+    extra: &ScriptEnv,
+) {
     let mut env = ScriptEnv::new();
     env.set_tun(info, context, signal).extend(extra);
-    let kind = if down {
-        ScriptType::Down
-    } else {
-        ScriptType::Up
-    };
     match runner
         .run(cmd, kind, &up_down_args(info, context), &env, None)
         .await
@@ -259,5 +284,8 @@ pub async fn run_up_down(
 pub fn script_runner(cfg: &Config) -> ScriptRunner {
     let mut r = ScriptRunner::new(cfg.script_security);
     r.setenv = cfg.setenv.clone();
+    if let Some(d) = &cfg.host.tmp_dir {
+        r.tmp_dir = d.clone();
+    }
     r
 }

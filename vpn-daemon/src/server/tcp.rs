@@ -52,10 +52,14 @@ pub(crate) struct ServerTun {
 impl ServerTun {
     /// Routes off, `down`, device closed.
     pub(crate) async fn shutdown(mut self, cfg: &Config) {
+        let info = self.setup.tun_info(self.tun.name(), None);
+        if self.routes.installed() > 0 || cfg.host.route_noexec {
+            let env = dns_env(cfg);
+            tunnel::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env).await;
+        }
         for e in self.routes.teardown() {
             tracing::warn!(error = %e, "removing route");
         }
-        let info = self.setup.tun_info(self.tun.name(), None);
         tunnel::run_up_down(
             cfg,
             &self.runner,
@@ -587,7 +591,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::io::external::tcp;
+    use crate::io::external::tcp::{self, TcpOptions};
 
     /// Counts this thread's heap allocations; everything else is `System`.
     struct Counting;
@@ -650,7 +654,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let opts = crate::io::external::tcp::TcpOptions::default();
+            let opts = TcpOptions::default();
             let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
             let addr = server.local_addr().unwrap();
             let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
@@ -683,7 +687,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let opts = crate::io::external::tcp::TcpOptions::default();
+            let opts = TcpOptions::default();
             let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), false, opts).unwrap();
             let addr = server.local_addr().unwrap();
             let (c, s) = tokio::join!(tcp::connect(addr, &opts), server.accept());
