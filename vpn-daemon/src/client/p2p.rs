@@ -265,7 +265,9 @@ async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         ip => ip,
     };
-    let args = [ip.to_string(), peer.port().to_string()];
+    // One argument "[AF_INET]IP PORT", as ipchange_fmt prints it.
+    let af = if ip.is_ipv4() { "AF_INET" } else { "AF_INET6" };
+    let args = [format!("[{af}]{ip} {}", peer.port())];
     match runner
         .run(cmd, ScriptType::IpChange, &args, &env, None)
         .await
@@ -734,10 +736,12 @@ impl Run {
                 {
                     f.set_peer(id.value(), *peer);
                 }
-                self.bring_up(ctx, link, persist).await?;
+                // 2.6 runs ipchange when the peer is first authenticated,
+                // before the device comes up.
                 if let Some(cmd) = &ctx.cfg.host.ipchange {
                     run_ipchange(&ctx.runner, cmd, link.peer()).await;
                 }
+                self.bring_up(ctx, link, persist).await?;
             }
             Event::AuthFailed(a) => tracing::error!(reason = ?a, "AUTH_FAILED"),
             Event::AuthPending { timeout } => tracing::info!(?timeout, "AUTH_PENDING"),
