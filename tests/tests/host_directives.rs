@@ -384,3 +384,52 @@ fn process_directives_take_effect() {
         t.server.log_text()
     );
 }
+
+/// `block-ipv6` on the client: an IPv6 ping into the tunnel is answered by
+/// the client itself with ICMPv6 "no route", from the tunnel's IPv6 peer
+/// address, exactly as openvpn's client answers it.
+#[test]
+fn block_ipv6_answers_like_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut answers = Vec::new();
+    for imp in [Impl::Ours, Impl::OpenVpn] {
+        let mut s = spec();
+        s.server_extra = vec!["server-ipv6 fd00:8::/64".into()];
+        s.client_extra = vec!["block-ipv6".into()];
+        let t = Tunnel::start(s, Impl::OpenVpn, &[imp]);
+        let ns = &t.topo.clients[0];
+        ns.ip(&["-6", "route", "add", "2001:db8::/32", "dev", "tun0"]);
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "ping",
+                "-6",
+                "-c",
+                "1",
+                "-W",
+                "3",
+            ])
+            .arg("2001:db8::1")
+            .output()
+            .expect("ping");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("From "))
+            .unwrap_or_else(|| panic!("{}: no ICMPv6 answer:\n{text}", imp.label()))
+            .split(" icmp_seq")
+            .collect::<Vec<_>>()
+            .join(" ");
+        answers.push(line);
+    }
+    assert!(
+        answers[0].contains("Destination unreachable: No route"),
+        "{}",
+        answers[0]
+    );
+    assert_eq!(answers[0], answers[1], "ours vs openvpn");
+}

@@ -28,13 +28,13 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::daemon::{Outcome, or_never, sleep_until};
-use crate::io::clock;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
+use crate::io::{clock, icmp6};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
@@ -397,6 +397,7 @@ async fn connect_and_run(
             .and_then(|(t, _)| t.queues().first().cloned()),
         trx: None,
         ttx: None,
+        block_ipv6: None,
         mss: None,
         ctl: vec![0u8; CONTROL_BUF],
         enc: vec![0u8; 4096],
@@ -454,6 +455,9 @@ struct Run {
     queue: Option<Arc<TunQueue>>,
     trx: Option<TunRxBatch>,
     ttx: Option<TunTxBatch>,
+    /// `block-ipv6` (configured or pushed): the ICMPv6 source and a scratch
+    /// buffer for the answers.
+    block_ipv6: Option<(std::net::Ipv6Addr, usize, Vec<u8>)>,
     mss: Option<(u16, u16)>,
     ctl: Vec<u8>,
     /// Encryption scratch of the TCP path (UDP encrypts into the batch).
@@ -656,11 +660,13 @@ impl Run {
     /// Packets from the tun device to the server.
     fn on_tun(&mut self, link: &mut Link) {
         let now = clock::now();
-        let (Some(rx), session, enc, st) = (
+        let (Some(rx), session, enc, st, ttx, block) = (
             &mut self.trx,
             &mut self.session,
             &mut self.enc,
             &mut self.stats,
+            &mut self.ttx,
+            &mut self.block_ipv6,
         ) else {
             return;
         };
@@ -671,6 +677,17 @@ impl Run {
             let Some(pkt) = slot.get_mut(h..h + len) else {
                 continue;
             };
+            if let Some((src, tun_mtu, reply)) = block
+                && icmp6::is_ipv6(pkt)
+            {
+                // 2.6 answers through the tun and never sends it.
+                if icmp6::no_route_reply(pkt, *src, *tun_mtu, reply)
+                    && let Some(tx) = ttx
+                {
+                    tx.push(reply);
+                }
+                continue;
+            }
             tunnel::clamp(pkt, mss);
             st.tun_read_bytes += pkt.len() as u64;
             let Some(max) = session.data_channel().seal_buffer_len(pkt.len()) else {
@@ -831,6 +848,10 @@ impl Run {
             return Ok(());
         };
         let dev = tun.name().to_owned();
+        self.block_ipv6 = (cfg.host.block_ipv6 || p.block_ipv6).then(|| {
+            let src = setup.ipv6.and_then(|v| v.2).unwrap_or(icmp6::FAKE_SOURCE);
+            (src, usize::from(setup.mtu), Vec::with_capacity(1400))
+        });
         let q = tun.queues().first().cloned();
         self.trx = q.as_ref().map(|q| q.rx_batch(TUN_BATCH, 0, setup.mtu));
         self.ttx = q.as_ref().map(|q| q.tx_batch(TUN_BATCH));

@@ -823,7 +823,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("port-share", "port-share is not implemented"),
     ("route-delay", "route-delay is not implemented"),
     ("route-metric", "route-metric is not implemented"),
-    ("block-ipv6", "block-ipv6 is not implemented"),
     ("route-method", "Windows only"),
     (
         "iroute",

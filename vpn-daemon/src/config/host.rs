@@ -44,6 +44,8 @@ pub struct HostOptions {
     pub route_noexec: bool,
     /// `ifconfig-noexec`: the tun device is not addressed.
     pub ifconfig_noexec: bool,
+    /// `block-ipv6`: IPv6 is answered with ICMPv6 "no route", not carried.
+    pub block_ipv6: bool,
     // --- sockets ---
     /// `mark N`: `SO_MARK` on the link socket.
     pub mark: Option<u32>,
@@ -119,6 +121,7 @@ impl Default for HostOptions {
             pull_filter: PullFilter::default(),
             route_noexec: false,
             ifconfig_noexec: false,
+            block_ipv6: false,
             mark: None,
             bind: false,
             bind_ipv6only: false,

@@ -1655,6 +1655,7 @@ fn host_table() -> Vec<(&'static str, &'static str, Check)> {
         }),
         ("route-noexec", CLIENT, |c| c.host.route_noexec),
         ("ifconfig-noexec", CLIENT, |c| c.host.ifconfig_noexec),
+        ("block-ipv6", CLIENT, |c| c.host.block_ipv6),
         ("mark 42", CLIENT, |c| c.host.mark == Some(42)),
         ("bind ipv6only", SERVER, |c| {
             c.host.bind && c.host.bind_ipv6only

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::daemon::error::DaemonError;
 use crate::daemon::tunnel;
-use crate::io::clock;
 use crate::io::internal::tun::TunTxBatch;
+use crate::io::{clock, icmp6};
 use crate::mgmt::status::{
     ClientEntry, FastPathCounters, LineEnd, RouteEntry, ServerStatus, StatusVersion,
     SystemLocalTime, XdpCounters, render_server,
@@ -136,6 +136,8 @@ pub struct Multi {
     pub steer: Option<Vec<Steer>>,
     /// `connect-freq N SECONDS`.
     connect_freq: Option<FrequencyLimit>,
+    /// `block-ipv6`: the ICMPv6 source and the answers' buffer.
+    block_ipv6: Option<(std::net::Ipv6Addr, Vec<u8>)>,
 }
 
 /// 2.6's `frequency_limit`: at most `max` events in each window of `per`
@@ -200,6 +202,10 @@ impl Multi {
             }
         }
         let (auth_tx, auth_rx) = mpsc::unbounded_channel();
+        let block_ipv6 = cfg.host.block_ipv6.then(|| {
+            let src = cfg.ifconfig_ipv6.map_or(icmp6::FAKE_SOURCE, |i| i.remote);
+            (src, Vec::with_capacity(1400))
+        });
         let connect_freq = cfg
             .host
             .connect_freq
@@ -221,6 +227,7 @@ impl Multi {
                 route_drops: HashMap::new(),
                 steer: None,
                 connect_freq,
+                block_ipv6,
             },
             auth_rx,
         ))
@@ -408,6 +415,25 @@ impl Multi {
     }
 
     fn send_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
+        if let Some((src, reply)) = &mut self.block_ipv6
+            && icmp6::is_ipv6(pkt)
+        {
+            // 2.6 (multi_get_queue with PIPV6_IMCP_NOHOST_SERVER): the
+            // client gets the ICMPv6 answer instead of the packet.
+            let mtu = self.cfg.tun_mtu as usize;
+            if icmp6::no_route_reply(pkt, *src, mtu, reply) {
+                let reply = std::mem::take(reply);
+                self.seal_to_peer(to, &reply, now, out);
+                if let Some((_, r)) = &mut self.block_ipv6 {
+                    *r = reply;
+                }
+            }
+            return;
+        }
+        self.seal_to_peer(to, pkt, now, out);
+    }
+
+    fn seal_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
         let Some(p) = self.peers.get_mut(to) else {
             return;
         };

@@ -11,6 +11,7 @@ fn flag(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
         "route-nopull" => &mut h.route_nopull,
         "route-noexec" => &mut h.route_noexec,
         "ifconfig-noexec" => &mut h.ifconfig_noexec,
+        "block-ipv6" => &mut h.block_ipv6,
         "mlock" => &mut h.mlock,
         "suppress-timestamps" => &mut h.suppress_timestamps,
         "machine-readable-output" => &mut h.machine_readable_output,
@@ -58,6 +59,7 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
     // host effects
     d("route-noexec", 0, 0, flag),
     d("ifconfig-noexec", 0, 0, flag),
+    d("block-ipv6", 0, 0, flag),
     // sockets
     d("mark", 1, 1, |b, a| {
         // atoi: 2.6 passes the value to SO_MARK as an unsigned int.
