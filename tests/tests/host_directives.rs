@@ -433,3 +433,73 @@ fn block_ipv6_answers_like_openvpn() {
     );
     assert_eq!(answers[0], answers[1], "ours vs openvpn");
 }
+
+/// `port-share` on our TCP server: a stock openvpn TCP client connects and
+/// pings through the tunnel while an HTTP request to the same port is
+/// relayed to the shared service, which finds the client's address in the
+/// journal directory, as with 2.6's ps.c.
+#[test]
+fn port_share_relays_foreign_connections() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tests::topology::TempDir::new("pshare");
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir_all(&journal).expect("mkdir journal");
+    let mut s = TunnelSpec::new(Proto::Tcp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+    s.server_extra = vec![format!("port-share 127.0.0.1 8080 {}", journal.display())];
+    let t = Tunnel::start(s, Impl::Ours, &[Impl::OpenVpn]);
+    // The shared service: answers one request with the journal's contents.
+    let service = tmp.path().join("service.py");
+    std::fs::write(
+        &service,
+        format!(
+            "import os, socket\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', 8080)); s.listen(1); s.settimeout(20)\n\
+             c, _ = s.accept(); c.settimeout(10); c.recv(1024)\n\
+             seen = ' '.join(open(os.path.join('{j}', f)).read() for f in os.listdir('{j}'))\n\
+             c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\nfrom ' + seen.encode())\n\
+             c.close()\n",
+            j = journal.display()
+        ),
+    )
+    .expect("write service");
+    let log = tmp.path().join("service.log");
+    let mut svc = tests::NsProcess::spawn(
+        &t.topo.server,
+        Path::new("/usr/bin/python3"),
+        &[&service.display().to_string()],
+        &log,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let client = &t.topo.clients[0];
+    let out = Command::new("ip")
+        .args(["netns", "exec", client.name(), "python3", "-c"])
+        .arg(format!(
+            "import socket; c = socket.create_connection(('{SERVER_ADDR}', 1194), 10); \
+             c.settimeout(10); c.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); \
+             print(c.recv(4096).decode())"
+        ))
+        .output()
+        .expect("http client");
+    let reply = String::from_utf8_lossy(&out.stdout).to_string();
+    let _ = svc.try_exit();
+    assert!(
+        reply.starts_with("HTTP/1.0 200 OK"),
+        "reply: {reply}\n{}",
+        read(&log)
+    );
+    assert!(
+        reply.contains(&format!("from {}:", tests::topology::client_addr(0))),
+        "journal: {reply}"
+    );
+    // The OpenVPN client on the same port is unaffected.
+    t.assert_ping_both_ways(0);
+    // The relay's journal entry went with its connection.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_dir(&journal).map(|d| d.count()).unwrap_or(9),
+        0
+    );
+}

@@ -820,7 +820,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("http-proxy", "proxies are not implemented"),
     ("http-proxy-option", "proxies are not implemented"),
     ("socks-proxy", "proxies are not implemented"),
-    ("port-share", "port-share is not implemented"),
     ("route-delay", "route-delay is not implemented"),
     ("route-metric", "route-metric is not implemented"),
     ("route-method", "Windows only"),

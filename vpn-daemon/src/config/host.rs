@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::{Builder, ConfigError, ConfigErrorKind, Mode};
+use super::{Builder, ConfigError, ConfigErrorKind, Mode, Transport};
 pub use crate::proto::push::{PullFilter, PullFilterAction};
 
 /// `mtu-disc no|maybe|yes`: the socket's `IP_MTU_DISCOVER` setting.
@@ -28,6 +28,18 @@ pub enum RemapUsr1 {
     Hup,
     /// SIGUSR1 acts as SIGTERM (exit).
     Term,
+}
+
+/// Where foreign connections go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortShare {
+    /// `HOST` (a name is resolved at each connection).
+    pub host: String,
+    /// `PORT`.
+    pub port: u16,
+    /// `DIR`: a file per relayed connection, named after the relay's local
+    /// address and holding the client's, for the receiving service.
+    pub journal: Option<PathBuf>,
 }
 
 /// Everything in this module, with 2.6's defaults.
@@ -112,6 +124,8 @@ pub struct HostOptions {
     pub bcast_buffers: u32,
     /// `hash-size REAL VIRTUAL` (2.6 default 256 256).
     pub hash_size: (u32, u32),
+    /// `port-share HOST PORT [DIR]` (TCP server).
+    pub port_share: Option<PortShare>,
 }
 
 impl Default for HostOptions {
@@ -152,6 +166,7 @@ impl Default for HostOptions {
             tcp_queue_limit: 64,
             bcast_buffers: 256,
             hash_size: (256, 256),
+            port_share: None,
         }
     }
 }
@@ -197,6 +212,12 @@ pub(super) fn check(b: &mut Builder) -> Result<(), ConfigError> {
         b.cfg.push.push("socket-flags TCP_NODELAY".into());
     }
     let c = &b.cfg;
+    if c.host.port_share.is_some() && !(server && c.proto.transport == Transport::TcpServer) {
+        return Err(invalid(
+            b.span_of("port-share"),
+            "--port-share requires TCP server mode (--mode server --proto tcp-server)",
+        ));
+    }
     let mut notes = Vec::new();
     if server && !c.host.pull_filter.rules.is_empty() {
         notes.push((

@@ -1734,6 +1734,16 @@ fn host_table() -> Vec<(&'static str, &'static str, Check)> {
         ("hash-size 1024 1024", SERVER, |c| {
             c.host.hash_size == (1024, 1024)
         }),
+        (
+            "port-share 127.0.0.1 8443 /run/ps",
+            "dev tun\nproto tcp-server\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\n",
+            |c| {
+                c.host
+                    .port_share
+                    .as_ref()
+                    .is_some_and(|p| p.port == 8443 && p.journal.is_some())
+            },
+        ),
     ]
 }
 
@@ -1766,6 +1776,10 @@ fn host_directives_refuse_what_openvpn_refuses() {
         ("connect-freq 1 1", "requires --mode server"),
         ("stale-routes-check 10", "requires --mode server"),
         ("nobind\nbind", "can't be used together"),
+        (
+            "port-share 127.0.0.1 443",
+            "--port-share requires TCP server mode",
+        ),
         (
             "tun-mtu 1400\nlink-mtu 1500",
             "only one of --tun-mtu or --link-mtu",

@@ -996,6 +996,36 @@ async fn authenticate(
     })
 }
 
+/// What `learn-address` is told, as 2.6 prints its route keys: a host
+/// address bare, a network as `ADDR/BITS`.
+fn learned_addresses(r: &VpnRoutes) -> Vec<String> {
+    let mut v = Vec::new();
+    v.extend(r.ipv4.map(|a| a.to_string()));
+    v.extend(r.ipv6.map(|a| a.to_string()));
+    v.extend(r.iroutes_v4.iter().map(|n| n.trunc().to_string()));
+    v.extend(r.iroutes_v6.iter().map(|n| n.trunc().to_string()));
+    v
+}
+
+/// `max-routes-per-client`: 2.6 refuses to learn more routes for one
+/// client than this and logs it; the client's own addresses come first.
+fn bound_routes(r: &mut VpnRoutes, max: u32, id: PeerId) {
+    let own = usize::from(r.ipv4.is_some()) + usize::from(r.ipv6.is_some());
+    let room = (max as usize).saturating_sub(own);
+    let total = r.iroutes_v4.len() + r.iroutes_v6.len();
+    if total > room {
+        tracing::warn!(
+            peer_id = id,
+            max,
+            "max-routes-per-client limit reached: {} iroute(s) not learned",
+            total - room
+        );
+        r.iroutes_v4.truncate(room);
+        let left = room.saturating_sub(r.iroutes_v4.len());
+        r.iroutes_v6.truncate(left);
+    }
+}
+
 #[cfg(test)]
 mod frequency_tests {
     use super::*;
@@ -1028,35 +1058,5 @@ mod frequency_tests {
         assert_eq!(r.iroutes_v4.len(), 1);
         assert!(r.iroutes_v6.is_empty());
         assert_eq!(learned_addresses(&r), ["10.8.0.2", "10.1.0.0/24"]);
-    }
-}
-
-/// What `learn-address` is told, as 2.6 prints its route keys: a host
-/// address bare, a network as `ADDR/BITS`.
-fn learned_addresses(r: &VpnRoutes) -> Vec<String> {
-    let mut v = Vec::new();
-    v.extend(r.ipv4.map(|a| a.to_string()));
-    v.extend(r.ipv6.map(|a| a.to_string()));
-    v.extend(r.iroutes_v4.iter().map(|n| n.trunc().to_string()));
-    v.extend(r.iroutes_v6.iter().map(|n| n.trunc().to_string()));
-    v
-}
-
-/// `max-routes-per-client`: 2.6 refuses to learn more routes for one
-/// client than this and logs it; the client's own addresses come first.
-fn bound_routes(r: &mut VpnRoutes, max: u32, id: PeerId) {
-    let own = usize::from(r.ipv4.is_some()) + usize::from(r.ipv6.is_some());
-    let room = (max as usize).saturating_sub(own);
-    let total = r.iroutes_v4.len() + r.iroutes_v6.len();
-    if total > room {
-        tracing::warn!(
-            peer_id = id,
-            max,
-            "max-routes-per-client limit reached: {} iroute(s) not learned",
-            total - room
-        );
-        r.iroutes_v4.truncate(room);
-        let left = room.saturating_sub(r.iroutes_v4.len());
-        r.iroutes_v6.truncate(left);
     }
 }

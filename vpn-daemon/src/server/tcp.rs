@@ -39,6 +39,30 @@ use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
 use crate::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
 use crate::server::multi::{LinkOut, Multi};
 use crate::server::peers::PeerId;
+use crate::server::port_share;
+
+/// A new TCP client: its session, its slot in `multi`, its connection.
+fn admit(
+    multi: &mut Multi,
+    scfg: &Arc<crate::proto::session::SessionConfig>,
+    link: TcpLink,
+    addr: SocketAddr,
+    out: &mut TcpOut,
+    ev_tx: &mpsc::Sender<ConnEvent>,
+) -> Option<PeerId> {
+    let session = match Session::new_server_stateful(scfg.clone(), clock::now(), clock::unix_time())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "new session");
+            return None;
+        }
+    };
+    let id = multi.add_client(session, addr, None)?;
+    out.conns
+        .insert(addr, Conn::start(link, addr, ev_tx.clone()));
+    Some(id)
+}
 
 /// The server's own tun device, routes and `up` state.
 pub(crate) struct ServerTun {
@@ -480,6 +504,8 @@ pub async fn tunnel_server_tcp(
     let mut ttx = q.tx_batch(64);
     let mut out = TcpOut::default();
     let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
+    // port-share: connections that turned out to be OpenVPN clients.
+    let (shared_tx, mut shared_rx) = mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
     let mut status = super::udp::status_interval(cfg);
     let mut persist = super::udp::persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
@@ -507,26 +533,49 @@ pub async fn tunnel_server_tcp(
                 Signal::Hup | Signal::Usr1 => break Outcome::Reload,
                 Signal::Usr2 => tracing::info!(clients = multi.peers.len(), route_drops = ?multi.route_drops, "statistics"),
             },
-            a = server.accept() => {
-                let (link, addr) = match a {
+            a = server.accept_stream() => {
+                let (stream, addr) = match a {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept");
                         continue;
                     }
                 };
-                // A dual-stack listener shows IPv4 clients as ::ffff:a.b.c.d.
-                let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-                let session = match Session::new_server_stateful(scfg.clone(), clock::now(), clock::unix_time()) {
-                    Ok(s) => s,
+                if let Some(ps) = &cfg.host.port_share {
+                    // Looked at off the loop: a silent connection must not
+                    // hold up the others.
+                    let (ps, tx) = (ps.clone(), shared_tx.clone());
+                    let patience = std::time::Duration::from_secs(u64::from(cfg.hand_window));
+                    tokio::spawn(async move {
+                        match port_share::classify(&stream, patience).await {
+                            port_share::Sniff::OpenVpn => {
+                                let _ = tx.send((stream, addr)).await;
+                            }
+                            port_share::Sniff::Foreign => port_share::relay(stream, addr, &ps).await,
+                        }
+                    });
+                    continue;
+                }
+                let link = match server.frame(stream) {
+                    Ok(l) => l,
                     Err(e) => {
-                        tracing::warn!(error = %e, "new session");
+                        tracing::warn!(error = %e, "accept");
                         continue;
                     }
                 };
-                let Some(id) = multi.add_client(session, addr, None) else { continue };
-                out.conns.insert(addr, Conn::start(link, addr, ev_tx.clone()));
-                dirty.insert(id);
+                if let Some(id) = admit(&mut multi, &scfg, link, addr, &mut out, &ev_tx) {
+                    dirty.insert(id);
+                }
+            }
+            Some((stream, addr)) = shared_rx.recv() => {
+                match server.frame(stream) {
+                    Ok(link) => {
+                        if let Some(id) = admit(&mut multi, &scfg, link, addr, &mut out, &ev_tx) {
+                            dirty.insert(id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept"),
+                }
             }
             Some(ev) = ev_rx.recv() => match ev {
                 ConnEvent::Packets(addr, packets) => {

@@ -3,7 +3,7 @@
 //! bounds. Values and messages follow 2.6.14's `add_option`.
 
 use super::{Args, Builder, ConfigErrorKind, Spec, d};
-use crate::config::host::{MtuDisc, PullFilterAction, RemapUsr1};
+use crate::config::host::{MtuDisc, PortShare, PullFilterAction, RemapUsr1};
 
 fn flag(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     let h = &mut b.cfg.host;
@@ -190,6 +190,14 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
     }),
     d("bcast-buffers", 1, 1, |b, a| {
         b.cfg.host.bcast_buffers = positive(a, 0, "a bcast-buffers value > 0")?;
+        Ok(())
+    }),
+    d("port-share", 2, 3, |b, a| {
+        b.cfg.host.port_share = Some(PortShare {
+            host: a.nonempty(0)?.to_string(),
+            port: a.port(1)?,
+            journal: a.words.get(2).map(std::path::PathBuf::from),
+        });
         Ok(())
     }),
     d("hash-size", 2, 2, |b, a| {

@@ -174,8 +174,24 @@ impl TcpServer {
         self.listener.local_addr()
     }
 
-    /// Waits for the next client; its address comes canonical (IPv4 as
-    /// IPv4 on a dual-stack listener). Cancel-safe.
+    /// Waits for the next client, unframed (to look at it first); its
+    /// address comes canonical (IPv4 as IPv4 on a dual-stack listener).
+    /// Cancel-safe.
+    pub async fn accept_stream(&self) -> Result<(TcpStream, SocketAddr), TcpError> {
+        let (stream, peer) = self.listener.accept().await.map_err(TcpError::Accept)?;
+        Ok((
+            stream,
+            SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+        ))
+    }
+
+    /// Frames a stream from [`Self::accept_stream`] with this listener's
+    /// options.
+    pub fn frame(&self, stream: TcpStream) -> Result<TcpLink, TcpError> {
+        TcpLink::from_stream(stream, &self.opts).map_err(TcpError::Accept)
+    }
+
+    /// Waits for the next client, framed. Cancel-safe.
     pub async fn accept(&self) -> Result<(TcpLink, SocketAddr), TcpError> {
         let (stream, _) = self.listener.accept().await.map_err(TcpError::Accept)?;
         let link = TcpLink::from_stream(stream, &self.opts).map_err(TcpError::Accept)?;
