@@ -503,3 +503,31 @@ fn port_share_relays_foreign_connections() {
         0
     );
 }
+
+/// `opt-verify` on our server: a stock openvpn client with matching
+/// options connects (so our idea of the client's options string is
+/// openvpn's own), one with another `tun-mtu` is refused, as by openvpn.
+#[test]
+fn opt_verify_admits_matching_clients_only() {
+    if !require_root() {
+        return;
+    }
+    for server in [Impl::Ours, Impl::OpenVpn] {
+        let mut s = spec();
+        s.wrap = TlsWrap::TlsAuth;
+        s.server_extra = vec!["opt-verify".into()];
+        let mut t = Tunnel::start_server(s, server, 2);
+        let good = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
+        t.add_client(0, Impl::OpenVpn, &good)
+            .wait_ready(READY_TIMEOUT);
+        let bad = format!("{good}tun-mtu 1400\n");
+        let c = t.add_client(1, Impl::OpenVpn, &bad);
+        assert!(
+            c.wait_for_nth("AUTH_FAILED", 1, READY_TIMEOUT),
+            "{} server: mismatching client not refused:\n{}",
+            server.label(),
+            c.log_text()
+        );
+        t.assert_ping_both_ways(0);
+    }
+}

@@ -887,7 +887,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "removed from OpenVPN; key-method 2 is always used",
     ),
     ("keysize", "removed from OpenVPN"),
-    ("opt-verify", "removed from OpenVPN"),
     ("comp-noadapt", "compression is never used"),
     ("multihome", "multihome is not implemented"),
     ("passtos", "passtos is not implemented"),

@@ -124,6 +124,9 @@ pub struct HostOptions {
     pub bcast_buffers: u32,
     /// `hash-size REAL VIRTUAL` (2.6 default 256 256).
     pub hash_size: (u32, u32),
+    /// `opt-verify` (deprecated): refuse clients whose options string is
+    /// not the one this server expects.
+    pub opt_verify: bool,
     /// `port-share HOST PORT [DIR]` (TCP server).
     pub port_share: Option<PortShare>,
 }
@@ -167,6 +170,7 @@ impl Default for HostOptions {
             bcast_buffers: 256,
             hash_size: (256, 256),
             port_share: None,
+            opt_verify: false,
         }
     }
 }
@@ -218,7 +222,19 @@ pub(super) fn check(b: &mut Builder) -> Result<(), ConfigError> {
             "--port-share requires TCP server mode (--mode server --proto tcp-server)",
         ));
     }
+    if c.host.opt_verify && !server {
+        return Err(invalid(
+            b.span_of("opt-verify"),
+            "--opt-verify requires --mode server",
+        ));
+    }
     let mut notes = Vec::new();
+    if c.host.opt_verify {
+        notes.push((
+            "opt-verify",
+            "DEPRECATION: opt-verify is deprecated and will be removed in OpenVPN 2.7".to_string(),
+        ));
+    }
     if server && !c.host.pull_filter.rules.is_empty() {
         notes.push((
             "pull-filter",

@@ -527,8 +527,22 @@ impl Multi {
                 username,
                 password,
                 common_name,
+                options,
                 ..
-            } => self.start_auth(id, username, password, common_name),
+            } => {
+                if self.cfg.host.opt_verify && options != expected_client_options(&self.scfg) {
+                    // 2.6: the key state is not authenticated.
+                    tracing::warn!(peer_id = id, client_options = %options, "Option inconsistency warnings triggering disconnect due to --opt-verify");
+                    if let Some(p) = self.peers.get_mut(id) {
+                        let _ = p
+                            .payload
+                            .session
+                            .auth_decision(clock::now(), AuthDecision::Deny(None));
+                    }
+                } else {
+                    self.start_auth(id, username, password, common_name);
+                }
+            }
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(id) {
                     p.payload.connected = true;
@@ -994,6 +1008,16 @@ async fn authenticate(
         ccd,
         connect_lines,
     })
+}
+
+/// The options string a compatible client sends: ours as the client side
+/// writes it (2.6's `options_string(..., remote = true)`): the TLS role and
+/// the tls-auth key direction are the other end's.
+fn expected_client_options(scfg: &SessionConfig) -> String {
+    let mut o = scfg.options_string.clone();
+    o.role = crate::proto::tls::TlsRole::Client;
+    o.keydir = o.keydir.map(|k| 1 - k.min(1));
+    o.to_string()
 }
 
 /// What `learn-address` is told, as 2.6 prints its route keys: a host

@@ -1029,6 +1029,7 @@ impl Session {
             password: non_empty(&km.password),
             common_name: self.primary.tls.peer_common_name(),
             peer_info: Box::new(pi.clone()),
+            options: km.options.clone(),
         });
         if self.primary.key_id == KeyId::ZERO {
             self.client_occ_cipher = OccOptions::parse(&km.options).cipher().map(str::to_string);
