@@ -913,30 +913,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("auth-token", "auth tokens are not implemented"),
     ("auth-token-user", "auth tokens are not implemented"),
     (
-        "show-ciphers",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-digests",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-tls",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-curves",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-groups",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-engines",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
         "test-crypto",
         "informational modes are not implemented; use openvpn",
     ),

@@ -42,6 +42,36 @@ pub struct PortShare {
     pub journal: Option<PathBuf>,
 }
 
+/// OpenVPN's informational modes (printed by `daemon::info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// `--show-ciphers`.
+    Ciphers,
+    /// `--show-digests`.
+    Digests,
+    /// `--show-tls`.
+    Tls,
+    /// `--show-curves` / `--show-groups`.
+    Curves,
+    /// `--show-engines`.
+    Engines,
+}
+
+impl Show {
+    /// The mode an argument (`--show-ciphers`) or a directive name
+    /// (`show-ciphers`) asks for, if it is one.
+    pub fn from_arg(arg: &str) -> Option<Self> {
+        Some(match arg.strip_prefix("--").unwrap_or(arg) {
+            "show-ciphers" => Self::Ciphers,
+            "show-digests" => Self::Digests,
+            "show-tls" => Self::Tls,
+            "show-curves" | "show-groups" => Self::Curves,
+            "show-engines" => Self::Engines,
+            _ => return None,
+        })
+    }
+}
+
 /// Everything in this module, with 2.6's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)]
@@ -124,6 +154,8 @@ pub struct HostOptions {
     pub bcast_buffers: u32,
     /// `hash-size REAL VIRTUAL` (2.6 default 256 256).
     pub hash_size: (u32, u32),
+    /// `show-ciphers` & co. in a file: print that and exit.
+    pub show: Option<Show>,
     /// `opt-verify` (deprecated): refuse clients whose options string is
     /// not the one this server expects.
     pub opt_verify: bool,
@@ -171,6 +203,7 @@ impl Default for HostOptions {
             hash_size: (256, 256),
             port_share: None,
             opt_verify: false,
+            show: None,
         }
     }
 }

@@ -1744,6 +1744,30 @@ fn host_table() -> Vec<(&'static str, &'static str, Check)> {
                     .is_some_and(|p| p.port == 8443 && p.journal.is_some())
             },
         ),
+        ("opt-verify", SERVER, |c| {
+            c.host.opt_verify
+                && c.warnings
+                    .iter()
+                    .any(|w| w.message.contains("DEPRECATION: opt-verify"))
+        }),
+        ("show-ciphers", CLIENT, |c| {
+            c.host.show == Some(super::host::Show::Ciphers)
+        }),
+        ("show-digests", CLIENT, |c| {
+            c.host.show == Some(super::host::Show::Digests)
+        }),
+        ("show-tls", CLIENT, |c| {
+            c.host.show == Some(super::host::Show::Tls)
+        }),
+        ("show-curves", CLIENT, |c| {
+            c.host.show == Some(super::host::Show::Curves)
+        }),
+        ("show-groups", CLIENT, |c| {
+            c.host.show == Some(super::host::Show::Curves)
+        }),
+        ("show-engines", CLIENT, |c| {
+            c.host.show == Some(super::host::Show::Engines)
+        }),
     ]
 }
 
@@ -1776,6 +1800,7 @@ fn host_directives_refuse_what_openvpn_refuses() {
         ("connect-freq 1 1", "requires --mode server"),
         ("stale-routes-check 10", "requires --mode server"),
         ("nobind\nbind", "can't be used together"),
+        ("opt-verify", "--opt-verify requires --mode server"),
         (
             "port-share 127.0.0.1 443",
             "--port-share requires TCP server mode",

@@ -4,6 +4,7 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub mod info;
 pub mod process;
 pub mod setup;
 pub mod tunnel;

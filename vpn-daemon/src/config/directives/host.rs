@@ -3,7 +3,7 @@
 //! bounds. Values and messages follow 2.6.14's `add_option`.
 
 use super::{Args, Builder, ConfigErrorKind, Spec, d};
-use crate::config::host::{MtuDisc, PortShare, PullFilterAction, RemapUsr1};
+use crate::config::host::{MtuDisc, PortShare, PullFilterAction, RemapUsr1, Show};
 
 fn flag(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     let h = &mut b.cfg.host;
@@ -202,6 +202,12 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
         });
         Ok(())
     }),
+    d("show-ciphers", 0, 0, show),
+    d("show-digests", 0, 0, show),
+    d("show-tls", 0, 0, show),
+    d("show-curves", 0, 0, show),
+    d("show-groups", 0, 0, show),
+    d("show-engines", 0, 0, show),
     d("hash-size", 2, 2, |b, a| {
         let (r, v) = (int(a, 0)?, int(a, 1)?);
         if r < 1 || v < 1 {
@@ -221,5 +227,10 @@ fn link_mtu(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
 
 fn echo(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     b.cfg.host.echo.push(a.words.join(" "));
+    Ok(())
+}
+
+fn show(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    b.cfg.host.show = Show::from_arg(a.name);
     Ok(())
 }
