@@ -1647,7 +1647,7 @@ fn every_unsupported_directive_is_refused_by_name_at_its_line() {
 /// Rows of `directives::host` (sockets, process, pull filtering, scripts,
 /// server bounds).
 fn host_table() -> Vec<(&'static str, &'static str, Check)> {
-    use super::host::{MtuDisc, PullFilterAction, RemapUsr1};
+    use super::host::{MtuDisc, PullFilterAction, RemapUsr1, Show};
     vec![
         ("route-nopull", CLIENT, |c| c.host.route_nopull),
         ("pull-filter ignore \"route \"", CLIENT, |c| {
@@ -1751,22 +1751,16 @@ fn host_table() -> Vec<(&'static str, &'static str, Check)> {
                     .any(|w| w.message.contains("DEPRECATION: opt-verify"))
         }),
         ("show-ciphers", CLIENT, |c| {
-            c.host.show == Some(super::host::Show::Ciphers)
+            c.host.show == Some(Show::Ciphers)
         }),
         ("show-digests", CLIENT, |c| {
-            c.host.show == Some(super::host::Show::Digests)
+            c.host.show == Some(Show::Digests)
         }),
-        ("show-tls", CLIENT, |c| {
-            c.host.show == Some(super::host::Show::Tls)
-        }),
-        ("show-curves", CLIENT, |c| {
-            c.host.show == Some(super::host::Show::Curves)
-        }),
-        ("show-groups", CLIENT, |c| {
-            c.host.show == Some(super::host::Show::Curves)
-        }),
+        ("show-tls", CLIENT, |c| c.host.show == Some(Show::Tls)),
+        ("show-curves", CLIENT, |c| c.host.show == Some(Show::Curves)),
+        ("show-groups", CLIENT, |c| c.host.show == Some(Show::Curves)),
         ("show-engines", CLIENT, |c| {
-            c.host.show == Some(super::host::Show::Engines)
+            c.host.show == Some(Show::Engines)
         }),
     ]
 }
