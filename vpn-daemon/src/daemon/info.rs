@@ -156,10 +156,8 @@ fn curves() -> String {
         let sn = unsafe { openssl_sys::OBJ_nid2sn(c.nid) };
         if !sn.is_null() {
             // SAFETY: non-null static NUL-terminated string.
-            s.push_str(&format!(
-                "{}\n",
-                unsafe { CStr::from_ptr(sn) }.to_string_lossy()
-            ));
+            let name = unsafe { CStr::from_ptr(sn) };
+            s.push_str(&format!("{}\n", name.to_string_lossy()));
         }
     }
     s
