@@ -64,6 +64,15 @@ fn main() -> Result<ExitCode> {
         println!("vpn-daemon {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
+    // OpenVPN's informational modes print and exit before anything else
+    // is looked at.
+    if let Some(m) = args
+        .iter()
+        .find_map(|a| vpn_daemon::daemon::info::Show::from_arg(a))
+    {
+        print!("{}", vpn_daemon::daemon::info::render(m));
+        return Ok(ExitCode::SUCCESS);
+    }
     // Our own flag (OpenVPN has none): parse and validate, print what would
     // run, start nothing. Like `nginx -t`, for checking a config before use.
     let check_only = args.iter().any(|a| a == "--check-config");
@@ -80,6 +89,10 @@ fn main() -> Result<ExitCode> {
         };
         for w in &config.warnings {
             eprintln!("{w}");
+        }
+        if let Some(m) = config.host.show {
+            print!("{}", vpn_daemon::daemon::info::render(m));
+            return Ok(ExitCode::SUCCESS);
         }
         if check_only {
             println!("{}", config.summary());

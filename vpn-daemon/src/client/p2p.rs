@@ -28,20 +28,20 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::daemon::{Outcome, or_never, sleep_until};
-use crate::io::clock;
-use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
-use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
+use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter};
+use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
+use crate::io::{clock, icmp6};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
-use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
+use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::multi::write_atomic;
 use crate::server::udp::status_interval;
 
@@ -179,7 +179,7 @@ pub async fn tunnel_point_to_point(
     }
     let mut persist = Persist {
         tun: None,
-        routes: RouteTable::new(),
+        routes: RouteTable::new().noexec(cfg.host.route_noexec),
         up_ran: false,
         restarts: 0,
         dns_env: ScriptEnv::new(),
@@ -256,8 +256,37 @@ pub async fn tunnel_point_to_point(
     Ok(outcome)
 }
 
+/// `ipchange CMD`: 2.6 runs it with the server's address and port once the
+/// link is authenticated, with `trusted_ip`/`trusted_port` set.
+async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
+    let mut env = ScriptEnv::new();
+    env.set_trusted(peer);
+    let ip = match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        ip => ip,
+    };
+    // One argument "[AF_INET]IP PORT", as ipchange_fmt prints it.
+    let af = if ip.is_ipv4() { "AF_INET" } else { "AF_INET6" };
+    let args = [format!("[{af}]{ip} {}", peer.port())];
+    match runner
+        .run(cmd, ScriptType::IpChange, &args, &env, None)
+        .await
+    {
+        Ok(o) if o.success => tracing::info!(script = %cmd, "ipchange script done"),
+        Ok(o) => tracing::warn!(script = %cmd, code = ?o.exit_code, "ipchange script failed"),
+        Err(e) => tracing::warn!(error = %e, "ipchange script not run"),
+    }
+}
+
 /// Removes routes, runs `down` and closes the device.
 async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
+    if let Some((tun, setup)) = &persist.tun
+        && persist.up_ran
+    {
+        let info = setup.tun_info(tun.name(), None);
+        tunnel::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), &persist.dns_env)
+            .await;
+    }
     for e in persist.routes.teardown() {
         tracing::warn!(error = %e, "removing route");
     }
@@ -307,9 +336,7 @@ async fn connect_and_run(
                     if ctx.cfg.nobind { 0 } else { ctx.cfg.lport },
                 )),
             };
-            let mut uc = UdpConfig::new(bind);
-            uc.sndbuf = ctx.cfg.sndbuf.map(|b| b as usize);
-            uc.rcvbuf = ctx.cfg.rcvbuf.map(|b| b as usize);
+            let uc = setup::udp_config(ctx.cfg, bind);
             let link = UdpLink::bind(&uc)?;
             let rx = link.recv_batch_buffer(16, 2048);
             let fast_starting = FastPath::start_in_background(FastPathConfig {
@@ -337,11 +364,7 @@ async fn connect_and_run(
             )
         }
         CfgTransport::TcpClient | CfgTransport::TcpServer => {
-            let opts = TcpOptions {
-                sndbuf: ctx.cfg.sndbuf.map(|b| b as usize),
-                rcvbuf: ctx.cfg.rcvbuf.map(|b| b as usize),
-                ..TcpOptions::default()
-            };
+            let opts = setup::tcp_options(ctx.cfg);
             let l = tokio::select! {
                 r = tokio::time::timeout(TCP_CONNECT_TIMEOUT, tcp::connect(addr, &opts)) => match r {
                     Ok(l) => l?,
@@ -374,6 +397,7 @@ async fn connect_and_run(
             .and_then(|(t, _)| t.queues().first().cloned()),
         trx: None,
         ttx: None,
+        block_ipv6: None,
         mss: None,
         ctl: vec![0u8; CONTROL_BUF],
         enc: vec![0u8; 4096],
@@ -431,6 +455,9 @@ struct Run {
     queue: Option<Arc<TunQueue>>,
     trx: Option<TunRxBatch>,
     ttx: Option<TunTxBatch>,
+    /// `block-ipv6` (configured or pushed): the ICMPv6 source and a scratch
+    /// buffer for the answers.
+    block_ipv6: Option<(std::net::Ipv6Addr, usize, Vec<u8>)>,
     mss: Option<(u16, u16)>,
     ctl: Vec<u8>,
     /// Encryption scratch of the TCP path (UDP encrypts into the batch).
@@ -633,11 +660,13 @@ impl Run {
     /// Packets from the tun device to the server.
     fn on_tun(&mut self, link: &mut Link) {
         let now = clock::now();
-        let (Some(rx), session, enc, st) = (
+        let (Some(rx), session, enc, st, ttx, block) = (
             &mut self.trx,
             &mut self.session,
             &mut self.enc,
             &mut self.stats,
+            &mut self.ttx,
+            &mut self.block_ipv6,
         ) else {
             return;
         };
@@ -648,6 +677,17 @@ impl Run {
             let Some(pkt) = slot.get_mut(h..h + len) else {
                 continue;
             };
+            if let Some((src, tun_mtu, reply)) = block
+                && icmp6::is_ipv6(pkt)
+            {
+                // 2.6 answers through the tun and never sends it.
+                if icmp6::no_route_reply(pkt, *src, *tun_mtu, reply)
+                    && let Some(tx) = ttx
+                {
+                    tx.push(reply);
+                }
+                continue;
+            }
             tunnel::clamp(pkt, mss);
             st.tun_read_bytes += pkt.len() as u64;
             let Some(max) = session.data_channel().seal_buffer_len(pkt.len()) else {
@@ -712,6 +752,11 @@ impl Run {
                 ) = (&mut *link, self.session.peer_id())
                 {
                     f.set_peer(id.value(), *peer);
+                }
+                // 2.6 runs ipchange when the peer is first authenticated,
+                // before the device comes up.
+                if let Some(cmd) = &ctx.cfg.host.ipchange {
+                    run_ipchange(&ctx.runner, cmd, link.peer()).await;
                 }
                 self.bring_up(ctx, link, persist).await?;
             }
@@ -779,7 +824,9 @@ impl Run {
         let fresh = match &mut persist.tun {
             Some((tun, old)) => {
                 if *old != setup {
-                    tunnel::readdress_tun(tun, old, &setup)?;
+                    if !cfg.host.ifconfig_noexec {
+                        tunnel::readdress_tun(tun, old, &setup)?;
+                    }
                     *old = setup;
                 }
                 false
@@ -801,6 +848,10 @@ impl Run {
             return Ok(());
         };
         let dev = tun.name().to_owned();
+        self.block_ipv6 = (cfg.host.block_ipv6 || p.block_ipv6).then(|| {
+            let src = setup.ipv6.and_then(|v| v.2).unwrap_or(icmp6::FAKE_SOURCE);
+            (src, usize::from(setup.mtu), Vec::with_capacity(1400))
+        });
         let q = tun.queues().first().cloned();
         self.trx = q.as_ref().map(|q| q.rx_batch(TUN_BATCH, 0, setup.mtu));
         self.ttx = q.as_ref().map(|q| q.tx_batch(TUN_BATCH));
@@ -839,7 +890,7 @@ impl Run {
             .resolved
             .apply(cfg, ctx.runner.security, &dev, &dns)
             .await;
-        if !ctx.privileges_dropped && (cfg.user.is_some() || cfg.group.is_some()) {
+        if !ctx.privileges_dropped && crate::daemon::process::drops_privileges(cfg) {
             // The status file stays writable after the drop, as in OpenVPN.
             crate::server::tcp::hold_rewritten_files(cfg);
             crate::daemon::process::drop_privileges(cfg)?;

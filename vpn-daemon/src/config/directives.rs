@@ -29,6 +29,9 @@ use super::{
     },
 };
 
+mod host;
+pub(crate) use host::HOST_DIRECTIVES;
+
 /// One directive's parameters as the parser sees them.
 struct Args<'a> {
     name: &'a str,
@@ -730,7 +733,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "connection",
         "<connection> blocks are not implemented; use several 'remote' lines",
     ),
-    ("chroot", "chroot is not implemented"),
     (
         "secret",
         "static-key mode is not implemented; use TLS (ca/cert/key)",
@@ -802,22 +804,11 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("dev-node", "tap/tun device nodes are not implemented"),
     ("lladdr", "tap is not implemented (tun only)"),
     ("fragment", "OpenVPN-level fragmentation is not implemented"),
-    ("mtu-test", "MTU tests are not implemented"),
-    (
-        "link-mtu",
-        "link-mtu is deprecated and not implemented; use tun-mtu",
-    ),
     ("tun-mtu-extra", "tap is not implemented (tun only)"),
     ("plugin", "plugins are not implemented"),
     ("tls-verify", "tls-verify scripts are not implemented"),
     ("tls-export-cert", "tls-export-cert is not implemented"),
-    ("learn-address", "learn-address scripts are not implemented"),
-    ("ipchange", "ipchange scripts are not implemented"),
     ("route-up", "route-up scripts are not implemented"),
-    (
-        "route-pre-down",
-        "route-pre-down scripts are not implemented",
-    ),
     ("auth-gen-token", "auth tokens are not implemented"),
     ("auth-gen-token-secret", "auth tokens are not implemented"),
     (
@@ -829,22 +820,9 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("http-proxy", "proxies are not implemented"),
     ("http-proxy-option", "proxies are not implemented"),
     ("socks-proxy", "proxies are not implemented"),
-    ("port-share", "port-share is not implemented"),
-    ("pull-filter", "pull-filter is not implemented"),
-    ("route-nopull", "route-nopull is not implemented"),
-    ("route-noexec", "route-noexec is not implemented"),
-    ("ifconfig-noexec", "ifconfig-noexec is not implemented"),
     ("route-delay", "route-delay is not implemented"),
     ("route-metric", "route-metric is not implemented"),
-    ("block-ipv6", "block-ipv6 is not implemented"),
-    ("block-outside-dns", "Windows only"),
-    ("register-dns", "Windows only"),
-    ("ip-win32", "Windows only"),
     ("route-method", "Windows only"),
-    ("dhcp-release", "Windows only"),
-    ("dhcp-renew", "Windows only"),
-    ("win-sys", "Windows only"),
-    ("cryptoapicert", "Windows only"),
     (
         "iroute",
         "iroute belongs in client-config-dir files, which are read by the server at connect time",
@@ -909,66 +887,22 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "removed from OpenVPN; key-method 2 is always used",
     ),
     ("keysize", "removed from OpenVPN"),
-    ("opt-verify", "removed from OpenVPN"),
     ("comp-noadapt", "compression is never used"),
-    ("mlock", "mlock is not implemented"),
-    ("nice", "nice is not implemented"),
-    ("shaper", "traffic shaping is not implemented"),
     ("multihome", "multihome is not implemented"),
-    (
-        "bind",
-        "bind is not implemented (binding is the default; see nobind)",
-    ),
-    ("mark", "socket marks are not implemented"),
-    ("socket-flags", "socket-flags is not implemented"),
-    ("tcp-nodelay", "tcp-nodelay is not implemented"),
-    ("tcp-queue-limit", "tcp-queue-limit is not implemented"),
-    ("bcast-buffers", "bcast-buffers is not implemented"),
     ("passtos", "passtos is not implemented"),
-    ("mtu-disc", "mtu-disc is not implemented"),
     ("fast-io", "fast-io is not implemented"),
-    ("persist-local-ip", "persist-local-ip is not implemented"),
     ("persist-remote-ip", "persist-remote-ip is not implemented"),
-    ("up-delay", "up-delay is not implemented"),
-    ("up-restart", "up-restart is not implemented"),
     ("down-pre", "down-pre is not implemented"),
     ("connect-timeout", "connect-timeout is not implemented"),
     (
         "server-poll-timeout",
         "server-poll-timeout is not implemented",
     ),
-    ("connect-freq", "connect-freq is not implemented"),
-    (
-        "max-routes-per-client",
-        "max-routes-per-client is not implemented",
-    ),
-    (
-        "stale-routes-check",
-        "stale-routes-check is not implemented",
-    ),
-    ("hash-size", "hash-size is not implemented"),
-    ("tmp-dir", "tmp-dir is not implemented"),
     ("client-nat", "client-nat is not implemented"),
     ("push-peer-info", "push-peer-info is not implemented"),
     ("session-timeout", "session-timeout is not implemented"),
     ("compat-mode", "compat-mode is not implemented"),
-    (
-        "machine-readable-output",
-        "machine-readable-output is not implemented",
-    ),
-    (
-        "suppress-timestamps",
-        "suppress-timestamps is not implemented",
-    ),
     ("syslog", "syslog is not implemented; use log"),
-    ("echo", "echo is not implemented"),
-    ("inetd", "inetd mode is not implemented"),
-    ("setcon", "SELinux setcon is not implemented"),
-    ("remap-usr1", "remap-usr1 is not implemented"),
-    (
-        "allow-recursive-routing",
-        "allow-recursive-routing is not implemented",
-    ),
     (
         "keying-material-exporter",
         "keying-material-exporter is not implemented",
@@ -976,33 +910,8 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("vlan-tagging", "tap is not implemented (tun only)"),
     ("vlan-accept", "tap is not implemented (tun only)"),
     ("vlan-pvid", "tap is not implemented (tun only)"),
-    ("setenv-safe", "setenv-safe is not implemented"),
     ("auth-token", "auth tokens are not implemented"),
     ("auth-token-user", "auth tokens are not implemented"),
-    (
-        "show-ciphers",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-digests",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-tls",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-curves",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-groups",
-        "informational modes are not implemented; use openvpn",
-    ),
-    (
-        "show-engines",
-        "informational modes are not implemented; use openvpn",
-    ),
     (
         "test-crypto",
         "informational modes are not implemented; use openvpn",
@@ -1011,19 +920,55 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("rmtun", "persistent tun creation mode is not implemented"),
 ];
 
+/// Every row of the directive table, wherever it is kept.
+pub fn all() -> impl Iterator<Item = &'static Spec> {
+    DIRECTIVES.iter().chain(HOST_DIRECTIVES)
+}
+
+/// Directives of OpenVPN's other platforms: 2.6.14 on Linux does not know
+/// them ("Unrecognized option"), so they are refused as unknown, with the
+/// reason, and `setenv FORWARD_COMPATIBLE 1` / `ignore-unknown-option`
+/// turn them into warnings there as here. A server may still push the
+/// Windows ones; the client ignores those (see `proto::push`).
+pub static NOT_ON_LINUX: &[(&str, &str)] = &[
+    ("block-outside-dns", "Windows only"),
+    ("register-dns", "Windows only"),
+    ("ip-win32", "Windows only"),
+    ("dhcp-release", "Windows only"),
+    ("dhcp-renew", "Windows only"),
+    ("dhcp-pre-release", "Windows only"),
+    ("tap-sleep", "Windows only"),
+    ("win-sys", "Windows only"),
+    ("cryptoapicert", "Windows only"),
+    ("windows-driver", "Windows only"),
+    ("allow-nonadmin", "Windows only"),
+    ("show-adapters", "Windows only"),
+    ("show-valid-subnets", "Windows only"),
+    ("show-net", "Windows only"),
+    ("show-net-up", "Windows only"),
+    ("pause-exit", "Windows only"),
+    ("service", "Windows only"),
+    ("inetd", "removed in OpenVPN 2.6"),
+    ("setcon", "SELinux support is not in Debian's openvpn build"),
+];
+
 /// What a name is.
 pub(super) enum Lookup {
     Known(&'static Spec),
     Unsupported(&'static str),
+    NotOnLinux(&'static str),
     Unknown,
 }
 
 pub(super) fn lookup(name: &str) -> Lookup {
-    if let Some(s) = DIRECTIVES.iter().find(|s| s.name == name) {
+    if let Some(s) = all().find(|s| s.name == name) {
         return Lookup::Known(s);
     }
-    match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
-        Some((_, reason)) => Lookup::Unsupported(reason),
+    if let Some((_, reason)) = UNSUPPORTED.iter().find(|(n, _)| *n == name) {
+        return Lookup::Unsupported(reason);
+    }
+    match NOT_ON_LINUX.iter().find(|(n, _)| *n == name) {
+        Some((_, reason)) => Lookup::NotOnLinux(reason),
         None => Lookup::Unknown,
     }
 }

@@ -121,6 +121,17 @@ pub enum ConfigErrorKind {
         /// The directive.
         name: String,
     },
+    /// A directive of OpenVPN on other platforms, which 2.6 on Linux refuses
+    /// as unrecognized.
+    #[error(
+        "unknown directive '{name}': {reason}; OpenVPN on Linux refuses it too (Unrecognized option)"
+    )]
+    NotOnLinux {
+        /// The directive.
+        name: String,
+        /// The platform it belongs to.
+        reason: &'static str,
+    },
     /// An OpenVPN directive this daemon does not implement.
     #[error("directive '{name}' is not supported by this daemon: {reason}")]
     Unsupported {

@@ -43,6 +43,7 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     tls(b)?;
     data_channel(b)?;
     misc(b)?;
+    super::host::check(b)?;
     files(b)
 }
 

@@ -14,6 +14,7 @@
 pub mod directives;
 pub mod error;
 mod expand;
+pub mod host;
 pub mod lexer;
 pub mod types;
 
@@ -278,6 +279,9 @@ pub struct Config {
     /// `xdp-drop-unknown` (default yes): drop data packets for unknown
     /// peer-ids in XDP.
     pub xdp_drop_unknown: bool,
+
+    /// Sockets, process, pull filtering, extra scripts, server bounds.
+    pub host: host::HostOptions,
 
     /// Notes that are not errors, in the order found.
     pub warnings: Vec<ConfigWarning>,
@@ -697,6 +701,22 @@ impl Builder {
                     ))
                 }
             }
+            directives::Lookup::NotOnLinux(reason) => {
+                if soft || self.forward_compatible {
+                    self.warn(
+                        span,
+                        format!(
+                            "'{name}' ({reason}) is not an option of OpenVPN on Linux; ignored (setenv opt / ignore-unknown-option / FORWARD_COMPATIBLE)"
+                        ),
+                    );
+                    Ok(())
+                } else {
+                    Err(ConfigError::at(
+                        span,
+                        ConfigErrorKind::NotOnLinux { name, reason },
+                    ))
+                }
+            }
             directives::Lookup::Unknown => {
                 if soft || self.forward_compatible {
                     self.warn(
@@ -883,6 +903,7 @@ impl Config {
             xdp: XdpMode::Auto,
             xdp_interface: None,
             xdp_drop_unknown: true,
+            host: host::HostOptions::default(),
             warnings: Vec::new(),
         }
     }

@@ -8,7 +8,7 @@ use std::{
 
 use proptest::strategy::Strategy as _;
 
-use super::{directives::DIRECTIVES, *};
+use super::*;
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
@@ -74,7 +74,7 @@ type Check = fn(&Config) -> bool;
 /// must produce. `every_directive_has_a_table_row` keeps it complete.
 #[rustfmt::skip]
 fn table() -> Vec<(&'static str, &'static str, Check)> {
-    vec![
+    let mut rows: Vec<(&'static str, &'static str, Check)> = vec![
         ("config /dev/null", P2P, |c| c.verb == 1), // see nested_config_files_apply_in_place
         ("mode server", "dev tun\ntls-server\nca a\ncert b\nkey c\n", |c| c.mode == Mode::Server),
         ("mode p2p", P2P, |c| c.mode == Mode::PointToPoint),
@@ -195,7 +195,9 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("xdp native", SERVER, |c| c.xdp == XdpMode::Native),
         ("xdp-interface eth0", SERVER, |c| c.xdp_interface.as_deref() == Some("eth0")),
         ("xdp-drop-unknown no", SERVER, |c| !c.xdp_drop_unknown),
-    ]
+    ];
+    rows.extend(host_table());
+    rows
 }
 
 #[test]
@@ -234,7 +236,7 @@ fn every_directive_has_a_table_row() {
         .iter()
         .map(|(l, _, _)| l.split_whitespace().next().unwrap_or_default().to_string())
         .collect();
-    for spec in DIRECTIVES {
+    for spec in directives::all() {
         // `management` parses and is then refused; see its own test.
         if spec.name == "management" {
             continue;
@@ -249,7 +251,7 @@ fn every_directive_has_a_table_row() {
 
 #[test]
 fn directive_tables_have_no_duplicates_or_overlap() {
-    let mut names: Vec<&str> = DIRECTIVES.iter().map(|s| s.name).collect();
+    let mut names: Vec<&str> = directives::all().map(|s| s.name).collect();
     names.extend(directives::UNSUPPORTED.iter().map(|(n, _)| *n));
     let mut sorted = names.clone();
     sorted.sort_unstable();
@@ -296,8 +298,8 @@ fn errors_name_the_line_and_the_problem() {
         ),
         (
             CLIENT,
-            "chroot /var/empty",
-            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "chroot"),
+            "management-hold",
+            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management-hold"),
         ),
         (
             SERVER,
@@ -465,10 +467,10 @@ fn errors_name_the_line_and_the_problem() {
 fn error_display_is_file_line_message() {
     let e = with(CLIENT, "frobnicate 1").unwrap_err();
     assert_eq!(e.to_string(), "test.conf:7: unknown directive 'frobnicate'");
-    let e = with(CLIENT, "chroot /x").unwrap_err();
+    let e = with(CLIENT, "management-hold").unwrap_err();
     assert!(
         e.to_string()
-            .starts_with("test.conf:7: directive 'chroot' is not supported"),
+            .starts_with("test.conf:7: directive 'management-hold' is not supported"),
         "{e}"
     );
 }
@@ -993,7 +995,7 @@ fn forward_compatible_turns_unknown_directives_into_warnings() {
     let c = ok(CLIENT, "setenv FORWARD_COMPATIBLE 1\nfrobnicate");
     assert_eq!(c.warnings.len(), 1);
     // Unsupported ones are still refused: they are known, not unknown.
-    let e = with(CLIENT, "setenv FORWARD_COMPATIBLE 1\nchroot /x").unwrap_err();
+    let e = with(CLIENT, "setenv FORWARD_COMPATIBLE 1\nmanagement-hold").unwrap_err();
     assert!(matches!(e.kind, ConfigErrorKind::Unsupported { .. }));
     assert_eq!(e.line, 8);
 }
@@ -1586,7 +1588,7 @@ proptest::proptest! {
     #[test]
     fn parsing_never_panics(lines in proptest::collection::vec(
         proptest::prop_oneof![
-            proptest::sample::select(DIRECTIVES.iter().map(|s| s.name).collect::<Vec<_>>()).prop_map(|s| s.to_string()),
+            proptest::sample::select(directives::all().map(|s| s.name).collect::<Vec<_>>()).prop_map(|s| s.to_string()),
             "[a-z-]{1,12}",
         ].prop_flat_map(|name| proptest::collection::vec("[a-z0-9.:/\"' -]{0,10}", 0..4).prop_map(move |args| format!("{name} {}", args.join(" ")))),
         0..12,
@@ -1609,7 +1611,7 @@ fn docs_list_every_directive() {
             || doc.contains(&format!("`{name}`"))
             || doc.contains(&format!("`{name},"))
     };
-    for spec in DIRECTIVES {
+    for spec in directives::all() {
         assert!(
             mentioned(spec.name),
             "docs/directives.md does not describe '{}'",
@@ -1620,6 +1622,12 @@ fn docs_list_every_directive() {
         assert!(
             mentioned(name),
             "docs/directives.md does not list unsupported '{name}'"
+        );
+    }
+    for (name, _) in directives::NOT_ON_LINUX {
+        assert!(
+            mentioned(name),
+            "docs/directives.md does not list other platforms' '{name}'"
         );
     }
 }
@@ -1634,4 +1642,208 @@ fn every_unsupported_directive_is_refused_by_name_at_its_line() {
             other => panic!("{name}: {other:?}"),
         }
     }
+}
+
+/// Rows of `directives::host` (sockets, process, pull filtering, scripts,
+/// server bounds).
+fn host_table() -> Vec<(&'static str, &'static str, Check)> {
+    use super::host::{MtuDisc, PullFilterAction, RemapUsr1, Show};
+    vec![
+        ("route-nopull", CLIENT, |c| c.host.route_nopull),
+        ("pull-filter ignore \"route \"", CLIENT, |c| {
+            c.host.pull_filter.rules == [(PullFilterAction::Ignore, "route ".to_string())]
+        }),
+        ("route-noexec", CLIENT, |c| c.host.route_noexec),
+        ("ifconfig-noexec", CLIENT, |c| c.host.ifconfig_noexec),
+        ("block-ipv6", CLIENT, |c| c.host.block_ipv6),
+        ("mark 42", CLIENT, |c| c.host.mark == Some(42)),
+        ("bind ipv6only", SERVER, |c| {
+            c.host.bind && c.host.bind_ipv6only
+        }),
+        ("mtu-disc maybe", CLIENT, |c| {
+            c.host.mtu_disc == Some(MtuDisc::Maybe)
+        }),
+        ("tcp-nodelay", SERVER, |c| {
+            c.host.tcp_nodelay && c.push.iter().any(|p| p == "socket-flags TCP_NODELAY")
+        }),
+        ("socket-flags TCP_NODELAY", CLIENT, |c| {
+            c.host.tcp_nodelay && !c.host.push_tcp_nodelay
+        }),
+        ("link-mtu 1400", CLIENT, |c| {
+            c.host.link_mtu == Some(1400) && c.warnings.len() == 1
+        }),
+        ("udp-mtu 1400", CLIENT, |c| c.host.link_mtu == Some(1400)),
+        ("shaper 100000", CLIENT, |c| c.host.shaper == Some(100_000)),
+        ("nice -5", SERVER, |c| c.host.nice == Some(-5)),
+        ("mlock", SERVER, |c| c.host.mlock),
+        ("chroot /var/empty", SERVER, |c| {
+            c.host.chroot.as_deref() == Some(Path::new("/var/empty"))
+        }),
+        ("tmp-dir /run/vpn", SERVER, |c| {
+            c.host.tmp_dir.as_deref() == Some(Path::new("/run/vpn"))
+        }),
+        ("remap-usr1 SIGHUP", SERVER, |c| {
+            c.host.remap_usr1 == Some(RemapUsr1::Hup)
+        }),
+        ("suppress-timestamps", SERVER, |c| {
+            c.host.suppress_timestamps
+        }),
+        ("machine-readable-output", SERVER, |c| {
+            c.host.machine_readable_output
+        }),
+        ("up-delay", CLIENT, |c| c.host.up_delay),
+        ("up-restart", CLIENT, |c| c.host.up_restart),
+        ("persist-local-ip", CLIENT, |c| c.host.persist_local_ip),
+        ("mtu-test", CLIENT, |c| {
+            c.host.mtu_test && c.warnings.len() == 1
+        }),
+        ("allow-recursive-routing", CLIENT, |c| {
+            c.host.allow_recursive_routing
+        }),
+        ("echo msg hello world", CLIENT, |c| {
+            c.host.echo == ["msg hello world"]
+        }),
+        ("parameter a b", CLIENT, |c| c.host.echo == ["a b"]),
+        ("learn-address ./la.sh", SERVER, |c| {
+            c.host.learn_address.as_deref() == Some("./la.sh")
+        }),
+        ("ipchange ./ip.sh", CLIENT, |c| {
+            c.host.ipchange.as_deref() == Some("./ip.sh")
+        }),
+        ("route-pre-down ./rpd.sh", CLIENT, |c| {
+            c.host.route_pre_down.as_deref() == Some("./rpd.sh")
+        }),
+        ("setenv-safe NAME v", CLIENT, |c| {
+            c.setenv
+                .iter()
+                .any(|(n, v)| n == "OPENVPN_NAME" && v == "v")
+        }),
+        ("connect-freq 10 60", SERVER, |c| {
+            c.host.connect_freq == Some((10, 60))
+        }),
+        ("max-routes-per-client 0", SERVER, |c| {
+            c.host.max_routes_per_client == 1
+        }),
+        ("stale-routes-check 30", SERVER, |c| {
+            c.host.stale_routes_check == Some((30, 30))
+        }),
+        ("tcp-queue-limit 128", SERVER, |c| {
+            c.host.tcp_queue_limit == 128
+        }),
+        ("bcast-buffers 512", SERVER, |c| c.host.bcast_buffers == 512),
+        ("hash-size 1024 1024", SERVER, |c| {
+            c.host.hash_size == (1024, 1024)
+        }),
+        (
+            "port-share 127.0.0.1 8443 /run/ps",
+            "dev tun\nproto tcp-server\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\n",
+            |c| {
+                c.host
+                    .port_share
+                    .as_ref()
+                    .is_some_and(|p| p.port == 8443 && p.journal.is_some())
+            },
+        ),
+        ("opt-verify", SERVER, |c| {
+            c.host.opt_verify
+                && c.warnings
+                    .iter()
+                    .any(|w| w.message.contains("DEPRECATION: opt-verify"))
+        }),
+        ("show-ciphers", CLIENT, |c| {
+            c.host.show == Some(Show::Ciphers)
+        }),
+        ("show-digests", CLIENT, |c| {
+            c.host.show == Some(Show::Digests)
+        }),
+        ("show-tls", CLIENT, |c| c.host.show == Some(Show::Tls)),
+        ("show-curves", CLIENT, |c| c.host.show == Some(Show::Curves)),
+        ("show-groups", CLIENT, |c| c.host.show == Some(Show::Curves)),
+        ("show-engines", CLIENT, |c| {
+            c.host.show == Some(Show::Engines)
+        }),
+    ]
+}
+
+/// Values and combinations 2.6.14 refuses among the host directives, each
+/// at its own line (checked against the running 2.6.14).
+#[test]
+fn host_directives_refuse_what_openvpn_refuses() {
+    for (base, extra) in [
+        (CLIENT, "pull-filter drop \"route\""),
+        (CLIENT, "mtu-disc sometimes"),
+        (CLIENT, "remap-usr1 SIGINT"),
+        (CLIENT, "socket-flags TCP_CORK"),
+        (CLIENT, "shaper 0"),
+        (SERVER, "hash-size 0 256"),
+        (SERVER, "connect-freq -1 10"),
+        (SERVER, "stale-routes-check 0"),
+        (SERVER, "tcp-queue-limit 0"),
+        (SERVER, "bcast-buffers 0"),
+    ] {
+        assert!(
+            matches!(
+                err_at_extra(base, extra),
+                ConfigErrorKind::InvalidValue { .. }
+            ),
+            "{extra}"
+        );
+    }
+    for (extra, needs) in [
+        ("learn-address ./x", "requires --mode server"),
+        ("connect-freq 1 1", "requires --mode server"),
+        ("stale-routes-check 10", "requires --mode server"),
+        ("nobind\nbind", "can't be used together"),
+        ("opt-verify", "--opt-verify requires --mode server"),
+        (
+            "port-share 127.0.0.1 443",
+            "--port-share requires TCP server mode",
+        ),
+        (
+            "tun-mtu 1400\nlink-mtu 1500",
+            "only one of --tun-mtu or --link-mtu",
+        ),
+    ] {
+        let e = with(P2P, extra).expect_err(extra).to_string();
+        assert!(e.contains(needs), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn host_notes_are_logged_once() {
+    let c = ok(SERVER, "pull-filter accept route");
+    let notes: Vec<_> = c
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("pull-filter"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", c.warnings);
+    assert!(
+        notes[0]
+            .message
+            .contains("--pull-filter ignored for --mode server")
+    );
+    assert_eq!(notes[0].span.line, 6);
+    let c = ok(CLIENT, "tcp-nodelay");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.message.contains("tcp-nodelay on the client side"))
+    );
+}
+
+/// 2.6.14 on Linux answers "Unrecognized option" to these: so do we, with
+/// the platform named, and FORWARD_COMPATIBLE softens them as it does there.
+#[test]
+fn other_platforms_directives_are_unknown_as_on_linux_openvpn() {
+    for (name, _) in directives::NOT_ON_LINUX {
+        match err_at_extra(CLIENT, name) {
+            ConfigErrorKind::NotOnLinux { name: n, .. } => assert_eq!(n, *name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let c = ok(CLIENT, "setenv FORWARD_COMPATIBLE 1\nblock-outside-dns");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let c = ok(CLIENT, "ignore-unknown-option register-dns\nregister-dns");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
 }

@@ -4,6 +4,7 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub mod info;
 pub mod process;
 pub mod setup;
 pub mod tunnel;
@@ -43,6 +44,7 @@ pub fn prepare_process(cfg: &Config) -> Result<(), DaemonError> {
     process::change_dir(cfg)?;
     process::daemonize(cfg)?;
     process::init_logging(cfg)?;
+    process::tune(cfg)?;
     if let Some(p) = &cfg.writepid {
         process::write_pid(p)?;
     }
@@ -59,6 +61,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
         .map_err(|e| DaemonError::io("starting the tokio runtime", e))?;
     rt.block_on(async {
         let mut signals = Signals::new()?;
+        signals.remap_usr1(cfg.host.remap_usr1);
         match (cfg.mode, cfg.proto.transport) {
             (Mode::PointToPoint, _) => {
                 crate::client::p2p::tunnel_point_to_point(cfg, &mut signals).await

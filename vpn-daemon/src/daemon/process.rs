@@ -1,5 +1,7 @@
-//! Process-level concerns: logging (`verb`, `log`, `log-append`), signals,
-//! `daemon`, `writepid`, `cd` and the `user`/`group` privilege drop.
+//! Process-level concerns: logging (`verb`, `log`, `log-append`,
+//! `suppress-timestamps`, `machine-readable-output`), signals
+//! (`remap-usr1`), `daemon`, `writepid`, `cd`, `nice`, `mlock`, and
+//! `chroot` with the `user`/`group` privilege drop.
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
@@ -8,6 +10,7 @@ use std::path::Path;
 use tokio::signal::unix::{Signal as TokioSignal, SignalKind, signal};
 
 use crate::config::Config;
+use crate::config::host::RemapUsr1;
 
 use super::error::DaemonError;
 
@@ -44,6 +47,7 @@ pub struct Signals {
     hup: TokioSignal,
     usr1: TokioSignal,
     usr2: TokioSignal,
+    remap_usr1: Option<RemapUsr1>,
 }
 
 impl Signals {
@@ -57,7 +61,13 @@ impl Signals {
             hup: s(SignalKind::hangup())?,
             usr1: s(SignalKind::user_defined1())?,
             usr2: s(SignalKind::user_defined2())?,
+            remap_usr1: None,
         })
+    }
+
+    /// `remap-usr1 SIGHUP|SIGTERM`: SIGUSR1 is delivered as that signal.
+    pub fn remap_usr1(&mut self, to: Option<RemapUsr1>) {
+        self.remap_usr1 = to;
     }
 
     /// The next signal. Cancel-safe.
@@ -66,7 +76,11 @@ impl Signals {
             _ = self.term.recv() => Signal::Term,
             _ = self.int.recv() => Signal::Term,
             _ = self.hup.recv() => Signal::Hup,
-            _ = self.usr1.recv() => Signal::Usr1,
+            _ = self.usr1.recv() => match self.remap_usr1 {
+                None => Signal::Usr1,
+                Some(RemapUsr1::Hup) => Signal::Hup,
+                Some(RemapUsr1::Term) => Signal::Term,
+            },
             _ = self.usr2.recv() => Signal::Usr2,
         }
     }
@@ -109,6 +123,88 @@ impl Mute {
             (true, (suppressed > 0).then_some(suppressed))
         }
     }
+}
+
+/// The time stamp of a log line.
+enum LogTime {
+    /// RFC 3339, tracing's default.
+    Default(tracing_subscriber::fmt::time::SystemTime),
+    /// `suppress-timestamps`.
+    None,
+    /// `machine-readable-output`: `seconds.microseconds` since the epoch,
+    /// as 2.6 prints it.
+    Unix,
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for LogTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match self {
+            LogTime::Default(t) => t.format_time(w),
+            LogTime::None => Ok(()),
+            LogTime::Unix => {
+                let d = crate::io::clock::since_epoch();
+                write!(w, "{}.{:06}", d.as_secs(), d.subsec_micros())
+            }
+        }
+    }
+}
+
+/// `nice` and `mlock`, and the `echo` lines, at start (2.6 does both in its
+/// early initialisation).
+pub fn tune(cfg: &Config) -> Result<(), DaemonError> {
+    if let Some(n) = cfg.host.nice {
+        // SAFETY: plain syscall on this process.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
+            // 2.6 only warns when nice fails.
+            tracing::warn!(nice = n, error = %std::io::Error::last_os_error(), "nice failed");
+        } else {
+            tracing::info!(nice = n, "priority set");
+        }
+    }
+    if cfg.host.mlock {
+        // SAFETY: plain syscall; locks this process's pages.
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "mlockall call failed");
+        }
+    }
+    for e in &cfg.host.echo {
+        // 2.6 logs only "msg..." echoes; the others may carry secrets
+        // meant for a management client.
+        if e.starts_with("msg") {
+            tracing::info!("ECHO:{e}");
+        }
+    }
+    Ok(())
+}
+
+static CHROOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `chroot DIR`, once per process (a SIGHUP reload is already inside).
+fn enter_chroot(cfg: &Config) -> Result<(), DaemonError> {
+    let Some(dir) = &cfg.host.chroot else {
+        return Ok(());
+    };
+    if CHROOTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let c = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| DaemonError::Unsupported(format!("bad chroot dir {}", dir.display())))?;
+    // SAFETY: valid C string; plain syscall.
+    if unsafe { libc::chroot(c.as_ptr()) } != 0 {
+        return Err(DaemonError::io(
+            format!("chroot to '{}'", dir.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    std::env::set_current_dir("/").map_err(|e| DaemonError::io("chdir to / after chroot", e))?;
+    CHROOTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(dir = %dir.display(), "chroot to '{}' succeeded", dir.display());
+    Ok(())
+}
+
+/// Whether [`drop_privileges`] has anything to do.
+pub fn drops_privileges(cfg: &Config) -> bool {
+    cfg.user.is_some() || cfg.group.is_some() || cfg.host.chroot.is_some()
 }
 
 /// Sets up logging to stderr or the `log`/`log-append` file. Call once.
@@ -156,7 +252,15 @@ pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
         }
         ok
     });
+    let time = if cfg.host.suppress_timestamps {
+        LogTime::None
+    } else if cfg.host.machine_readable_output {
+        LogTime::Unix
+    } else {
+        LogTime::Default(tracing_subscriber::fmt::time::SystemTime)
+    };
     let layer = tracing_subscriber::fmt::layer()
+        .with_timer(time)
         .with_writer(writer)
         .with_ansi(ansi)
         .with_target(cfg.verb >= 5)
@@ -218,10 +322,11 @@ pub fn write_pid(path: &Path) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::io(format!("writepid {}", path.display()), e))
 }
 
-/// `group` then `user`: drop privileges (supplementary groups too). The
+/// `chroot`, then `group` then `user`: drop privileges (supplementary groups too). The
 /// tun device and sockets stay open; routes can no longer be changed, as
 /// with OpenVPN.
 pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
+    // Names are looked up before the chroot hides /etc, as 2.6 does.
     let gid = match &cfg.group {
         None => None,
         Some(g) => {
@@ -251,6 +356,7 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
             Some(unsafe { (*pw).pw_uid })
         }
     };
+    enter_chroot(cfg)?;
     if let Some(gid) = gid {
         // SAFETY: plain syscalls with valid arguments.
         let r = unsafe { libc::setgroups(1, &gid) };

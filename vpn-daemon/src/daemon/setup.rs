@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::config::host::MtuDisc;
 use crate::config::types::{
     self as ct, AuthUserPass, CertUsage, Compression, PingAction, Source, TlsWrap, X509NameKind,
 };
+use crate::io::external::tcp::TcpOptions;
+use crate::io::external::udp::UdpConfig;
 use crate::proto::data::{CompressFraming, Digest};
 use crate::proto::key_method::{OccProto, OptionsString, PeerInfo};
 use crate::proto::keys::{Key2, KeyDirection, Role};
@@ -220,6 +223,38 @@ pub fn framing(c: Compression) -> CompressFraming {
     }
 }
 
+/// The link socket as the config asks: buffers, `mark`, `bind ipv6only`,
+/// `mtu-disc`.
+pub fn udp_config(cfg: &Config, bind: std::net::SocketAddr) -> UdpConfig {
+    let mut uc = UdpConfig::new(bind);
+    uc.sndbuf = cfg.sndbuf.map(|b| b as usize);
+    uc.rcvbuf = cfg.rcvbuf.map(|b| b as usize);
+    uc.mark = cfg.host.mark;
+    uc.v6_only = cfg.host.bind_ipv6only;
+    uc.mtu_discover = cfg.host.mtu_disc.map(|m| match m {
+        MtuDisc::No => libc::IP_PMTUDISC_DONT,
+        MtuDisc::Maybe => libc::IP_PMTUDISC_WANT,
+        MtuDisc::Yes => libc::IP_PMTUDISC_DO,
+    });
+    uc
+}
+
+/// The TCP link's options as the config asks (TCP_NODELAY is always on, so
+/// `tcp-nodelay` / `socket-flags TCP_NODELAY` need nothing more here).
+pub fn tcp_options(cfg: &Config) -> TcpOptions {
+    TcpOptions {
+        sndbuf: cfg.sndbuf.map(|b| b as usize),
+        rcvbuf: cfg.rcvbuf.map(|b| b as usize),
+        mark: cfg.host.mark,
+        // tcp-queue-limit counts packets; ours is bytes. Never below our
+        // default, which already holds more than 2.6's 64 full packets.
+        write_queue: (cfg.host.tcp_queue_limit as usize)
+            .saturating_mul(1600)
+            .max(TcpOptions::default().write_queue),
+        ..TcpOptions::default()
+    }
+}
+
 fn secs(n: u32) -> Option<Duration> {
     (n > 0).then(|| Duration::from_secs(u64::from(n)))
 }
@@ -295,5 +330,7 @@ pub fn session_config(
     s.options_string = occ;
     s.explicit_exit_notify = cfg.explicit_exit_notify.filter(|n| *n > 0);
     s.auth_user_pass = auth_user_pass(cfg)?;
+    s.pull_filter = cfg.host.pull_filter.clone();
+    s.pull_filter.route_nopull = cfg.host.route_nopull;
     Ok(s)
 }

@@ -61,8 +61,13 @@ impl TunSetup {
 pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, DaemonError> {
     let mut tc = TunConfig::from_dev(cfg.dev_name.as_deref().unwrap_or(&cfg.dev));
     tc.mtu = setup.mtu;
-    tc.ipv4 = setup.tun_ipv4();
-    tc.ipv6 = setup.ipv6.map(|(a, l, _)| (a, l));
+    if cfg.host.ifconfig_noexec {
+        // 2.6: the addresses and MTU only reach the scripts.
+        tracing::info!(?setup, "ifconfig-noexec: tun device left unconfigured");
+    } else {
+        tc.ipv4 = setup.tun_ipv4();
+        tc.ipv6 = setup.ipv6.map(|(a, l, _)| (a, l));
+    }
     tc.queues = queues.max(1);
     tc.tx_queue_len = cfg.txqueuelen;
     // TSO/USO offload: one read brings a whole 64 KiB TCP train, one
@@ -225,19 +230,44 @@ pub async fn run_up_down(
     signal: Option<&str>,
     extra: &ScriptEnv,
 ) {
-    let cmd = if down {
-        &cfg.scripts.down
+    let (cmd, kind) = if down {
+        (&cfg.scripts.down, ScriptType::Down)
     } else {
-        &cfg.scripts.up
+        (&cfg.scripts.up, ScriptType::Up)
     };
-    let Some(cmd) = cmd else { return };
+    if let Some(cmd) = cmd {
+        run_tun_script(runner, cmd, kind, info, context, signal, extra).await;
+    }
+}
+
+/// `route-pre-down` (if configured), before the routes go: 2.6 gives it
+/// the arguments and environment of `down`.
+pub async fn run_route_pre_down(
+    cfg: &Config,
+    runner: &ScriptRunner,
+    info: &TunInfo,
+    signal: Option<&str>,
+    extra: &ScriptEnv,
+) {
+    if let Some(cmd) = &cfg.host.route_pre_down {
+        let kind = ScriptType::RoutePreDown;
+        run_tun_script(runner, cmd, kind, info, ScriptContext::Init, signal, extra).await;
+    }
+}
+
+/// One script of the tun's life (`up`, `down`, `route-pre-down`...): the
+/// device arguments OpenVPN gives, its environment, and the outcome logged.
+pub async fn run_tun_script(
+    runner: &ScriptRunner,
+    cmd: &str,
+    kind: ScriptType,
+    info: &TunInfo,
+    context: ScriptContext,
+    signal: Option<&str>,
+    extra: &ScriptEnv,
+) {
     let mut env = ScriptEnv::new();
     env.set_tun(info, context, signal).extend(extra);
-    let kind = if down {
-        ScriptType::Down
-    } else {
-        ScriptType::Up
-    };
     match runner
         .run(cmd, kind, &up_down_args(info, context), &env, None)
         .await
@@ -254,5 +284,8 @@ pub async fn run_up_down(
 pub fn script_runner(cfg: &Config) -> ScriptRunner {
     let mut r = ScriptRunner::new(cfg.script_security);
     r.setenv = cfg.setenv.clone();
+    if let Some(d) = &cfg.host.tmp_dir {
+        r.tmp_dir = d.clone();
+    }
     r
 }

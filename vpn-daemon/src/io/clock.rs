@@ -16,3 +16,11 @@ pub fn unix_time() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// Time since the Unix epoch, for log time stamps.
+#[allow(clippy::disallowed_methods)] // the one sanctioned reader
+pub fn since_epoch() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod external;
+pub mod icmp6;
 pub mod internal;
 pub mod mssfix;
 pub mod route;

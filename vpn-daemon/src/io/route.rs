@@ -92,6 +92,7 @@ enum Installed {
 pub struct RouteTable {
     netns: Option<String>,
     installed: Vec<Installed>,
+    noexec: bool,
 }
 
 impl RouteTable {
@@ -106,11 +107,23 @@ impl RouteTable {
         Self {
             netns: Some(name.to_owned()),
             installed: Vec::new(),
+            noexec: false,
         }
+    }
+
+    /// `route-noexec`: routes are computed (and handed to scripts) but
+    /// never given to the kernel, as 2.6 does.
+    pub fn noexec(mut self, on: bool) -> Self {
+        self.noexec = on;
+        self
     }
 
     /// Adds `route` and remembers it.
     pub fn add_route(&mut self, route: Route) -> Result<(), RouteError> {
+        if self.noexec {
+            tracing::info!(route = %route_args("add", &route).join(" "), "route-noexec: route not added");
+            return Ok(());
+        }
         self.ip(&route_args("add", &route))?;
         self.installed.push(Installed::Route(route));
         Ok(())

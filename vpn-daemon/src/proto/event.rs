@@ -55,6 +55,8 @@ pub enum Event {
         common_name: Option<String>,
         /// Parsed peer-info.
         peer_info: Box<PeerInfo>,
+        /// The client's OCC options string (for `opt-verify`).
+        options: String,
     },
     /// Server: the client asked for its options.
     PushRequested,

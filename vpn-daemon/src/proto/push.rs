@@ -43,6 +43,95 @@ pub enum PushError {
     /// Builder: a single option is longer than a part.
     #[error("option {0:?} does not fit in one PUSH_REPLY part")]
     OptionTooLong(String),
+    /// `pull-filter reject` matched: 2.6 restarts the client.
+    #[error("pushed option rejected by pull-filter: {0:?}")]
+    RejectedByFilter(String),
+}
+
+/// `pull-filter accept|ignore|reject TEXT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFilterAction {
+    /// Take the option (and stop looking at later rules).
+    Accept,
+    /// Drop the option with a log line.
+    Ignore,
+    /// Restart the client.
+    Reject,
+}
+
+/// What the client lets through of a PUSH_REPLY: `pull-filter` rules (the
+/// first whose text is a prefix of the option line decides, as 2.6's
+/// `apply_pull_filter`), then `route-nopull` (2.6 drops the option classes
+/// `OPT_P_ROUTE` and `OPT_P_DHCPDNS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullFilter {
+    /// The rules in configuration order.
+    pub rules: Vec<(PullFilterAction, String)>,
+    /// `route-nopull`.
+    pub route_nopull: bool,
+}
+
+/// Pushed options of 2.6's `OPT_P_ROUTE` and `OPT_P_DHCPDNS` classes, which
+/// `route-nopull` keeps out.
+const ROUTE_NOPULL_OPTIONS: &[&str] = &[
+    "route",
+    "route-ipv6",
+    "redirect-gateway",
+    "redirect-private",
+    "route-metric",
+    "block-ipv6",
+    "client-nat",
+    "dhcp-option",
+    "dns",
+    "block-outside-dns",
+    "register-dns",
+    "dhcp-renew",
+    "dhcp-pre-release",
+    "ip-win32",
+    "tap-sleep",
+];
+
+/// What [`PullFilter::decide`] says of one option line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullVerdict {
+    /// Apply it.
+    Apply,
+    /// Leave it out (filter `ignore`, or `route-nopull`).
+    Drop,
+    /// `pull-filter reject`.
+    Reject,
+}
+
+impl PullFilter {
+    /// Whether nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && !self.route_nopull
+    }
+
+    /// The verdict for one option line (leading blanks already trimmed).
+    pub fn decide(&self, line: &str) -> PullVerdict {
+        for (action, text) in &self.rules {
+            if line.starts_with(text.as_str()) {
+                return match action {
+                    PullFilterAction::Accept => self.nopull(line),
+                    PullFilterAction::Ignore => PullVerdict::Drop,
+                    PullFilterAction::Reject => PullVerdict::Reject,
+                };
+            }
+        }
+        self.nopull(line)
+    }
+
+    // route-nopull acts on permissions, after the filter has let a line
+    // through, as in 2.6 where the filter runs before option permissions.
+    fn nopull(&self, line: &str) -> PullVerdict {
+        let name = line.split_ascii_whitespace().next().unwrap_or("");
+        if self.route_nopull && ROUTE_NOPULL_OPTIONS.contains(&name) {
+            PullVerdict::Drop
+        } else {
+            PullVerdict::Apply
+        }
+    }
 }
 
 /// `topology`.
@@ -465,8 +554,24 @@ impl PushedOptions {
     /// Apply one part's comma-separated options on top of what is there
     /// (lists append, single values are replaced, as 2.6 applies each part).
     pub fn apply(&mut self, options: &str) -> Result<(), PushError> {
+        self.apply_filtered(options, &PullFilter::default(), &mut Vec::new())
+    }
+
+    /// [`apply`](Self::apply) through the client's `pull-filter` and
+    /// `route-nopull`; the lines left out are appended to `dropped` (2.6
+    /// logs each).
+    pub fn apply_filtered(
+        &mut self,
+        options: &str,
+        filter: &PullFilter,
+        dropped: &mut Vec<String>,
+    ) -> Result<(), PushError> {
         for line in options.split(',').map(str::trim).filter(|l| !l.is_empty()) {
-            self.apply_line(line)?;
+            match filter.decide(line) {
+                PullVerdict::Apply => self.apply_line(line)?,
+                PullVerdict::Drop => dropped.push(line.to_string()),
+                PullVerdict::Reject => return Err(PushError::RejectedByFilter(line.to_string())),
+            }
         }
         Ok(())
     }
@@ -950,12 +1055,27 @@ pub struct PushReassembly {
     opts: PushedOptions,
     parts: usize,
     complete: bool,
+    filter: PullFilter,
+    dropped: Vec<String>,
 }
 
 impl PushReassembly {
     /// Nothing received yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Nothing received yet; parts go through `filter`.
+    pub fn with_filter(filter: PullFilter) -> Self {
+        Self {
+            filter,
+            ..Self::default()
+        }
+    }
+
+    /// The option lines the filter left out so far, taken once.
+    pub fn take_dropped(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Whether at least one part arrived (the client then stops sending
@@ -973,7 +1093,8 @@ impl PushReassembly {
             return Err(PushError::TooManyParts);
         }
         self.parts += 1;
-        self.opts.apply(options)?;
+        self.opts
+            .apply_filtered(options, &self.filter, &mut self.dropped)?;
         if self.opts.expects_more() {
             return Ok(PushProgress::NeedMore);
         }

@@ -36,6 +36,7 @@ pub mod held_files;
 pub mod multi;
 pub mod peers;
 pub mod pool;
+pub mod port_share;
 pub mod push;
 pub mod tcp;
 pub mod udp;

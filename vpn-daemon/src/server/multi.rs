@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::daemon::error::DaemonError;
 use crate::daemon::tunnel;
-use crate::io::clock;
 use crate::io::internal::tun::TunTxBatch;
+use crate::io::{clock, icmp6};
 use crate::mgmt::status::{
     ClientEntry, FastPathCounters, LineEnd, RouteEntry, ServerStatus, StatusVersion,
     SystemLocalTime, XdpCounters, render_server,
@@ -31,7 +31,9 @@ use crate::proto::wire::PeerId as WirePeerId;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
-use crate::server::peers::{CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision};
+use crate::server::peers::{
+    CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision, VpnRoutes,
+};
 use crate::server::pool::{AddressPool, Lease};
 use crate::server::push::{
     ClientAddresses, ServerAddressing, client_addresses, client_push_list, needs_pool_lease,
@@ -132,6 +134,40 @@ pub struct Multi {
     /// Peer map changes for the XDP fast path, oldest first, recorded only
     /// when the UDP loop runs one (`Some`) and drained by it.
     pub steer: Option<Vec<Steer>>,
+    /// `connect-freq N SECONDS`.
+    connect_freq: Option<FrequencyLimit>,
+    /// `block-ipv6`: the ICMPv6 source and the answers' buffer.
+    block_ipv6: Option<(std::net::Ipv6Addr, Vec<u8>)>,
+}
+
+/// 2.6's `frequency_limit`: at most `max` events in each window of `per`
+/// seconds (the window starts at the first event after the last one ended).
+#[derive(Debug)]
+struct FrequencyLimit {
+    max: u32,
+    per: std::time::Duration,
+    window: Option<(Instant, u32)>,
+}
+
+impl FrequencyLimit {
+    fn new(max: u32, per: u32) -> Self {
+        Self {
+            max,
+            per: std::time::Duration::from_secs(u64::from(per)),
+            window: None,
+        }
+    }
+
+    /// Whether one more event is allowed at `now`.
+    fn event(&mut self, now: Instant) -> bool {
+        let (start, n) = match self.window {
+            Some((start, n)) if now.saturating_duration_since(start) < self.per => (start, n),
+            _ => (now, 0),
+        };
+        let n = n.saturating_add(1);
+        self.window = Some((start, n));
+        n <= self.max
+    }
 }
 
 impl Multi {
@@ -166,6 +202,14 @@ impl Multi {
             }
         }
         let (auth_tx, auth_rx) = mpsc::unbounded_channel();
+        let block_ipv6 = cfg.host.block_ipv6.then(|| {
+            let src = cfg.ifconfig_ipv6.map_or(icmp6::FAKE_SOURCE, |i| i.remote);
+            (src, Vec::with_capacity(1400))
+        });
+        let connect_freq = cfg
+            .host
+            .connect_freq
+            .map(|(max, per)| FrequencyLimit::new(max, per));
         Ok((
             Self {
                 addressing: ServerAddressing::from_config(&cfg),
@@ -182,6 +226,8 @@ impl Multi {
                 mss: None,
                 route_drops: HashMap::new(),
                 steer: None,
+                connect_freq,
+                block_ipv6,
             },
             auth_rx,
         ))
@@ -195,6 +241,14 @@ impl Multi {
         local_ip: Option<IpAddr>,
     ) -> Option<PeerId> {
         let since = clock::unix_time();
+        if let Some(f) = &mut self.connect_freq
+            && !f.event(clock::now())
+        {
+            // 2.6 drops the new session silently at this point
+            // ("connect-freq"); the client retries.
+            tracing::info!(client = %from, "new connection refused by connect-freq");
+            return None;
+        }
         // The peer-id is the table slot; the session pushes it later.
         let id = match self.peers.insert(
             from,
@@ -361,6 +415,25 @@ impl Multi {
     }
 
     fn send_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
+        if let Some((src, reply)) = &mut self.block_ipv6
+            && icmp6::is_ipv6(pkt)
+        {
+            // 2.6 (multi_get_queue with PIPV6_IMCP_NOHOST_SERVER): the
+            // client gets the ICMPv6 answer instead of the packet.
+            let mtu = self.cfg.tun_mtu as usize;
+            if icmp6::no_route_reply(pkt, *src, mtu, reply) {
+                let reply = std::mem::take(reply);
+                self.seal_to_peer(to, &reply, now, out);
+                if let Some((_, r)) = &mut self.block_ipv6 {
+                    *r = reply;
+                }
+            }
+            return;
+        }
+        self.seal_to_peer(to, pkt, now, out);
+    }
+
+    fn seal_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
         let Some(p) = self.peers.get_mut(to) else {
             return;
         };
@@ -454,8 +527,22 @@ impl Multi {
                 username,
                 password,
                 common_name,
+                options,
                 ..
-            } => self.start_auth(id, username, password, common_name),
+            } => {
+                if self.cfg.host.opt_verify && options != expected_client_options(&self.scfg) {
+                    // 2.6: the key state is not authenticated.
+                    tracing::warn!(peer_id = id, client_options = %options, "Option inconsistency warnings triggering disconnect due to --opt-verify");
+                    if let Some(p) = self.peers.get_mut(id) {
+                        let _ = p
+                            .payload
+                            .session
+                            .auth_decision(clock::now(), AuthDecision::Deny(None));
+                    }
+                } else {
+                    self.start_auth(id, username, password, common_name);
+                }
+            }
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(id) {
                     p.payload.connected = true;
@@ -587,7 +674,10 @@ impl Multi {
             };
             let addrs = client_addresses(&self.addressing, lease.as_ref(), o);
             let lines = client_push_list(&self.cfg.push, o, &addrs);
-            let conflicts = self.peers.set_routes(id, vpn_routes(&addrs, o));
+            let mut routes = vpn_routes(&addrs, o);
+            bound_routes(&mut routes, self.cfg.host.max_routes_per_client, id);
+            self.learn_address("add", &routes, acc.common_name.as_deref());
+            let conflicts = self.peers.set_routes(id, routes);
             if let Ok(c) = conflicts
                 && !c.is_empty()
             {
@@ -628,6 +718,9 @@ impl Multi {
         if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
             let _ = pool.release(l.handle, false);
         }
+        if p.payload.connect_ran {
+            self.learn_address("delete", p.routes(), None);
+        }
         if let (Some(cmd), true) = (&self.cfg.scripts.client_disconnect, p.payload.connect_ran) {
             let mut env = ScriptEnv::new();
             env.set_untrusted(p.transport());
@@ -648,6 +741,40 @@ impl Multi {
             });
         }
         tracing::info!(peer_id = id, client = %p.transport(), "client removed");
+    }
+
+    /// `learn-address CMD add|update|delete ADDR [CN]` for each of a
+    /// client's addresses, in order (one task, so a delete never overtakes
+    /// its add).
+    fn learn_address(&self, op: &'static str, routes: &VpnRoutes, cn: Option<&str>) {
+        let Some(cmd) = self.cfg.host.learn_address.clone() else {
+            return;
+        };
+        let addrs = learned_addresses(routes);
+        if addrs.is_empty() {
+            return;
+        }
+        let runner = self.runner.clone();
+        let cn = cn.map(str::to_owned);
+        tokio::spawn(async move {
+            for a in addrs {
+                let mut args = vec![op.to_owned(), a];
+                if let (Some(cn), true) = (&cn, op != "delete") {
+                    args.push(cn.clone());
+                }
+                let env = ScriptEnv::new();
+                match runner
+                    .run(&cmd, ScriptType::LearnAddress, &args, &env, None)
+                    .await
+                {
+                    Ok(o) if o.success => {}
+                    Ok(o) => {
+                        tracing::warn!(code = ?o.exit_code, args = ?args, "learn-address script failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "learn-address script not run"),
+                }
+            }
+        });
     }
 
     /// Next instant any session needs `handle_timeout`.
@@ -881,4 +1008,79 @@ async fn authenticate(
         ccd,
         connect_lines,
     })
+}
+
+/// The options string a compatible client sends: ours as the client side
+/// writes it (2.6's `options_string(..., remote = true)`): the TLS role and
+/// the tls-auth key direction are the other end's.
+fn expected_client_options(scfg: &SessionConfig) -> String {
+    let mut o = scfg.options_string.clone();
+    o.role = crate::proto::tls::TlsRole::Client;
+    o.keydir = o.keydir.map(|k| 1 - k.min(1));
+    o.to_string()
+}
+
+/// What `learn-address` is told, as 2.6 prints its route keys: a host
+/// address bare, a network as `ADDR/BITS`.
+fn learned_addresses(r: &VpnRoutes) -> Vec<String> {
+    let mut v = Vec::new();
+    v.extend(r.ipv4.map(|a| a.to_string()));
+    v.extend(r.ipv6.map(|a| a.to_string()));
+    v.extend(r.iroutes_v4.iter().map(|n| n.trunc().to_string()));
+    v.extend(r.iroutes_v6.iter().map(|n| n.trunc().to_string()));
+    v
+}
+
+/// `max-routes-per-client`: 2.6 refuses to learn more routes for one
+/// client than this and logs it; the client's own addresses come first.
+fn bound_routes(r: &mut VpnRoutes, max: u32, id: PeerId) {
+    let own = usize::from(r.ipv4.is_some()) + usize::from(r.ipv6.is_some());
+    let room = (max as usize).saturating_sub(own);
+    let total = r.iroutes_v4.len() + r.iroutes_v6.len();
+    if total > room {
+        tracing::warn!(
+            peer_id = id,
+            max,
+            "max-routes-per-client limit reached: {} iroute(s) not learned",
+            total - room
+        );
+        r.iroutes_v4.truncate(room);
+        let left = room.saturating_sub(r.iroutes_v4.len());
+        r.iroutes_v6.truncate(left);
+    }
+}
+
+#[cfg(test)]
+mod frequency_tests {
+    use super::*;
+
+    #[test]
+    fn connect_freq_allows_n_per_window_then_a_new_window() {
+        let t0 = clock::now();
+        let mut f = FrequencyLimit::new(2, 10);
+        assert!(f.event(t0));
+        assert!(f.event(t0 + std::time::Duration::from_secs(1)));
+        assert!(!f.event(t0 + std::time::Duration::from_secs(2)));
+        assert!(!f.event(t0 + std::time::Duration::from_secs(9)));
+        assert!(f.event(t0 + std::time::Duration::from_secs(10)));
+        assert!(f.event(t0 + std::time::Duration::from_secs(11)));
+        assert!(!f.event(t0 + std::time::Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn routes_beyond_max_routes_per_client_are_not_learned() {
+        let mut r = VpnRoutes {
+            ipv4: Some("10.8.0.2".parse().unwrap()),
+            ipv6: None,
+            iroutes_v4: vec![
+                "10.1.0.0/24".parse().unwrap(),
+                "10.2.0.0/24".parse().unwrap(),
+            ],
+            iroutes_v6: vec!["fd00:1::/64".parse().unwrap()],
+        };
+        bound_routes(&mut r, 2, 0);
+        assert_eq!(r.iroutes_v4.len(), 1);
+        assert!(r.iroutes_v6.is_empty());
+        assert_eq!(learned_addresses(&r), ["10.8.0.2", "10.1.0.0/24"]);
+    }
 }

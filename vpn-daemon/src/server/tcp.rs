@@ -30,9 +30,7 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::io::clock;
-use crate::io::external::tcp::{
-    TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpOptions, TcpServer,
-};
+use crate::io::external::tcp::{TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpServer};
 use crate::io::internal::tun::{Tun, TunQueue};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
@@ -41,6 +39,30 @@ use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
 use crate::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
 use crate::server::multi::{LinkOut, Multi};
 use crate::server::peers::PeerId;
+use crate::server::port_share;
+
+/// A new TCP client: its session, its slot in `multi`, its connection.
+fn admit(
+    multi: &mut Multi,
+    scfg: &Arc<crate::proto::session::SessionConfig>,
+    link: TcpLink,
+    addr: SocketAddr,
+    out: &mut TcpOut,
+    ev_tx: &mpsc::Sender<ConnEvent>,
+) -> Option<PeerId> {
+    let session = match Session::new_server_stateful(scfg.clone(), clock::now(), clock::unix_time())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "new session");
+            return None;
+        }
+    };
+    let id = multi.add_client(session, addr, None)?;
+    out.conns
+        .insert(addr, Conn::start(link, addr, ev_tx.clone()));
+    Some(id)
+}
 
 /// The server's own tun device, routes and `up` state.
 pub(crate) struct ServerTun {
@@ -54,10 +76,14 @@ pub(crate) struct ServerTun {
 impl ServerTun {
     /// Routes off, `down`, device closed.
     pub(crate) async fn shutdown(mut self, cfg: &Config) {
+        let info = self.setup.tun_info(self.tun.name(), None);
+        if self.routes.installed() > 0 || cfg.host.route_noexec {
+            let env = dns_env(cfg);
+            tunnel::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env).await;
+        }
         for e in self.routes.teardown() {
             tracing::warn!(error = %e, "removing route");
         }
-        let info = self.setup.tun_info(self.tun.name(), None);
         tunnel::run_up_down(
             cfg,
             &self.runner,
@@ -118,7 +144,7 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         .cloned()
         .ok_or_else(|| DaemonError::Unsupported("tun device without a queue".into()))?;
     tracing::info!(dev = tun.name(), ?setup, "tun device opened");
-    let mut routes = RouteTable::new();
+    let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let dev = tun.name().to_owned();
     for r in &cfg.routes {
         if let Err(e) = tunnel::add_route_v4(
@@ -457,12 +483,8 @@ pub async fn tunnel_server_tcp(
         Transport::Tcp,
         bind.is_ipv6(),
     )?);
-    let opts = TcpOptions {
-        sndbuf: cfg.sndbuf.map(|b| b as usize),
-        rcvbuf: cfg.rcvbuf.map(|b| b as usize),
-        ..TcpOptions::default()
-    };
-    let server = TcpServer::bind(bind, false, opts)?;
+    let opts = setup::tcp_options(cfg);
+    let server = TcpServer::bind(bind, cfg.host.bind_ipv6only, opts)?;
     tracing::info!(local = ?server.local_addr().ok(), "TCP server listening");
     let st = bring_up_server_tun(cfg).await?;
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg.clone())?;
@@ -482,6 +504,8 @@ pub async fn tunnel_server_tcp(
     let mut ttx = q.tx_batch(64);
     let mut out = TcpOut::default();
     let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
+    // port-share: connections that turned out to be OpenVPN clients.
+    let (shared_tx, mut shared_rx) = mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
     let mut status = super::udp::status_interval(cfg);
     let mut persist = super::udp::persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
@@ -509,26 +533,49 @@ pub async fn tunnel_server_tcp(
                 Signal::Hup | Signal::Usr1 => break Outcome::Reload,
                 Signal::Usr2 => tracing::info!(clients = multi.peers.len(), route_drops = ?multi.route_drops, "statistics"),
             },
-            a = server.accept() => {
-                let (link, addr) = match a {
+            a = server.accept_stream() => {
+                let (stream, addr) = match a {
                     Ok(x) => x,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept");
                         continue;
                     }
                 };
-                // A dual-stack listener shows IPv4 clients as ::ffff:a.b.c.d.
-                let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-                let session = match Session::new_server_stateful(scfg.clone(), clock::now(), clock::unix_time()) {
-                    Ok(s) => s,
+                if let Some(ps) = &cfg.host.port_share {
+                    // Looked at off the loop: a silent connection must not
+                    // hold up the others.
+                    let (ps, tx) = (ps.clone(), shared_tx.clone());
+                    let patience = std::time::Duration::from_secs(u64::from(cfg.hand_window));
+                    tokio::spawn(async move {
+                        match port_share::classify(&stream, patience).await {
+                            port_share::Sniff::OpenVpn => {
+                                let _ = tx.send((stream, addr)).await;
+                            }
+                            port_share::Sniff::Foreign => port_share::relay(stream, addr, &ps).await,
+                        }
+                    });
+                    continue;
+                }
+                let link = match server.frame(stream) {
+                    Ok(l) => l,
                     Err(e) => {
-                        tracing::warn!(error = %e, "new session");
+                        tracing::warn!(error = %e, "accept");
                         continue;
                     }
                 };
-                let Some(id) = multi.add_client(session, addr, None) else { continue };
-                out.conns.insert(addr, Conn::start(link, addr, ev_tx.clone()));
-                dirty.insert(id);
+                if let Some(id) = admit(&mut multi, &scfg, link, addr, &mut out, &ev_tx) {
+                    dirty.insert(id);
+                }
+            }
+            Some((stream, addr)) = shared_rx.recv() => {
+                match server.frame(stream) {
+                    Ok(link) => {
+                        if let Some(id) = admit(&mut multi, &scfg, link, addr, &mut out, &ev_tx) {
+                            dirty.insert(id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept"),
+                }
             }
             Some(ev) = ev_rx.recv() => match ev {
                 ConnEvent::Packets(addr, packets) => {
@@ -593,7 +640,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::io::external::tcp;
+    use crate::io::external::tcp::{self, TcpOptions};
 
     /// Counts this thread's heap allocations; everything else is `System`.
     struct Counting;

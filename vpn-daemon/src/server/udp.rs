@@ -21,7 +21,7 @@ use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::{Outcome, or_never, sleep_until};
 use crate::io::clock;
-use crate::io::external::udp::{SendBatch, UdpConfig, UdpLink};
+use crate::io::external::udp::{SendBatch, UdpLink};
 use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
@@ -231,9 +231,7 @@ pub async fn tunnel_server_udp(
         reply: vec![0u8; 2048],
         first_contact_drops: 0,
     };
-    let mut uc = UdpConfig::new(bind);
-    uc.sndbuf = cfg.sndbuf.map(|b| b as usize);
-    uc.rcvbuf = cfg.rcvbuf.map(|b| b as usize);
+    let uc = setup::udp_config(cfg, bind);
     let link = UdpLink::bind(&uc)?;
     tracing::info!(local = %link.local_addr(), "UDP server listening");
     let st: ServerTun = bring_up_server_tun(cfg).await?;

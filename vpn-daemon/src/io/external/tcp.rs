@@ -103,6 +103,8 @@ pub struct TcpOptions {
     pub sndbuf: Option<usize>,
     /// `SO_RCVBUF`, `None` for the OS default.
     pub rcvbuf: Option<usize>,
+    /// `SO_MARK` (`mark N`), set before connecting or listening.
+    pub mark: Option<u32>,
 }
 
 impl Default for TcpOptions {
@@ -114,15 +116,25 @@ impl Default for TcpOptions {
             write_queue: 1 << 20,
             sndbuf: None,
             rcvbuf: None,
+            mark: None,
         }
     }
 }
 
 /// Connects to a `tcp-server` (the client side, `proto tcp-client`).
 pub async fn connect(addr: SocketAddr, opts: &TcpOptions) -> Result<TcpLink, TcpError> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| TcpError::Connect { addr, source })?;
+    let err = |source| TcpError::Connect { addr, source };
+    let sock = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()
+    } else {
+        tokio::net::TcpSocket::new_v4()
+    }
+    .map_err(err)?;
+    if let Some(m) = opts.mark {
+        // Before connect: the mark steers the SYN's route too.
+        socket2::SockRef::from(&sock).set_mark(m).map_err(err)?;
+    }
+    let stream = sock.connect(addr).await.map_err(err)?;
     TcpLink::from_stream(stream, opts).map_err(|source| TcpError::Connect { addr, source })
 }
 
@@ -148,6 +160,9 @@ impl TcpServer {
             sock.set_only_v6(v6_only).map_err(err("IPV6_V6ONLY"))?;
         }
         sock.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
+        if let Some(m) = opts.mark {
+            sock.set_mark(m).map_err(err("SO_MARK"))?;
+        }
         sock.bind(&addr.into()).map_err(err("bind"))?;
         sock.listen(1024).map_err(err("listen"))?;
         let listener = TcpListener::from_std(sock.into()).map_err(err("tokio register"))?;
@@ -159,8 +174,24 @@ impl TcpServer {
         self.listener.local_addr()
     }
 
-    /// Waits for the next client; its address comes canonical (IPv4 as
-    /// IPv4 on a dual-stack listener). Cancel-safe.
+    /// Waits for the next client, unframed (to look at it first); its
+    /// address comes canonical (IPv4 as IPv4 on a dual-stack listener).
+    /// Cancel-safe.
+    pub async fn accept_stream(&self) -> Result<(TcpStream, SocketAddr), TcpError> {
+        let (stream, peer) = self.listener.accept().await.map_err(TcpError::Accept)?;
+        Ok((
+            stream,
+            SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+        ))
+    }
+
+    /// Frames a stream from [`Self::accept_stream`] with this listener's
+    /// options.
+    pub fn frame(&self, stream: TcpStream) -> Result<TcpLink, TcpError> {
+        TcpLink::from_stream(stream, &self.opts).map_err(TcpError::Accept)
+    }
+
+    /// Waits for the next client, framed. Cancel-safe.
     pub async fn accept(&self) -> Result<(TcpLink, SocketAddr), TcpError> {
         let (stream, _) = self.listener.accept().await.map_err(TcpError::Accept)?;
         let link = TcpLink::from_stream(stream, &self.opts).map_err(TcpError::Accept)?;

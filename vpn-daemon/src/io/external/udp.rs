@@ -127,6 +127,11 @@ pub struct UdpConfig {
     /// each `sendmmsg` message (for devices that mishandle GSO, and for
     /// measuring).
     pub gso: bool,
+    /// `SO_MARK` (`mark N`), for policy routing of the tunnel's packets.
+    pub mark: Option<u32>,
+    /// `IP_MTU_DISCOVER` as `mtu-disc` asks (`IP_PMTUDISC_*`); `None`
+    /// leaves what [`Self::allow_fragmentation`] chose.
+    pub mtu_discover: Option<libc::c_int>,
 }
 
 impl UdpConfig {
@@ -142,6 +147,8 @@ impl UdpConfig {
             path_mtu: 1500,
             allow_fragmentation: true,
             gso: true,
+            mark: None,
+            mtu_discover: None,
         }
     }
 }
@@ -387,6 +394,9 @@ impl UdpLink {
         if let Some(n) = cfg.rcvbuf {
             sock.set_recv_buffer_size(n).map_err(err("SO_RCVBUF"))?;
         }
+        if let Some(m) = cfg.mark {
+            sock.set_mark(m).map_err(err("SO_MARK"))?;
+        }
         sock.bind(&addr.into()).map_err(err("bind"))?;
         let std_sock: std::net::UdpSocket = sock.into();
         let state = UdpSocketState::new((&std_sock).into()).map_err(err("pktinfo/GRO options"))?;
@@ -394,6 +404,9 @@ impl UdpLink {
             // quinn-udp forbids fragmentation (QUIC probes the path);
             // OpenVPN leaves the OS default, which fragments locally.
             allow_fragmentation(&std_sock, addr.is_ipv6()).map_err(err("IP_MTU_DISCOVER"))?;
+        }
+        if let Some(t) = cfg.mtu_discover {
+            set_mtu_discover(&std_sock, addr.is_ipv6(), t).map_err(err("IP_MTU_DISCOVER"))?;
         }
         let local = std_sock.local_addr().map_err(err("getsockname"))?;
         let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(err("tokio register"))?;
@@ -801,6 +814,19 @@ fn allow_fragmentation(sock: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
             libc::IP_PMTUDISC_WANT,
         )?;
         setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 0)?;
+    }
+    Ok(())
+}
+
+/// `mtu-disc`: 2.6 sets `IP_MTU_DISCOVER` (and its IPv6 twin) to the
+/// chosen `IP_PMTUDISC_*`.
+fn set_mtu_discover(sock: &std::net::UdpSocket, v6: bool, t: libc::c_int) -> io::Result<()> {
+    let s = socket2::SockRef::from(sock);
+    setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, t)?;
+    if v6 {
+        setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, t)?;
+        let dont = libc::c_int::from(t == libc::IP_PMTUDISC_DO);
+        setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, dont)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::proto::error::KeyFileError;
 use crate::proto::key_method::{OptionsString, PeerInfo};
 use crate::proto::keys::{Key2, KeyDirection, Role};
 use crate::proto::ncp::{self, CipherList};
+use crate::proto::push::PullFilter;
 use crate::proto::reliable::DEFAULT_TLS_TIMEOUT;
 use crate::proto::replay::ReplayConfig;
 use crate::proto::timers::{DEFAULT_HAND_WINDOW, DEFAULT_RENEG_SEC, DEFAULT_TRANSITION_WINDOW};
@@ -167,6 +168,8 @@ pub struct SessionConfig {
     /// 0x0F000000) as 2.6 does; off behaves like a 2.5 client, which a
     /// server must handle statefully.
     pub v2_early_negotiation: bool,
+    /// Client `pull-filter` / `route-nopull`.
+    pub pull_filter: PullFilter,
 }
 
 impl SessionConfig {
@@ -206,6 +209,7 @@ impl SessionConfig {
             explicit_exit_notify: None,
             auth_user_pass: None,
             v2_early_negotiation: true,
+            pull_filter: PullFilter::default(),
         }
     }
 }

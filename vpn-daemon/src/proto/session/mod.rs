@@ -66,8 +66,8 @@ use crate::proto::keys::{Key2, Role};
 use crate::proto::ncp;
 use crate::proto::prf;
 use crate::proto::push::{
-    KeyDerivation, PUSH_PART_MAX, ProtocolFlags, PushProgress, PushReassembly, PushedOptions,
-    build_push_reply,
+    KeyDerivation, PUSH_PART_MAX, ProtocolFlags, PushError, PushProgress, PushReassembly,
+    PushedOptions, build_push_reply,
 };
 use crate::proto::reliable::{
     ACK_V1_MAX, CONTROL_SEND_ACK_MAX, Incoming, MessageKind, ReliableConfig,
@@ -418,7 +418,7 @@ impl Session {
             ping_restart: cfg.ping_restart,
             ping_exit: cfg.ping_exit,
             inactive: cfg.inactive,
-            push: PushReassembly::new(),
+            push: PushReassembly::with_filter(cfg.pull_filter.clone()),
             pushed: None,
             auth_token: None,
             auth_token_user: None,
@@ -1029,6 +1029,7 @@ impl Session {
             password: non_empty(&km.password),
             common_name: self.primary.tls.peer_common_name(),
             peer_info: Box::new(pi.clone()),
+            options: km.options.clone(),
         });
         if self.primary.key_id == KeyId::ZERO {
             self.client_occ_cipher = OccOptions::parse(&km.options).cipher().map(str::to_string);
@@ -1055,9 +1056,26 @@ impl Session {
                     }
                     return;
                 }
-                match self.push.handle_part(&options) {
+                let r = self.push.handle_part(&options);
+                for line in self.push.take_dropped() {
+                    self.events.push_back(Event::Warning(format!(
+                        "Pushed option removed by filter: '{line}'"
+                    )));
+                }
+                match r {
                     Ok(PushProgress::NeedMore) => self.timers.stop(Timer::PushRequest),
                     Ok(PushProgress::Complete(opts)) => self.on_push_complete(now, *opts),
+                    Err(PushError::RejectedByFilter(line)) => {
+                        // 2.6: a soft SIGUSR1, "Offending option received
+                        // from server".
+                        self.events.push_back(Event::Warning(format!(
+                            "Pushed option rejected by filter: '{line}'. Restarting."
+                        )));
+                        self.close_now(CloseReason::Restart(control_msg::ServerSignal {
+                            message: Some("Offending option received from server".into()),
+                            ..Default::default()
+                        }));
+                    }
                     Err(e) => self.close_now(CloseReason::ProtocolViolation(e.to_string())),
                 }
             }
