@@ -125,9 +125,12 @@ impl CorpusPki {
         fs::create_dir_all(dir.join("ccd")).unwrap_or_else(|e| panic!("mkdir: {e}"));
         for f in KEY_FILES {
             fs::copy(self.dir.join(f), dir.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
-            // Private keys readable by others make openvpn warn, nothing more,
-            // but the installers chmod them; do the same.
-            set_mode(&dir.join(f), 0o600);
+            // Installers make private keys owner-only; the rest stays
+            // readable, as openvpn re-reads the CRL after dropping to `user`.
+            set_mode(
+                &dir.join(f),
+                if f.ends_with(".key") { 0o600 } else { 0o644 },
+            );
         }
         for s in SCRIPTS {
             let p = dir.join(s);
