@@ -223,6 +223,28 @@ pub const OPENVPN_PAST_INIT: &[&str] = &[
 /// still running at the deadline is past them (e.g. a file with `verb 0`).
 pub const OPENVPN_DEADLINE: Duration = Duration::from_secs(8);
 
+/// How long openvpn keeps being watched after a line of
+/// [`OPENVPN_PAST_INIT`]: the `up` script runs right after the tun device
+/// opens, and a file whose `up` script openvpn will not run (no
+/// `script-security 2`) ends there with a fatal error: refused.
+pub const OPENVPN_GRACE: Duration = Duration::from_millis(1500);
+
+const FATAL: &str = "Exiting due to fatal error";
+
+/// Fatal errors that come from the test's empty namespace, not from the
+/// file: binding to the host's public address, resolving a host name. A
+/// file that stops on one of them after [`OPENVPN_PAST_INIT`] is accepted.
+pub const OPENVPN_ENVIRONMENTAL: &[&str] = &[
+    "Socket bind failed",
+    "Cannot assign requested address",
+    "Cannot resolve host address",
+    "Network is unreachable",
+];
+
+fn is_environmental(why: &str) -> bool {
+    OPENVPN_ENVIRONMENTAL.iter().any(|e| why.contains(e))
+}
+
 /// Whether the text holds an `auth-user-pass` with no file argument, which
 /// makes openvpn ask on the console at start-up.
 pub fn bare_auth_user_pass(text: &str) -> bool {
@@ -234,8 +256,10 @@ pub fn bare_auth_user_pass(text: &str) -> bool {
 
 /// Runs stock openvpn on `dir/name` in a fresh namespace `ns` (so nothing
 /// it opens or routes reaches the host) and decides from its output:
-/// accepted once a line of [`OPENVPN_PAST_INIT`] shows or it is still
-/// running at [`OPENVPN_DEADLINE`]; refused when it exits before that.
+/// accepted once a line of [`OPENVPN_PAST_INIT`] shows and it is still
+/// running [`OPENVPN_GRACE`] later (or stopped for a reason of
+/// [`OPENVPN_ENVIRONMENTAL`]), or when it is still running at
+/// [`OPENVPN_DEADLINE`]; refused when it exits before that.
 /// Every process left in the namespace is killed afterwards.
 pub fn openvpn_verdict(ns: &Netns, dir: &Path, name: &str) -> Verdict {
     let text = fs::read_to_string(dir.join(name)).unwrap_or_default();
@@ -264,22 +288,35 @@ pub fn openvpn_verdict(ns: &Netns, dir: &Path, name: &str) -> Verdict {
         .stderr(err)
         .spawn()
         .unwrap_or_else(|e| panic!("start openvpn: {e}"));
-    let start = Instant::now();
+    let start = vpn_daemon::io::clock::now();
+    let mut past_init: Option<(&str, Instant)> = None;
     let verdict = loop {
         let output = openvpn_output(dir);
         if let Some(l) = output.lines().find(|l| l.contains("Options error")) {
             break Verdict::Refused(strip_time(l));
         }
-        if let Some(m) = OPENVPN_PAST_INIT.iter().find(|m| output.contains(*m)) {
-            break Verdict::Accepted(format!("reached {m:?}"));
+        if past_init.is_none()
+            && let Some(m) = OPENVPN_PAST_INIT.iter().find(|m| output.contains(*m))
+        {
+            past_init = Some((m, vpn_daemon::io::clock::now()));
         }
-        if let Ok(Some(_)) = child.try_wait() {
+        let exited = matches!(child.try_wait(), Ok(Some(_)));
+        if exited {
             // Re-read: the last lines may have landed after the check above.
             let output = openvpn_output(dir);
-            match OPENVPN_PAST_INIT.iter().find(|m| output.contains(*m)) {
-                Some(m) => break Verdict::Accepted(format!("reached {m:?}")),
-                None => break Verdict::Refused(last_error(&output)),
-            }
+            let marker = OPENVPN_PAST_INIT.iter().find(|m| output.contains(*m));
+            let why = last_error(&output);
+            break match marker {
+                Some(m) if !output.contains(FATAL) || is_environmental(&why) => {
+                    Verdict::Accepted(format!("reached {m:?}"))
+                }
+                _ => Verdict::Refused(why),
+            };
+        }
+        if let Some((m, at)) = past_init
+            && at.elapsed() > OPENVPN_GRACE
+        {
+            break Verdict::Accepted(format!("reached {m:?}"));
         }
         if start.elapsed() > OPENVPN_DEADLINE {
             break Verdict::Accepted(format!("still running after {OPENVPN_DEADLINE:?}"));
@@ -311,7 +348,7 @@ fn last_error(output: &str) -> String {
     let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
     let at = lines
         .iter()
-        .position(|l| l.contains("Exiting due to fatal error"))
+        .position(|l| l.contains(FATAL))
         .map_or(lines.len(), |i| i);
     match at.checked_sub(1).and_then(|i| lines.get(i)) {
         Some(l) => strip_time(l),

@@ -17,7 +17,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    path::PathBuf,
+    path::Path,
     sync::{Mutex, atomic::AtomicUsize, atomic::Ordering},
 };
 
@@ -117,6 +117,12 @@ fn corpus_openvpn_accepts_we_accept() {
                          from KNOWN_GAPS",
                         r.file
                     ));
+                } else if !r.ours.message().contains(&format!("'{d}'")) {
+                    failures.push(format!(
+                        "{}: listed as a known gap for '{d}' but refused for another reason: {}",
+                        r.file,
+                        r.ours.message()
+                    ));
                 }
                 if !r.openvpn.accepted() {
                     failures.push(format!(
@@ -137,6 +143,11 @@ fn corpus_openvpn_accepts_we_accept() {
             None => {}
         }
     }
+    for (f, _, _) in KNOWN_GAPS {
+        if !rows.iter().any(|r| r.file == *f) {
+            failures.push(format!("{f}: listed in KNOWN_GAPS but not in the corpus"));
+        }
+    }
     println!("\nopenvpn 2.6.14 accepted {ovpn_ok} of {total}");
     println!("accepted {ours_ok} of {total} (ours)");
     println!("\nrefused by openvpn (kept: we must refuse them too):");
@@ -150,7 +161,11 @@ fn corpus_openvpn_accepts_we_accept() {
     }
     println!("\nknown gaps (other issues):");
     for (f, d, why) in KNOWN_GAPS {
-        println!("  {f}: {d}: {why}");
+        let ours = rows
+            .iter()
+            .find(|r| r.file == *f)
+            .map_or("not in the corpus", |r| r.ours.message());
+        println!("  {f}: {d}: {why} | ours: {ours}");
     }
     let mut by_count: Vec<_> = reasons.into_iter().collect();
     by_count.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
@@ -174,7 +189,7 @@ fn word(v: &Verdict) -> &'static str {
 }
 
 /// Materialises and judges one file; its directory is removed afterwards.
-fn check_one(pki: &CorpusPki, file: &PathBuf, dir: &std::path::Path) -> Row {
+fn check_one(pki: &CorpusPki, file: &Path, dir: &Path) -> Row {
     let name = pki.materialise(file, dir);
     let ns = Netns::new("cc");
     let openvpn = openvpn_verdict(&ns, dir, &name);
