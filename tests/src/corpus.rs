@@ -30,6 +30,7 @@ pub const KEY_FILES: &[&str] = &[
     "crl.pem",
     "tc2-server.key",
     "tc2-client.key",
+    "client.p12",
     "auth.txt",
 ];
 
@@ -74,7 +75,8 @@ impl CorpusPki {
     /// Makes every file of [`KEY_FILES`] in `dir`: the throwaway CA and
     /// certificates of [`Pki`], a fresh static key (`ta.key`, for tls-auth,
     /// tls-crypt and `secret`), tls-crypt-v2 server and client keys, DH
-    /// parameters, an empty CRL signed by the CA, and `auth.txt`.
+    /// parameters, an empty CRL signed by the CA, the client's PKCS#12
+    /// bundle and `auth.txt`.
     pub fn new(dir: &Path) -> Self {
         let pki = Pki::new(dir);
         fs::rename(&pki.static_key, dir.join("ta.key"))
@@ -111,6 +113,26 @@ impl CorpusPki {
             .current_dir(dir)
             .args(["--tls-crypt-v2", "tc2-server.key"])
             .args(["--genkey", "tls-crypt-v2-client", "tc2-client.key"]));
+        // Client certificate, key and CA in one PKCS#12 file with an empty
+        // password, as the pfSense/OPNsense archive exports ship it.
+        run(Command::new("openssl")
+            .current_dir(dir)
+            .args([
+                "pkcs12",
+                "-export",
+                "-in",
+                "client.crt",
+                "-inkey",
+                "client.key",
+            ])
+            .args([
+                "-certfile",
+                "ca.crt",
+                "-out",
+                "client.p12",
+                "-passout",
+                "pass:",
+            ]));
         fs::write(dir.join("auth.txt"), "corpus-user\ncorpus-pass\n")
             .unwrap_or_else(|e| panic!("auth.txt: {e}"));
         Self {
@@ -408,4 +430,62 @@ pub fn ours_verdict(dir: &Path, name: &str) -> Verdict {
             .unwrap_or("exited without a message");
         Verdict::Refused(msg.to_string())
     }
+}
+
+/// Every refusal of ours on `dir/name`, not only the first: the line each
+/// error names is dropped (an inline block with its closing tag) and the
+/// check runs again, at most `limit` times. Each entry is the error without
+/// its `file:line:` prefix. For the report: which directives the corpus
+/// still needs, with counts.
+pub fn ours_all_refusals(dir: &Path, name: &str, limit: usize) -> Vec<String> {
+    let probe = format!("probe-{name}");
+    let mut lines: Vec<String> = fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut found = Vec::new();
+    for _ in 0..limit {
+        fs::write(dir.join(&probe), lines.join("\n") + "\n")
+            .unwrap_or_else(|e| panic!("write probe: {e}"));
+        let Verdict::Refused(msg) = ours_verdict(dir, &probe) else {
+            break;
+        };
+        let Some((line_no, text)) = error_line(&msg, &probe) else {
+            // A whole-file error after lines were dropped is usually their
+            // consequence (no `dev` once `dev tap` is gone): only the first
+            // error counts then.
+            if found.is_empty() {
+                found.push(msg.replace(&probe, name));
+            }
+            break;
+        };
+        found.push(text.to_string());
+        let Some(i) = line_no.checked_sub(1).filter(|i| *i < lines.len()) else {
+            break;
+        };
+        let tag = lines[i].trim().to_string();
+        let end = match tag.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
+            Some(t) => {
+                let close = format!("</{t}>");
+                lines[i..]
+                    .iter()
+                    .position(|l| l.trim() == close)
+                    .map_or(i, |k| i + k)
+            }
+            None => i,
+        };
+        for l in &mut lines[i..=end] {
+            l.clear();
+        }
+    }
+    let _ = fs::remove_file(dir.join(&probe));
+    found
+}
+
+/// Splits `<file>:<line>: <message>` into the line number and the message.
+fn error_line<'a>(msg: &'a str, file: &str) -> Option<(usize, &'a str)> {
+    let rest = msg.strip_prefix(file)?.strip_prefix(':')?;
+    let (n, text) = rest.split_once(": ")?;
+    Some((n.parse().ok()?, text))
 }

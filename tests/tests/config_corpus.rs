@@ -21,7 +21,9 @@ use std::{
     sync::{Mutex, atomic::AtomicUsize, atomic::Ordering},
 };
 
-use tests::corpus::{CorpusPki, Verdict, corpus_files, openvpn_verdict, ours_verdict};
+use tests::corpus::{
+    CorpusPki, Verdict, corpus_files, openvpn_verdict, ours_all_refusals, ours_verdict,
+};
 use tests::topology::TempDir;
 use tests::{Netns, require_root};
 
@@ -53,6 +55,8 @@ struct Row {
     file: String,
     openvpn: Verdict,
     ours: Verdict,
+    /// Every refusal of ours on the file, not only the first.
+    all_refusals: Vec<String>,
 }
 
 #[test]
@@ -102,11 +106,8 @@ fn corpus_openvpn_accepts_we_accept() {
             (false, true) => "OURS ACCEPTS",
         };
         println!("{:<48} {mark}", r.file);
-        if !r.ours.accepted() {
-            reasons
-                .entry(refusal_key(r.ours.message()))
-                .or_default()
-                .push(r.file.clone());
+        for why in &r.all_refusals {
+            reasons.entry(why.clone()).or_default().push(r.file.clone());
         }
         let agree = r.openvpn.accepted() == r.ours.accepted();
         match gaps.get(r.file.as_str()) {
@@ -169,9 +170,16 @@ fn corpus_openvpn_accepts_we_accept() {
     }
     let mut by_count: Vec<_> = reasons.into_iter().collect();
     by_count.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-    println!("\nour refusals by reason (most frequent first):");
+    println!(
+        "\nour refusals by reason, every one in each file (most frequent first; \
+         files openvpn accepts / all files):"
+    );
     for (why, files) in &by_count {
-        println!("  {:>3}  {why}", files.len());
+        let ovpn_ok = files
+            .iter()
+            .filter(|f| rows.iter().any(|r| &r.file == *f && r.openvpn.accepted()))
+            .count();
+        println!("  {ovpn_ok:>3} / {:>3}  {why}", files.len());
     }
     println!("\ndisagreements ({}):", failures.len());
     for f in &failures {
@@ -195,6 +203,11 @@ fn check_one(pki: &CorpusPki, file: &Path, dir: &Path) -> Row {
     let openvpn = openvpn_verdict(&ns, dir, &name);
     drop(ns);
     let ours = ours_verdict(dir, &name);
+    let all_refusals = if ours.accepted() {
+        Vec::new()
+    } else {
+        ours_all_refusals(dir, &name, 40)
+    };
     if let Err(e) = fs::remove_dir_all(dir) {
         eprintln!("remove {}: {e}", dir.display());
     }
@@ -202,20 +215,6 @@ fn check_one(pki: &CorpusPki, file: &Path, dir: &Path) -> Row {
         file: name,
         openvpn,
         ours,
+        all_refusals,
     }
-}
-
-/// Groups our error messages by what they are about: the message without
-/// its `file:line:` prefix.
-fn refusal_key(msg: &str) -> String {
-    let mut rest = msg;
-    // "<file>:<line>: <message>"
-    if let Some((head, tail)) = msg.split_once(": ")
-        && head
-            .rsplit_once(':')
-            .is_some_and(|(_, n)| n.parse::<u32>().is_ok())
-    {
-        rest = tail;
-    }
-    rest.to_string()
 }
