@@ -105,7 +105,12 @@ fn corpus_openvpn_accepts_we_accept() {
             (true, false) => "OURS REFUSES",
             (false, true) => "OURS ACCEPTS",
         };
-        println!("{:<48} {mark}", r.file);
+        if r.all_refusals.is_empty() {
+            println!("{:<48} {mark}", r.file);
+        } else {
+            let what: Vec<String> = r.all_refusals.iter().map(|m| short_reason(m)).collect();
+            println!("{:<48} {mark:<13} ours: {}", r.file, what.join(", "));
+        }
         for why in &r.all_refusals {
             reasons.entry(why.clone()).or_default().push(r.file.clone());
         }
@@ -217,4 +222,11 @@ fn check_one(pki: &CorpusPki, file: &Path, dir: &Path) -> Row {
         ours,
         all_refusals,
     }
+}
+
+/// `directive 'x' ...` as `x`, any other message as it is.
+fn short_reason(msg: &str) -> String {
+    msg.strip_prefix("directive '")
+        .and_then(|r| r.split_once('\''))
+        .map_or_else(|| msg.to_string(), |(d, _)| d.to_string())
 }
