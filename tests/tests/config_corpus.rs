@@ -87,7 +87,10 @@ fn corpus_openvpn_accepts_we_accept() {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
-                    let row = check_one(&pki, file, &tmp.path().join(format!("f{i}")));
+                    let stem = file
+                        .file_stem()
+                        .map_or_else(|| format!("f{i}"), |s| s.to_string_lossy().into_owned());
+                    let row = check_one(&pki, file, &tmp.path().join(stem));
                     rows.lock().unwrap_or_else(|p| p.into_inner()).push(row);
                 }
             });
@@ -221,7 +224,7 @@ fn word(v: &Verdict) -> &'static str {
     if v.accepted() { "accepts" } else { "refuses" }
 }
 
-/// Materialises and judges one file; its directory is removed afterwards.
+/// Materialises and judges one file in `dir`.
 fn check_one(pki: &CorpusPki, file: &Path, dir: &Path) -> Row {
     let name = pki.materialise(file, dir);
     let ns = Netns::new("cc");
@@ -233,7 +236,11 @@ fn check_one(pki: &CorpusPki, file: &Path, dir: &Path) -> Row {
     } else {
         ours_all_refusals(dir, &name, 40)
     };
-    if let Err(e) = fs::remove_dir_all(dir) {
+    // A disagreeing file keeps its directory (config, keys, openvpn's
+    // output) in the temp directory, which a failed run keeps.
+    if openvpn.accepted() == ours.accepted()
+        && let Err(e) = fs::remove_dir_all(dir)
+    {
         eprintln!("remove {}: {e}", dir.display());
     }
     Row {
