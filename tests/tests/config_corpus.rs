@@ -87,10 +87,10 @@ fn corpus_openvpn_accepts_we_accept() {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
-                    let stem = file
-                        .file_stem()
+                    let dir_name = file
+                        .file_name()
                         .map_or_else(|| format!("f{i}"), |s| s.to_string_lossy().into_owned());
-                    let row = check_one(&pki, file, &tmp.path().join(stem));
+                    let row = check_one(&pki, file, &tmp.path().join(dir_name));
                     rows.lock().unwrap_or_else(|p| p.into_inner()).push(row);
                 }
             });
