@@ -21,6 +21,7 @@ pub mod bpffs;
 pub mod bpftool;
 pub mod capture;
 pub mod classifier;
+pub mod corpus;
 pub mod fastpath;
 pub mod frame;
 pub mod openvpn;
