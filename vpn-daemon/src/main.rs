@@ -81,6 +81,18 @@ fn main() -> Result<ExitCode> {
         for w in &config.warnings {
             eprintln!("{w}");
         }
+        // `--genkey`: write the key and leave, as OpenVPN does.
+        if let Some(g) = &config.genkey {
+            match vpn_daemon::daemon::genkey::run(g) {
+                Ok(Some(line)) => eprintln!("{line}"),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("vpn-daemon: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         if check_only {
             println!("{}", config.summary());
             return Ok(ExitCode::SUCCESS);

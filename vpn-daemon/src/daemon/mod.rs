@@ -4,7 +4,9 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub mod genkey;
 pub mod process;
+pub mod providers;
 pub mod setup;
 pub mod tunnel;
 
@@ -57,8 +59,13 @@ pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
         .enable_all()
         .build()
         .map_err(|e| DaemonError::io("starting the tokio runtime", e))?;
+    // `providers`: loaded before any cipher is looked up, kept for the run.
+    let _providers = providers::load(cfg)?;
     rt.block_on(async {
         let mut signals = Signals::new()?;
+        if cfg.secret.is_some() {
+            return crate::client::static_key::tunnel_static_key(cfg, &mut signals).await;
+        }
         match (cfg.mode, cfg.proto.transport) {
             (Mode::PointToPoint, _) => {
                 crate::client::p2p::tunnel_point_to_point(cfg, &mut signals).await

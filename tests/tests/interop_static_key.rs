@@ -1,0 +1,315 @@
+//! Static-key mode (`secret`) between our daemon and stock openvpn 2.6.14:
+//! both key-direction orders, 2.6's default cipher (BF-CBC, with
+//! `providers legacy default`) and `cipher AES-256-CBC`, UDP and one TCP
+//! cell; pings through the tunnel both ways and a bulk transfer whose
+//! SHA-256 is checked. The keys come from our `--genkey secret` (used by
+//! openvpn) and from openvpn's (used by us), and both files have the same
+//! layout. Neither side may report an OCC options mismatch.
+//!
+//! ```text
+//!   ns srv 10.200.0.1 (listens, no remote)  ── bridge ──  ns cli 10.200.0.10 (remote 10.200.0.1)
+//!   tunnel: 10.9.0.1 (srv) <-> 10.9.0.2 (cli), net30/p2p ifconfig
+//! ```
+
+use std::{fs, net::Ipv4Addr, path::Path, process::Command, time::Duration};
+
+use tests::{
+    daemon_binary,
+    openvpn::{Impl, Peer},
+    require_root,
+    topology::{Topology, bulk_transfer, ping_until},
+};
+
+const SRV_TUN: &str = "10.9.0.1";
+const CLI_TUN: &str = "10.9.0.2";
+/// Small enough for BF-CBC in a debug build, large enough for many
+/// full-size packets and TCP windows.
+const BULK: u64 = 8 << 20;
+
+/// Writes a static key with `imp`'s `--genkey secret` to `path`.
+fn genkey(imp: Impl, path: &Path) {
+    let mut cmd = match imp {
+        Impl::OpenVpn => Command::new("openvpn"),
+        Impl::Ours => Command::new(daemon_binary()),
+    };
+    let out = cmd
+        .args(["--genkey", "secret"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{} --genkey: {e}", imp.label()));
+    assert!(
+        out.status.success(),
+        "{} --genkey failed: {}",
+        imp.label(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One end's config.
+fn config(
+    key: &Path,
+    direction: Option<u8>,
+    cipher: Option<&str>,
+    proto: &str,
+    remote: Option<Ipv4Addr>,
+    local_tun: &str,
+    remote_tun: &str,
+) -> String {
+    let mut c = format!(
+        "dev tun\nproto {proto}\nlport 1194\nifconfig {local_tun} {remote_tun}\nsecret {}{}\nping 1\nping-restart 20\nverb 3\n",
+        key.display(),
+        direction.map(|d| format!(" {d}")).unwrap_or_default()
+    );
+    match cipher {
+        Some(c2) => c.push_str(&format!("cipher {c2}\n")),
+        // 2.6's default BF-CBC lives in OpenSSL 3's legacy provider.
+        None => c.push_str("providers legacy default\n"),
+    }
+    if let Some(r) = remote {
+        c.push_str(&format!("remote {r} 1194\n"));
+    }
+    c
+}
+
+struct Cell {
+    /// Listening end (no remote) and its key direction.
+    server: (Impl, Option<u8>),
+    /// Connecting end.
+    client: (Impl, Option<u8>),
+    cipher: Option<&'static str>,
+    tcp: bool,
+    /// Who generates the key.
+    keygen: Impl,
+    bulk: bool,
+}
+
+fn run_cell(cell: Cell) {
+    let topo = Topology::new(1);
+    let dir = topo.path();
+    let key = dir.join("static.key");
+    genkey(cell.keygen, &key);
+    let (sp, cp) = if cell.tcp {
+        ("tcp-server", "tcp-client")
+    } else {
+        ("udp", "udp")
+    };
+    let srv_conf = config(&key, cell.server.1, cell.cipher, sp, None, SRV_TUN, CLI_TUN);
+    let cli_conf = config(
+        &key,
+        cell.client.1,
+        cell.cipher,
+        cp,
+        Some(Ipv4Addr::new(10, 200, 0, 1)),
+        CLI_TUN,
+        SRV_TUN,
+    );
+    let mut srv = Peer::start(cell.server.0, &topo.server, dir, "srv", &srv_conf);
+    // The listening end is ready once its socket is: openvpn completes
+    // its initialisation only when the first packet of its peer came.
+    let listening = match (cell.server.0, cell.tcp) {
+        (_, true) => "Listening for incoming TCP connection",
+        (Impl::OpenVpn, false) => "link local (bound)",
+        (Impl::Ours, false) => "UDP link",
+    };
+    assert!(
+        srv.wait_for_nth(listening, 1, Duration::from_secs(20)),
+        "listening end not ready:\n{}",
+        srv.log_text()
+    );
+    let mut cli = Peer::start(cell.client.0, &topo.clients[0], dir, "cli", &cli_conf);
+    cli.wait_ready(Duration::from_secs(20));
+    let cli_ns = &topo.clients[0];
+    assert!(
+        ping_until(cli_ns, SRV_TUN, Duration::from_secs(20)),
+        "no ping client->server through the tunnel; server log:\n{}\nclient log:\n{}",
+        srv.log_text(),
+        cli.log_text()
+    );
+    assert!(
+        ping_until(&topo.server, CLI_TUN, Duration::from_secs(10)),
+        "no ping server->client; server log:\n{}\nclient log:\n{}",
+        srv.log_text(),
+        cli.log_text()
+    );
+    if cell.bulk {
+        let t = bulk_transfer(
+            cli_ns,
+            &topo.server,
+            SRV_TUN.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            5001,
+            BULK,
+            None,
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "bulk transfer failed: {e}\nserver log:\n{}\nclient log:\n{}",
+                srv.log_text(),
+                cli.log_text()
+            )
+        });
+        assert!(
+            t.intact(BULK),
+            "bulk transfer damaged: {} of {BULK} bytes",
+            t.bytes
+        );
+        eprintln!(
+            "static key {:?} tcp={}: {:.0} Mbit/s",
+            cell.cipher,
+            cell.tcp,
+            t.mbit_s()
+        );
+    }
+    // openvpn compares OCC strings and warns on every difference; we do too.
+    for p in [&srv, &cli] {
+        let log = p.log_text();
+        assert!(
+            !log.contains("inconsistently") && !log.contains("options of the peer differ"),
+            "{} reported an OCC options mismatch:\n{log}",
+            p.imp.label()
+        );
+        assert!(
+            !log.contains("packet HMAC authentication failed")
+                && !log.contains("Authenticate/Decrypt packet error"),
+            "{} dropped packets of its peer:\n{log}",
+            p.imp.label()
+        );
+    }
+    // Ours must have received its peer's pings and OCC (ping 1): the
+    // replies prove the data channel carries them both ways.
+    srv.stop();
+    cli.stop();
+}
+
+#[test]
+fn udp_default_cipher_ours_dir0_listens_openvpn_dir1_connects_with_our_key() {
+    if !require_root() {
+        return;
+    }
+    run_cell(Cell {
+        server: (Impl::Ours, Some(0)),
+        client: (Impl::OpenVpn, Some(1)),
+        cipher: None,
+        tcp: false,
+        keygen: Impl::Ours,
+        bulk: true,
+    });
+}
+
+#[test]
+fn udp_aes256cbc_openvpn_dir0_listens_ours_dir1_connects_with_openvpn_key() {
+    if !require_root() {
+        return;
+    }
+    run_cell(Cell {
+        server: (Impl::OpenVpn, Some(0)),
+        client: (Impl::Ours, Some(1)),
+        cipher: Some("AES-256-CBC"),
+        tcp: false,
+        keygen: Impl::OpenVpn,
+        bulk: true,
+    });
+}
+
+#[test]
+fn udp_aes256cbc_ours_dir1_listens_openvpn_dir0_connects() {
+    if !require_root() {
+        return;
+    }
+    run_cell(Cell {
+        server: (Impl::Ours, Some(1)),
+        client: (Impl::OpenVpn, Some(0)),
+        cipher: Some("AES-256-CBC"),
+        tcp: false,
+        keygen: Impl::Ours,
+        bulk: false,
+    });
+}
+
+#[test]
+fn udp_default_cipher_openvpn_listens_ours_connects_bidirectional_key() {
+    if !require_root() {
+        return;
+    }
+    run_cell(Cell {
+        server: (Impl::OpenVpn, None),
+        client: (Impl::Ours, None),
+        cipher: None,
+        tcp: false,
+        keygen: Impl::OpenVpn,
+        bulk: false,
+    });
+}
+
+#[test]
+fn tcp_aes256cbc_ours_tcp_server_openvpn_tcp_client() {
+    if !require_root() {
+        return;
+    }
+    run_cell(Cell {
+        server: (Impl::Ours, Some(0)),
+        client: (Impl::OpenVpn, Some(1)),
+        cipher: Some("AES-256-CBC"),
+        tcp: true,
+        keygen: Impl::Ours,
+        bulk: true,
+    });
+}
+
+/// Our `--genkey secret` file has openvpn's layout line for line (only the
+/// hex differs), and each implementation reads the other's file: openvpn
+/// in its crypto self-test, ours in `--check-config` plus the cells above.
+#[test]
+fn genkey_secret_files_have_the_same_layout_and_openvpn_reads_ours() {
+    let dir = tests::topology::TempDir::new("skgen");
+    let ours = dir.path().join("ours.key");
+    let theirs = dir.path().join("theirs.key");
+    genkey(Impl::Ours, &ours);
+    genkey(Impl::OpenVpn, &theirs);
+    let a = fs::read_to_string(&ours).unwrap_or_default();
+    let b = fs::read_to_string(&theirs).unwrap_or_default();
+    assert_eq!(a.len(), b.len(), "ours:\n{a}\ntheirs:\n{b}");
+    assert_ne!(a, b, "two fresh keys must differ");
+    for (la, lb) in a.lines().zip(b.lines()) {
+        if la.chars().all(|c| c.is_ascii_hexdigit()) {
+            assert_eq!(la.len(), lb.len());
+            assert!(lb.chars().all(|c| c.is_ascii_hexdigit()), "{lb}");
+        } else {
+            assert_eq!(la, lb);
+        }
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(&ours)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o600);
+    // openvpn's self-test decrypts what it encrypted with our key.
+    let out = Command::new("openvpn")
+        .args(["--test-crypto", "--cipher", "AES-256-CBC", "--secret"])
+        .arg(&ours)
+        .output()
+        .unwrap_or_else(|e| panic!("openvpn --test-crypto: {e}"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("crypto self-test mode SUCCEEDED"),
+        "{text}"
+    );
+    // And ours reads openvpn's.
+    let out = Command::new(daemon_binary())
+        .args([
+            "--check-config",
+            "--dev",
+            "tun",
+            "--cipher",
+            "AES-256-CBC",
+            "--secret",
+        ])
+        .arg(&theirs)
+        .output()
+        .unwrap_or_else(|e| panic!("vpn-daemon --check-config: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
