@@ -21,6 +21,8 @@ use tests::{
 };
 
 const SRV_TUN: &str = "10.9.0.1";
+/// A network our end routes into the tunnel.
+const ROUTED: &str = "10.77.0.0";
 const CLI_TUN: &str = "10.9.0.2";
 /// Small enough for BF-CBC in a debug build, large enough for many
 /// full-size packets and TCP windows.
@@ -93,7 +95,7 @@ fn run_cell(cell: Cell) {
     } else {
         ("udp", "udp")
     };
-    let srv_conf = config(&key, cell.server.1, cell.cipher, sp, None, SRV_TUN, CLI_TUN);
+    let mut srv_conf = config(&key, cell.server.1, cell.cipher, sp, None, SRV_TUN, CLI_TUN);
     let cli_conf = config(
         &key,
         cell.client.1,
@@ -103,6 +105,16 @@ fn run_cell(cell: Cell) {
         CLI_TUN,
         SRV_TUN,
     );
+    let mut cli_conf = cli_conf;
+    // Site-to-site configs route a network through the tunnel.
+    for (imp, conf) in [
+        (cell.server.0, &mut srv_conf),
+        (cell.client.0, &mut cli_conf),
+    ] {
+        if imp == Impl::Ours {
+            conf.push_str(&format!("route {ROUTED} 255.255.255.0\n"));
+        }
+    }
     let mut srv = Peer::start(cell.server.0, &topo.server, dir, "srv", &srv_conf);
     // The listening end is ready once its socket is: openvpn completes
     // its initialisation only when the first packet of its peer came.
@@ -174,8 +186,27 @@ fn run_cell(cell: Cell) {
             p.imp.label()
         );
     }
-    // Ours must have received its peer's pings and OCC (ping 1): the
-    // replies prove the data channel carries them both ways.
+    for (p, ns) in [(&srv, &topo.server), (&cli, cli_ns)] {
+        if p.imp != Impl::Ours {
+            continue;
+        }
+        // Our OCC request was answered with the string we expected.
+        assert!(
+            p.log_text()
+                .contains("OCC: the peer's options string is the one expected"),
+            "no OCC reply reached ours:\n{}",
+            p.log_text()
+        );
+        let out = Command::new("ip")
+            .args(["-n", ns.name(), "route", "show", &format!("{ROUTED}/24")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        assert!(
+            out.contains("dev tun"),
+            "route {ROUTED}/24 not on the tun device: {out:?}"
+        );
+    }
     srv.stop();
     cli.stop();
 }
@@ -311,5 +342,84 @@ fn genkey_secret_files_have_the_same_layout_and_openvpn_reads_ours() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ping 1` keeps an idle tunnel up in both directions (no ping-restart
+/// fires while nothing else is sent); when openvpn goes away ours
+/// restarts on ping-restart, and when openvpn comes back (a new packet-id
+/// time) traffic flows again.
+#[test]
+fn pings_keep_an_idle_tunnel_up_and_ping_restart_recovers_from_a_peer_restart() {
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::new(1);
+    let dir = topo.path();
+    let key = dir.join("static.key");
+    genkey(Impl::Ours, &key);
+    let srv_conf = config(
+        &key,
+        Some(0),
+        Some("AES-128-CBC"),
+        "udp",
+        None,
+        SRV_TUN,
+        CLI_TUN,
+    )
+    .replace("ping-restart 20", "ping-restart 4");
+    let cli_conf = config(
+        &key,
+        Some(1),
+        Some("AES-128-CBC"),
+        "udp",
+        Some(Ipv4Addr::new(10, 200, 0, 1)),
+        CLI_TUN,
+        SRV_TUN,
+    )
+    .replace("ping-restart 20", "ping-restart 4");
+    let mut srv = Peer::start(Impl::Ours, &topo.server, dir, "srv", &srv_conf);
+    assert!(
+        srv.wait_for_nth("UDP link", 1, Duration::from_secs(20)),
+        "{}",
+        srv.log_text()
+    );
+    let mut cli = Peer::start(Impl::OpenVpn, &topo.clients[0], dir, "cli", &cli_conf);
+    cli.wait_ready(Duration::from_secs(20));
+    assert!(
+        ping_until(&topo.clients[0], SRV_TUN, Duration::from_secs(20)),
+        "{}",
+        srv.log_text()
+    );
+    // Idle for longer than ping-restart: only the pings cross.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        srv.count("Inactivity timeout"),
+        0,
+        "ours restarted:\n{}",
+        srv.log_text()
+    );
+    assert_eq!(
+        cli.count("Inactivity timeout"),
+        0,
+        "openvpn restarted:\n{}",
+        cli.log_text()
+    );
+    cli.stop();
+    assert!(
+        srv.wait_for_nth(
+            "Inactivity timeout (--ping-restart), restarting",
+            1,
+            Duration::from_secs(15)
+        ),
+        "ours did not restart after its peer left:\n{}",
+        srv.log_text()
+    );
+    let mut cli = Peer::start(Impl::OpenVpn, &topo.clients[0], dir, "cli", &cli_conf);
+    cli.wait_ready(Duration::from_secs(20));
+    assert!(
+        ping_until(&topo.clients[0], SRV_TUN, Duration::from_secs(20)),
+        "no traffic after the restart:\n{}",
+        srv.log_text()
     );
 }

@@ -32,6 +32,7 @@ use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions, T
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport};
+use crate::io::route::RouteTable;
 use crate::proto::data::CompressFraming;
 use crate::proto::data::hmac::Digest;
 use crate::proto::data::payload::{OccOpcode, PING_MAGIC, Payload, classify, emit_occ};
@@ -137,6 +138,11 @@ pub fn static_key_params(cfg: &Config) -> Result<(StaticKeyParams, Key2), Daemon
             cipher.block_len() * 8
         );
     }
+    if matches!(cipher, StaticCipher::None) {
+        tracing::warn!(
+            "******* WARNING *******: '--cipher none' was specified. This means NO encryption will be performed and tunnelled data WILL be transmitted in clear text over the network! PLEASE DO RECONSIDER THIS SETTING!"
+        );
+    }
     let direction = match secret.direction {
         None => KeyDirection::Bidirectional,
         Some(cfgt::KeyDirection::Normal) => KeyDirection::Normal,
@@ -169,7 +175,14 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
         (true, true, false) => "TCPv6_CLIENT",
     };
     let we_serve = cfg.proto.transport == CfgTransport::TcpServer;
-    let link_mtu = p.link_mtu(cfg.tun_mtu, if tcp { 2 } else { 0 });
+    let framing = setup::framing(cfg.compression);
+    // 2.6 counts a 1-byte compression header; stub-v2 adds nothing to an
+    // uncompressed packet.
+    let comp = match framing {
+        CompressFraming::LzoStub | CompressFraming::StubSwap => 1,
+        CompressFraming::None | CompressFraming::StubV2 => 0,
+    };
+    let link_mtu = p.link_mtu(cfg.tun_mtu, if tcp { 2 } else { 0 }) + comp;
     let (cipher, keysize) = match &p.cipher {
         StaticCipher::None => ("[null-cipher]".to_string(), 0),
         c => (c.name().to_string(), c.key_len() * 8),
@@ -181,7 +194,7 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
             cfg.tun_mtu,
             proto(we_serve != remote)
         );
-        if setup::framing(cfg.compression) != CompressFraming::None {
+        if framing != CompressFraming::None {
             s.push_str(",comp-lzo");
         }
         if let Some(i) = cfg.ifconfig {
@@ -232,6 +245,7 @@ pub async fn tunnel_static_key(
     let mut restarts: u32 = 0;
     let mut attempt: usize = 0;
     let mut privileges_dropped = false;
+    let mut routes = RouteTable::new();
     let outcome = loop {
         if tun.is_none() {
             let setup = TunSetup {
@@ -257,6 +271,9 @@ pub async fn tunnel_static_key(
                 ScriptContext::Init
             };
             tunnel::run_up_down(cfg, &runner, false, &info, ctx, None, &ScriptEnv::new()).await;
+            if !privileges_dropped {
+                install_routes(cfg, t.name(), &setup, &mut routes);
+            }
             tun = Some((t, setup));
         }
         let Some((t, setup)) = &tun else {
@@ -296,6 +313,7 @@ pub async fn tunnel_static_key(
                 if !cfg.persist_tun
                     && let Some((t, setup)) = tun.take()
                 {
+                    teardown(&mut routes);
                     let info = setup.tun_info(t.name(), None);
                     tunnel::run_up_down(
                         cfg,
@@ -322,6 +340,7 @@ pub async fn tunnel_static_key(
             }
         }
     };
+    teardown(&mut routes);
     if let Some((t, setup)) = tun.take() {
         let info = setup.tun_info(t.name(), None);
         tunnel::run_up_down(
@@ -336,6 +355,41 @@ pub async fn tunnel_static_key(
         .await;
     }
     Ok(outcome)
+}
+
+/// `route` / `route-ipv6` on the device (the default gateway of a tun
+/// route is the device itself).
+fn install_routes(cfg: &Config, dev: &str, setup: &TunSetup, rt: &mut RouteTable) {
+    let remote_host = cfg
+        .remotes
+        .first()
+        .and_then(|r| r.host.parse::<std::net::IpAddr>().ok());
+    let local = setup.ipv4.map(|a| a.0);
+    for r in &cfg.routes {
+        if let Err(e) = tunnel::add_route_v4(
+            rt,
+            dev,
+            r.network,
+            r.netmask,
+            r.gateway,
+            r.metric,
+            remote_host,
+            local,
+        ) {
+            tracing::warn!(error = %e, "route not installed");
+        }
+    }
+    for r in &cfg.routes_ipv6 {
+        if let Err(e) = tunnel::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
+            tracing::warn!(error = %e, "route not installed");
+        }
+    }
+}
+
+fn teardown(rt: &mut RouteTable) {
+    for e in rt.teardown() {
+        tracing::warn!(error = %e, "removing route");
+    }
 }
 
 async fn resolve(remote: &cfgt::Remote) -> Result<SocketAddr, DaemonError> {
@@ -573,7 +627,9 @@ impl Core<'_> {
                 self.occ_next = None;
                 let theirs =
                     String::from_utf8_lossy(args.split(|&b| b == 0).next().unwrap_or_default());
-                if theirs != self.remote_opts {
+                if theirs == self.remote_opts {
+                    tracing::info!("OCC: the peer's options string is the one expected");
+                } else {
                     tracing::warn!(
                         "WARNING: options of the peer differ: local expects '{}', remote sent '{theirs}'",
                         self.remote_opts
@@ -880,6 +936,73 @@ async fn recv_link(
                     Ok(Rx::Closed)
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Loader;
+
+    fn cfg(text: &str) -> Config {
+        Loader::new("/base")
+            .check_files(false)
+            .load_str("t.conf", text)
+            .unwrap()
+    }
+
+    fn strings(text: &str) -> (String, String) {
+        let c = cfg(text);
+        let cipher = StaticCipher::from_name(c.static_cipher()).unwrap();
+        let p = StaticKeyParams {
+            cipher,
+            auth: Digest::from_name(&c.auth),
+            direction: match c.secret.as_ref().and_then(|s| s.direction) {
+                None => KeyDirection::Bidirectional,
+                Some(cfgt::KeyDirection::Normal) => KeyDirection::Normal,
+                Some(cfgt::KeyDirection::Inverse) => KeyDirection::Inverse,
+            },
+            replay: (!c.no_replay).then(ReplayConfig::default),
+        };
+        options_strings(&c, &p)
+    }
+
+    /// The strings openvpn 2.6.14 logs at verb 4 for the same options
+    /// ("Local Options String" / "Expected Remote Options String").
+    #[test]
+    fn options_strings_match_openvpn_2_6_14() {
+        assert_eq!(
+            strings("dev tun\nsecret k 1\nifconfig 10.9.0.1 10.9.0.2\ncipher AES-256-CBC\n"),
+            (
+                "V4,dev-type tun,link-mtu 1560,tun-mtu 1500,proto UDPv4,ifconfig 10.9.0.2 10.9.0.1,keydir 1,cipher AES-256-CBC,auth SHA1,keysize 256,secret".into(),
+                "V4,dev-type tun,link-mtu 1560,tun-mtu 1500,proto UDPv4,ifconfig 10.9.0.1 10.9.0.2,keydir 0,cipher AES-256-CBC,auth SHA1,keysize 256,secret".into(),
+            )
+        );
+        let (l, r) = strings("dev tun\nsecret k\nproto tcp-server\ncipher AES-128-CBC\n");
+        // 2 bytes of TCP length, 20 HMAC, 8 packet id, 16 IV, 16 padding.
+        assert_eq!(
+            l,
+            "V4,dev-type tun,link-mtu 1562,tun-mtu 1500,proto TCPv4_SERVER,cipher AES-128-CBC,auth SHA1,keysize 128,secret"
+        );
+        assert!(r.contains("proto TCPv4_CLIENT"));
+        let (l, _) = strings("dev tun\nsecret k\ncipher none\nno-replay\n");
+        assert_eq!(
+            l,
+            "V4,dev-type tun,link-mtu 1520,tun-mtu 1500,proto UDPv4,cipher [null-cipher],auth SHA1,keysize 0,secret,no-replay"
+        );
+        for (comp, mtu) in [
+            ("comp-lzo no", 1561),
+            ("compress stub", 1561),
+            ("compress stub-v2", 1560),
+        ] {
+            let (l, _) = strings(&format!("dev tun\nsecret k\ncipher AES-128-CBC\n{comp}\n"));
+            assert!(
+                l.contains(&format!(
+                    "link-mtu {mtu},tun-mtu 1500,proto UDPv4,comp-lzo,cipher"
+                )),
+                "{comp}: {l}"
+            );
         }
     }
 }

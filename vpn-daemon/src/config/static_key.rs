@@ -202,3 +202,172 @@ impl super::Config {
         self.cipher.as_deref().unwrap_or(DEFAULT_STATIC_CIPHER)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::{Config, ConfigError, ConfigErrorKind, KeyDirection, Loader, Source};
+    use super::*;
+
+    const KEY: &str = "-----BEGIN OpenVPN Static key V1-----\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n\
+        -----END OpenVPN Static key V1-----\n";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Loader::new("/base")
+            .check_files(false)
+            .load_str("s.conf", text)
+    }
+
+    fn refused(extra: &str) -> String {
+        match parse(&format!("dev tun\nsecret k.key\n{extra}\n")) {
+            Ok(_) => panic!("{extra:?} was accepted"),
+            Err(e) => match e.kind {
+                ConfigErrorKind::Invalid(m) => m,
+                k => panic!("{extra:?}: {k:?}"),
+            },
+        }
+    }
+
+    #[test]
+    fn static_key_config_needs_no_tls_and_warns_as_2_6() {
+        let c = parse("dev tun\nifconfig 10.9.0.1 10.9.0.2\nsecret k.key 0\nkeepalive 10 60\n")
+            .unwrap();
+        assert_eq!(
+            c.secret.as_ref().map(|s| (&s.key, s.direction)),
+            Some((
+                &Source::File(PathBuf::from("/base/k.key")),
+                Some(KeyDirection::Normal)
+            ))
+        );
+        assert_eq!(c.mode, Mode::PointToPoint);
+        assert_eq!(c.static_cipher(), "BF-CBC");
+        assert_eq!(c.ping, Some(10));
+        let w: Vec<&str> = c.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            w[0],
+            "DEPRECATED OPTION: The option --secret is deprecated."
+        );
+        assert!(w[1].starts_with("DEPRECATION: No tls-client or tls-server option"));
+        assert!(c.summary().contains("static key, cipher BF-CBC"));
+    }
+
+    #[test]
+    fn direction_comes_from_secret_else_key_direction_and_inline_takes_none() {
+        let c = parse("dev tun\nkey-direction 1\nsecret k.key\n").unwrap();
+        assert_eq!(c.secret.unwrap().direction, Some(KeyDirection::Inverse));
+        let c = parse("dev tun\nkey-direction 1\nsecret k.key 0\n").unwrap();
+        assert_eq!(c.secret.unwrap().direction, Some(KeyDirection::Normal));
+        let c = parse(&format!("dev tun\n<secret>\n{KEY}</secret>\n")).unwrap();
+        let s = c.secret.unwrap();
+        assert!(matches!(s.key, Source::Inline(_)));
+        assert_eq!(s.direction, None);
+        let c = parse(&format!(
+            "dev tun\nkey-direction 0\n<secret>\n{KEY}</secret>\n"
+        ))
+        .unwrap();
+        assert_eq!(c.secret.unwrap().direction, Some(KeyDirection::Normal));
+        assert!(parse("dev tun\nsecret k.key 2\n").is_err());
+        assert!(parse("dev tun\n<secret>\nnot a key\n</secret>\n").is_err());
+    }
+
+    #[test]
+    fn refuses_what_2_6_refuses_in_static_key_mode_with_its_messages() {
+        let only_one = "specify only one of --tls-server, --tls-client, or --secret";
+        assert_eq!(refused("tls-client"), only_one);
+        assert_eq!(refused("tls-server"), only_one);
+        assert_eq!(refused("client"), only_one);
+        assert_eq!(
+            refused("server 10.8.0.0 255.255.255.0"),
+            "--server and --secret cannot be used together (you must use SSL/TLS keys)"
+        );
+        let tls_mode = |p: &str| {
+            format!(
+                "Parameter {p} can only be specified in TLS-mode, i.e. where --tls-server or --tls-client is also specified."
+            )
+        };
+        for (line, field) in [
+            ("ca ca.crt", "ca_file"),
+            ("cert c.crt", "cert_file"),
+            ("key c.key", "priv_key_file"),
+            ("tls-auth ta.key 1", "tls_auth_file"),
+            ("tls-crypt tc.key", "tls_crypt_file"),
+            ("tls-timeout 3", "tls_timeout"),
+            ("reneg-sec 60", "renegotiate_seconds"),
+            ("remote-cert-tls server", "remote_cert_ku[0]"),
+            ("pull", "--pull"),
+        ] {
+            assert_eq!(refused(line), tls_mode(field), "{line}");
+        }
+        assert_eq!(
+            refused("no-replay\nreplay-window 128"),
+            "--replay-window doesn't make sense when replay protection is disabled with --no-replay"
+        );
+    }
+
+    #[test]
+    fn cbc_ciphers_beyond_the_tls_list_are_for_static_key_mode_only() {
+        let c = parse("dev tun\nsecret k.key\ncipher bf-cbc\n").unwrap();
+        assert_eq!(c.static_cipher(), "BF-CBC");
+        let e = parse("client\ndev tun\nremote 192.0.2.1\nca a\ncert b\nkey c\ncipher BF-CBC\n")
+            .unwrap_err();
+        assert!(
+            matches!(e.kind, ConfigErrorKind::InvalidValue { .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn genkey_skips_the_tunnel_checks_and_takes_the_old_secret_form() {
+        let c = parse("genkey secret out.key\n").unwrap();
+        let g = c.genkey.unwrap();
+        assert_eq!(g.kind, GenKeyKind::Secret);
+        assert_eq!(g.file, Some(PathBuf::from("/base/out.key")));
+        let c = Loader::new("/base")
+            .check_files(false)
+            .load_args(["--genkey", "--secret", "old.key"])
+            .unwrap();
+        let g = c.genkey.unwrap();
+        assert_eq!(g.secret_file, Some(PathBuf::from("/base/old.key")));
+        assert!(c.warnings.iter().any(|w| {
+            w.message
+                .contains("--genkey --secret filename is DEPRECATED")
+        }));
+        let e = Loader::new("/base")
+            .check_files(false)
+            .load_args(["--genkey", "secret", "a.key", "--secret", "b.key"])
+            .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = Loader::new("/base")
+            .check_files(false)
+            .load_args(["--genkey", "tls-crypt-v2-client", "c.key"])
+            .unwrap_err();
+        assert!(e.to_string().contains("requires a server key"), "{e}");
+        let c = Loader::new("/base")
+            .check_files(false)
+            .load_args([
+                "--tls-crypt-v2",
+                "s.key",
+                "--genkey",
+                "tls-crypt-v2-client",
+                "c.key",
+                "bWV0YQ==",
+            ])
+            .unwrap();
+        let g = c.genkey.unwrap();
+        assert_eq!(g.metadata.as_deref(), Some("bWV0YQ=="));
+        assert_eq!(
+            g.tls_crypt_v2_server,
+            Some(Source::File("/base/s.key".into()))
+        );
+        assert!(parse("genkey frob\n").is_err());
+    }
+}
