@@ -694,6 +694,12 @@ fn data_channel(b: &mut Builder) -> Result<(), ConfigError> {
     if b.cfg.secret.is_some() {
         return Ok(());
     }
+    if b.cfg.no_replay {
+        b.warn(
+            &b.span_of("no-replay"),
+            "'no-replay' only takes effect in static-key mode here; with TLS the data channel keeps its replay protection".into(),
+        );
+    }
     if let Some(c) = &b.cfg.cipher
         && !super::directives::CIPHERS.contains(&c.as_str())
     {
