@@ -14,10 +14,10 @@
 use std::{fs, net::Ipv4Addr, path::Path, process::Command, time::Duration};
 
 use tests::{
-    daemon_binary,
-    openvpn::{Impl, Peer},
+    Netns, daemon_binary,
+    openvpn::{self, Impl, Peer},
     require_root,
-    topology::{Topology, bulk_transfer, ping_until},
+    topology::{Topology, bulk_transfer, client_addr, float_client, ping, ping_until},
 };
 
 const SRV_TUN: &str = "10.9.0.1";
@@ -422,4 +422,228 @@ fn pings_keep_an_idle_tunnel_up_and_ping_restart_recovers_from_a_peer_restart() 
         "no traffic after the restart:\n{}",
         srv.log_text()
     );
+}
+
+/// With `remote` set, `float` lets ours follow its peer to a new address
+/// (after an authenticated packet); without it, packets from the new
+/// address are dropped, as 2.6 does.
+#[test]
+fn float_follows_the_peer_to_a_new_address_and_without_float_it_is_dropped() {
+    if !require_root() {
+        return;
+    }
+    for float in [true, false] {
+        let topo = Topology::new(1);
+        let dir = topo.path();
+        let key = dir.join("static.key");
+        genkey(Impl::OpenVpn, &key);
+        let mut srv_conf = config(
+            &key,
+            Some(0),
+            Some("AES-256-CBC"),
+            "udp",
+            Some(client_addr(0)),
+            SRV_TUN,
+            CLI_TUN,
+        );
+        if float {
+            srv_conf.push_str("float\n");
+        }
+        let cli_conf = config(
+            &key,
+            Some(1),
+            Some("AES-256-CBC"),
+            "udp",
+            Some(Ipv4Addr::new(10, 200, 0, 1)),
+            CLI_TUN,
+            SRV_TUN,
+        );
+        let mut srv = Peer::start(Impl::Ours, &topo.server, dir, "srv", &srv_conf);
+        srv.wait_ready(Duration::from_secs(20));
+        let mut cli = Peer::start(Impl::OpenVpn, &topo.clients[0], dir, "cli", &cli_conf);
+        cli.wait_ready(Duration::from_secs(20));
+        assert!(
+            ping_until(&topo.clients[0], SRV_TUN, Duration::from_secs(20)),
+            "{}",
+            srv.log_text()
+        );
+        let new = Ipv4Addr::new(10, 200, 0, 50);
+        float_client(&topo.clients[0], client_addr(0), new);
+        if float {
+            assert!(
+                ping_until(&topo.clients[0], SRV_TUN, Duration::from_secs(20)),
+                "no traffic after the float:\n{}",
+                srv.log_text()
+            );
+            assert!(
+                srv.log_text().contains(&format!("{new}:1194")),
+                "ours did not move to {new}:\n{}",
+                srv.log_text()
+            );
+        } else {
+            assert!(
+                !ping(&topo.clients[0], SRV_TUN, 5),
+                "a packet from {new} got through without float"
+            );
+            assert!(
+                !srv.log_text().contains(&format!("{new}:1194")),
+                "{}",
+                srv.log_text()
+            );
+        }
+    }
+}
+
+/// Runs `imp` on `config_text` in a namespace of its own until it exits
+/// (at most 20 s); its exit code and output.
+fn run_alone(imp: Impl, dir: &Path, config_text: &str) -> (Option<i32>, String) {
+    let ns = Netns::new("skx");
+    let conf = dir.join(format!("alone-{}.conf", imp.label()));
+    fs::write(&conf, config_text).unwrap_or_else(|e| panic!("write config: {e}"));
+    let mut child = openvpn::command(imp, &ns, &conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", imp.label()));
+    let end = vpn_daemon::io::clock::now() + Duration::from_secs(20);
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s.code(),
+            _ if vpn_daemon::io::clock::now() >= end => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let out = child
+        .wait_with_output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        })
+        .unwrap_or_default();
+    (code, out)
+}
+
+/// 2.6's default cipher needs OpenSSL's legacy provider: without
+/// `providers legacy default` both implementations stop at start with
+/// the same message; an AEAD cipher is refused by both as well.
+#[test]
+fn bf_cbc_without_the_legacy_provider_and_aead_ciphers_stop_both_at_start() {
+    if !require_root() {
+        return;
+    }
+    let dir = tests::topology::TempDir::new("skbf");
+    let key = dir.path().join("static.key");
+    genkey(Impl::Ours, &key);
+    let base = format!(
+        "dev tun\nifconfig {SRV_TUN} {CLI_TUN}\nsecret {}\n",
+        key.display()
+    );
+    for (extra, message) in [
+        ("", "Cipher BF-CBC not supported"),
+        (
+            "cipher AES-256-GCM\n",
+            "Cipher 'AES-256-GCM' mode not supported",
+        ),
+    ] {
+        for imp in [Impl::OpenVpn, Impl::Ours] {
+            let (code, out) = run_alone(imp, dir.path(), &format!("{base}{extra}"));
+            assert!(
+                code.is_some_and(|c| c != 0),
+                "{} did not fail ({code:?}):\n{out}",
+                imp.label()
+            );
+            assert!(
+                out.contains(message),
+                "{} did not say {message:?}:\n{out}",
+                imp.label()
+            );
+        }
+    }
+}
+
+/// The PEM key types: our tls-crypt-v2 server key makes openvpn write a
+/// client key and openvpn's makes ours write one (so each reads the
+/// other's server key), each client key unwraps with its server key, and
+/// the auth-token key has 2.6's label and size.
+#[test]
+fn genkey_pem_types_are_read_by_the_other_implementation() {
+    let dir = tests::topology::TempDir::new("skpem");
+    let d = dir.path();
+    let make = |imp: Impl, args: &[&str]| {
+        let mut cmd = match imp {
+            Impl::OpenVpn => Command::new("openvpn"),
+            Impl::Ours => Command::new(daemon_binary()),
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", imp.label()));
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            imp.label(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    make(
+        Impl::Ours,
+        &["--genkey", "tls-crypt-v2-server", &p("ours-srv.key")],
+    );
+    make(
+        Impl::OpenVpn,
+        &["--genkey", "tls-crypt-v2-server", &p("theirs-srv.key")],
+    );
+    // Each makes a client key from the other's server key.
+    make(
+        Impl::OpenVpn,
+        &[
+            "--tls-crypt-v2",
+            &p("ours-srv.key"),
+            "--genkey",
+            "tls-crypt-v2-client",
+            &p("theirs-cli.key"),
+        ],
+    );
+    make(
+        Impl::Ours,
+        &[
+            "--tls-crypt-v2",
+            &p("theirs-srv.key"),
+            "--genkey",
+            "tls-crypt-v2-client",
+            &p("ours-cli.key"),
+            "bWV0YWRhdGE=",
+        ],
+    );
+    // The client keys unwrap with the server key they were made for.
+    for (srv, cli) in [
+        ("ours-srv.key", "theirs-cli.key"),
+        ("theirs-srv.key", "ours-cli.key"),
+    ] {
+        let s = fs::read_to_string(d.join(srv)).unwrap_or_default();
+        let c = fs::read_to_string(d.join(cli)).unwrap_or_default();
+        let server = vpn_daemon::proto::wire::tls_crypt::TlsCryptV2ServerKey::from_pem(&s)
+            .unwrap_or_else(|e| panic!("{srv}: {e}"));
+        let client = vpn_daemon::proto::wire::tls_crypt::TlsCryptV2ClientKey::from_pem(&c)
+            .unwrap_or_else(|e| panic!("{cli}: {e}"));
+        let (kc, _) = server
+            .unwrap_client_key(&client.wkc)
+            .unwrap_or_else(|e| panic!("{cli} does not unwrap with {srv}: {e}"));
+        assert_eq!(kc.as_bytes(), client.kc.as_bytes());
+    }
+    make(Impl::Ours, &["--genkey", "auth-token", &p("ours-tok.key")]);
+    make(
+        Impl::OpenVpn,
+        &["--genkey", "auth-token", &p("theirs-tok.key")],
+    );
+    let a = fs::read_to_string(d.join("ours-tok.key")).unwrap_or_default();
+    let b = fs::read_to_string(d.join("theirs-tok.key")).unwrap_or_default();
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.lines().next(), b.lines().next());
+    assert_eq!(a.lines().last(), b.lines().last());
 }
