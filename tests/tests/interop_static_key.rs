@@ -113,6 +113,10 @@ fn run_cell(cell: Cell) {
     ] {
         if imp == Impl::Ours {
             conf.push_str(&format!("route {ROUTED} 255.255.255.0\n"));
+            conf.push_str(&format!(
+                "status {} 1\n",
+                dir.join("ours-status.log").display()
+            ));
         }
     }
     let mut srv = Peer::start(cell.server.0, &topo.server, dir, "srv", &srv_conf);
@@ -206,6 +210,21 @@ fn run_cell(cell: Cell) {
             out.contains("dev tun"),
             "route {ROUTED}/24 not on the tun device: {out:?}"
         );
+        // The status file's STATISTICS block counts the traffic (rewritten every second).
+        let mut counted = false;
+        for _ in 0..50 {
+            let st = fs::read_to_string(dir.join("ours-status.log")).unwrap_or_default();
+            let tun_read = st
+                .lines()
+                .find_map(|l| l.strip_prefix("TUN/TAP read bytes,"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if tun_read.is_some_and(|n| n > 0) {
+                counted = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(counted, "status file without tun traffic");
     }
     srv.stop();
     cli.stop();
@@ -646,4 +665,26 @@ fn genkey_pem_types_are_read_by_the_other_implementation() {
     assert_eq!(a.len(), b.len());
     assert_eq!(a.lines().next(), b.lines().next());
     assert_eq!(a.lines().last(), b.lines().last());
+}
+
+/// `inactive 2`: with no tunnel traffic (nobody connects), ours exits on
+/// its own, with status 0, as 2.6's SIGTERM "inactive".
+#[test]
+fn inactive_exits_when_the_tunnel_carries_nothing() {
+    if !require_root() {
+        return;
+    }
+    let dir = tests::topology::TempDir::new("skin");
+    let key = dir.path().join("static.key");
+    genkey(Impl::Ours, &key);
+    let conf = format!(
+        "dev tun\nifconfig {SRV_TUN} {CLI_TUN}\nsecret {}\ncipher AES-256-CBC\ninactive 2\nverb 3\n",
+        key.display()
+    );
+    let (code, out) = run_alone(Impl::Ours, dir.path(), &conf);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Inactivity timeout (--inactive), exiting"),
+        "{out}"
+    );
 }

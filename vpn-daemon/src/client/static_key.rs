@@ -33,6 +33,7 @@ use crate::io::external::udp::{RecvBatch, SendBatch, UdpConfig, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport};
 use crate::io::route::RouteTable;
+use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::data::CompressFraming;
 use crate::proto::data::hmac::Digest;
 use crate::proto::data::payload::{OccOpcode, PING_MAGIC, Payload, classify, emit_occ};
@@ -40,6 +41,8 @@ use crate::proto::keys::{Key2, KeyDirection};
 use crate::proto::replay::ReplayConfig;
 use crate::proto::static_key::{StaticCipher, StaticDrop, StaticKeyChannel, StaticKeyParams};
 use crate::scripts::{ScriptContext, ScriptEnv};
+use crate::server::multi::write_atomic;
+use crate::server::udp::status_interval;
 
 /// Tun packets read per wake-up.
 const TUN_BATCH: usize = 64;
@@ -458,9 +461,28 @@ async fn open_link(
             let v6 = cfg.proto.family == cfgt::AddrFamily::V6;
             let server = TcpServer::bind(local_addr(cfg, v6)?, v6, opts)?;
             tracing::info!(local = ?server.local_addr().ok(), "Listening for incoming TCP connection");
-            let (l, peer) = tokio::select! {
-                r = server.accept() => r?,
-                s = signals.recv() => return Ok(Err(on_signal(s))),
+            // With a `remote`, only that host may connect (2.6 resolves it
+            // again for every attempt and compares addresses, not ports).
+            let (l, peer) = loop {
+                let (l, peer) = tokio::select! {
+                    r = server.accept() => r?,
+                    s = signals.recv() => return Ok(Err(on_signal(s))),
+                };
+                let Some(r) = remote else {
+                    break (l, peer);
+                };
+                let allowed: Vec<std::net::IpAddr> =
+                    match tokio::net::lookup_host((r.host.as_str(), r.port)).await {
+                        Ok(a) => a.map(|a| a.ip()).collect(),
+                        Err(_) => Vec::new(),
+                    };
+                if allowed.is_empty() || allowed.contains(&peer.ip()) {
+                    break (l, peer);
+                }
+                tracing::warn!(
+                    "TCP NOTE: Rejected connection attempt from {peer} due to --remote setting"
+                );
+                drop(l);
             };
             tracing::info!(%peer, "TCP connection established");
             let (reader, writer) = l.split();
@@ -503,11 +525,13 @@ fn on_signal(s: Signal) -> End {
     }
 }
 
-/// Counters for SIGUSR2.
+/// Counters for SIGUSR2 and the `status` file.
 #[derive(Default, Debug)]
 struct Stats {
     link_read: u64,
     link_write: u64,
+    /// Bytes of packets that authenticated.
+    auth_read: u64,
     tun_read: u64,
     tun_write: u64,
     dropped: u64,
@@ -534,6 +558,10 @@ struct Core<'a> {
     last_recv: Instant,
     occ_next: Option<Instant>,
     occ_tries: u32,
+    /// `inactive N [BYTES]`: when the current period started and the tun
+    /// bytes counted in it.
+    inactive_since: Instant,
+    inactive_bytes: u64,
     stats: Stats,
 }
 
@@ -610,6 +638,7 @@ impl Core<'_> {
             }
         };
         self.last_recv = now;
+        self.stats.auth_read += data.len() as u64;
         let Ok(plain) = self.framing.unframe(plain) else {
             self.stats.dropped += 1;
             return Err(());
@@ -651,8 +680,47 @@ impl Core<'_> {
                     tunnel::clamp(&mut b[..n], mss);
                     n
                 });
+                self.tun_activity(n);
                 Ok(Got::Nothing)
             }
+        }
+    }
+
+    /// Tun traffic for `inactive`: enough bytes in a period start a new one.
+    fn tun_activity(&mut self, n: usize) {
+        if let Some(i) = self.cfg.inactive {
+            self.inactive_bytes += n as u64;
+            if self.inactive_bytes >= i.bytes {
+                self.inactive_bytes = 0;
+                self.inactive_since = clock::now();
+            }
+        }
+    }
+
+    fn inactive_due(&self) -> Option<Instant> {
+        self.cfg
+            .inactive
+            .filter(|i| i.seconds > 0)
+            .map(|i| self.inactive_since + Duration::from_secs(u64::from(i.seconds)))
+    }
+
+    /// Writes the `status` file: OpenVPN's STATISTICS block.
+    fn write_status(&self) {
+        let Some(sf) = &self.cfg.status else {
+            return;
+        };
+        let st = ClientStatus {
+            now: clock::unix_time(),
+            tun_read_bytes: self.stats.tun_read,
+            tun_write_bytes: self.stats.tun_write,
+            link_read_bytes: self.stats.link_read,
+            link_write_bytes: self.stats.link_write,
+            auth_read_bytes: self.stats.auth_read,
+            ..ClientStatus::default()
+        };
+        let text = render_client(&st, LineEnd::Lf, &SystemLocalTime);
+        if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
+            tracing::warn!(error = %e, "status file");
         }
     }
 
@@ -663,7 +731,11 @@ impl Core<'_> {
             .map(|p| self.last_sent + Duration::from_secs(u64::from(p)))
     }
 
-    fn ping_rec_due(&self) -> Option<Instant> {
+    /// `ping-timer-rem`: the timer only runs once there is a peer address.
+    fn ping_rec_due(&self, have_peer: bool) -> Option<Instant> {
+        if self.cfg.ping_timer_rem && !have_peer {
+            return None;
+        }
         self.cfg
             .ping_rec
             .filter(|r| r.timeout > 0)
@@ -671,7 +743,13 @@ impl Core<'_> {
     }
 
     fn on_timers(&mut self, link: &mut Link, now: Instant) -> Option<End> {
-        if let Some(d) = self.ping_rec_due()
+        if let Some(d) = self.inactive_due()
+            && now >= d
+        {
+            tracing::info!("Inactivity timeout (--inactive), exiting");
+            return Some(End::Stop(Outcome::Exit(0)));
+        }
+        if let Some(d) = self.ping_rec_due(link.peer().is_some())
             && now >= d
             && let Some(r) = self.cfg.ping_rec
         {
@@ -764,6 +842,8 @@ impl<'a> Run<'a> {
                 // The first request once a peer is known, as 2.6 (then every 10 s).
                 occ_next: Some(now),
                 occ_tries: 0,
+                inactive_since: now,
+                inactive_bytes: 0,
                 stats: Stats::default(),
             },
             trx: queue.rx_batch(TUN_BATCH, 0, setup.mtu),
@@ -775,6 +855,7 @@ impl<'a> Run<'a> {
     }
 
     async fn drive(&mut self, link: &mut Link, signals: &mut Signals) -> Result<End, DaemonError> {
+        let mut status = status_interval(self.core.cfg);
         loop {
             let now = clock::now();
             let timed_out = self.core.on_timers(link, now);
@@ -788,10 +869,12 @@ impl<'a> Run<'a> {
                     .await
                     .map_err(|e| DaemonError::io("tun write", e))?;
             }
+            let have_peer = link.peer().is_some();
             let deadline = [
                 self.core.ping_due(),
-                self.core.ping_rec_due(),
+                self.core.ping_rec_due(have_peer),
                 self.core.occ_next,
+                self.core.inactive_due(),
             ]
             .into_iter()
             .flatten()
@@ -838,10 +921,12 @@ impl<'a> Run<'a> {
                         if let Some(p) = slot.get_mut(h..h + len) {
                             tunnel::clamp(p, core.mss);
                             core.stats.tun_read += p.len() as u64;
+                            core.tun_activity(p.len());
                             core.send(link, p);
                         }
                     }
                 }
+                _ = status.tick() => self.core.write_status(),
                 _ = sleep_until(deadline) => {}
             }
         }
