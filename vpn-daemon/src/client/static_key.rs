@@ -448,7 +448,12 @@ async fn open_link(
             uc.rcvbuf = cfg.rcvbuf.map(|b| b as usize);
             let link = UdpLink::bind(&uc)?;
             tracing::info!(local = %link.local_addr(), remote = ?peer, "UDP link");
-            let rx = link.recv_batch_buffer(16, 2048);
+            // Room for a whole packet of a large tun-mtu too.
+            let slot = usize::try_from(cfg.tun_mtu)
+                .unwrap_or(1500)
+                .saturating_add(256)
+                .max(2048);
+            let rx = link.recv_batch_buffer(16, slot.min(LINK_MAX));
             Ok(Ok(Link::Udp {
                 link,
                 peer,

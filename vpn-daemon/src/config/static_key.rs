@@ -184,6 +184,15 @@ pub(super) fn mode_and_role(b: &mut Builder) -> Result<(), ConfigError> {
     b.cfg.mode = Mode::PointToPoint;
     // No TLS runs; the role only names the side in logs.
     b.cfg.tls_role = TlsRole::Client;
+    for name in ["xdp", "xdp-interface", "xdp-drop-unknown"] {
+        if b.given(name) {
+            let span = b.span_of(name);
+            b.warn(
+                &span,
+                format!("'{name}' has no effect in static-key mode (plain sockets are used)"),
+            );
+        }
+    }
     let root = b.root_span();
     b.warn(
         &root,
