@@ -197,8 +197,8 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
             cfg.tun_mtu,
             proto(we_serve != remote)
         );
-        if framing != CompressFraming::None {
-            s.push_str(",comp-lzo");
+        if cfg.ifconfig_ipv6.is_some() {
+            s.push_str(",tun-ipv6");
         }
         if let Some(i) = cfg.ifconfig {
             // 2.6 writes its own string with the addresses swapped (what
@@ -209,6 +209,10 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
                 (i.remote_netmask, i.local)
             };
             s.push_str(&format!(",ifconfig {a} {b}"));
+        }
+        // 2.6's order: ifconfig, then comp-lzo, then keydir.
+        if framing != CompressFraming::None {
+            s.push_str(",comp-lzo");
         }
         match (p.direction, remote) {
             (KeyDirection::Normal, false) | (KeyDirection::Inverse, true) => {
@@ -1080,6 +1084,13 @@ mod tests {
         assert_eq!(
             l,
             "V4,dev-type tun,link-mtu 1520,tun-mtu 1500,proto UDPv4,cipher [null-cipher],auth SHA1,keysize 0,secret,no-replay"
+        );
+        let (l, _) = strings(
+            "dev tun\nsecret k 0\nifconfig 10.9.0.1 10.9.0.2\ncipher AES-256-CBC\ncomp-lzo no\n",
+        );
+        assert!(
+            l.contains("proto UDPv4,ifconfig 10.9.0.2 10.9.0.1,comp-lzo,keydir 0,"),
+            "{l}"
         );
         for (comp, mtu) in [
             ("comp-lzo no", 1561),

@@ -269,6 +269,30 @@ mod tests {
         assert!(c.summary().contains("static key, cipher BF-CBC"));
     }
 
+    /// OpenVPN's old static-office / static-home samples with every
+    /// optional line switched on (`comp-lzo no` for bare `comp-lzo`, which
+    /// asks for compression).
+    #[test]
+    fn openvpn_static_home_and_office_samples_parse() {
+        let common = "secret static.key\ncipher AES-256-CBC\nport 1194\nuser nobody\ngroup nobody\ncomp-lzo no\nping 15\nping-restart 45\nping-timer-rem\npersist-tun\npersist-key\nverb 3\n";
+        let office = parse(&format!(
+            "dev tun\nifconfig 10.1.0.1 10.1.0.2\nup ./office.up\n{common}"
+        ))
+        .unwrap();
+        let home = parse(&format!(
+            "dev tun\nremote 1.2.3.4\nifconfig 10.1.0.2 10.1.0.1\nup ./home.up\n{common}"
+        ))
+        .unwrap();
+        for c in [&office, &home] {
+            assert!(c.secret.is_some());
+            assert_eq!(c.static_cipher(), "AES-256-CBC");
+            assert_eq!(c.ping, Some(15));
+            assert!(c.ping_timer_rem && c.persist_tun);
+        }
+        assert!(office.remotes.is_empty());
+        assert_eq!(home.remotes.len(), 1);
+    }
+
     #[test]
     fn direction_comes_from_secret_else_key_direction_and_inline_takes_none() {
         let c = parse("dev tun\nkey-direction 1\nsecret k.key\n").unwrap();
