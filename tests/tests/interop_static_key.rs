@@ -4,7 +4,11 @@
 //! cell; pings through the tunnel both ways and a bulk transfer whose
 //! SHA-256 is checked. The keys come from our `--genkey secret` (used by
 //! openvpn) and from openvpn's (used by us), and both files have the same
-//! layout. Neither side may report an OCC options mismatch.
+//! layout. Neither side may report an OCC options mismatch, and ours must
+//! get its OCC request answered. Also: `comp-lzo no` framing, IPv6 inside
+//! the tunnel, `route`, the status file, float, ping-restart after the
+//! peer restarts, `inactive`, and the start-up refusals both share
+//! (BF-CBC without the legacy provider, AEAD ciphers).
 //!
 //! ```text
 //!   ns srv 10.200.0.1 (listens, no remote)  ── bridge ──  ns cli 10.200.0.10 (remote 10.200.0.1)
@@ -21,6 +25,8 @@ use tests::{
 };
 
 const SRV_TUN: &str = "10.9.0.1";
+const SRV_TUN6: &str = "fd00:9::1";
+const CLI_TUN6: &str = "fd00:9::2";
 /// A network our end routes into the tunnel.
 const ROUTED: &str = "10.77.0.0";
 const CLI_TUN: &str = "10.9.0.2";
@@ -85,6 +91,8 @@ struct Cell {
     bulk: bool,
     /// Lines both ends get.
     extra: &'static str,
+    /// IPv6 inside the tunnel too (`ifconfig-ipv6`), pinged both ways.
+    v6: bool,
 }
 
 fn run_cell(cell: Cell) {
@@ -110,6 +118,10 @@ fn run_cell(cell: Cell) {
     let mut cli_conf = cli_conf;
     srv_conf.push_str(cell.extra);
     cli_conf.push_str(cell.extra);
+    if cell.v6 {
+        srv_conf.push_str(&format!("ifconfig-ipv6 {SRV_TUN6}/64 {CLI_TUN6}\n"));
+        cli_conf.push_str(&format!("ifconfig-ipv6 {CLI_TUN6}/64 {SRV_TUN6}\n"));
+    }
     // Site-to-site configs route a network through the tunnel.
     for (imp, conf) in [
         (cell.server.0, &mut srv_conf),
@@ -151,6 +163,18 @@ fn run_cell(cell: Cell) {
         srv.log_text(),
         cli.log_text()
     );
+    if cell.v6 {
+        assert!(
+            ping_until(cli_ns, SRV_TUN6, Duration::from_secs(10)),
+            "no IPv6 ping client->server; server log:\n{}\nclient log:\n{}",
+            srv.log_text(),
+            cli.log_text()
+        );
+        assert!(
+            ping_until(&topo.server, CLI_TUN6, Duration::from_secs(10)),
+            "no IPv6 ping server->client"
+        );
+    }
     if cell.bulk {
         let t = bulk_transfer(
             cli_ns,
@@ -247,6 +271,7 @@ fn udp_default_cipher_ours_dir0_listens_openvpn_dir1_connects_with_our_key() {
         keygen: Impl::Ours,
         bulk: true,
         extra: "",
+        v6: false,
     });
 }
 
@@ -263,6 +288,7 @@ fn udp_aes256cbc_openvpn_dir0_listens_ours_dir1_connects_with_openvpn_key() {
         keygen: Impl::OpenVpn,
         bulk: true,
         extra: "",
+        v6: false,
     });
 }
 
@@ -281,6 +307,7 @@ fn udp_aes256cbc_ours_dir1_listens_openvpn_dir0_connects_with_comp_lzo_no() {
         keygen: Impl::Ours,
         bulk: false,
         extra: "comp-lzo no\n",
+        v6: false,
     });
 }
 
@@ -297,11 +324,12 @@ fn udp_default_cipher_openvpn_listens_ours_connects_bidirectional_key() {
         keygen: Impl::OpenVpn,
         bulk: false,
         extra: "",
+        v6: false,
     });
 }
 
 #[test]
-fn tcp_aes256cbc_ours_tcp_server_openvpn_tcp_client() {
+fn tcp_aes256cbc_ours_tcp_server_openvpn_tcp_client_with_ipv6_inside() {
     if !require_root() {
         return;
     }
@@ -313,6 +341,7 @@ fn tcp_aes256cbc_ours_tcp_server_openvpn_tcp_client() {
         keygen: Impl::Ours,
         bulk: true,
         extra: "",
+        v6: true,
     });
 }
 

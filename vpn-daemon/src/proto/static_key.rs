@@ -26,7 +26,7 @@ use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::CipherCtx;
 use zeroize::Zeroizing;
 
-use crate::proto::data::hmac::{Digest, HmacKey, MAX_DIGEST_LEN};
+use crate::proto::data::hmac::{Digest, HmacKey};
 use crate::proto::error::CryptoError;
 use crate::proto::keys::{Key2, KeyDirection, KeySlot};
 use crate::proto::replay::{PacketIdLong, ReplayConfig, ReplayError, ReplayWindow};
@@ -49,9 +49,6 @@ pub enum StaticKeyError {
     /// A cipher key of only zero bytes (OpenVPN refuses it as well).
     #[error("static key: cipher key is all zeros")]
     ZeroKey,
-    /// The random generator failed.
-    #[error("static key: generating a key: {0}")]
-    Random(crate::proto::error::KeyFileError),
     /// OpenSSL failed to set up a context.
     #[error("static key: OpenSSL: {0}")]
     Backend(#[from] openssl::error::ErrorStack),
@@ -423,16 +420,6 @@ impl StaticKeyChannel {
         Ok(body)
     }
 }
-
-/// `openvpn --genkey secret`: a fresh key file's text, byte for byte what
-/// 2.6 writes.
-pub fn generate_key_file() -> Result<String, StaticKeyError> {
-    let k = Key2::generate().map_err(StaticKeyError::Random)?;
-    Ok(k.to_static_key_file())
-}
-
-/// Largest digest; exported for buffer sizing by drivers.
-pub const MAX_HMAC: usize = MAX_DIGEST_LEN;
 
 #[cfg(test)]
 mod tests {
