@@ -728,3 +728,72 @@ fn inactive_exits_when_the_tunnel_carries_nothing() {
         "{out}"
     );
 }
+
+/// `explicit-exit-notify`: whichever side leaves with SIGTERM tells the
+/// other with OCC_EXIT, and the other restarts at once ("remote-exit")
+/// instead of waiting for its ping-restart.
+#[test]
+fn explicit_exit_notify_makes_the_peer_restart_both_ways() {
+    if !require_root() {
+        return;
+    }
+    for leaver in [Impl::Ours, Impl::OpenVpn] {
+        let stayer = match leaver {
+            Impl::Ours => Impl::OpenVpn,
+            Impl::OpenVpn => Impl::Ours,
+        };
+        let topo = Topology::new(1);
+        let dir = topo.path();
+        let key = dir.join("static.key");
+        genkey(Impl::Ours, &key);
+        let srv_conf = config(
+            &key,
+            Some(0),
+            Some("AES-256-CBC"),
+            "udp",
+            None,
+            SRV_TUN,
+            CLI_TUN,
+        );
+        let cli_conf = config(
+            &key,
+            Some(1),
+            Some("AES-256-CBC"),
+            "udp",
+            Some(Ipv4Addr::new(10, 200, 0, 1)),
+            CLI_TUN,
+            SRV_TUN,
+        ) + "explicit-exit-notify 1\n";
+        // The connecting end leaves; the listening end stays.
+        let mut srv = Peer::start(stayer, &topo.server, dir, "srv", &srv_conf);
+        let listening = match stayer {
+            Impl::OpenVpn => "link local (bound)",
+            Impl::Ours => "UDP link",
+        };
+        assert!(
+            srv.wait_for_nth(listening, 1, Duration::from_secs(20)),
+            "{}",
+            srv.log_text()
+        );
+        let mut cli = Peer::start(leaver, &topo.clients[0], dir, "cli", &cli_conf);
+        cli.wait_ready(Duration::from_secs(20));
+        assert!(
+            ping_until(&topo.clients[0], SRV_TUN, Duration::from_secs(20)),
+            "{}",
+            srv.log_text()
+        );
+        cli.stop();
+        let said = match stayer {
+            Impl::OpenVpn => "remote-exit",
+            Impl::Ours => "OCC exit message received by peer",
+        };
+        assert!(
+            srv.wait_for_nth(said, 1, Duration::from_secs(10)),
+            "{} did not see {} leave:\n{}",
+            stayer.label(),
+            leaver.label(),
+            srv.log_text()
+        );
+        assert_eq!(srv.count("Inactivity timeout"), 0);
+    }
+}
