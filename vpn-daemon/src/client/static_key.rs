@@ -203,7 +203,14 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
         if let Some(i) = cfg.ifconfig {
             // 2.6 writes its own string with the addresses swapped (what
             // the peer configures) and expects ours as configured.
-            let (a, b) = if remote {
+            // With topology subnet both sides write the network and mask.
+            let (a, b) = if cfg.topology == cfgt::Topology::Subnet {
+                let mask = u32::from(i.remote_netmask);
+                (
+                    std::net::Ipv4Addr::from(u32::from(i.local) & mask),
+                    i.remote_netmask,
+                )
+            } else if remote {
                 (i.local, i.remote_netmask)
             } else {
                 (i.remote_netmask, i.local)
@@ -1084,6 +1091,20 @@ mod tests {
         assert_eq!(
             l,
             "V4,dev-type tun,link-mtu 1520,tun-mtu 1500,proto UDPv4,cipher [null-cipher],auth SHA1,keysize 0,secret,no-replay"
+        );
+        let (l, r) = strings(
+            "dev tun\nsecret k\ntopology subnet\nifconfig 10.9.0.1 255.255.255.0\ncipher AES-128-CBC\n",
+        );
+        assert_eq!(
+            l,
+            "V4,dev-type tun,link-mtu 1560,tun-mtu 1500,proto UDPv4,ifconfig 10.9.0.0 255.255.255.0,cipher AES-128-CBC,auth SHA1,keysize 128,secret"
+        );
+        assert_eq!(l, r);
+        let (l, _) =
+            strings("dev tun\nsecret k\nifconfig-ipv6 fd00::1/64 fd00::2\ncipher AES-128-CBC\n");
+        assert_eq!(
+            l,
+            "V4,dev-type tun,link-mtu 1560,tun-mtu 1500,proto UDPv4,tun-ipv6,cipher AES-128-CBC,auth SHA1,keysize 128,secret"
         );
         let (l, _) = strings(
             "dev tun\nsecret k 0\nifconfig 10.9.0.1 10.9.0.2\ncipher AES-256-CBC\ncomp-lzo no\n",
