@@ -646,6 +646,94 @@ mod tests {
         assert_eq!(a.send_time, 1001);
     }
 
+    /// Captured from openvpn 2.6.14 (`secret k 1`, `cipher AES-256-CBC`,
+    /// `ping 1`): its first three packets, and the key it used.
+    const CAPTURE_KEY: &str = concat!(
+        "84b37ff73c113ae32cf166a3a755504d09c6bbedfe34b87b337478210ac2c7af",
+        "fa34ebfcbc1985a1067211290b45ca9f70e5dbb641e45021e419d29208d33330",
+        "14df2a39402d77b2a08d0f7035e07d8b132a4e93196ae4207412adfa71dfc6e7",
+        "4af65ce3708ee226d2c6b6c7e1b8444e8de0b603257e37a80a8aa4ca10f18876",
+        "c9bdc72ebeb57ad9d09606c72be5416b7770e991a676a3f660fc9b3edda8269f",
+        "81fab519be319d9f24abecb75987d166e0019fd82e2468506aa869e11cc84feb",
+        "192d2590a0336389d56f26e0685e0f8578597e5334d78fe1f8e25e1a9a043288",
+        "d85f82e1b8b35617e406ce3ea2552ffbb83e272c5d7e0b01e88df92971286c76",
+    );
+    const CAPTURED: [&str; 3] = [
+        concat!(
+            "47a9d71be09d51b160658be4dad83729f60e9900b814e4e337928071f70d588d",
+            "9ff9d2e7da2118d790e8a116c506455f127fac7335a135d03de345f87b58e945",
+            "10781117",
+        ),
+        concat!(
+            "e7ac52b8248ba431b24a32a48a7e7baa0f530fbc697d4fc04943237488c08ddf",
+            "4cad3e62702f0ef82643297f26771f180bf24ea228791ac6e4a5eeca519f310c",
+            "ef5d66225a65d3773495f0aede5e4c7efcb58f794d808b4df830a67a06576086",
+            "9d56f8ae",
+        ),
+        concat!(
+            "1dad3cc7cf80d2a51c638303d2ac485f31467f92154485ea6438eb191389689f",
+            "bf6f67b8b8cef19e72d459184f5aad6e6d6ca0ea0e9cd169dd568fe979d00d89",
+            "92c0b06e",
+        ),
+    ];
+
+    #[test]
+    fn opens_packets_captured_from_openvpn_2_6_14() {
+        let k = Key2::from_slice(&hex::decode(CAPTURE_KEY).unwrap()).unwrap();
+        // openvpn had direction 1, so it sent with keys[1]: we are 0.
+        let mut rx = StaticKeyChannel::new(
+            params(
+                "AES-256-CBC",
+                Some(Digest::Sha1),
+                KeyDirection::Normal,
+                true,
+            ),
+            &k,
+            1,
+        )
+        .unwrap();
+        let mut kinds = Vec::new();
+        for p in CAPTURED {
+            let pkt = hex::decode(p).unwrap();
+            let mut out = vec![0u8; rx.open_buffer_len(pkt.len())];
+            let plain = rx.open(&pkt, &mut out, 0).unwrap();
+            kinds.push(match crate::proto::data::payload::classify(plain) {
+                crate::proto::data::payload::Payload::Ping => "ping",
+                crate::proto::data::payload::Payload::Occ(..) => "occ",
+                crate::proto::data::payload::Payload::TunPacket(_) => "tun",
+            });
+        }
+        // Two keepalive pings around one packet the kernel sent into the tun.
+        assert_eq!(kinds, ["ping", "tun", "ping"]);
+        // The same packets again are replays, each one.
+        for p in CAPTURED {
+            let pkt = hex::decode(p).unwrap();
+            let mut out = vec![0u8; rx.open_buffer_len(pkt.len())];
+            assert!(matches!(
+                rx.open(&pkt, &mut out, 0),
+                Err(StaticDrop::Replay(_))
+            ));
+        }
+        // The wrong direction does not authenticate.
+        let mut wrong = StaticKeyChannel::new(
+            params(
+                "AES-256-CBC",
+                Some(Digest::Sha1),
+                KeyDirection::Inverse,
+                true,
+            ),
+            &k,
+            1,
+        )
+        .unwrap();
+        let pkt = hex::decode(CAPTURED[0]).unwrap();
+        let mut out = vec![0u8; 256];
+        assert_eq!(
+            wrong.open(&pkt, &mut out, 0).unwrap_err(),
+            StaticDrop::Crypto(CryptoError::BadHmac)
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn open_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), small in 0usize..64) {
