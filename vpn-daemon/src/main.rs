@@ -94,6 +94,18 @@ fn main() -> Result<ExitCode> {
             print!("{}", vpn_daemon::daemon::info::render(m));
             return Ok(ExitCode::SUCCESS);
         }
+        // `--genkey`: write the key and leave, as OpenVPN does.
+        if let Some(g) = &config.genkey {
+            match vpn_daemon::daemon::genkey::run(g) {
+                Ok(Some(line)) => eprintln!("{line}"),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("vpn-daemon: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         if check_only {
             println!("{}", config.summary());
             return Ok(ExitCode::SUCCESS);

@@ -33,11 +33,11 @@ mod host;
 pub(crate) use host::HOST_DIRECTIVES;
 
 /// One directive's parameters as the parser sees them.
-struct Args<'a> {
-    name: &'a str,
-    words: &'a [String],
-    inline: Option<&'a str>,
-    span: &'a Span,
+pub(super) struct Args<'a> {
+    pub(super) name: &'a str,
+    pub(super) words: &'a [String],
+    pub(super) inline: Option<&'a str>,
+    pub(super) span: &'a Span,
 }
 
 type Apply = fn(&mut Builder, &Args<'_>) -> Result<(), ConfigErrorKind>;
@@ -415,6 +415,16 @@ pub static DIRECTIVES: &[Spec] = &[
         b.raw.tls_auth = Some((key, direction));
         Ok(())
     }),
+    inl("secret", 1, 2, super::static_key::secret),
+    d("genkey", 0, 3, super::static_key::genkey),
+    d("no-replay", 0, 0, |b, _| {
+        b.cfg.no_replay = true;
+        Ok(())
+    }),
+    d("providers", 1, 16, |b, a| {
+        b.cfg.providers = a.words.to_vec();
+        Ok(())
+    }),
     d("key-direction", 1, 1, |b, a| {
         b.cfg.key_direction = Some(key_direction(a, 0)?);
         Ok(())
@@ -506,8 +516,13 @@ pub static DIRECTIVES: &[Spec] = &[
         b.cfg.data_ciphers_fallback = Some(cipher_name(a, 0)?);
         Ok(())
     }),
+    // Static-key mode takes any CBC cipher OpenSSL has (BF-CBC is its
+    // default): the name is checked when the mode is known, in `expand`.
     d("cipher", 1, 1, |b, a| {
-        b.cfg.cipher = Some(cipher_name(a, 0)?);
+        b.cfg.cipher = Some(match canonical_cipher(a.word(0)?) {
+            Some(c) => c.to_string(),
+            None => a.word(0)?.to_ascii_uppercase(),
+        });
         Ok(())
     }),
     d("replay-window", 1, 2, |b, a| {
@@ -734,14 +749,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "<connection> blocks are not implemented; use several 'remote' lines",
     ),
     (
-        "secret",
-        "static-key mode is not implemented; use TLS (ca/cert/key)",
-    ),
-    (
-        "genkey",
-        "key generation mode is not implemented; use 'openvpn --genkey'",
-    ),
-    (
         "management-client-auth",
         "the management interface is not implemented",
     ),
@@ -865,7 +872,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("pkcs11-providers", "PKCS#11 is not implemented"),
     ("pkcs11-id", "PKCS#11 is not implemented"),
     ("engine", "OpenSSL engines are not implemented"),
-    ("providers", "OpenSSL providers are not implemented"),
     ("askpass", "encrypted private keys are not implemented"),
     ("tls-exit", "tls-exit is not implemented"),
     ("single-session", "single-session is not implemented"),
@@ -1014,7 +1020,7 @@ pub(super) fn run(
 }
 
 impl Args<'_> {
-    fn invalid(&self, i: usize, expected: &str) -> ConfigErrorKind {
+    pub(super) fn invalid(&self, i: usize, expected: &str) -> ConfigErrorKind {
         ConfigErrorKind::InvalidValue {
             name: self.name.into(),
             value: self.words.get(i).cloned().unwrap_or_default(),
@@ -1022,7 +1028,7 @@ impl Args<'_> {
         }
     }
 
-    fn word(&self, i: usize) -> Result<&str, ConfigErrorKind> {
+    pub(super) fn word(&self, i: usize) -> Result<&str, ConfigErrorKind> {
         self.words
             .get(i)
             .map(String::as_str)
@@ -1092,12 +1098,12 @@ impl Args<'_> {
         Ok(m)
     }
 
-    fn path(&self, i: usize) -> Result<PathBuf, ConfigErrorKind> {
+    pub(super) fn path(&self, i: usize) -> Result<PathBuf, ConfigErrorKind> {
         Ok(PathBuf::from(self.nonempty(i)?))
     }
 
     /// A file name, or the inline block's body after checking its shape.
-    fn source(&self, i: usize, check: PemCheck) -> Result<Source, ConfigErrorKind> {
+    pub(super) fn source(&self, i: usize, check: PemCheck) -> Result<Source, ConfigErrorKind> {
         match self.inline {
             Some(body) => {
                 check
@@ -1660,7 +1666,7 @@ fn dns(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     }
 }
 
-fn key_direction(a: &Args<'_>, i: usize) -> Result<KeyDirection, ConfigErrorKind> {
+pub(super) fn key_direction(a: &Args<'_>, i: usize) -> Result<KeyDirection, ConfigErrorKind> {
     match a.word(i)? {
         "0" | "normal" => Ok(KeyDirection::Normal),
         "1" | "inverse" => Ok(KeyDirection::Inverse),

@@ -243,6 +243,9 @@ fn server_ipv6_helper(b: &mut Builder) -> Result<(), ConfigError> {
 }
 
 fn mode_and_role(b: &mut Builder) -> Result<(), ConfigError> {
+    if b.cfg.secret.is_some() {
+        return super::static_key::mode_and_role(b);
+    }
     if b.raw.tls_client && b.raw.tls_server {
         let why = if b.raw.client {
             " ('client' implies tls-client)"
@@ -567,6 +570,10 @@ fn binding_consistency(b: &Builder) -> Result<(), ConfigError> {
 }
 
 fn tls(b: &mut Builder) -> Result<(), ConfigError> {
+    // Static-key mode: no TLS; its refusals were made in mode_and_role.
+    if b.cfg.secret.is_some() {
+        return Ok(());
+    }
     let server = b.cfg.tls_role == TlsRole::Server;
     if b.cfg.pkcs12.is_some() {
         for name in ["cert", "key"] {
@@ -685,6 +692,30 @@ fn data_channel(b: &mut Builder) -> Result<(), ConfigError> {
         Some(l) => l,
         None => DEFAULT_DATA_CIPHERS.iter().map(|c| c.to_string()).collect(),
     };
+    if b.cfg.secret.is_some() {
+        return Ok(());
+    }
+    if b.cfg.no_replay {
+        b.warn(
+            &b.span_of("no-replay"),
+            "'no-replay' only takes effect in static-key mode here; with TLS the data channel keeps its replay protection".into(),
+        );
+    }
+    if let Some(c) = &b.cfg.cipher
+        && !super::directives::CIPHERS.contains(&c.as_str())
+    {
+        return Err(ConfigError::at(
+            &b.span_of("cipher"),
+            ConfigErrorKind::InvalidValue {
+                name: "cipher".into(),
+                value: c.clone(),
+                expected: format!(
+                    "one of {} (other CBC ciphers only in static-key mode)",
+                    super::directives::CIPHERS.join(", ")
+                ),
+            },
+        ));
+    }
     if let Some(c) = b.cfg.cipher.clone()
         && b.cfg.data_ciphers_fallback.is_none()
         && !b.cfg.data_ciphers.contains(&c)
@@ -788,6 +819,13 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     fix_src("crl-verify", &mut c.crl_verify, crl_want)?;
     if let Some(Dh::Ignored(Source::File(p))) = &mut c.dh {
         fix("dh", p, Want::File)?;
+    }
+    if let Some(super::types::StaticSecret {
+        key: Source::File(p),
+        ..
+    }) = &mut c.secret
+    {
+        fix("secret", p, Want::File)?;
     }
     match &mut c.tls_wrap {
         TlsWrap::Auth {

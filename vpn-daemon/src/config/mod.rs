@@ -16,6 +16,7 @@ pub mod error;
 mod expand;
 pub mod host;
 pub mod lexer;
+mod static_key;
 pub mod types;
 
 use std::{
@@ -216,6 +217,14 @@ pub struct Config {
     pub replay_window: ReplayWindow,
     /// `compress` / `comp-lzo no` framing.
     pub compression: Compression,
+    /// `secret`: static-key mode (no TLS), see `config/static_key.rs`.
+    pub secret: Option<StaticSecret>,
+    /// `no-replay`: no packet ids in static-key mode.
+    pub no_replay: bool,
+    /// `providers NAME...`: OpenSSL providers to load at start.
+    pub providers: Vec<String>,
+    /// `genkey`: write a key and exit (nothing else is validated).
+    pub genkey: Option<GenKey>,
 
     // --- keepalive ---
     /// `ping` seconds (or from `keepalive`).
@@ -308,6 +317,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let role = match (self.mode, self.tls_role) {
+            _ if self.secret.is_some() => "static-key point-to-point",
             (Mode::Server, _) => "server",
             (Mode::PointToPoint, TlsRole::Client) if self.pull => "client",
             (Mode::PointToPoint, TlsRole::Client) => "point-to-point TLS client",
@@ -357,15 +367,24 @@ impl Config {
             }
         }
         let wrap = match &self.tls_wrap {
+            _ if self.secret.is_some() => "none (static key)",
             TlsWrap::None => "no tls-auth/tls-crypt",
             TlsWrap::Auth { .. } => "tls-auth",
             TlsWrap::Crypt { .. } => "tls-crypt",
             TlsWrap::CryptV2 { .. } => "tls-crypt-v2",
         };
-        s.push_str(&format!(
-            "; control channel {wrap}, data ciphers {}",
-            self.data_ciphers.join(":")
-        ));
+        if self.secret.is_some() {
+            s.push_str(&format!(
+                "; no control channel, static key, cipher {}, auth {}",
+                self.cipher.as_deref().unwrap_or("BF-CBC"),
+                self.auth
+            ));
+        } else {
+            s.push_str(&format!(
+                "; control channel {wrap}, data ciphers {}",
+                self.data_ciphers.join(":")
+            ));
+        }
         if let Some(p) = self.ping {
             s.push_str(&format!(", ping {p}s"));
         }
@@ -774,6 +793,11 @@ impl Builder {
     }
 
     fn finish(mut self) -> Result<Config, ConfigError> {
+        // As OpenVPN's do_genkey: key generation runs before (and instead
+        // of) every check of the tunnel configuration.
+        if static_key::finish_genkey(&mut self)? {
+            return Ok(self.cfg);
+        }
         expand::finish(&mut self)?;
         Ok(self.cfg)
     }
@@ -876,6 +900,10 @@ impl Config {
                 seconds: 15,
             },
             compression: Compression::None,
+            secret: None,
+            no_replay: false,
+            providers: Vec::new(),
+            genkey: None,
             ping: None,
             ping_rec: None,
             ping_timer_rem: false,

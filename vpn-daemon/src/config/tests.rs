@@ -160,6 +160,10 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("data-ciphers-fallback AES-256-CBC", CLIENT, |c| c.data_ciphers_fallback.as_deref() == Some("AES-256-CBC")),
         ("cipher AES-256-GCM", CLIENT, |c| c.cipher.as_deref() == Some("AES-256-GCM") && c.warnings.is_empty()),
         ("replay-window 128 30", CLIENT, |c| c.replay_window == ReplayWindow { size: 128, seconds: 30 }),
+        ("secret static.key 1", "dev tun\n", |c| c.secret == Some(StaticSecret { key: Source::File("/nonexistent-base/static.key".into()), direction: Some(KeyDirection::Inverse) }) && c.warnings.len() == 2),
+        ("no-replay", "dev tun\nsecret s.key\n", |c| c.no_replay),
+        ("providers legacy default", CLIENT, |c| c.providers == ["legacy", "default"]),
+        ("genkey secret k.key", "", |c| c.genkey.as_ref().is_some_and(|g| g.kind == GenKeyKind::Secret && g.file == Some("/nonexistent-base/k.key".into()))),
         ("compress stub-v2", CLIENT, |c| c.compression == Compression::StubV2),
         ("comp-lzo no", CLIENT, |c| c.compression == Compression::LzoNo),
         ("allow-compression no", CLIENT, |c| c.compression == Compression::None),
@@ -309,9 +313,11 @@ fn errors_name_the_line_and_the_problem() {
         (SERVER, "management 127.0.0.x 7505", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
-        (CLIENT, "secret static.key", |k| {
-            matches!(k, ConfigErrorKind::Unsupported { .. })
-        }),
+        (
+            CLIENT,
+            "secret static.key",
+            |k| matches!(k, ConfigErrorKind::Invalid(m) if m == "specify only one of --tls-server, --tls-client, or --secret"),
+        ),
         (CLIENT, "verb", |k| {
             matches!(k, ConfigErrorKind::Arity { got: 0, .. })
         }),

@@ -580,3 +580,41 @@ impl fmt::Display for ConfigWarning {
         write!(f, "{}: warning: {}", self.span, self.message)
     }
 }
+
+/// `secret FILE [direction]` / `<secret>`: static-key mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticSecret {
+    /// The "OpenVPN Static key V1" file or inline block.
+    pub key: Source,
+    /// The direction: `secret`'s second parameter, else `key-direction`;
+    /// `None` uses `keys[0]` both ways.
+    pub direction: Option<KeyDirection>,
+}
+
+/// What `genkey TYPE` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenKeyKind {
+    /// `secret`, `tls-auth`, `tls-crypt` (or no type): an "OpenVPN Static key V1".
+    Secret,
+    /// `tls-crypt-v2-server`.
+    TlsCryptV2Server,
+    /// `tls-crypt-v2-client` (needs `tls-crypt-v2 SERVER_KEY`).
+    TlsCryptV2Client,
+    /// `auth-token`: the server key for `auth-gen-token`.
+    AuthToken,
+}
+
+/// `genkey [TYPE [FILE [METADATA]]]`: write a key and exit, nothing else runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenKey {
+    /// The key type.
+    pub kind: GenKeyKind,
+    /// Where to write; `None` is standard output.
+    pub file: Option<PathBuf>,
+    /// tls-crypt-v2-client: base64 user metadata (else a timestamp).
+    pub metadata: Option<String>,
+    /// `secret FILE` given too (the old `--genkey --secret FILE` form).
+    pub secret_file: Option<PathBuf>,
+    /// `tls-crypt-v2 SERVER_KEY` for tls-crypt-v2-client.
+    pub tls_crypt_v2_server: Option<Source>,
+}

@@ -4,8 +4,10 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub mod genkey;
 pub mod info;
 pub mod process;
+pub mod providers;
 pub mod setup;
 pub mod tunnel;
 
@@ -59,9 +61,14 @@ pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
         .enable_all()
         .build()
         .map_err(|e| DaemonError::io("starting the tokio runtime", e))?;
+    // `providers`: loaded before any cipher is looked up, kept for the run.
+    let _providers = providers::load(cfg)?;
     rt.block_on(async {
         let mut signals = Signals::new()?;
         signals.remap_usr1(cfg.host.remap_usr1);
+        if cfg.secret.is_some() {
+            return crate::client::static_key::tunnel_static_key(cfg, &mut signals).await;
+        }
         match (cfg.mode, cfg.proto.transport) {
             (Mode::PointToPoint, _) => {
                 crate::client::p2p::tunnel_point_to_point(cfg, &mut signals).await

@@ -336,3 +336,38 @@ pub fn mgmt_command(data: &[u8]) {
         let _ = crate::mgmt::protocol::parse_command(&line);
     }
 }
+
+/// Static-key mode (`secret`): open with a fixed key (CBC with and
+/// without packet ids, `cipher none`), then unframing and ping/OCC
+/// classification, as the static-key driver does.
+pub fn static_key_open(data: &[u8]) {
+    use crate::proto::static_key::{StaticCipher, StaticKeyChannel, StaticKeyParams};
+    let key = fixed_key();
+    for (cipher, replay) in [
+        ("AES-256-CBC", true),
+        ("AES-128-CBC", false),
+        ("none", true),
+    ] {
+        let Ok(cipher) = StaticCipher::from_name(cipher) else {
+            continue;
+        };
+        let params = StaticKeyParams {
+            cipher,
+            auth: Some(Digest::Sha1),
+            direction: KeyDirection::Normal,
+            replay: replay.then(ReplayConfig::default),
+        };
+        let Ok(mut ch) = StaticKeyChannel::new(params, &key, 1) else {
+            continue;
+        };
+        let mut out = vec![0u8; ch.open_buffer_len(data.len())];
+        if let Ok(plain) = ch.open(data, &mut out, 0) {
+            for f in [CompressFraming::None, CompressFraming::LzoStub] {
+                let mut copy = plain.to_vec();
+                if let Ok(p) = f.unframe(&mut copy) {
+                    let _ = classify(p);
+                }
+            }
+        }
+    }
+}

@@ -44,4 +44,5 @@ pub mod fuzzing;
 pub mod keys;
 pub mod prf;
 pub mod replay;
+pub mod static_key;
 pub mod wire;

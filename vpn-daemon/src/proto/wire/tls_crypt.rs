@@ -277,7 +277,7 @@ fn pem_decode(text: &str, label: &'static str) -> Result<Zeroizing<Vec<u8>>, Key
     Ok(Zeroizing::new(B64.decode(b64.as_bytes())?))
 }
 
-fn pem_encode(bytes: &[u8], label: &str) -> String {
+pub(crate) fn pem_encode(bytes: &[u8], label: &str) -> String {
     let b64 = Zeroizing::new(B64.encode(bytes));
     let mut s = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
