@@ -431,7 +431,7 @@ struct Run {
     queue: Option<Arc<TunQueue>>,
     trx: Option<TunRxBatch>,
     ttx: Option<TunTxBatch>,
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
     ctl: Vec<u8>,
     /// Encryption scratch of the TCP path (UDP encrypts into the batch).
     enc: Vec<u8>,
@@ -756,7 +756,14 @@ impl Run {
     ) -> Result<(), DaemonError> {
         let cfg = ctx.cfg;
         let p = self.pushed.as_deref().cloned().unwrap_or_default();
+        if cfg.dev_type == cfgt::DevType::Null {
+            // 2.6's open_null: no device; data from the server is dropped.
+            tracing::info!("dev null: no device opened, packets from the peer are discarded");
+            return Ok(());
+        }
         let topology = match p.topology {
+            // A tap's ifconfig is always ADDRESS NETMASK.
+            _ if cfg.dev_type == cfgt::DevType::Tap => Topology::Subnet,
             Some(push::Topology::Subnet) => Topology::Subnet,
             Some(push::Topology::P2p) => Topology::P2p,
             Some(push::Topology::Net30) => Topology::Net30,
@@ -1013,7 +1020,7 @@ impl CountIn for ClientStatus {
 fn input(
     session: &mut Session,
     ttx: &mut Option<TunTxBatch>,
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
     now: Instant,
     unix: u64,
     data: &[u8],
@@ -1051,7 +1058,7 @@ pub(crate) fn decrypt_into(
     now: Instant,
     data: &[u8],
     b: &mut [u8],
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
 ) -> usize {
     let base = b.as_ptr() as usize;
     let (off, n) = match session.decrypt(now, data, b) {

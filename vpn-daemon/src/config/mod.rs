@@ -15,6 +15,7 @@ pub mod directives;
 pub mod error;
 mod expand;
 pub mod lexer;
+mod tap;
 pub mod types;
 
 use std::{
@@ -61,6 +62,16 @@ pub struct Config {
     pub dev_name: Option<String>,
     /// `dev-type`, or inferred from `dev`.
     pub dev_type: DevType,
+    /// `dev-node`: the clone device to open instead of `/dev/net/tun`.
+    pub dev_node: Option<PathBuf>,
+    /// `lladdr`: the tap device's MAC address.
+    pub lladdr: Option<[u8; 6]>,
+    /// `tun-mtu-extra`, or 32 for tap (2.6's default): room beyond
+    /// `tun-mtu` for the link-layer header in buffers and the OCC link-mtu.
+    pub tun_mtu_extra: Option<u32>,
+    /// `server-bridge` as written (its expansion is in `mode`, `push`,
+    /// `ifconfig_pool`).
+    pub server_bridge: Option<ServerBridge>,
     /// `tun-mtu` (default 1500).
     pub tun_mtu: u32,
     /// `tun-mtu-max` (default 1600): the largest MTU a server may push.
@@ -317,9 +328,7 @@ impl Config {
         s.push_str(&format!(
             "{role} over {transport} on {} ({}, topology {})",
             self.dev_name.as_deref().unwrap_or("a new tun device"),
-            match self.dev_type {
-                DevType::Tun => "tun",
-            },
+            self.dev_type.as_str(),
             self.topology
         ));
         if self.mode == Mode::Server {
@@ -770,6 +779,10 @@ impl Config {
             dev: String::new(),
             dev_name: None,
             dev_type: DevType::Tun,
+            dev_node: None,
+            lladdr: None,
+            tun_mtu_extra: None,
+            server_bridge: None,
             tun_mtu: 1500,
             tun_mtu_max: 1600,
             mssfix: Some(Mssfix {

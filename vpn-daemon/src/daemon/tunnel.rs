@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::config::types::{MssfixMode, RouteAddr};
-use crate::config::{Config, Topology};
+use crate::config::{Config, DevType, Topology};
 use crate::io::internal::tun::{Tun, TunConfig, TunIpv4};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport, clamp_mss, mss_for_mssfix};
 use crate::io::route::{Route as IpRoute, RouteTable};
@@ -65,10 +65,15 @@ pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, Da
     tc.ipv6 = setup.ipv6.map(|(a, l, _)| (a, l));
     tc.queues = queues.max(1);
     tc.tx_queue_len = cfg.txqueuelen;
+    tc.tap = cfg.dev_type == DevType::Tap;
+    tc.mac = cfg.lladdr;
+    if let Some(node) = &cfg.dev_node {
+        check_dev_node(node)?;
+    }
     // TSO/USO offload: one read brings a whole 64 KiB TCP train, one
     // write takes a coalesced one; far fewer syscalls on bulk TCP. A
     // kernel without IFF_VNET_HDR support gets the plain device.
-    tc.offload = true;
+    tc.offload = !tc.tap;
     match Tun::open(&tc) {
         Ok(t) => Ok(t),
         Err(e) => {
@@ -77,6 +82,24 @@ pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, Da
             Ok(Tun::open(&tc)?)
         }
     }
+}
+
+/// `dev-node PATH`: on Linux the node is only the tun/tap clone device
+/// that is opened; tun-rs always opens `/dev/net/tun`, which is the same
+/// device when PATH is that character device (10, 200) under another name.
+fn check_dev_node(node: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    const TUN_CLONE: (u32, u32) = (10, 200);
+    let md = std::fs::metadata(node).map_err(|e| DaemonError::io("dev-node", e))?;
+    let rdev = md.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    if md.file_type().is_char_device() && (major, minor) == TUN_CLONE {
+        return Ok(());
+    }
+    Err(DaemonError::Unsupported(format!(
+        "dev-node {}: not the tun/tap clone device (char 10:200); only that device is supported on Linux",
+        node.display()
+    )))
 }
 
 /// Moves an open (persisted) device from `old` to `new` addresses and MTU.
@@ -185,15 +208,24 @@ pub fn add_route_v6(
     Ok(())
 }
 
-/// MSS ceilings (IPv4 inner, IPv6 inner) for `mssfix`, or `None` when off.
-pub fn mss_limits(
-    cfg: &Config,
-    outer: OuterTransport,
-    framing_overhead: u16,
-) -> Option<(u16, u16)> {
+/// `mssfix` ceilings for TCP inside the device's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MssLimits {
+    /// For TCP over IPv4.
+    pub v4: u16,
+    /// For TCP over IPv6.
+    pub v6: u16,
+    /// The device carries Ethernet frames (tap): the IP packet follows a
+    /// 14-byte header, and only untagged IPv4/IPv6 frames are clamped (2.6's
+    /// `is_ipv4`/`is_ipv6` for tap).
+    pub l2: bool,
+}
+
+/// MSS ceilings for `mssfix`, or `None` when off.
+pub fn mss_limits(cfg: &Config, outer: OuterTransport, framing_overhead: u16) -> Option<MssLimits> {
     let m = cfg.mssfix?;
     let size = u16::try_from(m.size).unwrap_or(u16::MAX);
-    Some(match m.mode {
+    let (v4, v6) = match m.mode {
         MssfixMode::Fixed => (size.saturating_sub(40), size.saturating_sub(60)),
         MssfixMode::Encapsulated | MssfixMode::Mtu => {
             let oh = AEAD_DATA_V2_OVERHEAD + framing_overhead;
@@ -202,17 +234,36 @@ pub fn mss_limits(
                 mss_for_mssfix(size, outer, oh, true),
             )
         }
+    };
+    Some(MssLimits {
+        v4,
+        v6,
+        l2: cfg.dev_type == DevType::Tap,
     })
 }
 
 /// Clamps a TCP SYN's MSS in `packet` (either direction).
 #[inline]
-pub fn clamp(packet: &mut [u8], limits: Option<(u16, u16)>) {
-    if let (Some((v4, v6)), Some(first)) = (limits, packet.first()) {
-        let lim = if first >> 4 == 6 { v6 } else { v4 };
-        let _ = clamp_mss(packet, lim);
+pub fn clamp(packet: &mut [u8], limits: Option<MssLimits>) {
+    let Some(l) = limits else { return };
+    let ip = if l.l2 {
+        match packet.get(12..14) {
+            Some([0x08, 0x00] | [0x86, 0xdd]) => packet.get_mut(ETH_HLEN..),
+            _ => None,
+        }
+    } else {
+        Some(packet)
+    };
+    if let Some(ip) = ip
+        && let Some(first) = ip.first()
+    {
+        let lim = if first >> 4 == 6 { l.v6 } else { l.v4 };
+        let _ = clamp_mss(ip, lim);
     }
 }
+
+/// An Ethernet header without VLAN tag.
+pub const ETH_HLEN: usize = 14;
 
 /// Runs `up` or `down` (if configured) with OpenVPN's arguments and env,
 /// plus `extra` (the DNS variables).

@@ -33,6 +33,7 @@
 
 pub mod ccd;
 pub mod held_files;
+pub mod mac;
 pub mod multi;
 pub mod peers;
 pub mod pool;

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, DevType};
 use crate::daemon::error::DaemonError;
 use crate::daemon::tunnel;
 use crate::io::clock;
@@ -31,6 +31,7 @@ use crate::proto::wire::PeerId as WirePeerId;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
+use crate::server::mac::{DEFAULT_MAX_ROUTES_PER_CLIENT, MacTable};
 use crate::server::peers::{CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision};
 use crate::server::pool::{AddressPool, Lease};
 use crate::server::push::{
@@ -126,9 +127,11 @@ pub struct Multi {
     scratch: Vec<u8>,
     ctl: Vec<u8>,
     /// Tun MSS clamp limits.
-    pub mss: Option<(u16, u16)>,
+    pub mss: Option<tunnel::MssLimits>,
     /// Packets dropped by routing, by reason.
     pub route_drops: HashMap<&'static str, u64>,
+    /// `dev tap`: frames are routed by MAC address, not by IP.
+    macs: Option<MacTable>,
     /// Peer map changes for the XDP fast path, oldest first, recorded only
     /// when the UDP loop runs one (`Some`) and drained by it.
     pub steer: Option<Vec<Steer>>,
@@ -166,6 +169,8 @@ impl Multi {
             }
         }
         let (auth_tx, auth_rx) = mpsc::unbounded_channel();
+        let macs =
+            (cfg.dev_type == DevType::Tap).then(|| MacTable::new(DEFAULT_MAX_ROUTES_PER_CLIENT));
         Ok((
             Self {
                 addressing: ServerAddressing::from_config(&cfg),
@@ -181,6 +186,7 @@ impl Multi {
                 ctl: vec![0u8; 4096],
                 mss: None,
                 route_drops: HashMap::new(),
+                macs,
                 steer: None,
             },
             auth_rx,
@@ -279,9 +285,11 @@ impl Multi {
             return;
         };
         tunnel::clamp(pkt, mss);
-        let decision = self
-            .peers
-            .route(PacketSource::Peer(id), pkt, self.cfg.client_to_client);
+        let c2c = self.cfg.client_to_client;
+        let decision = match &mut self.macs {
+            Some(macs) => macs.route(PacketSource::Peer(id), pkt, c2c),
+            None => self.peers.route(PacketSource::Peer(id), pkt, c2c),
+        };
         match decision {
             RouteDecision::Tun => ttx.push(pkt),
             RouteDecision::Peer(to) => {
@@ -334,13 +342,15 @@ impl Multi {
         }
     }
 
-    /// An IP packet read from tun.
+    /// An IP packet read from tun (an Ethernet frame from tap).
     pub fn tun_packet(&mut self, pkt: &mut [u8], now: Instant, out: &mut dyn LinkOut) {
         tunnel::clamp(pkt, self.mss);
-        match self
-            .peers
-            .route(PacketSource::Tun, pkt, self.cfg.client_to_client)
-        {
+        let c2c = self.cfg.client_to_client;
+        let decision = match &mut self.macs {
+            Some(macs) => macs.route(PacketSource::Tun, pkt, c2c),
+            None => self.peers.route(PacketSource::Tun, pkt, c2c),
+        };
+        match decision {
             RouteDecision::Peer(to) => self.send_to_peer(to, pkt, now, out),
             RouteDecision::Broadcast { except, .. } => {
                 let ids: Vec<PeerId> = self
@@ -622,6 +632,9 @@ impl Multi {
         let Some(p) = self.peers.remove(id) else {
             return;
         };
+        if let Some(macs) = &mut self.macs {
+            macs.remove_peer(id);
+        }
         if let Some(s) = &mut self.steer {
             s.push(Steer::Remove(id));
         }
