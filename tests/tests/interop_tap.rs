@@ -1,0 +1,406 @@
+//! `dev tap` and `server-bridge` against stock openvpn 2.6.14, and `dev
+//! null`: a server whose tap is enslaved to a Linux bridge together with a
+//! veth to a "LAN" namespace; a tap client reaches a LAN host through it
+//! (ARP both ways, the LAN host learns the client's tap MAC).
+//!
+//! ```text
+//!   ns cli  10.201.0.2 ──veth── 10.201.0.1 ns srv
+//!   ns cli  tap 192.168.77.x/24            ns srv  br: tap + veth  192.168.77.1/24
+//!                                          ns srv  veth ── ns lan 192.168.77.50/24
+//! ```
+//!
+//! Everything lives in namespaces the test creates (dropped on failure
+//! too: the bridge, taps and veths go with them).
+
+use std::{path::Path, process::Command, time::Duration};
+
+use tests::{
+    Netns, VethPair,
+    fastpath::wait_for,
+    openvpn::{Impl, Peer, Pki},
+    ping_until, require_root,
+    topology::TempDir,
+    unique_name,
+};
+
+const SERVER_UNDERLAY: &str = "10.201.0.1";
+const BRIDGE_ADDR: &str = "192.168.77.1";
+const LAN_HOST: &str = "192.168.77.50";
+const POOL_START: &str = "192.168.77.100";
+const STATIC_CLIENT: &str = "192.168.77.120";
+const PORT: u16 = 1194;
+const READY: Duration = Duration::from_secs(30);
+
+/// The three namespaces, the bridge in the server's, and a temp dir.
+struct BridgeLab {
+    srv: Netns,
+    cli: Netns,
+    lan: Netns,
+    bridge: String,
+    tap: String,
+    dir: TempDir,
+    pki: Pki,
+}
+
+impl BridgeLab {
+    fn new() -> Self {
+        let srv = Netns::new("tps");
+        let cli = Netns::new("tpc");
+        let lan = Netns::new("tpl");
+        for ns in [&srv, &cli, &lan] {
+            ns.disable_ipv6();
+        }
+        VethPair::new(&srv, &cli)
+            .addr_a([10, 201, 0, 1])
+            .addr_b([10, 201, 0, 2])
+            .create();
+        let (to_lan, _) = VethPair::new(&srv, &lan)
+            .addr_b([192, 168, 77, 50])
+            .create();
+        let bridge = unique_name("tb");
+        srv.ip(&["link", "add", &bridge, "type", "bridge"]);
+        srv.ip(&["link", "set", &to_lan.name, "master", &bridge]);
+        srv.ip(&["addr", "add", &format!("{BRIDGE_ADDR}/24"), "dev", &bridge]);
+        srv.ip(&["link", "set", &bridge, "up"]);
+        let dir = TempDir::new("tap");
+        let pki = Pki::new(&dir.path().join("pki"));
+        Self {
+            srv,
+            cli,
+            lan,
+            bridge,
+            tap: unique_name("tt"),
+            dir,
+            pki,
+        }
+    }
+
+    fn common(&self) -> String {
+        let p = |p: &Path| p.display().to_string();
+        format!(
+            "verb 3\nca {}\ntls-crypt {}\ndata-ciphers AES-256-GCM\ndisable-dco\nproto udp\n",
+            p(&self.pki.ca),
+            p(&self.pki.static_key)
+        )
+    }
+
+    /// A tap server on the bridge's LAN with `bridge` as its
+    /// `server-bridge` line (and `extra` lines).
+    fn server_config(&self, bridge: &str, extra: &str) -> String {
+        format!(
+            "mode server\ndev {}\ndev-type tap\n{bridge}\nport {PORT}\n\
+             cert {}\nkey {}\ndh none\nremote-cert-tls client\nkeepalive 2 10\nduplicate-cn\n{}{extra}\n",
+            self.tap,
+            self.pki.server_cert.display(),
+            self.pki.server_key.display(),
+            self.common(),
+        )
+    }
+
+    fn client_config(&self, dev: &str, extra: &str) -> String {
+        format!(
+            "client\nnobind\ndev {dev}\nremote {SERVER_UNDERLAY} {PORT}\nconnect-retry 1 2\n\
+             cert {}\nkey {}\nremote-cert-tls server\n{}{extra}\n",
+            self.pki.client_cert.display(),
+            self.pki.client_key.display(),
+            self.common(),
+        )
+    }
+
+    /// Waits for the server's tap and enslaves it to the bridge (what a
+    /// bridge-start script does before openvpn starts).
+    fn bridge_tap(&self) {
+        let exists = || {
+            Command::new("ip")
+                .args(["-n", self.srv.name(), "link", "show", &self.tap])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        assert!(
+            wait_for(READY, || exists().then_some(())).is_some(),
+            "server tap {} never appeared",
+            self.tap
+        );
+        self.srv
+            .ip(&["link", "set", &self.tap, "master", &self.bridge]);
+        self.srv.ip(&["link", "set", &self.tap, "up"]);
+    }
+
+    fn start(&self, imp: Impl, ns: &Netns, name: &str, text: &str) -> Peer {
+        Peer::start(imp, ns, self.dir.path(), name, text)
+    }
+}
+
+/// `ip -o link` output of `dev` in `ns`.
+fn link_line(ns: &Netns, dev: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "-o", "link", "show", dev])
+        .output()
+        .expect("ip link");
+    assert!(out.status.success(), "no link {dev} in {}", ns.name());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The MAC address of `dev` in `ns`.
+fn mac_of(ns: &Netns, dev: &str) -> String {
+    let line = link_line(ns, dev);
+    let mut words = line.split_whitespace();
+    assert!(
+        words.any(|w| w == "link/ether"),
+        "{dev} is not an Ethernet (tap) device: {line}"
+    );
+    words.next().expect("a MAC after link/ether").to_owned()
+}
+
+/// The only tap device in `ns` (the client's, named by the kernel).
+fn tap_in(ns: &Netns) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "-o", "-d", "link", "show", "type", "tun"])
+        .output()
+        .expect("ip link");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("type tap"))
+        .unwrap_or_else(|| panic!("no tap device in {}: {text}", ns.name()));
+    line.split(':')
+        .nth(1)
+        .map(|s| s.trim().split('@').next().unwrap_or_default().to_owned())
+        .expect("a device name")
+}
+
+/// Whether `ns` has a device with `addr` (e.g. "192.168.77.100/24").
+fn has_addr(ns: &Netns, dev: &str, addr: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "-o", "addr", "show", "dev", dev])
+        .output()
+        .expect("ip addr");
+    String::from_utf8_lossy(&out.stdout).contains(&format!("inet {addr} "))
+}
+
+/// The neighbour entry (lower-case MAC) of `addr` in `ns`.
+fn neighbour(ns: &Netns, addr: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "neigh", "show", addr])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut w = text.split_whitespace();
+    w.find(|x| *x == "lladdr")?;
+    w.next().map(str::to_lowercase)
+}
+
+/// The client at `client_addr` on its tap pings the LAN host and the LAN
+/// host pings it back; each side resolved the other by ARP across the
+/// bridge, the tunnel and the tap server's MAC routing.
+fn assert_lan_reachable(lab: &BridgeLab, client_addr: &str) {
+    let tap = tap_in(&lab.cli);
+    let addressed = wait_for(READY, || {
+        has_addr(&lab.cli, &tap, &format!("{client_addr}/24")).then_some(())
+    });
+    assert!(
+        addressed.is_some(),
+        "client tap {tap} never got {client_addr}/24: {}",
+        link_line(&lab.cli, &tap)
+    );
+    assert!(
+        ping_until(&lab.cli, LAN_HOST, 20),
+        "client cannot ping the LAN host {LAN_HOST}"
+    );
+    assert!(
+        ping_until(&lab.lan, client_addr, 10),
+        "the LAN host cannot ping the client {client_addr}"
+    );
+    let client_mac = mac_of(&lab.cli, &tap).to_lowercase();
+    assert_eq!(
+        neighbour(&lab.lan, client_addr).as_deref(),
+        Some(client_mac.as_str()),
+        "the LAN host did not learn the client's tap MAC by ARP"
+    );
+    let lan_dev = {
+        let out = Command::new("ip")
+            .args(["-n", lab.lan.name(), "-o", "route", "get", client_addr])
+            .output()
+            .expect("ip route get");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut w = text.split_whitespace();
+        w.find(|x| *x == "dev");
+        w.next().expect("a device").to_owned()
+    };
+    assert_eq!(
+        neighbour(&lab.cli, LAN_HOST).as_deref(),
+        Some(mac_of(&lab.lan, &lan_dev).to_lowercase().as_str()),
+        "the client did not learn the LAN host's MAC by ARP"
+    );
+}
+
+#[test]
+fn our_bridged_tap_server_gives_a_stock_client_a_pool_address_on_the_lan() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let line = format!("server-bridge {BRIDGE_ADDR} 255.255.255.0 {POOL_START} 192.168.77.110");
+    let mut server = lab.start(
+        Impl::Ours,
+        &lab.srv,
+        "server",
+        &lab.server_config(&line, ""),
+    );
+    server.wait_ready(READY);
+    lab.bridge_tap();
+    let mut client = lab.start(
+        Impl::OpenVpn,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", ""),
+    );
+    client.wait_ready(READY);
+    assert_lan_reachable(&lab, POOL_START);
+    assert!(
+        client.count("route-gateway 192.168.77.1") > 0,
+        "the pushed route-gateway is not in the client's log:\n{}",
+        client.log_text()
+    );
+}
+
+#[test]
+fn our_bridged_tap_server_without_pool_serves_a_static_stock_client() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let mut server = lab.start(
+        Impl::Ours,
+        &lab.srv,
+        "server",
+        &lab.server_config("server-bridge", ""),
+    );
+    server.wait_ready(READY);
+    lab.bridge_tap();
+    let mut client = lab.start(
+        Impl::OpenVpn,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", &format!("ifconfig {STATIC_CLIENT} 255.255.255.0")),
+    );
+    client.wait_ready(READY);
+    assert_lan_reachable(&lab, STATIC_CLIENT);
+    assert!(
+        client.count("route-gateway dhcp") > 0,
+        "'server-bridge' did not push route-gateway dhcp:\n{}",
+        client.log_text()
+    );
+}
+
+#[test]
+fn our_tap_client_reaches_the_lan_of_a_stock_bridged_server() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let line = format!("server-bridge {BRIDGE_ADDR} 255.255.255.0 {POOL_START} 192.168.77.110");
+    let mut server = lab.start(
+        Impl::OpenVpn,
+        &lab.srv,
+        "server",
+        &lab.server_config(&line, ""),
+    );
+    lab.bridge_tap();
+    server.wait_ready(READY);
+    let mut client = lab.start(
+        Impl::Ours,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", "lladdr 02:5a:00:00:00:07"),
+    );
+    client.wait_ready(READY);
+    assert_lan_reachable(&lab, POOL_START);
+    assert_eq!(mac_of(&lab.cli, &tap_in(&lab.cli)), "02:5a:00:00:00:07");
+}
+
+#[test]
+fn our_dev_null_client_connects_and_opens_no_device() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let line = format!("server-bridge {BRIDGE_ADDR} 255.255.255.0 {POOL_START} 192.168.77.110");
+    let mut server = lab.start(
+        Impl::OpenVpn,
+        &lab.srv,
+        "server",
+        &lab.server_config(&line, ""),
+    );
+    lab.bridge_tap();
+    server.wait_ready(READY);
+    let mut client = lab.start(
+        Impl::Ours,
+        &lab.cli,
+        "client",
+        &lab.client_config("null", ""),
+    );
+    client.wait_ready(READY);
+    // Keepalive pings (every 2 s, restart after 10) flow and nothing
+    // tears the session down.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(client.exited().is_none(), "{}", client.log_text());
+    let out = Command::new("ip")
+        .args(["-n", lab.cli.name(), "-o", "link", "show", "type", "tun"])
+        .output()
+        .expect("ip link");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "dev null opened a device: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(client.count("dev null") > 0, "{}", client.log_text());
+}
+
+#[test]
+fn client_to_client_switches_frames_between_two_stock_tap_clients() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    // A second client namespace on its own underlay link.
+    let cli2 = Netns::new("tpd");
+    cli2.disable_ipv6();
+    VethPair::new(&lab.srv, &cli2)
+        .addr_a([10, 202, 0, 1])
+        .addr_b([10, 202, 0, 2])
+        .create();
+    let line = format!("server-bridge {BRIDGE_ADDR} 255.255.255.0 {POOL_START} 192.168.77.110");
+    let mut server = lab.start(
+        Impl::Ours,
+        &lab.srv,
+        "server",
+        &lab.server_config(&line, "client-to-client"),
+    );
+    server.wait_ready(READY);
+    lab.bridge_tap();
+    let mut a = lab.start(
+        Impl::OpenVpn,
+        &lab.cli,
+        "client-a",
+        &lab.client_config("tap", ""),
+    );
+    a.wait_ready(READY);
+    let b_conf = lab
+        .client_config("tap", "")
+        .replace(SERVER_UNDERLAY, "10.202.0.1");
+    let mut b = lab.start(Impl::OpenVpn, &cli2, "client-b", &b_conf);
+    b.wait_ready(READY);
+    let b_addr = "192.168.77.101";
+    let addressed = wait_for(READY, || {
+        has_addr(&cli2, &tap_in(&cli2), &format!("{b_addr}/24")).then_some(())
+    });
+    assert!(addressed.is_some(), "client b never got {b_addr}");
+    // Both clients sit behind the one tap port of the bridge, which never
+    // sends a frame back out of the port it came in on: only the server's
+    // own switching (client-to-client by learnt MAC) gets a's frames to b.
+    assert!(
+        ping_until(&lab.cli, b_addr, 20),
+        "client a cannot ping client b"
+    );
+}
