@@ -304,7 +304,7 @@ fn our_tap_client_reaches_the_lan_of_a_stock_bridged_server() {
         Impl::OpenVpn,
         &lab.srv,
         "server",
-        &lab.server_config(&line, ""),
+        &lab.server_config(&line, "push \"route 10.77.0.0 255.255.0.0\""),
     );
     lab.bridge_tap();
     server.wait_ready(READY);
@@ -316,7 +316,18 @@ fn our_tap_client_reaches_the_lan_of_a_stock_bridged_server() {
     );
     client.wait_ready(READY);
     assert_lan_reachable(&lab, POOL_START);
-    assert_eq!(mac_of(&lab.cli, &tap_in(&lab.cli)), "02:5a:00:00:00:07");
+    let tap = tap_in(&lab.cli);
+    assert_eq!(mac_of(&lab.cli, &tap), "02:5a:00:00:00:07");
+    // A pushed route on a tap goes via the pushed route-gateway.
+    let out = Command::new("ip")
+        .args(["-n", lab.cli.name(), "-o", "route", "show", "10.77.0.0/16"])
+        .output()
+        .expect("ip route");
+    let route = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        route.contains(&format!("via {BRIDGE_ADDR} dev {tap}")),
+        "pushed route not via the route-gateway: {route:?}"
+    );
 }
 
 #[test]

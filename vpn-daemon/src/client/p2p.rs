@@ -866,6 +866,24 @@ impl Run {
     ) {
         let local = setup.ipv4.map(|a| a.0);
         let mut errs = Vec::new();
+        let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
+            let gw = match p.route_gateway {
+                Some(push::RouteGateway::Addr(a)) => Some(a),
+                Some(push::RouteGateway::Dhcp) => None,
+                None => match cfg.route_gateway {
+                    Some(cfgt::RouteGateway::Addr(a)) => Some(a),
+                    _ => None,
+                },
+            };
+            if gw.is_none() && (!p.routes.is_empty() || !cfg.routes.is_empty()) {
+                tracing::warn!(
+                    "routes on a tap need an IPv4 route-gateway (learning it by DHCP is not implemented); they go out of the device without a next hop"
+                );
+            }
+            gw
+        } else {
+            None
+        };
         let redirect = p
             .redirect_gateway
             .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
@@ -886,7 +904,7 @@ impl Run {
             // specific halves win, and the host route keeps the server
             // reachable through the old gateway.
             if !f.contains(RedirectFlags::NOT_IPV4)
-                && let Err(e) = rt.redirect_gateway_def1(server, dev, None)
+                && let Err(e) = rt.redirect_gateway_def1(server, dev, tap_gw)
             {
                 errs.push(DaemonError::from(e));
             }
@@ -902,7 +920,7 @@ impl Run {
                 dev,
                 r.network,
                 r.netmask,
-                r.gateway,
+                tunnel::tap_route_gateway(r.gateway, tap_gw),
                 r.metric,
                 Some(server),
                 local,
@@ -916,7 +934,7 @@ impl Run {
                 dev,
                 r.network,
                 r.netmask,
-                r.gateway,
+                tunnel::tap_route_gateway(r.gateway, tap_gw),
                 r.metric.or(p.route_metric),
                 Some(server),
                 local,

@@ -191,6 +191,19 @@ pub fn add_route_v4(
     Ok(())
 }
 
+/// A tap is a broadcast link: a route must name its next hop on it, so
+/// routes without a gateway (or via `vpn_gateway`) go via the
+/// `route-gateway` (2.6 adds every route via it).
+pub fn tap_route_gateway(
+    gateway: Option<RouteAddr>,
+    tap_gw: Option<Ipv4Addr>,
+) -> Option<RouteAddr> {
+    match (tap_gw, gateway) {
+        (Some(a), None | Some(RouteAddr::VpnGateway)) => Some(RouteAddr::Addr(a)),
+        _ => gateway,
+    }
+}
+
 /// One `route-ipv6` on `dev`.
 pub fn add_route_v6(
     rt: &mut RouteTable,
