@@ -1377,22 +1377,22 @@ fn dev_type(a: &Args<'_>, v: &str) -> Result<DevType, ConfigErrorKind> {
     }
 }
 
-/// A MAC address as 2.6's `mac_addr_safe` takes it: six hex bytes joined
-/// by ':' (or '-'); 2.6 hands the text to `ip link set address`, which
-/// refuses a multicast address, so we refuse it here.
+/// A MAC address as 2.6's `mac_addr_safe` takes it: hex groups of one or
+/// two digits joined by ':'; we also ask for exactly six groups (2.6 scans
+/// six and leaves the missing bytes unset).
 fn lladdr(a: &Args<'_>, i: usize) -> Result<[u8; 6], ConfigErrorKind> {
     let w = a.word(i)?;
-    let bad = || a.invalid(i, "a unicast MAC address such as 02:00:5e:10:00:01");
+    let bad = || a.invalid(i, "a MAC address such as 02:00:5e:10:00:01");
     let mut mac = [0u8; 6];
-    let mut parts = w.split([':', '-']);
+    let mut parts = w.split(':');
     for byte in &mut mac {
         let p = parts.next().ok_or_else(bad)?;
-        if p.is_empty() || p.len() > 2 {
+        if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(bad());
         }
         *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
     }
-    if parts.next().is_some() || mac[0] & 1 == 1 || mac == [0; 6] {
+    if parts.next().is_some() {
         return Err(bad());
     }
     Ok(mac)

@@ -369,7 +369,7 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "dev-type bridge", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
-        (CLIENT, "lladdr 01:00:5e:00:00:01", |k| {
+        (CLIENT, "lladdr 02-00-5e-00-00-01", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (CLIENT, "lladdr 02:00:5e:00:00", |k| {

@@ -66,7 +66,14 @@ pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, Da
     tc.queues = queues.max(1);
     tc.tx_queue_len = cfg.txqueuelen;
     tc.tap = cfg.dev_type == DevType::Tap;
-    tc.mac = cfg.lladdr;
+    // The kernel refuses a group or all-zero address; 2.6 only warns then.
+    tc.mac = cfg.lladdr.filter(|m| {
+        let unicast = m[0] & 1 == 0 && *m != [0; 6];
+        if !unicast {
+            tracing::warn!(lladdr = ?m, "lladdr is not a unicast MAC address; not set");
+        }
+        unicast
+    });
     if let Some(node) = &cfg.dev_node {
         check_dev_node(node)?;
     }
