@@ -25,8 +25,8 @@ use super::{
         IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
         PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
         RouteAddr, RouteGateway, RouteIpv6, ServerBridge, Source, StatusFile, TlsVersion,
-        TlsVersionMin, Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, X509NameKind,
-        XdpMode,
+        TlsVersionMin, Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, VlanAccept,
+        X509NameKind, XdpMode,
     },
 };
 
@@ -125,6 +125,23 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("server-bridge", 0, 4, server_bridge),
+    d("vlan-tagging", 0, 0, |b, _| {
+        b.raw.vlan_tagging = true;
+        Ok(())
+    }),
+    d("vlan-accept", 1, 1, |b, a| {
+        b.raw.vlan_accept = Some(match a.word(0)? {
+            "all" => VlanAccept::All,
+            "tagged" => VlanAccept::Tagged,
+            "untagged" => VlanAccept::Untagged,
+            _ => return Err(a.invalid(0, "'tagged', 'untagged' or 'all'")),
+        });
+        Ok(())
+    }),
+    d("vlan-pvid", 1, 1, |b, a| {
+        b.raw.vlan_pvid = Some(a.num_range(0, 1, 4094)?);
+        Ok(())
+    }),
     d("topology", 1, 1, |b, a| {
         b.raw.topology = Some(match a.word(0)? {
             "subnet" => Topology::Subnet,
@@ -980,18 +997,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     (
         "keying-material-exporter",
         "keying-material-exporter is not implemented",
-    ),
-    (
-        "vlan-tagging",
-        "802.1Q VLAN tagging on the tap device is not implemented (untagged tap works)",
-    ),
-    (
-        "vlan-accept",
-        "802.1Q VLAN tagging on the tap device is not implemented (untagged tap works)",
-    ),
-    (
-        "vlan-pvid",
-        "802.1Q VLAN tagging on the tap device is not implemented (untagged tap works)",
     ),
     ("setenv-safe", "setenv-safe is not implemented"),
     ("auth-token", "auth tokens are not implemented"),

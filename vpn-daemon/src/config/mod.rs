@@ -72,6 +72,8 @@ pub struct Config {
     /// `server-bridge` as written (its expansion is in `mode`, `push`,
     /// `ifconfig_pool`).
     pub server_bridge: Option<ServerBridge>,
+    /// `vlan-tagging` (with `vlan-accept`, `vlan-pvid`); `None` without it.
+    pub vlan: Option<Vlan>,
     /// `tun-mtu` (default 1500).
     pub tun_mtu: u32,
     /// `tun-mtu-max` (default 1600): the largest MTU a server may push.
@@ -543,6 +545,9 @@ struct Raw {
     remotes: Vec<RawRemote>,
     dev: Option<String>,
     dev_type: Option<DevType>,
+    vlan_tagging: bool,
+    vlan_accept: Option<VlanAccept>,
+    vlan_pvid: Option<u16>,
     topology: Option<Topology>,
     server: Option<(Ipv4Addr, Ipv4Addr, bool)>,
     server_ipv6: Option<Ipv6Net>,
@@ -783,6 +788,7 @@ impl Config {
             lladdr: None,
             tun_mtu_extra: None,
             server_bridge: None,
+            vlan: None,
             tun_mtu: 1500,
             tun_mtu_max: 1600,
             mssfix: Some(Mssfix {

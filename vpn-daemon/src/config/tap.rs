@@ -1,12 +1,12 @@
 //! The tap side of the configuration: `server-bridge`'s expansion and the
-//! checks 2.6 makes on `lladdr`, `dev null` and `tun-mtu-extra`
-//! (`helper.c`, `options.c`), after the device type is known.
+//! checks 2.6 makes on `lladdr`, `dev null`, `tun-mtu-extra` and
+//! `vlan-*` (`helper.c`, `options.c`), after the device type is known.
 
 use std::net::Ipv4Addr;
 
 use super::{
     Builder, ConfigError, ConfigErrorKind, Span,
-    types::{DevType, IfconfigPool, Mode, ServerBridge},
+    types::{DevType, IfconfigPool, Mode, ServerBridge, Vlan, VlanAccept},
 };
 
 /// 2.6's `TAP_MTU_EXTRA_DEFAULT`.
@@ -130,7 +130,7 @@ fn same_subnet(span: &Span, a: Ipv4Addr, b: Ipv4Addr, mask: Ipv4Addr) -> Result<
     Ok(())
 }
 
-/// Checks that need the mode.
+/// Checks that need the mode, and `vlan-*` (2.6's `options_postprocess`).
 pub(super) fn mode_checks(b: &mut Builder) -> Result<(), ConfigError> {
     if b.cfg.mode == Mode::Server && b.cfg.dev_type == DevType::Null {
         return Err(invalid(
@@ -138,5 +138,40 @@ pub(super) fn mode_checks(b: &mut Builder) -> Result<(), ConfigError> {
             "'mode server' only works with dev tun or dev tap",
         ));
     }
+    let accept = b.raw.vlan_accept.unwrap_or_default();
+    let pvid = b.raw.vlan_pvid.unwrap_or(1);
+    if b.cfg.mode != Mode::Server {
+        // A client or point-to-point peer ignores vlan-accept/-pvid.
+        if b.raw.vlan_tagging {
+            return Err(invalid(
+                b.span_of("vlan-tagging"),
+                "'vlan-tagging' requires 'mode server'",
+            ));
+        }
+        return Ok(());
+    }
+    if b.raw.vlan_tagging && b.cfg.dev_type != DevType::Tap {
+        return Err(invalid(
+            b.span_of("vlan-tagging"),
+            "'vlan-tagging' must be used with dev tap",
+        ));
+    }
+    if !b.raw.vlan_tagging {
+        // 2.6 compares with the defaults: `vlan-accept all` alone is fine.
+        if accept != VlanAccept::All {
+            return Err(invalid(
+                b.span_of("vlan-accept"),
+                "'vlan-accept' requires 'vlan-tagging'",
+            ));
+        }
+        if pvid != 1 {
+            return Err(invalid(
+                b.span_of("vlan-pvid"),
+                "'vlan-pvid' requires 'vlan-tagging'",
+            ));
+        }
+        return Ok(());
+    }
+    b.cfg.vlan = Some(Vlan { accept, pvid });
     Ok(())
 }

@@ -91,6 +91,9 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("lladdr 02:00:5e:10:00:01", "client\ndev tap\nremote h\nca a\ncert b\nkey c\n", |c| c.lladdr == Some([2, 0, 0x5e, 0x10, 0, 1])),
         ("tun-mtu-extra 32", P2P, |c| c.tun_mtu_extra == Some(32)),
         ("server-bridge 10.8.0.4 255.255.255.0 10.8.0.128 10.8.0.254", "dev tap\nca a\ncert b\nkey c\n", |c| c.mode == Mode::Server && c.push == ["route-gateway 10.8.0.4"]),
+        ("vlan-tagging", "dev tap\nca a\ncert b\nkey c\nserver-bridge\n", |c| c.vlan.is_some()),
+        ("vlan-accept all", "dev tap\nca a\ncert b\nkey c\nserver-bridge\nvlan-tagging\n", |c| c.vlan.is_some_and(|v| v.accept == VlanAccept::All)),
+        ("vlan-pvid 7", "dev tap\nca a\ncert b\nkey c\nserver-bridge\nvlan-tagging\n", |c| c.vlan.is_some_and(|v| v.pvid == 7)),
         ("topology subnet", P2P, |c| c.topology == Topology::Subnet),
         ("tun-mtu 1400", P2P, |c| c.tun_mtu == 1400),
         ("tun-mtu-max 9000", P2P, |c| c.tun_mtu_max == 9000),
@@ -380,8 +383,8 @@ fn errors_name_the_line_and_the_problem() {
             "server-bridge 10.0.0.1 255.255.255.0 10.0.0.9",
             |k| matches!(k, ConfigErrorKind::InvalidValue { .. }),
         ),
-        (CLIENT, "vlan-tagging", |k| {
-            matches!(k, ConfigErrorKind::Unsupported { .. })
+        (CLIENT, "vlan-pvid 0", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (CLIENT, "cipher BF-CBC", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
@@ -1801,4 +1804,40 @@ fn server_bridge_expands_as_2_6() {
     let c = ok(base, "server-bridge nogw");
     assert_eq!((c.mode, c.ifconfig_pool), (Mode::Server, None));
     assert!(c.push.is_empty());
+}
+
+#[test]
+fn vlan_directives_as_2_6() {
+    let tap = "dev tap\nca a\ncert b\nkey c\nserver-bridge\n";
+    let c = ok(tap, "vlan-tagging\nvlan-accept tagged\nvlan-pvid 20");
+    assert_eq!(
+        c.vlan,
+        Some(Vlan {
+            accept: VlanAccept::Tagged,
+            pvid: 20
+        })
+    );
+    assert_eq!(
+        ok(tap, "vlan-tagging").vlan,
+        Some(Vlan {
+            accept: VlanAccept::All,
+            pvid: 1
+        })
+    );
+    assert_eq!(ok(tap, "vlan-accept all\nvlan-pvid 1").vlan, None);
+    // A client ignores vlan-accept and vlan-pvid, as 2.6.
+    assert_eq!(ok(CLIENT, "vlan-accept tagged\nvlan-pvid 3").vlan, None);
+    for (extra, msg) in [
+        ("vlan-accept untagged", "requires 'vlan-tagging'"),
+        ("vlan-pvid 2", "requires 'vlan-tagging'"),
+    ] {
+        let e = with(tap, extra).unwrap_err();
+        assert!(e.to_string().contains(msg), "{extra}: {e}");
+    }
+    let e = with(SERVER, "vlan-tagging").unwrap_err();
+    assert!(e.to_string().contains("must be used with dev tap"), "{e}");
+    let e = with(CLIENT, "vlan-tagging").unwrap_err();
+    assert!(e.to_string().contains("requires 'mode server'"), "{e}");
+    assert!(with(tap, "vlan-pvid 4095").is_err());
+    assert!(with(tap, "vlan-accept some").is_err());
 }

@@ -61,6 +61,28 @@ impl DevType {
     }
 }
 
+/// `vlan-accept`: which frames the tap device may carry (2.6 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VlanAccept {
+    /// `all` (default): untagged frames are the PVID's, tagged ones their VID's.
+    #[default]
+    All,
+    /// `tagged`: only tagged frames; everything written to tap is tagged.
+    Tagged,
+    /// `untagged`: only untagged (or priority-tagged) frames, all the PVID's.
+    Untagged,
+}
+
+/// `vlan-tagging` with its `vlan-accept` and `vlan-pvid` on a tap server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vlan {
+    /// `vlan-accept`.
+    pub accept: VlanAccept,
+    /// `vlan-pvid` (1..4094, default 1): the tap port's native VID and the
+    /// VID of clients whose ccd file sets none.
+    pub pvid: u16,
+}
+
 /// `server-bridge`: a tap server whose device is bridged to a LAN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerBridge {

@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_ROUTES_PER_CLIENT: u32 = 256;
 /// A MAC address.
 pub type Mac = [u8; 6];
 
+/// A learnt address: the VLAN (0 without `vlan-tagging`) and the MAC.
+type Key = (u16, Mac);
+
 /// The Ethernet header: destination, source, EtherType.
 const ETH_HLEN: usize = 14;
 
@@ -53,7 +56,7 @@ pub enum LearnRefused {
 /// MAC address -> client, with per-client counts for the quota.
 #[derive(Debug)]
 pub struct MacTable {
-    owners: HashMap<Mac, PeerId>,
+    owners: HashMap<Key, PeerId>,
     counts: HashMap<PeerId, u32>,
     max_per_client: u32,
 }
@@ -78,15 +81,15 @@ impl MacTable {
         self.owners.is_empty()
     }
 
-    /// The client owning `mac`.
-    pub fn lookup(&self, mac: &Mac) -> Option<PeerId> {
-        self.owners.get(mac).copied()
+    /// The client owning `mac` in VLAN `vid`.
+    pub fn lookup(&self, vid: u16, mac: &Mac) -> Option<PeerId> {
+        self.owners.get(&(vid, *mac)).copied()
     }
 
     /// Makes `id` the owner of `mac` (2.6 `multi_learn_addr`): a MAC owned
     /// by another client moves when `id` still has quota.
-    pub fn learn(&mut self, mac: Mac, id: PeerId) -> Result<(), LearnRefused> {
-        let old = self.owners.get(&mac).copied();
+    pub fn learn(&mut self, vid: u16, mac: Mac, id: PeerId) -> Result<(), LearnRefused> {
+        let old = self.owners.get(&(vid, mac)).copied();
         if old == Some(id) {
             return Ok(());
         }
@@ -99,11 +102,11 @@ impl MacTable {
         }
         if let Some(prev) = old {
             self.dec(prev);
-            tracing::debug!(mac = %MacDisplay(&mac), from = prev, to = id, "MAC moved");
+            tracing::debug!(mac = %MacDisplay(&mac), vid, from = prev, to = id, "MAC moved");
         } else {
-            tracing::debug!(mac = %MacDisplay(&mac), peer_id = id, "MAC learnt");
+            tracing::debug!(mac = %MacDisplay(&mac), vid, peer_id = id, "MAC learnt");
         }
-        self.owners.insert(mac, id);
+        self.owners.insert((vid, mac), id);
         self.counts.insert(id, count + 1);
         Ok(())
     }
@@ -125,8 +128,8 @@ impl MacTable {
     }
 
     /// The addresses and their owners (status file), in no order.
-    pub fn entries(&self) -> impl Iterator<Item = (Mac, PeerId)> + '_ {
-        self.owners.iter().map(|(m, id)| (*m, *id))
+    pub fn entries(&self) -> impl Iterator<Item = (u16, Mac, PeerId)> + '_ {
+        self.owners.iter().map(|((v, m), id)| (*v, *m, *id))
     }
 
     /// The internal multiplexer's decision for one Ethernet frame (2.6
@@ -139,9 +142,14 @@ impl MacTable {
     ///   bad source); without `client-to-client` every frame goes to tap;
     ///   with it, broadcast/multicast goes to the other clients and tap,
     ///   unicast to another client straight to it, the rest to tap.
+    ///
+    /// `vid` is the frame's VLAN (0 without `vlan-tagging`): addresses are
+    /// learnt and looked up per VLAN; the caller limits a broadcast to the
+    /// clients of that VLAN.
     pub fn route(
         &mut self,
         from: PacketSource,
+        vid: u16,
         frame: &[u8],
         client_to_client: bool,
     ) -> RouteDecision {
@@ -156,13 +164,13 @@ impl MacTable {
                         also_tun: false,
                     };
                 }
-                match self.lookup(&dst) {
+                match self.lookup(vid, &dst) {
                     Some(id) => RouteDecision::Peer(id),
                     None => RouteDecision::Drop(RouteDrop::NoRoute),
                 }
             }
             PacketSource::Peer(id) => {
-                if self.learn(src, id).is_err() {
+                if self.learn(vid, src, id).is_err() {
                     return RouteDecision::Drop(RouteDrop::BadSource);
                 }
                 if !client_to_client {
@@ -174,7 +182,7 @@ impl MacTable {
                         also_tun: true,
                     };
                 }
-                match self.lookup(&dst) {
+                match self.lookup(vid, &dst) {
                     Some(to) if to != id => RouteDecision::Peer(to),
                     _ => RouteDecision::Tun,
                 }
@@ -220,19 +228,19 @@ mod tests {
     fn client_frames_teach_their_source_and_tap_frames_follow_it() {
         let mut t = MacTable::new(DEFAULT_MAX_ROUTES_PER_CLIENT);
         assert_eq!(
-            t.route(PacketSource::Tun, &frame(A, LAN), false),
+            t.route(PacketSource::Tun, 0, &frame(A, LAN), false),
             RouteDecision::Drop(RouteDrop::NoRoute)
         );
         assert_eq!(
-            t.route(PacketSource::Peer(3), &frame(LAN, A), false),
+            t.route(PacketSource::Peer(3), 0, &frame(LAN, A), false),
             RouteDecision::Tun
         );
         assert_eq!(
-            t.route(PacketSource::Tun, &frame(A, LAN), false),
+            t.route(PacketSource::Tun, 0, &frame(A, LAN), false),
             RouteDecision::Peer(3)
         );
         // The tap side's own source is never learnt.
-        assert_eq!(t.lookup(&LAN), None);
+        assert_eq!(t.lookup(0, &LAN), None);
     }
 
     #[test]
@@ -240,7 +248,7 @@ mod tests {
         let mut t = MacTable::new(8);
         for dst in [BCAST, MCAST] {
             assert_eq!(
-                t.route(PacketSource::Tun, &frame(dst, LAN), false),
+                t.route(PacketSource::Tun, 0, &frame(dst, LAN), false),
                 RouteDecision::Broadcast {
                     except: None,
                     also_tun: false
@@ -252,26 +260,26 @@ mod tests {
     #[test]
     fn client_to_client_switches_between_clients_and_floods_broadcast() {
         let mut t = MacTable::new(8);
-        t.route(PacketSource::Peer(1), &frame(BCAST, A), true);
-        t.route(PacketSource::Peer(2), &frame(BCAST, B), true);
+        t.route(PacketSource::Peer(1), 0, &frame(BCAST, A), true);
+        t.route(PacketSource::Peer(2), 0, &frame(BCAST, B), true);
         assert_eq!(
-            t.route(PacketSource::Peer(1), &frame(B, A), true),
+            t.route(PacketSource::Peer(1), 0, &frame(B, A), true),
             RouteDecision::Peer(2)
         );
         assert_eq!(
-            t.route(PacketSource::Peer(1), &frame(BCAST, A), true),
+            t.route(PacketSource::Peer(1), 0, &frame(BCAST, A), true),
             RouteDecision::Broadcast {
                 except: Some(1),
                 also_tun: true
             }
         );
         assert_eq!(
-            t.route(PacketSource::Peer(1), &frame(LAN, A), true),
+            t.route(PacketSource::Peer(1), 0, &frame(LAN, A), true),
             RouteDecision::Tun
         );
         // Without client-to-client the other client is reached via tap.
         assert_eq!(
-            t.route(PacketSource::Peer(1), &frame(B, A), false),
+            t.route(PacketSource::Peer(1), 0, &frame(B, A), false),
             RouteDecision::Tun
         );
     }
@@ -281,7 +289,7 @@ mod tests {
         let mut t = MacTable::new(8);
         for src in [BCAST, MCAST, [0; 6]] {
             assert_eq!(
-                t.route(PacketSource::Peer(1), &frame(LAN, src), false),
+                t.route(PacketSource::Peer(1), 0, &frame(LAN, src), false),
                 RouteDecision::Drop(RouteDrop::BadSource)
             );
         }
@@ -292,15 +300,16 @@ mod tests {
     fn quota_bounds_each_client_and_a_mac_moves_to_its_latest_sender() {
         let mut t = MacTable::new(2);
         for i in 0..2u8 {
-            t.learn([2, 0, 0, 0, 1, i], 1).unwrap();
+            t.learn(0, [2, 0, 0, 0, 1, i], 1).unwrap();
         }
         assert_eq!(
-            t.learn([2, 0, 0, 0, 1, 9], 1),
+            t.learn(0, [2, 0, 0, 0, 1, 9], 1),
             Err(LearnRefused::QuotaExceeded)
         );
         assert_eq!(
             t.route(
                 PacketSource::Peer(1),
+                0,
                 &frame(LAN, [2, 0, 0, 0, 1, 9]),
                 false
             ),
@@ -310,26 +319,27 @@ mod tests {
         assert_eq!(
             t.route(
                 PacketSource::Peer(1),
+                0,
                 &frame(LAN, [2, 0, 0, 0, 1, 0]),
                 false
             ),
             RouteDecision::Tun
         );
         // Client 2 takes one over: client 1 has room again.
-        t.learn([2, 0, 0, 0, 1, 0], 2).unwrap();
-        assert_eq!(t.lookup(&[2, 0, 0, 0, 1, 0]), Some(2));
-        t.learn([2, 0, 0, 0, 1, 9], 1).unwrap();
+        t.learn(0, [2, 0, 0, 0, 1, 0], 2).unwrap();
+        assert_eq!(t.lookup(0, &[2, 0, 0, 0, 1, 0]), Some(2));
+        t.learn(0, [2, 0, 0, 0, 1, 9], 1).unwrap();
         assert_eq!(t.len(), 3);
     }
 
     #[test]
     fn removing_a_client_forgets_its_addresses_only() {
         let mut t = MacTable::new(8);
-        t.learn(A, 1).unwrap();
-        t.learn(B, 2).unwrap();
+        t.learn(0, A, 1).unwrap();
+        t.learn(0, B, 2).unwrap();
         t.remove_peer(1);
-        assert_eq!(t.lookup(&A), None);
-        assert_eq!(t.lookup(&B), Some(2));
+        assert_eq!(t.lookup(0, &A), None);
+        assert_eq!(t.lookup(0, &B), Some(2));
         assert_eq!(t.len(), 1);
     }
 
@@ -337,11 +347,11 @@ mod tests {
     fn short_frames_are_malformed() {
         let mut t = MacTable::new(8);
         assert_eq!(
-            t.route(PacketSource::Peer(1), &[0u8; 13], false),
+            t.route(PacketSource::Peer(1), 0, &[0u8; 13], false),
             RouteDecision::Drop(RouteDrop::Malformed)
         );
         assert_eq!(
-            t.route(PacketSource::Tun, &[], false),
+            t.route(PacketSource::Tun, 0, &[], false),
             RouteDecision::Drop(RouteDrop::Malformed)
         );
     }
@@ -356,10 +366,27 @@ mod tests {
         ) {
             let mut t = MacTable::new(3);
             for (peer, f) in &frames {
-                let _ = t.route(PacketSource::Peer(*peer), f, true);
-                let _ = t.route(PacketSource::Tun, f, true);
+                let _ = t.route(PacketSource::Peer(*peer), 0, f, true);
+                let _ = t.route(PacketSource::Tun, 0, f, true);
             }
             proptest::prop_assert!(t.len() <= 4 * 3);
         }
+    }
+}
+
+#[cfg(test)]
+mod vlan_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_mac_is_two_addresses_in_two_vlans() {
+        let mut t = MacTable::new(8);
+        let m = [2, 0, 0, 0, 0, 1];
+        t.learn(10, m, 1).unwrap();
+        t.learn(20, m, 2).unwrap();
+        assert_eq!(
+            (t.lookup(10, &m), t.lookup(20, &m), t.lookup(0, &m)),
+            (Some(1), Some(2), None)
+        );
     }
 }

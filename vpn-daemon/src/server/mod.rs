@@ -40,6 +40,7 @@ pub mod pool;
 pub mod push;
 pub mod tcp;
 pub mod udp;
+pub mod vlan;
 
 /// The pieces together, as a server driver would use them for a client's
 /// connection: ccd, pool, push list, peer table, routing, status.

@@ -38,6 +38,7 @@ use crate::server::push::{
     ClientAddresses, ServerAddressing, client_addresses, client_push_list, needs_pool_lease,
     vpn_routes,
 };
+use crate::server::vlan;
 
 /// Where the server's outgoing packets go.
 pub trait LinkOut {
@@ -94,6 +95,8 @@ pub struct Client {
     connect_ran: bool,
     /// Traffic through the XDP fast path.
     fast: FastPathCounters,
+    /// Its ccd `vlan-pvid` (with `vlan-tagging`); `None`: the global one.
+    vlan_pvid: Option<u16>,
 }
 
 /// The result of an authentication task.
@@ -217,6 +220,7 @@ impl Multi {
                 bytes_out: 0,
                 connect_ran: false,
                 fast: FastPathCounters::default(),
+                vlan_pvid: None,
             },
         ) {
             Ok(id) => id,
@@ -286,12 +290,25 @@ impl Multi {
         };
         tunnel::clamp(pkt, mss);
         let c2c = self.cfg.client_to_client;
+        // vlan-tagging: clients send untagged frames, in their own VLAN.
+        let vlan = self.cfg.vlan;
+        let vid = match vlan {
+            Some(_) if vlan::is_tagged(pkt) => {
+                *self.route_drops.entry("vlan").or_default() += 1;
+                return;
+            }
+            Some(v) => self
+                .peers
+                .get(id)
+                .map_or(v.pvid, |p| p.payload.vlan_pvid.unwrap_or(v.pvid)),
+            None => 0,
+        };
         let decision = match &mut self.macs {
-            Some(macs) => macs.route(PacketSource::Peer(id), pkt, c2c),
+            Some(macs) => macs.route(PacketSource::Peer(id), vid, pkt, c2c),
             None => self.peers.route(PacketSource::Peer(id), pkt, c2c),
         };
         match decision {
-            RouteDecision::Tun => ttx.push(pkt),
+            RouteDecision::Tun => to_tap(ttx, pkt, vlan, vid, &mut self.route_drops),
             RouteDecision::Peer(to) => {
                 let pkt = pkt.to_vec();
                 self.send_to_peer(to, &pkt, now, out);
@@ -299,14 +316,9 @@ impl Multi {
             RouteDecision::Broadcast { except, also_tun } => {
                 let pkt = pkt.to_vec();
                 if also_tun {
-                    ttx.push(&pkt);
+                    to_tap(ttx, &pkt, vlan, vid, &mut self.route_drops);
                 }
-                let ids: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .map(|p| p.id())
-                    .filter(|i| Some(*i) != except)
-                    .collect();
+                let ids = self.broadcast_ids(except, vid);
                 for to in ids {
                     self.send_to_peer(to, &pkt, now, out);
                 }
@@ -346,19 +358,24 @@ impl Multi {
     pub fn tun_packet(&mut self, pkt: &mut [u8], now: Instant, out: &mut dyn LinkOut) {
         tunnel::clamp(pkt, self.mss);
         let c2c = self.cfg.client_to_client;
+        let (pkt, vid) = match &self.cfg.vlan {
+            Some(v) => match vlan::decapsulate(pkt, v) {
+                Some((vid, off)) => (&mut pkt[off..], vid),
+                None => {
+                    *self.route_drops.entry("vlan").or_default() += 1;
+                    return;
+                }
+            },
+            None => (pkt, 0),
+        };
         let decision = match &mut self.macs {
-            Some(macs) => macs.route(PacketSource::Tun, pkt, c2c),
+            Some(macs) => macs.route(PacketSource::Tun, vid, pkt, c2c),
             None => self.peers.route(PacketSource::Tun, pkt, c2c),
         };
         match decision {
             RouteDecision::Peer(to) => self.send_to_peer(to, pkt, now, out),
             RouteDecision::Broadcast { except, .. } => {
-                let ids: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .map(|p| p.id())
-                    .filter(|i| Some(*i) != except)
-                    .collect();
+                let ids = self.broadcast_ids(except, vid);
                 for to in ids {
                     self.send_to_peer(to, pkt, now, out);
                 }
@@ -368,6 +385,19 @@ impl Multi {
                 *self.route_drops.entry(drop_name(r)).or_default() += 1;
             }
         }
+    }
+
+    /// Who gets a broadcast: every client but `except`, and with
+    /// `vlan-tagging` only those of VLAN `vid` (2.6 `multi_bcast`).
+    fn broadcast_ids(&self, except: Option<PeerId>, vid: u16) -> Vec<PeerId> {
+        let global = self.cfg.vlan.map_or(0, |v| v.pvid);
+        self.peers
+            .iter()
+            .filter(|p| {
+                Some(p.id()) != except && (vid == 0 || p.payload.vlan_pvid.unwrap_or(global) == vid)
+            })
+            .map(|p| p.id())
+            .collect()
     }
 
     fn send_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
@@ -618,6 +648,10 @@ impl Multi {
             p.payload.session.set_push_reply(opts);
             if let Some(o) = &ccd {
                 p.payload.session.override_timers(now, o.instance_timers());
+                if self.cfg.vlan.is_some() {
+                    p.payload.vlan_pvid =
+                        vlan::ccd_pvid(o.other.iter().map(|d| d.words.as_slice()));
+                }
             }
         }
         let p = self.peers.get_mut(id)?;
@@ -792,6 +826,24 @@ fn drop_name(r: crate::server::peers::RouteDrop) -> &'static str {
         RouteDrop::BadSource => "bad source",
         RouteDrop::NoRoute => "no route",
         RouteDrop::UnknownPeer => "unknown peer",
+    }
+}
+
+/// Writes a client's frame to tap as the VLAN port needs it (2.6
+/// `vlan_process_outgoing_tun`); without `vlan-tagging` as it is.
+fn to_tap(
+    ttx: &mut TunTxBatch,
+    pkt: &[u8],
+    vlan_cfg: Option<crate::config::Vlan>,
+    vid: u16,
+    drops: &mut HashMap<&'static str, u64>,
+) {
+    match vlan_cfg.map(|v| vlan::to_tap(&v, vid)) {
+        None | Some(vlan::ToTap::AsIs) => ttx.push(pkt),
+        Some(vlan::ToTap::Tag(vid)) => {
+            ttx.push_with(pkt.len() + 4, |b| vlan::encapsulate(pkt, vid, b));
+        }
+        Some(vlan::ToTap::Drop) => *drops.entry("vlan").or_default() += 1,
     }
 }
 
