@@ -38,6 +38,8 @@ struct BridgeLab {
     lan: Netns,
     bridge: String,
     tap: String,
+    /// The LAN host's interface.
+    lan_if: String,
     dir: TempDir,
     pki: Pki,
 }
@@ -54,7 +56,7 @@ impl BridgeLab {
             .addr_a([10, 201, 0, 1])
             .addr_b([10, 201, 0, 2])
             .create();
-        let (to_lan, _) = VethPair::new(&srv, &lan)
+        let (to_lan, lan_end) = VethPair::new(&srv, &lan)
             .addr_b([192, 168, 77, 50])
             .create();
         let bridge = unique_name("tb");
@@ -70,6 +72,7 @@ impl BridgeLab {
             lan,
             bridge,
             tap: unique_name("tt"),
+            lan_if: lan_end.name,
             dir,
             pki,
         }
@@ -413,5 +416,176 @@ fn client_to_client_switches_frames_between_two_stock_tap_clients() {
     assert!(
         ping_until(&lab.cli, b_addr, 20),
         "client a cannot ping client b"
+    );
+}
+
+/// A helper process killed (and reaped) when the test ends, also on panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends one raw Ethernet frame out of `dev` in `ns` (AF_PACKET).
+fn inject(ns: &Netns, dev: &str, frame: &[u8]) {
+    let ifindex = ns.ifindex(dev);
+    ns.run(|| {
+        // SAFETY: plain socket calls on a fresh fd with a zeroed, fully
+        // initialised sockaddr_ll; the fd is closed before returning.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+            sa.sll_family = libc::AF_PACKET as u16;
+            sa.sll_ifindex = ifindex as i32;
+            sa.sll_halen = 6;
+            let n = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const sa).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            );
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            assert_eq!(n, frame.len() as isize, "sendto: {err}");
+        }
+    });
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(p, 16).expect("hex MAC");
+    }
+    m
+}
+
+/// An 802.1Q-tagged ARP reply "`spa` is at `sha`" to `tha`/`tpa`.
+fn tagged_arp_reply(vid: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&spa);
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&tpa);
+    f
+}
+
+/// The kernel here has no 802.1Q devices (and a bridge without VLAN
+/// filtering), so the LAN side of VLAN 20 is played by tcpdump (what the
+/// server tagged) and a raw socket (tagged frames it must untag and steer).
+#[test]
+fn vlan_tagging_puts_a_client_on_its_ccd_vlan() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let ccd = lab.dir.path().join("ccd");
+    std::fs::create_dir_all(&ccd).expect("mkdir ccd");
+    std::fs::write(ccd.join("client"), "vlan-pvid 20\n").expect("write ccd");
+    let extra = format!("vlan-tagging\nclient-config-dir {}", ccd.display());
+    let mut server = lab.start(
+        Impl::Ours,
+        &lab.srv,
+        "server",
+        &lab.server_config("server-bridge nogw", &extra),
+    );
+    server.wait_ready(READY);
+    lab.bridge_tap();
+    let mut client = lab.start(
+        Impl::OpenVpn,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", "ifconfig 192.168.20.10 255.255.255.0"),
+    );
+    client.wait_ready(READY);
+    let client_mac = parse_mac(&mac_of(&lab.cli, &tap_in(&lab.cli)));
+    let lan_mac = parse_mac(&mac_of(&lab.lan, &lab.lan_if));
+    // 1. The client's ARP request leaves the bridge tagged with VID 20.
+    let dump = Command::new("timeout")
+        .args([
+            "20",
+            "ip",
+            "netns",
+            "exec",
+            lab.lan.name(),
+            "tcpdump",
+            "-l",
+            "-e",
+            "-n",
+            "-c",
+            "1",
+        ])
+        .args(["-i", &lab.lan_if, "vlan 20 and arp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    // tcpdump needs a moment to attach; the pings retry ARP every second.
+    // `ip netns exec` execs ping: the child is ping itself, killed on drop.
+    let _pinger = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                lab.cli.name(),
+                "ping",
+                "-c",
+                "15",
+                "-i",
+                "1",
+            ])
+            .arg("192.168.20.50")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ping"),
+    );
+    let out = dump.wait_with_output().expect("tcpdump output");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        line.contains("vlan 20") && line.contains("who-has 192.168.20.50 tell 192.168.20.10"),
+        "no VID 20 tagged ARP request from the client on the LAN: {line:?}"
+    );
+    // 2. A reply tagged for another VLAN does not reach the client; the
+    //    one tagged 20 does, untagged (the client's kernel takes it).
+    let reply = |vid| {
+        tagged_arp_reply(
+            vid,
+            lan_mac,
+            [192, 168, 20, 50],
+            client_mac,
+            [192, 168, 20, 10],
+        )
+    };
+    inject(&lab.lan, &lab.lan_if, &reply(30));
+    std::thread::sleep(Duration::from_secs(1));
+    let lan_mac_text = mac_of(&lab.lan, &lab.lan_if).to_lowercase();
+    assert_ne!(
+        neighbour(&lab.cli, "192.168.20.50").as_deref(),
+        Some(lan_mac_text.as_str()),
+        "a frame of VLAN 30 reached the VLAN 20 client"
+    );
+    let learnt = wait_for(Duration::from_secs(10), || {
+        inject(&lab.lan, &lab.lan_if, &reply(20));
+        (neighbour(&lab.cli, "192.168.20.50").as_deref() == Some(lan_mac_text.as_str()))
+            .then_some(())
+    });
+    assert!(
+        learnt.is_some(),
+        "the VID 20 ARP reply never reached the client"
     );
 }
