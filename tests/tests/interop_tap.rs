@@ -589,3 +589,28 @@ fn vlan_tagging_puts_a_client_on_its_ccd_vlan() {
         "the VID 20 ARP reply never reached the client"
     );
 }
+
+#[test]
+fn our_tap_client_and_our_bridged_server_over_tcp() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let line = format!("server-bridge {BRIDGE_ADDR} 255.255.255.0 {POOL_START} 192.168.77.110");
+    let mut server = lab.start(
+        Impl::Ours,
+        &lab.srv,
+        "server",
+        &lab.server_config(&line, "proto tcp-server"),
+    );
+    server.wait_ready(READY);
+    lab.bridge_tap();
+    let mut client = lab.start(
+        Impl::Ours,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", "proto tcp-client"),
+    );
+    client.wait_ready(READY);
+    assert_lan_reachable(&lab, POOL_START);
+}

@@ -329,7 +329,11 @@ impl Config {
         };
         s.push_str(&format!(
             "{role} over {transport} on {} ({}, topology {})",
-            self.dev_name.as_deref().unwrap_or("a new tun device"),
+            self.dev_name.as_deref().unwrap_or(match self.dev_type {
+                DevType::Tun => "a new tun device",
+                DevType::Tap => "a new tap device",
+                DevType::Null => "no device",
+            }),
             self.dev_type.as_str(),
             self.topology
         ));

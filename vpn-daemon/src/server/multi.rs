@@ -285,6 +285,13 @@ impl Multi {
         if n == 0 {
             return;
         }
+        // A tap server learns source MACs from these frames: only from a
+        // client whose authentication finished (a tun server checks the
+        // source against the addresses given at that point instead).
+        if self.macs.is_some() && !self.peers.get(id).is_some_and(|p| p.payload.connected) {
+            *self.route_drops.entry("not connected").or_default() += 1;
+            return;
+        }
         let Some(pkt) = self.scratch.get_mut(..n) else {
             return;
         };
