@@ -1841,3 +1841,29 @@ fn vlan_directives_as_2_6() {
     assert!(with(tap, "vlan-pvid 4095").is_err());
     assert!(with(tap, "vlan-accept some").is_err());
 }
+
+#[test]
+fn sample_server_conf_bridged_as_its_comments_say() {
+    let dir = configs();
+    let text = std::fs::read_to_string(dir.join("server.conf")).unwrap();
+    let text = text.replacen("\ndev tun\n", "\ndev tap0\n", 1).replacen(
+        "\nserver 10.8.0.0 255.255.255.0\n",
+        "\nserver-bridge 10.8.0.4 255.255.255.0 10.8.0.50 10.8.0.100\n",
+        1,
+    );
+    let c = Loader::new(&dir).load_str("server.conf", &text).unwrap();
+    assert_eq!(
+        (c.mode, c.dev_type, c.dev_name.as_deref()),
+        (Mode::Server, DevType::Tap, Some("tap0"))
+    );
+    assert_eq!(
+        c.ifconfig_pool,
+        Some(IfconfigPool {
+            start: Ipv4Addr::new(10, 8, 0, 50),
+            end: Ipv4Addr::new(10, 8, 0, 100),
+            netmask: Some(Ipv4Addr::new(255, 255, 255, 0))
+        })
+    );
+    assert!(c.push.iter().any(|p| p == "route-gateway 10.8.0.4"));
+    assert!(c.ifconfig_pool_persist.is_some());
+}
