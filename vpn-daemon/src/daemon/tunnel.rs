@@ -327,3 +327,66 @@ pub fn script_runner(cfg: &Config) -> ScriptRunner {
     r.setenv = cfg.setenv.clone();
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
+
+    use super::*;
+
+    fn eth_syn(vlan: bool) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let opts = [TcpOptionElement::MaximumSegmentSize(1460)];
+        let mut out = Vec::new();
+        if vlan {
+            let b = eth
+                .single_vlan(20.try_into().unwrap())
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(40000, 80, 1, 65535)
+                .syn()
+                .options(&opts)
+                .unwrap();
+            b.write(&mut out, &[]).unwrap();
+        } else {
+            let b = eth
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(40000, 80, 1, 65535)
+                .syn()
+                .options(&opts)
+                .unwrap();
+            b.write(&mut out, &[]).unwrap();
+        }
+        out
+    }
+
+    fn mss(frame: &[u8]) -> Option<u16> {
+        let s = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(TransportSlice::Tcp(t)) = s.transport else {
+            return None;
+        };
+        t.options_iterator().find_map(|o| match o {
+            Ok(TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn tap_frames_are_clamped_past_the_ethernet_header_only_when_untagged() {
+        let l2 = Some(MssLimits {
+            v4: 1300,
+            v6: 1280,
+            l2: true,
+        });
+        let mut f = eth_syn(false);
+        clamp(&mut f, l2);
+        assert_eq!(mss(&f), Some(1300));
+        let mut f = eth_syn(true);
+        clamp(&mut f, l2);
+        assert_eq!(mss(&f), Some(1460));
+        // The same frame read as an IP packet is not touched.
+        let mut f = eth_syn(false);
+        let before = f.clone();
+        clamp(&mut f, l2.map(|l| MssLimits { l2: false, ..l }));
+        assert_eq!(f, before);
+    }
+}

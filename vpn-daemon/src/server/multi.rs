@@ -363,7 +363,6 @@ impl Multi {
 
     /// An IP packet read from tun (an Ethernet frame from tap).
     pub fn tun_packet(&mut self, pkt: &mut [u8], now: Instant, out: &mut dyn LinkOut) {
-        tunnel::clamp(pkt, self.mss);
         let c2c = self.cfg.client_to_client;
         let (pkt, vid) = match &self.cfg.vlan {
             Some(v) => match vlan::decapsulate(pkt, v) {
@@ -375,6 +374,8 @@ impl Multi {
             },
             None => (pkt, 0),
         };
+        // After the tag is gone, as 2.6 (mssfix looks at untagged frames).
+        tunnel::clamp(pkt, self.mss);
         let decision = match &mut self.macs {
             Some(macs) => macs.route(PacketSource::Tun, vid, pkt, c2c),
             None => self.peers.route(PacketSource::Tun, pkt, c2c),
