@@ -614,3 +614,40 @@ fn our_tap_client_and_our_bridged_server_over_tcp() {
     client.wait_ready(READY);
     assert_lan_reachable(&lab, POOL_START);
 }
+
+#[test]
+fn our_tap_server_with_the_server_helper_is_reachable_on_its_own_tap() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    // No bridge: the server's tap itself holds 10.9.0.1/24.
+    let mut server = lab.start(
+        Impl::Ours,
+        &lab.srv,
+        "server",
+        &lab.server_config("server 10.9.0.0 255.255.255.0", ""),
+    );
+    server.wait_ready(READY);
+    let mut client = lab.start(
+        Impl::OpenVpn,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", ""),
+    );
+    client.wait_ready(READY);
+    let tap = tap_in(&lab.cli);
+    let addressed = wait_for(READY, || {
+        has_addr(&lab.cli, &tap, "10.9.0.2/24").then_some(())
+    });
+    assert!(addressed.is_some(), "client tap never got 10.9.0.2/24");
+    assert!(
+        ping_until(&lab.cli, "10.9.0.1", 20),
+        "client cannot ping the server's tap"
+    );
+    assert!(
+        client.count("route-gateway 10.9.0.1") > 0 && client.count("topology") == 0,
+        "tap 'server' pushes route-gateway and no topology:\n{}",
+        client.log_text()
+    );
+}

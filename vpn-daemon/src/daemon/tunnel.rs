@@ -390,3 +390,17 @@ mod tests {
         assert_eq!(f, before);
     }
 }
+
+#[cfg(test)]
+mod dev_node_tests {
+    use super::*;
+
+    #[test]
+    fn dev_node_must_be_the_tun_clone_device() {
+        if std::path::Path::new("/dev/net/tun").exists() {
+            assert!(check_dev_node(std::path::Path::new("/dev/net/tun")).is_ok());
+        }
+        assert!(check_dev_node(std::path::Path::new("/dev/null")).is_err());
+        assert!(check_dev_node(std::path::Path::new("/nonexistent/tun")).is_err());
+    }
+}
