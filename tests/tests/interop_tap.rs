@@ -273,6 +273,10 @@ fn our_bridged_tap_server_without_pool_serves_a_static_stock_client() {
         return;
     }
     let lab = BridgeLab::new();
+    // The classic bridge-start set-up: a persistent tap already in the
+    // bridge before the server starts; the server attaches to it.
+    lab.srv.ip(&["tuntap", "add", "dev", &lab.tap, "mode", "tap"]);
+    lab.bridge_tap();
     let mut server = lab.start(
         Impl::Ours,
         &lab.srv,
@@ -280,7 +284,6 @@ fn our_bridged_tap_server_without_pool_serves_a_static_stock_client() {
         &lab.server_config("server-bridge", ""),
     );
     server.wait_ready(READY);
-    lab.bridge_tap();
     let mut client = lab.start(
         Impl::OpenVpn,
         &lab.cli,
