@@ -275,7 +275,8 @@ fn our_bridged_tap_server_without_pool_serves_a_static_stock_client() {
     let lab = BridgeLab::new();
     // The classic bridge-start set-up: a persistent tap already in the
     // bridge before the server starts; the server attaches to it.
-    lab.srv.ip(&["tuntap", "add", "dev", &lab.tap, "mode", "tap"]);
+    lab.srv
+        .ip(&["tuntap", "add", "dev", &lab.tap, "mode", "tap"]);
     lab.bridge_tap();
     let mut server = lab.start(
         Impl::Ours,

@@ -366,8 +366,8 @@ impl Multi {
         let c2c = self.cfg.client_to_client;
         let (pkt, vid) = match &self.cfg.vlan {
             Some(v) => match vlan::decapsulate(pkt, v) {
-                Some((vid, off)) => (&mut pkt[off..], vid),
-                None => {
+                Some((vid, off)) if off <= pkt.len() => (&mut pkt[off..], vid),
+                _ => {
                     *self.route_drops.entry("vlan").or_default() += 1;
                     return;
                 }
