@@ -655,3 +655,77 @@ fn our_tap_server_with_the_server_helper_is_reachable_on_its_own_tap() {
         client.log_text()
     );
 }
+
+/// A broadcast DHCPACK from `src_mac`/`src` naming `router`.
+fn dhcp_ack(src_mac: [u8; 6], src: [u8; 4], router: [u8; 4]) -> Vec<u8> {
+    let mut bootp = vec![0u8; 240];
+    bootp[0] = 2; // BOOTREPLY
+    bootp[1] = 1;
+    bootp[2] = 6;
+    bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    bootp.extend_from_slice(&[53, 1, 5, 1, 4, 255, 255, 255, 0, 3, 4]);
+    bootp.extend_from_slice(&router);
+    bootp.push(255);
+    let b = etherparse::PacketBuilder::ethernet2(src_mac, [0xff; 6])
+        .ipv4(src, [255, 255, 255, 255], 64)
+        .udp(67, 68);
+    let mut out = Vec::new();
+    b.write(&mut out, &bootp).expect("DHCP frame");
+    out
+}
+
+#[test]
+fn our_tap_client_routes_via_the_router_of_a_dhcp_answer() {
+    if !require_root() {
+        return;
+    }
+    let lab = BridgeLab::new();
+    let mut server = lab.start(
+        Impl::OpenVpn,
+        &lab.srv,
+        "server",
+        &lab.server_config("server-bridge", "push \"route 10.78.0.0 255.255.0.0\""),
+    );
+    lab.bridge_tap();
+    server.wait_ready(READY);
+    let mut client = lab.start(
+        Impl::Ours,
+        &lab.cli,
+        "client",
+        &lab.client_config("tap", &format!("ifconfig {STATIC_CLIENT} 255.255.255.0")),
+    );
+    client.wait_ready(READY);
+    let tap = tap_in(&lab.cli);
+    let route = || {
+        let out = Command::new("ip")
+            .args(["-n", lab.cli.name(), "-o", "route", "show", "10.78.0.0/16"])
+            .output()
+            .expect("ip route");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // `route-gateway dhcp`: the pushed route waits for a gateway.
+    assert!(
+        ping_until(&lab.cli, LAN_HOST, 20),
+        "client cannot reach the LAN"
+    );
+    assert_eq!(
+        route(),
+        "",
+        "the route was installed before a gateway was known"
+    );
+    let lan_mac = parse_mac(&mac_of(&lab.lan, &lab.lan_if));
+    let ack = dhcp_ack(lan_mac, [192, 168, 77, 50], [192, 168, 77, 254]);
+    let installed = wait_for(Duration::from_secs(10), || {
+        inject(&lab.lan, &lab.lan_if, &ack);
+        route()
+            .contains(&format!("via 192.168.77.254 dev {tap}"))
+            .then_some(())
+    });
+    assert!(
+        installed.is_some(),
+        "route not via the DHCP router: {:?}\n{}",
+        route(),
+        client.log_text()
+    );
+    assert!(client.count("Extracted DHCP router address") > 0);
+}

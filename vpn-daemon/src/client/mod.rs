@@ -1,5 +1,6 @@
 //! The client side (`client` / `pull` / `tls-client`): one peer, the
 //! server, reached through the `remote` list.
 
+pub mod dhcp_router;
 pub mod dns;
 pub mod p2p;

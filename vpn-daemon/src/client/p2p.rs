@@ -17,10 +17,11 @@
 //! after `connect-retry` seconds, doubling up to its maximum while no
 //! attempt succeeds; AUTH_FAILED, HALT and ping-exit end the process.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::dhcp_router;
 use crate::client::dns;
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::error::DaemonError;
@@ -379,6 +380,9 @@ async fn connect_and_run(
         enc: vec![0u8; 4096],
         exiting: None,
         stats: ClientStatus::default(),
+        dhcp_snoop: false,
+        dhcp_router: None,
+        routes_pending: None,
     };
     let r = run.drive(ctx, &mut link, persist, signals).await;
     let _ = link.flush().await;
@@ -439,6 +443,13 @@ struct Run {
     exiting: Option<(Instant, Outcome)>,
     /// The counters of the `status` file.
     stats: ClientStatus,
+    /// `route-gateway dhcp` on a tap: DHCP replies to the device are
+    /// rewritten and their router learnt.
+    dhcp_snoop: bool,
+    /// The router a DHCPACK gave.
+    dhcp_router: Option<Ipv4Addr>,
+    /// Routes waiting for that router: the device set-up and its name.
+    routes_pending: Option<(TunSetup, String)>,
 }
 
 impl Run {
@@ -467,12 +478,22 @@ impl Run {
                 }
             }
             link.flush().await?;
+            let snoop = self.dhcp_snoop;
+            let mut router = None;
             if let (Some(q), Some(tx)) = (&self.queue, &mut self.ttx)
                 && !tx.is_empty()
             {
+                if snoop {
+                    for f in tx.packets_mut() {
+                        router = dhcp_router::take_router(f).or(router);
+                    }
+                }
                 q.send_batch(tx)
                     .await
                     .map_err(|e| DaemonError::io("tun write", e))?;
+            }
+            if let Some(r) = router {
+                self.dhcp_router_learnt(ctx, link, persist, r);
             }
             if let Some((deadline, o)) = self.exiting
                 && clock::now() >= deadline
@@ -521,6 +542,34 @@ impl Run {
                     self.session.handle_timeout(clock::now(), clock::unix_time());
                 }
             }
+        }
+    }
+
+    /// A DHCPACK towards the tap named the LAN's router: it is the VPN
+    /// gateway now, and routes that waited for it go in (2.6
+    /// `route_list_add_vpn_gateway`).
+    fn dhcp_router_learnt(
+        &mut self,
+        ctx: &Ctx<'_>,
+        link: &Link,
+        persist: &mut Persist,
+        router: Ipv4Addr,
+    ) {
+        if self.dhcp_router == Some(router) {
+            return;
+        }
+        tracing::info!(%router, "Extracted DHCP router address");
+        self.dhcp_router = Some(router);
+        if let Some((setup, dev)) = self.routes_pending.take() {
+            let p = self.pushed.as_deref().cloned().unwrap_or_default();
+            self.install_routes(
+                ctx.cfg,
+                &p,
+                &setup,
+                &dev,
+                link.peer().ip(),
+                &mut persist.routes,
+            );
         }
     }
 
@@ -824,7 +873,16 @@ impl Run {
             setup::framing(cfg.compression).max_overhead() as u16,
         );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
-            self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
+            self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
+                && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
+            if self.dhcp_snoop && self.dhcp_router.is_none() {
+                tracing::info!(
+                    "route-gateway dhcp: routes wait for the router of a DHCP answer to the tap"
+                );
+                self.routes_pending = Some((setup, dev.clone()));
+            } else {
+                self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
+            }
         }
         let dns = dns::pulled_logged(cfg, &p);
         persist.dns_env = dns::script_env(&dns);
@@ -869,7 +927,7 @@ impl Run {
         let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
             let gw = match p.route_gateway {
                 Some(push::RouteGateway::Addr(a)) => Some(a),
-                Some(push::RouteGateway::Dhcp) => None,
+                Some(push::RouteGateway::Dhcp) => self.dhcp_router,
                 None => match cfg.route_gateway {
                     Some(cfgt::RouteGateway::Addr(a)) => Some(a),
                     _ => None,
@@ -877,7 +935,7 @@ impl Run {
             };
             if gw.is_none() && (!p.routes.is_empty() || !cfg.routes.is_empty()) {
                 tracing::warn!(
-                    "routes on a tap need an IPv4 route-gateway (learning it by DHCP is not implemented); they go out of the device without a next hop"
+                    "routes on a tap need an IPv4 route-gateway; they go out of the device without a next hop"
                 );
             }
             gw

@@ -579,6 +579,15 @@ impl TunTxBatch {
         }
     }
 
+    /// The queued packets, to inspect or rewrite in place before the write.
+    pub fn packets_mut(&mut self) -> impl Iterator<Item = &mut [u8]> {
+        let off = self.offset;
+        self.bufs
+            .iter_mut()
+            .take(self.used)
+            .filter_map(move |b| b.get_mut(off..))
+    }
+
     /// Drops what is queued, keeping the allocations.
     pub fn clear(&mut self) {
         self.used = 0;
