@@ -148,6 +148,8 @@ fn ping_through_tun(queues: usize, offload: bool) {
         queues,
         offload,
         tx_queue_len: Some(1000),
+        tap: false,
+        mac: None,
     };
     let tun = ns.run(|| {
         let _g = rt.enter();

@@ -73,12 +73,12 @@ fn unknown_flag_on_the_command_line_exits_1() {
 fn unsupported_directive_exits_1_saying_so() {
     let out = run(
         &configs(),
-        &["--config", "server.conf", "--chroot", "/var/empty"],
+        &["--config", "server.conf", "--management-hold"],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("[command line]:3: directive 'chroot' is not supported"),
+        err.contains("[command line]:3: directive 'management-hold' is not supported"),
         "{err}"
     );
 }

@@ -1,6 +1,7 @@
 //! The client side (`client` / `pull` / `tls-client`): one peer, the
 //! server, reached through the `remote` list.
 
+pub mod dhcp_router;
 pub mod dns;
 pub mod p2p;
 pub mod static_key;

@@ -17,10 +17,11 @@
 //! after `connect-retry` seconds, doubling up to its maximum while no
 //! attempt succeeds; AUTH_FAILED, HALT and ping-exit end the process.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::dhcp_router;
 use crate::client::dns;
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::error::DaemonError;
@@ -403,6 +404,9 @@ async fn connect_and_run(
         enc: vec![0u8; 4096],
         exiting: None,
         stats: ClientStatus::default(),
+        dhcp_snoop: false,
+        dhcp_router: None,
+        routes_pending: None,
     };
     let r = run.drive(ctx, &mut link, persist, signals).await;
     let _ = link.flush().await;
@@ -458,7 +462,7 @@ struct Run {
     /// `block-ipv6` (configured or pushed): the ICMPv6 source and a scratch
     /// buffer for the answers.
     block_ipv6: Option<(std::net::Ipv6Addr, usize, Vec<u8>)>,
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
     ctl: Vec<u8>,
     /// Encryption scratch of the TCP path (UDP encrypts into the batch).
     enc: Vec<u8>,
@@ -466,6 +470,13 @@ struct Run {
     exiting: Option<(Instant, Outcome)>,
     /// The counters of the `status` file.
     stats: ClientStatus,
+    /// `route-gateway dhcp` on a tap: DHCP replies to the device are
+    /// rewritten and their router learnt.
+    dhcp_snoop: bool,
+    /// The router a DHCPACK gave.
+    dhcp_router: Option<Ipv4Addr>,
+    /// Routes waiting for that router: the device set-up and its name.
+    routes_pending: Option<(TunSetup, String)>,
 }
 
 impl Run {
@@ -494,12 +505,22 @@ impl Run {
                 }
             }
             link.flush().await?;
+            let snoop = self.dhcp_snoop;
+            let mut router = None;
             if let (Some(q), Some(tx)) = (&self.queue, &mut self.ttx)
                 && !tx.is_empty()
             {
+                if snoop {
+                    for f in tx.packets_mut() {
+                        router = dhcp_router::take_router(f).or(router);
+                    }
+                }
                 q.send_batch(tx)
                     .await
                     .map_err(|e| DaemonError::io("tun write", e))?;
+            }
+            if let Some(r) = router {
+                self.dhcp_router_learnt(ctx, link, persist, r);
             }
             if let Some((deadline, o)) = self.exiting
                 && clock::now() >= deadline
@@ -548,6 +569,34 @@ impl Run {
                     self.session.handle_timeout(clock::now(), clock::unix_time());
                 }
             }
+        }
+    }
+
+    /// A DHCPACK towards the tap named the LAN's router: it is the VPN
+    /// gateway now, and routes that waited for it go in (2.6
+    /// `route_list_add_vpn_gateway`).
+    fn dhcp_router_learnt(
+        &mut self,
+        ctx: &Ctx<'_>,
+        link: &Link,
+        persist: &mut Persist,
+        router: Ipv4Addr,
+    ) {
+        if self.dhcp_router == Some(router) {
+            return;
+        }
+        tracing::info!(%router, "Extracted DHCP router address");
+        self.dhcp_router = Some(router);
+        if let Some((setup, dev)) = self.routes_pending.take() {
+            let p = self.pushed.as_deref().cloned().unwrap_or_default();
+            self.install_routes(
+                ctx.cfg,
+                &p,
+                &setup,
+                &dev,
+                link.peer().ip(),
+                &mut persist.routes,
+            );
         }
     }
 
@@ -801,7 +850,14 @@ impl Run {
     ) -> Result<(), DaemonError> {
         let cfg = ctx.cfg;
         let p = self.pushed.as_deref().cloned().unwrap_or_default();
+        if cfg.dev_type == cfgt::DevType::Null {
+            // 2.6's open_null: no device; data from the server is dropped.
+            tracing::info!("dev null: no device opened, packets from the peer are discarded");
+            return Ok(());
+        }
         let topology = match p.topology {
+            // A tap's ifconfig is always ADDRESS NETMASK.
+            _ if cfg.dev_type == cfgt::DevType::Tap => Topology::Subnet,
             Some(push::Topology::Subnet) => Topology::Subnet,
             Some(push::Topology::P2p) => Topology::P2p,
             Some(push::Topology::Net30) => Topology::Net30,
@@ -868,7 +924,16 @@ impl Run {
             setup::framing(cfg.compression).max_overhead() as u16,
         );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
-            self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
+            self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
+                && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
+            if self.dhcp_snoop && self.dhcp_router.is_none() {
+                tracing::info!(
+                    "route-gateway dhcp: routes wait for the router of a DHCP answer to the tap"
+                );
+                self.routes_pending = Some((setup, dev.clone()));
+            } else {
+                self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
+            }
         }
         let dns = dns::pulled_logged(cfg, &p);
         persist.dns_env = dns::script_env(&dns);
@@ -910,6 +975,24 @@ impl Run {
     ) {
         let local = setup.ipv4.map(|a| a.0);
         let mut errs = Vec::new();
+        let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
+            let gw = match p.route_gateway {
+                Some(push::RouteGateway::Addr(a)) => Some(a),
+                Some(push::RouteGateway::Dhcp) => self.dhcp_router,
+                None => match cfg.route_gateway {
+                    Some(cfgt::RouteGateway::Addr(a)) => Some(a),
+                    _ => None,
+                },
+            };
+            if gw.is_none() && (!p.routes.is_empty() || !cfg.routes.is_empty()) {
+                tracing::warn!(
+                    "routes on a tap need an IPv4 route-gateway; they go out of the device without a next hop"
+                );
+            }
+            gw
+        } else {
+            None
+        };
         let redirect = p
             .redirect_gateway
             .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
@@ -930,7 +1013,7 @@ impl Run {
             // specific halves win, and the host route keeps the server
             // reachable through the old gateway.
             if !f.contains(RedirectFlags::NOT_IPV4)
-                && let Err(e) = rt.redirect_gateway_def1(server, dev, None)
+                && let Err(e) = rt.redirect_gateway_def1(server, dev, tap_gw)
             {
                 errs.push(DaemonError::from(e));
             }
@@ -946,7 +1029,7 @@ impl Run {
                 dev,
                 r.network,
                 r.netmask,
-                r.gateway,
+                tunnel::tap_route_gateway(r.gateway, tap_gw),
                 r.metric,
                 Some(server),
                 local,
@@ -960,7 +1043,7 @@ impl Run {
                 dev,
                 r.network,
                 r.netmask,
-                r.gateway,
+                tunnel::tap_route_gateway(r.gateway, tap_gw),
                 r.metric.or(p.route_metric),
                 Some(server),
                 local,
@@ -1064,7 +1147,7 @@ impl CountIn for ClientStatus {
 fn input(
     session: &mut Session,
     ttx: &mut Option<TunTxBatch>,
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
     now: Instant,
     unix: u64,
     data: &[u8],
@@ -1102,7 +1185,7 @@ pub(crate) fn decrypt_into(
     now: Instant,
     data: &[u8],
     b: &mut [u8],
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
 ) -> usize {
     let base = b.as_ptr() as usize;
     let (off, n) = match session.decrypt(now, data, b) {

@@ -554,7 +554,7 @@ struct Core<'a> {
     cfg: &'a Config,
     ch: StaticKeyChannel,
     framing: CompressFraming,
-    mss: Option<(u16, u16)>,
+    mss: Option<tunnel::MssLimits>,
     /// Scratch: framed plaintext, sealed packet, opened packet.
     frame: Vec<u8>,
     seal: Vec<u8>,

@@ -24,8 +24,9 @@ use super::{
         DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6,
         IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
         PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
-        RouteAddr, RouteGateway, RouteIpv6, Source, StatusFile, TlsVersion, TlsVersionMin,
-        Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, X509NameKind, XdpMode,
+        RouteAddr, RouteGateway, RouteIpv6, ServerBridge, Source, StatusFile, TlsVersion,
+        TlsVersionMin, Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, VlanAccept,
+        X509NameKind, XdpMode,
     },
 };
 
@@ -111,6 +112,37 @@ pub static DIRECTIVES: &[Spec] = &[
     }),
     d("dev-type", 1, 1, |b, a| {
         b.raw.dev_type = Some(dev_type(a, a.word(0)?)?);
+        Ok(())
+    }),
+    d("dev-node", 1, 1, |b, a| {
+        b.cfg.dev_node = Some(a.path(0)?);
+        Ok(())
+    }),
+    d("lladdr", 1, 1, |b, a| {
+        b.cfg.lladdr = Some(lladdr(a, 0)?);
+        Ok(())
+    }),
+    d("tun-mtu-extra", 1, 1, |b, a| {
+        // 2.6 reads it with positive_atoi: anything else is 0.
+        b.cfg.tun_mtu_extra = Some(a.num_range(0, 0, 65535)?);
+        Ok(())
+    }),
+    d("server-bridge", 0, 4, server_bridge),
+    d("vlan-tagging", 0, 0, |b, _| {
+        b.raw.vlan_tagging = true;
+        Ok(())
+    }),
+    d("vlan-accept", 1, 1, |b, a| {
+        b.raw.vlan_accept = Some(match a.word(0)? {
+            "all" => VlanAccept::All,
+            "tagged" => VlanAccept::Tagged,
+            "untagged" => VlanAccept::Untagged,
+            _ => return Err(a.invalid(0, "'tagged', 'untagged' or 'all'")),
+        });
+        Ok(())
+    }),
+    d("vlan-pvid", 1, 1, |b, a| {
+        b.raw.vlan_pvid = Some(a.num_range(0, 1, 4094)?);
         Ok(())
     }),
     d("topology", 1, 1, |b, a| {
@@ -804,14 +836,7 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "management-external-cert",
         "the management interface is not implemented",
     ),
-    (
-        "server-bridge",
-        "tap bridging is not implemented (tun only)",
-    ),
-    ("dev-node", "tap/tun device nodes are not implemented"),
-    ("lladdr", "tap is not implemented (tun only)"),
     ("fragment", "OpenVPN-level fragmentation is not implemented"),
-    ("tun-mtu-extra", "tap is not implemented (tun only)"),
     ("plugin", "plugins are not implemented"),
     ("tls-verify", "tls-verify scripts are not implemented"),
     ("tls-export-cert", "tls-export-cert is not implemented"),
@@ -913,9 +938,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "keying-material-exporter",
         "keying-material-exporter is not implemented",
     ),
-    ("vlan-tagging", "tap is not implemented (tun only)"),
-    ("vlan-accept", "tap is not implemented (tun only)"),
-    ("vlan-pvid", "tap is not implemented (tun only)"),
     ("auth-token", "auth tokens are not implemented"),
     ("auth-token-user", "auth tokens are not implemented"),
     (
@@ -1301,16 +1323,78 @@ fn server(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
 fn dev_type(a: &Args<'_>, v: &str) -> Result<DevType, ConfigErrorKind> {
     match v {
         "tun" => Ok(DevType::Tun),
-        "tap" | "null" => Err(ConfigErrorKind::Unsupported {
-            name: format!("{} {v}", a.name),
-            reason: "only tun devices are implemented",
-        }),
+        "tap" => Ok(DevType::Tap),
+        "null" => Ok(DevType::Null),
         _ => Err(ConfigErrorKind::InvalidValue {
             name: a.name.into(),
             value: v.into(),
-            expected: "tun".into(),
+            expected: "tun, tap or null".into(),
         }),
     }
+}
+
+/// A MAC address as 2.6's `mac_addr_safe` takes it: hex groups of one or
+/// two digits joined by ':'; we also ask for exactly six groups (2.6 scans
+/// six and leaves the missing bytes unset).
+fn lladdr(a: &Args<'_>, i: usize) -> Result<[u8; 6], ConfigErrorKind> {
+    let w = a.word(i)?;
+    let bad = || a.invalid(i, "a MAC address such as 02:00:5e:10:00:01");
+    let mut mac = [0u8; 6];
+    let mut parts = w.split(':');
+    for byte in &mut mac {
+        let p = parts.next().ok_or_else(bad)?;
+        if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(mac)
+}
+
+/// `server-bridge IP MASK START END`, `server-bridge nogw`, `server-bridge`.
+fn server_bridge(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    let sb = match a.words.len() {
+        0 => ServerBridge::Dhcp { push_gateway: true },
+        1 if a.word(0)? == "nogw" => ServerBridge::Dhcp {
+            push_gateway: false,
+        },
+        4 => {
+            let sb = ServerBridge::Pool {
+                gateway: a.ipv4(0)?,
+                netmask: a.ipv4(1)?,
+                start: a.ipv4(2)?,
+                end: a.ipv4(3)?,
+            };
+            if let ServerBridge::Pool {
+                gateway,
+                netmask,
+                start,
+                end,
+            } = sb
+                && [gateway, netmask, start, end].contains(&Ipv4Addr::UNSPECIFIED)
+            {
+                return Err(ConfigErrorKind::InvalidValue {
+                    name: a.name.into(),
+                    value: a.words.join(" "),
+                    expected: "IP NETMASK POOL-START POOL-END (no 0.0.0.0), 'nogw' or nothing"
+                        .into(),
+                });
+            }
+            sb
+        }
+        _ => {
+            return Err(ConfigErrorKind::InvalidValue {
+                name: a.name.into(),
+                value: a.words.join(" "),
+                expected: "IP NETMASK POOL-START POOL-END, 'nogw' or nothing".into(),
+            });
+        }
+    };
+    b.cfg.server_bridge = Some(sb);
+    Ok(())
 }
 
 fn proto(a: &Args<'_>, i: usize) -> Result<(RawTransport, AddrFamily), ConfigErrorKind> {

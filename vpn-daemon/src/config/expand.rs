@@ -35,8 +35,10 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     device(b)?;
     client_helper(b)?;
     server_helper(b)?;
+    super::tap::server_bridge_helper(b)?;
     server_ipv6_helper(b)?;
     mode_and_role(b)?;
+    super::tap::mode_checks(b)?;
     transport(b)?;
     keepalive(b)?;
     mode_specific(b)?;
@@ -55,30 +57,34 @@ fn device(b: &mut Builder) -> Result<(), ConfigError> {
         ));
     };
     let span = b.span_of("dev");
+    // 2.6's dev_type_enum: dev-type wins, else the start of the name.
     let dev_type = match b.raw.dev_type {
         Some(t) => t,
         None if dev.starts_with("tun") => DevType::Tun,
-        None if dev.starts_with("tap") || dev == "null" => {
-            return Err(ConfigError::at(
-                &span,
-                ConfigErrorKind::Unsupported {
-                    name: format!("dev {dev}"),
-                    reason: "only tun devices are implemented",
-                },
-            ));
-        }
+        None if dev.starts_with("tap") => DevType::Tap,
+        None if dev.starts_with("null") => DevType::Null,
         None => {
             return Err(invalid(
                 span,
-                format!("cannot tell the device type of 'dev {dev}': add 'dev-type tun'"),
+                format!(
+                    "cannot tell the device type of 'dev {dev}': add 'dev-type tun' or 'dev-type tap'"
+                ),
             ));
         }
     };
-    b.cfg.dev_name = (dev != "tun").then(|| dev.clone());
+    // Only the bare "tun"/"tap" let the kernel pick the name (tun.c).
+    b.cfg.dev_name =
+        (dev_type != DevType::Null && dev != "tun" && dev != "tap").then(|| dev.clone());
     b.cfg.dev = dev;
     b.cfg.dev_type = dev_type;
-    b.cfg.topology = b.raw.topology.unwrap_or(Topology::Net30);
-    Ok(())
+    // A tap's ifconfig is always ADDRESS NETMASK and its pool one address
+    // per client (tun.c, multi.c test "tap OR topology subnet"): the
+    // subnet topology means exactly that here, whatever `topology` says.
+    b.cfg.topology = match dev_type {
+        DevType::Tap => Topology::Subnet,
+        _ => b.raw.topology.unwrap_or(Topology::Net30),
+    };
+    super::tap::device_checks(b)
 }
 
 /// `client` = `pull` + `tls-client`.
@@ -120,7 +126,20 @@ fn server_helper(b: &mut Builder) -> Result<(), ConfigError> {
             format!("'server' netmask allows too many addresses (/{bits}); use /16 or longer"),
         ));
     }
-    if bits > 29 {
+    let tap = b.cfg.dev_type == DevType::Tap;
+    if b.cfg.dev_type == DevType::Null {
+        return Err(invalid(
+            span,
+            "'server' only makes sense with dev tun or dev tap",
+        ));
+    }
+    if tap && bits > 30 {
+        return Err(invalid(
+            span,
+            format!("'server' with dev tap needs a /30 or larger network, got /{bits}"),
+        ));
+    }
+    if !tap && bits > 29 {
         return Err(invalid(
             span,
             format!("'server' with dev tun needs a /29 or larger network, got /{bits}"),
@@ -174,12 +193,16 @@ fn server_helper(b: &mut Builder) -> Result<(), ConfigError> {
                 });
             }
             push.push(format!("route-gateway {}", ip(n + 1)));
-            if b.cfg.route_gateway.is_none() {
+            // 2.6's tap branch sets neither a local route-gateway nor
+            // pushes a topology: a tap is always "subnet".
+            if !tap && b.cfg.route_gateway.is_none() {
                 b.cfg.route_gateway = Some(RouteGateway::Addr(ip(n + 2)));
             }
         }
     }
-    push.push(format!("topology {}", b.cfg.topology));
+    if !tap {
+        push.push(format!("topology {}", b.cfg.topology));
+    }
     b.cfg.push.extend(push);
     if b.cfg.topology == Topology::Net30 && !nopool {
         b.warn(

@@ -17,6 +17,7 @@ mod expand;
 pub mod host;
 pub mod lexer;
 mod static_key;
+mod tap;
 pub mod types;
 
 use std::{
@@ -63,6 +64,18 @@ pub struct Config {
     pub dev_name: Option<String>,
     /// `dev-type`, or inferred from `dev`.
     pub dev_type: DevType,
+    /// `dev-node`: the clone device to open instead of `/dev/net/tun`.
+    pub dev_node: Option<PathBuf>,
+    /// `lladdr`: the tap device's MAC address.
+    pub lladdr: Option<[u8; 6]>,
+    /// `tun-mtu-extra`, or 32 for tap (2.6's default): room beyond
+    /// `tun-mtu` for the link-layer header in buffers and the OCC link-mtu.
+    pub tun_mtu_extra: Option<u32>,
+    /// `server-bridge` as written (its expansion is in `mode`, `push`,
+    /// `ifconfig_pool`).
+    pub server_bridge: Option<ServerBridge>,
+    /// `vlan-tagging` (with `vlan-accept`, `vlan-pvid`); `None` without it.
+    pub vlan: Option<Vlan>,
     /// `tun-mtu` (default 1500).
     pub tun_mtu: u32,
     /// `tun-mtu-max` (default 1600): the largest MTU a server may push.
@@ -330,10 +343,12 @@ impl Config {
         };
         s.push_str(&format!(
             "{role} over {transport} on {} ({}, topology {})",
-            self.dev_name.as_deref().unwrap_or("a new tun device"),
-            match self.dev_type {
-                DevType::Tun => "tun",
-            },
+            self.dev_name.as_deref().unwrap_or(match self.dev_type {
+                DevType::Tun => "a new tun device",
+                DevType::Tap => "a new tap device",
+                DevType::Null => "no device",
+            }),
+            self.dev_type.as_str(),
             self.topology
         ));
         if self.mode == Mode::Server {
@@ -557,6 +572,9 @@ struct Raw {
     remotes: Vec<RawRemote>,
     dev: Option<String>,
     dev_type: Option<DevType>,
+    vlan_tagging: bool,
+    vlan_accept: Option<VlanAccept>,
+    vlan_pvid: Option<u16>,
     topology: Option<Topology>,
     server: Option<(Ipv4Addr, Ipv4Addr, bool)>,
     server_ipv6: Option<Ipv6Net>,
@@ -814,6 +832,11 @@ impl Config {
             dev: String::new(),
             dev_name: None,
             dev_type: DevType::Tun,
+            dev_node: None,
+            lladdr: None,
+            tun_mtu_extra: None,
+            server_bridge: None,
+            vlan: None,
             tun_mtu: 1500,
             tun_mtu_max: 1600,
             mssfix: Some(Mssfix {

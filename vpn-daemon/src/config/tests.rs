@@ -86,6 +86,14 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("server-ipv6 fd00::/64", SERVER, |c| c.server_ipv6 == Some("fd00::/64".parse().unwrap())),
         ("dev tun0", P2P, |c| c.dev_name.as_deref() == Some("tun0") && c.dev_type == DevType::Tun),
         ("dev-type tun", P2P, |c| c.dev_type == DevType::Tun),
+        ("dev-type tap", P2P, |c| c.dev_type == DevType::Tap && c.tun_mtu_extra == Some(32)),
+        ("dev-node /dev/net/tun", P2P, |c| c.dev_node.as_deref() == Some(std::path::Path::new("/dev/net/tun"))),
+        ("lladdr 02:00:5e:10:00:01", "client\ndev tap\nremote h\nca a\ncert b\nkey c\n", |c| c.lladdr == Some([2, 0, 0x5e, 0x10, 0, 1])),
+        ("tun-mtu-extra 32", P2P, |c| c.tun_mtu_extra == Some(32)),
+        ("server-bridge 10.8.0.4 255.255.255.0 10.8.0.128 10.8.0.254", "dev tap\nca a\ncert b\nkey c\n", |c| c.mode == Mode::Server && c.push == ["route-gateway 10.8.0.4"]),
+        ("vlan-tagging", "dev tap\nca a\ncert b\nkey c\nserver-bridge\n", |c| c.vlan.is_some()),
+        ("vlan-accept all", "dev tap\nca a\ncert b\nkey c\nserver-bridge\nvlan-tagging\n", |c| c.vlan.is_some_and(|v| v.accept == VlanAccept::All)),
+        ("vlan-pvid 7", "dev tap\nca a\ncert b\nkey c\nserver-bridge\nvlan-tagging\n", |c| c.vlan.is_some_and(|v| v.pvid == 7)),
         ("topology subnet", P2P, |c| c.topology == Topology::Subnet),
         ("tun-mtu 1400", P2P, |c| c.tun_mtu == 1400),
         ("tun-mtu-max 9000", P2P, |c| c.tun_mtu_max == 9000),
@@ -369,8 +377,22 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "topology star", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
-        (CLIENT, "dev-type tap", |k| {
-            matches!(k, ConfigErrorKind::Unsupported { .. })
+        (CLIENT, "dev-type bridge", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "lladdr 02-00-5e-00-00-01", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (CLIENT, "lladdr 02:00:5e:00:00", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
+        }),
+        (
+            CLIENT,
+            "server-bridge 10.0.0.1 255.255.255.0 10.0.0.9",
+            |k| matches!(k, ConfigErrorKind::InvalidValue { .. }),
+        ),
+        (CLIENT, "vlan-pvid 0", |k| {
+            matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (CLIENT, "cipher BF-CBC", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
@@ -552,9 +574,49 @@ fn conflicts_and_missing_pieces_are_errors() {
             "dev-type tun",
         ),
         (
-            "client\ndev tap\nremote h\nca a\ncert b\nkey c\n",
+            "client\ndev tun\nremote h\nca a\ncert b\nkey c\nlladdr 02:00:00:00:00:01\n",
+            7,
+            "only be used with dev tap",
+        ),
+        (
+            "dev tun\nca a\ncert b\nkey c\nserver-bridge\n",
+            5,
+            "only makes sense with dev tap",
+        ),
+        (
+            "dev tap\nca a\ncert b\nkey c\nserver 10.8.0.0 255.255.255.0\nserver-bridge\n",
+            6,
+            "cannot be used together",
+        ),
+        (
+            "dev tap\nca a\ncert b\nkey c\nserver-bridge 10.0.0.1 255.255.255.0 10.0.1.10 10.0.1.20\n",
+            5,
+            "not in the same 255.255.255.0 subnet",
+        ),
+        (
+            "dev tap\nca a\ncert b\nkey c\nserver-bridge 10.0.0.1 255.255.255.0 10.0.0.20 10.0.0.10\n",
+            5,
+            "greater than",
+        ),
+        (
+            "dev tap\nca a\ncert b\nkey c\nifconfig-pool 10.0.0.5 10.0.0.9 255.255.255.0\nserver-bridge nogw\n",
+            5,
+            "already defines an ifconfig-pool",
+        ),
+        (
+            "dev tap\nca a\ncert b\nkey c\nserver 10.8.0.0 255.255.255.254\n",
+            5,
+            "/30 or larger",
+        ),
+        (
+            "dev null\nca a\ncert b\nkey c\nserver 10.8.0.0 255.255.255.0\n",
+            5,
+            "only makes sense with dev tun or dev tap",
+        ),
+        (
+            "dev null\nmode server\ntls-server\nca a\ncert b\nkey c\n",
             2,
-            "only tun",
+            "only works with dev tun or dev tap",
         ),
         ("dev tun\nca a\ncert b\nkey c\n", 0, "neither"),
         (
@@ -1852,4 +1914,174 @@ fn other_platforms_directives_are_unknown_as_on_linux_openvpn() {
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     let c = ok(CLIENT, "ignore-unknown-option register-dns\nregister-dns");
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn tap_devices_named_or_typed_and_their_mtu_extra() {
+    let c = ok(CLIENT.replace("dev tun", "dev tap").as_str(), "");
+    assert_eq!((c.dev_type, c.dev_name.as_deref()), (DevType::Tap, None));
+    assert_eq!(c.tun_mtu_extra, Some(32));
+    assert_eq!(c.topology, Topology::Subnet);
+    let c = ok(
+        CLIENT.replace("dev tun", "dev tap3").as_str(),
+        "lladdr 02:0a:0B:0c:0d:0e",
+    );
+    assert_eq!(
+        (c.dev_type, c.dev_name.as_deref()),
+        (DevType::Tap, Some("tap3"))
+    );
+    assert_eq!(c.lladdr, Some([2, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e]));
+    let c = ok(
+        CLIENT.replace("dev tun", "dev br-vpn").as_str(),
+        "dev-type tap\ntun-mtu-extra 40",
+    );
+    assert_eq!(
+        (c.dev_type, c.dev_name.as_deref()),
+        (DevType::Tap, Some("br-vpn"))
+    );
+    assert_eq!(c.tun_mtu_extra, Some(40));
+    // dev-type wins over the name, as in 2.6.
+    let c = ok(
+        CLIENT.replace("dev tun", "dev tap0").as_str(),
+        "dev-type tun",
+    );
+    assert_eq!(c.dev_type, DevType::Tun);
+    // tun-mtu-extra in a tun config is accepted (old configs carry it).
+    let c = ok(CLIENT, "tun-mtu-extra 32");
+    assert_eq!((c.dev_type, c.tun_mtu_extra), (DevType::Tun, Some(32)));
+    assert_eq!(ok(CLIENT, "").tun_mtu_extra, None);
+    let c = ok(CLIENT, "dev-node /dev/net/tun");
+    assert_eq!(
+        c.dev_node.as_deref(),
+        Some(std::path::Path::new("/dev/net/tun"))
+    );
+}
+
+#[test]
+fn dev_null_is_a_client_without_device() {
+    let c = ok(CLIENT.replace("dev tun", "dev null").as_str(), "");
+    assert_eq!((c.dev_type, c.dev_name.as_deref()), (DevType::Null, None));
+}
+
+#[test]
+fn server_with_tap_is_subnet_without_pushed_topology() {
+    let c = ok(
+        SERVER.replace("dev tun", "dev tap").as_str(),
+        "topology net30",
+    );
+    assert_eq!(c.topology, Topology::Subnet);
+    assert_eq!(
+        c.ifconfig,
+        Some(Ifconfig {
+            local: Ipv4Addr::new(10, 8, 0, 1),
+            remote_netmask: Ipv4Addr::new(255, 255, 255, 0)
+        })
+    );
+    assert_eq!(
+        c.ifconfig_pool,
+        Some(IfconfigPool {
+            start: Ipv4Addr::new(10, 8, 0, 2),
+            end: Ipv4Addr::new(10, 8, 0, 254),
+            netmask: Some(Ipv4Addr::new(255, 255, 255, 0))
+        })
+    );
+    assert_eq!(c.push, ["route-gateway 10.8.0.1"]);
+    assert_eq!(c.route_gateway, None);
+    assert!(c.routes.is_empty());
+    // /30 is the smallest tap server network.
+    ok(
+        SERVER
+            .replace("dev tun", "dev tap")
+            .replace("255.255.255.0", "255.255.255.252")
+            .as_str(),
+        "",
+    );
+}
+
+#[test]
+fn server_bridge_expands_as_2_6() {
+    let base = "dev tap0\nca a\ncert b\nkey c\n";
+    let c = ok(
+        base,
+        "server-bridge 10.8.0.4 255.255.255.0 10.8.0.128 10.8.0.254",
+    );
+    assert_eq!((c.mode, c.tls_role), (Mode::Server, TlsRole::Server));
+    assert_eq!(
+        c.ifconfig_pool,
+        Some(IfconfigPool {
+            start: Ipv4Addr::new(10, 8, 0, 128),
+            end: Ipv4Addr::new(10, 8, 0, 254),
+            netmask: Some(Ipv4Addr::new(255, 255, 255, 0))
+        })
+    );
+    assert_eq!(c.push, ["route-gateway 10.8.0.4"]);
+    assert_eq!(c.ifconfig, None);
+    let c = ok(base, "server-bridge");
+    assert_eq!((c.mode, c.ifconfig_pool), (Mode::Server, None));
+    assert_eq!(c.push, ["route-gateway dhcp"]);
+    let c = ok(base, "server-bridge nogw");
+    assert_eq!((c.mode, c.ifconfig_pool), (Mode::Server, None));
+    assert!(c.push.is_empty());
+}
+
+#[test]
+fn vlan_directives_as_2_6() {
+    let tap = "dev tap\nca a\ncert b\nkey c\nserver-bridge\n";
+    let c = ok(tap, "vlan-tagging\nvlan-accept tagged\nvlan-pvid 20");
+    assert_eq!(
+        c.vlan,
+        Some(Vlan {
+            accept: VlanAccept::Tagged,
+            pvid: 20
+        })
+    );
+    assert_eq!(
+        ok(tap, "vlan-tagging").vlan,
+        Some(Vlan {
+            accept: VlanAccept::All,
+            pvid: 1
+        })
+    );
+    assert_eq!(ok(tap, "vlan-accept all\nvlan-pvid 1").vlan, None);
+    // A client ignores vlan-accept and vlan-pvid, as 2.6.
+    assert_eq!(ok(CLIENT, "vlan-accept tagged\nvlan-pvid 3").vlan, None);
+    for (extra, msg) in [
+        ("vlan-accept untagged", "requires 'vlan-tagging'"),
+        ("vlan-pvid 2", "requires 'vlan-tagging'"),
+    ] {
+        let e = with(tap, extra).unwrap_err();
+        assert!(e.to_string().contains(msg), "{extra}: {e}");
+    }
+    let e = with(SERVER, "vlan-tagging").unwrap_err();
+    assert!(e.to_string().contains("must be used with dev tap"), "{e}");
+    let e = with(CLIENT, "vlan-tagging").unwrap_err();
+    assert!(e.to_string().contains("requires 'mode server'"), "{e}");
+    assert!(with(tap, "vlan-pvid 4095").is_err());
+    assert!(with(tap, "vlan-accept some").is_err());
+}
+
+#[test]
+fn sample_server_conf_bridged_as_its_comments_say() {
+    let dir = configs();
+    let text = std::fs::read_to_string(dir.join("server.conf")).unwrap();
+    let text = text.replacen("\ndev tun\n", "\ndev tap0\n", 1).replacen(
+        "\nserver 10.8.0.0 255.255.255.0\n",
+        "\nserver-bridge 10.8.0.4 255.255.255.0 10.8.0.50 10.8.0.100\n",
+        1,
+    );
+    let c = Loader::new(&dir).load_str("server.conf", &text).unwrap();
+    assert_eq!(
+        (c.mode, c.dev_type, c.dev_name.as_deref()),
+        (Mode::Server, DevType::Tap, Some("tap0"))
+    );
+    assert_eq!(
+        c.ifconfig_pool,
+        Some(IfconfigPool {
+            start: Ipv4Addr::new(10, 8, 0, 50),
+            end: Ipv4Addr::new(10, 8, 0, 100),
+            netmask: Some(Ipv4Addr::new(255, 255, 255, 0))
+        })
+    );
+    assert!(c.push.iter().any(|p| p == "route-gateway 10.8.0.4"));
+    assert!(c.ifconfig_pool_persist.is_some());
 }

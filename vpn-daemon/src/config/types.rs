@@ -39,11 +39,71 @@ pub enum TlsRole {
     Server,
 }
 
-/// The tunnel device kind; only tun is implemented.
+/// The tunnel device kind (`dev-type`, or the start of the `dev` name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DevType {
-    /// Layer-3 tun device.
+    /// Layer-3 tun device: IP packets.
     Tun,
+    /// Layer-2 tap device: Ethernet frames.
+    Tap,
+    /// No device (`dev null`): packets from the peer are discarded.
+    Null,
+}
+
+impl DevType {
+    /// The name OpenVPN gives it (`dev-type` value, OCC string).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DevType::Tun => "tun",
+            DevType::Tap => "tap",
+            DevType::Null => "null",
+        }
+    }
+}
+
+/// `vlan-accept`: which frames the tap device may carry (2.6 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VlanAccept {
+    /// `all` (default): untagged frames are the PVID's, tagged ones their VID's.
+    #[default]
+    All,
+    /// `tagged`: only tagged frames; everything written to tap is tagged.
+    Tagged,
+    /// `untagged`: only untagged (or priority-tagged) frames, all the PVID's.
+    Untagged,
+}
+
+/// `vlan-tagging` with its `vlan-accept` and `vlan-pvid` on a tap server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vlan {
+    /// `vlan-accept`.
+    pub accept: VlanAccept,
+    /// `vlan-pvid` (1..4094, default 1): the tap port's native VID and the
+    /// VID of clients whose ccd file sets none.
+    pub pvid: u16,
+}
+
+/// `server-bridge`: a tap server whose device is bridged to a LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerBridge {
+    /// `server-bridge IP MASK POOL-START POOL-END`: the bridge's own
+    /// address (pushed as `route-gateway`) and a pool on the LAN subnet.
+    Pool {
+        /// The bridge's address, the clients' gateway.
+        gateway: Ipv4Addr,
+        /// The LAN's netmask (pushed with each client's address).
+        netmask: Ipv4Addr,
+        /// First pool address.
+        start: Ipv4Addr,
+        /// Last pool address.
+        end: Ipv4Addr,
+    },
+    /// `server-bridge` / `server-bridge nogw`: no pool, the clients ask
+    /// the LAN's DHCP server; `push_gateway` pushes `route-gateway dhcp`.
+    Dhcp {
+        /// false after `nogw`.
+        push_gateway: bool,
+    },
 }
 
 /// Transport protocol, after OpenVPN's `proto tcp` resolution.

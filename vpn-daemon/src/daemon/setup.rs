@@ -316,6 +316,9 @@ pub fn session_config(
     };
     // 2.6's OCC link-mtu: tun-mtu + AEAD/P_DATA overhead (+2 for TCP framing).
     occ.link_mtu = cfg.tun_mtu + if transport == Transport::Tcp { 43 } else { 41 };
+    // 2.6 counts tun-mtu-extra (32 by default on tap) in the payload.
+    occ.link_mtu += cfg.tun_mtu_extra.unwrap_or(0);
+    occ.dev_type = cfg.dev_type.as_str().into();
     occ.comp_lzo = cfg.compression != Compression::None;
     occ.auth = s.auth_digest.name().to_owned();
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {

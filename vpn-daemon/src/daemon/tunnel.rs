@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::config::types::{MssfixMode, RouteAddr};
-use crate::config::{Config, Topology};
+use crate::config::{Config, DevType, Topology};
 use crate::io::internal::tun::{Tun, TunConfig, TunIpv4};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport, clamp_mss, mss_for_mssfix};
 use crate::io::route::{Route as IpRoute, RouteTable};
@@ -70,10 +70,22 @@ pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, Da
     }
     tc.queues = queues.max(1);
     tc.tx_queue_len = cfg.txqueuelen;
+    tc.tap = cfg.dev_type == DevType::Tap;
+    // The kernel refuses a group or all-zero address; 2.6 only warns then.
+    tc.mac = cfg.lladdr.filter(|m| {
+        let unicast = m[0] & 1 == 0 && *m != [0; 6];
+        if !unicast {
+            tracing::warn!(lladdr = ?m, "lladdr is not a unicast MAC address; not set");
+        }
+        unicast
+    });
+    if let Some(node) = &cfg.dev_node {
+        check_dev_node(node)?;
+    }
     // TSO/USO offload: one read brings a whole 64 KiB TCP train, one
     // write takes a coalesced one; far fewer syscalls on bulk TCP. A
     // kernel without IFF_VNET_HDR support gets the plain device.
-    tc.offload = true;
+    tc.offload = !tc.tap;
     match Tun::open(&tc) {
         Ok(t) => Ok(t),
         Err(e) => {
@@ -82,6 +94,24 @@ pub fn open_tun(cfg: &Config, setup: &TunSetup, queues: usize) -> Result<Tun, Da
             Ok(Tun::open(&tc)?)
         }
     }
+}
+
+/// `dev-node PATH`: on Linux the node is only the tun/tap clone device
+/// that is opened; tun-rs always opens `/dev/net/tun`, which is the same
+/// device when PATH is that character device (10, 200) under another name.
+fn check_dev_node(node: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    const TUN_CLONE: (u32, u32) = (10, 200);
+    let md = std::fs::metadata(node).map_err(|e| DaemonError::io("dev-node", e))?;
+    let rdev = md.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    if md.file_type().is_char_device() && (major, minor) == TUN_CLONE {
+        return Ok(());
+    }
+    Err(DaemonError::Unsupported(format!(
+        "dev-node {}: not the tun/tap clone device (char 10:200); only that device is supported on Linux",
+        node.display()
+    )))
 }
 
 /// Moves an open (persisted) device from `old` to `new` addresses and MTU.
@@ -173,6 +203,19 @@ pub fn add_route_v4(
     Ok(())
 }
 
+/// A tap is a broadcast link: a route must name its next hop on it, so
+/// routes without a gateway (or via `vpn_gateway`) go via the
+/// `route-gateway` (2.6 adds every route via it).
+pub fn tap_route_gateway(
+    gateway: Option<RouteAddr>,
+    tap_gw: Option<Ipv4Addr>,
+) -> Option<RouteAddr> {
+    match (tap_gw, gateway) {
+        (Some(a), None | Some(RouteAddr::VpnGateway)) => Some(RouteAddr::Addr(a)),
+        _ => gateway,
+    }
+}
+
 /// One `route-ipv6` on `dev`.
 pub fn add_route_v6(
     rt: &mut RouteTable,
@@ -190,15 +233,24 @@ pub fn add_route_v6(
     Ok(())
 }
 
-/// MSS ceilings (IPv4 inner, IPv6 inner) for `mssfix`, or `None` when off.
-pub fn mss_limits(
-    cfg: &Config,
-    outer: OuterTransport,
-    framing_overhead: u16,
-) -> Option<(u16, u16)> {
+/// `mssfix` ceilings for TCP inside the device's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MssLimits {
+    /// For TCP over IPv4.
+    pub v4: u16,
+    /// For TCP over IPv6.
+    pub v6: u16,
+    /// The device carries Ethernet frames (tap): the IP packet follows a
+    /// 14-byte header, and only untagged IPv4/IPv6 frames are clamped (2.6's
+    /// `is_ipv4`/`is_ipv6` for tap).
+    pub l2: bool,
+}
+
+/// MSS ceilings for `mssfix`, or `None` when off.
+pub fn mss_limits(cfg: &Config, outer: OuterTransport, framing_overhead: u16) -> Option<MssLimits> {
     let m = cfg.mssfix?;
     let size = u16::try_from(m.size).unwrap_or(u16::MAX);
-    Some(match m.mode {
+    let (v4, v6) = match m.mode {
         MssfixMode::Fixed => (size.saturating_sub(40), size.saturating_sub(60)),
         MssfixMode::Encapsulated | MssfixMode::Mtu => {
             let oh = AEAD_DATA_V2_OVERHEAD + framing_overhead;
@@ -207,17 +259,36 @@ pub fn mss_limits(
                 mss_for_mssfix(size, outer, oh, true),
             )
         }
+    };
+    Some(MssLimits {
+        v4,
+        v6,
+        l2: cfg.dev_type == DevType::Tap,
     })
 }
 
 /// Clamps a TCP SYN's MSS in `packet` (either direction).
 #[inline]
-pub fn clamp(packet: &mut [u8], limits: Option<(u16, u16)>) {
-    if let (Some((v4, v6)), Some(first)) = (limits, packet.first()) {
-        let lim = if first >> 4 == 6 { v6 } else { v4 };
-        let _ = clamp_mss(packet, lim);
+pub fn clamp(packet: &mut [u8], limits: Option<MssLimits>) {
+    let Some(l) = limits else { return };
+    let ip = if l.l2 {
+        match packet.get(12..14) {
+            Some([0x08, 0x00] | [0x86, 0xdd]) => packet.get_mut(ETH_HLEN..),
+            _ => None,
+        }
+    } else {
+        Some(packet)
+    };
+    if let Some(ip) = ip
+        && let Some(first) = ip.first()
+    {
+        let lim = if first >> 4 == 6 { l.v6 } else { l.v4 };
+        let _ = clamp_mss(ip, lim);
     }
 }
+
+/// An Ethernet header without VLAN tag.
+pub const ETH_HLEN: usize = 14;
 
 /// Runs `up` or `down` (if configured) with OpenVPN's arguments and env,
 /// plus `extra` (the DNS variables).
@@ -288,4 +359,81 @@ pub fn script_runner(cfg: &Config) -> ScriptRunner {
         r.tmp_dir = d.clone();
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
+
+    use super::*;
+
+    fn eth_syn(vlan: bool) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let opts = [TcpOptionElement::MaximumSegmentSize(1460)];
+        let mut out = Vec::new();
+        if vlan {
+            let b = eth
+                .single_vlan(20.try_into().unwrap())
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(40000, 80, 1, 65535)
+                .syn()
+                .options(&opts)
+                .unwrap();
+            b.write(&mut out, &[]).unwrap();
+        } else {
+            let b = eth
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(40000, 80, 1, 65535)
+                .syn()
+                .options(&opts)
+                .unwrap();
+            b.write(&mut out, &[]).unwrap();
+        }
+        out
+    }
+
+    fn mss(frame: &[u8]) -> Option<u16> {
+        let s = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(TransportSlice::Tcp(t)) = s.transport else {
+            return None;
+        };
+        t.options_iterator().find_map(|o| match o {
+            Ok(TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn tap_frames_are_clamped_past_the_ethernet_header_only_when_untagged() {
+        let l2 = Some(MssLimits {
+            v4: 1300,
+            v6: 1280,
+            l2: true,
+        });
+        let mut f = eth_syn(false);
+        clamp(&mut f, l2);
+        assert_eq!(mss(&f), Some(1300));
+        let mut f = eth_syn(true);
+        clamp(&mut f, l2);
+        assert_eq!(mss(&f), Some(1460));
+        // The same frame read as an IP packet is not touched.
+        let mut f = eth_syn(false);
+        let before = f.clone();
+        clamp(&mut f, l2.map(|l| MssLimits { l2: false, ..l }));
+        assert_eq!(f, before);
+    }
+}
+
+#[cfg(test)]
+mod dev_node_tests {
+    use super::*;
+
+    #[test]
+    fn dev_node_must_be_the_tun_clone_device() {
+        if std::path::Path::new("/dev/net/tun").exists() {
+            assert!(check_dev_node(std::path::Path::new("/dev/net/tun")).is_ok());
+        }
+        assert!(check_dev_node(std::path::Path::new("/dev/null")).is_err());
+        assert!(check_dev_node(std::path::Path::new("/nonexistent/tun")).is_err());
+    }
 }

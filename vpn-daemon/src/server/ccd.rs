@@ -403,7 +403,7 @@ impl CcdOptions {
                 self.other
                     .iter()
                     .filter_map(|o| o.words.first().map(String::as_str))
-                    .filter(|n| !matches!(*n, "echo" | "parameter")),
+                    .filter(|n| !matches!(*n, "echo" | "parameter" | "vlan-pvid")),
             )
             .collect()
     }

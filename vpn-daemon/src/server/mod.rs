@@ -33,6 +33,7 @@
 
 pub mod ccd;
 pub mod held_files;
+pub mod mac;
 pub mod multi;
 pub mod peers;
 pub mod pool;
@@ -40,6 +41,7 @@ pub mod port_share;
 pub mod push;
 pub mod tcp;
 pub mod udp;
+pub mod vlan;
 
 /// The pieces together, as a server driver would use them for a client's
 /// connection: ccd, pool, push list, peer table, routing, status.

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{Config, DevType};
 use crate::daemon::error::DaemonError;
 use crate::daemon::tunnel;
 use crate::io::internal::tun::TunTxBatch;
@@ -31,6 +31,7 @@ use crate::proto::wire::PeerId as WirePeerId;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
+use crate::server::mac::MacTable;
 use crate::server::peers::{
     CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision, VpnRoutes,
 };
@@ -39,6 +40,7 @@ use crate::server::push::{
     ClientAddresses, ServerAddressing, client_addresses, client_push_list, needs_pool_lease,
     vpn_routes,
 };
+use crate::server::vlan;
 
 /// Where the server's outgoing packets go.
 pub trait LinkOut {
@@ -95,6 +97,8 @@ pub struct Client {
     connect_ran: bool,
     /// Traffic through the XDP fast path.
     fast: FastPathCounters,
+    /// Its ccd `vlan-pvid` (with `vlan-tagging`); `None`: the global one.
+    vlan_pvid: Option<u16>,
 }
 
 /// The result of an authentication task.
@@ -128,9 +132,11 @@ pub struct Multi {
     scratch: Vec<u8>,
     ctl: Vec<u8>,
     /// Tun MSS clamp limits.
-    pub mss: Option<(u16, u16)>,
+    pub mss: Option<tunnel::MssLimits>,
     /// Packets dropped by routing, by reason.
     pub route_drops: HashMap<&'static str, u64>,
+    /// `dev tap`: frames are routed by MAC address, not by IP.
+    macs: Option<MacTable>,
     /// Peer map changes for the XDP fast path, oldest first, recorded only
     /// when the UDP loop runs one (`Some`) and drained by it.
     pub steer: Option<Vec<Steer>>,
@@ -210,6 +216,8 @@ impl Multi {
             .host
             .connect_freq
             .map(|(max, per)| FrequencyLimit::new(max, per));
+        let macs =
+            (cfg.dev_type == DevType::Tap).then(|| MacTable::new(cfg.host.max_routes_per_client));
         Ok((
             Self {
                 addressing: ServerAddressing::from_config(&cfg),
@@ -225,6 +233,7 @@ impl Multi {
                 ctl: vec![0u8; 4096],
                 mss: None,
                 route_drops: HashMap::new(),
+                macs,
                 steer: None,
                 connect_freq,
                 block_ipv6,
@@ -265,6 +274,7 @@ impl Multi {
                 bytes_out: 0,
                 connect_ran: false,
                 fast: FastPathCounters::default(),
+                vlan_pvid: None,
             },
         ) {
             Ok(id) => id,
@@ -329,15 +339,37 @@ impl Multi {
         if n == 0 {
             return;
         }
+        // A tap server learns source MACs from these frames: only from a
+        // client whose authentication finished (a tun server checks the
+        // source against the addresses given at that point instead).
+        if self.macs.is_some() && !self.peers.get(id).is_some_and(|p| p.payload.connected) {
+            *self.route_drops.entry("not connected").or_default() += 1;
+            return;
+        }
         let Some(pkt) = self.scratch.get_mut(..n) else {
             return;
         };
         tunnel::clamp(pkt, mss);
-        let decision = self
-            .peers
-            .route(PacketSource::Peer(id), pkt, self.cfg.client_to_client);
+        let c2c = self.cfg.client_to_client;
+        // vlan-tagging: clients send untagged frames, in their own VLAN.
+        let vlan = self.cfg.vlan;
+        let vid = match vlan {
+            Some(_) if vlan::is_tagged(pkt) => {
+                *self.route_drops.entry("vlan").or_default() += 1;
+                return;
+            }
+            Some(v) => self
+                .peers
+                .get(id)
+                .map_or(v.pvid, |p| p.payload.vlan_pvid.unwrap_or(v.pvid)),
+            None => 0,
+        };
+        let decision = match &mut self.macs {
+            Some(macs) => macs.route(PacketSource::Peer(id), vid, pkt, c2c),
+            None => self.peers.route(PacketSource::Peer(id), pkt, c2c),
+        };
         match decision {
-            RouteDecision::Tun => ttx.push(pkt),
+            RouteDecision::Tun => to_tap(ttx, pkt, vlan, vid, &mut self.route_drops),
             RouteDecision::Peer(to) => {
                 let pkt = pkt.to_vec();
                 self.send_to_peer(to, &pkt, now, out);
@@ -345,14 +377,9 @@ impl Multi {
             RouteDecision::Broadcast { except, also_tun } => {
                 let pkt = pkt.to_vec();
                 if also_tun {
-                    ttx.push(&pkt);
+                    to_tap(ttx, &pkt, vlan, vid, &mut self.route_drops);
                 }
-                let ids: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .map(|p| p.id())
-                    .filter(|i| Some(*i) != except)
-                    .collect();
+                let ids = self.broadcast_ids(except, vid);
                 for to in ids {
                     self.send_to_peer(to, &pkt, now, out);
                 }
@@ -388,21 +415,29 @@ impl Multi {
         }
     }
 
-    /// An IP packet read from tun.
+    /// An IP packet read from tun (an Ethernet frame from tap).
     pub fn tun_packet(&mut self, pkt: &mut [u8], now: Instant, out: &mut dyn LinkOut) {
+        let c2c = self.cfg.client_to_client;
+        let (pkt, vid) = match &self.cfg.vlan {
+            Some(v) => match vlan::decapsulate(pkt, v) {
+                Some((vid, off)) if off <= pkt.len() => (&mut pkt[off..], vid),
+                _ => {
+                    *self.route_drops.entry("vlan").or_default() += 1;
+                    return;
+                }
+            },
+            None => (pkt, 0),
+        };
+        // After the tag is gone, as 2.6 (mssfix looks at untagged frames).
         tunnel::clamp(pkt, self.mss);
-        match self
-            .peers
-            .route(PacketSource::Tun, pkt, self.cfg.client_to_client)
-        {
+        let decision = match &mut self.macs {
+            Some(macs) => macs.route(PacketSource::Tun, vid, pkt, c2c),
+            None => self.peers.route(PacketSource::Tun, pkt, c2c),
+        };
+        match decision {
             RouteDecision::Peer(to) => self.send_to_peer(to, pkt, now, out),
             RouteDecision::Broadcast { except, .. } => {
-                let ids: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .map(|p| p.id())
-                    .filter(|i| Some(*i) != except)
-                    .collect();
+                let ids = self.broadcast_ids(except, vid);
                 for to in ids {
                     self.send_to_peer(to, pkt, now, out);
                 }
@@ -412,6 +447,19 @@ impl Multi {
                 *self.route_drops.entry(drop_name(r)).or_default() += 1;
             }
         }
+    }
+
+    /// Who gets a broadcast: every client but `except`, and with
+    /// `vlan-tagging` only those of VLAN `vid` (2.6 `multi_bcast`).
+    fn broadcast_ids(&self, except: Option<PeerId>, vid: u16) -> Vec<PeerId> {
+        let global = self.cfg.vlan.map_or(0, |v| v.pvid);
+        self.peers
+            .iter()
+            .filter(|p| {
+                Some(p.id()) != except && (vid == 0 || p.payload.vlan_pvid.unwrap_or(global) == vid)
+            })
+            .map(|p| p.id())
+            .collect()
     }
 
     fn send_to_peer(&mut self, to: PeerId, pkt: &[u8], now: Instant, out: &mut dyn LinkOut) {
@@ -698,6 +746,10 @@ impl Multi {
             p.payload.session.set_push_reply(opts);
             if let Some(o) = &ccd {
                 p.payload.session.override_timers(now, o.instance_timers());
+                if self.cfg.vlan.is_some() {
+                    p.payload.vlan_pvid =
+                        vlan::ccd_pvid(o.other.iter().map(|d| d.words.as_slice()));
+                }
             }
         }
         let p = self.peers.get_mut(id)?;
@@ -712,6 +764,9 @@ impl Multi {
         let Some(p) = self.peers.remove(id) else {
             return;
         };
+        if let Some(macs) = &mut self.macs {
+            macs.remove_peer(id);
+        }
         if let Some(s) = &mut self.steer {
             s.push(Steer::Remove(id));
         }
@@ -906,6 +961,24 @@ fn drop_name(r: crate::server::peers::RouteDrop) -> &'static str {
         RouteDrop::BadSource => "bad source",
         RouteDrop::NoRoute => "no route",
         RouteDrop::UnknownPeer => "unknown peer",
+    }
+}
+
+/// Writes a client's frame to tap as the VLAN port needs it (2.6
+/// `vlan_process_outgoing_tun`); without `vlan-tagging` as it is.
+fn to_tap(
+    ttx: &mut TunTxBatch,
+    pkt: &[u8],
+    vlan_cfg: Option<crate::config::Vlan>,
+    vid: u16,
+    drops: &mut HashMap<&'static str, u64>,
+) {
+    match vlan_cfg.map(|v| vlan::to_tap(&v, vid)) {
+        None | Some(vlan::ToTap::AsIs) => ttx.push(pkt),
+        Some(vlan::ToTap::Tag(vid)) => {
+            ttx.push_with(pkt.len() + 4, |b| vlan::encapsulate(pkt, vid, b));
+        }
+        Some(vlan::ToTap::Drop) => *drops.entry("vlan").or_default() += 1,
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::Config;
+use crate::config::{Config, DevType, RouteGateway};
 use crate::daemon::Outcome;
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
@@ -146,13 +146,17 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     tracing::info!(dev = tun.name(), ?setup, "tun device opened");
     let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let dev = tun.name().to_owned();
+    let tap_gw = match (cfg.dev_type, cfg.route_gateway) {
+        (DevType::Tap, Some(RouteGateway::Addr(a))) => Some(a),
+        _ => None,
+    };
     for r in &cfg.routes {
         if let Err(e) = tunnel::add_route_v4(
             &mut routes,
             &dev,
             r.network,
             r.netmask,
-            r.gateway,
+            tunnel::tap_route_gateway(r.gateway, tap_gw),
             r.metric,
             None,
             setup.ipv4.map(|a| a.0),

@@ -1,5 +1,10 @@
-//! The tun device of the internal multiplexer (`dev tun`, `tun-mtu`,
-//! `ifconfig`, `ifconfig-ipv6`), on `tun-rs`.
+//! The tun or tap device of the internal multiplexer (`dev tun`, `dev
+//! tap`, `lladdr`, `tun-mtu`, `ifconfig`, `ifconfig-ipv6`), on `tun-rs`.
+//!
+//! A tap device (`IFF_TAP`) carries whole Ethernet frames: `tun-mtu` is
+//! the interface MTU (the IP packet), so every read and write has up to
+//! [`L2_ROOM`] more bytes of link-layer header; offload is never used on
+//! it (tun-rs splits only IP packets).
 //!
 //! One [`Tun`] owns the device; it has one [`TunQueue`] per worker
 //! (`IFF_MULTI_QUEUE`: the kernel spreads flows over the queues). With
@@ -33,7 +38,11 @@ use std::{
 };
 
 use thiserror::Error;
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, Layer, VIRTIO_NET_HDR_LEN};
+
+/// Bytes a tap frame may have beyond the MTU: the Ethernet header (14)
+/// and a VLAN tag (4), rounded up to 2.6's `TAP_MTU_EXTRA_DEFAULT`.
+pub const L2_ROOM: u16 = 32;
 
 /// Errors of opening or configuring the tun device.
 #[derive(Debug, Error)]
@@ -103,6 +112,10 @@ pub struct TunConfig {
     pub offload: bool,
     /// `txqueuelen`, `None` for the kernel default.
     pub tx_queue_len: Option<u32>,
+    /// A tap (`IFF_TAP`, Ethernet frames) instead of a tun.
+    pub tap: bool,
+    /// `lladdr`: the tap's MAC address (else the kernel's random one).
+    pub mac: Option<[u8; 6]>,
 }
 
 impl TunConfig {
@@ -118,6 +131,8 @@ impl TunConfig {
             queues: 1,
             offload: false,
             tx_queue_len: None,
+            tap: false,
+            mac: None,
         }
     }
 }
@@ -154,8 +169,15 @@ impl Tun {
         if let Some(n) = cfg.tx_queue_len {
             b = b.tx_queue_len(n);
         }
+        if cfg.tap {
+            b = b.layer(Layer::L2);
+            if let Some(mac) = cfg.mac {
+                b = b.mac_addr(mac);
+            }
+        }
         let multi = cfg.queues > 1;
-        let offload = cfg.offload;
+        let offload = cfg.offload && !cfg.tap;
+        let l2 = cfg.tap;
         b = b.with(|o| {
             o.multi_queue(multi).offload(offload);
         });
@@ -169,9 +191,14 @@ impl Tun {
         queues.insert(0, first);
         let queues = queues
             .into_iter()
-            .map(|dev| Arc::new(TunQueue { offload, dev }))
+            .map(|dev| Arc::new(TunQueue { offload, l2, dev }))
             .collect();
         Ok(Self { name, queues })
+    }
+
+    /// The device's MAC address (a tap's; a tun has none).
+    pub fn mac(&self) -> Result<[u8; 6], TunError> {
+        self.dev().mac_address().map_err(self.cfg_err("get mac"))
     }
 
     /// The interface name (`tun0`, ...).
@@ -253,6 +280,8 @@ impl Tun {
 pub struct TunQueue {
     dev: AsyncDevice,
     offload: bool,
+    /// A tap: frames are up to [`L2_ROOM`] longer than the MTU.
+    l2: bool,
 }
 
 impl std::fmt::Debug for TunQueue {
@@ -273,6 +302,11 @@ impl TunQueue {
     /// cut. With offload the batch gets at least enough slots for one whole
     /// 64 KiB segment train, or such reads would be dropped.
     pub fn rx_batch(&self, slots: usize, headroom: usize, mtu: u16) -> TunRxBatch {
+        let mtu = if self.l2 {
+            mtu.saturating_add(L2_ROOM)
+        } else {
+            mtu
+        };
         let slots = if self.offload {
             slots.max(segments_per_read(mtu))
         } else {
@@ -543,6 +577,15 @@ impl TunTxBatch {
         if n > 0 {
             self.used += 1;
         }
+    }
+
+    /// The queued packets, to inspect or rewrite in place before the write.
+    pub fn packets_mut(&mut self) -> impl Iterator<Item = &mut [u8]> {
+        let off = self.offset;
+        self.bufs
+            .iter_mut()
+            .take(self.used)
+            .filter_map(move |b| b.get_mut(off..))
     }
 
     /// Drops what is queued, keeping the allocations.
