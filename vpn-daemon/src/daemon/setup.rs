@@ -282,6 +282,12 @@ pub fn session_config(
     // 2.6's OCC link-mtu: tun-mtu + AEAD/P_DATA overhead (+2 for TCP framing).
     occ.link_mtu = cfg.tun_mtu + if transport == Transport::Tcp { 43 } else { 41 };
     occ.comp_lzo = cfg.compression != Compression::None;
+    if let Some(f) = cfg.fragment {
+        // 2.6 counts the fragment header in the OCC link-mtu.
+        occ.link_mtu += 4;
+        occ.mtu_dynamic = true;
+        s.fragment = Some(fragment_config(cfg, f, ipv6_link));
+    }
     occ.auth = s.auth_digest.name().to_owned();
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {
         occ.tls_auth = true;
@@ -296,4 +302,19 @@ pub fn session_config(
     s.explicit_exit_notify = cfg.explicit_exit_notify.filter(|n| *n > 0);
     s.auth_user_pass = auth_user_pass(cfg)?;
     Ok(s)
+}
+
+/// `fragment N [mtu]` for the data channel: `mtu` counts the outer IP + UDP
+/// headers (2.6 `datagram_overhead`); reassembly holds packets up to the
+/// largest tun MTU we may run with, plus framing.
+fn fragment_config(
+    cfg: &Config,
+    f: crate::config::Fragment,
+    ipv6_link: bool,
+) -> crate::proto::data::fragment::FragmentConfig {
+    crate::proto::data::fragment::FragmentConfig {
+        size: f.size,
+        encap_overhead: f.mtu.then_some(if ipv6_link { 48 } else { 28 }),
+        capacity: cfg.tun_mtu.max(cfg.tun_mtu_max) as usize + 128,
+    }
 }

@@ -192,6 +192,9 @@ pub fn mss_limits(
     framing_overhead: u16,
 ) -> Option<(u16, u16)> {
     let m = cfg.mssfix?;
+    // The fragment header is inside every encrypted payload (2.6
+    // frame_calculate_payload_overhead).
+    let framing_overhead = framing_overhead + if cfg.fragment.is_some() { 4 } else { 0 };
     let size = u16::try_from(m.size).unwrap_or(u16::MAX);
     Some(match m.mode {
         MssfixMode::Fixed => (size.saturating_sub(40), size.saturating_sub(60)),
