@@ -302,3 +302,121 @@ impl DataChannel {
         })
     }
 }
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::*;
+    use crate::proto::data::DataCipher;
+    use crate::proto::data::hmac::Digest;
+    use crate::proto::keys::{Key2, Role};
+    use crate::proto::replay::ReplayConfig;
+    use crate::proto::wire::data::PeerId;
+
+    fn channels(cipher: DataCipher, framing: CompressFraming) -> (DataChannel, DataChannel) {
+        let block = Key2::generate().unwrap();
+        let cfg = FragmentConfig {
+            size: 900,
+            encap_overhead: None,
+            capacity: 1628,
+        };
+        let mk = |role| {
+            let mut d = DataChannel::new(framing);
+            d.enable_fragment(cfg, 200);
+            let key = DataKey::from_key2(
+                cipher,
+                Digest::Sha1,
+                &block,
+                role,
+                KeyId::from_bits(0),
+                PeerId::new(7),
+                ReplayConfig::default(),
+            )
+            .unwrap();
+            d.install(key, true);
+            d
+        };
+        (mk(Role::Client), mk(Role::Server))
+    }
+
+    /// Sends `pkt` from `a` to `b`; the wire packets and what `b` delivered.
+    fn send(a: &mut DataChannel, b: &mut DataChannel, pkt: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let max = a.seal_buffer_len(pkt.len()).unwrap();
+        let mut buf = vec![0u8; max];
+        let mut wire = vec![a.encrypt(pkt, &mut buf).unwrap().packet.to_vec()];
+        while let Some(s) = a.encrypt_pending(&mut buf) {
+            wire.push(s.unwrap().packet.to_vec());
+        }
+        let mut out = Vec::new();
+        for w in &wire {
+            let mut dst = vec![0u8; b.open_buffer_len(w.len())];
+            match b.decrypt(w, &mut dst, 0).unwrap() {
+                DataOutcome::Tun(p) => out.push(p.to_vec()),
+                DataOutcome::FragmentPending => {}
+                o => panic!("unexpected {o:?}"),
+            }
+        }
+        (wire, out)
+    }
+
+    #[test]
+    fn full_size_packet_crosses_in_pieces_within_the_limit() {
+        for cipher in [DataCipher::Aes256Gcm, DataCipher::Aes256Cbc] {
+            for framing in [CompressFraming::None, CompressFraming::StubV2] {
+                let (mut c, mut s) = channels(cipher, framing);
+                let pkt: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+                let (wire, out) = send(&mut c, &mut s, &pkt);
+                assert_eq!(wire.len(), 2, "{cipher:?}");
+                // `fragment 900`: no UDP payload larger than 900 bytes.
+                assert!(
+                    wire.iter().all(|w| w.len() <= 900),
+                    "{cipher:?}: {:?}",
+                    wire.iter().map(Vec::len).collect::<Vec<_>>()
+                );
+                assert_eq!(out, vec![pkt.clone()]);
+                // Small packets go whole.
+                let (wire, out) = send(&mut s, &mut c, &pkt[..100]);
+                assert_eq!((wire.len(), out), (1, vec![pkt[..100].to_vec()]));
+            }
+        }
+    }
+
+    #[test]
+    fn fragmenting_and_joining_allocate_nothing() {
+        let (mut c, mut s) = channels(DataCipher::Aes256Gcm, CompressFraming::None);
+        let pkt = vec![0x45u8; 1500];
+        let mut buf = vec![0u8; c.seal_buffer_len(pkt.len()).unwrap()];
+        let mut wire = vec![vec![0u8; buf.len()]; 4];
+        let mut dst = vec![0u8; s.open_buffer_len(64)];
+        let mut before = 0;
+        for round in 0..200 {
+            if round == 50 {
+                before = crate::server::tcp::tests::allocs();
+            }
+            let mut lens = [0usize; 4];
+            let mut n = 0;
+            lens[n] = c.encrypt(&pkt, &mut buf).unwrap().packet.len();
+            wire[n][..lens[n]].copy_from_slice(&buf[..lens[n]]);
+            n += 1;
+            while let Some(Ok(p)) = c.encrypt_pending(&mut buf) {
+                lens[n] = p.packet.len();
+                wire[n][..lens[n]].copy_from_slice(&buf[..lens[n]]);
+                n += 1;
+            }
+            let mut got = 0;
+            for (w, l) in wire.iter().zip(lens).take(n) {
+                if let Ok(DataOutcome::Tun(p)) = s.decrypt(&w[..l], &mut dst, 0) {
+                    got = p.len();
+                }
+            }
+            assert_eq!((n, got), (2, 1500));
+        }
+        let during = crate::server::tcp::tests::allocs() - before;
+        assert_eq!(during, 0, "{during} allocations for 150 fragmented packets");
+    }
+
+    #[test]
+    fn aead_pieces_fill_the_limit_as_2_6() {
+        let (c, _) = channels(DataCipher::Aes256Gcm, CompressFraming::None);
+        assert_eq!(c.fragmenter().map(Fragmenter::max_frag_size), Some(872));
+    }
+}
