@@ -776,6 +776,13 @@ mod tests {
         }
 
         #[test]
+        fn fuzz_entry_point_holds_on_random_input(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+        ) {
+            crate::proto::fuzzing::fragment_stream(&data);
+        }
+
+        #[test]
         fn random_bytes_never_panic(
             inputs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..40),
             cap in 1usize..200,
