@@ -83,15 +83,15 @@ fn big_ping(ns: &Netns, dst: &str, size: usize, count: usize) -> usize {
 
 /// Starts `server` and one `client` with `extra` on both sides, the path
 /// narrowed before either runs.
-fn start(server: Impl, client: Impl, extra: &[&str]) -> Tunnel {
+fn start(server: Impl, client: Impl, extra: &[&str], verb: u8) -> Tunnel {
     let mut spec = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
     for e in extra {
         spec.server_extra.push((*e).to_owned());
         spec.client_extra.push((*e).to_owned());
     }
-    // Logs the OCC strings and 2.6's fragment frame.
-    spec.server_extra.push("verb 4".into());
-    spec.client_extra.push("verb 4".into());
+    // 4: 2.6's fragment frame; 7: its options-string checks.
+    spec.server_extra.push(format!("verb {verb}"));
+    spec.client_extra.push(format!("verb {verb}"));
     // Frames sent through AF_XDP bypass packet sockets, and the proof
     // here is a capture: our side runs the socket path.
     let off = vec!["--xdp".to_owned(), "off".to_owned()];
@@ -185,7 +185,12 @@ fn cell(server: Impl, client: Impl, mssfix: &str) {
     if !require_root() {
         return;
     }
-    let t = start(server, client, &[&format!("fragment {FRAGMENT}"), mssfix]);
+    let t = start(
+        server,
+        client,
+        &[&format!("fragment {FRAGMENT}"), mssfix],
+        4,
+    );
     t.assert_ping_both_ways(0);
     let cli = &t.topo.clients[0];
     let cli_tun = t.client_tun_addr(0).to_string();
@@ -251,17 +256,6 @@ fn cell(server: Impl, client: Impl, mssfix: &str) {
             x.mbit_s()
         );
     }
-    // Both ends agree on the options string (2.6 warns on a mismatch).
-    for p in [&t.server, &t.clients[0]] {
-        if p.imp == OpenVpn {
-            let log = p.log_text();
-            assert!(
-                !log.contains("is used inconsistently") && !log.contains("config but missing in"),
-                "openvpn saw an options-string mismatch; logs in {}",
-                t.topo.path().display()
-            );
-        }
-    }
     // openvpn's own frame after cipher negotiation (verb 4) has the piece
     // size ours computes for AES-256-GCM with P_DATA_V2: 900 - 24 - 4.
     let peer = if server == OpenVpn {
@@ -316,10 +310,50 @@ fn narrowed_path_blocks_whole_full_size_packets() {
     if !require_root() {
         return;
     }
-    let t = start(Ours, OpenVpn, &[]);
+    let t = start(Ours, OpenVpn, &[], 3);
     t.assert_ping_both_ways(0);
     let cli_tun = t.client_tun_addr(0).to_string();
     assert_eq!(big_ping(&t.topo.clients[0], SERVER_TUN_ADDR, 1400, 2), 0);
     assert_eq!(big_ping(&t.topo.server, &cli_tun, 1400, 2), 0);
     assert_eq!(big_ping(&t.topo.server, &cli_tun, 800, 2), 2);
+}
+
+/// 2.6 compares the peer's options string with the one it expects and
+/// warns (at verb 7) on each difference: ours carries `mtu-dynamic` and
+/// the link-mtu with the fragment header, so there is none.
+fn options_strings_agree(server: Impl, client: Impl) {
+    if !require_root() {
+        return;
+    }
+    let t = start(server, client, &[&format!("fragment {FRAGMENT}")], 7);
+    t.assert_ping_both_ways(0);
+    let peer = if server == OpenVpn {
+        &t.server
+    } else {
+        &t.clients[0]
+    };
+    let log = peer.log_text();
+    let expected = log
+        .lines()
+        .find(|l| l.contains("Expected Remote Options String"))
+        .unwrap_or_default();
+    assert!(
+        expected.contains(",mtu-dynamic,") && expected.contains("link-mtu 1545,"),
+        "openvpn expects: {expected}"
+    );
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("is used inconsistently") || l.contains("config but missing in"))
+        .collect();
+    assert!(warnings.is_empty(), "openvpn: {warnings:#?}");
+}
+
+#[test]
+fn options_string_matches_openvpn_client() {
+    options_strings_agree(Ours, OpenVpn);
+}
+
+#[test]
+fn options_string_matches_openvpn_server() {
+    options_strings_agree(OpenVpn, Ours);
 }
