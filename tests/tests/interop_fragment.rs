@@ -187,15 +187,19 @@ fn pings_cross_in_pieces(t: &Tunnel, from: &Netns, dst: &str, peer: Ipv4Addr, la
 
 /// One cell: pings and bulk both ways, with a capture on each side.
 fn cell(server: Impl, client: Impl, mssfix: &str) {
+    cell_with(server, client, mssfix, None, 872);
+}
+
+/// [`cell`] with another data cipher, and the piece size 2.6 must log.
+fn cell_with(server: Impl, client: Impl, mssfix: &str, cipher: Option<&str>, max_frag: usize) {
     if !require_root() {
         return;
     }
-    let t = start(
-        server,
-        client,
-        &[&format!("fragment {FRAGMENT}"), mssfix],
-        4,
-    );
+    let fragment = format!("fragment {FRAGMENT}");
+    let ciphers = cipher.map(|c| format!("data-ciphers {c}"));
+    let mut extra = vec![fragment.as_str(), mssfix];
+    extra.extend(ciphers.as_deref());
+    let t = start(server, client, &extra, 4);
     t.assert_ping_both_ways(0);
     let cli = &t.topo.clients[0];
     let cli_tun = t.client_tun_addr(0).to_string();
@@ -262,7 +266,7 @@ fn cell(server: Impl, client: Impl, mssfix: &str) {
         );
     }
     // openvpn's own frame after cipher negotiation (verb 4) has the piece
-    // size ours computes for AES-256-GCM with P_DATA_V2: 900 - 24 - 4.
+    // size ours computes: for AES-256-GCM with P_DATA_V2 900 - 24 - 4.
     let peer = if server == OpenVpn {
         &t.server
     } else {
@@ -271,7 +275,8 @@ fn cell(server: Impl, client: Impl, mssfix: &str) {
     assert!(
         peer.log_text()
             .lines()
-            .any(|l| l.contains("Fragmentation MTU parms") && l.contains("max_frag:872 ")),
+            .any(|l| l.contains("Fragmentation MTU parms")
+                && l.contains(&format!("max_frag:{max_frag} "))),
         "openvpn's fragment frame differs; logs in {}",
         t.topo.path().display()
     );
@@ -290,6 +295,13 @@ fn cell(server: Impl, client: Impl, mssfix: &str) {
 #[test]
 fn our_server_openvpn_client_no_mssfix() {
     cell(Ours, OpenVpn, "mssfix 0");
+}
+
+/// AES-256-CBC + HMAC-SHA1: the piece size also counts IV, HMAC, padding
+/// and the packet id inside the ciphertext (900-40 -> 847 -> -4 -4 = 839).
+#[test]
+fn cbc_our_server_openvpn_client() {
+    cell_with(Ours, OpenVpn, "mssfix 0", Some("AES-256-CBC"), 839);
 }
 
 #[test]
