@@ -13,6 +13,11 @@
 //! - [`Session::handle_timeout`]: call when [`Session::poll_timeout`] passed.
 //! - [`Session::encrypt`] / [`Session::decrypt`]: the data channel (the hot
 //!   path; caller-owned buffers, no allocation per packet).
+//!   With `fragment`, `encrypt` returns the first piece and
+//!   [`Session::encrypt_pending`] each further one until `None` (send them
+//!   right away); `decrypt` answers [`DataOutcome::FragmentPending`] for a
+//!   piece held for reassembly and needs [`DataChannel::open_buffer_len`]
+//!   bytes of `dst`.
 //! - commands: [`Session::send_control_message`], [`Session::renegotiate`],
 //!   [`Session::close`]; server: [`Session::auth_decision`] (after
 //!   [`Event::ClientCredentials`]), [`Session::set_push_reply`],
