@@ -37,6 +37,7 @@ use crate::io::route::RouteTable;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::io::{clock, icmp6};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
+use crate::proto::data::fragment::MAX_FRAGS;
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
@@ -742,32 +743,56 @@ impl Run {
             let Some(max) = session.data_channel().seal_buffer_len(pkt.len()) else {
                 continue;
             };
-            let mut seal = |b: &mut [u8]| {
-                let n = session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0);
-                st.link_write_bytes += n as u64;
-                n
-            };
-            match link {
-                Link::Udp { tx, fast, .. } => {
-                    // The fast path when it knows the way, else the socket.
-                    let sent = fast
-                        .as_mut()
-                        .and_then(|f| f.send_with(peer, max, &mut seal));
-                    if sent.is_none() {
-                        tx.push_with(peer, None, max, seal);
-                    }
-                }
-                Link::Tcp { writer, .. } => {
-                    if enc.len() < max {
-                        enc.resize(max, 0);
-                    }
-                    if let Some(b) = enc.get_mut(..max) {
-                        let n = seal(b);
-                        if let Some(c) = b.get(..n).filter(|c| !c.is_empty())
-                            && let Err(e) = writer.queue(c)
-                        {
-                            tracing::debug!(error = %e, "TCP queue full, packet dropped");
+            let mut first = true;
+            // With `fragment` (UDP only) one round per piece, as 2.6's
+            // check_fragment sends them right behind the first.
+            for _ in 0..=MAX_FRAGS {
+                let mut seal = |b: &mut [u8]| {
+                    let n = if std::mem::take(&mut first) {
+                        session.encrypt(now, pkt, b).map(<[u8]>::len).unwrap_or(0)
+                    } else {
+                        match session.encrypt_pending(now, b) {
+                            Some(Ok(p)) => p.len(),
+                            _ => 0,
                         }
+                    };
+                    st.link_write_bytes += n as u64;
+                    n
+                };
+                Self::send_one(link, enc, peer, max, &mut seal);
+                if !session.data_channel().has_pending_fragment() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends one data packet that `seal` writes into `max` bytes.
+    fn send_one(
+        link: &mut Link,
+        enc: &mut Vec<u8>,
+        peer: SocketAddr,
+        max: usize,
+        seal: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) {
+        match link {
+            Link::Udp { tx, fast, .. } => {
+                // The fast path when it knows the way, else the socket.
+                let sent = fast.as_mut().and_then(|f| f.send_with(peer, max, seal));
+                if sent.is_none() {
+                    tx.push_with(peer, None, max, seal);
+                }
+            }
+            Link::Tcp { writer, .. } => {
+                if enc.len() < max {
+                    enc.resize(max, 0);
+                }
+                if let Some(b) = enc.get_mut(..max) {
+                    let n = seal(b);
+                    if let Some(c) = b.get(..n).filter(|c| !c.is_empty())
+                        && let Err(e) = writer.queue(c)
+                    {
+                        tracing::debug!(error = %e, "TCP queue full, packet dropped");
                     }
                 }
             }
@@ -1163,7 +1188,7 @@ fn input(
     match ttx {
         Some(tx) => {
             let mut n = 0;
-            tx.push_with(data.len(), |b| {
+            tx.push_with(session.data_channel().open_buffer_len(data.len()), |b| {
                 n = decrypt_into(session, now, data, b, mss);
                 n
             });
@@ -1171,7 +1196,7 @@ fn input(
         }
         None => {
             // Not up yet: still let pings and OCC through the session.
-            let mut scratch = vec![0u8; data.len()];
+            let mut scratch = vec![0u8; session.data_channel().open_buffer_len(data.len())];
             let _ = session.decrypt(now, data, &mut scratch);
             0
         }

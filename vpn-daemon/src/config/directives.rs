@@ -21,7 +21,7 @@ use super::{
     Builder, ConfigError, ConfigErrorKind, RawRemote, Span,
     types::{
         AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, Compression, ConnectRetry,
-        DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6,
+        DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Fragment, Ifconfig, IfconfigIpv6,
         IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
         PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
         RouteAddr, RouteGateway, RouteIpv6, ServerBridge, Source, StatusFile, TlsVersion,
@@ -167,6 +167,7 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("mssfix", 0, 2, mssfix),
+    d("fragment", 1, 2, fragment),
     d("txqueuelen", 1, 1, |b, a| {
         b.cfg.txqueuelen = Some(a.num(0)?);
         Ok(())
@@ -836,7 +837,10 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "management-external-cert",
         "the management interface is not implemented",
     ),
-    ("fragment", "OpenVPN-level fragmentation is not implemented"),
+    (
+        "mtu-dynamic",
+        "--mtu-dynamic has been replaced by --fragment",
+    ),
     ("plugin", "plugins are not implemented"),
     ("tls-verify", "tls-verify scripts are not implemented"),
     ("tls-export-cert", "tls-export-cert is not implemented"),
@@ -1450,6 +1454,7 @@ fn remote(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
 }
 
 fn mssfix(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    b.raw.mssfix_unset = a.words.is_empty();
     if a.words.is_empty() {
         b.cfg.mssfix = Some(Mssfix {
             size: 1492,
@@ -1465,6 +1470,23 @@ fn mssfix(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
         Some(_) => return Err(a.invalid(1, "mtu, fixed or nothing")),
     };
     b.cfg.mssfix = (size > 0).then_some(Mssfix { size, mode });
+    Ok(())
+}
+
+/// `fragment N [mtu]`, with 2.6's checks (`N` at least 68; only `mtu` may follow).
+fn fragment(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    let size: u32 = a.num(0).ok().filter(|n| *n >= 68).ok_or_else(|| {
+        a.invalid(
+            0,
+            "a number of at least 68 (--fragment needs to be at least 68)",
+        )
+    })?;
+    let mtu = match a.words.get(1).map(String::as_str) {
+        None => false,
+        Some("mtu") => true,
+        Some(_) => return Err(a.invalid(1, "mtu or nothing")),
+    };
+    b.cfg.fragment = Some(Fragment { size, mtu });
     Ok(())
 }
 

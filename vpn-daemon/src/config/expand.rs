@@ -44,6 +44,7 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     mode_specific(b)?;
     tls(b)?;
     data_channel(b)?;
+    fragment(b)?;
     misc(b)?;
     super::host::check(b)?;
     files(b)
@@ -939,4 +940,54 @@ fn check_path(name: &str, p: &Path, want: Want) -> Result<(), ConfigErrorKind> {
             }
         }
     }
+}
+
+/// `fragment` (2.6 `options_postprocess_verify_ce` and `_mutate_ce`, and the
+/// advisories of `do_init_frame`): UDP only, and `mssfix` without a value
+/// follows it.
+fn fragment(b: &mut Builder) -> Result<(), ConfigError> {
+    let Some(f) = b.cfg.fragment else {
+        return Ok(());
+    };
+    let span = b.span_of("fragment");
+    let udp = b.cfg.proto.transport == Transport::Udp
+        && b.cfg
+            .remotes
+            .iter()
+            .all(|r| r.proto.transport == Transport::Udp);
+    if !udp {
+        return Err(invalid(
+            span,
+            "--fragment can only be used with --proto udp",
+        ));
+    }
+    // 2.6: "If --mssfix is supplied without a parameter or not specified
+    // at all, default it to --fragment value", keeping mssfix's default
+    // "mtu" meaning (the outer IP packet).
+    let mssfix_unset = !b.spans.contains_key("mssfix") || b.raw.mssfix_unset;
+    if mssfix_unset {
+        b.cfg.mssfix = Some(super::types::Mssfix {
+            size: f.size,
+            mode: super::types::MssfixMode::Mtu,
+        });
+    }
+    if let Some(m) = b.cfg.mssfix {
+        if m.size > f.size {
+            b.warn(
+                &span,
+                format!(
+                    "if you use --mssfix and --fragment, you should set --fragment ({}) larger or equal than --mssfix ({})",
+                    f.size, m.size
+                ),
+            );
+        }
+        let mssfix_encap = mssfix_unset || m.mode == super::types::MssfixMode::Mtu;
+        if f.mtu != mssfix_encap {
+            b.warn(
+                &span,
+                "if you use --mssfix and --fragment, you should use the \"mtu\" flag for both or none of of them (as OpenVPN warns)".into(),
+            );
+        }
+    }
+    Ok(())
 }

@@ -82,6 +82,8 @@ pub struct Config {
     pub tun_mtu_max: u32,
     /// `mssfix`; `None` after `mssfix 0`. Default 1492 encapsulated.
     pub mssfix: Option<Mssfix>,
+    /// `fragment N [mtu]` (UDP only).
+    pub fragment: Option<Fragment>,
     /// `txqueuelen`.
     pub txqueuelen: Option<u32>,
     /// `persist-tun`.
@@ -582,6 +584,8 @@ struct Raw {
     tls_crypt: Option<Source>,
     tls_crypt_v2: Option<(Source, bool)>,
     data_ciphers: Option<Vec<String>>,
+    /// `mssfix` not given or given without a value: 2.6's `mssfix_default`.
+    mssfix_unset: bool,
 }
 
 /// Accumulates directives in order, then expands and validates.
@@ -843,6 +847,7 @@ impl Config {
                 size: 1492,
                 mode: MssfixMode::Encapsulated,
             }),
+            fragment: None,
             txqueuelen: None,
             persist_tun: false,
             persist_key: false,

@@ -98,6 +98,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("tun-mtu 1400", P2P, |c| c.tun_mtu == 1400),
         ("tun-mtu-max 9000", P2P, |c| c.tun_mtu_max == 9000),
         ("mssfix 1400 mtu", P2P, |c| c.mssfix == Some(Mssfix { size: 1400, mode: MssfixMode::Mtu })),
+        ("fragment 1300", P2P, |c| c.fragment == Some(Fragment { size: 1300, mtu: false })),
         ("txqueuelen 1000", P2P, |c| c.txqueuelen == Some(1000)),
         ("persist-tun", P2P, |c| c.persist_tun),
         ("persist-key", P2P, |c| c.persist_key),
@@ -2084,4 +2085,80 @@ fn sample_server_conf_bridged_as_its_comments_say() {
     );
     assert!(c.push.iter().any(|p| p == "route-gateway 10.8.0.4"));
     assert!(c.ifconfig_pool_persist.is_some());
+}
+
+#[test]
+fn fragment_parses_as_2_6() {
+    assert_eq!(
+        ok(P2P, "fragment 900 mtu").fragment,
+        Some(Fragment {
+            size: 900,
+            mtu: true
+        })
+    );
+    assert_eq!(ok(P2P, "fragment 68").fragment.map(|f| f.size), Some(68));
+    for bad in ["fragment 67", "fragment abc", "fragment 900 foo"] {
+        assert!(
+            matches!(err_at_extra(P2P, bad), ConfigErrorKind::InvalidValue { .. }),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        err_at_extra(P2P, "fragment 900 mtu x"),
+        ConfigErrorKind::Arity { .. }
+    ));
+    assert!(matches!(
+        err_at_extra(P2P, "mtu-dynamic"),
+        ConfigErrorKind::Unsupported { .. }
+    ));
+}
+
+#[test]
+fn fragment_is_udp_only() {
+    let e = with(P2P, "proto tcp-client\nfragment 900").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("--fragment can only be used with --proto udp"),
+        "{e}"
+    );
+    let e = with(P2P, "remote 192.0.2.2 1194 tcp-client\nfragment 900").unwrap_err();
+    assert!(e.to_string().contains("--proto udp"), "{e}");
+}
+
+#[test]
+fn mssfix_without_value_follows_fragment() {
+    // Not given, or given without a value: mssfix = fragment, "mtu" meaning,
+    // and 2.6's advisory about the mismatched "mtu" flags.
+    for extra in [
+        "fragment 900",
+        "mssfix\nfragment 900",
+        "fragment 900\nmssfix",
+    ] {
+        let c = ok(P2P, extra);
+        assert_eq!(
+            c.mssfix,
+            Some(Mssfix {
+                size: 900,
+                mode: MssfixMode::Mtu
+            }),
+            "{extra}"
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("\"mtu\" flag")),
+            "{extra}"
+        );
+    }
+    let c = ok(P2P, "fragment 900 mtu");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // An explicit value stays, and a larger one is warned about.
+    let c = ok(P2P, "fragment 900\nmssfix 1400");
+    assert_eq!(c.mssfix.map(|m| m.size), Some(1400));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.message.contains("larger or equal than --mssfix (1400)"))
+    );
+    assert_eq!(ok(P2P, "fragment 900\nmssfix 0").mssfix, None);
 }

@@ -635,6 +635,15 @@ pub struct ConfigWarning {
     pub message: String,
 }
 
+/// `fragment N [mtu]`: OpenVPN's own fragmentation of data-channel packets (UDP only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    /// N (at least 68): the largest UDP payload a data packet may have.
+    pub size: u32,
+    /// `mtu`: N counts the outer IP and UDP headers too.
+    pub mtu: bool,
+}
+
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: warning: {}", self.span, self.message)

@@ -320,6 +320,12 @@ pub fn session_config(
     occ.link_mtu += cfg.tun_mtu_extra.unwrap_or(0);
     occ.dev_type = cfg.dev_type.as_str().into();
     occ.comp_lzo = cfg.compression != Compression::None;
+    if let Some(f) = cfg.fragment {
+        // 2.6 counts the fragment header in the OCC link-mtu.
+        occ.link_mtu += 4;
+        occ.mtu_dynamic = true;
+        s.fragment = Some(fragment_config(cfg, f, ipv6_link));
+    }
     occ.auth = s.auth_digest.name().to_owned();
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {
         occ.tls_auth = true;
@@ -336,4 +342,19 @@ pub fn session_config(
     s.pull_filter = cfg.host.pull_filter.clone();
     s.pull_filter.route_nopull = cfg.host.route_nopull;
     Ok(s)
+}
+
+/// `fragment N [mtu]` for the data channel: `mtu` counts the outer IP + UDP
+/// headers (2.6 `datagram_overhead`); reassembly holds packets up to the
+/// largest tun MTU we may run with, plus framing.
+fn fragment_config(
+    cfg: &Config,
+    f: crate::config::Fragment,
+    ipv6_link: bool,
+) -> crate::proto::data::fragment::FragmentConfig {
+    crate::proto::data::fragment::FragmentConfig {
+        size: f.size,
+        encap_overhead: f.mtu.then_some(if ipv6_link { 48 } else { 28 }),
+        capacity: cfg.tun_mtu.max(cfg.tun_mtu_max) as usize + 128,
+    }
 }

@@ -249,6 +249,9 @@ pub struct MssLimits {
 /// MSS ceilings for `mssfix`, or `None` when off.
 pub fn mss_limits(cfg: &Config, outer: OuterTransport, framing_overhead: u16) -> Option<MssLimits> {
     let m = cfg.mssfix?;
+    // The fragment header is inside every encrypted payload (2.6
+    // frame_calculate_payload_overhead).
+    let framing_overhead = framing_overhead + if cfg.fragment.is_some() { 4 } else { 0 };
     let size = u16::try_from(m.size).unwrap_or(u16::MAX);
     let (v4, v6) = match m.mode {
         MssfixMode::Fixed => (size.saturating_sub(40), size.saturating_sub(60)),

@@ -71,11 +71,17 @@ pub enum DropReason {
     OutOfWindow,
     /// Stateless answers over `--connect-freq-initial` (first contact only).
     RateLimited,
+    /// `fragment`: a header 2.6 refuses (spurious WHOLE bits, TEST type, bad size) or none.
+    BadFragmentHeader,
+    /// `fragment`: a piece beyond the reassembly buffer or longer than its announced size.
+    OversizedFragment,
+    /// `fragment`: a piece that repeats or overlaps one already held.
+    OverlappingFragment,
 }
 
 impl DropReason {
     /// Every reason, for counter tables.
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 29] = [
         DropReason::Truncated,
         DropReason::UnknownOpcode,
         DropReason::ObsoleteOpcode,
@@ -102,6 +108,9 @@ impl DropReason {
         DropReason::BadCookie,
         DropReason::OutOfWindow,
         DropReason::RateLimited,
+        DropReason::BadFragmentHeader,
+        DropReason::OversizedFragment,
+        DropReason::OverlappingFragment,
     ];
 
     /// Position of `self` in [`DropReason::ALL`], for counter arrays.
@@ -138,6 +147,9 @@ impl DropReason {
             DropReason::BadCookie => "bad_cookie",
             DropReason::OutOfWindow => "out_of_window",
             DropReason::RateLimited => "rate_limited",
+            DropReason::BadFragmentHeader => "bad_fragment_header",
+            DropReason::OversizedFragment => "oversized_fragment",
+            DropReason::OverlappingFragment => "overlapping_fragment",
         }
     }
 }
@@ -260,6 +272,9 @@ pub enum CryptoError {
     /// OpenSSL failed on input it should accept; details are in its error queue.
     #[error("crypto backend failure")]
     Backend,
+    /// `fragment`: the packet would need more than 32 pieces (or exceeds the buffer).
+    #[error("packet of {0} bytes cannot be fragmented")]
+    TooLargeToFragment(usize),
 }
 
 impl From<WireError> for CryptoError {
@@ -293,6 +308,7 @@ impl CryptoError {
             CryptoError::BadPadding => DropReason::BadPadding,
             CryptoError::BadCiphertextLength => DropReason::BadCiphertextLength,
             CryptoError::PacketIdExhausted | CryptoError::Backend => DropReason::CryptoBackend,
+            CryptoError::TooLargeToFragment(_) => DropReason::OversizedFragment,
             CryptoError::BadWrappedKey => DropReason::BadWrappedKey,
             CryptoError::BadWrappedKeyTag => DropReason::BadWrappedKeyTag,
         }

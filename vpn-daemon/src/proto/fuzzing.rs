@@ -371,3 +371,53 @@ pub fn static_key_open(data: &[u8]) {
         }
     }
 }
+
+/// `fragment` reassembly fed a stream of pieces: `[dt, len, bytes...]`
+/// records (seconds since the last, piece length). Whatever arrives, a
+/// joined packet never exceeds the capacity and the slots stay bounded.
+/// The rest of the input is cut and joined again, which must round-trip.
+pub fn fragment_stream(data: &[u8]) {
+    use crate::proto::data::fragment::{Fragmenter, Incoming, N_FRAG_BUF};
+    const CAP: usize = 1600;
+    let Some((&max, mut rest)) = data.split_first() else {
+        return;
+    };
+    let max = usize::from(max) * 4 + 4;
+    let mut rx = Fragmenter::new(CAP, max, 0);
+    let mut now = 0u64;
+    let mut buf = [0u8; 256];
+    while let [dt, len, tail @ ..] = rest {
+        now += u64::from(*dt % 16);
+        let n = usize::from(*len).min(tail.len());
+        buf[..n].copy_from_slice(&tail[..n]);
+        rest = &tail[n..];
+        if let Ok(Incoming::Complete(p)) = rx.incoming(now, &mut buf[..n]) {
+            assert!(p.len() <= CAP);
+        }
+        assert!(rx.incomplete() <= N_FRAG_BUF);
+        if n == 0 {
+            break;
+        }
+    }
+    // Round trip of what is left, in reverse piece order.
+    let packet = &rest[..rest.len().min(CAP)];
+    let mut tx = Fragmenter::new(CAP, max, data.len() as u8);
+    let mut join = Fragmenter::new(CAP, max, 0);
+    let Some(first) = tx.outgoing(packet).map(<[u8]>::to_vec) else {
+        return;
+    };
+    let mut pieces = vec![first];
+    while let Some(p) = tx.next_piece() {
+        pieces.push(p.to_vec());
+    }
+    let mut got = None;
+    for p in pieces.iter_mut().rev() {
+        match join.incoming(now, p) {
+            Ok(Incoming::Whole(w)) => got = Some(w.to_vec()),
+            Ok(Incoming::Complete(w)) => got = Some(w.to_vec()),
+            Ok(Incoming::Pending) => {}
+            Err(e) => panic!("own piece refused: {e}"),
+        }
+    }
+    assert_eq!(got.as_deref(), Some(packet), "fragment round trip");
+}

@@ -326,6 +326,8 @@ pub struct OptionsString {
     pub proto: OccProto,
     /// Any compression (stubs included) configured: `,comp-lzo`.
     pub comp_lzo: bool,
+    /// `fragment` configured: `,mtu-dynamic`.
+    pub mtu_dynamic: bool,
     /// `keydir N` when tls-auth has a direction.
     pub keydir: Option<u8>,
     /// `cipher X` when the configured --cipher is in data-ciphers.
@@ -349,6 +351,7 @@ impl OptionsString {
             tun_mtu: 1500,
             proto: OccProto::UdpV4,
             comp_lzo: false,
+            mtu_dynamic: false,
             keydir: None,
             cipher: None,
             auth: "SHA1".into(),
@@ -377,6 +380,9 @@ impl fmt::Display for OptionsString {
         )?;
         if self.comp_lzo {
             f.write_str(",comp-lzo")?;
+        }
+        if self.mtu_dynamic {
+            f.write_str(",mtu-dynamic")?;
         }
         if let Some(d) = self.keydir {
             write!(f, ",keydir {d}")?;

@@ -505,6 +505,26 @@ impl Multi {
             c.fast.tx_packets += 1;
             c.fast.tx_bytes += sent as u64;
         }
+        // `fragment`: the rest of the pieces, right behind the first.
+        while c.session.data_channel().has_pending_fragment() {
+            let mut sent = 0usize;
+            let fast = out.send_data(addr, src, max, &mut |b| {
+                let n = match c.session.encrypt_pending(now, b) {
+                    Some(Ok(p)) => p.len(),
+                    _ => 0,
+                };
+                sent = n;
+                n
+            });
+            if sent == 0 {
+                break;
+            }
+            c.bytes_out += sent as u64;
+            if fast {
+                c.fast.tx_packets += 1;
+                c.fast.tx_bytes += sent as u64;
+            }
+        }
     }
 
     /// Counts a data packet of `id` that arrived through the fast path.

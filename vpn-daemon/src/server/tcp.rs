@@ -639,7 +639,7 @@ pub async fn tunnel_server_tcp(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
@@ -657,7 +657,8 @@ mod tests {
         let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
     }
 
-    fn allocs() -> u64 {
+    /// This thread's heap allocations so far (also used by the data-channel tests).
+    pub(crate) fn allocs() -> u64 {
         ALLOCS.with(Cell::get)
     }
 

@@ -44,6 +44,7 @@ use zeroize::Zeroizing;
 use super::compress::{
     CompressFraming, LZO_NO_COMPRESS, NO_COMPRESS_SWAP, V2_INDICATOR, V2_UNCOMPRESSED,
 };
+use super::fragment::KeyOverhead;
 use super::hmac::{Digest, HmacKey};
 use super::packet_id::PacketIdSend;
 use crate::proto::error::{CryptoError, KeyFileError};
@@ -254,6 +255,22 @@ impl SendKey {
     /// The send counter (last id used).
     pub fn packet_id(&self) -> &PacketIdSend {
         &self.packet_id
+    }
+
+    /// What each packet adds around its plaintext, as `fragment` counts it.
+    pub fn overhead(&self) -> KeyOverhead {
+        match &self.engine {
+            Engine::Aead { .. } => KeyOverhead {
+                header: self.header.buffer_len(),
+                crypto: PACKET_ID_LEN + TAG_LEN,
+                cbc: false,
+            },
+            Engine::Cbc { hmac, .. } => KeyOverhead {
+                header: self.header.buffer_len(),
+                crypto: CBC_BLOCK + hmac.len(),
+                cbc: true,
+            },
+        }
     }
 
     /// Size `dst` must have to seal `plaintext_len` bytes.

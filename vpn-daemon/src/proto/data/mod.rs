@@ -5,6 +5,7 @@
 
 pub mod compress;
 pub mod crypto;
+pub mod fragment;
 pub mod hmac;
 pub mod keyring;
 pub mod packet_id;
@@ -12,6 +13,7 @@ pub mod payload;
 
 pub use compress::CompressFraming;
 pub use crypto::{DataCipher, DataKey, Opened, RecvKey, SendKey};
+pub use fragment::Fragmenter;
 pub use hmac::{Digest, HmacKey};
 pub use keyring::RecvKeyRing;
 pub use packet_id::{PacketIdSend, SendId};

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::data::fragment::FragmentConfig;
 use crate::proto::data::{CompressFraming, Digest};
 use crate::proto::error::KeyFileError;
 use crate::proto::key_method::{OptionsString, PeerInfo};
@@ -152,6 +153,8 @@ pub struct SessionConfig {
     pub replay: ReplayConfig,
     /// Compression framing in force (stubs only).
     pub framing: CompressFraming,
+    /// `fragment N [mtu]` (UDP only): cut data-channel plaintexts into pieces.
+    pub fragment: Option<FragmentConfig>,
     /// `--tun-mtu` (server: pushed when the client sent IV_MTU ≥ it).
     pub tun_mtu: u16,
     /// Our OCC options string for key-method 2.
@@ -203,6 +206,7 @@ impl SessionConfig {
             tls_mtu: 1250,
             replay: ReplayConfig::default(),
             framing: CompressFraming::None,
+            fragment: None,
             tun_mtu: 1500,
             options_string: OptionsString::default_udp(tls_role),
             dyn_tls_crypt: true,

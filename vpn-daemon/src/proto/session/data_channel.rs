@@ -10,6 +10,7 @@
 //! through a scratch buffer sized once, unframing works in place.
 
 use crate::proto::data::crypto::Sealed;
+use crate::proto::data::fragment::{FragmentConfig, Fragmenter, Incoming};
 use crate::proto::data::payload::{OccOpcode, Payload, classify};
 use crate::proto::data::{CompressFraming, DataKey};
 use crate::proto::error::{CryptoError, DropReason};
@@ -30,6 +31,8 @@ pub enum DataOutcome<'d> {
     OccExit,
     /// Another OCC message; ignored (2.6 does not use them in TLS mode).
     Occ(OccOpcode),
+    /// `fragment`: a piece of a larger packet, held until the rest arrives.
+    FragmentPending,
 }
 
 /// Traffic on the newest key since it was installed (reneg-bytes / reneg-pkts).
@@ -49,6 +52,8 @@ pub struct DataChannel {
     framing: CompressFraming,
     scratch: Box<[u8]>,
     traffic: KeyTraffic,
+    /// `fragment`: its settings and state (boxed: large, and rare).
+    fragment: Option<(FragmentConfig, Box<Fragmenter>)>,
 }
 
 impl DataChannel {
@@ -60,6 +65,52 @@ impl DataChannel {
             framing,
             scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
             traffic: KeyTraffic::default(),
+            fragment: None,
+        }
+    }
+
+    /// Turn on `fragment` (before any key is installed). `initial_seq_id`
+    /// should be random, as in 2.6.
+    pub fn enable_fragment(&mut self, cfg: FragmentConfig, initial_seq_id: u8) {
+        let cap = cfg.capacity.min(SCRATCH_LEN);
+        // A placeholder size until the first send key tells the overhead.
+        let f = Fragmenter::new(cap, cfg.size as usize, initial_seq_id);
+        self.fragment = Some((cfg, Box::new(f)));
+        self.update_fragment_size();
+    }
+
+    /// The fragment layer, when `fragment` is on.
+    pub fn fragmenter(&self) -> Option<&Fragmenter> {
+        self.fragment.as_ref().map(|(_, f)| &**f)
+    }
+
+    /// Whether pieces of a fragmented packet wait for [`Self::encrypt_pending`].
+    pub fn has_pending_fragment(&self) -> bool {
+        self.fragment.as_ref().is_some_and(|(_, f)| f.has_pending())
+    }
+
+    /// Bytes `dst` needs for [`Self::decrypt`] of a `packet_len`-byte packet:
+    /// with `fragment` a joined packet is larger than its last piece.
+    pub fn open_buffer_len(&self, packet_len: usize) -> usize {
+        match &self.fragment {
+            Some((_, f)) => packet_len.max(f.capacity()),
+            None => packet_len,
+        }
+    }
+
+    /// 2.6 recomputes the fragment size when the cipher is known
+    /// (`frame_calculate_dynamic` after NCP); we do when the send key changes.
+    fn update_fragment_size(&mut self) {
+        let Some(k) = self.send_key else { return };
+        let Some(key) = self
+            .keys
+            .get(usize::from(k.value()))
+            .and_then(Option::as_ref)
+        else {
+            return;
+        };
+        if let Some((cfg, f)) = &mut self.fragment {
+            f.set_max_frag_size(cfg.max_fragment_size(key.send.overhead()));
         }
     }
 
@@ -80,6 +131,7 @@ impl DataChannel {
         if self.has_key(key_id) && self.send_key != Some(key_id) {
             self.send_key = Some(key_id);
             self.traffic = KeyTraffic::default();
+            self.update_fragment_size();
         }
     }
 
@@ -114,9 +166,14 @@ impl DataChannel {
     pub fn seal_buffer_len(&self, plaintext_len: usize) -> Option<usize> {
         let k = self.send_key?;
         let key = self.keys.get(usize::from(k.value()))?.as_ref()?;
+        let frag = if self.fragment.is_some() {
+            crate::proto::data::fragment::HEADER_LEN
+        } else {
+            0
+        };
         Some(
             key.send
-                .seal_buffer_len(plaintext_len + self.framing.max_overhead()),
+                .seal_buffer_len(plaintext_len + self.framing.max_overhead() + frag),
         )
     }
 
@@ -132,21 +189,53 @@ impl DataChannel {
             .get_mut(usize::from(k.value()))
             .and_then(Option::as_mut)
             .ok_or(CryptoError::UnknownKeyId(k.value()))?;
-        let sealed = if self.framing == CompressFraming::None {
-            key.send.seal(plaintext, dst)?
+        let framed = if self.framing == CompressFraming::None {
+            plaintext
         } else {
             let have = self.scratch.len();
-            let framed = self.framing.frame(plaintext, &mut self.scratch).ok_or(
-                CryptoError::BufferTooSmall {
+            self.framing
+                .frame(plaintext, &mut self.scratch)
+                .ok_or(CryptoError::BufferTooSmall {
                     need: plaintext.len() + self.framing.max_overhead(),
                     have,
-                },
-            )?;
-            key.send.seal(framed, dst)?
+                })?
+        };
+        // compress -> fragment -> encrypt, as 2.6's encrypt_sign.
+        let sealed = match &mut self.fragment {
+            None => key.send.seal(framed, dst)?,
+            Some((_, f)) => {
+                let piece = f
+                    .outgoing(framed)
+                    .ok_or(CryptoError::TooLargeToFragment(framed.len()))?;
+                key.send.seal(piece, dst)?
+            }
         };
         self.traffic.packets += 1;
         self.traffic.bytes += plaintext.len() as u64;
         Ok(sealed)
+    }
+
+    /// Encrypt the next piece of the packet [`Self::encrypt`] cut up, if any.
+    pub fn encrypt_pending<'d>(
+        &mut self,
+        dst: &'d mut [u8],
+    ) -> Option<Result<Sealed<'d>, CryptoError>> {
+        let (_, f) = self.fragment.as_mut()?;
+        if !f.has_pending() {
+            return None;
+        }
+        let Some(k) = self.send_key else {
+            return Some(Err(CryptoError::UnknownKeyId(0)));
+        };
+        let Some(key) = self
+            .keys
+            .get_mut(usize::from(k.value()))
+            .and_then(Option::as_mut)
+        else {
+            return Some(Err(CryptoError::UnknownKeyId(k.value())));
+        };
+        let piece = f.next_piece()?;
+        Some(key.send.seal(piece, dst))
     }
 
     /// Authenticate, decrypt and classify a P_DATA_V1/V2 packet into `dst`.
@@ -168,11 +257,38 @@ impl DataChannel {
             .get_mut(usize::from(kid.value()))
             .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownKeyId)?;
-        let opened = key
-            .recv
-            .open(packet, dst, now_secs)
-            .map_err(|e| e.drop_reason())?;
-        let plain = self.framing.unframe(opened.plaintext)?;
+        let dst = match &mut self.fragment {
+            None => {
+                key.recv
+                    .open(packet, dst, now_secs)
+                    .map_err(|e| e.drop_reason())?
+                    .plaintext
+            }
+            Some((_, f)) => {
+                // fragment_incoming runs between decryption and decompression.
+                let base = dst.as_ptr() as usize;
+                let (off, len) = {
+                    let opened = key
+                        .recv
+                        .open(packet, &mut *dst, now_secs)
+                        .map_err(|e| e.drop_reason())?;
+                    match f.incoming(now_secs, opened.plaintext)? {
+                        Incoming::Whole(w) => (w.as_ptr() as usize - base, w.len()),
+                        Incoming::Pending => return Ok(DataOutcome::FragmentPending),
+                        Incoming::Complete(joined) => {
+                            let n = joined.len();
+                            dst.get_mut(..n)
+                                .ok_or(DropReason::OversizedFragment)?
+                                .copy_from_slice(joined);
+                            (0, n)
+                        }
+                    }
+                };
+                dst.get_mut(off..off + len)
+                    .ok_or(DropReason::OversizedFragment)?
+            }
+        };
+        let plain = self.framing.unframe(dst)?;
         if newest {
             self.traffic.packets += 1;
             self.traffic.bytes += plain.len() as u64;
@@ -184,5 +300,123 @@ impl DataChannel {
             Payload::Occ(op, _) => DataOutcome::Occ(op),
             Payload::TunPacket(p) => DataOutcome::Tun(p),
         })
+    }
+}
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::*;
+    use crate::proto::data::DataCipher;
+    use crate::proto::data::hmac::Digest;
+    use crate::proto::keys::{Key2, Role};
+    use crate::proto::replay::ReplayConfig;
+    use crate::proto::wire::data::PeerId;
+
+    fn channels(cipher: DataCipher, framing: CompressFraming) -> (DataChannel, DataChannel) {
+        let block = Key2::generate().unwrap();
+        let cfg = FragmentConfig {
+            size: 900,
+            encap_overhead: None,
+            capacity: 1628,
+        };
+        let mk = |role| {
+            let mut d = DataChannel::new(framing);
+            d.enable_fragment(cfg, 200);
+            let key = DataKey::from_key2(
+                cipher,
+                Digest::Sha1,
+                &block,
+                role,
+                KeyId::from_bits(0),
+                PeerId::new(7),
+                ReplayConfig::default(),
+            )
+            .unwrap();
+            d.install(key, true);
+            d
+        };
+        (mk(Role::Client), mk(Role::Server))
+    }
+
+    /// Sends `pkt` from `a` to `b`; the wire packets and what `b` delivered.
+    fn send(a: &mut DataChannel, b: &mut DataChannel, pkt: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let max = a.seal_buffer_len(pkt.len()).unwrap();
+        let mut buf = vec![0u8; max];
+        let mut wire = vec![a.encrypt(pkt, &mut buf).unwrap().packet.to_vec()];
+        while let Some(s) = a.encrypt_pending(&mut buf) {
+            wire.push(s.unwrap().packet.to_vec());
+        }
+        let mut out = Vec::new();
+        for w in &wire {
+            let mut dst = vec![0u8; b.open_buffer_len(w.len())];
+            match b.decrypt(w, &mut dst, 0).unwrap() {
+                DataOutcome::Tun(p) => out.push(p.to_vec()),
+                DataOutcome::FragmentPending => {}
+                o => panic!("unexpected {o:?}"),
+            }
+        }
+        (wire, out)
+    }
+
+    #[test]
+    fn full_size_packet_crosses_in_pieces_within_the_limit() {
+        for cipher in [DataCipher::Aes256Gcm, DataCipher::Aes256Cbc] {
+            for framing in [CompressFraming::None, CompressFraming::StubV2] {
+                let (mut c, mut s) = channels(cipher, framing);
+                let pkt: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+                let (wire, out) = send(&mut c, &mut s, &pkt);
+                assert_eq!(wire.len(), 2, "{cipher:?}");
+                // `fragment 900`: no UDP payload larger than 900 bytes.
+                assert!(
+                    wire.iter().all(|w| w.len() <= 900),
+                    "{cipher:?}: {:?}",
+                    wire.iter().map(Vec::len).collect::<Vec<_>>()
+                );
+                assert_eq!(out, vec![pkt.clone()]);
+                // Small packets go whole.
+                let (wire, out) = send(&mut s, &mut c, &pkt[..100]);
+                assert_eq!((wire.len(), out), (1, vec![pkt[..100].to_vec()]));
+            }
+        }
+    }
+
+    #[test]
+    fn fragmenting_and_joining_allocate_nothing() {
+        let (mut c, mut s) = channels(DataCipher::Aes256Gcm, CompressFraming::None);
+        let pkt = vec![0x45u8; 1500];
+        let mut buf = vec![0u8; c.seal_buffer_len(pkt.len()).unwrap()];
+        let mut wire = vec![vec![0u8; buf.len()]; 4];
+        let mut dst = vec![0u8; s.open_buffer_len(64)];
+        let mut before = 0;
+        for round in 0..200 {
+            if round == 50 {
+                before = crate::server::tcp::tests::allocs();
+            }
+            let mut lens = [0usize; 4];
+            let mut n = 0;
+            lens[n] = c.encrypt(&pkt, &mut buf).unwrap().packet.len();
+            wire[n][..lens[n]].copy_from_slice(&buf[..lens[n]]);
+            n += 1;
+            while let Some(Ok(p)) = c.encrypt_pending(&mut buf) {
+                lens[n] = p.packet.len();
+                wire[n][..lens[n]].copy_from_slice(&buf[..lens[n]]);
+                n += 1;
+            }
+            let mut got = 0;
+            for (w, l) in wire.iter().zip(lens).take(n) {
+                if let Ok(DataOutcome::Tun(p)) = s.decrypt(&w[..l], &mut dst, 0) {
+                    got = p.len();
+                }
+            }
+            assert_eq!((n, got), (2, 1500));
+        }
+        let during = crate::server::tcp::tests::allocs() - before;
+        assert_eq!(during, 0, "{during} allocations for 150 fragmented packets");
+    }
+
+    #[test]
+    fn aead_pieces_fill_the_limit_as_2_6() {
+        let (c, _) = channels(DataCipher::Aes256Gcm, CompressFraming::None);
+        assert_eq!(c.fragmenter().map(Fragmenter::max_frag_size), Some(872));
     }
 }

@@ -13,6 +13,11 @@
 //! - [`Session::handle_timeout`]: call when [`Session::poll_timeout`] passed.
 //! - [`Session::encrypt`] / [`Session::decrypt`]: the data channel (the hot
 //!   path; caller-owned buffers, no allocation per packet).
+//!   With `fragment`, `encrypt` returns the first piece and
+//!   [`Session::encrypt_pending`] each further one until `None` (send them
+//!   right away); `decrypt` answers [`DataOutcome::FragmentPending`] for a
+//!   piece held for reassembly and needs [`DataChannel::open_buffer_len`]
+//!   bytes of `dst`.
 //! - commands: [`Session::send_control_message`], [`Session::renegotiate`],
 //!   [`Session::close`]; server: [`Session::auth_decision`] (after
 //!   [`Event::ClientCredentials`]), [`Session::set_push_reply`],
@@ -385,6 +390,14 @@ impl Session {
         };
         let mut timers = TimerTable::new();
         timers.set(Timer::HandshakeWindow, later(now, cfg.hand_window));
+        let mut data = DataChannel::new(cfg.framing);
+        if let Some(f) = cfg.fragment {
+            let mut seq = [0u8; 1];
+            // Only makes seq collisions across restarts unlikely (2.6 does
+            // the same); a failure just starts at 0.
+            let _ = openssl::rand::rand_bytes(&mut seq);
+            data.enable_fragment(f, seq[0]);
+        }
         Ok(Self {
             role,
             origin: now,
@@ -402,7 +415,7 @@ impl Session {
             primary,
             lame_duck: None,
             send_key_pending: None,
-            data: DataChannel::new(cfg.framing),
+            data,
             timers,
             events: VecDeque::new(),
             drops: DropCounters::default(),
@@ -1702,6 +1715,29 @@ impl Session {
             .ok_or(SessionError::Crypto(CryptoError::Truncated))
     }
 
+    /// `fragment`: encrypt the next piece of the packet the last
+    /// [`Self::encrypt`] cut up into `dst`; `None` when all were sent.
+    /// Callers loop on it right after `encrypt` (2.6 `check_fragment`).
+    pub fn encrypt_pending<'d>(
+        &mut self,
+        now: Instant,
+        dst: &'d mut [u8],
+    ) -> Option<Result<&'d [u8], SessionError>> {
+        if self.closed {
+            return None;
+        }
+        let len = match self.data.encrypt_pending(dst)? {
+            Ok(s) => s.packet.len(),
+            Err(e) => return Some(Err(e.into())),
+        };
+        self.link_sent(now);
+        let dst: &'d [u8] = dst;
+        Some(
+            dst.get(..len)
+                .ok_or(SessionError::Crypto(CryptoError::Truncated)),
+        )
+    }
+
     /// Authenticate and decrypt one data packet of this peer into `dst`.
     /// Pings restart `--ping-restart` and are consumed here; OCC_EXIT
     /// starts the peer's teardown. Drops are counted and returned.
@@ -1728,7 +1764,7 @@ impl Session {
                 match out {
                     DataOutcome::Tun(_) => self.tun_traffic(now),
                     DataOutcome::OccExit => self.peer_leaving(now),
-                    DataOutcome::Ping | DataOutcome::Occ(_) => {}
+                    DataOutcome::Ping | DataOutcome::Occ(_) | DataOutcome::FragmentPending => {}
                 }
                 if self.traffic_limit_reached() {
                     self.want_renegotiation(now);
