@@ -181,16 +181,51 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("connect-retry", 1, 2, |b, a| {
-        let initial: u32 = a.num(0)?;
-        let max = if a.words.len() > 1 { a.num(1)? } else { 300 };
-        if max < initial {
-            return Err(a.invalid(1, "a maximum not below the first delay"));
+        let mut initial: u32 = a.num(0)?;
+        // OpenVPN keeps the base in 16 bits so the backoff cannot overflow.
+        if initial > 0xFFFF {
+            initial = 0xFFFF;
+            b.warn(
+                a.span,
+                format!("connect retry wait interval truncated to {initial}"),
+            );
         }
+        // A maximum below the base is raised to it, as in OpenVPN.
+        let max = if a.words.len() > 1 {
+            a.num::<u32>(1)?.max(initial)
+        } else {
+            300
+        };
         b.cfg.connect_retry = ConnectRetry { initial, max };
         Ok(())
     }),
     d("connect-retry-max", 1, 1, |b, a| {
-        b.cfg.connect_retry_max = Some(a.num_range(0, 1, u32::MAX)?);
+        let n: u32 = a.num(0)?;
+        b.cfg.connect_retry_max = (n > 0).then_some(n);
+        Ok(())
+    }),
+    d("connect-timeout", 1, 1, |b, a| {
+        b.cfg.connect_timeout = a.num(0)?;
+        Ok(())
+    }),
+    d("server-poll-timeout", 1, 1, |b, a| {
+        b.cfg.connect_timeout = a.num(0)?;
+        Ok(())
+    }),
+    d("persist-remote-ip", 0, 0, |b, _| {
+        b.cfg.persist_remote_ip = true;
+        Ok(())
+    }),
+    d("remote-random-hostname", 0, 0, |b, _| {
+        b.cfg.remote_random_hostname = true;
+        Ok(())
+    }),
+    // Read by `run` itself: the block's lines carry their own positions.
+    inl("connection", 1, 2, |b, a| {
+        b.warn(
+            a.span,
+            "'connection' outside a <connection> block has no effect".into(),
+        );
         Ok(())
     }),
     d("nobind", 0, 0, |b, _| {
@@ -726,10 +761,6 @@ pub static DIRECTIVES: &[Spec] = &[
 /// OpenVPN 2.6 directives we recognise but do not implement, with the
 /// reason given to the user.
 pub static UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "connection",
-        "<connection> blocks are not implemented; use several 'remote' lines",
-    ),
     ("chroot", "chroot is not implemented"),
     (
         "secret",
@@ -928,15 +959,9 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("mtu-disc", "mtu-disc is not implemented"),
     ("fast-io", "fast-io is not implemented"),
     ("persist-local-ip", "persist-local-ip is not implemented"),
-    ("persist-remote-ip", "persist-remote-ip is not implemented"),
     ("up-delay", "up-delay is not implemented"),
     ("up-restart", "up-restart is not implemented"),
     ("down-pre", "down-pre is not implemented"),
-    ("connect-timeout", "connect-timeout is not implemented"),
-    (
-        "server-poll-timeout",
-        "server-poll-timeout is not implemented",
-    ),
     ("connect-freq", "connect-freq is not implemented"),
     (
         "max-routes-per-client",
@@ -1058,6 +1083,11 @@ pub(super) fn run(
     if spec.name == "config" {
         let path = words.first().map(PathBuf::from).unwrap_or_default();
         return b.include(&path, span);
+    }
+    if spec.name == "connection"
+        && let Some(body) = inline
+    {
+        return super::connection::apply_block(b, span, body);
     }
     let args = Args {
         name: spec.name,
@@ -1816,8 +1846,12 @@ fn management(_: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     // such, then refuse: the interface itself does not exist yet.
     let host = a.word(0)?;
     if a.word(1)? != "unix" {
-        host.parse::<IpAddr>()
-            .map_err(|_| a.invalid(0, "an IP address (or a socket path with 'unix')"))?;
+        if host.parse::<IpAddr>().is_err() && !super::connection::is_host_name(host) {
+            return Err(a.invalid(
+                0,
+                "an IP address or host name (or a socket path with 'unix')",
+            ));
+        }
         a.num_range::<u16>(1, 0, 65535)?;
     }
     Err(ConfigErrorKind::Unsupported {
@@ -1838,11 +1872,14 @@ fn setenv(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
             ));
         }
         "PUSH_PEER_INFO" => b.cfg.push_peer_info = true,
-        "REMOTE_RANDOM_HOSTNAME" | "SERVER_POLL_TIMEOUT" => {
-            return Err(ConfigErrorKind::Unsupported {
-                name: format!("setenv {name}"),
-                reason: "this OpenVPN special variable is not implemented",
-            });
+        // OpenVPN reads these two as options, not as script variables.
+        "REMOTE_RANDOM_HOSTNAME" if a.words.len() == 1 => {
+            b.cfg.remote_random_hostname = true;
+            return Ok(());
+        }
+        "SERVER_POLL_TIMEOUT" if a.words.len() == 2 => {
+            b.cfg.connect_timeout = a.num(1)?;
+            return Ok(());
         }
         _ => {}
     }

@@ -11,6 +11,7 @@
 //! the daemon was started in) and checked. `docs/directives.md` lists every
 //! directive and every place where we differ from OpenVPN.
 
+mod connection;
 pub mod directives;
 pub mod error;
 mod expand;
@@ -28,6 +29,7 @@ use std::{
 use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use self::{
+    connection::{ALLOWED as CONNECTION_OPTIONS, Connection},
     error::{ConfigError, ConfigErrorKind, LexErrorKind, Origin, Span},
     types::*,
 };
@@ -83,8 +85,20 @@ pub struct Config {
     pub lport: u16,
     /// `rport` (or `port`): default remote port (default 1194).
     pub rport: u16,
-    /// `remote` entries in order, defaults filled in.
+    /// `remote` entries in order, defaults filled in: the remote of each
+    /// of [`Config::connections`].
     pub remotes: Vec<Remote>,
+    /// The connection entries in order (`<connection>` blocks, else one per
+    /// `remote`): each remote with the options used to reach it.
+    pub connections: Vec<Connection>,
+    /// `connect-timeout` / `server-poll-timeout` outside blocks (default
+    /// 120 s); each entry has its own in [`Connection::connect_timeout`].
+    pub connect_timeout: u32,
+    /// `persist-remote-ip`: keep the resolved server address across
+    /// restarts.
+    pub persist_remote_ip: bool,
+    /// `remote-random-hostname`: prefix host names with random hex.
+    pub remote_random_hostname: bool,
     /// `remote-random`.
     pub remote_random: bool,
     /// `connect-retry` (default 1 s, max 300 s).
@@ -541,6 +555,8 @@ struct Raw {
     tls_crypt: Option<Source>,
     tls_crypt_v2: Option<(Source, bool)>,
     data_ciphers: Option<Vec<String>>,
+    /// `<connection>` blocks as read.
+    connections: Vec<connection::RawConnection>,
 }
 
 /// Accumulates directives in order, then expands and validates.
@@ -563,6 +579,8 @@ struct Builder {
     ignore_unknown: HashSet<String>,
     /// `setenv FORWARD_COMPATIBLE 1`.
     forward_compatible: bool,
+    /// Inside a `<connection>` block.
+    in_connection: bool,
 }
 
 impl Builder {
@@ -579,6 +597,7 @@ impl Builder {
             root: None,
             ignore_unknown: HashSet::new(),
             forward_compatible: false,
+            in_connection: false,
         }
     }
 
@@ -677,6 +696,7 @@ impl Builder {
         }
         let name = words.remove(0);
         let soft = optional || self.ignore_unknown.contains(&name);
+        connection::note_global(self, span, &name);
         match directives::lookup(&name) {
             directives::Lookup::Known(spec) => {
                 directives::run(self, spec, span, &name, &words, inline.as_deref())
@@ -787,6 +807,10 @@ impl Config {
             lport: 1194,
             rport: 1194,
             remotes: Vec::new(),
+            connections: Vec::new(),
+            connect_timeout: 120,
+            persist_remote_ip: false,
+            remote_random_hostname: false,
             remote_random: false,
             connect_retry: ConnectRetry {
                 initial: 1,

@@ -104,6 +104,11 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("remote-random", CLIENT, |c| c.remote_random),
         ("connect-retry 5 120", CLIENT, |c| c.connect_retry == ConnectRetry { initial: 5, max: 120 }),
         ("connect-retry-max 3", CLIENT, |c| c.connect_retry_max == Some(3)),
+        ("connect-timeout 7", CLIENT, |c| c.connect_timeout == 7 && c.connections[0].connect_timeout == 7),
+        ("server-poll-timeout 4", CLIENT, |c| c.connect_timeout == 4 && c.connections[0].connect_timeout == 4),
+        ("persist-remote-ip", CLIENT, |c| c.persist_remote_ip),
+        ("remote-random-hostname", CLIENT, |c| c.remote_random_hostname),
+        ("connection x", CLIENT, |c| c.warnings.len() == 1 && c.connections.len() == 1),
         ("nobind", CLIENT, |c| c.nobind),
         ("float", CLIENT, |c| c.float),
         ("resolv-retry 30", CLIENT, |c| c.resolv_retry == ResolvRetry::Seconds(30)),
@@ -304,7 +309,7 @@ fn errors_name_the_line_and_the_problem() {
             "management 127.0.0.1 7505",
             |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
         ),
-        (SERVER, "management 127.0.0.x 7505", |k| {
+        (SERVER, "management bad/host 7505", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (CLIENT, "secret static.key", |k| {
@@ -420,7 +425,7 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "setenv GENERIC_CONFIG 1", |k| {
             matches!(k, ConfigErrorKind::Invalid(_))
         }),
-        (CLIENT, "connect-retry 10 5", |k| {
+        (CLIENT, "connect-retry x", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (CLIENT, "remote \"unclosed", |k| {
@@ -448,9 +453,11 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "<pkcs12>\nnot*base64\n</pkcs12>", |k| {
             matches!(k, ConfigErrorKind::MalformedInline { .. })
         }),
-        (CLIENT, "<connection>\nremote x\n</connection>", |k| {
-            matches!(k, ConfigErrorKind::Unsupported { .. })
-        }),
+        (
+            CLIENT,
+            "<connection>\nproto udp\n</connection>",
+            |k| matches!(k, ConfigErrorKind::Invalid(m) if m.contains("exactly one 'remote'")),
+        ),
         (CLIENT, "<ca>\nabc", |k| {
             matches!(k, ConfigErrorKind::Lex(LexErrorKind::UnclosedInline(_)))
         }),

@@ -1,0 +1,607 @@
+//! `<connection>` blocks and the list of connection entries, as OpenVPN
+//! 2.6 builds them (`connection_entry`, `options_postprocess_mutate_ce` in
+//! `options.c`).
+//!
+//! A block starts from a copy of the connection options given so far
+//! outside any block, then applies its own lines, which may only be the
+//! `OPT_P_CONNECTION` directives ([`ALLOWED`]); it must hold a `remote`.
+//! When at least one block exists, plain `remote` lines are ignored, and
+//! connection options given after a block do not reach that block (OpenVPN
+//! warns, so do we). Without blocks, every `remote` line becomes an entry
+//! with the connection options as they are at the end of the
+//! configuration.
+//!
+//! Of the per-connection options, those the client walk uses (remote,
+//! proto, port, local, lport, nobind, connect-retry, connect-timeout,
+//! explicit-exit-notify) are kept per entry in [`Connection`]. The others
+//! (tun-mtu, tun-mtu-max, mssfix, float, tls-auth, tls-crypt,
+//! tls-crypt-v2, key-direction) are accepted in blocks when every block
+//! agrees on them; they then become the global value. Blocks that differ
+//! there are refused with a clear reason instead of silently using one.
+
+use super::{
+    Builder, ConfigError, ConfigErrorKind, RawProto, RawRemote, Source, Span, lexer,
+    types::{ConnectRetry, KeyDirection, Mode, Mssfix, Remote, Transport},
+};
+
+/// The directives OpenVPN 2.6 allows inside a `<connection>` block
+/// (`OPT_P_CONNECTION`).
+pub const ALLOWED: &[&str] = &[
+    "bind",
+    "connect-retry",
+    "connect-retry-max",
+    "connect-timeout",
+    "explicit-exit-notify",
+    "float",
+    "fragment",
+    "http-proxy",
+    "http-proxy-option",
+    "http-proxy-retry",
+    "http-proxy-timeout",
+    "key-direction",
+    "link-mtu",
+    "local",
+    "lport",
+    "max-packet-size",
+    "mssfix",
+    "mtu-disc",
+    "mtu-dynamic",
+    "nobind",
+    "port",
+    "proto",
+    "remote",
+    "rport",
+    "server-poll-timeout",
+    "socks-proxy",
+    "socks-proxy-retry",
+    "tls-auth",
+    "tls-crypt",
+    "tls-crypt-v2",
+    "tun-mtu",
+    "tun-mtu-extra",
+    "tun-mtu-max",
+    "udp-mtu",
+];
+
+/// One connection entry: a remote and the options used to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Where to connect (host, port, protocol).
+    pub remote: Remote,
+    /// `local`: the address (or name) to bind.
+    pub local: Option<String>,
+    /// The local port to bind; `None` for an ephemeral port (`nobind`, or a
+    /// client that gave neither `local` nor `lport`, as in OpenVPN).
+    pub bind_port: Option<u16>,
+    /// `connect-retry N [MAX]`.
+    pub connect_retry: ConnectRetry,
+    /// `connect-timeout` / `server-poll-timeout` seconds (default 120; 0
+    /// is no limit).
+    pub connect_timeout: u32,
+    /// `explicit-exit-notify` (never over TCP).
+    pub explicit_exit_notify: Option<u32>,
+}
+
+/// The connection options of OpenVPN's `struct connection_entry`, in the
+/// places the directive parsers store them.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct CeState {
+    proto: Option<RawProto>,
+    local: Option<String>,
+    lport: u16,
+    rport: u16,
+    nobind: bool,
+    float: bool,
+    connect_retry: ConnectRetry,
+    connect_timeout: u32,
+    explicit_exit_notify: Option<u32>,
+    tun_mtu: u32,
+    tun_mtu_max: u32,
+    mssfix: Option<Mssfix>,
+    key_direction: Option<KeyDirection>,
+    tls_auth: Option<(Source, Option<KeyDirection>)>,
+    tls_crypt: Option<Source>,
+    tls_crypt_v2: Option<(Source, bool)>,
+    /// `lport` was given (OpenVPN's `local_port_defined`: binding is then
+    /// wanted even for a client).
+    lport_given: bool,
+}
+
+/// A block as read, before defaults and `proto tcp` resolution.
+#[derive(Debug, Clone)]
+pub(super) struct RawConnection {
+    span: Span,
+    remote: RawRemote,
+    ce: CeState,
+}
+
+impl CeState {
+    fn capture(b: &Builder, lport_given: bool) -> Self {
+        CeState {
+            proto: b.raw.proto,
+            local: b.cfg.local.clone(),
+            lport: b.cfg.lport,
+            rport: b.cfg.rport,
+            nobind: b.cfg.nobind,
+            float: b.cfg.float,
+            connect_retry: b.cfg.connect_retry,
+            connect_timeout: b.cfg.connect_timeout,
+            explicit_exit_notify: b.cfg.explicit_exit_notify,
+            tun_mtu: b.cfg.tun_mtu,
+            tun_mtu_max: b.cfg.tun_mtu_max,
+            mssfix: b.cfg.mssfix,
+            key_direction: b.cfg.key_direction,
+            tls_auth: b.raw.tls_auth.clone(),
+            tls_crypt: b.raw.tls_crypt.clone(),
+            tls_crypt_v2: b.raw.tls_crypt_v2.clone(),
+            lport_given,
+        }
+    }
+
+    fn restore(self, b: &mut Builder) {
+        b.raw.proto = self.proto;
+        b.cfg.local = self.local;
+        b.cfg.lport = self.lport;
+        b.cfg.rport = self.rport;
+        b.cfg.nobind = self.nobind;
+        b.cfg.float = self.float;
+        b.cfg.connect_retry = self.connect_retry;
+        b.cfg.connect_timeout = self.connect_timeout;
+        b.cfg.explicit_exit_notify = self.explicit_exit_notify;
+        b.cfg.tun_mtu = self.tun_mtu;
+        b.cfg.tun_mtu_max = self.tun_mtu_max;
+        b.cfg.mssfix = self.mssfix;
+        b.cfg.key_direction = self.key_direction;
+        b.raw.tls_auth = self.tls_auth;
+        b.raw.tls_crypt = self.tls_crypt;
+        b.raw.tls_crypt_v2 = self.tls_crypt_v2;
+    }
+}
+
+/// Reads one `<connection>` block whose `<connection>` line is at `span`.
+pub(super) fn apply_block(b: &mut Builder, span: &Span, body: &str) -> Result<(), ConfigError> {
+    if b.in_connection {
+        return Err(ConfigError::at(
+            span,
+            ConfigErrorKind::Invalid("a <connection> block cannot hold another one".into()),
+        ));
+    }
+    let lines = lexer::lex(body.as_bytes()).map_err(|e| ConfigError {
+        file: span.file.clone(),
+        line: span.line.saturating_add(e.line),
+        kind: ConfigErrorKind::Lex(e.kind),
+    })?;
+    let global = CeState::capture(b, b.given("lport"));
+    let spans = b.spans.clone();
+    let outer_remotes = std::mem::take(&mut b.raw.remotes);
+    b.in_connection = true;
+    let mut lport_given = global.lport_given;
+    let r = (|| {
+        for l in lines {
+            let at = Span {
+                file: span.file.clone(),
+                line: span.line.saturating_add(l.line),
+            };
+            let name = l
+                .words
+                .first()
+                .map(|w| w.strip_prefix("--").unwrap_or(w).to_string())
+                .unwrap_or_default();
+            if !ALLOWED.contains(&name.as_str()) {
+                // Unknown names stay unknown; known ones are out of place.
+                if !matches!(
+                    super::directives::lookup(&name),
+                    super::directives::Lookup::Unknown
+                ) {
+                    return Err(ConfigError::at(
+                        &at,
+                        ConfigErrorKind::Invalid(format!(
+                            "option '{name}' cannot be used in a <connection> block"
+                        )),
+                    ));
+                }
+            }
+            lport_given |= name == "lport";
+            b.apply(&at, l.words, l.inline)?;
+        }
+        Ok(())
+    })();
+    b.in_connection = false;
+    let block = CeState::capture(b, lport_given);
+    let remotes = std::mem::replace(&mut b.raw.remotes, outer_remotes);
+    global.restore(b);
+    b.spans = spans;
+    r?;
+    // Each `remote` overwrites what the previous one gave (OpenVPN's
+    // connection_entry_load_re): host always, port and proto if present.
+    let mut it = remotes.into_iter();
+    let Some(mut remote) = it.next() else {
+        return Err(ConfigError::at(
+            span,
+            ConfigErrorKind::Invalid(
+                "each <connection> block must contain exactly one 'remote' directive".into(),
+            ),
+        ));
+    };
+    for r in it {
+        remote.host = r.host;
+        remote.span = r.span;
+        remote.port = r.port.or(remote.port);
+        remote.proto = r.proto.or(remote.proto);
+    }
+    b.raw.connections.push(RawConnection {
+        span: span.clone(),
+        remote,
+        ce: block,
+    });
+    Ok(())
+}
+
+/// Called for every directive outside blocks: OpenVPN's warning that a
+/// connection option after a block does not reach it.
+pub(super) fn note_global(b: &mut Builder, span: &Span, name: &str) {
+    if !b.in_connection
+        && !b.raw.connections.is_empty()
+        && name != "connection"
+        && ALLOWED.contains(&name)
+    {
+        b.warn(
+            span,
+            format!("option '{name}' is ignored by previous <connection> blocks"),
+        );
+    }
+}
+
+/// After the last directive: the connection list, `proto tcp` resolved,
+/// binding decided, and the checks OpenVPN makes per entry.
+pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
+    let server = b.cfg.mode == Mode::Server;
+    let blocks = std::mem::take(&mut b.raw.connections);
+    let from_blocks = !blocks.is_empty();
+    let entries: Vec<(RawRemote, CeState)> = if blocks.is_empty() {
+        let ce = CeState::capture(b, b.given("lport"));
+        std::mem::take(&mut b.raw.remotes)
+            .into_iter()
+            .map(|r| (r, ce.clone()))
+            .collect()
+    } else {
+        b.raw.remotes.clear();
+        blocks.into_iter().map(|c| (c.remote, c.ce)).collect()
+    };
+    if server && let Some((r, _)) = entries.first() {
+        return Err(super::expand::invalid(
+            r.span.clone(),
+            "'remote' cannot be used in server mode",
+        ));
+    }
+    if b.cfg.pull && entries.is_empty() {
+        return Err(super::expand::invalid(
+            b.span_of("client"),
+            "a client needs at least one 'remote'",
+        ));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (r, ce) in entries {
+        let raw = r.proto.or(ce.proto).unwrap_or((
+            super::types::RawTransport::Udp,
+            super::types::AddrFamily::Any,
+        ));
+        let proto = super::expand::resolve_proto(b, raw, &r.span)?;
+        if proto.transport == Transport::TcpServer && b.cfg.pull {
+            return Err(super::expand::invalid(
+                r.span.clone(),
+                "a client's remote must use udp or tcp-client",
+            ));
+        }
+        let need_bind = ce.local.is_some() || ce.lport_given;
+        let bind =
+            !ce.nobind && (need_bind || !(proto.transport == Transport::TcpClient || b.cfg.pull));
+        let explicit_exit_notify = match ce.explicit_exit_notify {
+            Some(_) if proto.transport != Transport::Udp => {
+                // Outside blocks `misc` says so once for the global value.
+                if from_blocks {
+                    b.warn(
+                        &r.span,
+                        "'explicit-exit-notify' is ignored with TCP (as in OpenVPN)".into(),
+                    );
+                }
+                None
+            }
+            e => e,
+        };
+        out.push(Connection {
+            remote: Remote {
+                host: r.host,
+                port: r.port.unwrap_or(ce.rport),
+                proto,
+            },
+            local: ce.local,
+            bind_port: bind.then_some(ce.lport),
+            connect_retry: ce.connect_retry,
+            connect_timeout: ce.connect_timeout,
+            explicit_exit_notify,
+        });
+    }
+    b.cfg.remotes = out.iter().map(|c| c.remote.clone()).collect();
+    b.cfg.connections = out;
+    Ok(())
+}
+
+/// Before the global checks: blocks are refused in server mode, and the
+/// per-connection options we only implement globally must agree between
+/// the blocks; their value becomes the global one.
+pub(super) fn lift(b: &mut Builder) -> Result<(), ConfigError> {
+    let blocks = &b.raw.connections;
+    let Some(first) = blocks.first() else {
+        return Ok(());
+    };
+    if b.cfg.mode == Mode::Server {
+        return Err(super::expand::invalid(
+            first.span.clone(),
+            "<connection> cannot be used with 'mode server'",
+        ));
+    }
+    let f = &first.ce;
+    for c in blocks.iter().skip(1) {
+        let e = &c.ce;
+        for (name, differs) in [
+            ("tun-mtu", e.tun_mtu != f.tun_mtu),
+            ("tun-mtu-max", e.tun_mtu_max != f.tun_mtu_max),
+            ("mssfix", e.mssfix != f.mssfix),
+            ("float", e.float != f.float),
+            ("key-direction", e.key_direction != f.key_direction),
+            ("tls-auth", e.tls_auth != f.tls_auth),
+            ("tls-crypt", e.tls_crypt != f.tls_crypt),
+            ("tls-crypt-v2", e.tls_crypt_v2 != f.tls_crypt_v2),
+        ] {
+            if differs {
+                return Err(ConfigError::at(
+                    &c.span,
+                    ConfigErrorKind::Invalid(format!(
+                        "'{name}' differs between <connection> blocks; this daemon applies it to all connections, so give it once outside the blocks"
+                    )),
+                ));
+            }
+        }
+    }
+    let f = f.clone();
+    let proto = first.remote.proto.or(f.proto);
+    b.cfg.tun_mtu = f.tun_mtu;
+    b.cfg.tun_mtu_max = f.tun_mtu_max;
+    b.cfg.mssfix = f.mssfix;
+    b.cfg.float = f.float;
+    b.cfg.key_direction = f.key_direction;
+    b.raw.tls_auth = f.tls_auth;
+    b.raw.tls_crypt = f.tls_crypt;
+    b.raw.tls_crypt_v2 = f.tls_crypt_v2;
+    // The global `proto` is what the first entry uses (the checks on the
+    // transport look at it).
+    if proto.is_some() {
+        b.raw.proto = proto;
+    }
+    Ok(())
+}
+
+/// Whether `s` is shaped like a DNS host name (letters, digits, `-`, `_`
+/// and dots, labels of 1 to 63 bytes, at most 253 bytes), as the names
+/// getaddrinfo takes.
+pub(crate) fn is_host_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AddrFamily, Config, ConfigError, Loader};
+
+    const BASE: &str = "client\ndev tun\nca ca.crt\ncert c.crt\nkey c.key\n";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Loader::new("/nonexistent-base")
+            .check_files(false)
+            .load_str("test.conf", &format!("{BASE}{text}"))
+    }
+
+    fn ok(text: &str) -> Config {
+        parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+    }
+
+    fn err(text: &str) -> ConfigError {
+        match parse(text) {
+            Ok(_) => panic!("{text:?} was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn blocks_become_entries_with_their_own_options() {
+        let c = ok("connect-retry 2 20\n\
+             <connection>\nremote 192.0.2.1 1194 udp\nexplicit-exit-notify 3\nconnect-timeout 5\n</connection>\n\
+             <connection>\nremote vpn.example.org 443\nproto tcp\nconnect-retry 7\n</connection>\n");
+        assert_eq!(c.connections.len(), 2);
+        let [a, b] = &c.connections[..] else {
+            panic!("two entries")
+        };
+        assert_eq!(a.remote.host, "192.0.2.1");
+        assert_eq!(a.remote.proto.transport, Transport::Udp);
+        assert_eq!(a.explicit_exit_notify, Some(3));
+        assert_eq!(a.connect_timeout, 5);
+        // Inherited from before the block.
+        assert_eq!(
+            a.connect_retry,
+            ConnectRetry {
+                initial: 2,
+                max: 20
+            }
+        );
+        assert_eq!(b.remote.host, "vpn.example.org");
+        assert_eq!(b.remote.port, 443);
+        assert_eq!(b.remote.proto.transport, Transport::TcpClient);
+        assert_eq!(
+            b.connect_retry,
+            ConnectRetry {
+                initial: 7,
+                max: 300
+            }
+        );
+        assert_eq!(b.connect_timeout, 120);
+        assert_eq!(b.explicit_exit_notify, None);
+        // `remotes` mirrors the entries.
+        assert_eq!(c.remotes, [a.remote.clone(), b.remote.clone()]);
+        // A client binds no port unless asked (OpenVPN's bind_local rule).
+        assert_eq!(a.bind_port, None);
+    }
+
+    #[test]
+    fn a_block_does_not_leak_into_the_global_options_or_later_blocks() {
+        let c = ok(
+            "<connection>\nremote 192.0.2.1\nport 2000\nconnect-retry 9\n</connection>\n\
+             <connection>\nremote 192.0.2.2\n</connection>\n",
+        );
+        assert_eq!(c.connections[0].remote.port, 2000);
+        assert_eq!(c.connections[1].remote.port, 1194);
+        assert_eq!(c.connections[1].connect_retry.initial, 1);
+        assert_eq!(c.rport, 1194);
+        assert_eq!(c.connect_retry.initial, 1);
+    }
+
+    #[test]
+    fn plain_remotes_are_ignored_once_blocks_exist_and_later_options_warn() {
+        let c = ok(
+            "remote 198.51.100.1\n<connection>\nremote 192.0.2.1\n</connection>\n\
+             remote 198.51.100.2\nconnect-timeout 9\n",
+        );
+        assert_eq!(c.connections.len(), 1);
+        assert_eq!(c.remotes.len(), 1);
+        assert_eq!(c.connections[0].connect_timeout, 120);
+        let w: Vec<_> = c.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert!(
+            w.iter()
+                .any(|m| m.contains("'remote' is ignored by previous <connection> blocks")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|m| m.contains("'connect-timeout' is ignored")));
+    }
+
+    #[test]
+    fn without_blocks_each_remote_takes_the_final_options() {
+        let c = ok(
+            "remote 198.51.100.1\nremote 198.51.100.2 1195 tcp\nconnect-timeout 9\nlport 5000\n",
+        );
+        assert_eq!(c.connections.len(), 2);
+        assert!(c.connections.iter().all(|e| e.connect_timeout == 9));
+        // An explicit `lport` makes even a client bind, over TCP too.
+        assert_eq!(c.connections[0].bind_port, Some(5000));
+        assert_eq!(c.connections[1].bind_port, Some(5000));
+        assert_eq!(
+            c.connections[1].remote.proto.transport,
+            Transport::TcpClient
+        );
+    }
+
+    #[test]
+    fn only_connection_options_are_allowed_in_a_block() {
+        let e = err("<connection>\nremote 192.0.2.1\nverb 4\n</connection>\n");
+        // The line inside the block: BASE has 5 lines, the block starts on 6.
+        assert_eq!(e.line, 8, "{e}");
+        assert!(
+            e.to_string()
+                .contains("cannot be used in a <connection> block")
+        );
+        let e = err("<connection>\nremote 192.0.2.1\nfrobnicate\n</connection>\n");
+        assert!(
+            matches!(e.kind, ConfigErrorKind::UnknownDirective { .. }),
+            "{e}"
+        );
+        let e = err("<connection>\nremote 192.0.2.1\nproto bogus\n</connection>\n");
+        assert_eq!(e.line, 8);
+    }
+
+    #[test]
+    fn a_block_needs_a_remote_and_the_last_one_wins() {
+        let e = err("<connection>\nproto tcp\n</connection>\n");
+        assert_eq!(e.line, 6);
+        let c = ok("<connection>\nremote 192.0.2.1 2000 udp6\nremote 192.0.2.2\n</connection>\n");
+        let r = &c.connections[0].remote;
+        assert_eq!(
+            (r.host.as_str(), r.port, r.proto.family),
+            ("192.0.2.2", 2000, AddrFamily::V6)
+        );
+    }
+
+    #[test]
+    fn blocks_are_refused_in_server_mode() {
+        let e = Loader::new("/x")
+            .check_files(false)
+            .load_str(
+                "s.conf",
+                "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\ndh none\n<connection>\nremote 192.0.2.1\n</connection>\n",
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("<connection>"), "{e}");
+    }
+
+    #[test]
+    fn uniform_options_in_blocks_are_lifted_and_differing_ones_refused() {
+        let c = ok(
+            "<connection>\nremote 192.0.2.1\ntun-mtu 1400\n</connection>\n\
+             <connection>\nremote 192.0.2.2\ntun-mtu 1400\n</connection>\n",
+        );
+        assert_eq!(c.tun_mtu, 1400);
+        let e = err(
+            "<connection>\nremote 192.0.2.1\ntun-mtu 1400\n</connection>\n\
+             <connection>\nremote 192.0.2.2\n</connection>\n",
+        );
+        assert!(e.to_string().contains("'tun-mtu' differs"), "{e}");
+    }
+
+    #[test]
+    fn blocks_work_through_config_includes_and_nested_inline_keys() {
+        let dir = std::env::temp_dir().join(format!("conn-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("inner.conf"),
+            "<connection>\nremote 192.0.2.7 1300\n</connection>\n",
+        )
+        .unwrap();
+        let c = Loader::new(&dir)
+            .check_files(false)
+            .load_str("outer.conf", &format!("{BASE}config inner.conf\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = c.unwrap();
+        assert_eq!(c.connections[0].remote.port, 1300);
+        let key = "-----BEGIN OpenVPN Static key V1-----\n".to_string()
+            + &"ab"
+                .repeat(16)
+                .repeat(16)
+                .as_bytes()
+                .chunks(32)
+                .map(|c| String::from_utf8_lossy(c).into_owned() + "\n")
+                .collect::<String>()
+            + "-----END OpenVPN Static key V1-----\n";
+        let c = ok(&format!(
+            "<connection>\nremote 192.0.2.1\n<tls-crypt>\n{key}</tls-crypt>\n</connection>\n"
+        ));
+        assert!(matches!(c.tls_wrap, crate::config::TlsWrap::Crypt { .. }));
+    }
+
+    #[test]
+    fn host_names_have_a_shape() {
+        for good in ["localhost", "vpn.example.org", "a-b.c_d.example.", "x1"] {
+            assert!(is_host_name(good), "{good}");
+        }
+        for bad in ["", "a..b", "-a.b", "a b", "a/b", &"x".repeat(64)] {
+            assert!(!is_host_name(bad), "{bad}");
+        }
+    }
+}
