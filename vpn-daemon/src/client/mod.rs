@@ -3,3 +3,4 @@
 
 pub mod dns;
 pub mod p2p;
+pub mod walk;
