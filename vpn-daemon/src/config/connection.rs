@@ -341,9 +341,28 @@ pub(super) fn lift(b: &mut Builder) -> Result<(), ConfigError> {
             "<connection> cannot be used with 'mode server'",
         ));
     }
-    let f = &first.ce;
+    // A block without tls-auth/tls-crypt/tls-crypt-v2 takes the global
+    // ones as they are at the end, key-direction with them
+    // (options_postprocess_mutate_ce), wherever they were given.
+    let (g_auth, g_crypt, g_v2, g_dir) = (
+        b.raw.tls_auth.clone(),
+        b.raw.tls_crypt.clone(),
+        b.raw.tls_crypt_v2.clone(),
+        b.cfg.key_direction,
+    );
+    let effective = |ce: &CeState| {
+        let mut ce = ce.clone();
+        if ce.tls_auth.is_none() && ce.tls_crypt.is_none() && ce.tls_crypt_v2.is_none() {
+            ce.tls_auth = g_auth.clone();
+            ce.tls_crypt = g_crypt.clone();
+            ce.tls_crypt_v2 = g_v2.clone();
+            ce.key_direction = g_dir;
+        }
+        ce
+    };
+    let f = effective(&first.ce);
     for c in blocks.iter().skip(1) {
-        let e = &c.ce;
+        let e = effective(&c.ce);
         for (name, differs) in [
             ("tun-mtu", e.tun_mtu != f.tun_mtu),
             ("tun-mtu-max", e.tun_mtu_max != f.tun_mtu_max),
@@ -364,7 +383,6 @@ pub(super) fn lift(b: &mut Builder) -> Result<(), ConfigError> {
             }
         }
     }
-    let f = f.clone();
     let proto = first.remote.proto.or(f.proto);
     b.cfg.tun_mtu = f.tun_mtu;
     b.cfg.tun_mtu_max = f.tun_mtu_max;
@@ -592,6 +610,12 @@ mod tests {
         let c = ok(&format!(
             "<connection>\nremote 192.0.2.1\n<tls-crypt>\n{key}</tls-crypt>\n</connection>\n"
         ));
+        assert!(matches!(c.tls_wrap, crate::config::TlsWrap::Crypt { .. }));
+    }
+
+    #[test]
+    fn global_tls_wrapping_after_the_blocks_still_reaches_them() {
+        let c = ok("<connection>\nremote 192.0.2.1\n</connection>\ntls-crypt tc.key\n");
         assert!(matches!(c.tls_wrap, crate::config::TlsWrap::Crypt { .. }));
     }
 

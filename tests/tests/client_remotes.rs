@@ -1,0 +1,150 @@
+//! Our client's walk over its servers against a stock openvpn server: a
+//! `<connection>` list whose first entry never answers (server poll
+//! timeout, then the second entry), and a remote given by a host name
+//! resolved through an `/etc/hosts` that `ip netns exec` bind-mounts from
+//! `/etc/netns/NAME/hosts` for the client's namespace only.
+
+use std::{
+    fs,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use tests::{
+    openvpn::{
+        Cipher,
+        Impl::{OpenVpn, Ours},
+        PORT, Proto, TlsWrap, TunnelSpec, client_config,
+    },
+    require_root,
+    topology::{READY_TIMEOUT, SERVER_ADDR, Tunnel},
+};
+
+fn spec() -> TunnelSpec {
+    TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm)
+}
+
+/// The generated client config with its `remote` line replaced by `with`.
+fn client_text(t: &Tunnel, with: &str) -> String {
+    let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
+    let plain = format!("remote {SERVER_ADDR} {PORT}\n");
+    assert!(text.contains(&plain), "the harness's remote line moved");
+    text.replace(&plain, with)
+}
+
+/// `/etc/netns/<ns>/hosts`, and a `resolv.conf` pointing at the
+/// namespace's own loopback (where nothing answers, so a name missing from
+/// `hosts` fails at once and no query leaves the namespace); removed (with
+/// the directory) on drop.
+struct NetnsHosts(PathBuf);
+
+impl NetnsHosts {
+    fn new(ns: &str, text: &str) -> Self {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let me = Self(dir);
+        fs::write(me.0.join("hosts"), text).unwrap_or_else(|e| panic!("write hosts: {e}"));
+        fs::write(
+            me.0.join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap_or_else(|e| panic!("write resolv.conf: {e}"));
+        me
+    }
+}
+
+impl Drop for NetnsHosts {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn first_connection_entry_silent_client_moves_on_to_the_second() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), OpenVpn, 1);
+    // Port 1195 on the server's address: nothing listens, UDP gets no
+    // answer (ICMP errors do not reach an unconnected socket).
+    let blocks = format!(
+        "<connection>\nremote {SERVER_ADDR} 1195 udp\nserver-poll-timeout 3\n</connection>\n\
+         <connection>\nremote {SERVER_ADDR} {PORT} udp\nexplicit-exit-notify 1\n</connection>\n"
+    );
+    let text = client_text(&t, &blocks);
+    let started = Instant::now();
+    t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
+    let log = t.clients[0].log_text();
+    assert!(
+        log.contains("Server poll timeout"),
+        "the first entry should have timed out; log {}",
+        t.clients[0].log.display()
+    );
+    assert!(
+        log.contains(&format!("{SERVER_ADDR}:1195"))
+            && log.contains(&format!("{SERVER_ADDR}:{PORT}")),
+        "both entries should have been tried; log {}",
+        t.clients[0].log.display()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    t.assert_ping_both_ways(0);
+}
+
+#[test]
+fn remote_host_name_resolved_from_the_namespace_hosts_file() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), OpenVpn, 1);
+    // Two addresses for the name: 10.200.0.11 (nobody there) and the
+    // server. glibc sorts them by RFC 6724 rule 9 (longest prefix shared
+    // with our 10.200.0.10), so .11 comes first whatever the file's order:
+    // the walk must try it, time out, and take the second address.
+    let silent = "10.200.0.11";
+    let _hosts = NetnsHosts::new(
+        t.topo.clients[0].name(),
+        &format!("127.0.0.1 localhost\n{SERVER_ADDR} vpn-gw.test\n{silent} vpn-gw.test\n"),
+    );
+    let text = client_text(
+        &t,
+        &format!("remote vpn-gw.test {PORT}\nproto udp4\nserver-poll-timeout 2\n"),
+    );
+    t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
+    let log = t.clients[0].log_text();
+    let first = log.find(&format!("{silent}:{PORT}"));
+    let second = log.find(&format!("{SERVER_ADDR}:{PORT}"));
+    assert!(
+        matches!((first, second), (Some(a), Some(b)) if a < b),
+        "the name's two addresses should have been tried in order; log {}",
+        t.clients[0].log.display()
+    );
+    t.assert_ping_both_ways(0);
+}
+
+#[test]
+fn unresolvable_name_is_skipped_for_the_next_entry() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), OpenVpn, 1);
+    let _hosts = NetnsHosts::new(
+        t.topo.clients[0].name(),
+        &format!("127.0.0.1 localhost\n{SERVER_ADDR} vpn-gw.test\n"),
+    );
+    // `.invalid` never resolves (RFC 6761) and the namespace has no DNS.
+    let text = client_text(
+        &t,
+        &format!(
+            "remote no-such-host.invalid {PORT}\nremote vpn-gw.test {PORT}\nresolv-retry infinite\n"
+        ),
+    );
+    t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
+    assert!(
+        t.clients[0]
+            .log_text()
+            .contains("Cannot resolve host address"),
+        "log {}",
+        t.clients[0].log.display()
+    );
+    t.assert_ping_both_ways(0);
+}
