@@ -4,11 +4,7 @@
 //! resolved through an `/etc/hosts` that `ip netns exec` bind-mounts from
 //! `/etc/netns/NAME/hosts` for the client's namespace only.
 
-use std::{
-    fs,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{fs, path::PathBuf};
 
 use tests::{
     openvpn::{
@@ -72,7 +68,6 @@ fn first_connection_entry_silent_client_moves_on_to_the_second() {
          <connection>\nremote {SERVER_ADDR} {PORT} udp\nexplicit-exit-notify 1\n</connection>\n"
     );
     let text = client_text(&t, &blocks);
-    let started = Instant::now();
     t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
     let log = t.clients[0].log_text();
     assert!(
@@ -86,7 +81,6 @@ fn first_connection_entry_silent_client_moves_on_to_the_second() {
         "both entries should have been tried; log {}",
         t.clients[0].log.display()
     );
-    assert!(started.elapsed() >= Duration::from_secs(3));
     t.assert_ping_both_ways(0);
 }
 
