@@ -2,11 +2,18 @@
 //! `<connection>` list whose first entry never answers (server poll
 //! timeout, then the second entry), and a remote given by a host name
 //! resolved through an `/etc/hosts` that `ip netns exec` bind-mounts from
-//! `/etc/netns/NAME/hosts` for the client's namespace only.
+//! `/etc/netns/NAME/hosts` for the client's namespace only; and the TCP
+//! tunnel through a real HTTP proxy (tinyproxy, basic authentication) and
+//! a real SOCKS5 proxy (dante) run in the server's namespace.
 
-use std::{fs, path::PathBuf};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use tests::{
+    NsProcess,
     openvpn::{
         Cipher,
         Impl::{OpenVpn, Ours},
@@ -137,6 +144,124 @@ fn unresolvable_name_is_skipped_for_the_next_entry() {
         t.clients[0]
             .log_text()
             .contains("Cannot resolve host address"),
+        "log {}",
+        t.clients[0].log.display()
+    );
+    t.assert_ping_both_ways(0);
+}
+
+/// tinyproxy in the server's namespace on 10.200.0.1:8888, CONNECT to the
+/// OpenVPN port only, basic authentication `alice`/`secret`.
+fn start_tinyproxy(t: &Tunnel) -> NsProcess {
+    let dir = t.topo.path();
+    let conf = dir.join("tinyproxy.conf");
+    fs::write(
+        &conf,
+        format!(
+            "User nobody\nGroup nogroup\nPort 8888\nListen {SERVER_ADDR}\nTimeout 60\n\
+             Allow 10.200.0.0/24\nBasicAuth alice secret\nConnectPort {PORT}\nLogLevel Info\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("write tinyproxy.conf: {e}"));
+    NsProcess::spawn(
+        &t.topo.server,
+        Path::new("tinyproxy"),
+        &["-d", "-c", &conf.to_string_lossy()],
+        &dir.join("tinyproxy.log"),
+    )
+}
+
+fn tcp_spec() -> TunnelSpec {
+    TunnelSpec::new(Proto::Tcp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm)
+}
+
+#[test]
+fn http_proxy_with_basic_auth_carries_the_tcp_tunnel() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(tcp_spec(), OpenVpn, 1);
+    let _proxy = start_tinyproxy(&t);
+    let auth = t.topo.path().join("proxy-auth.txt");
+    fs::write(&auth, "alice\nsecret\n").unwrap_or_else(|e| panic!("write auth: {e}"));
+    let text = client_text(
+        &t,
+        &format!(
+            "remote {SERVER_ADDR} {PORT}\nhttp-proxy {SERVER_ADDR} 8888 {} basic\nhttp-proxy-option AGENT vpn-daemon-test\n",
+            auth.display()
+        ),
+    );
+    t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
+    assert!(
+        t.clients[0].log_text().contains("proxy connection to"),
+        "log {}",
+        t.clients[0].log.display()
+    );
+    t.assert_ping_both_ways(0);
+}
+
+#[test]
+fn http_proxy_refusing_the_password_ends_the_walk() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(tcp_spec(), OpenVpn, 1);
+    let _proxy = start_tinyproxy(&t);
+    let auth = t.topo.path().join("proxy-auth.txt");
+    fs::write(&auth, "alice\nwrong\n").unwrap_or_else(|e| panic!("write auth: {e}"));
+    let text = client_text(
+        &t,
+        &format!(
+            "remote {SERVER_ADDR} {PORT}\nhttp-proxy {SERVER_ADDR} 8888 {}\nconnect-retry-max 2\n",
+            auth.display()
+        ),
+    );
+    let c = t.add_client(0, Ours, &text);
+    let status = c.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the client should give up; log {}",
+        c.log.display()
+    );
+    // tinyproxy answers a bad password with 401 (a 407 would do as well).
+    assert!(
+        c.log_text().contains("HTTP proxy returned: HTTP/1.0 401"),
+        "log {}",
+        c.log.display()
+    );
+}
+
+#[test]
+fn socks5_proxy_carries_the_tcp_tunnel() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(tcp_spec(), OpenVpn, 1);
+    let dir = t.topo.path().to_path_buf();
+    let conf = dir.join("danted.conf");
+    fs::write(
+        &conf,
+        format!(
+            "logoutput: stderr\ninternal: {SERVER_ADDR} port = 1080\nexternal: {SERVER_ADDR}\n\
+             clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
+             client pass {{ from: 10.200.0.0/24 to: 0.0.0.0/0 }}\n\
+             socks pass {{ from: 10.200.0.0/24 to: {SERVER_ADDR}/32 port = {PORT} command: connect }}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("write danted.conf: {e}"));
+    let _proxy = NsProcess::spawn(
+        &t.topo.server,
+        Path::new("danted"),
+        &["-f", &conf.to_string_lossy(), "-N", "1"],
+        &dir.join("danted.log"),
+    );
+    let text = client_text(
+        &t,
+        &format!("remote {SERVER_ADDR} {PORT}\nsocks-proxy {SERVER_ADDR} 1080\n"),
+    );
+    t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
+    assert!(
+        t.clients[0].log_text().contains("proxy connection to"),
         "log {}",
         t.clients[0].log.display()
     );

@@ -3,4 +3,5 @@
 
 pub mod dns;
 pub mod p2p;
+pub mod proxy;
 pub mod walk;

@@ -17,11 +17,13 @@
 //! after `connect-retry` seconds, doubling up to its maximum while no
 //! attempt succeeds; AUTH_FAILED, HALT and ping-exit end the process.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::dns;
+use crate::client::proxy;
 use crate::client::walk::{Ending, Walk, randomize_hostname};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::error::DaemonError;
@@ -353,7 +355,7 @@ async fn connect_and_run(
                 d.saturating_duration_since(clock::now())
             });
             let l = tokio::select! {
-                r = tokio::time::timeout(limit, tcp::connect(addr, &opts)) => match r {
+                r = tokio::time::timeout(limit, connect_tcp(conn, addr, &opts)) => match r {
                     Ok(l) => l?,
                     Err(_) if poll_deadline.is_some() => {
                         tracing::info!(remote = %addr, "connect-timeout: no TCP connection, moving on");
@@ -362,7 +364,7 @@ async fn connect_and_run(
                             how: Ending { poll_timeout: true, ..Ending::default() },
                         });
                     }
-                    Err(_) => return Err(DaemonError::io(format!("TCP connect to {addr}"), std::io::ErrorKind::TimedOut.into())),
+                    Err(_) => return Err(DaemonError::io(format!("TCP connect to {addr}"), io::ErrorKind::TimedOut.into())),
                 },
                 s = signals.recv() => return Ok(on_idle_signal(s)),
             };
@@ -426,6 +428,35 @@ fn on_idle_signal(s: Signal) -> End {
     }
 }
 
+/// The TCP connection to the server: direct, or through the entry's HTTP
+/// or SOCKS5 proxy at `addr`.
+async fn connect_tcp(
+    conn: &cfgt::Connection,
+    addr: SocketAddr,
+    opts: &TcpOptions,
+) -> Result<tcp::TcpLink, DaemonError> {
+    if conn.http_proxy.is_none() && conn.socks_proxy.is_none() {
+        return Ok(tcp::connect(addr, opts).await?);
+    }
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| DaemonError::io(format!("TCP connect to proxy {addr}"), e))?;
+    let (host, port) = (conn.remote.host.as_str(), conn.remote.port);
+    let r = match (&conn.http_proxy, &conn.socks_proxy) {
+        (Some(h), _) => proxy::http_connect(&mut s, h, host, port).await,
+        (None, Some(p)) => proxy::socks5_connect(&mut s, p, host, port).await,
+        (None, None) => Ok(()),
+    };
+    r.map_err(|e| {
+        DaemonError::io(
+            format!("proxy {addr} to {host}:{port}"),
+            io::Error::other(e),
+        )
+    })?;
+    tracing::info!(proxy = %addr, "proxy connection to {host}:{port} established");
+    tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e))
+}
+
 /// How resolving an entry's host ended.
 enum Resolved {
     /// Its addresses, in the resolver's order, of the wanted family.
@@ -446,7 +477,14 @@ const RESOLVE_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// `resolv-retry N` tries up to ceil(N/5) times 5 s apart, then gives up.
 async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Signals) -> Resolved {
     let remote = &conn.remote;
-    let literal = remote.host.parse::<IpAddr>().is_ok();
+    // Through a proxy, the proxy's name is the one to resolve; the server's
+    // goes to the proxy as written.
+    let (name, port) = match (&conn.http_proxy, &conn.socks_proxy) {
+        (Some(h), _) => (h.host.as_str(), h.port),
+        (None, Some(p)) => (p.host.as_str(), p.port),
+        (None, None) => (remote.host.as_str(), remote.port),
+    };
+    let literal = name.parse::<IpAddr>().is_ok();
     let tries = match cfg.resolv_retry {
         cfgt::ResolvRetry::Infinite => 1,
         cfgt::ResolvRetry::Seconds(n) => n.div_ceil(5).max(1),
@@ -460,12 +498,12 @@ async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Sign
         let host = if cfg.remote_random_hostname && !literal {
             let mut b = [0u8; 6];
             let _ = openssl::rand::rand_bytes(&mut b);
-            randomize_hostname(&remote.host, b)
+            randomize_hostname(name, b)
         } else {
-            remote.host.clone()
+            name.to_string()
         };
         let r = tokio::select! {
-            r = tokio::net::lookup_host((host.as_str(), remote.port)) => r,
+            r = tokio::net::lookup_host((host.as_str(), port)) => r,
             s = signals.recv() => match s {
                 Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
                 Signal::Hup => return Resolved::Stop(Outcome::Reload),

@@ -19,6 +19,8 @@
 //! agrees on them; they then become the global value. Blocks that differ
 //! there are refused with a clear reason instead of silently using one.
 
+use std::path::PathBuf;
+
 use super::{
     Builder, ConfigError, ConfigErrorKind, RawProto, RawRemote, Source, Span, lexer,
     types::{ConnectRetry, KeyDirection, Mode, Mssfix, Remote, Transport},
@@ -80,6 +82,57 @@ pub struct Connection {
     pub connect_timeout: u32,
     /// `explicit-exit-notify` (never over TCP).
     pub explicit_exit_notify: Option<u32>,
+    /// `http-proxy`: reach the (TCP) server through an HTTP CONNECT proxy.
+    pub http_proxy: Option<HttpProxy>,
+    /// `socks-proxy`: reach the (TCP) server through a SOCKS5 proxy.
+    pub socks_proxy: Option<SocksProxy>,
+}
+
+/// `http-proxy` (with its `http-proxy-option`s) of one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpProxy {
+    /// The proxy's address or name; empty when only `http-proxy-option`
+    /// was given (an error after the last directive).
+    pub host: String,
+    /// The proxy's port.
+    pub port: u16,
+    /// How to authenticate.
+    pub auth: HttpProxyAuth,
+    /// `http-proxy-option VERSION` (default 1.0).
+    pub version: String,
+    /// `http-proxy-option AGENT`.
+    pub agent: Option<String>,
+    /// `http-proxy-option CUSTOM-HEADER|EXT1|EXT2 NAME [CONTENT]`.
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+/// `http-proxy`'s third (and fourth) parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HttpProxyAuth {
+    /// No third parameter.
+    #[default]
+    None,
+    /// `auto` / `auto-nct`: no credentials are sent; a proxy that asks for
+    /// them fails the attempt (OpenVPN would prompt for them).
+    Auto,
+    /// An authfile (username line, password line) and `basic`.
+    Basic(PathBuf),
+}
+
+/// The most `http-proxy-option CUSTOM-HEADER`s (OpenVPN's
+/// `MAX_CUSTOM_HTTP_HEADER`).
+pub(super) const MAX_CUSTOM_HTTP_HEADER: usize = 10;
+
+/// `socks-proxy HOST [PORT [AUTHFILE]]` of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocksProxy {
+    /// The proxy's address or name.
+    pub host: String,
+    /// Its port (default 1080).
+    pub port: u16,
+    /// A username line and a password line, for SOCKS5 user/password
+    /// authentication.
+    pub authfile: Option<PathBuf>,
 }
 
 /// The connection options of OpenVPN's `struct connection_entry`, in the
@@ -102,6 +155,8 @@ pub(super) struct CeState {
     tls_auth: Option<(Source, Option<KeyDirection>)>,
     tls_crypt: Option<Source>,
     tls_crypt_v2: Option<(Source, bool)>,
+    http_proxy: Option<HttpProxy>,
+    socks_proxy: Option<SocksProxy>,
     /// `lport` was given (OpenVPN's `local_port_defined`: binding is then
     /// wanted even for a client).
     lport_given: bool,
@@ -134,6 +189,8 @@ impl CeState {
             tls_auth: b.raw.tls_auth.clone(),
             tls_crypt: b.raw.tls_crypt.clone(),
             tls_crypt_v2: b.raw.tls_crypt_v2.clone(),
+            http_proxy: b.raw.http_proxy.clone(),
+            socks_proxy: b.raw.socks_proxy.clone(),
             lport_given,
         }
     }
@@ -155,6 +212,8 @@ impl CeState {
         b.raw.tls_auth = self.tls_auth;
         b.raw.tls_crypt = self.tls_crypt;
         b.raw.tls_crypt_v2 = self.tls_crypt_v2;
+        b.raw.http_proxy = self.http_proxy;
+        b.raw.socks_proxy = self.socks_proxy;
     }
 }
 
@@ -309,6 +368,7 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
             }
             e => e,
         };
+        verify_proxies(b, &r.span, &ce, proto.transport)?;
         out.push(Connection {
             remote: Remote {
                 host: r.host,
@@ -320,10 +380,58 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
             connect_retry: ce.connect_retry,
             connect_timeout: ce.connect_timeout,
             explicit_exit_notify,
+            http_proxy: ce.http_proxy,
+            socks_proxy: ce.socks_proxy,
         });
     }
     b.cfg.remotes = out.iter().map(|c| c.remote.clone()).collect();
     b.cfg.connections = out;
+    Ok(())
+}
+
+/// OpenVPN's proxy checks of `options_postprocess_verify_ce`.
+fn verify_proxies(
+    b: &Builder,
+    span: &Span,
+    ce: &CeState,
+    transport: Transport,
+) -> Result<(), ConfigError> {
+    let at = |name: &str| {
+        if b.given(name) {
+            b.span_of(name)
+        } else {
+            span.clone()
+        }
+    };
+    if let Some(h) = &ce.http_proxy {
+        if h.host.is_empty() {
+            return Err(super::expand::invalid(
+                at("http-proxy-option"),
+                "--http-proxy not specified but other http proxy options present",
+            ));
+        }
+        if transport != Transport::TcpClient {
+            return Err(super::expand::invalid(
+                at("http-proxy"),
+                "--http-proxy MUST be used in TCP Client mode (i.e. --proto tcp-client)",
+            ));
+        }
+        if ce.socks_proxy.is_some() {
+            return Err(super::expand::invalid(
+                at("http-proxy"),
+                "--http-proxy can not be used together with --socks-proxy",
+            ));
+        }
+    }
+    if ce.socks_proxy.is_some() && transport == Transport::Udp {
+        return Err(ConfigError::at(
+            &at("socks-proxy"),
+            ConfigErrorKind::Unsupported {
+                name: "socks-proxy".into(),
+                reason: "SOCKS over UDP (UDP ASSOCIATE) is not implemented; use proto tcp-client",
+            },
+        ));
+    }
     Ok(())
 }
 
@@ -420,7 +528,7 @@ pub(crate) fn is_host_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AddrFamily, Config, ConfigError, Loader};
+    use crate::config::{AddrFamily, Config, ConfigError, HttpProxyAuth, Loader};
 
     const BASE: &str = "client\ndev tun\nca ca.crt\ncert c.crt\nkey c.key\n";
 
@@ -617,6 +725,56 @@ mod tests {
     fn global_tls_wrapping_after_the_blocks_still_reaches_them() {
         let c = ok("<connection>\nremote 192.0.2.1\n</connection>\ntls-crypt tc.key\n");
         assert!(matches!(c.tls_wrap, crate::config::TlsWrap::Crypt { .. }));
+    }
+
+    #[test]
+    fn proxies_are_per_entry_and_checked_as_openvpn_does() {
+        let c = ok(
+            "<connection>\nremote 192.0.2.1 443 tcp\nhttp-proxy proxy.example 3128 auth.txt\nhttp-proxy-option VERSION 1.1\n</connection>\n\
+             <connection>\nremote 192.0.2.2 1194 tcp\nsocks-proxy 10.0.0.1\n</connection>\n",
+        );
+        let h = c.connections[0].http_proxy.as_ref().unwrap();
+        assert_eq!(
+            (h.host.as_str(), h.port, h.version.as_str()),
+            ("proxy.example", 3128, "1.1")
+        );
+        assert!(matches!(&h.auth, HttpProxyAuth::Basic(p) if p.ends_with("auth.txt")));
+        assert_eq!(c.connections[0].socks_proxy, None);
+        let s = c.connections[1].socks_proxy.as_ref().unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("10.0.0.1", 1080));
+        assert!(
+            err("remote 192.0.2.1\nhttp-proxy p 80\n")
+                .to_string()
+                .contains("TCP Client mode")
+        );
+        assert!(
+            err("remote 192.0.2.1\nproto tcp\nhttp-proxy-option AGENT x\n")
+                .to_string()
+                .contains("not specified")
+        );
+        assert!(
+            err("remote 192.0.2.1\nproto tcp\nhttp-proxy p\n")
+                .to_string()
+                .contains("port number not defined")
+        );
+        assert!(
+            err("remote 192.0.2.1\nproto tcp\nhttp-proxy p 80\nsocks-proxy q\n")
+                .to_string()
+                .contains("together")
+        );
+        assert!(matches!(
+            err("remote 192.0.2.1\nsocks-proxy q\n").kind,
+            ConfigErrorKind::Unsupported { .. }
+        ));
+        assert!(matches!(
+            err("remote 192.0.2.1\nproto tcp\nhttp-proxy p 80 f ntlm\n").kind,
+            ConfigErrorKind::Unsupported { .. }
+        ));
+        let c = ok("remote 192.0.2.1\nproto tcp\nhttp-proxy p 80 auto\n");
+        assert_eq!(
+            c.connections[0].http_proxy.as_ref().unwrap().auth,
+            HttpProxyAuth::Auto
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use base64::Engine as _;
 use ipnet::Ipv6Net;
 
 use super::{
-    Builder, ConfigError, ConfigErrorKind, RawRemote, Span,
+    Builder, ConfigError, ConfigErrorKind, HttpProxy, HttpProxyAuth, RawRemote, SocksProxy, Span,
+    connection::MAX_CUSTOM_HTTP_HEADER,
     types::{
         AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, Compression, ConnectRetry,
         DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6,
@@ -218,6 +219,21 @@ pub static DIRECTIVES: &[Spec] = &[
     }),
     d("remote-random-hostname", 0, 0, |b, _| {
         b.cfg.remote_random_hostname = true;
+        Ok(())
+    }),
+    d("http-proxy", 1, 4, http_proxy),
+    d("http-proxy-option", 1, 3, http_proxy_option),
+    d("socks-proxy", 1, 3, |b, a| {
+        let port = if a.words.len() > 1 { a.port(1)? } else { 1080 };
+        let authfile = match a.words.get(2) {
+            Some(_) => Some(b.base_dir().join(a.path(2)?)),
+            None => None,
+        };
+        b.raw.socks_proxy = Some(SocksProxy {
+            host: a.nonempty(0)?.to_string(),
+            port,
+            authfile,
+        });
         Ok(())
     }),
     // Read by `run` itself: the block's lines carry their own positions.
@@ -857,9 +873,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("auth-retry", "auth-retry is not implemented"),
     ("static-challenge", "challenge/response is not implemented"),
-    ("http-proxy", "proxies are not implemented"),
-    ("http-proxy-option", "proxies are not implemented"),
-    ("socks-proxy", "proxies are not implemented"),
     ("port-share", "port-share is not implemented"),
     ("pull-filter", "pull-filter is not implemented"),
     ("route-nopull", "route-nopull is not implemented"),
@@ -1441,6 +1454,70 @@ fn remote(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
         port,
         proto,
     });
+    Ok(())
+}
+
+fn http_proxy(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    if a.words.len() < 2 {
+        return Err(ConfigErrorKind::Invalid(
+            "http-proxy port number not defined".into(),
+        ));
+    }
+    let host = a.nonempty(0)?.to_string();
+    let port = a.port(1)?;
+    let auth = match a.words.get(2).map(String::as_str) {
+        None => HttpProxyAuth::None,
+        Some("auto" | "auto-nct") => HttpProxyAuth::Auto,
+        Some(_) => {
+            let file = b.base_dir().join(a.path(2)?);
+            match a.words.get(3).map(String::as_str).unwrap_or("basic") {
+                "basic" => HttpProxyAuth::Basic(file),
+                "none" => HttpProxyAuth::None,
+                "ntlm" | "ntlm2" | "digest" => {
+                    return Err(ConfigErrorKind::Unsupported {
+                        name: format!("http-proxy ... {}", a.words[3]),
+                        reason: "only basic proxy authentication is implemented",
+                    });
+                }
+                _ => return Err(a.invalid(3, "basic or none")),
+            }
+        }
+    };
+    let p = b.raw.http_proxy.get_or_insert_with(new_http_proxy);
+    p.host = host;
+    p.port = port;
+    p.auth = auth;
+    Ok(())
+}
+
+fn new_http_proxy() -> HttpProxy {
+    HttpProxy {
+        version: "1.0".into(),
+        ..HttpProxy::default()
+    }
+}
+
+fn http_proxy_option(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    let p = b.raw.http_proxy.get_or_insert_with(new_http_proxy);
+    match (a.word(0)?, a.words.len()) {
+        ("VERSION", 2) => p.version = a.nonempty(1)?.to_string(),
+        ("AGENT", 2) => p.agent = Some(a.nonempty(1)?.to_string()),
+        ("EXT1" | "EXT2" | "CUSTOM-HEADER", 2 | 3) => {
+            if p.headers.len() >= MAX_CUSTOM_HTTP_HEADER {
+                return Err(ConfigErrorKind::Invalid(format!(
+                    "Cannot use more than {MAX_CUSTOM_HTTP_HEADER} http-proxy-option CUSTOM-HEADER"
+                )));
+            }
+            let name = a.nonempty(1)?.to_string();
+            p.headers.push((name, a.words.get(2).cloned()));
+        }
+        _ => {
+            return Err(ConfigErrorKind::Invalid(format!(
+                "Bad http-proxy-option or missing or extra parameter: '{}'",
+                a.words[0]
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -29,7 +29,7 @@ use std::{
 use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use self::{
-    connection::{ALLOWED as CONNECTION_OPTIONS, Connection},
+    connection::{ALLOWED as CONNECTION_OPTIONS, Connection, HttpProxy, HttpProxyAuth, SocksProxy},
     error::{ConfigError, ConfigErrorKind, LexErrorKind, Origin, Span},
     types::*,
 };
@@ -557,6 +557,10 @@ struct Raw {
     data_ciphers: Option<Vec<String>>,
     /// `<connection>` blocks as read.
     connections: Vec<connection::RawConnection>,
+    /// `http-proxy` / `http-proxy-option` so far.
+    http_proxy: Option<HttpProxy>,
+    /// `socks-proxy` so far.
+    socks_proxy: Option<SocksProxy>,
 }
 
 /// Accumulates directives in order, then expands and validates.
