@@ -312,6 +312,11 @@ fn errors_name_the_line_and_the_problem() {
             "management 127.0.0.1 7505",
             |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
         ),
+        (
+            SERVER,
+            "management localhost 7505",
+            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
+        ),
         (SERVER, "management bad/host 7505", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
