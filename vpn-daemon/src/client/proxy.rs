@@ -13,7 +13,7 @@ use std::{io, path::Path};
 use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::config::{HttpProxy, HttpProxyAuth, SocksProxy};
+use crate::config::{HttpProxy, HttpProxyAuth, SocksProxy, Source};
 
 /// The longest HTTP reply head we read (status line and headers).
 pub const MAX_HTTP_REPLY: usize = 8192;
@@ -67,11 +67,26 @@ pub fn read_credentials(path: &Path) -> Result<Credentials, ProxyError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    parse_credentials(&text).map_err(err)
+}
+
+/// Credentials from `http-proxy-user-pass` (a file or an inline block).
+pub fn credentials_from(src: &Source) -> Result<Credentials, ProxyError> {
+    match src {
+        Source::File(p) => read_credentials(p),
+        Source::Inline(text) => parse_credentials(text).map_err(|reason| ProxyError::Credentials {
+            path: "<http-proxy-user-pass>".into(),
+            reason,
+        }),
+    }
+}
+
+fn parse_credentials(text: &str) -> Result<Credentials, String> {
     let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
     let user = lines.next().unwrap_or_default().to_string();
     let pass = lines.next().unwrap_or_default().to_string();
     if user.is_empty() {
-        return Err(err("the first line must be the username".into()));
+        return Err("the first line must be the username".into());
     }
     Ok(Credentials { user, pass })
 }
@@ -142,9 +157,13 @@ pub async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
     host: &str,
     port: u16,
 ) -> Result<(), ProxyError> {
-    let creds = match &p.auth {
-        HttpProxyAuth::Basic(path) => Some(read_credentials(path)?),
-        HttpProxyAuth::None | HttpProxyAuth::Auto => None,
+    let creds = match (&p.auth, &p.user_pass) {
+        (HttpProxyAuth::None | HttpProxyAuth::Auto { nct: true }, _)
+        | (HttpProxyAuth::Auto { nct: false }, None) => None,
+        (HttpProxyAuth::Basic(_) | HttpProxyAuth::Auto { nct: false }, Some(src)) => {
+            Some(credentials_from(src)?)
+        }
+        (HttpProxyAuth::Basic(path), None) => Some(read_credentials(path)?),
     };
     s.write_all(http_connect_request(p, host, port, creds.as_ref()).as_bytes())
         .await?;
@@ -293,6 +312,7 @@ mod tests {
             version: "1.0".into(),
             agent: None,
             headers: Vec::new(),
+            user_pass: None,
         }
     }
 

@@ -104,6 +104,9 @@ pub struct HttpProxy {
     pub agent: Option<String>,
     /// `http-proxy-option CUSTOM-HEADER|EXT1|EXT2 NAME [CONTENT]`.
     pub headers: Vec<(String, Option<String>)>,
+    /// `http-proxy-user-pass FILE` or its inline block: the credentials,
+    /// in place of the authfile.
+    pub user_pass: Option<Source>,
 }
 
 /// `http-proxy`'s third (and fourth) parameter.
@@ -112,9 +115,14 @@ pub enum HttpProxyAuth {
     /// No third parameter.
     #[default]
     None,
-    /// `auto` / `auto-nct`: no credentials are sent; a proxy that asks for
-    /// them fails the attempt (OpenVPN would prompt for them).
-    Auto,
+    /// `auto` / `auto-nct` (`nct`: never basic, which is clear text):
+    /// with `http-proxy-user-pass` and not `nct`, basic credentials are
+    /// sent at once; otherwise none, and a proxy that asks for them fails
+    /// the attempt (OpenVPN would retry with credentials it prompts for).
+    Auto {
+        /// `auto-nct`.
+        nct: bool,
+    },
     /// An authfile (username line, password line) and `basic`.
     Basic(PathBuf),
 }
@@ -773,8 +781,15 @@ mod tests {
         let c = ok("remote 192.0.2.1\nproto tcp\nhttp-proxy p 80 auto\n");
         assert_eq!(
             c.connections[0].http_proxy.as_ref().unwrap().auth,
-            HttpProxyAuth::Auto
+            HttpProxyAuth::Auto { nct: false }
         );
+        let c = ok(
+            "remote 192.0.2.1\nproto tcp\nhttp-proxy p 80 auto-nct\n<http-proxy-user-pass>\nu\np\n</http-proxy-user-pass>\nhttp-proxy-retry\n",
+        );
+        let h = c.connections[0].http_proxy.as_ref().unwrap();
+        assert_eq!(h.auth, HttpProxyAuth::Auto { nct: true });
+        assert_eq!(h.user_pass, Some(Source::Inline("u\np\n".into())));
+        assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]

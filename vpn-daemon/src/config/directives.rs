@@ -223,6 +223,27 @@ pub static DIRECTIVES: &[Spec] = &[
     }),
     d("http-proxy", 1, 4, http_proxy),
     d("http-proxy-option", 1, 3, http_proxy_option),
+    inl("http-proxy-user-pass", 1, 1, |b, a| {
+        let src = match a.inline {
+            Some(_) => a.source(0, PemCheck::UserPass)?,
+            None => Source::File(b.base_dir().join(a.path(0)?)),
+        };
+        b.raw
+            .http_proxy
+            .get_or_insert_with(new_http_proxy)
+            .user_pass = Some(src);
+        Ok(())
+    }),
+    d("http-proxy-retry", 0, 0, proxy_retry_deprecated),
+    d("socks-proxy-retry", 0, 0, proxy_retry_deprecated),
+    d("http-proxy-timeout", 1, 1, |b, a| {
+        a.num::<u32>(0)?;
+        b.warn(
+            a.span,
+            "DEPRECATED OPTION: http-proxy-timeout: the timeout until a connection to a server is established is managed with a single timeout set by connect-timeout".into(),
+        );
+        Ok(())
+    }),
     d("socks-proxy", 1, 3, |b, a| {
         let port = if a.words.len() > 1 { a.port(1)? } else { 1080 };
         let authfile = match a.words.get(2) {
@@ -1467,7 +1488,8 @@ fn http_proxy(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     let port = a.port(1)?;
     let auth = match a.words.get(2).map(String::as_str) {
         None => HttpProxyAuth::None,
-        Some("auto" | "auto-nct") => HttpProxyAuth::Auto,
+        Some("auto") => HttpProxyAuth::Auto { nct: false },
+        Some("auto-nct") => HttpProxyAuth::Auto { nct: true },
         Some(_) => {
             let file = b.base_dir().join(a.path(2)?);
             match a.words.get(3).map(String::as_str).unwrap_or("basic") {
@@ -1487,6 +1509,14 @@ fn http_proxy(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     p.host = host;
     p.port = port;
     p.auth = auth;
+    Ok(())
+}
+
+fn proxy_retry_deprecated(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    b.warn(
+        a.span,
+        "DEPRECATED OPTION: http-proxy-retry and socks-proxy-retry: proxy connection retries are handled like regular connections; use connect-retry-max 1 to get a similar behavior as before".into(),
+    );
     Ok(())
 }
 
