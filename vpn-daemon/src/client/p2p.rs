@@ -435,12 +435,44 @@ async fn connect_tcp(
     addr: SocketAddr,
     opts: &TcpOptions,
 ) -> Result<tcp::TcpLink, DaemonError> {
-    if conn.http_proxy.is_none() && conn.socks_proxy.is_none() {
+    let direct = conn.http_proxy.is_none() && conn.socks_proxy.is_none();
+    // `local`/`lport` bind the TCP socket too (OpenVPN binds whenever one
+    // was given); otherwise the kernel picks.
+    let bind = match (&conn.local, conn.bind_port) {
+        (None, None) => None,
+        (local, port) => {
+            let ip = match local {
+                Some(l) => resolve_local(l, addr).await?,
+                None if addr.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
+                None => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            Some(SocketAddr::new(ip, port.unwrap_or(0)))
+        }
+    };
+    if direct && bind.is_none() {
         return Ok(tcp::connect(addr, opts).await?);
     }
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| DaemonError::io(format!("TCP connect to proxy {addr}"), e))?;
+    let what = if direct { "" } else { "proxy " };
+    let mut s = match bind {
+        None => tokio::net::TcpStream::connect(addr).await,
+        Some(b) => {
+            let sock = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(|e| DaemonError::io("TCP socket", e))?;
+            sock.set_reuseaddr(true)
+                .map_err(|e| DaemonError::io("SO_REUSEADDR", e))?;
+            sock.bind(b)
+                .map_err(|e| DaemonError::io(format!("TCP bind {b}"), e))?;
+            sock.connect(addr).await
+        }
+    }
+    .map_err(|e| DaemonError::io(format!("TCP connect to {what}{addr}"), e))?;
+    if direct {
+        return tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e));
+    }
     let (host, port) = (conn.remote.host.as_str(), conn.remote.port);
     let r = match (&conn.http_proxy, &conn.socks_proxy) {
         (Some(h), _) => proxy::http_connect(&mut s, h, host, port).await,
