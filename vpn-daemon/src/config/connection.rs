@@ -581,11 +581,12 @@ mod tests {
         assert_eq!(b.remote.host, "vpn.example.org");
         assert_eq!(b.remote.port, 443);
         assert_eq!(b.remote.proto.transport, Transport::TcpClient);
+        // Only the base changes: the maximum is the inherited one.
         assert_eq!(
             b.connect_retry,
             ConnectRetry {
                 initial: 7,
-                max: 300
+                max: 20
             }
         );
         assert_eq!(b.connect_timeout, 120);
@@ -790,6 +791,73 @@ mod tests {
         assert_eq!(h.auth, HttpProxyAuth::Auto { nct: true });
         assert_eq!(h.user_pass, Some(Source::Inline("u\np\n".into())));
         assert_eq!(c.warnings.len(), 1);
+    }
+
+    /// A provider-style profile; the expected values are what `openvpn
+    /// --verb 4` 2.6.14 prints as its "Connection profiles" for it.
+    #[test]
+    fn provider_profile_matches_openvpns_connection_profiles() {
+        let c = ok(
+            "nobind\npersist-key\nremote-random\nresolv-retry infinite\nserver-poll-timeout 4\nconnect-retry 2 30\n\
+             <connection>\nremote 198.51.100.10 1194 udp\nexplicit-exit-notify 2\n</connection>\n\
+             <connection>\nremote vpn-b.example.net 443 tcp-client\nconnect-retry 5\n</connection>\n\
+             <connection>\nremote 198.51.100.12\nport 1195\nproto udp4\nserver-poll-timeout 10\n</connection>\n\
+             remote-cert-tls server\n",
+        );
+        let got: Vec<_> = c
+            .connections
+            .iter()
+            .map(|e| {
+                (
+                    e.remote.host.as_str(),
+                    e.remote.port,
+                    e.remote.proto.transport,
+                    e.remote.proto.family,
+                    e.bind_port,
+                    e.connect_retry.initial,
+                    e.connect_timeout,
+                    e.explicit_exit_notify,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "198.51.100.10",
+                    1194,
+                    Transport::Udp,
+                    AddrFamily::Any,
+                    None,
+                    2,
+                    4,
+                    Some(2)
+                ),
+                (
+                    "vpn-b.example.net",
+                    443,
+                    Transport::TcpClient,
+                    AddrFamily::Any,
+                    None,
+                    5,
+                    4,
+                    None
+                ),
+                (
+                    "198.51.100.12",
+                    1195,
+                    Transport::Udp,
+                    AddrFamily::V4,
+                    None,
+                    2,
+                    10,
+                    None
+                ),
+            ]
+        );
+        assert!(c.remote_random);
+        // connect-retry's maximum came from before the blocks.
+        assert!(c.connections.iter().all(|e| e.connect_retry.max == 30));
     }
 
     #[test]

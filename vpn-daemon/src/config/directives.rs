@@ -191,11 +191,12 @@ pub static DIRECTIVES: &[Spec] = &[
                 format!("connect retry wait interval truncated to {initial}"),
             );
         }
-        // A maximum below the base is raised to it, as in OpenVPN.
+        // A maximum below the base is raised to it; without one the
+        // previous maximum stays (OpenVPN sets it only when given).
         let max = if a.words.len() > 1 {
             a.num::<u32>(1)?.max(initial)
         } else {
-            300
+            b.cfg.connect_retry.max
         };
         b.cfg.connect_retry = ConnectRetry { initial, max };
         Ok(())
