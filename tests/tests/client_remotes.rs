@@ -104,11 +104,17 @@ fn remote_host_name_resolved_from_the_namespace_hosts_file() {
     let silent = "10.200.0.11";
     let _hosts = NetnsHosts::new(
         t.topo.clients[0].name(),
-        &format!("127.0.0.1 localhost\n{SERVER_ADDR} vpn-gw.test\n{silent} vpn-gw.test\n"),
+        &format!(
+            "127.0.0.1 localhost\n{SERVER_ADDR} vpn-gw.test\n{silent} vpn-gw.test\n10.66.0.1 routed.test\n"
+        ),
     );
+    // A `route` by name too: resolved from the same file when the tunnel
+    // comes up.
     let text = client_text(
         &t,
-        &format!("remote vpn-gw.test {PORT}\nproto udp4\nserver-poll-timeout 2\n"),
+        &format!(
+            "remote vpn-gw.test {PORT}\nproto udp4\nserver-poll-timeout 2\nroute routed.test 255.255.255.255\n"
+        ),
     );
     t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
     let log = t.clients[0].log_text();
@@ -117,6 +123,23 @@ fn remote_host_name_resolved_from_the_namespace_hosts_file() {
     assert!(
         matches!((first, second), (Some(a), Some(b)) if a < b),
         "the name's two addresses should have been tried in order; log {}",
+        t.clients[0].log.display()
+    );
+    let ns = &t.topo.clients[0];
+    let routed = (0..50).any(|_| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", ns.name(), "route", "show", "10.66.0.1"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.contains("tun0") || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(
+        routed,
+        "no route to routed.test (10.66.0.1) via tun0; log {}",
         t.clients[0].log.display()
     );
     t.assert_ping_both_ways(0);

@@ -1033,7 +1033,16 @@ impl Run {
             setup::framing(cfg.compression).max_overhead() as u16,
         );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
-            self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
+            let named = crate::daemon::named_routes::resolve(cfg).await;
+            Self::install_routes(
+                cfg,
+                &p,
+                &setup,
+                &dev,
+                link.peer().ip(),
+                &named,
+                &mut persist.routes,
+            );
         }
         let dns = dns::pulled_logged(cfg, &p);
         persist.dns_env = dns::script_env(&dns);
@@ -1065,12 +1074,12 @@ impl Run {
     }
 
     fn install_routes(
-        &self,
         cfg: &Config,
         p: &PushedOptions,
         setup: &TunSetup,
         dev: &str,
         server: IpAddr,
+        named: &[cfgt::Route],
         rt: &mut RouteTable,
     ) {
         let local = setup.ipv4.map(|a| a.0);
@@ -1105,7 +1114,7 @@ impl Run {
                 errs.push(DaemonError::from(e));
             }
         }
-        for r in &cfg.routes {
+        for r in cfg.routes.iter().chain(named) {
             if let Err(e) = tunnel::add_route_v4(
                 rt,
                 dev,

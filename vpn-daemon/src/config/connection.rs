@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use super::{
     Builder, ConfigError, ConfigErrorKind, RawProto, RawRemote, Source, Span, lexer,
-    types::{ConnectRetry, KeyDirection, Mode, Mssfix, Remote, Transport},
+    types::{ConnectRetry, KeyDirection, Mode, Mssfix, Remote, RouteAddr, Transport},
 };
 
 /// The directives OpenVPN 2.6 allows inside a `<connection>` block
@@ -141,6 +141,29 @@ pub struct SocksProxy {
     /// A username line and a password line, for SOCKS5 user/password
     /// authentication.
     pub authfile: Option<PathBuf>,
+}
+
+/// A `route` whose network or gateway is a host name: OpenVPN resolves it
+/// when it adds the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedRoute {
+    /// Destination: a host name or what [`RouteAddr`] holds.
+    pub network: RouteTarget,
+    /// Netmask (default 255.255.255.255).
+    pub netmask: std::net::Ipv4Addr,
+    /// Gateway; `None` = `route-gateway` / vpn_gateway.
+    pub gateway: Option<RouteTarget>,
+    /// Metric.
+    pub metric: Option<u32>,
+}
+
+/// One end of a [`NamedRoute`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// An address or keyword.
+    Addr(RouteAddr),
+    /// A host name, resolved to its first IPv4 address.
+    Host(String),
 }
 
 /// The connection options of OpenVPN's `struct connection_entry`, in the
@@ -858,6 +881,37 @@ mod tests {
         assert!(c.remote_random);
         // connect-retry's maximum came from before the blocks.
         assert!(c.connections.iter().all(|e| e.connect_retry.max == 30));
+    }
+
+    #[test]
+    fn route_takes_host_names_for_network_and_gateway() {
+        let c = ok(
+            "remote 192.0.2.1\nroute gw.example 255.255.255.255\nroute 10.9.0.0 255.255.0.0 next.example 3\nroute 10.1.0.0 255.255.0.0\n",
+        );
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(
+            c.route_hosts,
+            [
+                NamedRoute {
+                    network: RouteTarget::Host("gw.example".into()),
+                    netmask: std::net::Ipv4Addr::BROADCAST,
+                    gateway: None,
+                    metric: None,
+                },
+                NamedRoute {
+                    network: RouteTarget::Addr(RouteAddr::Addr([10, 9, 0, 0].into())),
+                    netmask: [255, 255, 0, 0].into(),
+                    gateway: Some(RouteTarget::Host("next.example".into())),
+                    metric: Some(3),
+                },
+            ]
+        );
+        // Not a name: still an error.
+        assert!(
+            err("remote 192.0.2.1\nroute 10.0.0.x/8\n")
+                .to_string()
+                .contains("host name")
+        );
     }
 
     #[test]

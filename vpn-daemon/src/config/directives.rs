@@ -18,7 +18,8 @@ use base64::Engine as _;
 use ipnet::Ipv6Net;
 
 use super::{
-    Builder, ConfigError, ConfigErrorKind, HttpProxy, HttpProxyAuth, RawRemote, SocksProxy, Span,
+    Builder, ConfigError, ConfigErrorKind, HttpProxy, HttpProxyAuth, NamedRoute, RawRemote,
+    RouteTarget, SocksProxy, Span,
     connection::MAX_CUSTOM_HTTP_HEADER,
     types::{
         AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, Compression, ConnectRetry,
@@ -1579,19 +1580,30 @@ fn route_addr(a: &Args<'_>, i: usize) -> Result<RouteAddr, ConfigErrorKind> {
         _ => a.ipv4(i).map(RouteAddr::Addr).map_err(|_| {
             a.invalid(
                 i,
-                "an IPv4 address, vpn_gateway, net_gateway or remote_host (host names are not resolved)",
+                "an IPv4 address, a host name, vpn_gateway, net_gateway or remote_host",
             )
         }),
     }
 }
 
 fn route(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
-    let network = route_addr(a, 0)?;
+    // OpenVPN takes host names for the network and the gateway and
+    // resolves them when it adds the route.
+    let target = |i: usize| match route_addr(a, i) {
+        Ok(r) => Ok(RouteTarget::Addr(r)),
+        Err(e) => match a.word(i) {
+            Ok(w) if super::connection::is_host_name(w) && w.parse::<Ipv4Addr>().is_err() => {
+                Ok(RouteTarget::Host(w.to_string()))
+            }
+            _ => Err(e),
+        },
+    };
+    let network_t = target(0)?;
     let netmask = match a.words.get(1).map(String::as_str) {
         None | Some("default") => Ipv4Addr::BROADCAST,
         Some(_) => a.netmask(1)?,
     };
-    if let RouteAddr::Addr(n) = network
+    if let RouteTarget::Addr(RouteAddr::Addr(n)) = network_t
         && u32::from(n) & !u32::from(netmask) != 0
     {
         return Err(ConfigErrorKind::InvalidValue {
@@ -1600,20 +1612,34 @@ fn route(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
             expected: "a network address consistent with the netmask".into(),
         });
     }
-    let gateway = match a.words.get(2).map(String::as_str) {
+    let gateway_t = match a.words.get(2).map(String::as_str) {
         None | Some("default") => None,
-        Some(_) => Some(route_addr(a, 2)?),
+        Some(_) => Some(target(2)?),
     };
     let metric = match a.words.get(3).map(String::as_str) {
         None | Some("default") => None,
         Some(_) => Some(a.num(3)?),
     };
-    b.cfg.routes.push(Route {
-        network,
-        netmask,
-        gateway,
-        metric,
-    });
+    match (network_t, gateway_t) {
+        (RouteTarget::Addr(network), g @ (None | Some(RouteTarget::Addr(_)))) => {
+            let gateway = match g {
+                Some(RouteTarget::Addr(g)) => Some(g),
+                _ => None,
+            };
+            b.cfg.routes.push(Route {
+                network,
+                netmask,
+                gateway,
+                metric,
+            });
+        }
+        (network, gateway) => b.cfg.route_hosts.push(NamedRoute {
+            network,
+            netmask,
+            gateway,
+            metric,
+        }),
+    }
     Ok(())
 }
 

@@ -29,7 +29,10 @@ use std::{
 use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use self::{
-    connection::{ALLOWED as CONNECTION_OPTIONS, Connection, HttpProxy, HttpProxyAuth, SocksProxy},
+    connection::{
+        ALLOWED as CONNECTION_OPTIONS, Connection, HttpProxy, HttpProxyAuth, NamedRoute,
+        RouteTarget, SocksProxy,
+    },
     error::{ConfigError, ConfigErrorKind, LexErrorKind, Origin, Span},
     types::*,
 };
@@ -140,6 +143,9 @@ pub struct Config {
     pub push: Vec<String>,
     /// `route` entries (plus the tunnel network route of a net30 `server`).
     pub routes: Vec<Route>,
+    /// `route` entries whose network or gateway is a host name, resolved
+    /// when the routes are added.
+    pub route_hosts: Vec<NamedRoute>,
     /// `route-ipv6` entries.
     pub routes_ipv6: Vec<RouteIpv6>,
     /// `route-gateway`.
@@ -837,6 +843,7 @@ impl Config {
             server_ipv6: None,
             push: Vec::new(),
             routes: Vec::new(),
+            route_hosts: Vec::new(),
             routes_ipv6: Vec::new(),
             route_gateway: None,
             redirect_gateway: None,

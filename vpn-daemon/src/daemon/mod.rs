@@ -4,6 +4,7 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub(crate) mod named_routes;
 pub mod process;
 pub mod setup;
 pub mod tunnel;

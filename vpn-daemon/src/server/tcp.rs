@@ -120,7 +120,8 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     tracing::info!(dev = tun.name(), ?setup, "tun device opened");
     let mut routes = RouteTable::new();
     let dev = tun.name().to_owned();
-    for r in &cfg.routes {
+    let named = crate::daemon::named_routes::resolve(cfg).await;
+    for r in cfg.routes.iter().chain(&named) {
         if let Err(e) = tunnel::add_route_v4(
             &mut routes,
             &dev,
