@@ -915,6 +915,20 @@ mod tests {
     }
 
     #[test]
+    fn setenv_spellings_of_the_walk_options() {
+        let c =
+            ok("remote 192.0.2.1\nsetenv REMOTE_RANDOM_HOSTNAME\nsetenv SERVER_POLL_TIMEOUT 7\n");
+        assert!(c.remote_random_hostname);
+        assert_eq!(c.connections[0].connect_timeout, 7);
+        // Consumed as options, not passed to scripts.
+        assert!(c.setenv.is_empty());
+        // With a value REMOTE_RANDOM_HOSTNAME is an ordinary variable.
+        let c = ok("remote 192.0.2.1\nsetenv REMOTE_RANDOM_HOSTNAME 1\n");
+        assert!(!c.remote_random_hostname);
+        assert_eq!(c.setenv.len(), 1);
+    }
+
+    #[test]
     fn host_names_have_a_shape() {
         for good in ["localhost", "vpn.example.org", "a-b.c_d.example.", "x1"] {
             assert!(is_host_name(good), "{good}");
