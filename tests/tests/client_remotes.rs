@@ -4,7 +4,8 @@
 //! resolved through an `/etc/hosts` that `ip netns exec` bind-mounts from
 //! `/etc/netns/NAME/hosts` for the client's namespace only; and the TCP
 //! tunnel through a real HTTP proxy (tinyproxy, basic authentication) and
-//! a real SOCKS5 proxy (dante) run in the server's namespace.
+//! a real SOCKS5 proxy (dante) run in the server's namespace; and SIGUSR1
+//! after the name moved, with and without persist-remote-ip.
 
 use std::{
     fs,
@@ -17,7 +18,7 @@ use tests::{
     openvpn::{
         Cipher,
         Impl::{OpenVpn, Ours},
-        PORT, Proto, TlsWrap, TunnelSpec, client_config,
+        PORT, Proto, READY_LINE, TlsWrap, TunnelSpec, client_config,
     },
     require_root,
     topology::{READY_TIMEOUT, SERVER_ADDR, Tunnel},
@@ -53,6 +54,14 @@ impl NetnsHosts {
         )
         .unwrap_or_else(|e| panic!("write resolv.conf: {e}"));
         me
+    }
+}
+
+impl NetnsHosts {
+    /// Rewrites `hosts` in place: the bind mount `ip netns exec` made
+    /// shows the same file, so running processes see the change.
+    fn rewrite(&self, text: &str) {
+        fs::write(self.0.join("hosts"), text).unwrap_or_else(|e| panic!("rewrite hosts: {e}"));
     }
 }
 
@@ -289,4 +298,56 @@ fn socks5_proxy_carries_the_tcp_tunnel() {
         t.clients[0].log.display()
     );
     t.assert_ping_both_ways(0);
+}
+
+/// The client connects to `vpn-gw.test`, the name then moves to a silent
+/// address and the client gets SIGUSR1; `persist` adds persist-remote-ip.
+/// Returns the tunnel, client 0 signalled.
+fn sigusr1_after_the_name_moved(persist: bool) -> Tunnel {
+    let mut t = Tunnel::start_server(spec(), OpenVpn, 1);
+    let hosts = NetnsHosts::new(
+        t.topo.clients[0].name(),
+        &format!("127.0.0.1 localhost\n{SERVER_ADDR} vpn-gw.test\n"),
+    );
+    let mut extra = format!("remote vpn-gw.test {PORT}\nproto udp4\nserver-poll-timeout 2\n");
+    if persist {
+        extra.push_str("persist-remote-ip\n");
+    }
+    let text = client_text(&t, &extra);
+    t.add_client(0, Ours, &text).wait_ready(READY_TIMEOUT);
+    hosts.rewrite("127.0.0.1 localhost\n10.200.0.77 vpn-gw.test\n");
+    let pid = t.clients[0].pid().expect("client running");
+    // SAFETY: kill(2) on the pid of a child this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+    t
+}
+
+#[test]
+fn persist_remote_ip_keeps_the_address_across_sigusr1() {
+    if !require_root() {
+        return;
+    }
+    let mut t = sigusr1_after_the_name_moved(true);
+    let again = t.clients[0].wait_for_nth(READY_LINE, 2, Duration::from_secs(15));
+    let log = t.clients[0].log_text();
+    assert!(again, "no reconnect; log {}", t.clients[0].log.display());
+    assert!(
+        !log.contains("10.200.0.77"),
+        "the name was resolved again; log {}",
+        t.clients[0].log.display()
+    );
+    t.assert_ping_both_ways(0);
+}
+
+#[test]
+fn without_persist_remote_ip_sigusr1_resolves_the_name_again() {
+    if !require_root() {
+        return;
+    }
+    let mut t = sigusr1_after_the_name_moved(false);
+    assert!(
+        t.clients[0].wait_for_nth(&format!("10.200.0.77:{PORT}"), 1, Duration::from_secs(10)),
+        "SIGUSR1 should re-resolve the name to its new address; log {}",
+        t.clients[0].log.display()
+    );
 }
