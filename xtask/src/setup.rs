@@ -37,6 +37,9 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
     // The XDP tests read the classifier's maps from the kernel.
     "bpftool",
+    // The proxy tests run real HTTP CONNECT and SOCKS5 proxies.
+    "tinyproxy",
+    "dante-server",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

@@ -4,4 +4,6 @@
 pub mod dhcp_router;
 pub mod dns;
 pub mod p2p;
+pub mod proxy;
 pub mod static_key;
+pub mod walk;

@@ -17,19 +17,22 @@
 //! after `connect-retry` seconds, doubling up to its maximum while no
 //! attempt succeeds; AUTH_FAILED, HALT and ping-exit end the process.
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::dhcp_router;
 use crate::client::dns;
+use crate::client::proxy;
+use crate::client::walk::{Ending, Walk, randomize_hostname};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::daemon::{Outcome, or_never, sleep_until};
-use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter};
+use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
@@ -60,8 +63,9 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// How one connection attempt ended.
 enum End {
-    /// Try again (next remote); `connected` says whether it got that far.
-    Restart { connected: bool },
+    /// Try again; `connected` says whether it got that far, `how` what the
+    /// walk needs to pick the next entry.
+    Restart { connected: bool, how: Ending },
     /// Leave the loop with this outcome.
     Stop(Outcome),
 }
@@ -175,10 +179,6 @@ pub async fn tunnel_point_to_point(
         runner: tunnel::script_runner(cfg),
         privileges_dropped: false,
     };
-    let mut order: Vec<usize> = (0..cfg.remotes.len()).collect();
-    if cfg.remote_random {
-        shuffle(&mut order);
-    }
     let mut persist = Persist {
         tun: None,
         routes: RouteTable::new().noexec(cfg.host.route_noexec),
@@ -187,70 +187,86 @@ pub async fn tunnel_point_to_point(
         dns_env: ScriptEnv::new(),
         resolved: dns::ResolvedLink::default(),
     };
-    let mut delay = Duration::from_secs(u64::from(cfg.connect_retry.initial));
-    let max_delay = Duration::from_secs(u64::from(cfg.connect_retry.max.max(1)));
-    let mut failures_in_row: u32 = 0;
-    let mut attempt: usize = 0;
-    // `resolv-retry N`: how long names have failed to resolve.
-    let mut resolve_failing_since: Option<Instant> = None;
+    let mut rand = random_u32;
+    let mut walk = Walk::new(
+        cfg.connections.iter().map(|c| c.connect_retry).collect(),
+        cfg.remote_random
+            .then_some(&mut rand as &mut dyn FnMut() -> u32),
+        cfg.connect_retry_max,
+        cfg.persist_remote_ip,
+    );
     let outcome = loop {
-        let remote = &cfg.remotes[order[attempt % order.len()]];
-        attempt += 1;
-        if let Some(max) = cfg.connect_retry_max
-            && attempt as u64 > u64::from(max) * order.len() as u64
-        {
-            tracing::error!("connect-retry-max reached, exiting");
-            break Outcome::Exit(1);
-        }
-        let end = tokio::select! {
-            e = connect_and_run(&mut ctx, remote, &mut persist, signals) => e,
-        };
-        let end = match end {
-            Ok(e) => e,
+        let attempt = match walk.next_attempt() {
+            Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, remote = %remote.host, "connection attempt failed");
-                if matches!(e, DaemonError::Resolve { .. }) {
-                    let since = *resolve_failing_since.get_or_insert_with(clock::now);
-                    if let cfgt::ResolvRetry::Seconds(n) = cfg.resolv_retry
-                        && clock::now().duration_since(since) >= Duration::from_secs(u64::from(n))
-                    {
-                        tracing::error!("resolv-retry {n}: giving up");
-                        break Outcome::Exit(1);
-                    }
-                }
-                End::Restart { connected: false }
+                tracing::error!("{e}");
+                break Outcome::Exit(1);
             }
         };
-        if !matches!(end, End::Restart { connected: false }) {
-            resolve_failing_since = None;
+        if !attempt.pause.is_zero() {
+            tracing::info!("Restart pause, {} second(s)", attempt.pause.as_secs());
+            tokio::select! {
+                _ = tokio::time::sleep(attempt.pause) => {}
+                s = signals.recv() => match s {
+                    Signal::Term => break Outcome::Exit(0),
+                    Signal::Hup => break Outcome::Reload,
+                    Signal::Usr1 | Signal::Usr2 => {}
+                },
+            }
         }
+        let Some(conn) = cfg.connections.get(attempt.entry) else {
+            break Outcome::Exit(1);
+        };
+        // `connect-timeout`: the TCP connect and the server's first answer
+        // must come within it, counted from here (OpenVPN's server poll).
+        let poll_deadline = (conn.connect_timeout > 0)
+            .then(|| clock::now() + Duration::from_secs(u64::from(conn.connect_timeout)));
+        let addr = match attempt.addr {
+            Some(a) => Some(a),
+            None => match resolve_entry(cfg, conn, signals).await {
+                Resolved::Addrs(addrs) => {
+                    let a = walk.resolved(addrs);
+                    if a.is_none() {
+                        tracing::warn!(remote = %conn.remote.host, "no address of the wanted family");
+                    }
+                    a
+                }
+                Resolved::Failed => None,
+                Resolved::GiveUp => break Outcome::Exit(1),
+                Resolved::Stop(o) => break o,
+            },
+        };
+        let end = match addr {
+            None => End::Restart {
+                connected: false,
+                how: Ending::default(),
+            },
+            Some(addr) => {
+                match connect_and_run(&mut ctx, conn, addr, poll_deadline, &mut persist, signals)
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, remote = %conn.remote.host, "connection attempt failed");
+                        End::Restart {
+                            connected: false,
+                            how: Ending::default(),
+                        }
+                    }
+                }
+            }
+        };
         match end {
             End::Stop(o) => break o,
-            End::Restart { connected } => {
+            End::Restart { connected, how } => {
                 persist.restarts += 1;
                 if !cfg.persist_tun {
                     close_tun(&ctx, &mut persist, "sigusr1").await;
                 }
                 if connected {
-                    failures_in_row = 0;
-                    delay = Duration::from_secs(u64::from(cfg.connect_retry.initial));
-                } else {
-                    failures_in_row += 1;
-                    // As OpenVPN: after 5 failed attempts per remote, each
-                    // further failure doubles the wait, up to the maximum.
-                    if failures_in_row as usize > 5 * order.len() {
-                        delay = (delay * 2).min(max_delay);
-                    }
+                    walk.connected();
                 }
-                tracing::info!(delay = ?delay, "restarting");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    s = signals.recv() => match s {
-                        Signal::Term => break Outcome::Exit(0),
-                        Signal::Hup => break Outcome::Reload,
-                        Signal::Usr1 | Signal::Usr2 => {}
-                    },
-                }
+                walk.ended(how);
             }
         }
     };
@@ -312,39 +328,32 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
     }
 }
 
-/// Resolves `remote`, connects, runs one session.
+/// Connects to `addr` for the entry `conn`, runs one session.
 async fn connect_and_run(
     ctx: &mut Ctx<'_>,
-    remote: &cfgt::Remote,
+    conn: &cfgt::Connection,
+    addr: SocketAddr,
+    poll_deadline: Option<Instant>,
     persist: &mut Persist,
     signals: &mut Signals,
 ) -> Result<End, DaemonError> {
-    let addr = resolve(remote).await?;
+    let remote = &conn.remote;
     tracing::info!(remote = %addr, proto = ?remote.proto.transport, "connecting");
     let (mut link, scfg) = match remote.proto.transport {
         CfgTransport::Udp => {
-            let bind: SocketAddr = match (addr, &ctx.cfg.local) {
-                (_, Some(l)) => SocketAddr::new(
-                    l.parse().map_err(|_| {
-                        DaemonError::Unsupported(format!("local {l}: not an IP address"))
-                    })?,
-                    if ctx.cfg.nobind { 0 } else { ctx.cfg.lport },
-                ),
-                (SocketAddr::V4(_), None) => {
-                    SocketAddr::from(([0, 0, 0, 0], if ctx.cfg.nobind { 0 } else { ctx.cfg.lport }))
-                }
-                (SocketAddr::V6(_), None) => SocketAddr::from((
-                    std::net::Ipv6Addr::UNSPECIFIED,
-                    if ctx.cfg.nobind { 0 } else { ctx.cfg.lport },
-                )),
+            let ip = match &conn.local {
+                Some(l) => resolve_local(l, addr).await?,
+                None if addr.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
+                None => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
             };
+            let bind = SocketAddr::new(ip, conn.bind_port.unwrap_or(0));
             let uc = setup::udp_config(ctx.cfg, bind);
             let link = UdpLink::bind(&uc)?;
             let rx = link.recv_batch_buffer(16, 2048);
             let fast_starting = FastPath::start_in_background(FastPathConfig {
                 mode: ctx.cfg.xdp,
                 interface: ctx.cfg.xdp_interface.clone(),
-                local: ctx.cfg.local.as_deref().and_then(|l| l.parse().ok()),
+                local: (!ip.is_unspecified()).then_some(ip),
                 peer_hint: Some(addr.ip()),
                 port: link.local_addr().port(),
                 // Our one peer's packets carry our own peer-id; nothing
@@ -367,10 +376,20 @@ async fn connect_and_run(
         }
         CfgTransport::TcpClient | CfgTransport::TcpServer => {
             let opts = setup::tcp_options(ctx.cfg);
+            let limit = poll_deadline.map_or(TCP_CONNECT_TIMEOUT, |d| {
+                d.saturating_duration_since(clock::now())
+            });
             let l = tokio::select! {
-                r = tokio::time::timeout(TCP_CONNECT_TIMEOUT, tcp::connect(addr, &opts)) => match r {
+                r = tokio::time::timeout(limit, connect_tcp(conn, addr, &opts)) => match r {
                     Ok(l) => l?,
-                    Err(_) => return Err(DaemonError::io(format!("TCP connect to {addr}"), std::io::ErrorKind::TimedOut.into())),
+                    Err(_) if poll_deadline.is_some() => {
+                        tracing::info!(remote = %addr, "connect-timeout: no TCP connection, moving on");
+                        return Ok(End::Restart {
+                            connected: false,
+                            how: Ending { poll_timeout: true, ..Ending::default() },
+                        });
+                    }
+                    Err(_) => return Err(DaemonError::io(format!("TCP connect to {addr}"), io::ErrorKind::TimedOut.into())),
                 },
                 s = signals.recv() => return Ok(on_idle_signal(s)),
             };
@@ -388,9 +407,19 @@ async fn connect_and_run(
             )
         }
     };
+    // The entry's own explicit-exit-notify (never over TCP).
+    let scfg = if scfg.explicit_exit_notify == conn.explicit_exit_notify {
+        scfg
+    } else {
+        let mut c = (*scfg).clone();
+        c.explicit_exit_notify = conn.explicit_exit_notify;
+        Arc::new(c)
+    };
     let session = Session::new_client(scfg, clock::now(), clock::unix_time())?;
     let mut run = Run {
         session,
+        poll_deadline,
+        exit_notify: conn.explicit_exit_notify.is_some(),
         connected: false,
         pushed: None,
         queue: persist
@@ -418,43 +447,207 @@ fn on_idle_signal(s: Signal) -> End {
     match s {
         Signal::Term => End::Stop(Outcome::Exit(0)),
         Signal::Hup => End::Stop(Outcome::Reload),
-        Signal::Usr1 | Signal::Usr2 => End::Restart { connected: false },
+        Signal::Usr1 | Signal::Usr2 => End::Restart {
+            connected: false,
+            how: Ending {
+                hard_signal: true,
+                ..Ending::default()
+            },
+        },
     }
 }
 
-/// `resolv-retry`: keep resolving for that long (infinite: until a signal
-/// would interrupt the caller).
-async fn resolve(remote: &cfgt::Remote) -> Result<SocketAddr, DaemonError> {
-    let want_v4 = remote.proto.family != cfgt::AddrFamily::V6;
-    let want_v6 = remote.proto.family != cfgt::AddrFamily::V4;
-    let res = tokio::net::lookup_host((remote.host.as_str(), remote.port)).await;
+/// The TCP connection to the server: direct, or through the entry's HTTP
+/// or SOCKS5 proxy at `addr`.
+async fn connect_tcp(
+    conn: &cfgt::Connection,
+    addr: SocketAddr,
+    opts: &TcpOptions,
+) -> Result<tcp::TcpLink, DaemonError> {
+    let direct = conn.http_proxy.is_none() && conn.socks_proxy.is_none();
+    // `local`/`lport` bind the TCP socket too (OpenVPN binds whenever one
+    // was given); otherwise the kernel picks.
+    let bind = match (&conn.local, conn.bind_port) {
+        (None, None) => None,
+        (local, port) => {
+            let ip = match local {
+                Some(l) => resolve_local(l, addr).await?,
+                None if addr.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
+                None => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            Some(SocketAddr::new(ip, port.unwrap_or(0)))
+        }
+    };
+    if direct && bind.is_none() {
+        return Ok(tcp::connect(addr, opts).await?);
+    }
+    let what = if direct { "" } else { "proxy " };
+    let mut s = match bind {
+        None => tokio::net::TcpStream::connect(addr).await,
+        Some(b) => {
+            let sock = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(|e| DaemonError::io("TCP socket", e))?;
+            sock.set_reuseaddr(true)
+                .map_err(|e| DaemonError::io("SO_REUSEADDR", e))?;
+            sock.bind(b)
+                .map_err(|e| DaemonError::io(format!("TCP bind {b}"), e))?;
+            sock.connect(addr).await
+        }
+    }
+    .map_err(|e| DaemonError::io(format!("TCP connect to {what}{addr}"), e))?;
+    if direct {
+        return tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e));
+    }
+    let (host, port) = (conn.remote.host.as_str(), conn.remote.port);
+    let r = match (&conn.http_proxy, &conn.socks_proxy) {
+        (Some(h), _) => proxy::http_connect(&mut s, h, host, port).await,
+        (None, Some(p)) => proxy::socks5_connect(&mut s, p, host, port).await,
+        (None, None) => Ok(()),
+    };
+    r.map_err(|e| {
+        DaemonError::io(
+            format!("proxy {addr} to {host}:{port}"),
+            io::Error::other(e),
+        )
+    })?;
+    tracing::info!(proxy = %addr, "proxy connection to {host}:{port} established");
+    tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e))
+}
+
+/// How resolving an entry's host ended.
+enum Resolved {
+    /// Its addresses, in the resolver's order, of the wanted family.
+    Addrs(Vec<SocketAddr>),
+    /// It failed: this attempt fails (`resolv-retry infinite`).
+    Failed,
+    /// It failed for `resolv-retry N` seconds: exit.
+    GiveUp,
+    /// A signal ended the wait.
+    Stop(Outcome),
+}
+
+/// How long `resolv-retry N` waits between tries (OpenVPN's).
+const RESOLVE_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// Resolves the entry's host as OpenVPN's `openvpn_getaddrinfo` does:
+/// `resolv-retry infinite` tries once per attempt (the walk goes on),
+/// `resolv-retry N` tries up to ceil(N/5) times 5 s apart, then gives up.
+async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Signals) -> Resolved {
+    let remote = &conn.remote;
+    // Through a proxy, the proxy's name is the one to resolve; the server's
+    // goes to the proxy as written.
+    let (name, port) = match (&conn.http_proxy, &conn.socks_proxy) {
+        (Some(h), _) => (h.host.as_str(), h.port),
+        (None, Some(p)) => (p.host.as_str(), p.port),
+        (None, None) => (remote.host.as_str(), remote.port),
+    };
+    let literal = name.parse::<IpAddr>().is_ok();
+    let tries = match cfg.resolv_retry {
+        cfgt::ResolvRetry::Infinite => 1,
+        cfgt::ResolvRetry::Seconds(n) => n.div_ceil(5).max(1),
+    };
+    if cfg.remote_random_hostname && literal {
+        tracing::warn!(
+            "WARNING: ignoring --remote-random-hostname because the hostname is an IP address"
+        );
+    }
+    for i in 0..tries {
+        let host = if cfg.remote_random_hostname && !literal {
+            let mut b = [0u8; 6];
+            let _ = openssl::rand::rand_bytes(&mut b);
+            randomize_hostname(name, b)
+        } else {
+            name.to_string()
+        };
+        let r = tokio::select! {
+            r = tokio::net::lookup_host((host.as_str(), port)) => r,
+            s = signals.recv() => match s {
+                Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
+                Signal::Hup => return Resolved::Stop(Outcome::Reload),
+                // OpenVPN ignores SIGUSR1 while resolving.
+                Signal::Usr1 | Signal::Usr2 => continue,
+            },
+        };
+        match r {
+            Ok(addrs) => {
+                let family = remote.proto.family;
+                let v: Vec<SocketAddr> = addrs
+                    .filter(|a| match family {
+                        cfgt::AddrFamily::Any => true,
+                        cfgt::AddrFamily::V4 => a.is_ipv4(),
+                        cfgt::AddrFamily::V6 => a.is_ipv6(),
+                    })
+                    .collect();
+                tracing::debug!(host = %host, addrs = ?v, "resolved");
+                return Resolved::Addrs(v);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "RESOLVE: Cannot resolve host address: {host}:{} ({e})",
+                    remote.port
+                );
+            }
+        }
+        if i + 1 < tries {
+            tokio::select! {
+                _ = tokio::time::sleep(RESOLVE_RETRY_WAIT) => {}
+                s = signals.recv() => match s {
+                    Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
+                    Signal::Hup => return Resolved::Stop(Outcome::Reload),
+                    Signal::Usr1 | Signal::Usr2 => {}
+                },
+            }
+        }
+    }
+    match cfg.resolv_retry {
+        cfgt::ResolvRetry::Infinite => Resolved::Failed,
+        cfgt::ResolvRetry::Seconds(n) => {
+            tracing::error!(
+                "resolv-retry {n}: could not resolve {}, exiting",
+                remote.host
+            );
+            Resolved::GiveUp
+        }
+    }
+}
+
+/// `local HOST`: an address, or a name resolved to one of the family of
+/// the server's address.
+async fn resolve_local(local: &str, peer: SocketAddr) -> Result<IpAddr, DaemonError> {
+    if let Ok(ip) = local.parse::<IpAddr>() {
+        return Ok(ip);
+    }
     let err = |detail: String| DaemonError::Resolve {
-        host: remote.host.clone(),
-        port: remote.port,
+        host: local.to_string(),
+        port: 0,
         detail,
     };
-    let addrs = res.map_err(|e| err(e.to_string()))?;
-    addrs
-        .filter(|a| (a.is_ipv4() && want_v4) || (a.is_ipv6() && want_v6))
-        .min_by_key(|a| a.is_ipv6())
-        .ok_or_else(|| err("no address of the wanted family".into()))
+    tokio::net::lookup_host((local, 0))
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .map(|a| a.ip())
+        .find(|ip| ip.is_ipv4() == peer.is_ipv4())
+        .ok_or_else(|| err("no address of the server's family".into()))
 }
 
-/// A small shuffle for `remote-random` (no RNG crate needed: OpenSSL's).
-fn shuffle(v: &mut [usize]) {
-    for i in (1..v.len()).rev() {
-        let mut b = [0u8; 4];
-        if openssl::rand::rand_bytes(&mut b).is_err() {
-            return;
-        }
-        let j = u32::from_ne_bytes(b) as usize % (i + 1);
-        v.swap(i, j);
-    }
+/// Random numbers for `remote-random` (OpenSSL's generator).
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = openssl::rand::rand_bytes(&mut b);
+    u32::from_ne_bytes(b)
 }
 
 /// One connection's state.
 struct Run {
     session: Session,
+    /// `connect-timeout`: until the server's first authenticated packet.
+    poll_deadline: Option<Instant>,
+    /// This entry's `explicit-exit-notify` is on.
+    exit_notify: bool,
     connected: bool,
     pushed: Option<Box<PushedOptions>>,
     queue: Option<Arc<TunQueue>>,
@@ -477,7 +670,7 @@ struct Run {
     /// The router a DHCPACK gave.
     dhcp_router: Option<Ipv4Addr>,
     /// Routes waiting for that router: the device set-up and its name.
-    routes_pending: Option<(TunSetup, String)>,
+    routes_pending: Option<(TunSetup, String, Vec<cfgt::Route>)>,
 }
 
 impl Run {
@@ -528,12 +721,25 @@ impl Run {
             {
                 return Ok(End::Stop(o));
             }
+            if let Some(d) = self.poll_deadline {
+                if self.session.remote_session_id().is_some() {
+                    self.poll_deadline = None;
+                } else if clock::now() >= d {
+                    tracing::info!("Server poll timeout, restarting");
+                    return Ok(End::Restart {
+                        connected: false,
+                        how: Ending {
+                            poll_timeout: true,
+                            ..Ending::default()
+                        },
+                    });
+                }
+            }
             let timeout = self.session.poll_timeout();
-            let deadline = match (timeout, self.exiting) {
-                (Some(t), Some((d, _))) => Some(t.min(d)),
-                (t, None) => t,
-                (None, Some((d, _))) => Some(d),
-            };
+            let deadline = [timeout, self.exiting.map(|(d, _)| d), self.poll_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {
@@ -542,13 +748,16 @@ impl Run {
                         Signal::Term | Signal::Hup => {
                             let o = if s == Signal::Term { Outcome::Exit(0) } else { Outcome::Reload };
                             tracing::info!(signal = s.name(), "shutting down the session");
-                            let notify = udp && ctx.cfg.explicit_exit_notify.is_some();
+                            let notify = udp && self.exit_notify;
                             self.session.close(clock::now(), notify);
                             self.exiting = Some((clock::now() + EXIT_GRACE, o));
                         }
                         Signal::Usr1 => {
                             tracing::info!("SIGUSR1: restarting");
-                            return Ok(End::Restart { connected: self.connected });
+                            return Ok(End::Restart {
+                                connected: self.connected,
+                                how: Ending { hard_signal: true, ..Ending::default() },
+                            });
                         }
                         Signal::Usr2 => self.log_stats(),
                     }
@@ -588,14 +797,16 @@ impl Run {
         }
         tracing::info!(%router, "Extracted DHCP router address");
         self.dhcp_router = Some(router);
-        if let Some((setup, dev)) = self.routes_pending.take() {
+        if let Some((setup, dev, named)) = self.routes_pending.take() {
             let p = self.pushed.as_deref().cloned().unwrap_or_default();
-            self.install_routes(
+            Self::install_routes(
                 ctx.cfg,
                 &p,
                 &setup,
                 &dev,
                 link.peer().ip(),
+                &named,
+                self.dhcp_router,
                 &mut persist.routes,
             );
         }
@@ -852,13 +1063,20 @@ impl Run {
                         End::Stop(Outcome::Exit(1))
                     }
                     CloseReason::Inactive | CloseReason::Local => End::Stop(Outcome::Exit(0)),
+                    CloseReason::Restart(s) => End::Restart {
+                        connected: self.connected,
+                        how: Ending {
+                            next_server: s.next_server,
+                            ..Ending::default()
+                        },
+                    },
                     CloseReason::HandshakeTimeout
                     | CloseReason::PingRestart
                     | CloseReason::PeerExit
-                    | CloseReason::Restart(_)
                     | CloseReason::Tls(_)
                     | CloseReason::ProtocolViolation(_) => End::Restart {
                         connected: self.connected,
+                        how: Ending::default(),
                     },
                 }));
             }
@@ -949,15 +1167,25 @@ impl Run {
             setup::framing(cfg.compression).max_overhead() as u16,
         );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
+            let named = crate::daemon::named_routes::resolve(cfg).await;
             self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
                 && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
             if self.dhcp_snoop && self.dhcp_router.is_none() {
                 tracing::info!(
                     "route-gateway dhcp: routes wait for the router of a DHCP answer to the tap"
                 );
-                self.routes_pending = Some((setup, dev.clone()));
+                self.routes_pending = Some((setup, dev.clone(), named));
             } else {
-                self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
+                Self::install_routes(
+                    cfg,
+                    &p,
+                    &setup,
+                    &dev,
+                    link.peer().ip(),
+                    &named,
+                    self.dhcp_router,
+                    &mut persist.routes,
+                );
             }
         }
         let dns = dns::pulled_logged(cfg, &p);
@@ -989,13 +1217,15 @@ impl Run {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn install_routes(
-        &self,
         cfg: &Config,
         p: &PushedOptions,
         setup: &TunSetup,
         dev: &str,
         server: IpAddr,
+        named: &[cfgt::Route],
+        dhcp_router: Option<Ipv4Addr>,
         rt: &mut RouteTable,
     ) {
         let local = setup.ipv4.map(|a| a.0);
@@ -1003,7 +1233,7 @@ impl Run {
         let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
             let gw = match p.route_gateway {
                 Some(push::RouteGateway::Addr(a)) => Some(a),
-                Some(push::RouteGateway::Dhcp) => self.dhcp_router,
+                Some(push::RouteGateway::Dhcp) => dhcp_router,
                 None => match cfg.route_gateway {
                     Some(cfgt::RouteGateway::Addr(a)) => Some(a),
                     _ => None,
@@ -1048,7 +1278,7 @@ impl Run {
                 errs.push(DaemonError::from(e));
             }
         }
-        for r in &cfg.routes {
+        for r in cfg.routes.iter().chain(named) {
             if let Err(e) = tunnel::add_route_v4(
                 rt,
                 dev,

@@ -18,7 +18,9 @@ use base64::Engine as _;
 use ipnet::Ipv6Net;
 
 use super::{
-    Builder, ConfigError, ConfigErrorKind, RawRemote, Span,
+    Builder, ConfigError, ConfigErrorKind, HttpProxy, HttpProxyAuth, NamedRoute, RawRemote,
+    RouteTarget, SocksProxy, Span,
+    connection::MAX_CUSTOM_HTTP_HEADER,
     types::{
         AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, Compression, ConnectRetry,
         DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Fragment, Ifconfig, IfconfigIpv6,
@@ -217,16 +219,88 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("connect-retry", 1, 2, |b, a| {
-        let initial: u32 = a.num(0)?;
-        let max = if a.words.len() > 1 { a.num(1)? } else { 300 };
-        if max < initial {
-            return Err(a.invalid(1, "a maximum not below the first delay"));
+        let mut initial: u32 = a.num(0)?;
+        // OpenVPN keeps the base in 16 bits so the backoff cannot overflow.
+        if initial > 0xFFFF {
+            initial = 0xFFFF;
+            b.warn(
+                a.span,
+                format!("connect retry wait interval truncated to {initial}"),
+            );
         }
+        // A maximum below the base is raised to it; without one the
+        // previous maximum stays (OpenVPN sets it only when given).
+        let max = if a.words.len() > 1 {
+            a.num::<u32>(1)?.max(initial)
+        } else {
+            b.cfg.connect_retry.max
+        };
         b.cfg.connect_retry = ConnectRetry { initial, max };
         Ok(())
     }),
     d("connect-retry-max", 1, 1, |b, a| {
-        b.cfg.connect_retry_max = Some(a.num_range(0, 1, u32::MAX)?);
+        let n: u32 = a.num(0)?;
+        b.cfg.connect_retry_max = (n > 0).then_some(n);
+        Ok(())
+    }),
+    d("connect-timeout", 1, 1, |b, a| {
+        b.cfg.connect_timeout = a.num(0)?;
+        Ok(())
+    }),
+    d("server-poll-timeout", 1, 1, |b, a| {
+        b.cfg.connect_timeout = a.num(0)?;
+        Ok(())
+    }),
+    d("persist-remote-ip", 0, 0, |b, _| {
+        b.cfg.persist_remote_ip = true;
+        Ok(())
+    }),
+    d("remote-random-hostname", 0, 0, |b, _| {
+        b.cfg.remote_random_hostname = true;
+        Ok(())
+    }),
+    d("http-proxy", 1, 4, http_proxy),
+    d("http-proxy-option", 1, 3, http_proxy_option),
+    inl("http-proxy-user-pass", 1, 1, |b, a| {
+        let src = match a.inline {
+            Some(_) => a.source(0, PemCheck::UserPass)?,
+            None => Source::File(b.base_dir().join(a.path(0)?)),
+        };
+        b.raw
+            .http_proxy
+            .get_or_insert_with(new_http_proxy)
+            .user_pass = Some(src);
+        Ok(())
+    }),
+    d("http-proxy-retry", 0, 0, proxy_retry_deprecated),
+    d("socks-proxy-retry", 0, 0, proxy_retry_deprecated),
+    d("http-proxy-timeout", 1, 1, |b, a| {
+        a.num::<u32>(0)?;
+        b.warn(
+            a.span,
+            "DEPRECATED OPTION: http-proxy-timeout: the timeout until a connection to a server is established is managed with a single timeout set by connect-timeout".into(),
+        );
+        Ok(())
+    }),
+    d("socks-proxy", 1, 3, |b, a| {
+        let port = if a.words.len() > 1 { a.port(1)? } else { 1080 };
+        let authfile = match a.words.get(2) {
+            Some(_) => Some(b.base_dir().join(a.path(2)?)),
+            None => None,
+        };
+        b.raw.socks_proxy = Some(SocksProxy {
+            host: a.nonempty(0)?.to_string(),
+            port,
+            authfile,
+        });
+        Ok(())
+    }),
+    // Read by `run` itself: the block's lines carry their own positions.
+    inl("connection", 1, 2, |b, a| {
+        b.warn(
+            a.span,
+            "'connection' outside a <connection> block has no effect".into(),
+        );
         Ok(())
     }),
     d("nobind", 0, 0, |b, _| {
@@ -778,10 +852,6 @@ pub static DIRECTIVES: &[Spec] = &[
 /// reason given to the user.
 pub static UNSUPPORTED: &[(&str, &str)] = &[
     (
-        "connection",
-        "<connection> blocks are not implemented; use several 'remote' lines",
-    ),
-    (
         "management-client-auth",
         "the management interface is not implemented",
     ),
@@ -853,9 +923,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("auth-retry", "auth-retry is not implemented"),
     ("static-challenge", "challenge/response is not implemented"),
-    ("http-proxy", "proxies are not implemented"),
-    ("http-proxy-option", "proxies are not implemented"),
-    ("socks-proxy", "proxies are not implemented"),
     ("route-delay", "route-delay is not implemented"),
     ("route-metric", "route-metric is not implemented"),
     ("route-method", "Windows only"),
@@ -926,13 +993,7 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("multihome", "multihome is not implemented"),
     ("passtos", "passtos is not implemented"),
     ("fast-io", "fast-io is not implemented"),
-    ("persist-remote-ip", "persist-remote-ip is not implemented"),
     ("down-pre", "down-pre is not implemented"),
-    ("connect-timeout", "connect-timeout is not implemented"),
-    (
-        "server-poll-timeout",
-        "server-poll-timeout is not implemented",
-    ),
     ("client-nat", "client-nat is not implemented"),
     ("push-peer-info", "push-peer-info is not implemented"),
     ("session-timeout", "session-timeout is not implemented"),
@@ -1035,6 +1096,11 @@ pub(super) fn run(
     if spec.name == "config" {
         let path = words.first().map(PathBuf::from).unwrap_or_default();
         return b.include(&path, span);
+    }
+    if spec.name == "connection"
+        && let Some(body) = inline
+    {
+        return super::connection::apply_block(b, span, body);
     }
     let args = Args {
         name: spec.name,
@@ -1453,6 +1519,79 @@ fn remote(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     Ok(())
 }
 
+fn http_proxy(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    if a.words.len() < 2 {
+        return Err(ConfigErrorKind::Invalid(
+            "http-proxy port number not defined".into(),
+        ));
+    }
+    let host = a.nonempty(0)?.to_string();
+    let port = a.port(1)?;
+    let auth = match a.words.get(2).map(String::as_str) {
+        None => HttpProxyAuth::None,
+        Some("auto") => HttpProxyAuth::Auto { nct: false },
+        Some("auto-nct") => HttpProxyAuth::Auto { nct: true },
+        Some(_) => {
+            let file = b.base_dir().join(a.path(2)?);
+            match a.words.get(3).map(String::as_str).unwrap_or("basic") {
+                "basic" => HttpProxyAuth::Basic(file),
+                "none" => HttpProxyAuth::None,
+                "ntlm" | "ntlm2" | "digest" => {
+                    return Err(ConfigErrorKind::Unsupported {
+                        name: format!("http-proxy ... {}", a.words[3]),
+                        reason: "only basic proxy authentication is implemented",
+                    });
+                }
+                _ => return Err(a.invalid(3, "basic or none")),
+            }
+        }
+    };
+    let p = b.raw.http_proxy.get_or_insert_with(new_http_proxy);
+    p.host = host;
+    p.port = port;
+    p.auth = auth;
+    Ok(())
+}
+
+fn proxy_retry_deprecated(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    b.warn(
+        a.span,
+        "DEPRECATED OPTION: http-proxy-retry and socks-proxy-retry: proxy connection retries are handled like regular connections; use connect-retry-max 1 to get a similar behavior as before".into(),
+    );
+    Ok(())
+}
+
+fn new_http_proxy() -> HttpProxy {
+    HttpProxy {
+        version: "1.0".into(),
+        ..HttpProxy::default()
+    }
+}
+
+fn http_proxy_option(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    let p = b.raw.http_proxy.get_or_insert_with(new_http_proxy);
+    match (a.word(0)?, a.words.len()) {
+        ("VERSION", 2) => p.version = a.nonempty(1)?.to_string(),
+        ("AGENT", 2) => p.agent = Some(a.nonempty(1)?.to_string()),
+        ("EXT1" | "EXT2" | "CUSTOM-HEADER", 2 | 3) => {
+            if p.headers.len() >= MAX_CUSTOM_HTTP_HEADER {
+                return Err(ConfigErrorKind::Invalid(format!(
+                    "Cannot use more than {MAX_CUSTOM_HTTP_HEADER} http-proxy-option CUSTOM-HEADER"
+                )));
+            }
+            let name = a.nonempty(1)?.to_string();
+            p.headers.push((name, a.words.get(2).cloned()));
+        }
+        _ => {
+            return Err(ConfigErrorKind::Invalid(format!(
+                "Bad http-proxy-option or missing or extra parameter: '{}'",
+                a.words[0]
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn mssfix(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     b.raw.mssfix_unset = a.words.is_empty();
     if a.words.is_empty() {
@@ -1498,19 +1637,30 @@ fn route_addr(a: &Args<'_>, i: usize) -> Result<RouteAddr, ConfigErrorKind> {
         _ => a.ipv4(i).map(RouteAddr::Addr).map_err(|_| {
             a.invalid(
                 i,
-                "an IPv4 address, vpn_gateway, net_gateway or remote_host (host names are not resolved)",
+                "an IPv4 address, a host name, vpn_gateway, net_gateway or remote_host",
             )
         }),
     }
 }
 
 fn route(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
-    let network = route_addr(a, 0)?;
+    // OpenVPN takes host names for the network and the gateway and
+    // resolves them when it adds the route.
+    let target = |i: usize| match route_addr(a, i) {
+        Ok(r) => Ok(RouteTarget::Addr(r)),
+        Err(e) => match a.word(i) {
+            Ok(w) if super::connection::is_host_name(w) && w.parse::<Ipv4Addr>().is_err() => {
+                Ok(RouteTarget::Host(w.to_string()))
+            }
+            _ => Err(e),
+        },
+    };
+    let network_t = target(0)?;
     let netmask = match a.words.get(1).map(String::as_str) {
         None | Some("default") => Ipv4Addr::BROADCAST,
         Some(_) => a.netmask(1)?,
     };
-    if let RouteAddr::Addr(n) = network
+    if let RouteTarget::Addr(RouteAddr::Addr(n)) = network_t
         && u32::from(n) & !u32::from(netmask) != 0
     {
         return Err(ConfigErrorKind::InvalidValue {
@@ -1519,20 +1669,34 @@ fn route(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
             expected: "a network address consistent with the netmask".into(),
         });
     }
-    let gateway = match a.words.get(2).map(String::as_str) {
+    let gateway_t = match a.words.get(2).map(String::as_str) {
         None | Some("default") => None,
-        Some(_) => Some(route_addr(a, 2)?),
+        Some(_) => Some(target(2)?),
     };
     let metric = match a.words.get(3).map(String::as_str) {
         None | Some("default") => None,
         Some(_) => Some(a.num(3)?),
     };
-    b.cfg.routes.push(Route {
-        network,
-        netmask,
-        gateway,
-        metric,
-    });
+    match (network_t, gateway_t) {
+        (RouteTarget::Addr(network), g @ (None | Some(RouteTarget::Addr(_)))) => {
+            let gateway = match g {
+                Some(RouteTarget::Addr(g)) => Some(g),
+                _ => None,
+            };
+            b.cfg.routes.push(Route {
+                network,
+                netmask,
+                gateway,
+                metric,
+            });
+        }
+        (network, gateway) => b.cfg.route_hosts.push(NamedRoute {
+            network,
+            netmask,
+            gateway,
+            metric,
+        }),
+    }
     Ok(())
 }
 
@@ -1873,8 +2037,12 @@ fn management(_: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     // such, then refuse: the interface itself does not exist yet.
     let host = a.word(0)?;
     if a.word(1)? != "unix" {
-        host.parse::<IpAddr>()
-            .map_err(|_| a.invalid(0, "an IP address (or a socket path with 'unix')"))?;
+        if host.parse::<IpAddr>().is_err() && !super::connection::is_host_name(host) {
+            return Err(a.invalid(
+                0,
+                "an IP address or host name (or a socket path with 'unix')",
+            ));
+        }
         a.num_range::<u16>(1, 0, 65535)?;
     }
     Err(ConfigErrorKind::Unsupported {
@@ -1895,11 +2063,14 @@ fn setenv(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
             ));
         }
         "PUSH_PEER_INFO" => b.cfg.push_peer_info = true,
-        "REMOTE_RANDOM_HOSTNAME" | "SERVER_POLL_TIMEOUT" => {
-            return Err(ConfigErrorKind::Unsupported {
-                name: format!("setenv {name}"),
-                reason: "this OpenVPN special variable is not implemented",
-            });
+        // OpenVPN reads these two as options, not as script variables.
+        "REMOTE_RANDOM_HOSTNAME" if a.words.len() == 1 => {
+            b.cfg.remote_random_hostname = true;
+            return Ok(());
+        }
+        "SERVER_POLL_TIMEOUT" if a.words.len() == 2 => {
+            b.cfg.connect_timeout = a.num(1)?;
+            return Ok(());
         }
         _ => {}
     }

@@ -16,8 +16,8 @@ use super::{
     Builder, ConfigError, ConfigErrorKind, Span,
     types::{
         AuthUserPass, Compression, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode,
-        PingAction, PingRec, Proto, RawTransport, Remote, Route, RouteAddr, RouteGateway, Source,
-        TlsRole, TlsWrap, Topology, Transport, VerifyClientCert, XdpMode,
+        PingAction, PingRec, Proto, RawTransport, Route, RouteAddr, RouteGateway, Source, TlsRole,
+        TlsWrap, Topology, Transport, VerifyClientCert, XdpMode,
     },
 };
 
@@ -27,7 +27,7 @@ const DEFAULT_DATA_CIPHERS: &[&str] = &["AES-256-GCM", "AES-128-GCM", "CHACHA20-
 /// The smallest `server` network OpenVPN accepts (/16: the pool's limit).
 const POOL_MIN_NETBITS: u32 = 16;
 
-fn invalid(span: Span, msg: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(span: Span, msg: impl Into<String>) -> ConfigError {
     ConfigError::at(&span, ConfigErrorKind::Invalid(msg.into()))
 }
 
@@ -327,7 +327,7 @@ fn mode_and_role(b: &mut Builder) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn resolve_proto(
+pub(super) fn resolve_proto(
     b: &Builder,
     raw: (RawTransport, super::types::AddrFamily),
     span: &Span,
@@ -353,6 +353,7 @@ fn resolve_proto(
 }
 
 fn transport(b: &mut Builder) -> Result<(), ConfigError> {
+    super::connection::lift(b)?;
     let proto_span = b.span_of("proto");
     let raw = b
         .raw
@@ -372,38 +373,7 @@ fn transport(b: &mut Builder) -> Result<(), ConfigError> {
             "a client must use udp or tcp-client, not tcp-server",
         ));
     }
-    let raws = std::mem::take(&mut b.raw.remotes);
-    if server && let Some(r) = raws.first() {
-        return Err(invalid(
-            r.span.clone(),
-            "'remote' cannot be used in server mode",
-        ));
-    }
-    if b.cfg.pull && raws.is_empty() {
-        return Err(invalid(
-            b.span_of("client"),
-            "a client needs at least one 'remote'",
-        ));
-    }
-    let mut remotes = Vec::with_capacity(raws.len());
-    for r in &raws {
-        let proto = match r.proto {
-            Some(p) => resolve_proto(b, p, &r.span)?,
-            None => b.cfg.proto,
-        };
-        if proto.transport == Transport::TcpServer && b.cfg.pull {
-            return Err(invalid(
-                r.span.clone(),
-                "a client's remote must use udp or tcp-client",
-            ));
-        }
-        remotes.push(Remote {
-            host: r.host.clone(),
-            port: r.port.unwrap_or(b.cfg.rport),
-            proto,
-        });
-    }
-    b.cfg.remotes = remotes;
+    super::connection::finish(b)?;
     Ok(())
 }
 

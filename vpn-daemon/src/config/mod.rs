@@ -11,6 +11,7 @@
 //! the daemon was started in) and checked. `docs/directives.md` lists every
 //! directive and every place where we differ from OpenVPN.
 
+mod connection;
 pub mod directives;
 pub mod error;
 mod expand;
@@ -31,6 +32,10 @@ use std::{
 use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use self::{
+    connection::{
+        ALLOWED as CONNECTION_OPTIONS, Connection, HttpProxy, HttpProxyAuth, NamedRoute,
+        RouteTarget, SocksProxy,
+    },
     error::{ConfigError, ConfigErrorKind, LexErrorKind, Origin, Span},
     types::*,
 };
@@ -100,8 +105,20 @@ pub struct Config {
     pub lport: u16,
     /// `rport` (or `port`): default remote port (default 1194).
     pub rport: u16,
-    /// `remote` entries in order, defaults filled in.
+    /// `remote` entries in order, defaults filled in: the remote of each
+    /// of [`Config::connections`].
     pub remotes: Vec<Remote>,
+    /// The connection entries in order (`<connection>` blocks, else one per
+    /// `remote`): each remote with the options used to reach it.
+    pub connections: Vec<Connection>,
+    /// `connect-timeout` / `server-poll-timeout` outside blocks (default
+    /// 120 s); each entry has its own in [`Connection::connect_timeout`].
+    pub connect_timeout: u32,
+    /// `persist-remote-ip`: keep the resolved server address across
+    /// restarts.
+    pub persist_remote_ip: bool,
+    /// `remote-random-hostname`: prefix host names with random hex.
+    pub remote_random_hostname: bool,
     /// `remote-random`.
     pub remote_random: bool,
     /// `connect-retry` (default 1 s, max 300 s).
@@ -143,6 +160,9 @@ pub struct Config {
     pub push: Vec<String>,
     /// `route` entries (plus the tunnel network route of a net30 `server`).
     pub routes: Vec<Route>,
+    /// `route` entries whose network or gateway is a host name, resolved
+    /// when the routes are added.
+    pub route_hosts: Vec<NamedRoute>,
     /// `route-ipv6` entries.
     pub routes_ipv6: Vec<RouteIpv6>,
     /// `route-gateway`.
@@ -586,6 +606,12 @@ struct Raw {
     data_ciphers: Option<Vec<String>>,
     /// `mssfix` not given or given without a value: 2.6's `mssfix_default`.
     mssfix_unset: bool,
+    /// `<connection>` blocks as read.
+    connections: Vec<connection::RawConnection>,
+    /// `http-proxy` / `http-proxy-option` so far.
+    http_proxy: Option<HttpProxy>,
+    /// `socks-proxy` so far.
+    socks_proxy: Option<SocksProxy>,
 }
 
 /// Accumulates directives in order, then expands and validates.
@@ -608,6 +634,8 @@ struct Builder {
     ignore_unknown: HashSet<String>,
     /// `setenv FORWARD_COMPATIBLE 1`.
     forward_compatible: bool,
+    /// Inside a `<connection>` block.
+    in_connection: bool,
 }
 
 impl Builder {
@@ -624,6 +652,7 @@ impl Builder {
             root: None,
             ignore_unknown: HashSet::new(),
             forward_compatible: false,
+            in_connection: false,
         }
     }
 
@@ -722,6 +751,7 @@ impl Builder {
         }
         let name = words.remove(0);
         let soft = optional || self.ignore_unknown.contains(&name);
+        connection::note_global(self, span, &name);
         match directives::lookup(&name) {
             directives::Lookup::Known(spec) => {
                 directives::run(self, spec, span, &name, &words, inline.as_deref())
@@ -859,6 +889,10 @@ impl Config {
             lport: 1194,
             rport: 1194,
             remotes: Vec::new(),
+            connections: Vec::new(),
+            connect_timeout: 120,
+            persist_remote_ip: false,
+            remote_random_hostname: false,
             remote_random: false,
             connect_retry: ConnectRetry {
                 initial: 1,
@@ -881,6 +915,7 @@ impl Config {
             server_ipv6: None,
             push: Vec::new(),
             routes: Vec::new(),
+            route_hosts: Vec::new(),
             routes_ipv6: Vec::new(),
             route_gateway: None,
             redirect_gateway: None,

@@ -113,6 +113,18 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("remote-random", CLIENT, |c| c.remote_random),
         ("connect-retry 5 120", CLIENT, |c| c.connect_retry == ConnectRetry { initial: 5, max: 120 }),
         ("connect-retry-max 3", CLIENT, |c| c.connect_retry_max == Some(3)),
+        ("connect-timeout 7", CLIENT, |c| c.connect_timeout == 7 && c.connections[0].connect_timeout == 7),
+        ("server-poll-timeout 4", CLIENT, |c| c.connect_timeout == 4 && c.connections[0].connect_timeout == 4),
+        ("persist-remote-ip", CLIENT, |c| c.persist_remote_ip),
+        ("remote-random-hostname", CLIENT, |c| c.remote_random_hostname),
+        ("http-proxy p.example 3128\nproto tcp", CLIENT, |c| c.connections[0].http_proxy.as_ref().is_some_and(|h| h.port == 3128)),
+        ("http-proxy-option AGENT x\nhttp-proxy p 80\nproto tcp", CLIENT, |c| c.connections[0].http_proxy.as_ref().is_some_and(|h| h.agent.as_deref() == Some("x"))),
+        ("socks-proxy s.example 1081 auth.txt\nproto tcp", CLIENT, |c| c.connections[0].socks_proxy.as_ref().is_some_and(|s| s.port == 1081)),
+        ("http-proxy-user-pass up.txt\nhttp-proxy p 80 auto\nproto tcp", CLIENT, |c| c.connections[0].http_proxy.as_ref().is_some_and(|h| h.user_pass.is_some())),
+        ("http-proxy-retry", CLIENT, |c| c.warnings.len() == 1),
+        ("socks-proxy-retry", CLIENT, |c| c.warnings.len() == 1),
+        ("http-proxy-timeout 5", CLIENT, |c| c.warnings.len() == 1),
+        ("connection x", CLIENT, |c| c.warnings.len() == 1 && c.connections.len() == 1),
         ("nobind", CLIENT, |c| c.nobind),
         ("float", CLIENT, |c| c.float),
         ("resolv-retry 30", CLIENT, |c| c.resolv_retry == ResolvRetry::Seconds(30)),
@@ -319,7 +331,12 @@ fn errors_name_the_line_and_the_problem() {
             "management 127.0.0.1 7505",
             |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
         ),
-        (SERVER, "management 127.0.0.x 7505", |k| {
+        (
+            SERVER,
+            "management localhost 7505",
+            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
+        ),
+        (SERVER, "management bad/host 7505", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (
@@ -451,7 +468,7 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "setenv GENERIC_CONFIG 1", |k| {
             matches!(k, ConfigErrorKind::Invalid(_))
         }),
-        (CLIENT, "connect-retry 10 5", |k| {
+        (CLIENT, "connect-retry x", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
         (CLIENT, "remote \"unclosed", |k| {
@@ -479,9 +496,11 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "<pkcs12>\nnot*base64\n</pkcs12>", |k| {
             matches!(k, ConfigErrorKind::MalformedInline { .. })
         }),
-        (CLIENT, "<connection>\nremote x\n</connection>", |k| {
-            matches!(k, ConfigErrorKind::Unsupported { .. })
-        }),
+        (
+            CLIENT,
+            "<connection>\nproto udp\n</connection>",
+            |k| matches!(k, ConfigErrorKind::Invalid(m) if m.contains("exactly one 'remote'")),
+        ),
         (CLIENT, "<ca>\nabc", |k| {
             matches!(k, ConfigErrorKind::Lex(LexErrorKind::UnclosedInline(_)))
         }),

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod genkey;
 pub mod info;
+pub(crate) mod named_routes;
 pub mod process;
 pub mod providers;
 pub mod setup;

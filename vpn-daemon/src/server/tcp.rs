@@ -150,7 +150,8 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         (DevType::Tap, Some(RouteGateway::Addr(a))) => Some(a),
         _ => None,
     };
-    for r in &cfg.routes {
+    let named = crate::daemon::named_routes::resolve(cfg).await;
+    for r in cfg.routes.iter().chain(&named) {
         if let Err(e) = tunnel::add_route_v4(
             &mut routes,
             &dev,

@@ -164,7 +164,8 @@ impl Front {
 /// Starts the fast path for the server socket bound at `local` in the
 /// background (or says in the log why it runs on plain sockets).
 fn start_fast_path(cfg: &Config, local: SocketAddr) -> Option<Starting> {
-    let local_ip = cfg.local.as_deref().and_then(|l| l.parse().ok());
+    // The bound address: `local` as resolved (it may be a host name).
+    let local_ip = cfg.local.as_ref().map(|_| local.ip());
     FastPath::start_in_background(FastPathConfig {
         mode: cfg.xdp,
         interface: cfg.xdp_interface.clone(),
@@ -195,9 +196,29 @@ fn apply_steering(multi: &mut Multi, fast: &mut Option<FastPath>) {
 /// The local address of `local`/`port`/`proto` (dual-stack by default).
 pub(crate) fn bind_addr(cfg: &Config) -> Result<SocketAddr, DaemonError> {
     let ip: IpAddr = match &cfg.local {
-        Some(l) => l
-            .parse()
-            .map_err(|_| DaemonError::Unsupported(format!("local {l}: not an IP address")))?,
+        Some(l) => match l.parse() {
+            Ok(ip) => ip,
+            // A host name, resolved once at start (OpenVPN resolves it when
+            // it binds): the first address of the wanted family.
+            Err(_) => {
+                use std::net::ToSocketAddrs as _;
+                let err = |detail: String| DaemonError::Resolve {
+                    host: l.clone(),
+                    port: cfg.lport,
+                    detail,
+                };
+                (l.as_str(), cfg.lport)
+                    .to_socket_addrs()
+                    .map_err(|e| err(e.to_string()))?
+                    .map(|a| a.ip())
+                    .find(|ip| match cfg.proto.family {
+                        AddrFamily::V4 => ip.is_ipv4(),
+                        AddrFamily::V6 => ip.is_ipv6(),
+                        AddrFamily::Any => true,
+                    })
+                    .ok_or_else(|| err("no address of the wanted family".into()))?
+            }
+        },
         None => match cfg.proto.family {
             AddrFamily::V4 => IpAddr::from([0, 0, 0, 0]),
             AddrFamily::V6 | AddrFamily::Any => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
