@@ -15,7 +15,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use super::{
     Builder, ConfigError, ConfigErrorKind, Span,
     types::{
-        AuthUserPass, Compression, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode,
+        AuthUserPass, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode,
         PingAction, PingRec, Proto, RawTransport, Remote, Route, RouteAddr, RouteGateway, Source,
         TlsRole, TlsWrap, Topology, Transport, VerifyClientCert, XdpMode,
     },
@@ -42,6 +42,7 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     mode_specific(b)?;
     tls(b)?;
     data_channel(b)?;
+    super::compress::finish(b)?;
     misc(b)?;
     files(b)
 }
@@ -440,12 +441,6 @@ fn mode_specific(b: &mut Builder) -> Result<(), ConfigError> {
             return Err(invalid(
                 b.span_of(name),
                 format!("'{name}' requires server mode ('server' or 'mode server')"),
-            ));
-        }
-        if b.cfg.compression == Compression::Migrate {
-            return Err(invalid(
-                b.span_of("compress"),
-                "'compress migrate' only works on a server",
             ));
         }
     }

@@ -11,6 +11,7 @@
 //! the daemon was started in) and checked. `docs/directives.md` lists every
 //! directive and every place where we differ from OpenVPN.
 
+mod compress;
 pub mod directives;
 pub mod error;
 mod expand;
@@ -213,7 +214,8 @@ pub struct Config {
     pub cipher: Option<String>,
     /// `replay-window` (default 64 packets, 15 s).
     pub replay_window: ReplayWindow,
-    /// `compress` / `comp-lzo no` framing.
+    /// `compress` / `comp-lzo` / `allow-compression` / `comp-noadapt`, as
+    /// 2.6 resolves them (algorithm + flags).
     pub compression: Compression,
 
     // --- keepalive ---
@@ -855,7 +857,7 @@ impl Config {
                 size: 64,
                 seconds: 15,
             },
-            compression: Compression::None,
+            compression: Compression::default(),
             ping: None,
             ping_rec: None,
             ping_timer_rem: false,

@@ -49,7 +49,9 @@ pub enum DropReason {
     BadPadding,
     /// CBC ciphertext that is not a whole number of blocks.
     BadCiphertextLength,
-    /// The peer sent a packet that is really compressed; we never decompress.
+    /// The peer sent a really compressed packet although only a stub framing
+    /// (`comp-lzo no`, `compress`, `compress stub-v2`) is in force; 2.6 drops
+    /// these too.
     PeerCompresses,
     /// Compression framing byte that none of the configured framings allows.
     BadCompressionHeader,
@@ -71,11 +73,14 @@ pub enum DropReason {
     OutOfWindow,
     /// Stateless answers over `--connect-freq-initial` (first contact only).
     RateLimited,
+    /// LZO / LZ4 data that does not decompress, or decompresses to more than
+    /// the tun MTU allows.
+    BadCompressedData,
 }
 
 impl DropReason {
     /// Every reason, for counter tables.
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Truncated,
         DropReason::UnknownOpcode,
         DropReason::ObsoleteOpcode,
@@ -102,6 +107,7 @@ impl DropReason {
         DropReason::BadCookie,
         DropReason::OutOfWindow,
         DropReason::RateLimited,
+        DropReason::BadCompressedData,
     ];
 
     /// Position of `self` in [`DropReason::ALL`], for counter arrays.
@@ -138,6 +144,7 @@ impl DropReason {
             DropReason::BadCookie => "bad_cookie",
             DropReason::OutOfWindow => "out_of_window",
             DropReason::RateLimited => "rate_limited",
+            DropReason::BadCompressedData => "bad_compressed_data",
         }
     }
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::proto::data::{CompressFraming, Digest};
+use crate::proto::data::Digest;
+use crate::proto::data::compress::CompressOptions;
 use crate::proto::error::KeyFileError;
 use crate::proto::key_method::{OptionsString, PeerInfo};
 use crate::proto::keys::{Key2, KeyDirection, Role};
@@ -149,8 +150,9 @@ pub struct SessionConfig {
     pub tls_mtu: usize,
     /// `--replay-window`.
     pub replay: ReplayConfig,
-    /// Compression framing in force (stubs only).
-    pub framing: CompressFraming,
+    /// `comp-lzo` / `compress` / `allow-compression` as 2.6 resolved them
+    /// (a client applies a pushed compression on top).
+    pub compress: CompressOptions,
     /// `--tun-mtu` (server: pushed when the client sent IV_MTU ≥ it).
     pub tun_mtu: u16,
     /// Our OCC options string for key-method 2.
@@ -199,7 +201,7 @@ impl SessionConfig {
             auth_digest: Digest::Sha1,
             tls_mtu: 1250,
             replay: ReplayConfig::default(),
-            framing: CompressFraming::None,
+            compress: CompressOptions::stub_only_default(),
             tun_mtu: 1500,
             options_string: OptionsString::default_udp(tls_role),
             dyn_tls_crypt: true,

@@ -6,18 +6,17 @@
 //! control channel, so a later step can hand it (or a clone of its keys) to
 //! a per-core worker when the session reports `Event::KeysReady`.
 //!
-//! Nothing here allocates per packet: compression framing on send goes
-//! through a scratch buffer sized once, unframing works in place.
+//! Nothing here allocates per packet: compression on send goes through the
+//! [`Compressor`]'s scratch buffer sized once, unframing works in place and
+//! a decompressed packet is written back into the caller's buffer.
 
 use crate::proto::data::crypto::Sealed;
 use crate::proto::data::payload::{OccOpcode, Payload, classify};
+use crate::proto::data::compress::Compressor;
 use crate::proto::data::{CompressFraming, DataKey};
 use crate::proto::error::{CryptoError, DropReason};
 use crate::proto::wire::KeyId;
 use crate::proto::wire::opcode::split_first_byte;
-
-/// Largest plaintext we frame (tun-mtu up to 9000 plus framing headroom).
-const SCRATCH_LEN: usize = 9216;
 
 /// What a received data packet turned out to be.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,20 +45,38 @@ pub struct KeyTraffic {
 pub struct DataChannel {
     keys: [Option<DataKey>; 8],
     send_key: Option<KeyId>,
-    framing: CompressFraming,
-    scratch: Box<[u8]>,
+    comp: Compressor,
     traffic: KeyTraffic,
 }
 
 impl DataChannel {
     /// No keys yet.
-    pub fn new(framing: CompressFraming) -> Self {
+    pub fn new(comp: Compressor) -> Self {
         Self {
             keys: Default::default(),
             send_key: None,
-            framing,
-            scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            comp,
             traffic: KeyTraffic::default(),
+        }
+    }
+
+    /// The compression context (framing, counters).
+    pub fn compressor(&self) -> &Compressor {
+        &self.comp
+    }
+
+    /// Replace the compression context (a pushed `comp-lzo` / `compress`).
+    pub fn set_compressor(&mut self, comp: Compressor) {
+        self.comp = comp;
+    }
+
+    /// Bytes the `dst` of [`Self::decrypt`] needs for a packet of
+    /// `packet_len` bytes: room for the decompressed packet too.
+    pub fn open_buffer_len(&self, packet_len: usize) -> usize {
+        if self.comp.framing() == CompressFraming::None {
+            packet_len
+        } else {
+            packet_len.max(self.comp.max_plain())
         }
     }
 
@@ -116,15 +133,17 @@ impl DataChannel {
         let key = self.keys.get(usize::from(k.value()))?.as_ref()?;
         Some(
             key.send
-                .seal_buffer_len(plaintext_len + self.framing.max_overhead()),
+                .seal_buffer_len(plaintext_len + self.comp.max_overhead()),
         )
     }
 
-    /// Frame and encrypt `plaintext` with the send key into `dst`.
+    /// Frame (compress where configured) and encrypt `plaintext` with the
+    /// send key into `dst`; `now_secs` is monotonic seconds (adaptive LZO).
     pub fn encrypt<'d>(
         &mut self,
         plaintext: &[u8],
         dst: &'d mut [u8],
+        now_secs: u64,
     ) -> Result<Sealed<'d>, CryptoError> {
         let k = self.send_key.ok_or(CryptoError::UnknownKeyId(0))?;
         let key = self
@@ -132,16 +151,17 @@ impl DataChannel {
             .get_mut(usize::from(k.value()))
             .and_then(Option::as_mut)
             .ok_or(CryptoError::UnknownKeyId(k.value()))?;
-        let sealed = if self.framing == CompressFraming::None {
+        let sealed = if self.comp.framing() == CompressFraming::None {
             key.send.seal(plaintext, dst)?
         } else {
-            let have = self.scratch.len();
-            let framed = self.framing.frame(plaintext, &mut self.scratch).ok_or(
-                CryptoError::BufferTooSmall {
-                    need: plaintext.len() + self.framing.max_overhead(),
-                    have,
-                },
-            )?;
+            let need = plaintext.len() + self.comp.max_overhead();
+            let framed =
+                self.comp
+                    .frame(plaintext, now_secs)
+                    .ok_or(CryptoError::BufferTooSmall {
+                        need,
+                        have: crate::proto::data::compress::MAX_PLAINTEXT,
+                    })?;
             key.send.seal(framed, dst)?
         };
         self.traffic.packets += 1;
@@ -149,8 +169,10 @@ impl DataChannel {
         Ok(sealed)
     }
 
-    /// Authenticate, decrypt and classify a P_DATA_V1/V2 packet into `dst`.
-    /// `now_secs` is monotonic seconds (replay time rule).
+    /// Authenticate, decrypt, decompress and classify a P_DATA_V1/V2 packet
+    /// into `dst` (which needs [`Self::open_buffer_len`] bytes for a
+    /// compressed packet to fit). `now_secs` is monotonic seconds (replay
+    /// time rule).
     pub fn decrypt<'d>(
         &mut self,
         packet: &[u8],
@@ -168,16 +190,24 @@ impl DataChannel {
             .get_mut(usize::from(kid.value()))
             .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownKeyId)?;
-        let opened = key
-            .recv
-            .open(packet, dst, now_secs)
-            .map_err(|e| e.drop_reason())?;
-        let plain = self.framing.unframe(opened.plaintext)?;
+        let base = dst.as_ptr() as usize;
+        let (start, end) = {
+            let opened = key
+                .recv
+                .open(packet, dst, now_secs)
+                .map_err(|e| e.drop_reason())?;
+            let start = (opened.plaintext.as_ptr() as usize)
+                .checked_sub(base)
+                .ok_or(DropReason::Truncated)?;
+            (start, start + opened.plaintext.len())
+        };
+        let (a, b) = self.comp.unframe(dst, start, end)?;
+        let dst: &'d [u8] = dst;
+        let plain = dst.get(a..b).ok_or(DropReason::Truncated)?;
         if newest {
             self.traffic.packets += 1;
             self.traffic.bytes += plain.len() as u64;
         }
-        let plain: &'d [u8] = plain;
         Ok(match classify(plain) {
             Payload::Ping => DataOutcome::Ping,
             Payload::Occ(OccOpcode::Exit, _) => DataOutcome::OccExit,

@@ -57,6 +57,7 @@ pub use data_channel::{DataChannel, DataOutcome, KeyTraffic};
 
 use crate::proto::control_msg::{self, AuthFailed, ControlMessage, ControlMsgError};
 use crate::proto::data::payload::{OCC_MAGIC, OccOpcode, PING_MAGIC};
+use crate::proto::data::compress::{Compressor, PUSH_REFUSED, RECEIVE_WARNING};
 use crate::proto::data::{DataCipher, DataKey};
 use crate::proto::error::{CryptoError, DropReason, KeyFileError};
 use crate::proto::event::{CloseReason, Event};
@@ -402,7 +403,7 @@ impl Session {
             primary,
             lame_duck: None,
             send_key_pending: None,
-            data: DataChannel::new(cfg.framing),
+            data: DataChannel::new(Compressor::for_tun_mtu(cfg.compress, cfg.tun_mtu)),
             timers,
             events: VecDeque::new(),
             drops: DropCounters::default(),
@@ -597,7 +598,7 @@ impl Session {
             let mut msg = [0u8; 17];
             msg[..16].copy_from_slice(&OCC_MAGIC);
             msg[16] = OccOpcode::Exit.as_u8();
-            if let Ok(s) = self.data.encrypt(&msg, buf) {
+            if let Ok(s) = self.data.encrypt(&msg, buf, self.secs(now)) {
                 let n = s.packet.len();
                 self.link_sent(now);
                 return Some(n);
@@ -605,7 +606,11 @@ impl Session {
         }
         if self.pending_ping {
             self.pending_ping = false;
-            let sealed = self.data.encrypt(&PING_MAGIC, buf).map(|s| s.packet.len());
+            let secs = self.secs(now);
+            let sealed = self
+                .data
+                .encrypt(&PING_MAGIC, buf, secs)
+                .map(|s| s.packet.len());
             // Re-arm even if no key could seal it, so keepalive resumes
             // once one is installed.
             self.link_sent(now);
@@ -1117,6 +1122,21 @@ impl Session {
             Err(e) => return self.close_now(CloseReason::ProtocolViolation(e.to_string())),
         };
         self.cipher = Some(cipher);
+        if let Some(pushed) = opts.compression {
+            // 2.6 applies the pushed option to its own compress_options
+            // and then checks them against allow-compression.
+            let mut c = self.cfg.compress;
+            let warn = pushed.apply_to(&mut c).unwrap_or(false);
+            if let Err(e) = c.check() {
+                self.events.push_back(Event::Warning(e.to_string()));
+                return self.close_now(CloseReason::ProtocolViolation(PUSH_REFUSED.into()));
+            }
+            if warn {
+                self.events.push_back(Event::Warning(RECEIVE_WARNING.into()));
+            }
+            self.data
+                .set_compressor(Compressor::for_tun_mtu(c, self.cfg.tun_mtu));
+        }
         self.use_ekm = opts.uses_tls_ekm();
         let flags = opts.protocol_flags.unwrap_or_default();
         self.cc_exit = flags.contains(ProtocolFlags::CC_EXIT);
@@ -1671,7 +1691,8 @@ impl Session {
             return Err(SessionError::NoKey);
         }
         let (len, reneg) = {
-            let s = self.data.encrypt(plaintext, dst)?;
+            let secs = self.secs(now);
+            let s = self.data.encrypt(plaintext, dst, secs)?;
             (s.packet.len(), s.renegotiate)
         };
         self.link_sent(now);
