@@ -1029,7 +1029,9 @@ fn input(
     match ttx {
         Some(tx) => {
             let mut n = 0;
-            tx.push_with(data.len(), |b| {
+            // A compressed packet grows when it is decompressed.
+            let room = session.data_channel().open_buffer_len(data.len());
+            tx.push_with(room, |b| {
                 n = decrypt_into(session, now, data, b, mss);
                 n
             });
@@ -1037,7 +1039,7 @@ fn input(
         }
         None => {
             // Not up yet: still let pings and OCC through the session.
-            let mut scratch = vec![0u8; data.len()];
+            let mut scratch = vec![0u8; session.data_channel().open_buffer_len(data.len())];
             let _ = session.decrypt(now, data, &mut scratch);
             0
         }

@@ -728,11 +728,14 @@ mod tests {
 
     use super::*;
 
-    const ALL: [CompressFraming; 4] = [
+    const ALL: [CompressFraming; 7] = [
         CompressFraming::None,
         CompressFraming::LzoStub,
         CompressFraming::StubSwap,
         CompressFraming::StubV2,
+        CompressFraming::Lzo,
+        CompressFraming::Lz4,
+        CompressFraming::Lz4V2,
     ];
 
     #[test]
@@ -777,6 +780,188 @@ mod tests {
         );
     }
 
+    const TEXT: &[u8] = include_bytes!("../../../../testdata/compress/text.bin");
+    const MIXED: &[u8] = include_bytes!("../../../../testdata/compress/mixed.bin");
+    const LZO_TEXT: &[u8] = include_bytes!("../../../../testdata/compress/lzo1x_1_15.bin");
+    const LZO_MIXED: &[u8] = include_bytes!("../../../../testdata/compress/lzo1x_1_15_mixed.bin");
+    const LZ4_TEXT: &[u8] = include_bytes!("../../../../testdata/compress/lz4_default.bin");
+    const LZ4_MIXED: &[u8] = include_bytes!("../../../../testdata/compress/lz4_default_mixed.bin");
+
+    fn opts(lines: &[(&str, Option<&str>)], allow: Option<&str>) -> CompressOptions {
+        let mut o = CompressOptions::default();
+        if let Some(a) = allow {
+            o.allow_compression(a).unwrap();
+        }
+        for (d, arg) in lines {
+            match *d {
+                "comp-lzo" => o.comp_lzo(*arg).map(|_| ()).unwrap(),
+                "compress" => o.compress(*arg).map(|_| ()).unwrap(),
+                _ => o.comp_noadapt(),
+            }
+        }
+        o.apply_default();
+        o.check().unwrap();
+        o
+    }
+
+    /// Unframes `plaintext` through a buffer of `room` bytes.
+    fn receive(c: &mut Compressor, plaintext: &[u8], room: usize) -> Result<Vec<u8>, DropReason> {
+        let mut buf = vec![0u8; room.max(plaintext.len())];
+        let start = buf.len() - plaintext.len();
+        buf[start..].copy_from_slice(plaintext);
+        let end = buf.len();
+        let (a, b) = c.unframe(&mut buf, start, end)?;
+        Ok(buf[a..b].to_vec())
+    }
+
+    fn swap_form(head: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![head];
+        v.extend_from_slice(&data[1..]);
+        v.push(data[0]);
+        v
+    }
+
+    #[test]
+    fn decompresses_what_liblzo2_and_liblz4_compress() {
+        let asym = opts(&[("comp-lzo", None)], Some("asym"));
+        for (z, plain) in [(LZO_TEXT, TEXT), (LZO_MIXED, MIXED)] {
+            let mut c = Compressor::new(asym, 2048);
+            let mut p = vec![LZO_COMPRESS];
+            p.extend_from_slice(z);
+            assert_eq!(receive(&mut c, &p, 2048).unwrap(), plain);
+            assert_eq!(c.stats().post_decompress, plain.len() as u64);
+        }
+        for (z, plain) in [(LZ4_TEXT, TEXT), (LZ4_MIXED, MIXED)] {
+            let mut c = Compressor::new(opts(&[("compress", Some("lz4"))], None), 2048);
+            assert_eq!(
+                receive(&mut c, &swap_form(LZ4_COMPRESS, z), 2048).unwrap(),
+                plain
+            );
+            let mut c = Compressor::new(opts(&[("compress", Some("lz4-v2"))], None), 2048);
+            let mut p = vec![V2_INDICATOR, V2_LZ4];
+            p.extend_from_slice(z);
+            assert_eq!(receive(&mut c, &p, 2048).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn sends_compressed_only_with_allow_compression_yes() {
+        for (lines, header) in [
+            (&[("comp-lzo", None)][..], LZO_COMPRESS),
+            (&[("comp-lzo", Some("yes"))][..], LZO_COMPRESS),
+            (&[("compress", Some("lzo"))][..], LZO_COMPRESS),
+            (&[("compress", Some("lz4"))][..], LZ4_COMPRESS),
+            (&[("compress", Some("lz4-v2"))][..], V2_INDICATOR),
+        ] {
+            for allow in [None, Some("asym"), Some("yes")] {
+                let mut c = Compressor::new(opts(lines, allow), 2048);
+                let sent = c.frame(TEXT, 0).unwrap().to_vec();
+                if allow == Some("yes") {
+                    assert_eq!(sent[0], header, "{lines:?}");
+                    assert!(sent.len() < TEXT.len() / 4, "{lines:?}: {}", sent.len());
+                } else {
+                    assert_eq!(sent.len(), c.framing().framed_len(TEXT), "{lines:?} {allow:?}");
+                }
+                // Whatever we send, we (and so 2.6) read back.
+                let mut r = Compressor::new(opts(lines, Some("asym")), 2048);
+                assert_eq!(receive(&mut r, &sent, 2048).unwrap(), TEXT, "{lines:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_or_incompressible_packets_go_uncompressed() {
+        for lines in [
+            &[("comp-lzo", Some("yes"))][..],
+            &[("compress", Some("lz4"))][..],
+            &[("compress", Some("lz4-v2"))][..],
+        ] {
+            let mut c = Compressor::new(opts(lines, Some("yes")), 2048);
+            let short = &TEXT[..COMPRESS_THRESHOLD - 1];
+            let mut buf = [0u8; 128];
+            let want = c.framing().frame(short, &mut buf).unwrap().to_vec();
+            assert_eq!(c.frame(short, 0).unwrap(), want);
+            assert_eq!(c.stats().pre_compress, 0, "below the threshold: not tried");
+            let random = &MIXED[..600];
+            let mut expect = [0u8; 700];
+            let want = c.framing().frame(random, &mut expect).unwrap().to_vec();
+            assert_eq!(c.frame(random, 0).unwrap(), want, "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn adaptive_lzo_pauses_while_packets_do_not_shrink() {
+        let mut c = Compressor::new(opts(&[("comp-lzo", None)], Some("yes")), 2048);
+        let random = &MIXED[..600];
+        // t=0 opens the first sampling period; it is tried and counted.
+        for _ in 0..3 {
+            c.frame(random, 0).unwrap();
+        }
+        let tried = c.stats().pre_compress;
+        assert_eq!(tried, 1800);
+        // t=2: over 1000 bytes sampled, under 5% saved: off for 60 s.
+        c.frame(random, 2).unwrap();
+        c.frame(random, 30).unwrap();
+        assert_eq!(c.stats().pre_compress, tried, "not even tried while off");
+        assert_eq!(c.frame(TEXT, 61).unwrap()[0], LZO_NO_COMPRESS);
+        // t=62: back on.
+        assert_eq!(c.frame(TEXT, 62).unwrap()[0], LZO_COMPRESS);
+        // comp-noadapt: always tried.
+        let mut c = Compressor::new(
+            opts(&[("comp-lzo", None), ("comp-noadapt", None)], Some("yes")),
+            2048,
+        );
+        for t in 0..5 {
+            c.frame(random, t).unwrap();
+        }
+        assert_eq!(c.stats().pre_compress, 3000);
+    }
+
+    #[test]
+    fn oversized_or_malformed_compressed_data_is_a_counted_drop() {
+        let zeros = [0u8; 20_000];
+        let mut z = vec![V2_INDICATOR, V2_LZ4];
+        z.extend_from_slice(&lz4_flex::compress(&zeros));
+        let mut c = Compressor::for_tun_mtu(opts(&[("compress", Some("lz4-v2"))], None), 1500);
+        assert_eq!(receive(&mut c, &z, 65_536), Err(DropReason::BadCompressedData));
+        // Bounded by the caller's buffer too.
+        let mut z = vec![V2_INDICATOR, V2_LZ4];
+        z.extend_from_slice(LZ4_MIXED);
+        assert_eq!(receive(&mut c, &z, 1000), Err(DropReason::BadCompressedData));
+        assert_eq!(
+            receive(&mut c, &[V2_INDICATOR, V2_LZ4, 0xFF, 0xFF], 2048),
+            Err(DropReason::BadCompressedData)
+        );
+        let mut c = Compressor::new(opts(&[("comp-lzo", None)], None), 2048);
+        assert_eq!(
+            receive(&mut c, &[LZO_COMPRESS, 0xFF, 0x00, 0x01], 2048),
+            Err(DropReason::BadCompressedData)
+        );
+        assert_eq!(
+            receive(&mut c, &[0x45, 0, 1], 2048),
+            Err(DropReason::BadCompressionHeader)
+        );
+        // 2.6's lzo framing knows nothing of LZ4.
+        assert_eq!(
+            receive(&mut c, &[LZ4_COMPRESS, 0, 1], 2048),
+            Err(DropReason::BadCompressionHeader)
+        );
+    }
+
+    #[test]
+    fn peer_info_and_occ_follow_the_options() {
+        let d = CompressOptions::stub_only_default();
+        assert_eq!(
+            d.peer_info(),
+            ["IV_LZO_STUB=1", "IV_COMP_STUB=1", "IV_COMP_STUBv2=1"]
+        );
+        assert!(!d.occ_comp_lzo());
+        let l = opts(&[("comp-lzo", None)], None);
+        assert_eq!(l.peer_info()[..3], ["IV_LZ4=1", "IV_LZ4v2=1", "IV_LZO=1"]);
+        assert!(l.occ_comp_lzo());
+        assert!(opts(&[("compress", Some("stub-v2"))], None).occ_comp_lzo());
+    }
+
     proptest! {
         #[test]
         fn frame_then_unframe_is_identity(p in proptest::collection::vec(any::<u8>(), 1..64)) {
@@ -796,6 +981,43 @@ mod tests {
                 let _ = f.unframe(&mut c);
             }
             p.clear();
+        }
+
+        #[test]
+        fn decompressing_garbage_never_panics(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            room in 0usize..3000,
+        ) {
+            for (lines, head) in [
+                (&[("comp-lzo", None)][..], &[LZO_COMPRESS][..]),
+                (&[("compress", Some("lz4"))][..], &[LZ4_COMPRESS][..]),
+                (&[("compress", Some("lz4-v2"))][..], &[V2_INDICATOR, V2_LZ4][..]),
+            ] {
+                let mut c = Compressor::new(opts(lines, None), 1600);
+                let mut p = head.to_vec();
+                p.extend_from_slice(&body);
+                if let Ok(out) = receive(&mut c, &p, room) {
+                    prop_assert!(out.len() <= 1600);
+                }
+            }
+        }
+
+        #[test]
+        fn what_we_compress_comes_back(
+            p in proptest::collection::vec(0u8..4, 1..1500),
+        ) {
+            for lines in [
+                &[("comp-lzo", Some("yes"))][..],
+                &[("compress", Some("lz4"))][..],
+                &[("compress", Some("lz4-v2"))][..],
+            ] {
+                let o = opts(lines, Some("yes"));
+                let mut tx = Compressor::new(o, 1600);
+                let mut rx = Compressor::new(o, 1600);
+                let sent = tx.frame(&p, 0).unwrap().to_vec();
+                prop_assert!(sent.len() <= p.len() + o.framing().max_overhead());
+                prop_assert_eq!(receive(&mut rx, &sent, 1600).unwrap(), p.clone());
+            }
         }
     }
 }
