@@ -24,7 +24,11 @@ pub(super) fn comp_lzo(
     arg: Option<&str>,
     span: &Span,
 ) -> Result<(), ConfigErrorKind> {
-    if b.cfg.compression.comp_lzo(arg).map_err(|e| refused(name, e))? {
+    if b.cfg
+        .compression
+        .comp_lzo(arg)
+        .map_err(|e| refused(name, e))?
+    {
         b.warn(span, RECEIVE_WARNING.into());
     }
     Ok(())
@@ -37,7 +41,11 @@ pub(super) fn compress(
     arg: Option<&str>,
     span: &Span,
 ) -> Result<(), ConfigErrorKind> {
-    if b.cfg.compression.compress(arg).map_err(|e| refused(name, e))? {
+    if b.cfg
+        .compression
+        .compress(arg)
+        .map_err(|e| refused(name, e))?
+    {
         b.warn(span, RECEIVE_WARNING.into());
     }
     Ok(())
@@ -106,19 +114,49 @@ mod tests {
             ("comp-lzo adaptive", CompressFraming::Lzo, false, true),
             ("comp-lzo yes", CompressFraming::Lzo, false, true),
             ("comp-lzo no", CompressFraming::LzoStub, false, false),
-            ("comp-lzo\nallow-compression yes", CompressFraming::Lzo, true, true),
-            ("allow-compression yes\ncomp-lzo", CompressFraming::Lzo, true, true),
-            ("allow-compression asym\ncomp-lzo", CompressFraming::Lzo, false, true),
+            (
+                "comp-lzo\nallow-compression yes",
+                CompressFraming::Lzo,
+                true,
+                true,
+            ),
+            (
+                "allow-compression yes\ncomp-lzo",
+                CompressFraming::Lzo,
+                true,
+                true,
+            ),
+            (
+                "allow-compression asym\ncomp-lzo",
+                CompressFraming::Lzo,
+                false,
+                true,
+            ),
             ("compress", CompressFraming::StubSwap, false, false),
             ("compress stub-v2", CompressFraming::StubV2, false, false),
             ("compress lzo", CompressFraming::Lzo, false, true),
             ("compress lz4", CompressFraming::Lz4, false, true),
             ("compress lz4-v2", CompressFraming::Lz4V2, false, true),
-            ("compress lz4-v2\nallow-compression yes", CompressFraming::Lz4V2, true, true),
+            (
+                "compress lz4-v2\nallow-compression yes",
+                CompressFraming::Lz4V2,
+                true,
+                true,
+            ),
             ("compress migrate", CompressFraming::None, false, true),
             // allow-compression no replaces all flags: the swap of `compress` goes.
-            ("compress\nallow-compression no", CompressFraming::LzoStub, false, false),
-            ("allow-compression no\ncompress stub-v2", CompressFraming::StubV2, false, false),
+            (
+                "compress\nallow-compression no",
+                CompressFraming::LzoStub,
+                false,
+                false,
+            ),
+            (
+                "allow-compression no\ncompress stub-v2",
+                CompressFraming::StubV2,
+                false,
+                false,
+            ),
         ];
         for (lines, framing, compresses, real) in cases {
             let c = parse(lines).unwrap_or_else(|e| panic!("{lines:?}: {e}"));
@@ -159,16 +197,42 @@ mod tests {
     #[test]
     fn refusals_carry_2_6_messages_and_lines() {
         let cases = [
-            ("comp-lzo maybe", 7, "bad comp-lzo option: maybe -- must be 'yes', 'no', or 'adaptive'"),
+            (
+                "comp-lzo maybe",
+                7,
+                "bad comp-lzo option: maybe -- must be 'yes', 'no', or 'adaptive'",
+            ),
             ("compress zstd", 7, "bad comp option: zstd"),
-            ("allow-compression maybe", 7, "bad allow-compression option: maybe -- must be 'yes', 'no', or 'asym'"),
-            ("comp-lzo\nallow-compression no", 8, "'--allow-compression no' conflicts with  enabling compression"),
-            ("allow-compression no\nallow-compression yes", 8, "Cannot set allow-compression to 'yes' after set to 'no'"),
-            ("allow-compression no\ncomp-lzo", 8, "Compression is not allowed since allow-compression is set to 'stub-only'"),
-            ("allow-compression no\ncompress lz4", 8, "Compression is not allowed since allow-compression is set to 'stub-only'"),
+            (
+                "allow-compression maybe",
+                7,
+                "bad allow-compression option: maybe -- must be 'yes', 'no', or 'asym'",
+            ),
+            (
+                "comp-lzo\nallow-compression no",
+                8,
+                "'--allow-compression no' conflicts with  enabling compression",
+            ),
+            (
+                "allow-compression no\nallow-compression yes",
+                8,
+                "Cannot set allow-compression to 'yes' after set to 'no'",
+            ),
+            (
+                "allow-compression no\ncomp-lzo",
+                8,
+                "Compression is not allowed since allow-compression is set to 'stub-only'",
+            ),
+            (
+                "allow-compression no\ncompress lz4",
+                8,
+                "Compression is not allowed since allow-compression is set to 'stub-only'",
+            ),
         ];
         for (lines, line, msg) in cases {
-            let e = parse(lines).err().unwrap_or_else(|| panic!("{lines:?} accepted"));
+            let e = parse(lines)
+                .err()
+                .unwrap_or_else(|| panic!("{lines:?} accepted"));
             assert_eq!(e.line, line, "{lines:?}");
             assert!(
                 matches!(&e.kind, ConfigErrorKind::Compression { detail, .. } if detail == msg),

@@ -20,12 +20,12 @@ use ipnet::Ipv6Net;
 use super::{
     Builder, ConfigError, ConfigErrorKind, RawRemote, Span,
     types::{
-        AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, ConnectRetry,
-        DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6,
-        IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
-        PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
-        RouteAddr, RouteGateway, RouteIpv6, Source, StatusFile, TlsVersion, TlsVersionMin,
-        Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, X509NameKind, XdpMode,
+        AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, ConnectRetry, DevType, Dh,
+        DhcpOption, DnsSec, DnsServer, DnsTransport, Ifconfig, IfconfigIpv6, IfconfigPool,
+        Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec, PoolPersist,
+        RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route, RouteAddr,
+        RouteGateway, RouteIpv6, Source, StatusFile, TlsVersion, TlsVersionMin, Topology,
+        VerifyClientCert, VerifyMethod, VerifyX509Name, X509NameKind, XdpMode,
     },
 };
 

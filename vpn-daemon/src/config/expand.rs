@@ -15,9 +15,9 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use super::{
     Builder, ConfigError, ConfigErrorKind, Span,
     types::{
-        AuthUserPass, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode,
-        PingAction, PingRec, Proto, RawTransport, Remote, Route, RouteAddr, RouteGateway, Source,
-        TlsRole, TlsWrap, Topology, Transport, VerifyClientCert, XdpMode,
+        AuthUserPass, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode, PingAction, PingRec,
+        Proto, RawTransport, Remote, Route, RouteAddr, RouteGateway, Source, TlsRole, TlsWrap,
+        Topology, Transport, VerifyClientCert, XdpMode,
     },
 };
 

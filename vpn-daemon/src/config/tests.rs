@@ -379,9 +379,11 @@ fn errors_name_the_line_and_the_problem() {
         (CLIENT, "auth MD5", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })
         }),
-        (CLIENT, "compress zstd", |k| {
-            matches!(k, ConfigErrorKind::Compression { detail, .. } if detail == "bad comp option: zstd")
-        }),
+        (
+            CLIENT,
+            "compress zstd",
+            |k| matches!(k, ConfigErrorKind::Compression { detail, .. } if detail == "bad comp option: zstd"),
+        ),
         (CLIENT, "comp-lzo maybe", |k| {
             matches!(k, ConfigErrorKind::Compression { .. })
         }),

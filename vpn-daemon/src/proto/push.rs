@@ -231,8 +231,10 @@ pub enum CompLzoMode {
     Yes,
     /// `no`: framing byte 0xFA, never compresses.
     No,
-    /// `adaptive` (also a bare `comp-lzo`).
+    /// `adaptive`.
     Adaptive,
+    /// A bare `comp-lzo` (adaptive too; pushed again as written).
+    Bare,
 }
 
 /// `compress` algorithm.
@@ -266,11 +268,12 @@ impl PushedCompression {
     /// then decides whether the result is allowed.
     pub fn apply_to(self, c: &mut CompressOptions) -> Result<bool, CompressOptionError> {
         match self {
-            PushedCompression::CompLzo(m) => c.comp_lzo(Some(match m {
-                CompLzoMode::Yes => "yes",
-                CompLzoMode::No => "no",
-                CompLzoMode::Adaptive => "adaptive",
-            })),
+            PushedCompression::CompLzo(m) => c.comp_lzo(match m {
+                CompLzoMode::Yes => Some("yes"),
+                CompLzoMode::No => Some("no"),
+                CompLzoMode::Adaptive => Some("adaptive"),
+                CompLzoMode::Bare => None,
+            }),
             PushedCompression::Compress(a) => c.compress(Some(match a {
                 CompressAlgo::Stub => "stub",
                 CompressAlgo::StubV2 => "stub-v2",
@@ -597,7 +600,8 @@ impl PushedOptions {
             "comp-lzo" => {
                 self.compression = Some(PushedCompression::CompLzo(
                     match args.first().map(String::as_str) {
-                        None | Some("adaptive") => CompLzoMode::Adaptive,
+                        None => CompLzoMode::Bare,
+                        Some("adaptive") => CompLzoMode::Adaptive,
                         Some("yes") => CompLzoMode::Yes,
                         Some("no") => CompLzoMode::No,
                         Some(_) => return Err(o.bad("unknown comp-lzo mode")),
@@ -806,6 +810,7 @@ impl PushedOptions {
                     PushedCompression::CompLzo(CompLzoMode::Yes) => "comp-lzo yes",
                     PushedCompression::CompLzo(CompLzoMode::No) => "comp-lzo no",
                     PushedCompression::CompLzo(CompLzoMode::Adaptive) => "comp-lzo adaptive",
+                    PushedCompression::CompLzo(CompLzoMode::Bare) => "comp-lzo",
                     PushedCompression::Compress(CompressAlgo::Stub) => "compress",
                     PushedCompression::Compress(CompressAlgo::StubV2) => "compress stub-v2",
                     PushedCompression::Compress(CompressAlgo::Lzo) => "compress lzo",
@@ -1306,7 +1311,10 @@ mod tests {
                 assert_eq!(o.compresses(), compresses && !stub, "{line}");
             }
         }
-        let c = PushedOptions::parse("comp-lzo").unwrap().compression.unwrap();
+        let c = PushedOptions::parse("comp-lzo")
+            .unwrap()
+            .compression
+            .unwrap();
         let mut o = yes;
         assert!(!c.apply_to(&mut o).unwrap(), "no receive warning with yes");
         assert_eq!(o.alg, CompAlg::Lzo);

@@ -147,10 +147,7 @@ enum Unframed {
     /// An uncompressed packet at `plaintext[start..end]`.
     Plain((usize, usize)),
     /// Compressed data at `plaintext[start..end]` (already swapped back).
-    Compressed {
-        lz4: bool,
-        range: (usize, usize),
-    },
+    Compressed { lz4: bool, range: (usize, usize) },
 }
 
 /// Reads the framing the way 2.6's `*_decompress` functions do; a stub
@@ -187,12 +184,10 @@ fn unframe(f: CompressFraming, plaintext: &mut [u8]) -> Result<Unframed, DropRea
         CompressFraming::StubV2 | CompressFraming::Lz4V2 => match plaintext {
             [V2_INDICATOR] => Err(DropReason::BadCompressionHeader),
             [V2_INDICATOR, V2_UNCOMPRESSED, ..] => Ok(Unframed::Plain((2, len))),
-            [V2_INDICATOR, V2_LZ4, ..] if f == CompressFraming::Lz4V2 => {
-                Ok(Unframed::Compressed {
-                    lz4: true,
-                    range: (2, len),
-                })
-            }
+            [V2_INDICATOR, V2_LZ4, ..] if f == CompressFraming::Lz4V2 => Ok(Unframed::Compressed {
+                lz4: true,
+                range: (2, len),
+            }),
             [V2_INDICATOR, V2_LZ4, ..] => Err(DropReason::PeerCompresses),
             [V2_INDICATOR, ..] => Err(DropReason::BadCompressionHeader),
             _ => Ok(Unframed::Plain((0, len))),
@@ -860,7 +855,11 @@ mod tests {
                     assert_eq!(sent[0], header, "{lines:?}");
                     assert!(sent.len() < TEXT.len() / 4, "{lines:?}: {}", sent.len());
                 } else {
-                    assert_eq!(sent.len(), c.framing().framed_len(TEXT), "{lines:?} {allow:?}");
+                    assert_eq!(
+                        sent.len(),
+                        c.framing().framed_len(TEXT),
+                        "{lines:?} {allow:?}"
+                    );
                 }
                 // Whatever we send, we (and so 2.6) read back.
                 let mut r = Compressor::new(opts(lines, Some("asym")), 2048);
@@ -923,11 +922,17 @@ mod tests {
         let mut z = vec![V2_INDICATOR, V2_LZ4];
         z.extend_from_slice(&lz4_flex::compress(&zeros));
         let mut c = Compressor::for_tun_mtu(opts(&[("compress", Some("lz4-v2"))], None), 1500);
-        assert_eq!(receive(&mut c, &z, 65_536), Err(DropReason::BadCompressedData));
+        assert_eq!(
+            receive(&mut c, &z, 65_536),
+            Err(DropReason::BadCompressedData)
+        );
         // Bounded by the caller's buffer too.
         let mut z = vec![V2_INDICATOR, V2_LZ4];
         z.extend_from_slice(LZ4_MIXED);
-        assert_eq!(receive(&mut c, &z, 1000), Err(DropReason::BadCompressedData));
+        assert_eq!(
+            receive(&mut c, &z, 1000),
+            Err(DropReason::BadCompressedData)
+        );
         assert_eq!(
             receive(&mut c, &[V2_INDICATOR, V2_LZ4, 0xFF, 0xFF], 2048),
             Err(DropReason::BadCompressedData)

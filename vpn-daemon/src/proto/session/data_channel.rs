@@ -10,9 +10,9 @@
 //! [`Compressor`]'s scratch buffer sized once, unframing works in place and
 //! a decompressed packet is written back into the caller's buffer.
 
+use crate::proto::data::compress::Compressor;
 use crate::proto::data::crypto::Sealed;
 use crate::proto::data::payload::{OccOpcode, Payload, classify};
-use crate::proto::data::compress::Compressor;
 use crate::proto::data::{CompressFraming, DataKey};
 use crate::proto::error::{CryptoError, DropReason};
 use crate::proto::wire::KeyId;

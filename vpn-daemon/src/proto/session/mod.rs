@@ -56,8 +56,8 @@ pub use config::{SessionConfig, Transport, WrapConfig};
 pub use data_channel::{DataChannel, DataOutcome, KeyTraffic};
 
 use crate::proto::control_msg::{self, AuthFailed, ControlMessage, ControlMsgError};
-use crate::proto::data::payload::{OCC_MAGIC, OccOpcode, PING_MAGIC};
 use crate::proto::data::compress::{Compressor, PUSH_REFUSED, RECEIVE_WARNING};
+use crate::proto::data::payload::{OCC_MAGIC, OccOpcode, PING_MAGIC};
 use crate::proto::data::{DataCipher, DataKey};
 use crate::proto::error::{CryptoError, DropReason, KeyFileError};
 use crate::proto::event::{CloseReason, Event};
@@ -1132,7 +1132,8 @@ impl Session {
                 return self.close_now(CloseReason::ProtocolViolation(PUSH_REFUSED.into()));
             }
             if warn {
-                self.events.push_back(Event::Warning(RECEIVE_WARNING.into()));
+                self.events
+                    .push_back(Event::Warning(RECEIVE_WARNING.into()));
             }
             self.data
                 .set_compressor(Compressor::for_tun_mtu(c, self.cfg.tun_mtu));
