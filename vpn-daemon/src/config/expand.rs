@@ -436,13 +436,13 @@ fn mode_specific(b: &mut Builder) -> Result<(), ConfigError> {
         "client-disconnect",
         "verify-client-cert",
     ];
-    if b.cfg.mode != Mode::Server {
-        if let Some(name) = SERVER_ONLY.iter().find(|n| b.given(n)) {
-            return Err(invalid(
-                b.span_of(name),
-                format!("'{name}' requires server mode ('server' or 'mode server')"),
-            ));
-        }
+    if b.cfg.mode != Mode::Server
+        && let Some(name) = SERVER_ONLY.iter().find(|n| b.given(n))
+    {
+        return Err(invalid(
+            b.span_of(name),
+            format!("'{name}' requires server mode ('server' or 'mode server')"),
+        ));
     }
     if b.given("auth-user-pass") && !b.cfg.pull {
         return Err(invalid(

@@ -604,10 +604,11 @@ impl Compressor {
         if packet.len() > MAX_PLAINTEXT {
             return None;
         }
-        if self.compress && packet.len() >= COMPRESS_THRESHOLD {
-            if let Some(n) = self.try_compress(packet, now) {
-                return self.scratch.get(..n);
-            }
+        if self.compress
+            && packet.len() >= COMPRESS_THRESHOLD
+            && let Some(n) = self.try_compress(packet, now)
+        {
+            return self.scratch.get(..n);
         }
         self.framing.frame(packet, &mut self.scratch)
     }
