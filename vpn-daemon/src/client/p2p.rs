@@ -36,6 +36,7 @@ use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
+use crate::proto::data::CompressFraming;
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
@@ -624,6 +625,17 @@ impl Run {
             Link::Udp { fast: Some(f), .. } => Some(f.counters()),
             _ => None,
         };
+        // 2.6 prints its compression counters whenever a framing is set.
+        let comp = self.session.data_channel().compressor();
+        self.stats.compression = (comp.framing() != CompressFraming::None).then(|| {
+            let s = comp.stats();
+            [
+                s.pre_compress,
+                s.post_compress,
+                s.pre_decompress,
+                s.post_decompress,
+            ]
+        });
         let text = render_client(&self.stats, LineEnd::Lf, &SystemLocalTime);
         if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
             tracing::warn!(error = %e, "status file");

@@ -548,6 +548,25 @@ impl Session {
         &self.data
     }
 
+    /// Server: the client's peer-info and whether its OCC options string
+    /// announces compression (2.6's `remote_usescomp`), for `compress
+    /// migrate`.
+    pub fn client_compression_hints(&self) -> (Option<&PeerInfo>, bool) {
+        let uses = self
+            .primary
+            .peer_km
+            .as_ref()
+            .is_some_and(|k| k.options.contains(",comp-lzo,"));
+        (self.peer_info.as_ref(), uses)
+    }
+
+    /// Server: this client's own compression (`compress migrate`, its
+    /// client-config-dir file); set before its keys exist.
+    pub fn set_compression(&mut self, c: crate::proto::data::compress::CompressOptions) {
+        self.data
+            .set_compressor(Compressor::for_tun_mtu(c, self.cfg.tun_mtu));
+    }
+
     /// Timers currently armed (tests and debugging).
     pub fn timers(&self) -> &TimerTable {
         &self.timers
