@@ -266,3 +266,30 @@ fn pushed_comp_lzo_refused_by_default() {
     );
     assert_eq!(c.count(tests::openvpn::ready_line(Ours, false)), 0);
 }
+
+/// `compress migrate`: an openvpn client still configured with `comp-lzo`
+/// gets `compress stub-v2` pushed (it announces IV_COMP_STUBv2) and then
+/// talks to us without compression, as with a 2.6 server.
+#[test]
+fn migrate_ours_server_moves_a_comp_lzo_client_to_stub_v2() {
+    if !require_root() {
+        return;
+    }
+    let t = Tunnel::start(
+        spec(Proto::Udp, &["compress migrate"], &["comp-lzo"]),
+        Ours,
+        &[OpenVpn],
+    );
+    assert!(
+        t.clients[0].count("compress stub-v2") > 0,
+        "no 'compress stub-v2' in the pushed options; log:\n{}",
+        t.clients[0].log_text()
+    );
+    exercise(
+        &t,
+        Compressed {
+            up: false,
+            down: false,
+        },
+    );
+}
