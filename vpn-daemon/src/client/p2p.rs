@@ -826,7 +826,7 @@ impl Run {
         self.mss = tunnel::mss_limits(
             cfg,
             outer,
-            setup::framing(cfg.compression).max_overhead() as u16,
+            setup::framing(cfg.compression).mtu_overhead() as u16,
         );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
             self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);

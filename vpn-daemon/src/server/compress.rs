@@ -121,8 +121,8 @@ mod tests {
     #[test]
     fn ccd_lines_set_the_clients_compression_and_are_checked() {
         let base = opts(|_| {});
-        let c = client_compression(base, None, false, Some(&ccd(&[&["compress", "stub-v2"]])))
-            .unwrap();
+        let c =
+            client_compression(base, None, false, Some(&ccd(&[&["compress", "stub-v2"]]))).unwrap();
         assert_eq!(c.options.framing(), CompressFraming::StubV2);
         // 2.6's default allows stubs only: real compression rejects the client.
         assert!(matches!(

@@ -25,13 +25,13 @@ use crate::mgmt::status::{
     SystemLocalTime, XdpCounters, render_server,
 };
 use crate::proto::event::Event;
-use crate::server::compress::client_compression;
 use crate::proto::push::PushedOptions;
 use crate::proto::session::{AuthDecision, DataOutcome, Session, SessionConfig};
 use crate::proto::wire::PeerId as WirePeerId;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
+use crate::server::compress::client_compression;
 use crate::server::peers::{CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision};
 use crate::server::pool::{AddressPool, Lease};
 use crate::server::push::{
@@ -570,7 +570,12 @@ impl Multi {
                 }
             }
             let o = ccd.as_ref();
-            let (pi, uses_comp) = self.peers.get(id)?.payload.session.client_compression_hints();
+            let (pi, uses_comp) = self
+                .peers
+                .get(id)?
+                .payload
+                .session
+                .client_compression_hints();
             let comp = match client_compression(self.cfg.compression, pi, uses_comp, o) {
                 Ok(c) => c,
                 Err(e) => {

@@ -474,7 +474,7 @@ pub async fn tunnel_server_tcp(
     multi.mss = tunnel::mss_limits(
         cfg,
         outer,
-        setup::framing(cfg.compression).max_overhead() as u16,
+        setup::framing(cfg.compression).mtu_overhead() as u16,
     );
     let q = st.queue.clone();
     let mtu = st.setup.mtu;

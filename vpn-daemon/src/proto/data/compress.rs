@@ -74,6 +74,19 @@ impl CompressFraming {
         }
     }
 
+    /// What 2.6 counts against the MTU (`frame_calculate_payload_overhead`):
+    /// one byte for the v1 schemes, none for v2 (it ignores the rare
+    /// escape).
+    pub const fn mtu_overhead(self) -> usize {
+        match self {
+            CompressFraming::LzoStub
+            | CompressFraming::StubSwap
+            | CompressFraming::Lzo
+            | CompressFraming::Lz4 => 1,
+            CompressFraming::None | CompressFraming::StubV2 | CompressFraming::Lz4V2 => 0,
+        }
+    }
+
     /// The framing that carries an uncompressed packet the same way.
     const fn plain(self) -> CompressFraming {
         match self {

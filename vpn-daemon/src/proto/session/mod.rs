@@ -1141,11 +1141,18 @@ impl Session {
             Err(e) => return self.close_now(CloseReason::ProtocolViolation(e.to_string())),
         };
         self.cipher = Some(cipher);
-        if let Some(pushed) = opts.compression {
+        // A pushed `comp-noadapt` has no typed field; 2.6 applies it too.
+        let noadapt = opts.unknown.iter().any(|o| o == "comp-noadapt");
+        if opts.compression.is_some() || noadapt {
             // 2.6 applies the pushed option to its own compress_options
             // and then checks them against allow-compression.
             let mut c = self.cfg.compress;
-            let warn = pushed.apply_to(&mut c).unwrap_or(false);
+            let warn = opts
+                .compression
+                .is_some_and(|p| p.apply_to(&mut c).unwrap_or(false));
+            if noadapt {
+                c.comp_noadapt();
+            }
             if let Err(e) = c.check() {
                 self.events.push_back(Event::Warning(e.to_string()));
                 return self.close_now(CloseReason::ProtocolViolation(PUSH_REFUSED.into()));
