@@ -292,6 +292,8 @@ pub fn session_config(
     };
     // 2.6's OCC link-mtu: tun-mtu + AEAD/P_DATA overhead (+2 for TCP framing).
     occ.link_mtu = cfg.tun_mtu + if transport == Transport::Tcp { 43 } else { 41 };
+    // 2.6 counts the v1 compression byte in link-mtu too (mtu.c).
+    occ.link_mtu += cfg.compression.framing().mtu_overhead() as u32;
     occ.comp_lzo = cfg.compression.occ_comp_lzo();
     occ.auth = s.auth_digest.name().to_owned();
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {

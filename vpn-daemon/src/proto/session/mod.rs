@@ -56,7 +56,7 @@ pub use config::{SessionConfig, Transport, WrapConfig};
 pub use data_channel::{DataChannel, DataOutcome, KeyTraffic};
 
 use crate::proto::control_msg::{self, AuthFailed, ControlMessage, ControlMsgError};
-use crate::proto::data::compress::{Compressor, PUSH_REFUSED, RECEIVE_WARNING};
+use crate::proto::data::compress::{CompFlags, Compressor, PUSH_REFUSED, RECEIVE_WARNING};
 use crate::proto::data::payload::{OCC_MAGIC, OccOpcode, PING_MAGIC};
 use crate::proto::data::{DataCipher, DataKey};
 use crate::proto::error::{CryptoError, DropReason, KeyFileError};
@@ -1033,7 +1033,15 @@ impl Session {
             Ok(pi) => pi,
             Err(e) => return self.close_now(CloseReason::ProtocolViolation(e.to_string())),
         };
-        let ours = KeyMethod2::new(&self.primary.source, self.cfg.options_string.to_string());
+        let mut occ = self.cfg.options_string.clone();
+        if self.cfg.compress.flags.contains(CompFlags::MIGRATE) && km.options.contains(",comp-lzo,")
+        {
+            // 2.6's options_string_compat_lzo: `compress migrate` answers a
+            // comp-lzo client with the options of a comp-lzo server.
+            occ.comp_lzo = true;
+            occ.link_mtu += 1;
+        }
+        let ours = KeyMethod2::new(&self.primary.source, occ.to_string());
         let written = ours
             .encode(TlsRole::Server)
             .map_err(|e| e.to_string())
