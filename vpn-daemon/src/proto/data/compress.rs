@@ -513,8 +513,8 @@ pub struct CompressStats {
 pub const MAX_PLAINTEXT: usize = 9216;
 
 /// The compression state of one peer: framing, compressor work memory
-/// (allocated once, and only when we really compress) and a scratch
-/// buffer, so that no packet allocates.
+/// (allocated with the first packet we really compress, then kept) and a
+/// scratch buffer, so that no later packet allocates.
 pub struct Compressor {
     opts: CompressOptions,
     framing: CompressFraming,
@@ -565,9 +565,10 @@ impl Compressor {
                 && framing == CompressFraming::Lzo
                 && opts.flags.contains(CompFlags::ADAPTIVE))
             .then(Adaptive::default),
-            lzo: (compress && framing == CompressFraming::Lzo).then(lzokay::compress::Dict::new),
-            lz4: (compress && matches!(framing, CompressFraming::Lz4 | CompressFraming::Lz4V2))
-                .then(lz4_flex::block::CompressTable::small),
+            // Work memory comes with the first packet we compress, so a
+            // session that never sends (or a refused handshake) costs none.
+            lzo: None,
+            lz4: None,
             max_plain: max_plain.min(MAX_PLAINTEXT),
             scratch: if framing == CompressFraming::None {
                 Box::default()
@@ -637,7 +638,7 @@ impl Compressor {
                 {
                     return None;
                 }
-                let dict = self.lzo.as_mut()?;
+                let dict = self.lzo.get_or_insert_with(lzokay::compress::Dict::new);
                 let out = self.scratch.get_mut(1..)?;
                 let z = lzokay::compress::compress_no_alloc(packet, out, dict).ok()?;
                 self.stats.pre_compress += packet.len() as u64;
@@ -652,7 +653,9 @@ impl Compressor {
                 })
             }
             CompressFraming::Lz4 => {
-                let table = self.lz4.as_mut()?;
+                let table = self
+                    .lz4
+                    .get_or_insert_with(lz4_flex::block::CompressTable::small);
                 let z = lz4_flex::block::compress_into_with_table(
                     packet,
                     self.scratch.get_mut(..SCRATCH_LEN - 1)?,
@@ -670,7 +673,9 @@ impl Compressor {
                 Some(z + 1)
             }
             CompressFraming::Lz4V2 => {
-                let table = self.lz4.as_mut()?;
+                let table = self
+                    .lz4
+                    .get_or_insert_with(lz4_flex::block::CompressTable::small);
                 let z = lz4_flex::block::compress_into_with_table(
                     packet,
                     self.scratch.get_mut(2..)?,
