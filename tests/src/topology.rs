@@ -234,6 +234,32 @@ impl Transfer {
     }
 }
 
+/// What a bulk transfer sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// Incompressible pseudo-random bytes.
+    Random,
+    /// English-like text that LZO and LZ4 shrink several times over.
+    Text,
+}
+
+/// Lines cycled through by [`Payload::Text`], each numbered so that no two
+/// packets are alike.
+fn fill_text(buf: &mut [u8], pos: &mut u64) {
+    const LINE: &[u8] =
+        b"The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n";
+    for b in buf.iter_mut() {
+        let i = (*pos % LINE.len() as u64) as usize;
+        let line = *pos / LINE.len() as u64;
+        *b = if i < 8 {
+            b'0' + ((line >> (4 * i)) & 7) as u8
+        } else {
+            LINE[i]
+        };
+        *pos += 1;
+    }
+}
+
 /// Sends `bytes` of pseudo-random data over TCP from `from` to
 /// `to_addr:port`, where a receiver runs in `to`; both hash what they
 /// see. `pace` spreads the sending over at least that long (the
@@ -245,6 +271,19 @@ pub fn bulk_transfer(
     port: u16,
     bytes: u64,
     pace: Option<Duration>,
+) -> io::Result<Transfer> {
+    bulk_transfer_payload(from, to, to_addr, port, bytes, pace, Payload::Random)
+}
+
+/// [`bulk_transfer`] of the given [`Payload`].
+pub fn bulk_transfer_payload(
+    from: &Netns,
+    to: &Netns,
+    to_addr: Ipv4Addr,
+    port: u16,
+    bytes: u64,
+    pace: Option<Duration>,
+    payload: Payload,
 ) -> io::Result<Transfer> {
     let timeout = Some(Duration::from_secs(30));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
@@ -308,10 +347,14 @@ pub fn bulk_transfer(
             let mut hash = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ bytes;
+            let mut pos = 0u64;
             let mut left = bytes;
             while left > 0 {
                 let n = left.min(buf.len() as u64) as usize;
-                fill(&mut buf[..n], &mut state);
+                match payload {
+                    Payload::Random => fill(&mut buf[..n], &mut state),
+                    Payload::Text => fill_text(&mut buf[..n], &mut pos),
+                }
                 conn.write_all(&buf[..n])?;
                 hash.update(&buf[..n]);
                 left -= n as u64;

@@ -40,6 +40,7 @@ use crate::io::route::RouteTable;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::io::{clock, icmp6};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
+use crate::proto::data::CompressFraming;
 use crate::proto::data::fragment::MAX_FRAGS;
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions, RedirectFlags};
@@ -912,6 +913,17 @@ impl Run {
             Link::Udp { fast: Some(f), .. } => Some(f.counters()),
             _ => None,
         };
+        // 2.6 prints its compression counters whenever a framing is set.
+        let comp = self.session.data_channel().compressor();
+        self.stats.compression = (comp.framing() != CompressFraming::None).then(|| {
+            let s = comp.stats();
+            [
+                s.pre_compress,
+                s.post_compress,
+                s.pre_decompress,
+                s.post_decompress,
+            ]
+        });
         let text = render_client(&self.stats, LineEnd::Lf, &SystemLocalTime);
         if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
             tracing::warn!(error = %e, "status file");
@@ -1164,7 +1176,7 @@ impl Run {
         self.mss = tunnel::mss_limits(
             cfg,
             outer,
-            setup::framing(cfg.compression).max_overhead() as u16,
+            setup::framing(cfg.compression).mtu_overhead() as u16,
         );
         if !ctx.privileges_dropped && persist.routes.installed() == 0 {
             let named = crate::daemon::named_routes::resolve(cfg).await;
@@ -1418,7 +1430,9 @@ fn input(
     match ttx {
         Some(tx) => {
             let mut n = 0;
-            tx.push_with(session.data_channel().open_buffer_len(data.len()), |b| {
+            // A compressed packet grows when it is decompressed.
+            let room = session.data_channel().open_buffer_len(data.len());
+            tx.push_with(room, |b| {
                 n = decrypt_into(session, now, data, b, mss);
                 n
             });

@@ -181,10 +181,7 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
     let framing = setup::framing(cfg.compression);
     // 2.6 counts a 1-byte compression header; stub-v2 adds nothing to an
     // uncompressed packet.
-    let comp = match framing {
-        CompressFraming::LzoStub | CompressFraming::StubSwap => 1,
-        CompressFraming::None | CompressFraming::StubV2 => 0,
-    };
+    let comp = framing.mtu_overhead() as u32;
     let link_mtu = p.link_mtu(cfg.tun_mtu, if tcp { 2 } else { 0 }) + comp;
     let (cipher, keysize) = match &p.cipher {
         StaticCipher::None => ("[null-cipher]".to_string(), 0),

@@ -22,8 +22,8 @@ use super::{
     RouteTarget, SocksProxy, Span,
     connection::MAX_CUSTOM_HTTP_HEADER,
     types::{
-        AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, Compression, ConnectRetry,
-        DevType, Dh, DhcpOption, DnsSec, DnsServer, DnsTransport, Fragment, Ifconfig, IfconfigIpv6,
+        AddrFamily, AuthUserPass, AuthUserPassVerify, CertUsage, ConnectRetry, DevType, Dh,
+        DhcpOption, DnsSec, DnsServer, DnsTransport, Fragment, Ifconfig, IfconfigIpv6,
         IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
         PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
         RouteAddr, RouteGateway, RouteIpv6, ServerBridge, Source, StatusFile, TlsVersion,
@@ -639,40 +639,19 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("compress", 0, 1, |b, a| {
-        b.cfg.compression = match a.words.first().map(String::as_str) {
-            None | Some("stub") => Compression::Stub,
-            Some("stub-v2") => Compression::StubV2,
-            Some("migrate") => Compression::Migrate,
-            Some(alg @ ("lzo" | "lz4" | "lz4-v2")) => {
-                return Err(ConfigErrorKind::Compression {
-                    name: a.name.into(),
-                    detail: format!("'compress {alg}' asks for real compression"),
-                });
-            }
-            Some(_) => return Err(a.invalid(0, "stub, stub-v2 or migrate (or nothing)")),
-        };
-        Ok(())
+        let arg = a.words.first().map(String::as_str);
+        super::compress::compress(b, a.name, arg, a.span)
     }),
     d("comp-lzo", 0, 1, |b, a| {
-        match a.words.first().map(String::as_str) {
-            Some("no") => {
-                b.cfg.compression = Compression::LzoNo;
-                Ok(())
-            }
-            None | Some("yes" | "adaptive") => Err(ConfigErrorKind::Compression {
-                name: a.name.into(),
-                detail: "'comp-lzo' without 'no' asks for LZO compression".into(),
-            }),
-            Some(_) => Err(a.invalid(0, "no")),
-        }
+        let arg = a.words.first().map(String::as_str);
+        super::compress::comp_lzo(b, a.name, arg, a.span)
     }),
-    d("allow-compression", 1, 1, |_, a| match a.word(0)? {
-        "no" => Ok(()),
-        v @ ("asym" | "yes") => Err(ConfigErrorKind::Compression {
-            name: a.name.into(),
-            detail: format!("'allow-compression {v}' allows compressed packets"),
-        }),
-        _ => Err(a.invalid(0, "no")),
+    d("comp-noadapt", 0, 0, |b, _| {
+        super::compress::comp_noadapt(b);
+        Ok(())
+    }),
+    d("allow-compression", 1, 1, |b, a| {
+        super::compress::allow_compression(b, a.name, a.word(0)?, a.span)
     }),
     // keepalive
     d("keepalive", 2, 2, |b, a| {
@@ -989,7 +968,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "removed from OpenVPN; key-method 2 is always used",
     ),
     ("keysize", "removed from OpenVPN"),
-    ("comp-noadapt", "compression is never used"),
     ("multihome", "multihome is not implemented"),
     ("passtos", "passtos is not implemented"),
     ("fast-io", "fast-io is not implemented"),

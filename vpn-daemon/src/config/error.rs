@@ -187,10 +187,9 @@ pub enum ConfigErrorKind {
         /// Why.
         reason: String,
     },
-    /// Real compression was asked for; this daemon never compresses.
-    #[error(
-        "directive '{name}': {detail}; this daemon never compresses (only the 'stub' framings and 'no' are accepted)"
-    )]
+    /// A compression directive or combination OpenVPN 2.6 refuses (its
+    /// message).
+    #[error("directive '{name}': {detail}")]
     Compression {
         /// The directive.
         name: String,

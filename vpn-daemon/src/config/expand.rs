@@ -15,9 +15,9 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use super::{
     Builder, ConfigError, ConfigErrorKind, Span,
     types::{
-        AuthUserPass, Compression, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode,
-        PingAction, PingRec, Proto, RawTransport, Route, RouteAddr, RouteGateway, Source, TlsRole,
-        TlsWrap, Topology, Transport, VerifyClientCert, XdpMode,
+        AuthUserPass, DevType, Dh, Ifconfig, IfconfigIpv6, IfconfigPool, Mode, PingAction, PingRec,
+        Proto, RawTransport, Route, RouteAddr, RouteGateway, Source, TlsRole, TlsWrap, Topology,
+        Transport, VerifyClientCert, XdpMode,
     },
 };
 
@@ -45,6 +45,7 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     tls(b)?;
     data_channel(b)?;
     fragment(b)?;
+    super::compress::finish(b)?;
     misc(b)?;
     super::host::check(b)?;
     files(b)
@@ -433,19 +434,13 @@ fn mode_specific(b: &mut Builder) -> Result<(), ConfigError> {
         "client-disconnect",
         "verify-client-cert",
     ];
-    if b.cfg.mode != Mode::Server {
-        if let Some(name) = SERVER_ONLY.iter().find(|n| b.given(n)) {
-            return Err(invalid(
-                b.span_of(name),
-                format!("'{name}' requires server mode ('server' or 'mode server')"),
-            ));
-        }
-        if b.cfg.compression == Compression::Migrate {
-            return Err(invalid(
-                b.span_of("compress"),
-                "'compress migrate' only works on a server",
-            ));
-        }
+    if b.cfg.mode != Mode::Server
+        && let Some(name) = SERVER_ONLY.iter().find(|n| b.given(n))
+    {
+        return Err(invalid(
+            b.span_of(name),
+            format!("'{name}' requires server mode ('server' or 'mode server')"),
+        ));
     }
     if b.given("auth-user-pass") && !b.cfg.pull {
         return Err(invalid(

@@ -11,6 +11,7 @@
 //! the daemon was started in) and checked. `docs/directives.md` lists every
 //! directive and every place where we differ from OpenVPN.
 
+mod compress;
 mod connection;
 pub mod directives;
 pub mod error;
@@ -250,7 +251,8 @@ pub struct Config {
     pub cipher: Option<String>,
     /// `replay-window` (default 64 packets, 15 s).
     pub replay_window: ReplayWindow,
-    /// `compress` / `comp-lzo no` framing.
+    /// `compress` / `comp-lzo` / `allow-compression` / `comp-noadapt`, as
+    /// 2.6 resolves them (algorithm + flags).
     pub compression: Compression,
     /// `secret`: static-key mode (no TLS), see `config/static_key.rs`.
     pub secret: Option<StaticSecret>,
@@ -962,7 +964,7 @@ impl Config {
                 size: 64,
                 seconds: 15,
             },
-            compression: Compression::None,
+            compression: Compression::default(),
             secret: None,
             no_replay: false,
             providers: Vec::new(),

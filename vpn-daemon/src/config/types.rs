@@ -608,22 +608,9 @@ pub enum XdpMode {
     Off,
 }
 
-/// Compression framing; this daemon never compresses, these are the
-/// framings that carry uncompressed packets only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// No framing byte at all (2.6 default).
-    None,
-    /// `compress` / `compress stub`: swap-byte framing (0xFB).
-    Stub,
-    /// `compress stub-v2`: v2 framing, escape byte only when needed.
-    StubV2,
-    /// `comp-lzo no`: 0xFA prefix on every packet.
-    LzoNo,
-    /// `compress migrate` (server): clients announcing `comp-lzo` get
-    /// `comp-lzo no` pushed, others none.
-    Migrate,
-}
+/// `comp-lzo` / `compress` / `allow-compression` / `comp-noadapt`: 2.6's
+/// `struct compress_options` (algorithm and flags).
+pub use crate::proto::data::compress::{CompAlg, CompFlags, CompressOptions as Compression};
 
 /// A note about the configuration that is not an error (an ignored
 /// directive the user allowed, an option OpenVPN deprecates...).

@@ -215,11 +215,18 @@ pub fn auth_user_pass(cfg: &Config) -> Result<Option<(String, String)>, DaemonEr
 
 /// Compression framing for the configured `compress`/`comp-lzo`.
 pub fn framing(c: Compression) -> CompressFraming {
-    match c {
-        Compression::None | Compression::Migrate => CompressFraming::None,
-        Compression::Stub => CompressFraming::StubSwap,
-        Compression::StubV2 => CompressFraming::StubV2,
-        Compression::LzoNo => CompressFraming::LzoStub,
+    c.framing()
+}
+
+/// The IV_LZO / IV_LZ4 / IV_COMP_STUB lines 2.6 sends for `c`.
+fn compression_peer_info(pi: &mut PeerInfo, c: Compression) {
+    for line in c.peer_info() {
+        match line.trim_end_matches("=1") {
+            "IV_LZO_STUB" => pi.lzo_stub = true,
+            "IV_COMP_STUB" => pi.comp_stub = true,
+            "IV_COMP_STUBv2" => pi.comp_stub_v2 = true,
+            k => pi.real_compression.push(k.to_string()),
+        }
     }
 }
 
@@ -294,7 +301,7 @@ pub fn session_config(
     s.data_ciphers_fallback = cfg.data_ciphers_fallback.clone();
     s.auth_digest = Digest::from_name(&cfg.auth).unwrap_or(Digest::Sha1);
     s.replay = ReplayConfig::new(cfg.replay_window.size, u64::from(cfg.replay_window.seconds));
-    s.framing = framing(cfg.compression);
+    s.compress = cfg.compression;
     let tun_mtu = u16::try_from(cfg.tun_mtu).unwrap_or(1500);
     s.tun_mtu = tun_mtu;
     let names: Vec<&str> = s.data_ciphers.names().iter().map(String::as_str).collect();
@@ -305,6 +312,10 @@ pub fn session_config(
     );
     if transport == Transport::Tcp {
         s.peer_info.tcpnl = true;
+    }
+    if cfg.pull || cfg.push_peer_info {
+        // 2.6's push_peer_info_detail 2 and 3: pull clients announce compression.
+        compression_peer_info(&mut s.peer_info, cfg.compression);
     }
     let mut occ = OptionsString::default_udp(tls_role);
     occ.tun_mtu = cfg.tun_mtu;
@@ -319,13 +330,15 @@ pub fn session_config(
     // 2.6 counts tun-mtu-extra (32 by default on tap) in the payload.
     occ.link_mtu += cfg.tun_mtu_extra.unwrap_or(0);
     occ.dev_type = cfg.dev_type.as_str().into();
-    occ.comp_lzo = cfg.compression != Compression::None;
     if let Some(f) = cfg.fragment {
         // 2.6 counts the fragment header in the OCC link-mtu.
         occ.link_mtu += 4;
         occ.mtu_dynamic = true;
         s.fragment = Some(fragment_config(cfg, f, ipv6_link));
     }
+    // 2.6 counts the v1 compression byte in link-mtu too (mtu.c).
+    occ.link_mtu += cfg.compression.framing().mtu_overhead() as u32;
+    occ.comp_lzo = cfg.compression.occ_comp_lzo();
     occ.auth = s.auth_digest.name().to_owned();
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {
         occ.tls_auth = true;

@@ -49,7 +49,9 @@ pub enum DropReason {
     BadPadding,
     /// CBC ciphertext that is not a whole number of blocks.
     BadCiphertextLength,
-    /// The peer sent a packet that is really compressed; we never decompress.
+    /// The peer sent a really compressed packet although only a stub framing
+    /// (`comp-lzo no`, `compress`, `compress stub-v2`) is in force; 2.6 drops
+    /// these too.
     PeerCompresses,
     /// Compression framing byte that none of the configured framings allows.
     BadCompressionHeader,
@@ -77,11 +79,14 @@ pub enum DropReason {
     OversizedFragment,
     /// `fragment`: a piece that repeats or overlaps one already held.
     OverlappingFragment,
+    /// LZO / LZ4 data that does not decompress, or decompresses to more than
+    /// the tun MTU allows.
+    BadCompressedData,
 }
 
 impl DropReason {
     /// Every reason, for counter tables.
-    pub const ALL: [DropReason; 29] = [
+    pub const ALL: [DropReason; 30] = [
         DropReason::Truncated,
         DropReason::UnknownOpcode,
         DropReason::ObsoleteOpcode,
@@ -111,6 +116,7 @@ impl DropReason {
         DropReason::BadFragmentHeader,
         DropReason::OversizedFragment,
         DropReason::OverlappingFragment,
+        DropReason::BadCompressedData,
     ];
 
     /// Position of `self` in [`DropReason::ALL`], for counter arrays.
@@ -150,6 +156,7 @@ impl DropReason {
             DropReason::BadFragmentHeader => "bad_fragment_header",
             DropReason::OversizedFragment => "oversized_fragment",
             DropReason::OverlappingFragment => "overlapping_fragment",
+            DropReason::BadCompressedData => "bad_compressed_data",
         }
     }
 }

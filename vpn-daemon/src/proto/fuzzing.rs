@@ -67,6 +67,9 @@ pub fn wire_data(data: &[u8]) {
                     CompressFraming::LzoStub,
                     CompressFraming::StubSwap,
                     CompressFraming::StubV2,
+                    CompressFraming::Lzo,
+                    CompressFraming::Lz4,
+                    CompressFraming::Lz4V2,
                 ] {
                     let mut c = o.plaintext.to_vec();
                     if let Ok(inner) = f.unframe(&mut c) {
@@ -320,6 +323,55 @@ impl SessionTarget {
         while self.client.poll_event().is_some() {}
         let mut plain = [0u8; 2048];
         let _ = self.client.decrypt(now, data, &mut plain);
+    }
+}
+
+/// The decompressor: byte 0 picks the algorithm (LZO, LZ4 swap form, LZ4
+/// v2) and the room of the caller's buffer, the rest is a decrypted
+/// plaintext. Whatever comes out is no larger than the tun MTU allows; then
+/// the same bytes go through our compressor and must come back unchanged.
+pub fn decompress(data: &[u8]) {
+    use crate::proto::data::compress::{CompressOptions, Compressor};
+
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
+    let mut o = CompressOptions::default();
+    let _ = o.allow_compression("yes");
+    let _ = match sel % 3 {
+        0 => o.comp_lzo(None),
+        1 => o.compress(Some("lz4")),
+        _ => o.compress(Some("lz4-v2")),
+    };
+    let max_plain = 1500 + 128;
+    let mut c = Compressor::new(o, max_plain);
+    let room = [64usize, 1500, 2048, 65_536][usize::from(sel >> 6)];
+    let mut buf = vec![0u8; room.max(body.len())];
+    let start = buf.len() - body.len();
+    buf[start..].copy_from_slice(body);
+    let end = buf.len();
+    if let Ok((a, b)) = c.unframe(&mut buf, start, end) {
+        assert!(a <= b && b <= buf.len(), "unframed range inside the buffer");
+        if a == 0 && start != 0 {
+            assert!(b <= max_plain, "decompressed beyond the bound");
+        }
+        let _ = classify(&buf[a..b]);
+    }
+    if body.is_empty() {
+        return;
+    }
+    let sent = match c.frame(body, 0) {
+        Some(s) => s.to_vec(),
+        None => return,
+    };
+    let mut rx = Compressor::new(o, body.len().max(max_plain));
+    let mut back = vec![0u8; sent.len().max(body.len())];
+    let start = back.len() - sent.len();
+    back[start..].copy_from_slice(&sent);
+    let end = back.len();
+    match rx.unframe(&mut back, start, end) {
+        Ok((a, b)) => assert_eq!(&back[a..b], body, "compress/decompress round trip"),
+        Err(e) => panic!("our own packet was dropped: {e:?}"),
     }
 }
 

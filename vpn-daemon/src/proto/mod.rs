@@ -27,6 +27,9 @@ pub mod tls;
 #[path = "tests/control_channel.rs"]
 mod control_channel_tests;
 #[cfg(test)]
+#[path = "tests/session_compress.rs"]
+mod session_compress_tests;
+#[cfg(test)]
 #[path = "tests/session_handshake.rs"]
 mod session_handshake_tests;
 #[cfg(test)]

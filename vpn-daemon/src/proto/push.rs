@@ -12,6 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bitflags::bitflags;
 
+use crate::proto::data::compress::{CompressOptionError, CompressOptions};
+
 /// 2.6 cuts reply parts at PUSH_BUNDLE_SIZE − 84 bytes.
 pub const PUSH_PART_MAX: usize = 1024 - 84;
 /// A client gives up on a reply with more parts than this (memory bound).
@@ -318,8 +320,10 @@ pub enum CompLzoMode {
     Yes,
     /// `no`: framing byte 0xFA, never compresses.
     No,
-    /// `adaptive` (also a bare `comp-lzo`).
+    /// `adaptive`.
     Adaptive,
+    /// A bare `comp-lzo` (adaptive too; pushed again as written).
+    Bare,
 }
 
 /// `compress` algorithm.
@@ -346,31 +350,26 @@ pub enum PushedCompression {
     Compress(CompressAlgo),
 }
 
-/// The data-channel framing a pushed compression option implies when
-/// we do not compress (doc §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompressionFraming {
-    /// `comp-lzo no`: prefix byte 0xFA.
-    LzoStub,
-    /// `compress` / `compress stub`: first byte swapped for 0xFB.
-    CompressStub,
-    /// `compress stub-v2`: escape 0x50-leading packets.
-    StubV2,
-}
-
-/// Real compression was pushed; we refuse it clearly (VORACLE, and no codec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("server pushed real compression ({0:?}); only the stub framings are supported")]
-pub struct CompressionRefused(pub PushedCompression);
-
 impl PushedCompression {
-    /// The stub framing to use, or a refusal for real compression.
-    pub fn framing(self) -> Result<CompressionFraming, CompressionRefused> {
+    /// Apply the pushed option to our compression options the way 2.6's
+    /// `add_option` does for a pushed line; `Ok(true)` when 2.6 prints its
+    /// "compression for receiving" warning. [`CompressOptions::check`]
+    /// then decides whether the result is allowed.
+    pub fn apply_to(self, c: &mut CompressOptions) -> Result<bool, CompressOptionError> {
         match self {
-            PushedCompression::CompLzo(CompLzoMode::No) => Ok(CompressionFraming::LzoStub),
-            PushedCompression::Compress(CompressAlgo::Stub) => Ok(CompressionFraming::CompressStub),
-            PushedCompression::Compress(CompressAlgo::StubV2) => Ok(CompressionFraming::StubV2),
-            other => Err(CompressionRefused(other)),
+            PushedCompression::CompLzo(m) => c.comp_lzo(match m {
+                CompLzoMode::Yes => Some("yes"),
+                CompLzoMode::No => Some("no"),
+                CompLzoMode::Adaptive => Some("adaptive"),
+                CompLzoMode::Bare => None,
+            }),
+            PushedCompression::Compress(a) => c.compress(Some(match a {
+                CompressAlgo::Stub => "stub",
+                CompressAlgo::StubV2 => "stub-v2",
+                CompressAlgo::Lzo => "lzo",
+                CompressAlgo::Lz4 => "lz4",
+                CompressAlgo::Lz4V2 => "lz4-v2",
+            })),
         }
     }
 }
@@ -706,7 +705,8 @@ impl PushedOptions {
             "comp-lzo" => {
                 self.compression = Some(PushedCompression::CompLzo(
                     match args.first().map(String::as_str) {
-                        None | Some("adaptive") => CompLzoMode::Adaptive,
+                        None => CompLzoMode::Bare,
+                        Some("adaptive") => CompLzoMode::Adaptive,
                         Some("yes") => CompLzoMode::Yes,
                         Some("no") => CompLzoMode::No,
                         Some(_) => return Err(o.bad("unknown comp-lzo mode")),
@@ -915,6 +915,7 @@ impl PushedOptions {
                     PushedCompression::CompLzo(CompLzoMode::Yes) => "comp-lzo yes",
                     PushedCompression::CompLzo(CompLzoMode::No) => "comp-lzo no",
                     PushedCompression::CompLzo(CompLzoMode::Adaptive) => "comp-lzo adaptive",
+                    PushedCompression::CompLzo(CompLzoMode::Bare) => "comp-lzo",
                     PushedCompression::Compress(CompressAlgo::Stub) => "compress",
                     PushedCompression::Compress(CompressAlgo::StubV2) => "compress stub-v2",
                     PushedCompression::Compress(CompressAlgo::Lzo) => "compress lzo",
@@ -1399,23 +1400,45 @@ mod tests {
     }
 
     #[test]
-    fn compression_stubs_are_accepted_and_real_compression_refused() {
+    fn pushed_compression_is_checked_against_allow_compression() {
+        use crate::proto::data::compress::{CompAlg, CompressFraming};
+        let stub_only = CompressOptions::stub_only_default();
+        let mut asym = CompressOptions::default();
+        asym.allow_compression("asym").unwrap();
+        let mut yes = CompressOptions::default();
+        yes.allow_compression("yes").unwrap();
         let cases = [
-            ("comp-lzo no", Ok(CompressionFraming::LzoStub)),
-            ("compress", Ok(CompressionFraming::CompressStub)),
-            ("compress stub", Ok(CompressionFraming::CompressStub)),
-            ("compress stub-v2", Ok(CompressionFraming::StubV2)),
-            ("comp-lzo", Err(())),
-            ("comp-lzo yes", Err(())),
-            ("comp-lzo adaptive", Err(())),
-            ("compress lz4", Err(())),
-            ("compress lz4-v2", Err(())),
-            ("compress lzo", Err(())),
+            ("comp-lzo no", true, CompressFraming::LzoStub),
+            ("compress", true, CompressFraming::StubSwap),
+            ("compress stub", true, CompressFraming::StubSwap),
+            ("compress stub-v2", true, CompressFraming::StubV2),
+            ("comp-lzo", false, CompressFraming::Lzo),
+            ("comp-lzo yes", false, CompressFraming::Lzo),
+            ("comp-lzo adaptive", false, CompressFraming::Lzo),
+            ("compress lz4", false, CompressFraming::Lz4),
+            ("compress lz4-v2", false, CompressFraming::Lz4V2),
+            ("compress lzo", false, CompressFraming::Lzo),
         ];
-        for (line, want) in cases {
+        for (line, stub, framing) in cases {
             let c = PushedOptions::parse(line).unwrap().compression.unwrap();
-            assert_eq!(c.framing().map_err(|_| ()), want, "{line}");
+            let mut o = stub_only;
+            c.apply_to(&mut o).unwrap();
+            assert_eq!(o.check().is_ok(), stub, "{line} with the 2.6 default");
+            assert_eq!(o.framing(), framing, "{line}");
+            for (base, compresses) in [(asym, false), (yes, true)] {
+                let mut o = base;
+                c.apply_to(&mut o).unwrap();
+                assert!(o.check().is_ok(), "{line}");
+                assert_eq!(o.compresses(), compresses && !stub, "{line}");
+            }
         }
+        let c = PushedOptions::parse("comp-lzo")
+            .unwrap()
+            .compression
+            .unwrap();
+        let mut o = yes;
+        assert!(!c.apply_to(&mut o).unwrap(), "no receive warning with yes");
+        assert_eq!(o.alg, CompAlg::Lzo);
     }
 
     #[test]

@@ -388,7 +388,7 @@ impl CcdOptions {
     /// not act on yet: `ping-timer-rem`, `inactive` with a byte threshold,
     /// `session-timeout`, and the kept [`OtherDirective`]s other than
     /// `echo`/`parameter` (which only talk to a management client, and
-    /// there is none).
+    /// there is none) and the compression lines (`server::compress`).
     pub fn not_applied(&self) -> Vec<&str> {
         let timers = [
             ("ping-timer-rem", self.ping_timer_rem),
@@ -403,7 +403,17 @@ impl CcdOptions {
                 self.other
                     .iter()
                     .filter_map(|o| o.words.first().map(String::as_str))
-                    .filter(|n| !matches!(*n, "echo" | "parameter" | "vlan-pvid")),
+                    .filter(|n| {
+                        !matches!(
+                            *n,
+                            "echo"
+                                | "parameter"
+                                | "vlan-pvid"
+                                | "comp-lzo"
+                                | "compress"
+                                | "comp-noadapt"
+                        )
+                    }),
             )
             .collect()
     }
@@ -773,8 +783,8 @@ mod tests {
         assert!(parse("disable\n").unwrap().disable);
         assert_eq!(
             o.not_applied(),
-            ["ping-timer-rem", "inactive", "session-timeout", "compress"],
-            "echo has no effect without a management client; the byte threshold of inactive is not applied"
+            ["ping-timer-rem", "inactive", "session-timeout"],
+            "echo has no effect without a management client; the byte threshold of inactive is not applied; compress is applied by server::compress"
         );
         assert_eq!(
             o.instance_timers(),

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod ccd;
+pub mod compress;
 pub mod held_files;
 pub mod mac;
 pub mod multi;

@@ -31,6 +31,7 @@ use crate::proto::wire::PeerId as WirePeerId;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
+use crate::server::compress::client_compression;
 use crate::server::mac::MacTable;
 use crate::server::peers::{
     CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision, VpnRoutes,
@@ -724,6 +725,24 @@ impl Multi {
                 }
             }
             let o = ccd.as_ref();
+            let (pi, uses_comp) = self
+                .peers
+                .get(id)?
+                .payload
+                .session
+                .client_compression_hints();
+            let comp = match client_compression(self.cfg.compression, pi, uses_comp, o) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(peer_id = id, error = %e, "MULTI: client rejected");
+                    let p = self.peers.get_mut(id)?;
+                    let _ = p
+                        .payload
+                        .session
+                        .auth_decision(now, AuthDecision::Deny(None));
+                    return Some(id);
+                }
+            };
             let lease = if needs_pool_lease(o) {
                 match self
                     .pool
@@ -741,7 +760,16 @@ impl Multi {
                 None
             };
             let addrs = client_addresses(&self.addressing, lease.as_ref(), o);
-            let lines = client_push_list(&self.cfg.push, o, &addrs);
+            let lines = match comp.push {
+                // 2.6's migrate handler appends to the push list before the
+                // ccd file is read.
+                Some(extra) => {
+                    let mut global = self.cfg.push.clone();
+                    global.push(extra.to_string());
+                    client_push_list(&global, o, &addrs)
+                }
+                None => client_push_list(&self.cfg.push, o, &addrs),
+            };
             let mut routes = vpn_routes(&addrs, o);
             bound_routes(&mut routes, self.cfg.host.max_routes_per_client, id);
             self.learn_address("add", &routes, acc.common_name.as_deref());
@@ -764,6 +792,7 @@ impl Multi {
             p.payload.username = acc.username;
             p.payload.connect_ran = true;
             p.payload.session.set_push_reply(opts);
+            p.payload.session.set_compression(comp.options);
             if let Some(o) = &ccd {
                 p.payload.session.override_timers(now, o.instance_timers());
                 if self.cfg.vlan.is_some() {

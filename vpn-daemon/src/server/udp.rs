@@ -269,7 +269,7 @@ pub async fn tunnel_server_udp(
     multi.mss = crate::daemon::tunnel::mss_limits(
         cfg,
         outer,
-        setup::framing(cfg.compression).max_overhead() as u16,
+        setup::framing(cfg.compression).mtu_overhead() as u16,
     );
     let q = st.queue.clone();
     let mtu = st.setup.mtu;

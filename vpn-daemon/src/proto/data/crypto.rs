@@ -307,15 +307,17 @@ impl SendKey {
         }
         match framing {
             CompressFraming::None => self.seal_parts(&[packet], dst),
-            CompressFraming::LzoStub => self.seal_parts(&[&[LZO_NO_COMPRESS], packet], dst),
-            CompressFraming::StubSwap => {
+            CompressFraming::LzoStub | CompressFraming::Lzo => {
+                self.seal_parts(&[&[LZO_NO_COMPRESS], packet], dst)
+            }
+            CompressFraming::StubSwap | CompressFraming::Lz4 => {
                 let (first, rest) = packet.split_at(1);
                 self.seal_parts(&[&[NO_COMPRESS_SWAP], rest, first], dst)
             }
-            CompressFraming::StubV2 if packet[0] == V2_INDICATOR => {
+            CompressFraming::StubV2 | CompressFraming::Lz4V2 if packet[0] == V2_INDICATOR => {
                 self.seal_parts(&[&[V2_INDICATOR, V2_UNCOMPRESSED], packet], dst)
             }
-            CompressFraming::StubV2 => self.seal_parts(&[packet], dst),
+            CompressFraming::StubV2 | CompressFraming::Lz4V2 => self.seal_parts(&[packet], dst),
         }
     }
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::data::Digest;
+use crate::proto::data::compress::CompressOptions;
 use crate::proto::data::fragment::FragmentConfig;
-use crate::proto::data::{CompressFraming, Digest};
 use crate::proto::error::KeyFileError;
 use crate::proto::key_method::{OptionsString, PeerInfo};
 use crate::proto::keys::{Key2, KeyDirection, Role};
@@ -151,8 +152,9 @@ pub struct SessionConfig {
     pub tls_mtu: usize,
     /// `--replay-window`.
     pub replay: ReplayConfig,
-    /// Compression framing in force (stubs only).
-    pub framing: CompressFraming,
+    /// `comp-lzo` / `compress` / `allow-compression` as 2.6 resolved them
+    /// (a client applies a pushed compression on top).
+    pub compress: CompressOptions,
     /// `fragment N [mtu]` (UDP only): cut data-channel plaintexts into pieces.
     pub fragment: Option<FragmentConfig>,
     /// `--tun-mtu` (server: pushed when the client sent IV_MTU ≥ it).
@@ -205,7 +207,7 @@ impl SessionConfig {
             auth_digest: Digest::Sha1,
             tls_mtu: 1250,
             replay: ReplayConfig::default(),
-            framing: CompressFraming::None,
+            compress: CompressOptions::stub_only_default(),
             fragment: None,
             tun_mtu: 1500,
             options_string: OptionsString::default_udp(tls_role),

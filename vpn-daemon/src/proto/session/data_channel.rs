@@ -6,9 +6,11 @@
 //! control channel, so a later step can hand it (or a clone of its keys) to
 //! a per-core worker when the session reports `Event::KeysReady`.
 //!
-//! Nothing here allocates per packet: compression framing on send goes
-//! through a scratch buffer sized once, unframing works in place.
+//! Nothing here allocates per packet: compression on send goes through the
+//! [`Compressor`]'s scratch buffer sized once, unframing works in place and
+//! a decompressed packet is written back into the caller's buffer.
 
+use crate::proto::data::compress::Compressor;
 use crate::proto::data::crypto::Sealed;
 use crate::proto::data::fragment::{FragmentConfig, Fragmenter, Incoming};
 use crate::proto::data::payload::{OccOpcode, Payload, classify};
@@ -17,7 +19,8 @@ use crate::proto::error::{CryptoError, DropReason};
 use crate::proto::wire::KeyId;
 use crate::proto::wire::opcode::split_first_byte;
 
-/// Largest plaintext we frame (tun-mtu up to 9000 plus framing headroom).
+/// Largest packet the fragment layer joins (tun-mtu up to 9000 plus
+/// framing headroom).
 const SCRATCH_LEN: usize = 9216;
 
 /// What a received data packet turned out to be.
@@ -49,8 +52,7 @@ pub struct KeyTraffic {
 pub struct DataChannel {
     keys: [Option<DataKey>; 8],
     send_key: Option<KeyId>,
-    framing: CompressFraming,
-    scratch: Box<[u8]>,
+    comp: Compressor,
     traffic: KeyTraffic,
     /// `fragment`: its settings and state (boxed: large, and rare).
     fragment: Option<(FragmentConfig, Box<Fragmenter>)>,
@@ -58,12 +60,11 @@ pub struct DataChannel {
 
 impl DataChannel {
     /// No keys yet.
-    pub fn new(framing: CompressFraming) -> Self {
+    pub fn new(comp: Compressor) -> Self {
         Self {
             keys: Default::default(),
             send_key: None,
-            framing,
-            scratch: vec![0u8; SCRATCH_LEN].into_boxed_slice(),
+            comp,
             traffic: KeyTraffic::default(),
             fragment: None,
         }
@@ -89,15 +90,6 @@ impl DataChannel {
         self.fragment.as_ref().is_some_and(|(_, f)| f.has_pending())
     }
 
-    /// Bytes `dst` needs for [`Self::decrypt`] of a `packet_len`-byte packet:
-    /// with `fragment` a joined packet is larger than its last piece.
-    pub fn open_buffer_len(&self, packet_len: usize) -> usize {
-        match &self.fragment {
-            Some((_, f)) => packet_len.max(f.capacity()),
-            None => packet_len,
-        }
-    }
-
     /// 2.6 recomputes the fragment size when the cipher is known
     /// (`frame_calculate_dynamic` after NCP); we do when the send key changes.
     fn update_fragment_size(&mut self) {
@@ -112,6 +104,30 @@ impl DataChannel {
         if let Some((cfg, f)) = &mut self.fragment {
             f.set_max_frag_size(cfg.max_fragment_size(key.send.overhead()));
         }
+    }
+
+    /// The compression context (framing, counters).
+    pub fn compressor(&self) -> &Compressor {
+        &self.comp
+    }
+
+    /// Replace the compression context (a pushed `comp-lzo` / `compress`).
+    pub fn set_compressor(&mut self, comp: Compressor) {
+        self.comp = comp;
+    }
+
+    /// Bytes the `dst` of [`Self::decrypt`] needs for a packet of
+    /// `packet_len` bytes: room for a joined (`fragment`) and for a
+    /// decompressed packet too.
+    pub fn open_buffer_len(&self, packet_len: usize) -> usize {
+        let mut n = packet_len;
+        if let Some((_, f)) = &self.fragment {
+            n = n.max(f.capacity());
+        }
+        if self.comp.framing() != CompressFraming::None {
+            n = n.max(self.comp.max_plain());
+        }
+        n
     }
 
     /// Install a freshly derived key for receiving; with `send` it also
@@ -173,15 +189,17 @@ impl DataChannel {
         };
         Some(
             key.send
-                .seal_buffer_len(plaintext_len + self.framing.max_overhead() + frag),
+                .seal_buffer_len(plaintext_len + self.comp.max_overhead() + frag),
         )
     }
 
-    /// Frame and encrypt `plaintext` with the send key into `dst`.
+    /// Frame (compress where configured) and encrypt `plaintext` with the
+    /// send key into `dst`; `now_secs` is monotonic seconds (adaptive LZO).
     pub fn encrypt<'d>(
         &mut self,
         plaintext: &[u8],
         dst: &'d mut [u8],
+        now_secs: u64,
     ) -> Result<Sealed<'d>, CryptoError> {
         let k = self.send_key.ok_or(CryptoError::UnknownKeyId(0))?;
         let key = self
@@ -189,15 +207,15 @@ impl DataChannel {
             .get_mut(usize::from(k.value()))
             .and_then(Option::as_mut)
             .ok_or(CryptoError::UnknownKeyId(k.value()))?;
-        let framed = if self.framing == CompressFraming::None {
+        let framed: &[u8] = if self.comp.framing() == CompressFraming::None {
             plaintext
         } else {
-            let have = self.scratch.len();
-            self.framing
-                .frame(plaintext, &mut self.scratch)
+            let need = plaintext.len() + self.comp.max_overhead();
+            self.comp
+                .frame(plaintext, now_secs)
                 .ok_or(CryptoError::BufferTooSmall {
-                    need: plaintext.len() + self.framing.max_overhead(),
-                    have,
+                    need,
+                    have: crate::proto::data::compress::MAX_PLAINTEXT,
                 })?
         };
         // compress -> fragment -> encrypt, as 2.6's encrypt_sign.
@@ -238,8 +256,10 @@ impl DataChannel {
         Some(key.send.seal(piece, dst))
     }
 
-    /// Authenticate, decrypt and classify a P_DATA_V1/V2 packet into `dst`.
-    /// `now_secs` is monotonic seconds (replay time rule).
+    /// Authenticate, decrypt, decompress and classify a P_DATA_V1/V2 packet
+    /// into `dst` (which needs [`Self::open_buffer_len`] bytes for a
+    /// compressed packet to fit). `now_secs` is monotonic seconds (replay
+    /// time rule).
     pub fn decrypt<'d>(
         &mut self,
         packet: &[u8],
@@ -257,43 +277,45 @@ impl DataChannel {
             .get_mut(usize::from(kid.value()))
             .and_then(Option::as_mut)
             .ok_or(DropReason::UnknownKeyId)?;
-        let dst = match &mut self.fragment {
-            None => {
-                key.recv
-                    .open(packet, dst, now_secs)
-                    .map_err(|e| e.drop_reason())?
-                    .plaintext
-            }
-            Some((_, f)) => {
+        let base = dst.as_ptr() as usize;
+        let (start, end) = {
+            let opened = key
+                .recv
+                .open(packet, &mut *dst, now_secs)
+                .map_err(|e| e.drop_reason())?;
+            match &mut self.fragment {
+                None => {
+                    let start = (opened.plaintext.as_ptr() as usize)
+                        .checked_sub(base)
+                        .ok_or(DropReason::Truncated)?;
+                    (start, start + opened.plaintext.len())
+                }
                 // fragment_incoming runs between decryption and decompression.
-                let base = dst.as_ptr() as usize;
-                let (off, len) = {
-                    let opened = key
-                        .recv
-                        .open(packet, &mut *dst, now_secs)
-                        .map_err(|e| e.drop_reason())?;
-                    match f.incoming(now_secs, opened.plaintext)? {
-                        Incoming::Whole(w) => (w.as_ptr() as usize - base, w.len()),
-                        Incoming::Pending => return Ok(DataOutcome::FragmentPending),
-                        Incoming::Complete(joined) => {
-                            let n = joined.len();
-                            dst.get_mut(..n)
-                                .ok_or(DropReason::OversizedFragment)?
-                                .copy_from_slice(joined);
-                            (0, n)
-                        }
+                Some((_, f)) => match f.incoming(now_secs, opened.plaintext)? {
+                    Incoming::Whole(w) => {
+                        let start = (w.as_ptr() as usize)
+                            .checked_sub(base)
+                            .ok_or(DropReason::Truncated)?;
+                        (start, start + w.len())
                     }
-                };
-                dst.get_mut(off..off + len)
-                    .ok_or(DropReason::OversizedFragment)?
+                    Incoming::Pending => return Ok(DataOutcome::FragmentPending),
+                    Incoming::Complete(joined) => {
+                        let n = joined.len();
+                        dst.get_mut(..n)
+                            .ok_or(DropReason::OversizedFragment)?
+                            .copy_from_slice(joined);
+                        (0, n)
+                    }
+                },
             }
         };
-        let plain = self.framing.unframe(dst)?;
+        let (a, b) = self.comp.unframe(dst, start, end)?;
+        let dst: &'d [u8] = dst;
+        let plain = dst.get(a..b).ok_or(DropReason::Truncated)?;
         if newest {
             self.traffic.packets += 1;
             self.traffic.bytes += plain.len() as u64;
         }
-        let plain: &'d [u8] = plain;
         Ok(match classify(plain) {
             Payload::Ping => DataOutcome::Ping,
             Payload::Occ(OccOpcode::Exit, _) => DataOutcome::OccExit,
@@ -307,6 +329,7 @@ impl DataChannel {
 mod fragment_tests {
     use super::*;
     use crate::proto::data::DataCipher;
+    use crate::proto::data::compress::{CompAlg, CompressOptions};
     use crate::proto::data::hmac::Digest;
     use crate::proto::keys::{Key2, Role};
     use crate::proto::replay::ReplayConfig;
@@ -320,7 +343,15 @@ mod fragment_tests {
             capacity: 1628,
         };
         let mk = |role| {
-            let mut d = DataChannel::new(framing);
+            let alg = match framing {
+                CompressFraming::StubV2 => CompAlg::StubV2,
+                _ => CompAlg::Undef,
+            };
+            let opts = CompressOptions {
+                alg,
+                ..CompressOptions::stub_only_default()
+            };
+            let mut d = DataChannel::new(Compressor::for_tun_mtu(opts, 1500));
             d.enable_fragment(cfg, 200);
             let key = DataKey::from_key2(
                 cipher,
@@ -342,7 +373,7 @@ mod fragment_tests {
     fn send(a: &mut DataChannel, b: &mut DataChannel, pkt: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let max = a.seal_buffer_len(pkt.len()).unwrap();
         let mut buf = vec![0u8; max];
-        let mut wire = vec![a.encrypt(pkt, &mut buf).unwrap().packet.to_vec()];
+        let mut wire = vec![a.encrypt(pkt, &mut buf, 0).unwrap().packet.to_vec()];
         while let Some(s) = a.encrypt_pending(&mut buf) {
             wire.push(s.unwrap().packet.to_vec());
         }
@@ -394,7 +425,7 @@ mod fragment_tests {
             }
             let mut lens = [0usize; 4];
             let mut n = 0;
-            lens[n] = c.encrypt(&pkt, &mut buf).unwrap().packet.len();
+            lens[n] = c.encrypt(&pkt, &mut buf, 0).unwrap().packet.len();
             wire[n][..lens[n]].copy_from_slice(&buf[..lens[n]]);
             n += 1;
             while let Some(Ok(p)) = c.encrypt_pending(&mut buf) {

@@ -61,6 +61,7 @@ pub use config::{SessionConfig, Transport, WrapConfig};
 pub use data_channel::{DataChannel, DataOutcome, KeyTraffic};
 
 use crate::proto::control_msg::{self, AuthFailed, ControlMessage, ControlMsgError};
+use crate::proto::data::compress::{CompFlags, Compressor, PUSH_REFUSED, RECEIVE_WARNING};
 use crate::proto::data::payload::{OCC_MAGIC, OccOpcode, PING_MAGIC};
 use crate::proto::data::{DataCipher, DataKey};
 use crate::proto::error::{CryptoError, DropReason, KeyFileError};
@@ -390,7 +391,7 @@ impl Session {
         };
         let mut timers = TimerTable::new();
         timers.set(Timer::HandshakeWindow, later(now, cfg.hand_window));
-        let mut data = DataChannel::new(cfg.framing);
+        let mut data = DataChannel::new(Compressor::for_tun_mtu(cfg.compress, cfg.tun_mtu));
         if let Some(f) = cfg.fragment {
             let mut seq = [0u8; 1];
             // Only makes seq collisions across restarts unlikely (2.6 does
@@ -560,6 +561,25 @@ impl Session {
         &self.data
     }
 
+    /// Server: the client's peer-info and whether its OCC options string
+    /// announces compression (2.6's `remote_usescomp`), for `compress
+    /// migrate`.
+    pub fn client_compression_hints(&self) -> (Option<&PeerInfo>, bool) {
+        let uses = self
+            .primary
+            .peer_km
+            .as_ref()
+            .is_some_and(|k| k.options.contains(",comp-lzo,"));
+        (self.peer_info.as_ref(), uses)
+    }
+
+    /// Server: this client's own compression (`compress migrate`, its
+    /// client-config-dir file); set before its keys exist.
+    pub fn set_compression(&mut self, c: crate::proto::data::compress::CompressOptions) {
+        self.data
+            .set_compressor(Compressor::for_tun_mtu(c, self.cfg.tun_mtu));
+    }
+
     /// Timers currently armed (tests and debugging).
     pub fn timers(&self) -> &TimerTable {
         &self.timers
@@ -610,7 +630,7 @@ impl Session {
             let mut msg = [0u8; 17];
             msg[..16].copy_from_slice(&OCC_MAGIC);
             msg[16] = OccOpcode::Exit.as_u8();
-            if let Ok(s) = self.data.encrypt(&msg, buf) {
+            if let Ok(s) = self.data.encrypt(&msg, buf, self.secs(now)) {
                 let n = s.packet.len();
                 self.link_sent(now);
                 return Some(n);
@@ -618,7 +638,11 @@ impl Session {
         }
         if self.pending_ping {
             self.pending_ping = false;
-            let sealed = self.data.encrypt(&PING_MAGIC, buf).map(|s| s.packet.len());
+            let secs = self.secs(now);
+            let sealed = self
+                .data
+                .encrypt(&PING_MAGIC, buf, secs)
+                .map(|s| s.packet.len());
             // Re-arm even if no key could seal it, so keepalive resumes
             // once one is installed.
             self.link_sent(now);
@@ -1022,7 +1046,15 @@ impl Session {
             Ok(pi) => pi,
             Err(e) => return self.close_now(CloseReason::ProtocolViolation(e.to_string())),
         };
-        let ours = KeyMethod2::new(&self.primary.source, self.cfg.options_string.to_string());
+        let mut occ = self.cfg.options_string.clone();
+        if self.cfg.compress.flags.contains(CompFlags::MIGRATE) && km.options.contains(",comp-lzo,")
+        {
+            // 2.6's options_string_compat_lzo: `compress migrate` answers a
+            // comp-lzo client with the options of a comp-lzo server.
+            occ.comp_lzo = true;
+            occ.link_mtu += 1;
+        }
+        let ours = KeyMethod2::new(&self.primary.source, occ.to_string());
         let written = ours
             .encode(TlsRole::Server)
             .map_err(|e| e.to_string())
@@ -1148,6 +1180,29 @@ impl Session {
             Err(e) => return self.close_now(CloseReason::ProtocolViolation(e.to_string())),
         };
         self.cipher = Some(cipher);
+        // A pushed `comp-noadapt` has no typed field; 2.6 applies it too.
+        let noadapt = opts.unknown.iter().any(|o| o == "comp-noadapt");
+        if opts.compression.is_some() || noadapt {
+            // 2.6 applies the pushed option to its own compress_options
+            // and then checks them against allow-compression.
+            let mut c = self.cfg.compress;
+            let warn = opts
+                .compression
+                .is_some_and(|p| p.apply_to(&mut c).unwrap_or(false));
+            if noadapt {
+                c.comp_noadapt();
+            }
+            if let Err(e) = c.check() {
+                self.events.push_back(Event::Warning(e.to_string()));
+                return self.close_now(CloseReason::ProtocolViolation(PUSH_REFUSED.into()));
+            }
+            if warn {
+                self.events
+                    .push_back(Event::Warning(RECEIVE_WARNING.into()));
+            }
+            self.data
+                .set_compressor(Compressor::for_tun_mtu(c, self.cfg.tun_mtu));
+        }
         self.use_ekm = opts.uses_tls_ekm();
         let flags = opts.protocol_flags.unwrap_or_default();
         self.cc_exit = flags.contains(ProtocolFlags::CC_EXIT);
@@ -1702,7 +1757,8 @@ impl Session {
             return Err(SessionError::NoKey);
         }
         let (len, reneg) = {
-            let s = self.data.encrypt(plaintext, dst)?;
+            let secs = self.secs(now);
+            let s = self.data.encrypt(plaintext, dst, secs)?;
             (s.packet.len(), s.renegotiate)
         };
         self.link_sent(now);

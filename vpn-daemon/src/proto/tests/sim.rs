@@ -91,6 +91,10 @@ pub(crate) struct SimOpts {
     pub(crate) v2_early_negotiation: bool,
     /// Unix time the client checks certificates at (default: 2027, valid).
     pub(crate) client_verify_time: Option<i64>,
+    /// `comp-lzo` / `compress` / `allow-compression` of the client and the
+    /// server (2.6's default: stubs only).
+    pub(crate) client_compress: crate::proto::data::compress::CompressOptions,
+    pub(crate) server_compress: crate::proto::data::compress::CompressOptions,
 }
 
 impl Default for SimOpts {
@@ -122,6 +126,8 @@ impl Default for SimOpts {
             reneg_pkts: None,
             v2_early_negotiation: true,
             client_verify_time: None,
+            client_compress: crate::proto::data::compress::CompressOptions::stub_only_default(),
+            server_compress: crate::proto::data::compress::CompressOptions::stub_only_default(),
         }
     }
 }
@@ -231,6 +237,8 @@ pub(crate) fn configs(opts: &SimOpts) -> (Arc<SessionConfig>, Arc<SessionConfig>
     }
     c.inactive = opts.client_inactive;
     c.v2_early_negotiation = opts.v2_early_negotiation;
+    c.compress = opts.client_compress;
+    s.compress = opts.server_compress;
     if !opts.request_push {
         c.peer_info.proto -= crate::proto::key_method::IvProto::REQUEST_PUSH;
     }
@@ -470,7 +478,8 @@ impl Pair {
                 p.tampered
             );
         }
-        let mut dst = vec![0u8; p.bytes.len() + 64];
+        // Room for a decompressed packet too.
+        let mut dst = vec![0u8; (p.bytes.len() + 64).max(2048)];
         let dropped = if p.to_server {
             match self.server.as_mut() {
                 None => {
