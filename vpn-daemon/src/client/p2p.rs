@@ -25,6 +25,7 @@ use crate::client::dns;
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
+use crate::daemon::route_up;
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::daemon::{Outcome, or_never, sleep_until};
@@ -55,6 +56,8 @@ const FAST_RX_BATCH: usize = 64;
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long exit-notify may take at most before we leave anyway.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// `tls-exit`: 2.6 leaves through a soft SIGTERM ("tls-error"), status 0.
+const TLS_EXIT_STATUS: u8 = 0;
 
 /// How one connection attempt ended.
 enum End {
@@ -262,8 +265,16 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
         tracing::warn!(error = %e, "removing route");
     }
     if let Some((tun, setup)) = persist.tun.take() {
+        persist.resolved.revert().await;
+        // 2.6 closes the device before `down` unless `down-pre` is given.
+        let info = setup.tun_info(tun.name(), None);
+        let tun = if ctx.cfg.extras.down_pre {
+            Some(tun)
+        } else {
+            drop(tun);
+            None
+        };
         if persist.up_ran {
-            let info = setup.tun_info(tun.name(), None);
             tunnel::run_up_down(
                 ctx.cfg,
                 &ctx.runner,
@@ -275,7 +286,6 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
             )
             .await;
         }
-        persist.resolved.revert().await;
         persist.up_ran = false;
         drop(tun);
     }
@@ -379,6 +389,7 @@ async fn connect_and_run(
         enc: vec![0u8; 4096],
         exiting: None,
         stats: ClientStatus::default(),
+        route_wakeup: None,
     };
     let r = run.drive(ctx, &mut link, persist, signals).await;
     let _ = link.flush().await;
@@ -439,6 +450,8 @@ struct Run {
     exiting: Option<(Instant, Outcome)>,
     /// The counters of the `status` file.
     stats: ClientStatus,
+    /// `route-delay`: when to add the routes, and what with.
+    route_wakeup: Option<(Instant, Box<PendingRoutes>)>,
 }
 
 impl Run {
@@ -479,11 +492,24 @@ impl Run {
             {
                 return Ok(End::Stop(o));
             }
+            if self
+                .route_wakeup
+                .as_ref()
+                .is_some_and(|(at, _)| clock::now() >= *at)
+                && let Some((_, pending)) = self.route_wakeup.take()
+            {
+                self.finish_up(ctx, persist, *pending).await?;
+            }
             let timeout = self.session.poll_timeout();
             let deadline = match (timeout, self.exiting) {
                 (Some(t), Some((d, _))) => Some(t.min(d)),
                 (t, None) => t,
                 (None, Some((d, _))) => Some(d),
+            };
+            let deadline = match (deadline, &self.route_wakeup) {
+                (Some(d), Some((w, _))) => Some(d.min(*w)),
+                (None, Some((w, _))) => Some(*w),
+                (d, None) => d,
             };
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
@@ -732,6 +758,14 @@ impl Run {
                     CloseReason::AuthFailed(_) | CloseReason::Halt(_) | CloseReason::PingExit => {
                         End::Stop(Outcome::Exit(1))
                     }
+                    // `tls-exit`: a failed TLS negotiation ends the process
+                    // (2.6 raises SIGTERM "tls-error" instead of SIGUSR1).
+                    CloseReason::HandshakeTimeout | CloseReason::Tls(_)
+                        if ctx.cfg.extras.tls_exit =>
+                    {
+                        tracing::info!("tls-exit: TLS negotiation failed, exiting");
+                        End::Stop(Outcome::Exit(TLS_EXIT_STATUS))
+                    }
                     CloseReason::Inactive | CloseReason::Local => End::Stop(Outcome::Exit(0)),
                     CloseReason::HandshakeTimeout
                     | CloseReason::PingRestart
@@ -816,9 +850,8 @@ impl Run {
             outer,
             setup::framing(cfg.compression).max_overhead() as u16,
         );
-        if !ctx.privileges_dropped && persist.routes.installed() == 0 {
-            self.install_routes(cfg, &p, &setup, &dev, link.peer().ip(), &mut persist.routes);
-        }
+        let routes_due = !ctx.privileges_dropped && persist.routes.installed() == 0;
+        let server = link.peer().ip();
         let dns = dns::pulled_logged(cfg, &p);
         persist.dns_env = dns::script_env(&dns);
         if fresh || !persist.up_ran {
@@ -839,6 +872,64 @@ impl Run {
             .resolved
             .apply(cfg, ctx.runner.security, &dev, &dns)
             .await;
+        let pending = PendingRoutes {
+            pushed: p,
+            setup,
+            dev,
+            server,
+            install: routes_due,
+            route_up: fresh,
+        };
+        match cfg.extras.route_delay {
+            // 2.6 starts the route-delay timer only for a freshly opened
+            // device; the privilege drop waits for the routes.
+            Some(d) if fresh => {
+                let at = clock::now() + Duration::from_secs(u64::from(d.seconds));
+                tracing::info!(seconds = d.seconds, "route-delay: adding routes later");
+                self.route_wakeup = Some((at, Box::new(pending)));
+                Ok(())
+            }
+            _ => self.finish_up(ctx, persist, pending).await,
+        }
+    }
+
+    /// Routes, `route-up`, then the privilege drop: the end of 2.6's
+    /// start-up (`initialization_sequence_completed`).
+    async fn finish_up(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        persist: &mut Persist,
+        pending: PendingRoutes,
+    ) -> Result<(), DaemonError> {
+        let cfg = ctx.cfg;
+        let PendingRoutes {
+            pushed: p,
+            setup,
+            dev,
+            server,
+            install,
+            route_up,
+        } = pending;
+        let mut added = RoutesAdded::default();
+        if install && !ctx.privileges_dropped {
+            added = self.install_routes(cfg, &p, &setup, &dev, server, &mut persist.routes);
+        }
+        if route_up {
+            let gw = match p.route_gateway {
+                Some(push::RouteGateway::Addr(a)) => Some(a),
+                _ => None,
+            };
+            let info = setup.tun_info(&dev, gw);
+            let env = route_up::route_env(
+                &info,
+                &added.v4,
+                &added.v6,
+                &added.gateways,
+                added.redirect,
+                &persist.dns_env,
+            );
+            route_up::run_route_up(cfg, &ctx.runner, &env).await;
+        }
         if !ctx.privileges_dropped && (cfg.user.is_some() || cfg.group.is_some()) {
             // The status file stays writable after the drop, as in OpenVPN.
             crate::server::tcp::hold_rewritten_files(cfg);
@@ -856,9 +947,25 @@ impl Run {
         dev: &str,
         server: IpAddr,
         rt: &mut RouteTable,
-    ) {
+    ) -> RoutesAdded {
         let local = setup.ipv4.map(|a| a.0);
         let mut errs = Vec::new();
+        // A pushed `route-metric` replaces ours, as pulled options do in 2.6.
+        let default_metric = p.route_metric.or(cfg.extras.route_metric);
+        let mut added = RoutesAdded {
+            gateways: route_up::Gateways {
+                vpn: match p.route_gateway {
+                    Some(push::RouteGateway::Addr(a)) => Some(a),
+                    _ => setup
+                        .ipv4
+                        .filter(|_| setup.topology != Topology::Subnet)
+                        .map(|a| a.1),
+                },
+                net: route_up::default_gateway_v4(),
+                remote_host: route_up::v4(Some(server)),
+            },
+            ..RoutesAdded::default()
+        };
         let redirect = p
             .redirect_gateway
             .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
@@ -875,6 +982,7 @@ impl Run {
                 f
             }));
         if let Some(f) = redirect {
+            added.redirect = !f.contains(RedirectFlags::NOT_IPV4);
             // Always the def1 form: the old default route stays, two more
             // specific halves win, and the host route keeps the server
             // reachable through the old gateway.
@@ -889,53 +997,79 @@ impl Run {
                 errs.push(DaemonError::from(e));
             }
         }
-        for r in &cfg.routes {
+        // Configured routes first, then pulled ones: 2.6's numbering.
+        for r in cfg.routes.iter().chain(&p.routes) {
+            let metric = r.metric.or(default_metric);
+            added.v4.extend(
+                added
+                    .gateways
+                    .env_route(r.network, r.netmask, r.gateway, metric),
+            );
             if let Err(e) = tunnel::add_route_v4(
                 rt,
                 dev,
                 r.network,
                 r.netmask,
                 r.gateway,
-                r.metric,
+                metric,
                 Some(server),
                 local,
             ) {
                 errs.push(e);
             }
         }
-        for r in &p.routes {
-            if let Err(e) = tunnel::add_route_v4(
-                rt,
-                dev,
-                r.network,
-                r.netmask,
-                r.gateway,
-                r.metric.or(p.route_metric),
-                Some(server),
-                local,
-            ) {
-                errs.push(e);
-            }
-        }
-        for r in &cfg.routes_ipv6 {
-            if let Err(e) = tunnel::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
-                errs.push(e);
-            }
-        }
-        for r in &p.routes_ipv6 {
+        let pulled6 = p.routes_ipv6.iter().filter_map(|r| {
             match ipnet::Ipv6Net::new(r.network, r.prefix_len) {
-                Ok(n) => {
-                    if let Err(e) = tunnel::add_route_v6(rt, dev, n, r.gateway, r.metric) {
-                        errs.push(e);
-                    }
+                Ok(n) => Some((n, r.gateway, r.metric)),
+                Err(_) => {
+                    tracing::warn!(network = %r.network, "bad pushed route-ipv6 prefix");
+                    None
                 }
-                Err(_) => tracing::warn!(network = %r.network, "bad pushed route-ipv6 prefix"),
+            }
+        });
+        let v6: Vec<_> = cfg
+            .routes_ipv6
+            .iter()
+            .map(|r| (r.network, r.gateway, r.metric))
+            .chain(pulled6)
+            .collect();
+        for (n, gateway, metric) in v6 {
+            let metric = metric.or(default_metric);
+            added.v6.push(route_up::EnvRoute6 {
+                network: n,
+                gateway: gateway.or(setup.ipv6.and_then(|a| a.2)),
+                metric,
+            });
+            if let Err(e) = tunnel::add_route_v6(rt, dev, n, gateway, metric) {
+                errs.push(e);
             }
         }
         for e in errs {
             tracing::warn!(error = %e, "route not installed");
         }
+        added
     }
+}
+
+/// What the routes step needs, kept while `route-delay` runs.
+struct PendingRoutes {
+    pushed: PushedOptions,
+    setup: TunSetup,
+    dev: String,
+    server: IpAddr,
+    /// Add the routes (none are installed yet).
+    install: bool,
+    /// Run `route-up` (the device was opened for this connection).
+    route_up: bool,
+}
+
+/// The routes as `route-up` is told about them.
+#[derive(Default)]
+struct RoutesAdded {
+    v4: Vec<route_up::EnvRoute>,
+    v6: Vec<route_up::EnvRoute6>,
+    gateways: route_up::Gateways,
+    redirect: bool,
 }
 
 /// What the link delivered.

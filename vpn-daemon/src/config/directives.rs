@@ -29,6 +29,8 @@ use super::{
     },
 };
 
+mod extra;
+
 /// One directive's parameters as the parser sees them.
 struct Args<'a> {
     name: &'a str,
@@ -299,6 +301,50 @@ pub static DIRECTIVES: &[Spec] = &[
     d("redirect-private", 0, 8, |b, a| redirect(b, a, false)),
     d("dhcp-option", 1, 3, dhcp_option),
     d("dns", 2, 16, dns),
+    // route timing, scripts, certificate checks, Linux no-ops (extra.rs)
+    d("route-metric", 1, 1, extra::route_metric),
+    d("route-delay", 0, 2, extra::route_delay),
+    d("route-up", 1, 1, |b, a| {
+        b.cfg.extras.route_up = Some(a.nonempty(0)?.to_string());
+        Ok(())
+    }),
+    // Windows only; Linux openvpn accepts any value without a word.
+    d("route-method", 1, 1, |_, _| Ok(())),
+    d("down-pre", 0, 0, |b, _| {
+        b.cfg.extras.down_pre = true;
+        Ok(())
+    }),
+    d("tls-exit", 0, 0, |b, _| {
+        b.cfg.extras.tls_exit = true;
+        Ok(())
+    }),
+    d("fast-io", 0, 0, |b, _| {
+        b.cfg.extras.fast_io = true;
+        Ok(())
+    }),
+    d("disable-occ", 0, 0, |b, _| {
+        b.cfg.extras.disable_occ = true;
+        Ok(())
+    }),
+    d("ifconfig-nowarn", 0, 0, |b, _| {
+        b.cfg.extras.ifconfig_nowarn = true;
+        Ok(())
+    }),
+    d("replay-persist", 1, 1, |b, a| {
+        b.cfg.extras.replay_persist = Some(a.path(0)?);
+        Ok(())
+    }),
+    d("ns-cert-type", 1, 1, extra::ns_cert_type),
+    d("remote-cert-ku", 0, 15, extra::remote_cert_ku),
+    d("remote-cert-eku", 1, 1, extra::remote_cert_eku),
+    inl("verify-hash", 1, 2, extra::cert_hash),
+    inl("peer-fingerprint", 1, 2, extra::cert_hash),
+    d("iroute", 0, 16, extra::client_only),
+    d("iroute-ipv6", 0, 16, extra::client_only),
+    d("ifconfig-push", 0, 16, extra::client_only),
+    d("ifconfig-ipv6-push", 0, 16, extra::client_only),
+    d("push-reset", 0, 16, extra::client_only),
+    d("disable", 0, 16, extra::client_only),
     // server
     d("client-config-dir", 1, 1, |b, a| {
         b.cfg.client_config_dir = Some(a.path(0)?);
@@ -373,6 +419,7 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("remote-cert-tls", 1, 1, |b, a| {
+        extra::clear_ku_eku(b);
         b.cfg.remote_cert_tls = Some(match a.word(0)? {
             "client" => CertUsage::Client,
             "server" => CertUsage::Server,
@@ -559,15 +606,19 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("ping-restart", 1, 1, |b, a| {
-        b.cfg.ping_rec = Some(PingRec {
-            timeout: a.num_range(0, 1, u32::MAX)?,
+        // 0 turns the timeout off, as in OpenVPN.
+        let timeout: u32 = a.num(0)?;
+        b.cfg.ping_rec = (timeout > 0).then_some(PingRec {
+            timeout,
             action: PingAction::Restart,
         });
         Ok(())
     }),
     d("ping-exit", 1, 1, |b, a| {
-        b.cfg.ping_rec = Some(PingRec {
-            timeout: a.num_range(0, 1, u32::MAX)?,
+        // 0 turns the timeout off, as in OpenVPN.
+        let timeout: u32 = a.num(0)?;
+        b.cfg.ping_rec = (timeout > 0).then_some(PingRec {
+            timeout,
             action: PingAction::Exit,
         });
         Ok(())
@@ -813,7 +864,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("tls-export-cert", "tls-export-cert is not implemented"),
     ("learn-address", "learn-address scripts are not implemented"),
     ("ipchange", "ipchange scripts are not implemented"),
-    ("route-up", "route-up scripts are not implemented"),
     (
         "route-pre-down",
         "route-pre-down scripts are not implemented",
@@ -834,51 +884,16 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("route-nopull", "route-nopull is not implemented"),
     ("route-noexec", "route-noexec is not implemented"),
     ("ifconfig-noexec", "ifconfig-noexec is not implemented"),
-    ("route-delay", "route-delay is not implemented"),
-    ("route-metric", "route-metric is not implemented"),
     ("block-ipv6", "block-ipv6 is not implemented"),
     ("block-outside-dns", "Windows only"),
     ("register-dns", "Windows only"),
     ("ip-win32", "Windows only"),
-    ("route-method", "Windows only"),
     ("dhcp-release", "Windows only"),
     ("dhcp-renew", "Windows only"),
     ("win-sys", "Windows only"),
     ("cryptoapicert", "Windows only"),
-    (
-        "iroute",
-        "iroute belongs in client-config-dir files, which are read by the server at connect time",
-    ),
-    (
-        "iroute-ipv6",
-        "iroute-ipv6 belongs in client-config-dir files",
-    ),
-    (
-        "ifconfig-push",
-        "ifconfig-push belongs in client-config-dir files",
-    ),
-    (
-        "ifconfig-ipv6-push",
-        "ifconfig-ipv6-push belongs in client-config-dir files",
-    ),
-    (
-        "push-reset",
-        "push-reset belongs in client-config-dir files",
-    ),
     ("push-remove", "push-remove is not implemented"),
-    ("disable", "disable belongs in client-config-dir files"),
     ("capath", "capath is not implemented; use ca"),
-    ("verify-hash", "verify-hash is not implemented"),
-    ("peer-fingerprint", "peer-fingerprint is not implemented"),
-    (
-        "remote-cert-ku",
-        "remote-cert-ku is not implemented; use remote-cert-tls",
-    ),
-    (
-        "remote-cert-eku",
-        "remote-cert-eku is not implemented; use remote-cert-tls",
-    ),
-    ("ns-cert-type", "removed from OpenVPN; use remote-cert-tls"),
     (
         "x509-username-field",
         "x509-username-field is not implemented",
@@ -889,7 +904,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("engine", "OpenSSL engines are not implemented"),
     ("providers", "OpenSSL providers are not implemented"),
     ("askpass", "encrypted private keys are not implemented"),
-    ("tls-exit", "tls-exit is not implemented"),
     ("single-session", "single-session is not implemented"),
     (
         "tls-crypt-v2-verify",
@@ -926,12 +940,10 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("bcast-buffers", "bcast-buffers is not implemented"),
     ("passtos", "passtos is not implemented"),
     ("mtu-disc", "mtu-disc is not implemented"),
-    ("fast-io", "fast-io is not implemented"),
     ("persist-local-ip", "persist-local-ip is not implemented"),
     ("persist-remote-ip", "persist-remote-ip is not implemented"),
     ("up-delay", "up-delay is not implemented"),
     ("up-restart", "up-restart is not implemented"),
-    ("down-pre", "down-pre is not implemented"),
     ("connect-timeout", "connect-timeout is not implemented"),
     (
         "server-poll-timeout",
@@ -1329,7 +1341,20 @@ fn mode(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
 }
 
 fn server(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
-    let net = a.ipv4(0)?;
+    // OpenVPN's address parser takes `A.B.C.D/bits` (bits 0-32) and keeps
+    // only the address: the netmask parameter decides.
+    let net = match a.word(0)?.split_once('/') {
+        Some((addr, bits)) => {
+            let ok = !bits.is_empty()
+                && bits.bytes().all(|c| c.is_ascii_digit())
+                && bits.parse::<u8>().is_ok_and(|n| n <= 32);
+            match addr.parse::<Ipv4Addr>() {
+                Ok(v) if ok => v,
+                _ => return Err(a.invalid(0, "an IPv4 address (optionally with /bits)")),
+            }
+        }
+        None => a.ipv4(0)?,
+    };
     let mask = a.netmask(1)?;
     let nopool = match a.words.get(2).map(String::as_str) {
         None => false,

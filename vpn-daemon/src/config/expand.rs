@@ -43,6 +43,7 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     tls(b)?;
     data_channel(b)?;
     misc(b)?;
+    super::extras::validate(b)?;
     files(b)
 }
 
@@ -588,7 +589,10 @@ fn tls(b: &mut Builder) -> Result<(), ConfigError> {
         }
     }
     let has_identity = b.cfg.pkcs12.is_some() || b.cfg.cert.is_some();
-    let has_ca = b.cfg.pkcs12.is_some() || b.cfg.ca.is_some();
+    // `peer-fingerprint` without `ca` trusts the listed certificates (2.6).
+    let has_ca = b.cfg.pkcs12.is_some()
+        || b.cfg.ca.is_some()
+        || b.cfg.extras.cert_hashes.as_ref().is_some_and(|h| h.depth == 0);
     if server {
         if !has_identity {
             return Err(invalid(
@@ -716,6 +720,7 @@ fn misc(b: &mut Builder) -> Result<(), ConfigError> {
     }
     let s = &b.cfg.scripts;
     let any_script = s.up.is_some()
+        || b.cfg.extras.route_up.is_some()
         || s.down.is_some()
         || s.client_connect.is_some()
         || s.client_disconnect.is_some()
@@ -724,6 +729,7 @@ fn misc(b: &mut Builder) -> Result<(), ConfigError> {
         b.warn(
             &b.latest_of(&[
                 "up",
+                "route-up",
                 "down",
                 "client-connect",
                 "client-disconnect",
@@ -823,8 +829,12 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     }
     // Commands stay as written (they are command lines, not paths); only
     // their program is checked, relative to the same directory.
-    let commands: [(&'static str, Option<&String>); 5] = [
+    if let Some(p) = &mut c.extras.replay_persist {
+        fix("replay-persist", p, Want::Output)?;
+    }
+    let commands: [(&'static str, Option<&String>); 6] = [
         ("up", c.scripts.up.as_ref()),
+        ("route-up", c.extras.route_up.as_ref()),
         ("down", c.scripts.down.as_ref()),
         ("client-connect", c.scripts.client_connect.as_ref()),
         ("client-disconnect", c.scripts.client_disconnect.as_ref()),

@@ -14,6 +14,7 @@
 pub mod directives;
 pub mod error;
 mod expand;
+pub mod extras;
 pub mod lexer;
 pub mod types;
 
@@ -278,6 +279,9 @@ pub struct Config {
     /// `xdp-drop-unknown` (default yes): drop data packets for unknown
     /// peer-ids in XDP.
     pub xdp_drop_unknown: bool,
+
+    /// Route timing, route-up, extra certificate checks, Linux no-ops.
+    pub extras: extras::Extras,
 
     /// Notes that are not errors, in the order found.
     pub warnings: Vec<ConfigWarning>,
@@ -883,6 +887,7 @@ impl Config {
             xdp: XdpMode::Auto,
             xdp_interface: None,
             xdp_drop_unknown: true,
+            extras: extras::Extras::default(),
             warnings: Vec::new(),
         }
     }

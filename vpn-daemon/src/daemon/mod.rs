@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod process;
+pub mod route_up;
 pub mod setup;
 pub mod tunnel;
 

@@ -100,6 +100,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         CertUsage::Client => CertType::Client,
         CertUsage::Server => CertType::Server,
     });
+    t.extra_checks = extra_cert_checks(cfg);
     t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
         X509NameKind::Subject => X509NameCheck::Subject(v.name.clone()),
         X509NameKind::Name => X509NameCheck::Name(v.name.clone()),
@@ -296,4 +297,27 @@ pub fn session_config(
     s.explicit_exit_notify = cfg.explicit_exit_notify.filter(|n| *n > 0);
     s.auth_user_pass = auth_user_pass(cfg)?;
     Ok(s)
+}
+
+/// `ns-cert-type`, `remote-cert-ku/-eku`, `peer-fingerprint`, `verify-hash`.
+fn extra_cert_checks(cfg: &Config) -> crate::proto::cert_checks::ExtraCertChecks {
+    use crate::config::extras::{HashAlgo, KeyUsageCheck};
+    use crate::proto::cert_checks::{ExtraCertChecks, FingerprintRule, KeyUsageRule};
+    let e = &cfg.extras;
+    ExtraCertChecks {
+        ns_cert_type: e.ns_cert_type.map(|u| match u {
+            CertUsage::Client => CertType::Client,
+            CertUsage::Server => CertType::Server,
+        }),
+        key_usage: e.remote_cert_ku.as_ref().map(|k| match k {
+            KeyUsageCheck::Required => KeyUsageRule::Required,
+            KeyUsageCheck::AnyOf(v) => KeyUsageRule::AnyOf(v.clone()),
+        }),
+        ext_key_usage: e.remote_cert_eku.clone(),
+        fingerprints: e.cert_hashes.as_ref().map(|h| FingerprintRule {
+            depth: h.depth,
+            sha256: h.algo == HashAlgo::Sha256,
+            hashes: h.hashes.clone(),
+        }),
+    }
 }

@@ -26,6 +26,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
+use crate::proto::cert_checks::{ExtraCertChecks, ExtraCertError};
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::dh::Dh;
@@ -178,6 +179,8 @@ pub struct TlsConfig {
     pub tls_ciphersuites: Option<String>,
     /// Unix time to check certificate validity at; `None` = OpenSSL's wall clock.
     pub verify_time: Option<i64>,
+    /// `ns-cert-type`, `remote-cert-ku/-eku`, `peer-fingerprint`, `verify-hash`.
+    pub extra_checks: ExtraCertChecks,
 }
 
 impl TlsConfig {
@@ -198,6 +201,7 @@ impl TlsConfig {
             tls_cipher: None,
             tls_ciphersuites: None,
             verify_time: None,
+            extra_checks: ExtraCertChecks::default(),
         }
     }
 }
@@ -334,6 +338,9 @@ pub enum CertRejection {
         /// What the certificate carries (subject or CN).
         actual: String,
     },
+    /// `ns-cert-type`, `remote-cert-ku/-eku`, `peer-fingerprint`, `verify-hash`.
+    #[error("{0}")]
+    Extra(ExtraCertError),
     /// Another OpenSSL verify error.
     #[error("certificate verify error {code} at depth {depth}: {detail}")]
     Other {
@@ -396,6 +403,9 @@ struct PeerChecks {
     remote_cert_tls: Option<CertType>,
     verify_x509_name: Option<X509NameCheck>,
     crl: Option<X509Crl>,
+    extra: ExtraCertChecks,
+    /// `peer-fingerprint` without `ca`: chain errors are forgiven.
+    fingerprint_only: bool,
 }
 
 fn pem_certs(pem: &[u8]) -> Result<Vec<X509>, ErrorStack> {
@@ -466,7 +476,8 @@ impl TlsContext {
                 n_ca += 1;
             }
         }
-        if n_ca == 0 {
+        let fingerprint_only = cfg.extra_checks.fingerprint_only(n_ca > 0);
+        if n_ca == 0 && !fingerprint_only {
             return Err(TlsConfigError::NoCa);
         }
         b.set_verify_cert_store(store.build())
@@ -523,6 +534,8 @@ impl TlsContext {
                 remote_cert_tls: cfg.remote_cert_tls,
                 verify_x509_name: cfg.verify_x509_name.clone(),
                 crl,
+                extra: cfg.extra_checks.clone(),
+                fingerprint_only,
             }),
             verify_time: cfg.verify_time,
             verify_mode,
@@ -783,12 +796,18 @@ impl TlsSession {
         let role = ctx.role;
         ssl.set_verify_callback(ctx.verify_mode, move |preverify_ok, x509| {
             let depth = x509.error_depth();
-            if !preverify_ok {
+            if !preverify_ok && !checks.fingerprint_only {
                 let err = x509.error();
                 record(
                     &slot,
                     map_verify_error(err.as_raw(), depth, err.error_string(), role),
                 );
+                return false;
+            }
+            if let Some(cert) = x509.current_cert()
+                && let Err(e) = checks.extra.check(cert, depth)
+            {
+                record(&slot, CertRejection::Extra(e));
                 return false;
             }
             if depth == 0

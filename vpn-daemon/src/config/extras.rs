@@ -1,0 +1,101 @@
+//! Settings of the OpenVPN 2.6 directives that real configurations carry
+//! beyond the core set (route timing and scripts, peer-certificate checks,
+//! Linux no-ops), kept in one struct so the core `Config` stays readable.
+
+use super::{Builder, ConfigError, ConfigErrorKind, Mode, types::CertUsage};
+
+/// `route-delay [N [W]]`: add routes N seconds after the tunnel is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteDelay {
+    /// N (0 without a parameter: routes are added on the next timer tick,
+    /// after the rest of start-up).
+    pub seconds: u32,
+    /// W: how long OpenVPN waits for a Windows adapter; unused on Linux,
+    /// kept so the value is checked as OpenVPN checks it.
+    pub window: u32,
+}
+
+/// Which certificate `verify-hash` / `peer-fingerprint` fingerprints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgo {
+    /// `verify-hash … SHA1` (and `verify-hash` without an algorithm).
+    Sha1,
+    /// `SHA256` (always for `peer-fingerprint`).
+    Sha256,
+}
+
+/// `verify-hash` (depth 1: the CA that signed the peer) or
+/// `peer-fingerprint` (depth 0: the peer's own certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertHashes {
+    /// 0 for `peer-fingerprint`, 1 for `verify-hash`.
+    pub depth: u32,
+    /// The digest over the DER certificate.
+    pub algo: HashAlgo,
+    /// Accepted fingerprints, in the order given.
+    pub hashes: Vec<Vec<u8>>,
+}
+
+/// `remote-cert-ku [v...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUsageCheck {
+    /// No values: the extension must be present (as `remote-cert-tls`).
+    Required,
+    /// The peer's key usage must contain all bits of one of these (hex as
+    /// written, in OpenVPN's byte order: `80` = digitalSignature).
+    AnyOf(Vec<u32>),
+}
+
+/// `x509-username-field`: the certificate field used as the common name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsernameField {
+    /// A subject attribute by short or long name (`CN`, `emailAddress`, ...).
+    Subject(String),
+    /// `ext:subjectAltName`: the first e-mail (or DNS) name.
+    SubjectAltName,
+}
+
+/// The directives of this struct, all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Extras {
+    /// `route-metric N`: the metric of routes that give none (0 = none).
+    pub route_metric: Option<u32>,
+    /// `route-delay`.
+    pub route_delay: Option<RouteDelay>,
+    /// `route-up CMD`.
+    pub route_up: Option<String>,
+    /// `down-pre`: run `down` before the device is closed.
+    pub down_pre: bool,
+    /// `tls-exit`: exit (not restart) when a TLS negotiation fails.
+    pub tls_exit: bool,
+    /// `fast-io` (accepted: our I/O is always non-blocking and batched).
+    pub fast_io: bool,
+    /// `disable-occ`: do not send the OCC options string checks.
+    pub disable_occ: bool,
+    /// `ifconfig-nowarn`.
+    pub ifconfig_nowarn: bool,
+    /// `ns-cert-type client|server`.
+    pub ns_cert_type: Option<CertUsage>,
+    /// `remote-cert-ku` (also set by `remote-cert-tls`).
+    pub remote_cert_ku: Option<KeyUsageCheck>,
+    /// `remote-cert-eku OID|name` (also set by `remote-cert-tls`).
+    pub remote_cert_eku: Option<String>,
+    /// `verify-hash` / `peer-fingerprint`.
+    pub cert_hashes: Option<CertHashes>,
+    /// `x509-username-field`.
+    pub x509_username_field: Option<UsernameField>,
+    /// `replay-persist FILE` (only static-key mode uses it; see the docs).
+    pub replay_persist: Option<std::path::PathBuf>,
+}
+
+/// What 2.6 refuses once everything is read.
+pub(super) fn validate(b: &Builder) -> Result<(), ConfigError> {
+    if b.cfg.mode == Mode::Server && b.cfg.extras.route_delay.is_some() {
+        return Err(ConfigError::at(
+            &b.span_of("route-delay"),
+            ConfigErrorKind::Invalid("'route-delay' cannot be used with 'mode server' (as in OpenVPN)".into()),
+        ));
+    }
+    Ok(())
+}

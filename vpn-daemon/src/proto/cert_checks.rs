@@ -1,0 +1,261 @@
+//! OpenVPN 2.6's optional checks on the peer's certificate beyond the chain:
+//! `ns-cert-type`, `remote-cert-ku`, `remote-cert-eku`, and the fingerprint
+//! lists of `peer-fingerprint` (depth 0) and `verify-hash` (depth 1).
+//!
+//! The certificate's extensions are read with `x509-parser` (the openssl
+//! crate exposes neither unknown EKU OIDs nor nsCertType); names of OIDs are
+//! OpenSSL's long names, which is what 2.6 compares `remote-cert-eku` with.
+
+
+use openssl::{asn1::Asn1Object, hash::MessageDigest, x509::X509Ref};
+use x509_parser::{
+    certificate::X509Certificate, extensions::ParsedExtension, prelude::FromDer,
+};
+
+use super::tls::CertType;
+
+/// `remote-cert-ku`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUsageRule {
+    /// The extension must be present (any value).
+    Required,
+    /// The first key-usage byte must contain all bits of one of these.
+    AnyOf(Vec<u32>),
+}
+
+/// `peer-fingerprint` / `verify-hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FingerprintRule {
+    /// Which certificate of the chain (0 = the peer's, 1 = its issuer).
+    pub depth: u32,
+    /// SHA-256 (else SHA-1).
+    pub sha256: bool,
+    /// Accepted fingerprints.
+    pub hashes: Vec<Vec<u8>>,
+}
+
+/// The optional checks, all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtraCertChecks {
+    /// `ns-cert-type`.
+    pub ns_cert_type: Option<CertType>,
+    /// `remote-cert-ku`.
+    pub key_usage: Option<KeyUsageRule>,
+    /// `remote-cert-eku` (an OID or OpenSSL's long name).
+    pub ext_key_usage: Option<String>,
+    /// `peer-fingerprint` / `verify-hash`.
+    pub fingerprints: Option<FingerprintRule>,
+}
+
+/// Why one of these checks refused the certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtraCertError {
+    /// `ns-cert-type`: the certificate is not for that purpose.
+    #[error("ns-cert-type {expected:?}: the certificate is not a TLS {expected:?} certificate")]
+    NsCertType {
+        /// The required type.
+        expected: CertType,
+    },
+    /// `remote-cert-ku`: no keyUsage extension.
+    #[error("remote-cert-ku: certificate has no keyUsage extension")]
+    NoKeyUsage,
+    /// `remote-cert-ku`: none of the expected values matched.
+    #[error("remote-cert-ku: certificate has key usage {actual:04x}, expected one of {expected:x?}")]
+    KeyUsage {
+        /// The certificate's first key-usage byte.
+        actual: u32,
+        /// The configured values.
+        expected: Vec<u32>,
+    },
+    /// `remote-cert-eku`: the purpose is not listed.
+    #[error("remote-cert-eku: certificate lacks extended key usage {expected:?}")]
+    ExtKeyUsage {
+        /// The configured OID or name.
+        expected: String,
+    },
+    /// `peer-fingerprint` / `verify-hash`: no fingerprint matched.
+    #[error("certificate fingerprint at depth {depth} is not accepted (got {got})")]
+    Fingerprint {
+        /// The chain position checked.
+        depth: u32,
+        /// The certificate's fingerprint, `AB:CD:...`.
+        got: String,
+    },
+    /// The certificate's extensions could not be read.
+    #[error("certificate extensions cannot be parsed")]
+    Unparsable,
+}
+
+impl ExtraCertChecks {
+    /// Whether any check is configured.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether a chain error is forgiven: `peer-fingerprint` without `ca`
+    /// trusts the listed certificates themselves (2.6 `verify_hash_no_ca`).
+    pub fn fingerprint_only(&self, have_ca: bool) -> bool {
+        !have_ca && self.fingerprints.as_ref().is_some_and(|f| f.depth == 0)
+    }
+
+    /// The checks that apply to the certificate at `depth`.
+    pub fn check(&self, cert: &X509Ref, depth: u32) -> Result<(), ExtraCertError> {
+        if let Some(f) = &self.fingerprints
+            && f.depth == depth
+        {
+            check_fingerprint(f, cert)?;
+        }
+        if depth != 0
+            || (self.ns_cert_type.is_none()
+                && self.key_usage.is_none()
+                && self.ext_key_usage.is_none())
+        {
+            return Ok(());
+        }
+        let der = cert.to_der().map_err(|_| ExtraCertError::Unparsable)?;
+        let (_, parsed) =
+            X509Certificate::from_der(&der).map_err(|_| ExtraCertError::Unparsable)?;
+        let ext = Extensions::of(&parsed)?;
+        if let Some(expected) = self.ns_cert_type
+            && !ext.purpose_ok(expected)
+        {
+            return Err(ExtraCertError::NsCertType { expected });
+        }
+        if let Some(rule) = &self.key_usage {
+            let ku = ext.key_usage.ok_or(ExtraCertError::NoKeyUsage)?;
+            if let KeyUsageRule::AnyOf(v) = rule
+                && !v.iter().any(|&e| e != 0 && ku & e == e)
+            {
+                return Err(ExtraCertError::KeyUsage {
+                    actual: ku,
+                    expected: v.clone(),
+                });
+            }
+        }
+        if let Some(want) = &self.ext_key_usage
+            && !ext.eku.iter().any(|oid| eku_matches(oid, want))
+        {
+            return Err(ExtraCertError::ExtKeyUsage {
+                expected: want.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_fingerprint(f: &FingerprintRule, cert: &X509Ref) -> Result<(), ExtraCertError> {
+    let md = if f.sha256 {
+        MessageDigest::sha256()
+    } else {
+        MessageDigest::sha1()
+    };
+    let got = cert.digest(md).map_err(|_| ExtraCertError::Unparsable)?;
+    if f.hashes.iter().any(|h| h.as_slice() == &*got) {
+        return Ok(());
+    }
+    Err(ExtraCertError::Fingerprint {
+        depth: f.depth,
+        got: got
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    })
+}
+
+/// 2.6 compares the configured text with both OpenSSL's name of the OID
+/// (`OBJ_obj2txt(.., 0)`) and its dotted form.
+fn eku_matches(oid: &str, want: &str) -> bool {
+    if oid == want {
+        return true;
+    }
+    Asn1Object::from_str(oid).is_ok_and(|o| o.to_string() == want)
+}
+
+/// What `ns-cert-type` and `remote-cert-ku/-eku` look at.
+struct Extensions {
+    /// The first key-usage byte, as 2.6 reads it (`80` = digitalSignature).
+    key_usage: Option<u32>,
+    /// Dotted OIDs of the extendedKeyUsage extension (empty if absent).
+    eku: Vec<String>,
+    has_eku: bool,
+    /// nsCertType (SSL client, SSL server), if present.
+    ns_cert_type: Option<(bool, bool)>,
+}
+
+const OID_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+const OID_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+
+impl Extensions {
+    fn of(cert: &X509Certificate<'_>) -> Result<Self, ExtraCertError> {
+        let mut out = Extensions {
+            key_usage: None,
+            eku: Vec::new(),
+            has_eku: false,
+            ns_cert_type: None,
+        };
+        for e in cert.extensions() {
+            match e.parsed_extension() {
+                ParsedExtension::KeyUsage(ku) => {
+                    // x509-parser numbers bit 0 (digitalSignature) as 1; 2.6
+                    // puts it at 0x80 of the first byte.
+                    let flags = u32::from(ku.flags);
+                    out.key_usage = Some((0..8).fold(0, |acc, i| {
+                        if flags & (1 << i) != 0 {
+                            acc | (0x80 >> i)
+                        } else {
+                            acc
+                        }
+                    }));
+                }
+                ParsedExtension::ExtendedKeyUsage(eku) => {
+                    out.has_eku = true;
+                    let known = [
+                        (eku.any, "2.5.29.37.0"),
+                        (eku.server_auth, OID_SERVER_AUTH),
+                        (eku.client_auth, OID_CLIENT_AUTH),
+                        (eku.code_signing, "1.3.6.1.5.5.7.3.3"),
+                        (eku.email_protection, "1.3.6.1.5.5.7.3.4"),
+                        (eku.time_stamping, "1.3.6.1.5.5.7.3.8"),
+                        (eku.ocsp_signing, "1.3.6.1.5.5.7.3.9"),
+                    ];
+                    out.eku.extend(
+                        known
+                            .iter()
+                            .filter(|(set, _)| *set)
+                            .map(|(_, o)| o.to_string()),
+                    );
+                    out.eku.extend(eku.other.iter().map(|o| o.to_id_string()));
+                }
+                ParsedExtension::NSCertType(ns) => {
+                    out.ns_cert_type = Some((ns.ssl_client(), ns.ssl_server()));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// OpenSSL's `X509_check_purpose(SSL_CLIENT|SSL_SERVER)` for a leaf,
+    /// then 2.6's fallback to the nsCertType bit alone.
+    fn purpose_ok(&self, want: CertType) -> bool {
+        const KU_DIGITAL_SIGNATURE: u32 = 0x80;
+        const KU_KEY_ENCIPHERMENT: u32 = 0x20;
+        const KU_KEY_AGREEMENT: u32 = 0x08;
+        let (oid, ku_any) = match want {
+            CertType::Client => (OID_CLIENT_AUTH, KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT),
+            CertType::Server => (
+                OID_SERVER_AUTH,
+                KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT | KU_KEY_AGREEMENT,
+            ),
+        };
+        let ns_bit = |(client, server): (bool, bool)| match want {
+            CertType::Client => client,
+            CertType::Server => server,
+        };
+        let eku_ok = !self.has_eku || self.eku.iter().any(|o| o == oid);
+        let ku_ok = self.key_usage.is_none_or(|ku| ku & ku_any != 0);
+        let ns_ok = self.ns_cert_type.is_none_or(ns_bit);
+        (eku_ok && ku_ok && ns_ok) || self.ns_cert_type.is_some_and(ns_bit)
+    }
+}
