@@ -398,7 +398,8 @@ fn keepalive(b: &mut Builder) -> Result<(), ConfigError> {
             ),
         ));
     }
-    if b.given("ping") || b.given("ping-restart") || b.given("ping-exit") {
+    // By value, as 2.6: `ping-restart 0` / `ping-exit 0` do not count.
+    if b.cfg.ping.is_some() || b.cfg.ping_rec.is_some() {
         return Err(invalid(
             b.latest_of(&["keepalive", "ping", "ping-restart", "ping-exit"]),
             "'keepalive' conflicts with 'ping', 'ping-restart' and 'ping-exit'; keepalive sets them",

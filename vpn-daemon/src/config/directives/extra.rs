@@ -28,6 +28,17 @@ pub(super) fn route_delay(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// The per-client directives, refused in a main configuration as 2.6
+/// refuses them there.
+pub(in crate::config) const CLIENT_ONLY: &[&str] = &[
+    "iroute",
+    "iroute-ipv6",
+    "ifconfig-push",
+    "ifconfig-ipv6-push",
+    "push-reset",
+    "disable",
+];
+
 /// OpenVPN's reason for the per-client directives outside a client context.
 pub(super) fn client_only(_: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     Err(ConfigErrorKind::Invalid(format!(
