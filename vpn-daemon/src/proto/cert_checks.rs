@@ -259,3 +259,158 @@ impl Extensions {
         (eku_ok && ku_ok && ns_ok) || self.ns_cert_type.is_some_and(ns_bit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openssl::x509::X509;
+
+    use super::*;
+
+    const SERVER_CRT: &[u8] = include_bytes!("../../../testdata/openvpn-2.6.14/pki/server.crt");
+    const CLIENT_CRT: &[u8] = include_bytes!("../../../testdata/openvpn-2.6.14/pki/client.crt");
+    const CA: &[u8] = include_bytes!("../../../testdata/openvpn-2.6.14/pki/ca.crt");
+
+    fn cert(pem: &[u8]) -> X509 {
+        X509::from_pem(pem).unwrap()
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ns_cert_type_follows_the_tls_purpose_of_the_leaf() {
+        let c = ExtraCertChecks {
+            ns_cert_type: Some(CertType::Server),
+            ..Default::default()
+        };
+        assert_eq!(c.check(&cert(SERVER_CRT), 0), Ok(()));
+        assert_eq!(
+            c.check(&cert(CLIENT_CRT), 0),
+            Err(ExtraCertError::NsCertType {
+                expected: CertType::Server
+            })
+        );
+        // Only the leaf is checked.
+        assert_eq!(c.check(&cert(CLIENT_CRT), 1), Ok(()));
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn ns_cert_type_accepts_an_old_nscerttype_only_certificate() {
+        use openssl::{
+            asn1::Asn1Time,
+            ec::{EcGroup, EcKey},
+            nid::Nid,
+            pkey::PKey,
+            x509::{X509Extension, X509Name},
+        };
+        let key = PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+        )
+        .unwrap();
+        let mut n = X509Name::builder().unwrap();
+        n.append_entry_by_nid(Nid::COMMONNAME, "old").unwrap();
+        let n = n.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&n).unwrap();
+        b.set_issuer_name(&n).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::from_unix(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::from_unix(1 << 31).unwrap())
+            .unwrap();
+        b.append_extension(
+            X509Extension::new_nid(None, None, Nid::NETSCAPE_CERT_TYPE, "server").unwrap(),
+        )
+        .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let old = b.build();
+        let server = ExtraCertChecks {
+            ns_cert_type: Some(CertType::Server),
+            ..Default::default()
+        };
+        let client = ExtraCertChecks {
+            ns_cert_type: Some(CertType::Client),
+            ..Default::default()
+        };
+        assert_eq!(server.check(&old, 0), Ok(()));
+        assert!(client.check(&old, 0).is_err());
+    }
+
+    #[test]
+    fn remote_cert_ku_matches_the_first_key_usage_byte() {
+        let ku = |rule| ExtraCertChecks {
+            key_usage: Some(rule),
+            ..Default::default()
+        };
+        let leaf = cert(SERVER_CRT); // digitalSignature only: 0x80
+        assert_eq!(ku(KeyUsageRule::Required).check(&leaf, 0), Ok(()));
+        assert_eq!(
+            ku(KeyUsageRule::AnyOf(vec![0xa0, 0x80])).check(&leaf, 0),
+            Ok(())
+        );
+        assert_eq!(
+            ku(KeyUsageRule::AnyOf(vec![0xa0, 0x88])).check(&leaf, 0),
+            Err(ExtraCertError::KeyUsage {
+                actual: 0x80,
+                expected: vec![0xa0, 0x88]
+            })
+        );
+        // 0 never matches (2.6 skips it).
+        assert!(ku(KeyUsageRule::AnyOf(vec![0])).check(&leaf, 0).is_err());
+    }
+
+    #[test]
+    fn remote_cert_eku_takes_an_oid_or_openssls_long_name() {
+        let eku = |s: &str| ExtraCertChecks {
+            ext_key_usage: Some(s.into()),
+            ..Default::default()
+        };
+        let leaf = cert(SERVER_CRT);
+        assert_eq!(eku("TLS Web Server Authentication").check(&leaf, 0), Ok(()));
+        assert_eq!(eku("1.3.6.1.5.5.7.3.1").check(&leaf, 0), Ok(()));
+        assert!(eku("TLS Web Client Authentication").check(&leaf, 0).is_err());
+        assert!(eku("serverAuth").check(&leaf, 0).is_err());
+        // The CA has no EKU extension at all.
+        assert!(eku("1.3.6.1.5.5.7.3.1").check(&cert(CA), 0).is_err());
+    }
+
+    #[test]
+    fn fingerprints_apply_at_their_depth_only() {
+        let leaf_fp = hex(
+            "2E:B8:85:4B:FC:83:12:00:4F:6A:AD:F6:5F:35:25:D2:0C:A7:54:41:0C:2B:7E:31:05:8D:53:55:AB:E9:FA:09",
+        );
+        let peer = ExtraCertChecks {
+            fingerprints: Some(FingerprintRule {
+                depth: 0,
+                sha256: true,
+                hashes: vec![vec![0; 32], leaf_fp],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(peer.check(&cert(SERVER_CRT), 0), Ok(()));
+        assert!(matches!(
+            peer.check(&cert(CLIENT_CRT), 0),
+            Err(ExtraCertError::Fingerprint { depth: 0, .. })
+        ));
+        assert_eq!(peer.check(&cert(CLIENT_CRT), 1), Ok(()));
+        assert!(peer.fingerprint_only(false));
+        assert!(!peer.fingerprint_only(true));
+        let ca = ExtraCertChecks {
+            fingerprints: Some(FingerprintRule {
+                depth: 1,
+                sha256: false,
+                hashes: vec![hex(
+                    "8E:CA:A5:36:A8:5B:A5:D5:8A:E5:E3:9F:55:ED:7A:CE:45:92:75:4F",
+                )],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(ca.check(&cert(CA), 1), Ok(()));
+        assert!(ca.check(&cert(SERVER_CRT), 1).is_err());
+        assert!(!ca.fingerprint_only(false));
+    }
+}

@@ -1375,6 +1375,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn peer_fingerprint_without_ca_trusts_exactly_the_listed_certificate() {
+        use crate::proto::cert_checks::FingerprintRule;
+        let fp = X509::from_pem(SERVER_CRT)
+            .unwrap()
+            .digest(MessageDigest::sha256())
+            .unwrap()
+            .to_vec();
+        let mut cc = TlsConfig::new(TlsRole::Client, Vec::new(), pem(CLIENT_CRT, CLIENT_KEY));
+        cc.verify_time = Some(T_2027);
+        cc.remote_cert_tls = Some(CertType::Server);
+        cc.extra_checks.fingerprints = Some(FingerprintRule {
+            depth: 0,
+            sha256: true,
+            hashes: vec![fp],
+        });
+        let (_, _, rc, rs) = connect(&cc, &server_cfg());
+        assert!(rc.is_ok() && rs.is_ok(), "{rc:?} {rs:?}");
+        cc.extra_checks.fingerprints = Some(FingerprintRule {
+            depth: 0,
+            sha256: true,
+            hashes: vec![vec![0; 32]],
+        });
+        let (_, _, rc, _) = connect(&cc, &server_cfg());
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(CertRejection::Extra(
+                    ExtraCertError::Fingerprint { depth: 0, .. }
+                )))
+            ),
+            "{rc:?}"
+        );
+        // Without a fingerprint list an empty CA is still an error.
+        cc.extra_checks = ExtraCertChecks::default();
+        assert!(matches!(
+            TlsContext::new(&cc),
+            Err(TlsConfigError::NoCa)
+        ));
+    }
+
+    #[test]
     fn remote_cert_tls_requires_a_key_usage_extension() {
         let (ca, ca_key) = testdata_ca();
         let (cert, key) = issue(
