@@ -30,6 +30,7 @@ use super::{
 };
 
 mod extra;
+#[cfg(test)]
 pub(super) use extra::CLIENT_ONLY;
 
 /// One directive's parameters as the parser sees them.

@@ -30,6 +30,7 @@ pub(super) fn route_delay(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErr
 
 /// The per-client directives, refused in a main configuration as 2.6
 /// refuses them there.
+#[cfg(test)]
 pub(in crate::config) const CLIENT_ONLY: &[&str] = &[
     "iroute",
     "iroute-ipv6",

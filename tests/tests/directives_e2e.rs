@@ -1,0 +1,278 @@
+//! The directives real configurations carry, end to end against stock
+//! openvpn 2.6: `route-up` (its environment and its place after `up` and
+//! the routes), `route-metric`, `route-delay`, `down-pre`, `tls-exit`,
+//! `peer-fingerprint` without `ca`, `ns-cert-type` / `remote-cert-ku` /
+//! `remote-cert-eku`. Where both implementations can run the same client
+//! config, both do, against one openvpn server, and their observations are
+//! compared.
+//!
+//! Needs root, `openvpn` and the daemon binary (`cargo build -p vpn-daemon`).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tests::openvpn::{Cipher, Impl, Proto, TlsWrap, TunnelSpec, client_config};
+use tests::require_root;
+use tests::topology::{READY_TIMEOUT, SERVER_ADDR, Tunnel};
+
+fn spec() -> TunnelSpec {
+    let mut s = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+    s.server_extra = vec!["push \"route 10.77.0.0 255.255.0.0 vpn_gateway 5\"".into()];
+    s
+}
+
+fn write_exec(path: &Path, body: &str) {
+    std::fs::write(path, body).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// A hook writing, for `$script_type` and tag `$1`: the route-related
+/// environment (sorted) to `<type>-<tag>.env`, the routing table to
+/// `<type>-<tag>.routes`, whether tun0 exists to `<type>-<tag>.dev`, and
+/// the time to `<type>-<tag>.t`.
+fn dump_script(dir: &Path) -> PathBuf {
+    let p = dir.join("dump.sh");
+    let d = dir.display();
+    write_exec(
+        &p,
+        &format!(
+            "#!/bin/sh\n\
+             f={d}/\"$script_type-$1\"\n\
+             env | grep -E '^(route_|redirect_gateway=|script_type=|script_context=|dev=|tun_mtu=|ifconfig_netmask=)' | LC_ALL=C sort > \"$f.env.tmp\"\n\
+             ip -4 route show > \"$f.routes\"\n\
+             if ip link show tun0 >/dev/null 2>&1; then echo present; else echo absent; fi > \"$f.dev\"\n\
+             date +%s.%N > \"$f.t\"\n\
+             mv \"$f.env.tmp\" \"$f.env\"\n"
+        ),
+    );
+    p
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Waits (bounded) until `path` has content.
+fn wait_file(path: &Path, timeout: Duration) -> String {
+    let end = vpn_daemon::io::clock::now() + timeout;
+    loop {
+        let t = read(path);
+        if !t.is_empty() || vpn_daemon::io::clock::now() >= end {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client_text(t: &Tunnel, extra: &str) -> String {
+    format!(
+        "{}{extra}",
+        client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None)
+    )
+}
+
+fn route_line<'a>(routes: &'a str, prefix: &str) -> Option<&'a str> {
+    routes.lines().find(|l| l.starts_with(prefix))
+}
+
+/// `route-up` runs after `up` and after the routes, with 2.6's
+/// environment; `route-metric` is the metric of routes without one.
+/// openvpn and our client run the same config side by side.
+#[test]
+fn route_up_env_order_and_route_metric_match_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 2);
+    let dir = t.topo.path().to_path_buf();
+    let dump = dump_script(&dir);
+    for (i, (imp, tag)) in [(Impl::OpenVpn, "openvpn"), (Impl::Ours, "ours")]
+        .into_iter()
+        .enumerate()
+    {
+        let text = client_text(
+            &t,
+            &format!(
+                "route 10.66.0.0 255.255.255.0\nroute-metric 9\nscript-security 2\nup \"{d} {tag}\"\nroute-up \"{d} {tag}\"\n",
+                d = dump.display()
+            ),
+        );
+        t.add_client(i, imp, &text).wait_ready(READY_TIMEOUT);
+    }
+    let wait = Duration::from_secs(10);
+    let theirs = wait_file(&dir.join("route-up-openvpn.env"), wait);
+    let ours = wait_file(&dir.join("route-up-ours.env"), wait);
+    assert!(
+        theirs.contains("route_network_1=10.66.0.0\n") && theirs.contains("route_metric_1=9\n"),
+        "openvpn's route-up env:\n{theirs}"
+    );
+    assert_eq!(ours, theirs, "our route-up env differs from openvpn's");
+    for tag in ["openvpn", "ours"] {
+        let up = read(&dir.join(format!("up-{tag}.routes")));
+        let after = read(&dir.join(format!("route-up-{tag}.routes")));
+        assert!(
+            route_line(&up, "10.66.0.0/24").is_none(),
+            "{tag}: route already there when up ran:\n{up}"
+        );
+        let own = route_line(&after, "10.66.0.0/24")
+            .unwrap_or_else(|| panic!("{tag}: no route when route-up ran:\n{after}"));
+        assert!(own.contains("metric 9"), "{tag}: {own}");
+        // The pushed route keeps its own metric.
+        let pushed = route_line(&after, "10.77.0.0/16")
+            .unwrap_or_else(|| panic!("{tag}: no pushed route:\n{after}"));
+        assert!(pushed.contains("metric 5"), "{tag}: {pushed}");
+    }
+}
+
+/// `route-delay N`: the routes and `route-up` come at least N seconds
+/// after `up`, for both implementations.
+#[test]
+fn route_delay_adds_routes_and_runs_route_up_later() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 2);
+    let dir = t.topo.path().to_path_buf();
+    let dump = dump_script(&dir);
+    for (i, (imp, tag)) in [(Impl::OpenVpn, "openvpn"), (Impl::Ours, "ours")]
+        .into_iter()
+        .enumerate()
+    {
+        let text = client_text(
+            &t,
+            &format!(
+                "route 10.66.0.0 255.255.255.0\nroute-delay 2\nscript-security 2\nup \"{d} {tag}\"\nroute-up \"{d} {tag}\"\n",
+                d = dump.display()
+            ),
+        );
+        t.add_client(i, imp, &text).wait_ready(READY_TIMEOUT);
+    }
+    for tag in ["openvpn", "ours"] {
+        wait_file(&dir.join(format!("route-up-{tag}.env")), Duration::from_secs(15));
+        let time = |kind: &str| -> f64 {
+            read(&dir.join(format!("{kind}-{tag}.t")))
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{tag}: no {kind} time"))
+        };
+        let gap = time("route-up") - time("up");
+        assert!(gap >= 2.0, "{tag}: route-up only {gap:.2} s after up");
+        let after = read(&dir.join(format!("route-up-{tag}.routes")));
+        assert!(
+            route_line(&after, "10.66.0.0/24").is_some(),
+            "{tag}: no route when route-up ran:\n{after}"
+        );
+    }
+}
+
+/// 2.6 closes the device before `down`; `down-pre` runs `down` first.
+#[test]
+fn down_pre_runs_down_while_the_device_exists() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 4);
+    let dir = t.topo.path().to_path_buf();
+    let dump = dump_script(&dir);
+    let runs = [
+        (Impl::OpenVpn, "openvpn", ""),
+        (Impl::Ours, "ours", ""),
+        (Impl::OpenVpn, "openvpn-pre", "down-pre\n"),
+        (Impl::Ours, "ours-pre", "down-pre\n"),
+    ];
+    for (i, (imp, tag, extra)) in runs.into_iter().enumerate() {
+        let text = client_text(
+            &t,
+            &format!(
+                "{extra}script-security 2\ndown \"{d} {tag}\"\n",
+                d = dump.display()
+            ),
+        );
+        t.add_client(i, imp, &text).wait_ready(READY_TIMEOUT);
+    }
+    for c in &mut t.clients {
+        c.stop();
+    }
+    let seen = |tag: &str| wait_file(&dir.join(format!("down-{tag}.dev")), Duration::from_secs(5));
+    assert_eq!(seen("openvpn").trim(), "absent", "openvpn without down-pre");
+    assert_eq!(seen("ours").trim(), seen("openvpn").trim(), "ours without down-pre");
+    assert_eq!(seen("openvpn-pre").trim(), "present", "openvpn with down-pre");
+    assert_eq!(seen("ours-pre").trim(), "present", "ours with down-pre");
+}
+
+/// `tls-exit`: a server certificate our CA did not sign ends the client
+/// (status 0, as 2.6's soft SIGTERM) instead of retrying.
+#[test]
+fn tls_exit_ends_the_client_like_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 2);
+    t.pki.foreign_client();
+    let wrong_ca = t.pki.dir.join("evil-ca.crt");
+    for (i, imp) in [Impl::OpenVpn, Impl::Ours].into_iter().enumerate() {
+        let text = client_text(&t, "tls-exit\nhand-window 20\n").replace(
+            &format!("ca {}", t.pki.ca.display()),
+            &format!("ca {}", wrong_ca.display()),
+        );
+        let c = t.add_client(i, imp, &text);
+        let status = c.wait_exit(Duration::from_secs(30));
+        let log = c.log_text();
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{} did not exit 0 on the TLS failure; log:\n{log}",
+            imp.label()
+        );
+    }
+}
+
+/// The SHA-256 fingerprint of a certificate file, `AB:CD:...`.
+fn fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .split_once('=')
+        .map(|(_, f)| f.to_string())
+        .unwrap_or_else(|| panic!("no fingerprint in {text:?}"))
+}
+
+/// `peer-fingerprint` without `ca` connects to the openvpn server whose
+/// certificate it names (and carries traffic), and refuses it otherwise;
+/// the extra certificate checks pass on the right certificate.
+#[test]
+fn peer_fingerprint_and_certificate_checks_against_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 2);
+    let fp = fingerprint(&t.pki.server_cert);
+    let no_ca = |t: &Tunnel, extra: &str| {
+        client_text(t, extra).replace(&format!("ca {}\n", t.pki.ca.display()), "")
+    };
+    let good = no_ca(
+        &t,
+        &format!(
+            "<peer-fingerprint>\n# the server\n{fp}\n</peer-fingerprint>\nns-cert-type server\nremote-cert-ku 80\nremote-cert-eku \"TLS Web Server Authentication\"\n"
+        ),
+    );
+    assert!(!good.contains("\nca "), "{good}");
+    t.add_client(0, Impl::Ours, &good).wait_ready(READY_TIMEOUT);
+    t.assert_ping_both_ways(0);
+    // Same certificate, one wrong byte in the fingerprint: refused (and
+    // tls-exit makes the refusal visible as an exit).
+    let wrong = format!("{}{}", if fp.starts_with("00") { "01" } else { "00" }, &fp[2..]);
+    let bad = no_ca(&t, &format!("peer-fingerprint {wrong}\ntls-exit\n"));
+    let c = t.add_client(1, Impl::Ours, &bad);
+    let status = c.wait_exit(Duration::from_secs(30));
+    let log = c.log_text();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "log:\n{log}");
+    assert!(log.contains("fingerprint"), "log:\n{log}");
+}
