@@ -48,12 +48,9 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
 }
 
 fn device(b: &mut Builder) -> Result<(), ConfigError> {
-    let Some(dev) = b.raw.dev.clone() else {
-        return Err(invalid(
-            b.root_span(),
-            "no 'dev' directive: a tun device is required (e.g. 'dev tun')",
-        ));
-    };
+    // OpenVPN 2.7's default; 2.6 refuses a config without `dev`, so no
+    // config 2.6 runs changes meaning.
+    let dev = b.raw.dev.clone().unwrap_or_else(|| "tun".to_string());
     let span = b.span_of("dev");
     let dev_type = match b.raw.dev_type {
         Some(t) => t,

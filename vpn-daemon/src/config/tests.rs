@@ -554,7 +554,6 @@ fn conflicts_and_missing_pieces_are_errors() {
             8,
             "cannot be used together",
         ),
-        ("client\nremote h\nca a\ncert b\nkey c\n", 0, "no 'dev'"),
         (
             "client\ndev vpn0\nremote h\nca a\ncert b\nkey c\n",
             2,

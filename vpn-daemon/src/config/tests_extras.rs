@@ -141,3 +141,18 @@ fn route_up_program_is_resolved_and_checked_like_up() {
     assert_eq!(e.line, 7, "{e}");
     assert!(e.to_string().contains("route-up"), "{e}");
 }
+
+#[test]
+fn openvpn_27_defaults_that_26_refused_apply_and_26s_topology_stays() {
+    // No `dev`: 2.7's `dev tun` (2.6 refuses the config).
+    let c = ok("client\nremote 192.0.2.1\nca ca.crt\ncert c.crt\nkey c.key\n");
+    assert_eq!((c.dev.as_str(), c.dev_name.as_deref()), ("tun", None));
+    // No `dh` on a server: 2.7's `dh none` (2.6 refuses the config).
+    let c = ok(SERVER);
+    assert_eq!(c.dh, None);
+    // No `topology` on a server: 2.6's net30, with its deprecation warning
+    // (2.7 would use subnet; see docs/directives.md).
+    let c = ok(SERVER);
+    assert_eq!(c.topology, Topology::Net30);
+    assert!(c.warnings.iter().any(|w| w.message.contains("net30")));
+}
