@@ -276,3 +276,69 @@ fn peer_fingerprint_and_certificate_checks_against_openvpn() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "log:\n{log}");
     assert!(log.contains("fingerprint"), "log:\n{log}");
 }
+
+/// `auth-retry`: `none` ends the client with status 0 on AUTH_FAILED, as
+/// 2.6; `interact` reads the `auth-user-pass` file again and gets in once
+/// it holds the right password (both implementations); `nointeract` keeps
+/// retrying with the same credentials (ours: still running after two
+/// refusals).
+#[test]
+fn auth_retry_exit_retry_and_reread_like_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut s = spec();
+    let dir0 = tests::topology::TempDir::new("authretry");
+    s.verify_script = Some(tests::openvpn::write_verify_script(dir0.path(), "alice", "s3cret"));
+    let mut t = Tunnel::start_server(s, Impl::OpenVpn, 5);
+    let dir = t.topo.path().to_path_buf();
+    let creds = |name: &str, pass: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("alice\n{pass}\n")).unwrap();
+        p
+    };
+    // none: exit 0, both.
+    for (i, imp) in [Impl::OpenVpn, Impl::Ours].into_iter().enumerate() {
+        let f = creds(&format!("none-{i}.txt"), "wrong");
+        let text = client_text(&t, &format!("auth-user-pass {}\n", f.display()));
+        let c = t.add_client(i, imp, &text);
+        let status = c.wait_exit(Duration::from_secs(30));
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{}: log:\n{}",
+            imp.label(),
+            c.log_text()
+        );
+    }
+    // interact: the file is read again after AUTH_FAILED.
+    for (i, imp) in [(2, Impl::OpenVpn), (3, Impl::Ours)] {
+        let f = creds(&format!("interact-{i}.txt"), "wrong");
+        let text = client_text(
+            &t,
+            &format!("auth-user-pass {}\nauth-retry interact\n", f.display()),
+        );
+        let c = t.add_client(i, imp, &text);
+        assert!(
+            c.wait_for_nth("AUTH_FAILED", 1, Duration::from_secs(30)),
+            "{}: no AUTH_FAILED; log:\n{}",
+            imp.label(),
+            c.log_text()
+        );
+        std::fs::write(&f, "alice\ns3cret\n").unwrap();
+        c.wait_ready(READY_TIMEOUT);
+    }
+    // nointeract: keeps trying with the same (wrong) credentials.
+    let f = creds("nointeract.txt", "wrong");
+    let text = client_text(
+        &t,
+        &format!("auth-user-pass {}\nauth-retry nointeract\n", f.display()),
+    );
+    let c = t.add_client(4, Impl::Ours, &text);
+    assert!(
+        c.wait_for_nth("AUTH_FAILED", 2, Duration::from_secs(30)),
+        "no second AUTH_FAILED; log:\n{}",
+        c.log_text()
+    );
+    assert!(c.exited().is_none(), "log:\n{}", c.log_text());
+}

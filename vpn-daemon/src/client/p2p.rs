@@ -58,6 +58,8 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// `tls-exit`: 2.6 leaves through a soft SIGTERM ("tls-error"), status 0.
 const TLS_EXIT_STATUS: u8 = 0;
+/// AUTH_FAILED without `auth-retry`: 2.6's soft SIGTERM "auth-failure", status 0.
+const AUTH_FAILED_STATUS: u8 = 0;
 
 /// How one connection attempt ended.
 enum End {
@@ -755,9 +757,8 @@ impl Run {
                     return Ok(Some(End::Stop(o)));
                 }
                 return Ok(Some(match reason {
-                    CloseReason::AuthFailed(_) | CloseReason::Halt(_) | CloseReason::PingExit => {
-                        End::Stop(Outcome::Exit(1))
-                    }
+                    CloseReason::AuthFailed(_) => self.auth_failed(ctx)?,
+                    CloseReason::Halt(_) | CloseReason::PingExit => End::Stop(Outcome::Exit(1)),
                     // `tls-exit`: a failed TLS negotiation ends the process
                     // (2.6 raises SIGTERM "tls-error" instead of SIGUSR1).
                     CloseReason::HandshakeTimeout | CloseReason::Tls(_)
@@ -779,6 +780,34 @@ impl Run {
             }
         }
         Ok(None)
+    }
+
+    /// `auth-retry`: 2.6 leaves through a soft SIGTERM "auth-failure"
+    /// (status 0) by default, else restarts; `interact` forgets the
+    /// credentials, so they are read again.
+    fn auth_failed(&mut self, ctx: &mut Ctx<'_>) -> Result<End, DaemonError> {
+        use crate::config::extras::AuthRetry;
+        let retry = ctx.cfg.extras.auth_retry;
+        if retry == AuthRetry::Interact {
+            let fresh = setup::auth_user_pass(ctx.cfg)?;
+            for c in [Some(&mut ctx.udp_cfg), ctx.tcp_cfg.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let mut s = (**c).clone();
+                s.auth_user_pass = fresh.clone();
+                *c = Arc::new(s);
+            }
+        }
+        Ok(match retry {
+            AuthRetry::None => End::Stop(Outcome::Exit(AUTH_FAILED_STATUS)),
+            AuthRetry::NoInteract | AuthRetry::Interact => {
+                tracing::info!(?retry, "auth-retry: reconnecting after AUTH_FAILED");
+                End::Restart {
+                    connected: self.connected,
+                }
+            }
+        })
     }
 
     /// Opens or re-addresses the tun device, installs routes, runs `up`.

@@ -337,6 +337,15 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("ns-cert-type", 1, 1, extra::ns_cert_type),
+    d("auth-retry", 1, 1, |b, a| {
+        b.cfg.extras.auth_retry = match a.word(0)? {
+            "none" => crate::config::extras::AuthRetry::None,
+            "nointeract" => crate::config::extras::AuthRetry::NoInteract,
+            "interact" => crate::config::extras::AuthRetry::Interact,
+            _ => return Err(a.invalid(0, "none, nointeract or interact")),
+        };
+        Ok(())
+    }),
     d("remote-cert-ku", 0, 15, extra::remote_cert_ku),
     d("remote-cert-eku", 1, 1, extra::remote_cert_eku),
     inl("verify-hash", 1, 2, extra::cert_hash),
@@ -876,7 +885,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "auth-user-pass-optional",
         "auth-user-pass-optional is not implemented",
     ),
-    ("auth-retry", "auth-retry is not implemented"),
     ("static-challenge", "challenge/response is not implemented"),
     ("http-proxy", "proxies are not implemented"),
     ("http-proxy-option", "proxies are not implemented"),

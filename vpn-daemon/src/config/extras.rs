@@ -55,6 +55,19 @@ pub enum UsernameField {
     SubjectAltName,
 }
 
+/// `auth-retry none|nointeract|interact`: what a client does on AUTH_FAILED.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthRetry {
+    /// Exit (2.6's default).
+    #[default]
+    None,
+    /// Reconnect with the same credentials.
+    NoInteract,
+    /// Reconnect, reading the credentials again (we have no terminal
+    /// prompt: the `auth-user-pass` file is read again).
+    Interact,
+}
+
 /// The directives of this struct, all off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)]
@@ -85,6 +98,8 @@ pub struct Extras {
     pub cert_hashes: Option<CertHashes>,
     /// `x509-username-field`.
     pub x509_username_field: Option<UsernameField>,
+    /// `auth-retry`.
+    pub auth_retry: AuthRetry,
     /// `replay-persist FILE` (only static-key mode uses it; see the docs).
     pub replay_persist: Option<std::path::PathBuf>,
 }
