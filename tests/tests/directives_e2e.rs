@@ -342,3 +342,77 @@ fn auth_retry_exit_retry_and_reread_like_openvpn() {
     );
     assert!(c.exited().is_none(), "log:\n{}", c.log_text());
 }
+
+/// `push-peer-info`: the openvpn server's `client-connect` sees the same
+/// extra peer-info variables from our client as from openvpn's
+/// (`IV_SSL`, `IV_PLAT_VER`, `UV_*`, `IV_GUI_VER`, and `IV_HWADDR` = the
+/// MAC of the interface of the default route).
+#[test]
+fn push_peer_info_sends_what_openvpn_sends() {
+    if !require_root() {
+        return;
+    }
+    let mut s = spec();
+    let dir0 = tests::topology::TempDir::new("peerinfo");
+    let hook = dir0.path().join("cc.sh");
+    write_exec(
+        &hook,
+        &format!(
+            "#!/bin/sh\nenv | grep -E '^(IV_HWADDR|IV_SSL|IV_PLAT_VER|IV_GUI_VER|UV_)' | LC_ALL=C sort > {}/\"cc-$IV_PLAT_VER-$UV_TAG.env\"\nexit 0\n",
+            dir0.path().display()
+        ),
+    );
+    s.server_extra
+        .push(format!("script-security 2\nclient-connect {}", hook.display()));
+    let mut t = Tunnel::start_server(s, Impl::OpenVpn, 2);
+    for (i, (imp, tag)) in [(Impl::OpenVpn, "openvpn"), (Impl::Ours, "ours")]
+        .into_iter()
+        .enumerate()
+    {
+        let ns = &t.topo.clients[i];
+        ns.ip(&["route", "add", "default", "via", &SERVER_ADDR.to_string()]);
+        let text = client_text(
+            &t,
+            &format!("push-peer-info\nsetenv UV_TAG {tag}\nsetenv IV_GUI_VER \"test gui 1\"\n"),
+        );
+        t.add_client(i, imp, &text).wait_ready(READY_TIMEOUT);
+    }
+    let rel = read(Path::new("/proc/sys/kernel/osrelease"));
+    let rel = rel.trim();
+    let theirs = wait_file(
+        &dir0.path().join(format!("cc-{rel}-openvpn.env")),
+        Duration::from_secs(10),
+    );
+    let ours = wait_file(
+        &dir0.path().join(format!("cc-{rel}-ours.env")),
+        Duration::from_secs(10),
+    );
+    assert!(
+        theirs.contains("IV_SSL=") && theirs.contains("IV_HWADDR="),
+        "openvpn's peer-info:\n{theirs}"
+    );
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("IV_HWADDR=") && !l.starts_with("UV_TAG="))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    assert_eq!(strip(&ours), strip(&theirs), "peer-info differs");
+    // IV_HWADDR is each namespace's own eth0.
+    for (i, env) in [(0, &theirs), (1, &ours)] {
+        let out = Command::new("ip")
+            .args(["-n", t.topo.clients[i].name(), "-o", "link", "show", "eth0"])
+            .output()
+            .unwrap_or_else(|e| panic!("ip: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mac = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC in {text:?}"));
+        assert!(
+            env.contains(&format!("IV_HWADDR={mac}\n")),
+            "client {i}: eth0 {mac}, env:\n{env}"
+        );
+    }
+}

@@ -337,6 +337,10 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("ns-cert-type", 1, 1, extra::ns_cert_type),
+    d("push-peer-info", 0, 0, |b, _| {
+        b.cfg.push_peer_info = true;
+        Ok(())
+    }),
     d("auth-retry", 1, 1, |b, a| {
         b.cfg.extras.auth_retry = match a.word(0)? {
             "none" => crate::config::extras::AuthRetry::None,
@@ -971,7 +975,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("hash-size", "hash-size is not implemented"),
     ("tmp-dir", "tmp-dir is not implemented"),
     ("client-nat", "client-nat is not implemented"),
-    ("push-peer-info", "push-peer-info is not implemented"),
     ("session-timeout", "session-timeout is not implemented"),
     ("compat-mode", "compat-mode is not implemented"),
     (

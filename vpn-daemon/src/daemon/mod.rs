@@ -4,6 +4,7 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub mod peer_info;
 pub mod process;
 pub mod route_up;
 pub mod setup;

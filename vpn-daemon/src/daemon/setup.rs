@@ -272,6 +272,9 @@ pub fn session_config(
     if transport == Transport::Tcp {
         s.peer_info.tcpnl = true;
     }
+    s.peer_info
+        .other
+        .extend(crate::daemon::peer_info::extra_lines(cfg));
     let mut occ = OptionsString::default_udp(tls_role);
     occ.tun_mtu = cfg.tun_mtu;
     occ.proto = match (transport, ipv6_link) {
