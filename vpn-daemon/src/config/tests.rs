@@ -1524,11 +1524,12 @@ fn command_line_feeds_the_same_table() {
             "--remote",
             "other",
             "1195",
-            "--push-peer-info",
+            "--x509-track",
+            "CN",
         ])
         .map(|_| ())
         .unwrap_err();
-    // push-peer-info is recognised but unsupported, at argv index 8.
+    // x509-track is recognised but unsupported, at argv index 8.
     assert_eq!((c.file.clone(), c.line), (Origin::CommandLine, 8));
     let c = loader
         .load_args([
