@@ -151,7 +151,10 @@ fn route_delay_adds_routes_and_runs_route_up_later() {
         t.add_client(i, imp, &text).wait_ready(READY_TIMEOUT);
     }
     for tag in ["openvpn", "ours"] {
-        wait_file(&dir.join(format!("route-up-{tag}.env")), Duration::from_secs(15));
+        wait_file(
+            &dir.join(format!("route-up-{tag}.env")),
+            Duration::from_secs(15),
+        );
         let time = |kind: &str| -> f64 {
             read(&dir.join(format!("{kind}-{tag}.t")))
                 .trim()
@@ -198,8 +201,16 @@ fn down_pre_runs_down_while_the_device_exists() {
     }
     let seen = |tag: &str| wait_file(&dir.join(format!("down-{tag}.dev")), Duration::from_secs(5));
     assert_eq!(seen("openvpn").trim(), "absent", "openvpn without down-pre");
-    assert_eq!(seen("ours").trim(), seen("openvpn").trim(), "ours without down-pre");
-    assert_eq!(seen("openvpn-pre").trim(), "present", "openvpn with down-pre");
+    assert_eq!(
+        seen("ours").trim(),
+        seen("openvpn").trim(),
+        "ours without down-pre"
+    );
+    assert_eq!(
+        seen("openvpn-pre").trim(),
+        "present",
+        "openvpn with down-pre"
+    );
     assert_eq!(seen("ours-pre").trim(), "present", "ours with down-pre");
 }
 
@@ -268,7 +279,11 @@ fn peer_fingerprint_and_certificate_checks_against_openvpn() {
     t.assert_ping_both_ways(0);
     // Same certificate, one wrong byte in the fingerprint: refused (and
     // tls-exit makes the refusal visible as an exit).
-    let wrong = format!("{}{}", if fp.starts_with("00") { "01" } else { "00" }, &fp[2..]);
+    let wrong = format!(
+        "{}{}",
+        if fp.starts_with("00") { "01" } else { "00" },
+        &fp[2..]
+    );
     let bad = no_ca(&t, &format!("peer-fingerprint {wrong}\ntls-exit\n"));
     let c = t.add_client(1, Impl::Ours, &bad);
     let status = c.wait_exit(Duration::from_secs(30));
@@ -289,7 +304,11 @@ fn auth_retry_exit_retry_and_reread_like_openvpn() {
     }
     let mut s = spec();
     let dir0 = tests::topology::TempDir::new("authretry");
-    s.verify_script = Some(tests::openvpn::write_verify_script(dir0.path(), "alice", "s3cret"));
+    s.verify_script = Some(tests::openvpn::write_verify_script(
+        dir0.path(),
+        "alice",
+        "s3cret",
+    ));
     let mut t = Tunnel::start_server(s, Impl::OpenVpn, 5);
     let dir = t.topo.path().to_path_buf();
     let creds = |name: &str, pass: &str| {
@@ -362,8 +381,10 @@ fn push_peer_info_sends_what_openvpn_sends() {
             dir0.path().display()
         ),
     );
-    s.server_extra
-        .push(format!("script-security 2\nclient-connect {}", hook.display()));
+    s.server_extra.push(format!(
+        "script-security 2\nclient-connect {}",
+        hook.display()
+    ));
     let mut t = Tunnel::start_server(s, Impl::OpenVpn, 2);
     for (i, (imp, tag)) in [(Impl::OpenVpn, "openvpn"), (Impl::Ours, "ours")]
         .into_iter()

@@ -590,7 +590,11 @@ fn tls(b: &mut Builder) -> Result<(), ConfigError> {
     // `peer-fingerprint` without `ca` trusts the listed certificates (2.6).
     let has_ca = b.cfg.pkcs12.is_some()
         || b.cfg.ca.is_some()
-        || b.cfg.extras.cert_hashes.as_ref().is_some_and(|h| h.depth == 0);
+        || b.cfg
+            .extras
+            .cert_hashes
+            .as_ref()
+            .is_some_and(|h| h.depth == 0);
     if server {
         if !has_identity {
             return Err(invalid(

@@ -109,7 +109,9 @@ pub(super) fn validate(b: &Builder) -> Result<(), ConfigError> {
     if b.cfg.mode == Mode::Server && b.cfg.extras.route_delay.is_some() {
         return Err(ConfigError::at(
             &b.span_of("route-delay"),
-            ConfigErrorKind::Invalid("'route-delay' cannot be used with 'mode server' (as in OpenVPN)".into()),
+            ConfigErrorKind::Invalid(
+                "'route-delay' cannot be used with 'mode server' (as in OpenVPN)".into(),
+            ),
         ));
     }
     Ok(())

@@ -93,16 +93,23 @@ fn remote_cert_ku_and_eku_replace_their_half_of_remote_cert_tls() {
     assert_eq!(c.extras.remote_cert_ku, Some(KeyUsageCheck::Required));
     assert_eq!(c.extras.remote_cert_eku.as_deref(), Some("1.2.3.4"));
     // remote-cert-ku then remote-cert-tls: remote-cert-tls wins entirely.
-    let c = ok(&format!("{CLIENT}remote-cert-ku 80\nremote-cert-tls server\n"));
+    let c = ok(&format!(
+        "{CLIENT}remote-cert-ku 80\nremote-cert-tls server\n"
+    ));
     assert_eq!(c.remote_cert_tls, Some(CertUsage::Server));
     assert_eq!(c.extras.remote_cert_ku, None);
     // remote-cert-tls then remote-cert-ku: the EKU half stays.
-    let c = ok(&format!("{CLIENT}remote-cert-tls server\nremote-cert-ku 80\n"));
+    let c = ok(&format!(
+        "{CLIENT}remote-cert-tls server\nremote-cert-ku 80\n"
+    ));
     assert_eq!(
         c.extras.remote_cert_eku.as_deref(),
         Some("TLS Web Server Authentication")
     );
-    assert_eq!(c.extras.remote_cert_ku, Some(KeyUsageCheck::AnyOf(vec![0x80])));
+    assert_eq!(
+        c.extras.remote_cert_ku,
+        Some(KeyUsageCheck::AnyOf(vec![0x80]))
+    );
     assert!(err(&format!("{CLIENT}remote-cert-ku xyz\n")).line == 7);
 }
 

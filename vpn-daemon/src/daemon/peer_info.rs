@@ -91,13 +91,15 @@ mod tests {
             ("IV_GUI_VER".into(), "gui 1".into()),
             ("OTHER".into(), "x".into()),
         ];
-        let names = |c: &Config| -> Vec<String> {
-            extra_lines(c).into_iter().map(|(k, _)| k).collect()
-        };
+        let names =
+            |c: &Config| -> Vec<String> { extra_lines(c).into_iter().map(|(k, _)| k).collect() };
         assert_eq!(names(&cfg), ["IV_GUI_VER"]);
         cfg.push_peer_info = true;
         let n = names(&cfg);
-        assert!(n.contains(&"IV_SSL".to_string()) && n.contains(&"UV_SITE".to_string()), "{n:?}");
+        assert!(
+            n.contains(&"IV_SSL".to_string()) && n.contains(&"UV_SITE".to_string()),
+            "{n:?}"
+        );
         assert!(!n.contains(&"OTHER".to_string()));
     }
 }

@@ -87,8 +87,7 @@ fn parse_proc_net_route(text: &str) -> Option<Ipv4Addr> {
         let hex = |i: usize| f.get(i).and_then(|v| u32::from_str_radix(v, 16).ok());
         let (dst, gw, flags, mask) = (hex(1)?, hex(2)?, hex(3)?, hex(7)?);
         // The kernel prints the addresses in host (little-endian) order.
-        (dst == 0 && mask == 0 && flags & RTF_GATEWAY != 0)
-            .then(|| Ipv4Addr::from(gw.swap_bytes()))
+        (dst == 0 && mask == 0 && flags & RTF_GATEWAY != 0).then(|| Ipv4Addr::from(gw.swap_bytes()))
     })
 }
 

@@ -6,11 +6,8 @@
 //! crate exposes neither unknown EKU OIDs nor nsCertType); names of OIDs are
 //! OpenSSL's long names, which is what 2.6 compares `remote-cert-eku` with.
 
-
 use openssl::{asn1::Asn1Object, hash::MessageDigest, x509::X509Ref};
-use x509_parser::{
-    certificate::X509Certificate, extensions::ParsedExtension, prelude::FromDer,
-};
+use x509_parser::{certificate::X509Certificate, extensions::ParsedExtension, prelude::FromDer};
 
 use super::tls::CertType;
 
@@ -60,7 +57,9 @@ pub enum ExtraCertError {
     #[error("remote-cert-ku: certificate has no keyUsage extension")]
     NoKeyUsage,
     /// `remote-cert-ku`: none of the expected values matched.
-    #[error("remote-cert-ku: certificate has key usage {actual:04x}, expected one of {expected:x?}")]
+    #[error(
+        "remote-cert-ku: certificate has key usage {actual:04x}, expected one of {expected:x?}"
+    )]
     KeyUsage {
         /// The certificate's first key-usage byte.
         actual: u32,
@@ -372,7 +371,11 @@ mod tests {
         let leaf = cert(SERVER_CRT);
         assert_eq!(eku("TLS Web Server Authentication").check(&leaf, 0), Ok(()));
         assert_eq!(eku("1.3.6.1.5.5.7.3.1").check(&leaf, 0), Ok(()));
-        assert!(eku("TLS Web Client Authentication").check(&leaf, 0).is_err());
+        assert!(
+            eku("TLS Web Client Authentication")
+                .check(&leaf, 0)
+                .is_err()
+        );
         assert!(eku("serverAuth").check(&leaf, 0).is_err());
         // The CA has no EKU extension at all.
         assert!(eku("1.3.6.1.5.5.7.3.1").check(&cert(CA), 0).is_err());

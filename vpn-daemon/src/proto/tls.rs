@@ -24,9 +24,9 @@
 //! layer reads `ca`/`cert`/`key`/`crl-verify`/`pkcs12` files (or takes the
 //! inline `<ca>…</ca>` text) and hands over the bytes.
 
+use crate::proto::cert_checks::{ExtraCertChecks, ExtraCertError};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
-use crate::proto::cert_checks::{ExtraCertChecks, ExtraCertError};
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::dh::Dh;
@@ -1409,10 +1409,7 @@ pub(crate) mod tests {
         );
         // Without a fingerprint list an empty CA is still an error.
         cc.extra_checks = ExtraCertChecks::default();
-        assert!(matches!(
-            TlsContext::new(&cc),
-            Err(TlsConfigError::NoCa)
-        ));
+        assert!(matches!(TlsContext::new(&cc), Err(TlsConfigError::NoCa)));
     }
 
     #[test]
