@@ -437,3 +437,49 @@ fn push_peer_info_sends_what_openvpn_sends() {
         );
     }
 }
+
+/// `askpass FILE`: an encrypted client key opens with the password from
+/// FILE, for openvpn and for us; a wrong password stops our client at
+/// start-up.
+#[test]
+fn askpass_opens_an_encrypted_key_like_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 2);
+    let dir = t.topo.path().to_path_buf();
+    let pass = dir.join("pass.txt");
+    std::fs::write(&pass, "open sesame\n").unwrap();
+    let enc = dir.join("client-enc.key");
+    let st = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+        .arg(&t.pki.client_key)
+        .arg("-out")
+        .arg(&enc)
+        .arg("-passout")
+        .arg(format!("file:{}", pass.display()))
+        .status()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(st.success());
+    assert!(read(&enc).contains("ENCRYPTED PRIVATE KEY"));
+    for (i, imp) in [Impl::OpenVpn, Impl::Ours].into_iter().enumerate() {
+        let text = client_text(&t, &format!("askpass {}\n", pass.display())).replace(
+            &format!("key {}", t.pki.client_key.display()),
+            &format!("key {}", enc.display()),
+        );
+        assert!(text.contains(&enc.display().to_string()));
+        t.add_client(i, imp, &text).wait_ready(READY_TIMEOUT);
+        t.assert_ping_both_ways(i);
+    }
+    let wrong = dir.join("wrong.txt");
+    std::fs::write(&wrong, "not it\n").unwrap();
+    let text = client_text(&t, &format!("askpass {}\n", wrong.display())).replace(
+        &format!("key {}", t.pki.client_key.display()),
+        &format!("key {}", enc.display()),
+    );
+    let cfg = dir.join("wrong.conf");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, out) = tests::openvpn::run_to_exit(Impl::Ours, &cfg, Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("askpass"), "{out}");
+}

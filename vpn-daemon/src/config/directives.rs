@@ -337,6 +337,14 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("ns-cert-type", 1, 1, extra::ns_cert_type),
+    d("askpass", 0, 1, |b, a| {
+        b.cfg.extras.askpass = Some(if a.words.is_empty() {
+            None
+        } else {
+            Some(a.path(0)?)
+        });
+        Ok(())
+    }),
     d("push-peer-info", 0, 0, |b, _| {
         b.cfg.push_peer_info = true;
         Ok(())
@@ -917,7 +925,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("pkcs11-id", "PKCS#11 is not implemented"),
     ("engine", "OpenSSL engines are not implemented"),
     ("providers", "OpenSSL providers are not implemented"),
-    ("askpass", "encrypted private keys are not implemented"),
     ("single-session", "single-session is not implemented"),
     (
         "tls-crypt-v2-verify",

@@ -831,6 +831,9 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     }
     // Commands stay as written (they are command lines, not paths); only
     // their program is checked, relative to the same directory.
+    if let Some(Some(p)) = &mut c.extras.askpass {
+        fix("askpass", p, Want::File)?;
+    }
     if let Some(p) = &mut c.extras.replay_persist {
         fix("replay-persist", p, Want::Output)?;
     }

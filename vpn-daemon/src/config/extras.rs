@@ -100,6 +100,9 @@ pub struct Extras {
     pub x509_username_field: Option<UsernameField>,
     /// `auth-retry`.
     pub auth_retry: AuthRetry,
+    /// `askpass [FILE]`: the private key's (or PKCS#12) password from the
+    /// first line of FILE; `Some(None)` is 2.6's console prompt.
+    pub askpass: Option<Option<std::path::PathBuf>>,
     /// `replay-persist FILE` (only static-key mode uses it; see the docs).
     pub replay_persist: Option<std::path::PathBuf>,
 }

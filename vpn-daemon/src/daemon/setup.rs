@@ -67,8 +67,8 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
                 }
             };
             Some(Identity::Pkcs12 {
+                password: pkcs12_password(cfg, &der)?,
                 der,
-                password: String::new(),
             })
         }
         (None, Some(c), Some(k)) => {
@@ -79,7 +79,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
             }
             Some(Identity::Pem {
                 cert,
-                key: read_source(k, "key")?,
+                key: decrypt_key(cfg, read_source(k, "key")?)?,
             })
         }
         _ => None,
@@ -323,4 +323,54 @@ fn extra_cert_checks(cfg: &Config) -> crate::proto::cert_checks::ExtraCertChecks
             hashes: h.hashes.clone(),
         }),
     }
+}
+
+/// `askpass FILE`: the first line of FILE, as 2.6 reads a private-key
+/// password; `None` without `askpass`.
+fn askpass(cfg: &Config) -> Result<Option<String>, DaemonError> {
+    match &cfg.extras.askpass {
+        None => Ok(None),
+        Some(None) => Err(DaemonError::Unsupported(
+            "askpass without a file (terminal prompt) is not supported; give a file".into(),
+        )),
+        Some(Some(path)) => {
+            let text = String::from_utf8_lossy(&read_file(path, "askpass")?).into_owned();
+            Ok(Some(
+                text.lines().next().unwrap_or_default().trim_end().to_owned(),
+            ))
+        }
+    }
+}
+
+/// An encrypted `key` is decrypted with the `askpass` password (and handed
+/// on as unencrypted PKCS#8); an unencrypted one passes unchanged.
+fn decrypt_key(cfg: &Config, pem: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
+    let Some(pass) = askpass(cfg)? else {
+        return Ok(pem);
+    };
+    if openssl::pkey::PKey::private_key_from_pem(&pem).is_ok() {
+        return Ok(pem);
+    }
+    let key = openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes())
+        .map_err(|e| {
+            DaemonError::Unsupported(format!(
+                "key: cannot decrypt the private key with the askpass password: {e}"
+            ))
+        })?;
+    key.private_key_to_pem_pkcs8()
+        .map_err(|e| DaemonError::Unsupported(format!("key: {e}")))
+}
+
+/// 2.6 opens a PKCS#12 file with an empty password first, then with the
+/// `askpass` one.
+fn pkcs12_password(cfg: &Config, der: &[u8]) -> Result<String, DaemonError> {
+    let opens = |p: &str| {
+        openssl::pkcs12::Pkcs12::from_der(der)
+            .and_then(|p12| p12.parse2(p))
+            .is_ok()
+    };
+    if opens("") {
+        return Ok(String::new());
+    }
+    Ok(askpass(cfg)?.unwrap_or_default())
 }
