@@ -483,3 +483,27 @@ fn askpass_opens_an_encrypted_key_like_openvpn() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("askpass"), "{out}");
 }
+
+/// `session-timeout N`: the client leaves N seconds after connecting,
+/// status 0, like openvpn.
+#[test]
+fn session_timeout_ends_the_client_like_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 2);
+    for (i, imp) in [Impl::OpenVpn, Impl::Ours].into_iter().enumerate() {
+        let text = client_text(&t, "session-timeout 3\n");
+        let c = t.add_client(i, imp, &text);
+        c.wait_ready(READY_TIMEOUT);
+        let status = c.wait_exit(Duration::from_secs(20));
+        let log = c.log_text();
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{}: log:\n{log}",
+            imp.label()
+        );
+        assert!(log.contains("Session timeout"), "{}: log:\n{log}", imp.label());
+    }
+}

@@ -466,6 +466,13 @@ impl Run {
     ) -> Result<End, DaemonError> {
         let udp = matches!(link, Link::Udp { .. });
         let mut status = status_interval(ctx.cfg);
+        // `session-timeout N`: 2.6 raises SIGTERM N s after this
+        // connection's start.
+        let mut session_end = ctx
+            .cfg
+            .extras
+            .session_timeout
+            .map(|n| clock::now() + Duration::from_secs(u64::from(n)));
         loop {
             // Outputs, in the session's drain order.
             let now = clock::now();
@@ -494,6 +501,13 @@ impl Run {
             {
                 return Ok(End::Stop(o));
             }
+            if session_end.is_some_and(|at| clock::now() >= at) && self.exiting.is_none() {
+                session_end = None;
+                tracing::info!("Session timeout, exiting");
+                let notify = udp && ctx.cfg.explicit_exit_notify.is_some();
+                self.session.close(clock::now(), notify);
+                self.exiting = Some((clock::now() + EXIT_GRACE, Outcome::Exit(0)));
+            }
             if self
                 .route_wakeup
                 .as_ref()
@@ -508,11 +522,14 @@ impl Run {
                 (t, None) => t,
                 (None, Some((d, _))) => Some(d),
             };
-            let deadline = match (deadline, &self.route_wakeup) {
-                (Some(d), Some((w, _))) => Some(d.min(*w)),
-                (None, Some((w, _))) => Some(*w),
-                (d, None) => d,
-            };
+            let deadline = [
+                deadline,
+                self.route_wakeup.as_ref().map(|(w, _)| *w),
+                session_end,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {

@@ -345,6 +345,11 @@ pub static DIRECTIVES: &[Spec] = &[
         });
         Ok(())
     }),
+    d("session-timeout", 1, 1, |b, a| {
+        let n: u32 = a.num(0)?;
+        b.cfg.extras.session_timeout = (n > 0).then_some(n);
+        Ok(())
+    }),
     d("push-peer-info", 0, 0, |b, _| {
         b.cfg.push_peer_info = true;
         Ok(())
@@ -932,7 +937,7 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     (
         "tls-crypt-v2-max-age",
-        "tls-crypt-v2-max-age is not implemented",
+        "an OpenVPN 2.7 option (2.6 does not know it); not implemented",
     ),
     ("ncp-disable", "removed from OpenVPN 2.6; use data-ciphers"),
     (
@@ -982,7 +987,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("hash-size", "hash-size is not implemented"),
     ("tmp-dir", "tmp-dir is not implemented"),
     ("client-nat", "client-nat is not implemented"),
-    ("session-timeout", "session-timeout is not implemented"),
     ("compat-mode", "compat-mode is not implemented"),
     (
         "machine-readable-output",

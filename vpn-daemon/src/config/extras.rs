@@ -100,6 +100,8 @@ pub struct Extras {
     pub x509_username_field: Option<UsernameField>,
     /// `auth-retry`.
     pub auth_retry: AuthRetry,
+    /// `session-timeout N`: end the session N seconds after it started.
+    pub session_timeout: Option<u32>,
     /// `askpass [FILE]`: the private key's (or PKCS#12) password from the
     /// first line of FILE; `Some(None)` is 2.6's console prompt.
     pub askpass: Option<Option<std::path::PathBuf>>,
@@ -109,6 +111,14 @@ pub struct Extras {
 
 /// What 2.6 refuses once everything is read.
 pub(super) fn validate(b: &Builder) -> Result<(), ConfigError> {
+    if b.cfg.mode == Mode::Server && b.cfg.extras.session_timeout.is_some() {
+        return Err(ConfigError::at(
+            &b.span_of("session-timeout"),
+            ConfigErrorKind::Invalid(
+                "'session-timeout' is only implemented for clients and p2p so far (2.6 also applies it to each client of a server)".into(),
+            ),
+        ));
+    }
     if b.cfg.mode == Mode::Server && b.cfg.extras.route_delay.is_some() {
         return Err(ConfigError::at(
             &b.span_of("route-delay"),

@@ -70,6 +70,13 @@ fn server_network_may_carry_bits_which_the_netmask_overrides() {
 }
 
 #[test]
+fn session_timeout_is_refused_in_server_mode_until_it_is_per_client() {
+    let e = err(&format!("{SERVER}session-timeout 60\n"));
+    assert!(e.to_string().contains("session-timeout"), "{e}");
+    assert_eq!(ok(&format!("{CLIENT}session-timeout 0\n")).extras.session_timeout, None);
+}
+
+#[test]
 fn route_delay_is_refused_in_server_mode_and_defaults_like_openvpn() {
     let e = err(&format!("{SERVER}route-delay 5\n"));
     assert!(e.to_string().contains("mode server"), "{e}");
