@@ -507,3 +507,27 @@ fn session_timeout_ends_the_client_like_openvpn() {
         assert!(log.contains("Session timeout"), "{}: log:\n{log}", imp.label());
     }
 }
+
+/// `providers legacy default` loads OpenSSL's legacy provider and the
+/// tunnel works as before; a provider that does not exist stops the start
+/// (openvpn and ours).
+#[test]
+fn providers_load_or_stop_the_start() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), Impl::OpenVpn, 1);
+    let text = client_text(&t, "providers legacy default\n");
+    let c = t.add_client(0, Impl::Ours, &text);
+    c.wait_ready(READY_TIMEOUT);
+    assert!(c.log_text().contains("provider loaded"), "{}", c.log_text());
+    t.assert_ping_both_ways(0);
+    let dir = t.topo.path().to_path_buf();
+    let cfg = dir.join("noprov.conf");
+    std::fs::write(&cfg, client_text(&t, "providers no-such-provider\n")).unwrap();
+    for imp in [Impl::OpenVpn, Impl::Ours] {
+        let (code, out) = tests::openvpn::run_to_exit(imp, &cfg, Duration::from_secs(20));
+        assert_eq!(code, Some(1), "{}: {out}", imp.label());
+        assert!(out.contains("no-such-provider"), "{}: {out}", imp.label());
+    }
+}

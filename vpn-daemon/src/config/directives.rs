@@ -350,6 +350,10 @@ pub static DIRECTIVES: &[Spec] = &[
         b.cfg.extras.session_timeout = (n > 0).then_some(n);
         Ok(())
     }),
+    d("providers", 1, 15, |b, a| {
+        b.cfg.extras.providers = a.words.to_vec();
+        Ok(())
+    }),
     d("push-peer-info", 0, 0, |b, _| {
         b.cfg.push_peer_info = true;
         Ok(())
@@ -579,7 +583,11 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("cipher", 1, 1, |b, a| {
-        b.cfg.cipher = Some(cipher_name(a, 0)?);
+        // 2.6 ignores `cipher` in pull and server mode unless it is in
+        // data-ciphers, so any name (`BF-CBC` in old configs) is kept here;
+        // `expand` refuses one we cannot run where it would be used.
+        let w = a.nonempty(0)?;
+        b.cfg.cipher = Some(canonical_cipher(w).map_or_else(|| w.to_ascii_uppercase(), str::to_string));
         Ok(())
     }),
     d("replay-window", 1, 2, |b, a| {
@@ -929,7 +937,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("pkcs11-providers", "PKCS#11 is not implemented"),
     ("pkcs11-id", "PKCS#11 is not implemented"),
     ("engine", "OpenSSL engines are not implemented"),
-    ("providers", "OpenSSL providers are not implemented"),
     ("single-session", "single-session is not implemented"),
     (
         "tls-crypt-v2-verify",

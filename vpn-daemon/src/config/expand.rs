@@ -691,6 +691,22 @@ fn data_channel(b: &mut Builder) -> Result<(), ConfigError> {
         None => DEFAULT_DATA_CIPHERS.iter().map(|c| c.to_string()).collect(),
     };
     if let Some(c) = b.cfg.cipher.clone()
+        && !super::directives::CIPHERS.contains(&c.as_str())
+        && !(b.cfg.pull || b.cfg.mode == Mode::Server)
+    {
+        return Err(ConfigError::at(
+            &b.span_of("cipher"),
+            ConfigErrorKind::InvalidValue {
+                name: "cipher".into(),
+                value: c,
+                expected: format!(
+                    "one of {} (without 'pull' or 'mode server' 2.6 uses 'cipher' for the data channel)",
+                    super::directives::CIPHERS.join(", ")
+                ),
+            },
+        ));
+    }
+    if let Some(c) = b.cfg.cipher.clone()
         && b.cfg.data_ciphers_fallback.is_none()
         && !b.cfg.data_ciphers.contains(&c)
     {

@@ -100,6 +100,8 @@ pub struct Extras {
     pub x509_username_field: Option<UsernameField>,
     /// `auth-retry`.
     pub auth_retry: AuthRetry,
+    /// `providers NAME...`: OpenSSL providers to load (e.g. `legacy default`).
+    pub providers: Vec<String>,
     /// `session-timeout N`: end the session N seconds after it started.
     pub session_timeout: Option<u32>,
     /// `askpass [FILE]`: the private key's (or PKCS#12) password from the

@@ -70,6 +70,19 @@ fn server_network_may_carry_bits_which_the_netmask_overrides() {
 }
 
 #[test]
+fn cipher_bf_cbc_is_ignored_with_a_warning_where_26_ignores_it() {
+    let c = ok(&format!("{CLIENT}cipher BF-CBC\n"));
+    assert_eq!(c.cipher.as_deref(), Some("BF-CBC"));
+    assert!(c.warnings.iter().any(|w| w.message.contains("BF-CBC")));
+    let c = ok(&format!("{SERVER}cipher bf-cbc\n"));
+    assert_eq!(c.cipher.as_deref(), Some("BF-CBC"));
+    // p2p without pull: 2.6 would run the data channel with it.
+    let p2p = "tls-client\ndev tun\nremote 192.0.2.1\nca ca.crt\ncert c.crt\nkey c.key\n";
+    assert_eq!(err(&format!("{p2p}cipher BF-CBC\n")).line, 7);
+    assert!(err(&format!("{CLIENT}data-ciphers-fallback BF-CBC\n")).line == 7);
+}
+
+#[test]
 fn session_timeout_is_refused_in_server_mode_until_it_is_per_client() {
     let e = err(&format!("{SERVER}session-timeout 60\n"));
     assert!(e.to_string().contains("session-timeout"), "{e}");

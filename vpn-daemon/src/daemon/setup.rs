@@ -44,6 +44,7 @@ fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
 
 /// The TLS context of `cfg` (our role from `tls-client`/`tls-server`).
 pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
+    load_providers(&cfg.extras.providers)?;
     let role = match cfg.tls_role {
         ct::TlsRole::Client => TlsRole::Client,
         ct::TlsRole::Server => TlsRole::Server,
@@ -373,4 +374,25 @@ fn pkcs12_password(cfg: &Config, der: &[u8]) -> Result<String, DaemonError> {
         return Ok(String::new());
     }
     Ok(askpass(cfg)?.unwrap_or_default())
+}
+
+/// `providers NAME...`: loaded into OpenSSL's default library context once
+/// per process and kept (2.6 loads them before any crypto; as there, an
+/// explicit list replaces OpenSSL's implicit `default`, so configs say
+/// `providers legacy default`).
+fn load_providers(names: &[String]) -> Result<(), DaemonError> {
+    use std::sync::Mutex;
+    static LOADED: Mutex<Vec<(String, openssl::provider::Provider)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for name in names {
+        if loaded.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let p = openssl::provider::Provider::load(None, name).map_err(|e| {
+            DaemonError::Unsupported(format!("providers: failed to load provider '{name}': {e}"))
+        })?;
+        tracing::info!(provider = %name, "OpenSSL provider loaded");
+        loaded.push((name.clone(), p));
+    }
+    Ok(())
 }
