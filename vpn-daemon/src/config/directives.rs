@@ -354,6 +354,20 @@ pub static DIRECTIVES: &[Spec] = &[
         b.cfg.extras.providers = a.words.to_vec();
         Ok(())
     }),
+    d("keying-material-exporter", 2, 2, |b, a| {
+        let label = a.nonempty(0)?;
+        // 2.6's checks: an RFC 5705 exporter label, not the one of our own
+        // data keys, 16..4095 bytes.
+        if !label.starts_with("EXPORTER") || label == crate::proto::tls::EKM_LABEL_DATAKEYS {
+            return Err(a.invalid(
+                0,
+                "a label starting with EXPORTER (and not EXPORTER-OpenVPN-datakeys)",
+            ));
+        }
+        let len = a.num_range(1, 16, 4095)?;
+        b.cfg.extras.keying_material_exporter = Some((label.to_string(), len));
+        Ok(())
+    }),
     d("push-peer-info", 0, 0, |b, _| {
         b.cfg.push_peer_info = true;
         Ok(())
@@ -1011,10 +1025,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     (
         "allow-recursive-routing",
         "allow-recursive-routing is not implemented",
-    ),
-    (
-        "keying-material-exporter",
-        "keying-material-exporter is not implemented",
     ),
     ("vlan-tagging", "tap is not implemented (tun only)"),
     ("vlan-accept", "tap is not implemented (tun only)"),

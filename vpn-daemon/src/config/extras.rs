@@ -102,6 +102,8 @@ pub struct Extras {
     pub auth_retry: AuthRetry,
     /// `providers NAME...`: OpenSSL providers to load (e.g. `legacy default`).
     pub providers: Vec<String>,
+    /// `keying-material-exporter LABEL LEN`.
+    pub keying_material_exporter: Option<(String, u32)>,
     /// `session-timeout N`: end the session N seconds after it started.
     pub session_timeout: Option<u32>,
     /// `askpass [FILE]`: the private key's (or PKCS#12) password from the

@@ -83,6 +83,18 @@ fn cipher_bf_cbc_is_ignored_with_a_warning_where_26_ignores_it() {
 }
 
 #[test]
+fn keying_material_exporter_is_checked_as_26_checks_it() {
+    for bad in [
+        "keying-material-exporter foo 32",
+        "keying-material-exporter EXPORTER-OpenVPN-datakeys 32",
+        "keying-material-exporter EXPORTER-x 15",
+        "keying-material-exporter EXPORTER-x 4096",
+    ] {
+        assert_eq!(err(&format!("{CLIENT}{bad}\n")).line, 7, "{bad}");
+    }
+}
+
+#[test]
 fn session_timeout_is_refused_in_server_mode_until_it_is_per_client() {
     let e = err(&format!("{SERVER}session-timeout 60\n"));
     assert!(e.to_string().contains("session-timeout"), "{e}");
