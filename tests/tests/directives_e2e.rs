@@ -531,3 +531,36 @@ fn providers_load_or_stop_the_start() {
         assert!(out.contains("no-such-provider"), "{}: {out}", imp.label());
     }
 }
+
+/// `auth-user-pass-optional` on our server: a stock openvpn client with a
+/// certificate and no `auth-user-pass` is handed to the verify script
+/// (which lets everyone in) and connects; without it the client is refused
+/// before the script runs, as 2.6 refuses it.
+#[test]
+fn auth_user_pass_optional_on_our_server() {
+    if !require_root() {
+        return;
+    }
+    let dir0 = tests::topology::TempDir::new("upoptional");
+    let script = dir0.path().join("yes.sh");
+    write_exec(&script, "#!/bin/sh\nexit 0\n");
+    for optional in [true, false] {
+        let mut s = spec();
+        s.verify_script = Some(script.clone());
+        if optional {
+            s.server_extra.push("auth-user-pass-optional".into());
+        }
+        let mut t = Tunnel::start_server(s, Impl::Ours, 1);
+        let text = client_text(&t, "");
+        let c = t.add_client(0, Impl::OpenVpn, &text);
+        let ready = c.wait_for_nth("Initialization Sequence Completed", 1, Duration::from_secs(15));
+        assert_eq!(ready, optional, "optional={optional}; client log:\n{}", c.log_text());
+        if !optional {
+            assert!(
+                t.server.log_text().contains("not provided by peer"),
+                "server log:\n{}",
+                t.server.log_text()
+            );
+        }
+    }
+}

@@ -368,6 +368,10 @@ pub static DIRECTIVES: &[Spec] = &[
         b.cfg.extras.keying_material_exporter = Some((label.to_string(), len));
         Ok(())
     }),
+    d("auth-user-pass-optional", 0, 0, |b, _| {
+        b.cfg.extras.auth_user_pass_optional = true;
+        Ok(())
+    }),
     d("push-peer-info", 0, 0, |b, _| {
         b.cfg.push_peer_info = true;
         Ok(())
@@ -920,10 +924,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("auth-gen-token", "auth tokens are not implemented"),
     ("auth-gen-token-secret", "auth tokens are not implemented"),
-    (
-        "auth-user-pass-optional",
-        "auth-user-pass-optional is not implemented",
-    ),
     ("static-challenge", "challenge/response is not implemented"),
     ("http-proxy", "proxies are not implemented"),
     ("http-proxy-option", "proxies are not implemented"),

@@ -433,6 +433,7 @@ fn mode_specific(b: &mut Builder) -> Result<(), ConfigError> {
         "client-connect",
         "client-disconnect",
         "verify-client-cert",
+        "auth-user-pass-optional",
     ];
     if b.cfg.mode != Mode::Server {
         if let Some(name) = SERVER_ONLY.iter().find(|n| b.given(n)) {

@@ -104,6 +104,8 @@ pub struct Extras {
     pub providers: Vec<String>,
     /// `keying-material-exporter LABEL LEN`.
     pub keying_material_exporter: Option<(String, u32)>,
+    /// `auth-user-pass-optional` (server).
+    pub auth_user_pass_optional: bool,
     /// `session-timeout N`: end the session N seconds after it started.
     pub session_timeout: Option<u32>,
     /// `askpass [FILE]`: the private key's (or PKCS#12) password from the
