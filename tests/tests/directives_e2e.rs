@@ -504,7 +504,11 @@ fn session_timeout_ends_the_client_like_openvpn() {
             "{}: log:\n{log}",
             imp.label()
         );
-        assert!(log.contains("Session timeout"), "{}: log:\n{log}", imp.label());
+        assert!(
+            log.contains("Session timeout"),
+            "{}: log:\n{log}",
+            imp.label()
+        );
     }
 }
 
@@ -553,8 +557,17 @@ fn auth_user_pass_optional_on_our_server() {
         let mut t = Tunnel::start_server(s, Impl::Ours, 1);
         let text = client_text(&t, "");
         let c = t.add_client(0, Impl::OpenVpn, &text);
-        let ready = c.wait_for_nth("Initialization Sequence Completed", 1, Duration::from_secs(15));
-        assert_eq!(ready, optional, "optional={optional}; client log:\n{}", c.log_text());
+        let ready = c.wait_for_nth(
+            "Initialization Sequence Completed",
+            1,
+            Duration::from_secs(15),
+        );
+        assert_eq!(
+            ready,
+            optional,
+            "optional={optional}; client log:\n{}",
+            c.log_text()
+        );
         if !optional {
             assert!(
                 t.server.log_text().contains("not provided by peer"),

@@ -605,7 +605,8 @@ pub static DIRECTIVES: &[Spec] = &[
         // data-ciphers, so any name (`BF-CBC` in old configs) is kept here;
         // `expand` refuses one we cannot run where it would be used.
         let w = a.nonempty(0)?;
-        b.cfg.cipher = Some(canonical_cipher(w).map_or_else(|| w.to_ascii_uppercase(), str::to_string));
+        b.cfg.cipher =
+            Some(canonical_cipher(w).map_or_else(|| w.to_ascii_uppercase(), str::to_string));
         Ok(())
     }),
     d("replay-window", 1, 2, |b, a| {
@@ -914,17 +915,32 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("tun-mtu-extra", "tap is not implemented (tun only)"),
     ("plugin", "plugins are not implemented"),
-    ("tls-verify", "tls-verify scripts are not implemented"),
-    ("tls-export-cert", "tls-export-cert is not implemented"),
+    (
+        "tls-verify",
+        "tls-verify scripts are not implemented (2.6 runs them inside the certificate check, for every certificate of the chain; our TLS core cannot call a script there yet)",
+    ),
+    (
+        "tls-export-cert",
+        "tls-export-cert is not implemented (it only serves tls-verify, which is not implemented either)",
+    ),
     ("learn-address", "learn-address scripts are not implemented"),
     ("ipchange", "ipchange scripts are not implemented"),
     (
         "route-pre-down",
         "route-pre-down scripts are not implemented",
     ),
-    ("auth-gen-token", "auth tokens are not implemented"),
-    ("auth-gen-token-secret", "auth tokens are not implemented"),
-    ("static-challenge", "challenge/response is not implemented"),
+    (
+        "auth-gen-token",
+        "auth tokens are not implemented (2.6's HMAC token format and renewal are not built yet)",
+    ),
+    (
+        "auth-gen-token-secret",
+        "auth tokens are not implemented (see auth-gen-token)",
+    ),
+    (
+        "static-challenge",
+        "challenge/response needs an interactive prompt or the management interface, neither of which this daemon has",
+    ),
     ("http-proxy", "proxies are not implemented"),
     ("http-proxy-option", "proxies are not implemented"),
     ("socks-proxy", "proxies are not implemented"),
@@ -942,19 +958,37 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("win-sys", "Windows only"),
     ("cryptoapicert", "Windows only"),
     ("push-remove", "push-remove is not implemented"),
-    ("capath", "capath is not implemented; use ca"),
+    (
+        "capath",
+        "capath (a hashed CA directory, which 2.6 also requires CRLs for) is not implemented; use ca",
+    ),
     (
         "x509-username-field",
-        "x509-username-field is not implemented",
+        "x509-username-field is not implemented (the common name always comes from the subject CN)",
     ),
-    ("x509-track", "x509-track is not implemented"),
-    ("pkcs11-providers", "PKCS#11 is not implemented"),
-    ("pkcs11-id", "PKCS#11 is not implemented"),
-    ("engine", "OpenSSL engines are not implemented"),
-    ("single-session", "single-session is not implemented"),
+    (
+        "x509-track",
+        "x509-track is not implemented (no extra X509_* variables are exported to scripts)",
+    ),
+    (
+        "pkcs11-providers",
+        "PKCS#11 is not implemented: the TLS key would have to live in the token behind OpenSSL (2.6 uses pkcs11-helper), which the openssl crate cannot do without an OpenSSL pkcs11 provider",
+    ),
+    (
+        "pkcs11-id",
+        "PKCS#11 is not implemented (see pkcs11-providers)",
+    ),
+    (
+        "engine",
+        "OpenSSL engines are not implemented (deprecated in OpenSSL 3; use providers)",
+    ),
+    (
+        "single-session",
+        "single-session is not implemented (refusing every TLS session after the first)",
+    ),
     (
         "tls-crypt-v2-verify",
-        "tls-crypt-v2-verify scripts are not implemented",
+        "tls-crypt-v2-verify scripts are not implemented (2.6 calls them before the handshake, with the client key's metadata in a file)",
     ),
     (
         "tls-crypt-v2-max-age",
@@ -985,7 +1019,10 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("tcp-nodelay", "tcp-nodelay is not implemented"),
     ("tcp-queue-limit", "tcp-queue-limit is not implemented"),
     ("bcast-buffers", "bcast-buffers is not implemented"),
-    ("passtos", "passtos is not implemented"),
+    (
+        "passtos",
+        "passtos is not implemented (copying the inner TOS to each outgoing datagram does not fit our batched sends yet)",
+    ),
     ("mtu-disc", "mtu-disc is not implemented"),
     ("persist-local-ip", "persist-local-ip is not implemented"),
     ("persist-remote-ip", "persist-remote-ip is not implemented"),
@@ -1030,8 +1067,14 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("vlan-accept", "tap is not implemented (tun only)"),
     ("vlan-pvid", "tap is not implemented (tun only)"),
     ("setenv-safe", "setenv-safe is not implemented"),
-    ("auth-token", "auth tokens are not implemented"),
-    ("auth-token-user", "auth tokens are not implemented"),
+    (
+        "auth-token",
+        "auth tokens are not implemented (a pushed auth-token is refused with the rest of auth-gen-token)",
+    ),
+    (
+        "auth-token-user",
+        "auth tokens are not implemented (see auth-token)",
+    ),
     (
         "show-ciphers",
         "informational modes are not implemented; use openvpn",

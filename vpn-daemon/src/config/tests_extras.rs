@@ -98,7 +98,12 @@ fn keying_material_exporter_is_checked_as_26_checks_it() {
 fn session_timeout_is_refused_in_server_mode_until_it_is_per_client() {
     let e = err(&format!("{SERVER}session-timeout 60\n"));
     assert!(e.to_string().contains("session-timeout"), "{e}");
-    assert_eq!(ok(&format!("{CLIENT}session-timeout 0\n")).extras.session_timeout, None);
+    assert_eq!(
+        ok(&format!("{CLIENT}session-timeout 0\n"))
+            .extras
+            .session_timeout,
+        None
+    );
 }
 
 #[test]

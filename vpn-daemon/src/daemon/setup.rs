@@ -337,7 +337,11 @@ fn askpass(cfg: &Config) -> Result<Option<String>, DaemonError> {
         Some(Some(path)) => {
             let text = String::from_utf8_lossy(&read_file(path, "askpass")?).into_owned();
             Ok(Some(
-                text.lines().next().unwrap_or_default().trim_end().to_owned(),
+                text.lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end()
+                    .to_owned(),
             ))
         }
     }
@@ -352,12 +356,13 @@ fn decrypt_key(cfg: &Config, pem: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
     if openssl::pkey::PKey::private_key_from_pem(&pem).is_ok() {
         return Ok(pem);
     }
-    let key = openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes())
-        .map_err(|e| {
+    let key = openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes()).map_err(
+        |e| {
             DaemonError::Unsupported(format!(
                 "key: cannot decrypt the private key with the askpass password: {e}"
             ))
-        })?;
+        },
+    )?;
     key.private_key_to_pem_pkcs8()
         .map_err(|e| DaemonError::Unsupported(format!("key: {e}")))
 }
@@ -383,7 +388,9 @@ fn pkcs12_password(cfg: &Config, der: &[u8]) -> Result<String, DaemonError> {
 fn load_providers(names: &[String]) -> Result<(), DaemonError> {
     use std::sync::Mutex;
     static LOADED: Mutex<Vec<(String, openssl::provider::Provider)>> = Mutex::new(Vec::new());
-    let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut loaded = LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for name in names {
         if loaded.iter().any(|(n, _)| n == name) {
             continue;
