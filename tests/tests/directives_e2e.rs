@@ -127,8 +127,9 @@ fn route_up_env_order_and_route_metric_match_openvpn() {
     }
 }
 
-/// `route-delay N`: the routes and `route-up` come at least N seconds
-/// after `up`, for both implementations.
+/// `route-delay N`: the routes and `route-up` come N seconds after `up`
+/// (openvpn: N less up to one second of its coarse timer), for both
+/// implementations.
 #[test]
 fn route_delay_adds_routes_and_runs_route_up_later() {
     if !require_root() {
@@ -162,7 +163,10 @@ fn route_delay_adds_routes_and_runs_route_up_later() {
                 .unwrap_or_else(|_| panic!("{tag}: no {kind} time"))
         };
         let gap = time("route-up") - time("up");
-        assert!(gap >= 2.0, "{tag}: route-up only {gap:.2} s after up");
+        // 2.6's timers tick in whole seconds from a coarse clock, so its
+        // delay can be up to a second short; ours waits the full N.
+        let least = if tag == "openvpn" { 1.0 } else { 2.0 };
+        assert!(gap >= least, "{tag}: route-up only {gap:.2} s after up");
         let after = read(&dir.join(format!("route-up-{tag}.routes")));
         assert!(
             route_line(&after, "10.66.0.0/24").is_some(),
