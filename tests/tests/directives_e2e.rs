@@ -581,3 +581,39 @@ fn auth_user_pass_optional_on_our_server() {
         }
     }
 }
+
+/// `x509-username-field serialNumber`: openvpn's server and ours give a
+/// stock openvpn client the same common name (as `client-connect` sees it).
+#[test]
+fn x509_username_field_gives_the_same_common_name_as_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let dir0 = tests::topology::TempDir::new("x509user");
+    for (imp, tag) in [(Impl::OpenVpn, "openvpn"), (Impl::Ours, "ours")] {
+        let hook = dir0.path().join(format!("cc-{tag}.sh"));
+        write_exec(
+            &hook,
+            &format!(
+                "#!/bin/sh\nprintf '%s' \"$common_name\" > {}/cn-{tag}\nexit 0\n",
+                dir0.path().display()
+            ),
+        );
+        let mut s = spec();
+        s.server_extra.push(format!(
+            "x509-username-field serialNumber\nscript-security 2\nclient-connect {}",
+            hook.display()
+        ));
+        let mut t = Tunnel::start_server(s, imp, 1);
+        let text = client_text(&t, "");
+        t.add_client(0, Impl::OpenVpn, &text)
+            .wait_ready(READY_TIMEOUT);
+    }
+    let theirs = wait_file(&dir0.path().join("cn-openvpn"), Duration::from_secs(5));
+    let ours = wait_file(&dir0.path().join("cn-ours"), Duration::from_secs(5));
+    assert!(
+        theirs.starts_with("0x"),
+        "openvpn's common_name: {theirs:?}"
+    );
+    assert_eq!(ours, theirs);
+}

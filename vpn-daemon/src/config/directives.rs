@@ -372,6 +372,32 @@ pub static DIRECTIVES: &[Spec] = &[
         b.cfg.extras.auth_user_pass_optional = true;
         Ok(())
     }),
+    d("x509-username-field", 1, 15, |b, a| {
+        let mut fields = Vec::with_capacity(a.words.len());
+        for (i, w) in a.words.iter().enumerate() {
+            if let Some(ext) = w.strip_prefix("ext:") {
+                if ext != "subjectAltName" && ext != "issuerAltName" {
+                    return Err(a.invalid(
+                        i,
+                        "ext:subjectAltName, ext:issuerAltName or a subject field",
+                    ));
+                }
+                fields.push(w.clone());
+            } else if !w.is_empty() && !w.chars().any(|c| c.is_ascii_uppercase()) {
+                // 2.6 upcases an all-lower-case name, with this warning.
+                let up = w.to_ascii_uppercase();
+                b.warn(
+                    a.span,
+                    format!("DEPRECATED FEATURE: automatically upcased the --x509-username-field parameter to '{up}'; please update your configuration"),
+                );
+                fields.push(up);
+            } else {
+                fields.push(w.clone());
+            }
+        }
+        b.cfg.extras.x509_username_field = fields;
+        Ok(())
+    }),
     d("push-peer-info", 0, 0, |b, _| {
         b.cfg.push_peer_info = true;
         Ok(())
@@ -961,10 +987,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     (
         "capath",
         "capath (a hashed CA directory, which 2.6 also requires CRLs for) is not implemented; use ca",
-    ),
-    (
-        "x509-username-field",
-        "x509-username-field is not implemented (the common name always comes from the subject CN)",
     ),
     (
         "x509-track",

@@ -46,15 +46,6 @@ pub enum KeyUsageCheck {
     AnyOf(Vec<u32>),
 }
 
-/// `x509-username-field`: the certificate field used as the common name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UsernameField {
-    /// A subject attribute by short or long name (`CN`, `emailAddress`, ...).
-    Subject(String),
-    /// `ext:subjectAltName`: the first e-mail (or DNS) name.
-    SubjectAltName,
-}
-
 /// `auth-retry none|nointeract|interact`: what a client does on AUTH_FAILED.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthRetry {
@@ -96,8 +87,9 @@ pub struct Extras {
     pub remote_cert_eku: Option<String>,
     /// `verify-hash` / `peer-fingerprint`.
     pub cert_hashes: Option<CertHashes>,
-    /// `x509-username-field`.
-    pub x509_username_field: Option<UsernameField>,
+    /// `x509-username-field FIELD...` as 2.6 stores them (all-lower-case
+    /// subject names upcased).
+    pub x509_username_field: Vec<String>,
     /// `auth-retry`.
     pub auth_retry: AuthRetry,
     /// `providers NAME...`: OpenSSL providers to load (e.g. `legacy default`).

@@ -120,6 +120,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("route-ipv6 2001:db8::/32 default 7", P2P, |c| c.routes_ipv6 == [RouteIpv6 { network: "2001:db8::/32".parse().unwrap(), gateway: None, metric: Some(7) }]),
         ("route-gateway dhcp", P2P, |c| c.route_gateway == Some(RouteGateway::Dhcp)),
         // extras.rs
+        ("x509-username-field emailAddress ext:subjectAltName ou", SERVER, |c| c.extras.x509_username_field == ["emailAddress", "ext:subjectAltName", "OU"] && c.warnings.iter().any(|w| w.message.contains("upcased"))),
         ("auth-user-pass-optional", SERVER, |c| c.extras.auth_user_pass_optional),
         ("keying-material-exporter EXPORTER-test 32", CLIENT, |c| c.extras.keying_material_exporter == Some(("EXPORTER-test".into(), 32))),
         ("providers legacy default", CLIENT, |c| c.extras.providers == ["legacy", "default"]),

@@ -318,6 +318,7 @@ fn extra_cert_checks(cfg: &Config) -> crate::proto::cert_checks::ExtraCertChecks
             KeyUsageCheck::AnyOf(v) => KeyUsageRule::AnyOf(v.clone()),
         }),
         ext_key_usage: e.remote_cert_eku.clone(),
+        username_fields: e.x509_username_field.clone(),
         fingerprints: e.cert_hashes.as_ref().map(|h| FingerprintRule {
             depth: h.depth,
             sha256: h.algo == HashAlgo::Sha256,

@@ -42,6 +42,9 @@ pub struct ExtraCertChecks {
     pub ext_key_usage: Option<String>,
     /// `peer-fingerprint` / `verify-hash`.
     pub fingerprints: Option<FingerprintRule>,
+    /// `x509-username-field`: the fields that make the common name, joined
+    /// with `_` (empty = the subject's CN).
+    pub username_fields: Vec<String>,
 }
 
 /// Why one of these checks refused the certificate.
@@ -79,6 +82,12 @@ pub enum ExtraCertError {
         depth: u32,
         /// The certificate's fingerprint, `AB:CD:...`.
         got: String,
+    },
+    /// `x509-username-field`: the field is not in the certificate.
+    #[error("x509-username-field: could not extract {field} from the certificate")]
+    UsernameField {
+        /// The configured field.
+        field: String,
     },
     /// The certificate's extensions could not be read.
     #[error("certificate extensions cannot be parsed")]
@@ -140,6 +149,82 @@ impl ExtraCertChecks {
         }
         Ok(())
     }
+}
+
+/// The common name as 2.6 builds it from `x509-username-field` (default
+/// CN): each field's value (the last one when the subject has several;
+/// the last e-mail address of `ext:subjectAltName`/`ext:issuerAltName`;
+/// `serialNumber` as `0x` + hex), joined with `_`, bytes outside printable
+/// ASCII replaced by `_`.
+pub fn username(cert: &X509Ref, fields: &[String]) -> Result<String, ExtraCertError> {
+    const CN: &[String] = &[];
+    let cn = ["CN".to_string()];
+    let fields = if fields == CN { &cn[..] } else { fields };
+    let mut out = Vec::with_capacity(fields.len());
+    for f in fields {
+        let missing = || ExtraCertError::UsernameField { field: f.clone() };
+        let v = if let Some(ext) = f.strip_prefix("ext:") {
+            alt_name_email(cert, ext).ok_or_else(missing)?
+        } else if f == "serialNumber" {
+            let serial = cert
+                .serial_number()
+                .to_bn()
+                .map_err(|_| missing())?
+                .to_vec();
+            let hex: String = serial.iter().map(|b| format!("{b:02X}")).collect();
+            format!("0x{}", if hex.is_empty() { "00".into() } else { hex })
+        } else {
+            let obj = Asn1Object::from_str(f).map_err(|_| missing())?;
+            let nid = obj.nid();
+            cert.subject_name()
+                .entries()
+                .filter(|e| {
+                    if nid == openssl::nid::Nid::UNDEF {
+                        e.object().to_string() == obj.to_string()
+                    } else {
+                        e.object().nid() == nid
+                    }
+                })
+                .last()
+                .and_then(|e| e.data().to_string().ok())
+                .ok_or_else(missing)?
+        };
+        out.push(v);
+    }
+    Ok(remap_common_name(&out.join("_")))
+}
+
+/// 2.6's `string_mod_remap_name`: printable ASCII stays, every other byte
+/// (so each byte of a multi-byte character) becomes `_`.
+fn remap_common_name(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if (0x20..=0x7e).contains(&b) {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn alt_name_email(cert: &X509Ref, ext: &str) -> Option<String> {
+    let der = cert.to_der().ok()?;
+    let (_, parsed) = X509Certificate::from_der(&der).ok()?;
+    let mut found = None;
+    for e in parsed.extensions() {
+        let names = match (ext, e.parsed_extension()) {
+            ("subjectAltName", ParsedExtension::SubjectAlternativeName(s)) => &s.general_names,
+            ("issuerAltName", ParsedExtension::IssuerAlternativeName(s)) => &s.general_names,
+            _ => continue,
+        };
+        for n in names {
+            if let x509_parser::extensions::GeneralName::RFC822Name(m) = n {
+                found = Some((*m).to_string());
+            }
+        }
+    }
+    found
 }
 
 fn check_fingerprint(f: &FingerprintRule, cert: &X509Ref) -> Result<(), ExtraCertError> {
@@ -415,5 +500,82 @@ mod tests {
         assert_eq!(ca.check(&cert(CA), 1), Ok(()));
         assert!(ca.check(&cert(SERVER_CRT), 1).is_err());
         assert!(!ca.fingerprint_only(false));
+    }
+}
+
+#[cfg(test)]
+mod username_tests {
+    use openssl::{
+        asn1::{Asn1Integer, Asn1Time},
+        bn::BigNum,
+        ec::{EcGroup, EcKey},
+        nid::Nid,
+        pkey::PKey,
+        x509::{X509, X509Name, extension::SubjectAlternativeName},
+    };
+
+    use super::*;
+
+    fn cert() -> X509 {
+        let key = PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+        )
+        .unwrap();
+        let mut n = X509Name::builder().unwrap();
+        n.append_entry_by_nid(Nid::ORGANIZATIONALUNITNAME, "first")
+            .unwrap();
+        n.append_entry_by_nid(Nid::ORGANIZATIONALUNITNAME, "sales team")
+            .unwrap();
+        n.append_entry_by_nid(Nid::COMMONNAME, "alice").unwrap();
+        n.append_entry_by_nid(Nid::PKCS9_EMAILADDRESS, "a@example.org")
+            .unwrap();
+        let n = n.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let serial: Asn1Integer = BigNum::from_u32(0x1a2b).unwrap().to_asn1_integer().unwrap();
+        b.set_serial_number(&serial).unwrap();
+        b.set_subject_name(&n).unwrap();
+        b.set_issuer_name(&n).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::from_unix(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::from_unix(1 << 31).unwrap())
+            .unwrap();
+        let san = SubjectAlternativeName::new()
+            .dns("alice.example.org")
+            .email("one@example.org")
+            .email("two@example.org")
+            .build(&b.x509v3_context(None, None))
+            .unwrap();
+        b.append_extension(san).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
+    fn f(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn username_fields_build_the_common_name_as_26() {
+        let c = cert();
+        assert_eq!(username(&c, &[]).unwrap(), "alice");
+        assert_eq!(
+            username(&c, &f(&["emailAddress"])).unwrap(),
+            "a@example.org"
+        );
+        // The last of several entries, with 2.6's character remapping.
+        assert_eq!(username(&c, &f(&["OU"])).unwrap(), "sales team");
+        assert_eq!(username(&c, &f(&["CN", "OU"])).unwrap(), "alice_sales team");
+        assert_eq!(
+            username(&c, &f(&["ext:subjectAltName"])).unwrap(),
+            "two@example.org"
+        );
+        assert_eq!(username(&c, &f(&["serialNumber"])).unwrap(), "0x1A2B");
+        assert_eq!(
+            username(&c, &f(&["L"])),
+            Err(ExtraCertError::UsernameField { field: "L".into() })
+        );
+        assert!(username(&c, &f(&["ext:issuerAltName"])).is_err());
+        assert_eq!(remap_common_name("a\u{e9}b\n"), "a__b_");
     }
 }

@@ -698,8 +698,15 @@ fn check_leaf(
             return Err(CertRejection::WrongExtendedKeyUsage { expected });
         }
     }
+    // 2.6 fails the certificate when an x509-username-field is missing, and
+    // `verify-x509-name … name` compares the name built from those fields.
+    let cn = if checks.extra.username_fields.is_empty() {
+        common_name(leaf.subject_name()).unwrap_or_default()
+    } else {
+        crate::proto::cert_checks::username(leaf, &checks.extra.username_fields)
+            .map_err(CertRejection::Extra)?
+    };
     if let Some(check) = &checks.verify_x509_name {
-        let cn = common_name(leaf.subject_name()).unwrap_or_default();
         let (ok, actual) = match check {
             X509NameCheck::Subject(s) => {
                 let subj = subject_string(leaf.subject_name());
@@ -770,6 +777,8 @@ pub struct TlsSession {
     closed: bool,
     /// A fatal error happened; OpenSSL must not be driven again.
     failed: bool,
+    /// `x509-username-field` (empty: the CN).
+    username_fields: Vec<String>,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -832,6 +841,7 @@ impl TlsSession {
             read_buf: vec![0u8; MAX_RECORD].into_boxed_slice(),
             closed: false,
             failed: false,
+            username_fields: ctx.checks.extra.username_fields.clone(),
         };
         if ctx.role == TlsRole::Client {
             s.drive()?;
@@ -999,8 +1009,11 @@ impl TlsSession {
     /// The common name of the peer's certificate (for
     /// `username-as-common-name`, status and logs).
     pub fn peer_common_name(&self) -> Option<String> {
-        self.peer_certificate()
-            .and_then(|c| common_name(c.subject_name()))
+        let c = self.peer_certificate()?;
+        if self.username_fields.is_empty() {
+            return common_name(c.subject_name());
+        }
+        crate::proto::cert_checks::username(&c, &self.username_fields).ok()
     }
 
     /// The negotiated protocol, e.g. "TLSv1.3".
