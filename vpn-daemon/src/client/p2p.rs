@@ -29,6 +29,7 @@ use crate::client::walk::{Ending, Walk, randomize_hostname};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
+use crate::daemon::route_up;
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::daemon::{Outcome, or_never, sleep_until};
@@ -61,6 +62,10 @@ const FAST_RX_BATCH: usize = 64;
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long exit-notify may take at most before we leave anyway.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// `tls-exit`: 2.6 leaves through a soft SIGTERM ("tls-error"), status 0.
+const TLS_EXIT_STATUS: u8 = 0;
+/// AUTH_FAILED without `auth-retry`: 2.6's soft SIGTERM "auth-failure", status 0.
+const AUTH_FAILED_STATUS: u8 = 0;
 
 /// How one connection attempt ended.
 enum End {
@@ -310,8 +315,16 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
         tracing::warn!(error = %e, "removing route");
     }
     if let Some((tun, setup)) = persist.tun.take() {
+        persist.resolved.revert().await;
+        // 2.6 closes the device before `down` unless `down-pre` is given.
+        let info = setup.tun_info(tun.name(), None);
+        let tun = if ctx.cfg.extras.down_pre {
+            Some(tun)
+        } else {
+            drop(tun);
+            None
+        };
         if persist.up_ran {
-            let info = setup.tun_info(tun.name(), None);
             tunnel::run_up_down(
                 ctx.cfg,
                 &ctx.runner,
@@ -323,7 +336,6 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
             )
             .await;
         }
-        persist.resolved.revert().await;
         persist.up_ran = false;
         drop(tun);
     }
@@ -438,6 +450,7 @@ async fn connect_and_run(
         dhcp_snoop: false,
         dhcp_router: None,
         routes_pending: None,
+        route_wakeup: None,
     };
     let r = run.drive(ctx, &mut link, persist, signals).await;
     let _ = link.flush().await;
@@ -672,6 +685,8 @@ struct Run {
     dhcp_router: Option<Ipv4Addr>,
     /// Routes waiting for that router: the device set-up and its name.
     routes_pending: Option<(TunSetup, String, Vec<cfgt::Route>)>,
+    /// `route-delay`: when to add the routes, and what with.
+    route_wakeup: Option<(Instant, Box<PendingRoutes>)>,
 }
 
 impl Run {
@@ -684,6 +699,13 @@ impl Run {
     ) -> Result<End, DaemonError> {
         let udp = matches!(link, Link::Udp { .. });
         let mut status = status_interval(ctx.cfg);
+        // `session-timeout N`: 2.6 raises SIGTERM N s after this
+        // connection's start.
+        let mut session_end = ctx
+            .cfg
+            .extras
+            .session_timeout
+            .map(|n| clock::now() + Duration::from_secs(u64::from(n)));
         loop {
             // Outputs, in the session's drain order.
             let now = clock::now();
@@ -736,11 +758,32 @@ impl Run {
                     });
                 }
             }
+            if session_end.is_some_and(|at| clock::now() >= at) && self.exiting.is_none() {
+                session_end = None;
+                tracing::info!("Session timeout, exiting");
+                let notify = udp && self.exit_notify;
+                self.session.close(clock::now(), notify);
+                self.exiting = Some((clock::now() + EXIT_GRACE, Outcome::Exit(0)));
+            }
+            if self
+                .route_wakeup
+                .as_ref()
+                .is_some_and(|(at, _)| clock::now() >= *at)
+                && let Some((_, pending)) = self.route_wakeup.take()
+            {
+                self.finish_up(ctx, persist, *pending).await?;
+            }
             let timeout = self.session.poll_timeout();
-            let deadline = [timeout, self.exiting.map(|(d, _)| d), self.poll_deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                timeout,
+                self.exiting.map(|(d, _)| d),
+                self.poll_deadline,
+                self.route_wakeup.as_ref().map(|(w, _)| *w),
+                session_end,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {
@@ -1071,8 +1114,15 @@ impl Run {
                     return Ok(Some(End::Stop(o)));
                 }
                 return Ok(Some(match reason {
-                    CloseReason::AuthFailed(_) | CloseReason::Halt(_) | CloseReason::PingExit => {
-                        End::Stop(Outcome::Exit(1))
+                    CloseReason::AuthFailed(_) => self.auth_failed(ctx)?,
+                    CloseReason::Halt(_) | CloseReason::PingExit => End::Stop(Outcome::Exit(1)),
+                    // `tls-exit`: a failed TLS negotiation ends the process
+                    // (2.6 raises SIGTERM "tls-error" instead of SIGUSR1).
+                    CloseReason::HandshakeTimeout | CloseReason::Tls(_)
+                        if ctx.cfg.extras.tls_exit =>
+                    {
+                        tracing::info!("tls-exit: TLS negotiation failed, exiting");
+                        End::Stop(Outcome::Exit(TLS_EXIT_STATUS))
                     }
                     CloseReason::Inactive | CloseReason::Local => End::Stop(Outcome::Exit(0)),
                     CloseReason::Restart(s) => End::Restart {
@@ -1094,6 +1144,35 @@ impl Run {
             }
         }
         Ok(None)
+    }
+
+    /// `auth-retry`: 2.6 leaves through a soft SIGTERM "auth-failure"
+    /// (status 0) by default, else restarts; `interact` forgets the
+    /// credentials, so they are read again.
+    fn auth_failed(&mut self, ctx: &mut Ctx<'_>) -> Result<End, DaemonError> {
+        use crate::config::extras::AuthRetry;
+        let retry = ctx.cfg.extras.auth_retry;
+        if retry == AuthRetry::Interact {
+            let fresh = setup::auth_user_pass(ctx.cfg)?;
+            for c in [Some(&mut ctx.udp_cfg), ctx.tcp_cfg.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let mut s = (**c).clone();
+                s.auth_user_pass = fresh.clone();
+                *c = Arc::new(s);
+            }
+        }
+        Ok(match retry {
+            AuthRetry::None => End::Stop(Outcome::Exit(AUTH_FAILED_STATUS)),
+            AuthRetry::NoInteract | AuthRetry::Interact => {
+                tracing::info!(?retry, "auth-retry: reconnecting after AUTH_FAILED");
+                End::Restart {
+                    connected: self.connected,
+                    how: Ending::default(),
+                }
+            }
+        })
     }
 
     /// Opens or re-addresses the tun device, installs routes, runs `up`.
@@ -1178,28 +1257,15 @@ impl Run {
             outer,
             setup::framing(cfg.compression).mtu_overhead() as u16,
         );
-        if !ctx.privileges_dropped && persist.routes.installed() == 0 {
-            let named = crate::daemon::named_routes::resolve(cfg).await;
-            self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
-                && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
-            if self.dhcp_snoop && self.dhcp_router.is_none() {
-                tracing::info!(
-                    "route-gateway dhcp: routes wait for the router of a DHCP answer to the tap"
-                );
-                self.routes_pending = Some((setup, dev.clone(), named));
-            } else {
-                Self::install_routes(
-                    cfg,
-                    &p,
-                    &setup,
-                    &dev,
-                    link.peer().ip(),
-                    &named,
-                    self.dhcp_router,
-                    &mut persist.routes,
-                );
-            }
-        }
+        let routes_due = !ctx.privileges_dropped && persist.routes.installed() == 0;
+        let server = link.peer().ip();
+        self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
+            && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
+        let named = if routes_due {
+            crate::daemon::named_routes::resolve(cfg).await
+        } else {
+            Vec::new()
+        };
         let dns = dns::pulled_logged(cfg, &p);
         persist.dns_env = dns::script_env(&dns);
         if fresh || !persist.up_ran {
@@ -1220,6 +1286,82 @@ impl Run {
             .resolved
             .apply(cfg, ctx.runner.security, &dev, &dns)
             .await;
+        let pending = PendingRoutes {
+            pushed: p,
+            setup,
+            dev,
+            server,
+            named,
+            install: routes_due,
+            route_up: fresh,
+        };
+        match cfg.extras.route_delay {
+            // 2.6 starts the route-delay timer only for a freshly opened
+            // device; the privilege drop waits for the routes.
+            Some(d) if fresh => {
+                let at = clock::now() + Duration::from_secs(u64::from(d.seconds));
+                tracing::info!(seconds = d.seconds, "route-delay: adding routes later");
+                self.route_wakeup = Some((at, Box::new(pending)));
+                Ok(())
+            }
+            _ => self.finish_up(ctx, persist, pending).await,
+        }
+    }
+
+    /// Routes, `route-up`, then the privilege drop: the end of 2.6's
+    /// start-up (`initialization_sequence_completed`).
+    async fn finish_up(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        persist: &mut Persist,
+        pending: PendingRoutes,
+    ) -> Result<(), DaemonError> {
+        let cfg = ctx.cfg;
+        let PendingRoutes {
+            pushed: p,
+            setup,
+            dev,
+            server,
+            named,
+            install,
+            route_up,
+        } = pending;
+        let mut added = RoutesAdded::default();
+        if install && !ctx.privileges_dropped {
+            if self.dhcp_snoop && self.dhcp_router.is_none() {
+                tracing::info!(
+                    "route-gateway dhcp: routes wait for the router of a DHCP answer to the tap"
+                );
+                self.routes_pending = Some((setup, dev.clone(), named));
+            } else {
+                added = Self::install_routes(
+                    cfg,
+                    &p,
+                    &setup,
+                    &dev,
+                    server,
+                    &named,
+                    self.dhcp_router,
+                    &mut persist.routes,
+                );
+            }
+        }
+        if route_up {
+            let gw = match p.route_gateway {
+                Some(push::RouteGateway::Addr(a)) => Some(a),
+                _ => None,
+            };
+            let info = setup.tun_info(&dev, gw);
+            let env = route_up::route_env(
+                &info,
+                &added.v4,
+                &added.v6,
+                &added.gateways,
+                added.redirect,
+                &persist.dns_env,
+            );
+            route_up::run_route_up(cfg, &ctx.runner, &env).await;
+        }
         if !ctx.privileges_dropped && crate::daemon::process::drops_privileges(cfg) {
             // The status file stays writable after the drop, as in OpenVPN.
             crate::server::tcp::hold_rewritten_files(cfg);
@@ -1239,7 +1381,7 @@ impl Run {
         named: &[cfgt::Route],
         dhcp_router: Option<Ipv4Addr>,
         rt: &mut RouteTable,
-    ) {
+    ) -> RoutesAdded {
         let local = setup.ipv4.map(|a| a.0);
         let mut errs = Vec::new();
         let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
@@ -1260,6 +1402,22 @@ impl Run {
         } else {
             None
         };
+        // A pushed `route-metric` replaces ours, as pulled options do in 2.6.
+        let default_metric = p.route_metric.or(cfg.extras.route_metric);
+        let mut added = RoutesAdded {
+            gateways: route_up::Gateways {
+                vpn: match p.route_gateway {
+                    Some(push::RouteGateway::Addr(a)) => Some(a),
+                    _ => setup
+                        .ipv4
+                        .filter(|_| setup.topology != Topology::Subnet)
+                        .map(|a| a.1),
+                },
+                net: route_up::default_gateway_v4(),
+                remote_host: route_up::v4(Some(server)),
+            },
+            ..RoutesAdded::default()
+        };
         let redirect = p
             .redirect_gateway
             .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
@@ -1276,6 +1434,7 @@ impl Run {
                 f
             }));
         if let Some(f) = redirect {
+            added.redirect = !f.contains(RedirectFlags::NOT_IPV4);
             // Always the def1 form: the old default route stays, two more
             // specific halves win, and the host route keeps the server
             // reachable through the old gateway.
@@ -1290,53 +1449,81 @@ impl Run {
                 errs.push(DaemonError::from(e));
             }
         }
-        for r in cfg.routes.iter().chain(named) {
+        // Configured routes first, then pulled ones: 2.6's numbering.
+        for r in cfg.routes.iter().chain(named).chain(&p.routes) {
+            let metric = r.metric.or(default_metric);
+            added.v4.extend(
+                added
+                    .gateways
+                    .env_route(r.network, r.netmask, r.gateway, metric),
+            );
             if let Err(e) = tunnel::add_route_v4(
                 rt,
                 dev,
                 r.network,
                 r.netmask,
                 tunnel::tap_route_gateway(r.gateway, tap_gw),
-                r.metric,
+                metric,
                 Some(server),
                 local,
             ) {
                 errs.push(e);
             }
         }
-        for r in &p.routes {
-            if let Err(e) = tunnel::add_route_v4(
-                rt,
-                dev,
-                r.network,
-                r.netmask,
-                tunnel::tap_route_gateway(r.gateway, tap_gw),
-                r.metric.or(p.route_metric),
-                Some(server),
-                local,
-            ) {
-                errs.push(e);
-            }
-        }
-        for r in &cfg.routes_ipv6 {
-            if let Err(e) = tunnel::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
-                errs.push(e);
-            }
-        }
-        for r in &p.routes_ipv6 {
+        let pulled6 = p.routes_ipv6.iter().filter_map(|r| {
             match ipnet::Ipv6Net::new(r.network, r.prefix_len) {
-                Ok(n) => {
-                    if let Err(e) = tunnel::add_route_v6(rt, dev, n, r.gateway, r.metric) {
-                        errs.push(e);
-                    }
+                Ok(n) => Some((n, r.gateway, r.metric)),
+                Err(_) => {
+                    tracing::warn!(network = %r.network, "bad pushed route-ipv6 prefix");
+                    None
                 }
-                Err(_) => tracing::warn!(network = %r.network, "bad pushed route-ipv6 prefix"),
+            }
+        });
+        let v6: Vec<_> = cfg
+            .routes_ipv6
+            .iter()
+            .map(|r| (r.network, r.gateway, r.metric))
+            .chain(pulled6)
+            .collect();
+        for (n, gateway, metric) in v6 {
+            let metric = metric.or(default_metric);
+            added.v6.push(route_up::EnvRoute6 {
+                network: n,
+                gateway: gateway.or(setup.ipv6.and_then(|a| a.2)),
+                metric,
+            });
+            if let Err(e) = tunnel::add_route_v6(rt, dev, n, gateway, metric) {
+                errs.push(e);
             }
         }
         for e in errs {
             tracing::warn!(error = %e, "route not installed");
         }
+        added
     }
+}
+
+/// What the routes step needs, kept while `route-delay` runs.
+struct PendingRoutes {
+    pushed: PushedOptions,
+    setup: TunSetup,
+    dev: String,
+    server: IpAddr,
+    /// `route` lines given by host name, resolved.
+    named: Vec<cfgt::Route>,
+    /// Add the routes (none are installed yet).
+    install: bool,
+    /// Run `route-up` (the device was opened for this connection).
+    route_up: bool,
+}
+
+/// The routes as `route-up` is told about them.
+#[derive(Default)]
+struct RoutesAdded {
+    v4: Vec<route_up::EnvRoute>,
+    v6: Vec<route_up::EnvRoute6>,
+    gateways: route_up::Gateways,
+    redirect: bool,
 }
 
 /// What the link delivered.

@@ -34,6 +34,9 @@ use super::{
 
 mod host;
 pub(crate) use host::HOST_DIRECTIVES;
+mod extra;
+#[cfg(test)]
+pub(super) use extra::CLIENT_ONLY;
 
 /// One directive's parameters as the parser sees them.
 pub(super) struct Args<'a> {
@@ -409,6 +412,120 @@ pub static DIRECTIVES: &[Spec] = &[
     d("redirect-private", 0, 8, |b, a| redirect(b, a, false)),
     d("dhcp-option", 1, 3, dhcp_option),
     d("dns", 2, 16, dns),
+    // route timing, scripts, certificate checks, Linux no-ops (extra.rs)
+    d("route-metric", 1, 1, extra::route_metric),
+    d("route-delay", 0, 2, extra::route_delay),
+    d("route-up", 1, 1, |b, a| {
+        b.cfg.extras.route_up = Some(a.nonempty(0)?.to_string());
+        Ok(())
+    }),
+    // Windows only; Linux openvpn accepts any value without a word.
+    d("route-method", 1, 1, |_, _| Ok(())),
+    d("down-pre", 0, 0, |b, _| {
+        b.cfg.extras.down_pre = true;
+        Ok(())
+    }),
+    d("tls-exit", 0, 0, |b, _| {
+        b.cfg.extras.tls_exit = true;
+        Ok(())
+    }),
+    d("fast-io", 0, 0, |b, _| {
+        b.cfg.extras.fast_io = true;
+        Ok(())
+    }),
+    d("disable-occ", 0, 0, |b, _| {
+        b.cfg.extras.disable_occ = true;
+        Ok(())
+    }),
+    d("ifconfig-nowarn", 0, 0, |b, _| {
+        b.cfg.extras.ifconfig_nowarn = true;
+        Ok(())
+    }),
+    d("replay-persist", 1, 1, |b, a| {
+        b.cfg.extras.replay_persist = Some(a.path(0)?);
+        Ok(())
+    }),
+    d("ns-cert-type", 1, 1, extra::ns_cert_type),
+    d("askpass", 0, 1, |b, a| {
+        b.cfg.extras.askpass = Some(if a.words.is_empty() {
+            None
+        } else {
+            Some(a.path(0)?)
+        });
+        Ok(())
+    }),
+    d("session-timeout", 1, 1, |b, a| {
+        let n: u32 = a.num(0)?;
+        b.cfg.extras.session_timeout = (n > 0).then_some(n);
+        Ok(())
+    }),
+    d("keying-material-exporter", 2, 2, |b, a| {
+        let label = a.nonempty(0)?;
+        // 2.6's checks: an RFC 5705 exporter label, not the one of our own
+        // data keys, 16..4095 bytes.
+        if !label.starts_with("EXPORTER") || label == crate::proto::tls::EKM_LABEL_DATAKEYS {
+            return Err(a.invalid(
+                0,
+                "a label starting with EXPORTER (and not EXPORTER-OpenVPN-datakeys)",
+            ));
+        }
+        let len = a.num_range(1, 16, 4095)?;
+        b.cfg.extras.keying_material_exporter = Some((label.to_string(), len));
+        Ok(())
+    }),
+    d("auth-user-pass-optional", 0, 0, |b, _| {
+        b.cfg.extras.auth_user_pass_optional = true;
+        Ok(())
+    }),
+    d("x509-username-field", 1, 15, |b, a| {
+        let mut fields = Vec::with_capacity(a.words.len());
+        for (i, w) in a.words.iter().enumerate() {
+            if let Some(ext) = w.strip_prefix("ext:") {
+                if ext != "subjectAltName" && ext != "issuerAltName" {
+                    return Err(a.invalid(
+                        i,
+                        "ext:subjectAltName, ext:issuerAltName or a subject field",
+                    ));
+                }
+                fields.push(w.clone());
+            } else if !w.is_empty() && !w.chars().any(|c| c.is_ascii_uppercase()) {
+                // 2.6 upcases an all-lower-case name, with this warning.
+                let up = w.to_ascii_uppercase();
+                b.warn(
+                    a.span,
+                    format!("DEPRECATED FEATURE: automatically upcased the --x509-username-field parameter to '{up}'; please update your configuration"),
+                );
+                fields.push(up);
+            } else {
+                fields.push(w.clone());
+            }
+        }
+        b.cfg.extras.x509_username_field = fields;
+        Ok(())
+    }),
+    d("push-peer-info", 0, 0, |b, _| {
+        b.cfg.push_peer_info = true;
+        Ok(())
+    }),
+    d("auth-retry", 1, 1, |b, a| {
+        b.cfg.extras.auth_retry = match a.word(0)? {
+            "none" => crate::config::extras::AuthRetry::None,
+            "nointeract" => crate::config::extras::AuthRetry::NoInteract,
+            "interact" => crate::config::extras::AuthRetry::Interact,
+            _ => return Err(a.invalid(0, "none, nointeract or interact")),
+        };
+        Ok(())
+    }),
+    d("remote-cert-ku", 0, 15, extra::remote_cert_ku),
+    d("remote-cert-eku", 1, 1, extra::remote_cert_eku),
+    inl("verify-hash", 1, 2, extra::cert_hash),
+    inl("peer-fingerprint", 1, 2, extra::cert_hash),
+    d("iroute", 0, 16, extra::client_only),
+    d("iroute-ipv6", 0, 16, extra::client_only),
+    d("ifconfig-push", 0, 16, extra::client_only),
+    d("ifconfig-ipv6-push", 0, 16, extra::client_only),
+    d("push-reset", 0, 16, extra::client_only),
+    d("disable", 0, 16, extra::client_only),
     // server
     d("client-config-dir", 1, 1, |b, a| {
         b.cfg.client_config_dir = Some(a.path(0)?);
@@ -483,6 +600,7 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("remote-cert-tls", 1, 1, |b, a| {
+        extra::clear_ku_eku(b);
         b.cfg.remote_cert_tls = Some(match a.word(0)? {
             "client" => CertUsage::Client,
             "server" => CertUsage::Server,
@@ -626,10 +744,12 @@ pub static DIRECTIVES: &[Spec] = &[
     // Static-key mode takes any CBC cipher OpenSSL has (BF-CBC is its
     // default): the name is checked when the mode is known, in `expand`.
     d("cipher", 1, 1, |b, a| {
-        b.cfg.cipher = Some(match canonical_cipher(a.word(0)?) {
-            Some(c) => c.to_string(),
-            None => a.word(0)?.to_ascii_uppercase(),
-        });
+        // 2.6 ignores `cipher` in pull and server mode unless it is in
+        // data-ciphers, so any name (`BF-CBC` in old configs) is kept here;
+        // `expand` refuses one we cannot run where it would be used.
+        let w = a.nonempty(0)?;
+        b.cfg.cipher =
+            Some(canonical_cipher(w).map_or_else(|| w.to_ascii_uppercase(), str::to_string));
         Ok(())
     }),
     d("replay-window", 1, 2, |b, a| {
@@ -663,15 +783,19 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("ping-restart", 1, 1, |b, a| {
-        b.cfg.ping_rec = Some(PingRec {
-            timeout: a.num_range(0, 1, u32::MAX)?,
+        // 0 turns the timeout off, as in OpenVPN.
+        let timeout: u32 = a.num(0)?;
+        b.cfg.ping_rec = (timeout > 0).then_some(PingRec {
+            timeout,
             action: PingAction::Restart,
         });
         Ok(())
     }),
     d("ping-exit", 1, 1, |b, a| {
-        b.cfg.ping_rec = Some(PingRec {
-            timeout: a.num_range(0, 1, u32::MAX)?,
+        // 0 turns the timeout off, as in OpenVPN.
+        let timeout: u32 = a.num(0)?;
+        b.cfg.ping_rec = (timeout > 0).then_some(PingRec {
+            timeout,
             action: PingAction::Exit,
         });
         Ok(())
@@ -891,72 +1015,58 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "--mtu-dynamic has been replaced by --fragment",
     ),
     ("plugin", "plugins are not implemented"),
-    ("tls-verify", "tls-verify scripts are not implemented"),
-    ("tls-export-cert", "tls-export-cert is not implemented"),
-    ("route-up", "route-up scripts are not implemented"),
-    ("auth-gen-token", "auth tokens are not implemented"),
-    ("auth-gen-token-secret", "auth tokens are not implemented"),
     (
-        "auth-user-pass-optional",
-        "auth-user-pass-optional is not implemented",
-    ),
-    ("auth-retry", "auth-retry is not implemented"),
-    ("static-challenge", "challenge/response is not implemented"),
-    ("route-delay", "route-delay is not implemented"),
-    ("route-metric", "route-metric is not implemented"),
-    ("route-method", "Windows only"),
-    (
-        "iroute",
-        "iroute belongs in client-config-dir files, which are read by the server at connect time",
+        "tls-verify",
+        "tls-verify scripts are not implemented (2.6 runs them inside the certificate check, for every certificate of the chain; our TLS core cannot call a script there yet)",
     ),
     (
-        "iroute-ipv6",
-        "iroute-ipv6 belongs in client-config-dir files",
+        "tls-export-cert",
+        "tls-export-cert is not implemented (it only serves tls-verify, which is not implemented either)",
     ),
     (
-        "ifconfig-push",
-        "ifconfig-push belongs in client-config-dir files",
+        "auth-gen-token",
+        "auth tokens are not implemented (2.6's HMAC token format and renewal are not built yet)",
     ),
     (
-        "ifconfig-ipv6-push",
-        "ifconfig-ipv6-push belongs in client-config-dir files",
+        "auth-gen-token-secret",
+        "auth tokens are not implemented (see auth-gen-token)",
     ),
     (
-        "push-reset",
-        "push-reset belongs in client-config-dir files",
+        "static-challenge",
+        "challenge/response needs an interactive prompt or the management interface, neither of which this daemon has",
     ),
     ("push-remove", "push-remove is not implemented"),
-    ("disable", "disable belongs in client-config-dir files"),
-    ("capath", "capath is not implemented; use ca"),
-    ("verify-hash", "verify-hash is not implemented"),
-    ("peer-fingerprint", "peer-fingerprint is not implemented"),
     (
-        "remote-cert-ku",
-        "remote-cert-ku is not implemented; use remote-cert-tls",
+        "capath",
+        "capath (a hashed CA directory, which 2.6 also requires CRLs for) is not implemented; use ca",
     ),
     (
-        "remote-cert-eku",
-        "remote-cert-eku is not implemented; use remote-cert-tls",
+        "x509-track",
+        "x509-track is not implemented (no extra X509_* variables are exported to scripts)",
     ),
-    ("ns-cert-type", "removed from OpenVPN; use remote-cert-tls"),
     (
-        "x509-username-field",
-        "x509-username-field is not implemented",
+        "pkcs11-providers",
+        "PKCS#11 is not implemented: the TLS key would have to live in the token behind OpenSSL (2.6 uses pkcs11-helper), which the openssl crate cannot do without an OpenSSL pkcs11 provider",
     ),
-    ("x509-track", "x509-track is not implemented"),
-    ("pkcs11-providers", "PKCS#11 is not implemented"),
-    ("pkcs11-id", "PKCS#11 is not implemented"),
-    ("engine", "OpenSSL engines are not implemented"),
-    ("askpass", "encrypted private keys are not implemented"),
-    ("tls-exit", "tls-exit is not implemented"),
-    ("single-session", "single-session is not implemented"),
+    (
+        "pkcs11-id",
+        "PKCS#11 is not implemented (see pkcs11-providers)",
+    ),
+    (
+        "engine",
+        "OpenSSL engines are not implemented (deprecated in OpenSSL 3; use providers)",
+    ),
+    (
+        "single-session",
+        "single-session is not implemented (refusing every TLS session after the first)",
+    ),
     (
         "tls-crypt-v2-verify",
-        "tls-crypt-v2-verify scripts are not implemented",
+        "tls-crypt-v2-verify scripts are not implemented (2.6 calls them before the handshake, with the client key's metadata in a file)",
     ),
     (
         "tls-crypt-v2-max-age",
-        "tls-crypt-v2-max-age is not implemented",
+        "an OpenVPN 2.7 option (2.6 does not know it); not implemented",
     ),
     ("ncp-disable", "removed from OpenVPN 2.6; use data-ciphers"),
     (
@@ -969,20 +1079,21 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("keysize", "removed from OpenVPN"),
     ("multihome", "multihome is not implemented"),
-    ("passtos", "passtos is not implemented"),
-    ("fast-io", "fast-io is not implemented"),
-    ("down-pre", "down-pre is not implemented"),
+    (
+        "passtos",
+        "passtos is not implemented (copying the inner TOS to each outgoing datagram does not fit our batched sends yet)",
+    ),
     ("client-nat", "client-nat is not implemented"),
-    ("push-peer-info", "push-peer-info is not implemented"),
-    ("session-timeout", "session-timeout is not implemented"),
     ("compat-mode", "compat-mode is not implemented"),
     ("syslog", "syslog is not implemented; use log"),
     (
-        "keying-material-exporter",
-        "keying-material-exporter is not implemented",
+        "auth-token",
+        "auth tokens are not implemented (a pushed auth-token is refused with the rest of auth-gen-token)",
     ),
-    ("auth-token", "auth tokens are not implemented"),
-    ("auth-token-user", "auth tokens are not implemented"),
+    (
+        "auth-token-user",
+        "auth tokens are not implemented (see auth-token)",
+    ),
     (
         "test-crypto",
         "informational modes are not implemented; use openvpn",
@@ -1350,7 +1461,20 @@ fn mode(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
 }
 
 fn server(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
-    let net = a.ipv4(0)?;
+    // OpenVPN's address parser takes `A.B.C.D/bits` (bits 0-32) and keeps
+    // only the address: the netmask parameter decides.
+    let net = match a.word(0)?.split_once('/') {
+        Some((addr, bits)) => {
+            let ok = !bits.is_empty()
+                && bits.bytes().all(|c| c.is_ascii_digit())
+                && bits.parse::<u8>().is_ok_and(|n| n <= 32);
+            match addr.parse::<Ipv4Addr>() {
+                Ok(v) if ok => v,
+                _ => return Err(a.invalid(0, "an IPv4 address (optionally with /bits)")),
+            }
+        }
+        None => a.ipv4(0)?,
+    };
     let mask = a.netmask(1)?;
     let nopool = match a.words.get(2).map(String::as_str) {
         None => false,

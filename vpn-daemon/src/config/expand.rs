@@ -48,16 +48,14 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     super::compress::finish(b)?;
     misc(b)?;
     super::host::check(b)?;
+    super::extras::validate(b)?;
     files(b)
 }
 
 fn device(b: &mut Builder) -> Result<(), ConfigError> {
-    let Some(dev) = b.raw.dev.clone() else {
-        return Err(invalid(
-            b.root_span(),
-            "no 'dev' directive: a tun device is required (e.g. 'dev tun')",
-        ));
-    };
+    // OpenVPN 2.7's default; 2.6 refuses a config without `dev`, so no
+    // config 2.6 runs changes meaning.
+    let dev = b.raw.dev.clone().unwrap_or_else(|| "tun".to_string());
     let span = b.span_of("dev");
     // 2.6's dev_type_enum: dev-type wins, else the start of the name.
     let dev_type = match b.raw.dev_type {
@@ -396,7 +394,8 @@ fn keepalive(b: &mut Builder) -> Result<(), ConfigError> {
             ),
         ));
     }
-    if b.given("ping") || b.given("ping-restart") || b.given("ping-exit") {
+    // By value, as 2.6: `ping-restart 0` / `ping-exit 0` do not count.
+    if b.cfg.ping.is_some() || b.cfg.ping_rec.is_some() {
         return Err(invalid(
             b.latest_of(&["keepalive", "ping", "ping-restart", "ping-exit"]),
             "'keepalive' conflicts with 'ping', 'ping-restart' and 'ping-exit'; keepalive sets them",
@@ -433,6 +432,7 @@ fn mode_specific(b: &mut Builder) -> Result<(), ConfigError> {
         "client-connect",
         "client-disconnect",
         "verify-client-cert",
+        "auth-user-pass-optional",
     ];
     if b.cfg.mode != Mode::Server
         && let Some(name) = SERVER_ONLY.iter().find(|n| b.given(n))
@@ -585,7 +585,14 @@ fn tls(b: &mut Builder) -> Result<(), ConfigError> {
         }
     }
     let has_identity = b.cfg.pkcs12.is_some() || b.cfg.cert.is_some();
-    let has_ca = b.cfg.pkcs12.is_some() || b.cfg.ca.is_some();
+    // `peer-fingerprint` without `ca` trusts the listed certificates (2.6).
+    let has_ca = b.cfg.pkcs12.is_some()
+        || b.cfg.ca.is_some()
+        || b.cfg
+            .extras
+            .cert_hashes
+            .as_ref()
+            .is_some_and(|h| h.depth == 0);
     if server {
         if !has_identity {
             return Err(invalid(
@@ -690,16 +697,17 @@ fn data_channel(b: &mut Builder) -> Result<(), ConfigError> {
             "'no-replay' only takes effect in static-key mode here; with TLS the data channel keeps its replay protection".into(),
         );
     }
-    if let Some(c) = &b.cfg.cipher
+    if let Some(c) = b.cfg.cipher.clone()
         && !super::directives::CIPHERS.contains(&c.as_str())
+        && !(b.cfg.pull || b.cfg.mode == Mode::Server)
     {
         return Err(ConfigError::at(
             &b.span_of("cipher"),
             ConfigErrorKind::InvalidValue {
                 name: "cipher".into(),
-                value: c.clone(),
+                value: c,
                 expected: format!(
-                    "one of {} (other CBC ciphers only in static-key mode)",
+                    "one of {} (without 'pull' or 'mode server' 2.6 uses 'cipher' for the data channel)",
                     super::directives::CIPHERS.join(", ")
                 ),
             },
@@ -737,6 +745,7 @@ fn misc(b: &mut Builder) -> Result<(), ConfigError> {
     }
     let s = &b.cfg.scripts;
     let any_script = s.up.is_some()
+        || b.cfg.extras.route_up.is_some()
         || s.down.is_some()
         || s.client_connect.is_some()
         || s.client_disconnect.is_some()
@@ -745,6 +754,7 @@ fn misc(b: &mut Builder) -> Result<(), ConfigError> {
         b.warn(
             &b.latest_of(&[
                 "up",
+                "route-up",
                 "down",
                 "client-connect",
                 "client-disconnect",
@@ -851,8 +861,15 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     }
     // Commands stay as written (they are command lines, not paths); only
     // their program is checked, relative to the same directory.
-    let commands: [(&'static str, Option<&String>); 5] = [
+    if let Some(Some(p)) = &mut c.extras.askpass {
+        fix("askpass", p, Want::File)?;
+    }
+    if let Some(p) = &mut c.extras.replay_persist {
+        fix("replay-persist", p, Want::Output)?;
+    }
+    let commands: [(&'static str, Option<&String>); 6] = [
         ("up", c.scripts.up.as_ref()),
+        ("route-up", c.extras.route_up.as_ref()),
         ("down", c.scripts.down.as_ref()),
         ("client-connect", c.scripts.client_connect.as_ref()),
         ("client-disconnect", c.scripts.client_disconnect.as_ref()),

@@ -16,6 +16,7 @@ mod connection;
 pub mod directives;
 pub mod error;
 mod expand;
+pub mod extras;
 pub mod host;
 pub mod lexer;
 mod static_key;
@@ -328,6 +329,8 @@ pub struct Config {
 
     /// Sockets, process, pull filtering, extra scripts, server bounds.
     pub host: host::HostOptions,
+    /// Route timing, route-up, extra certificate checks, Linux no-ops.
+    pub extras: extras::Extras,
 
     /// Notes that are not errors, in the order found.
     pub warnings: Vec<ConfigWarning>,
@@ -997,6 +1000,7 @@ impl Config {
             xdp_interface: None,
             xdp_drop_unknown: true,
             host: host::HostOptions::default(),
+            extras: extras::Extras::default(),
             warnings: Vec::new(),
         }
     }
@@ -1004,3 +1008,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_extras;

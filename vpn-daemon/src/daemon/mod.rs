@@ -7,8 +7,10 @@ pub mod error;
 pub mod genkey;
 pub mod info;
 pub(crate) mod named_routes;
+pub mod peer_info;
 pub mod process;
 pub mod providers;
+pub mod route_up;
 pub mod setup;
 pub mod tunnel;
 

@@ -47,6 +47,7 @@ fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
 
 /// The TLS context of `cfg` (our role from `tls-client`/`tls-server`).
 pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
+    load_providers(&cfg.providers)?;
     let role = match cfg.tls_role {
         ct::TlsRole::Client => TlsRole::Client,
         ct::TlsRole::Server => TlsRole::Server,
@@ -70,8 +71,8 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
                 }
             };
             Some(Identity::Pkcs12 {
+                password: pkcs12_password(cfg, &der)?,
                 der,
-                password: String::new(),
             })
         }
         (None, Some(c), Some(k)) => {
@@ -82,7 +83,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
             }
             Some(Identity::Pem {
                 cert,
-                key: read_source(k, "key")?,
+                key: decrypt_key(cfg, read_source(k, "key")?)?,
             })
         }
         _ => None,
@@ -103,6 +104,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         CertUsage::Client => CertType::Client,
         CertUsage::Server => CertType::Server,
     });
+    t.extra_checks = extra_cert_checks(cfg);
     t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
         X509NameKind::Subject => X509NameCheck::Subject(v.name.clone()),
         X509NameKind::Name => X509NameCheck::Name(v.name.clone()),
@@ -317,6 +319,9 @@ pub fn session_config(
         // 2.6's push_peer_info_detail 2 and 3: pull clients announce compression.
         compression_peer_info(&mut s.peer_info, cfg.compression);
     }
+    s.peer_info
+        .other
+        .extend(crate::daemon::peer_info::extra_lines(cfg));
     let mut occ = OptionsString::default_udp(tls_role);
     occ.tun_mtu = cfg.tun_mtu;
     occ.proto = match (transport, ipv6_link) {
@@ -370,4 +375,105 @@ fn fragment_config(
         encap_overhead: f.mtu.then_some(if ipv6_link { 48 } else { 28 }),
         capacity: cfg.tun_mtu.max(cfg.tun_mtu_max) as usize + 128,
     }
+}
+/// `ns-cert-type`, `remote-cert-ku/-eku`, `peer-fingerprint`, `verify-hash`.
+fn extra_cert_checks(cfg: &Config) -> crate::proto::cert_checks::ExtraCertChecks {
+    use crate::config::extras::{HashAlgo, KeyUsageCheck};
+    use crate::proto::cert_checks::{ExtraCertChecks, FingerprintRule, KeyUsageRule};
+    let e = &cfg.extras;
+    ExtraCertChecks {
+        ns_cert_type: e.ns_cert_type.map(|u| match u {
+            CertUsage::Client => CertType::Client,
+            CertUsage::Server => CertType::Server,
+        }),
+        key_usage: e.remote_cert_ku.as_ref().map(|k| match k {
+            KeyUsageCheck::Required => KeyUsageRule::Required,
+            KeyUsageCheck::AnyOf(v) => KeyUsageRule::AnyOf(v.clone()),
+        }),
+        ext_key_usage: e.remote_cert_eku.clone(),
+        username_fields: e.x509_username_field.clone(),
+        fingerprints: e.cert_hashes.as_ref().map(|h| FingerprintRule {
+            depth: h.depth,
+            sha256: h.algo == HashAlgo::Sha256,
+            hashes: h.hashes.clone(),
+        }),
+    }
+}
+
+/// `askpass FILE`: the first line of FILE, as 2.6 reads a private-key
+/// password; `None` without `askpass`.
+fn askpass(cfg: &Config) -> Result<Option<String>, DaemonError> {
+    match &cfg.extras.askpass {
+        None => Ok(None),
+        Some(None) => Err(DaemonError::Unsupported(
+            "askpass without a file (terminal prompt) is not supported; give a file".into(),
+        )),
+        Some(Some(path)) => {
+            let text = String::from_utf8_lossy(&read_file(path, "askpass")?).into_owned();
+            Ok(Some(
+                text.lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end()
+                    .to_owned(),
+            ))
+        }
+    }
+}
+
+/// An encrypted `key` is decrypted with the `askpass` password (and handed
+/// on as unencrypted PKCS#8); an unencrypted one passes unchanged.
+fn decrypt_key(cfg: &Config, pem: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
+    let Some(pass) = askpass(cfg)? else {
+        return Ok(pem);
+    };
+    if openssl::pkey::PKey::private_key_from_pem(&pem).is_ok() {
+        return Ok(pem);
+    }
+    let key = openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes()).map_err(
+        |e| {
+            DaemonError::Unsupported(format!(
+                "key: cannot decrypt the private key with the askpass password: {e}"
+            ))
+        },
+    )?;
+    key.private_key_to_pem_pkcs8()
+        .map_err(|e| DaemonError::Unsupported(format!("key: {e}")))
+}
+
+/// 2.6 opens a PKCS#12 file with an empty password first, then with the
+/// `askpass` one.
+fn pkcs12_password(cfg: &Config, der: &[u8]) -> Result<String, DaemonError> {
+    let opens = |p: &str| {
+        openssl::pkcs12::Pkcs12::from_der(der)
+            .and_then(|p12| p12.parse2(p))
+            .is_ok()
+    };
+    if opens("") {
+        return Ok(String::new());
+    }
+    Ok(askpass(cfg)?.unwrap_or_default())
+}
+
+/// `providers NAME...`: loaded into OpenSSL's default library context once
+/// per process and kept (2.6 loads them before any crypto; as there, an
+/// explicit list replaces OpenSSL's implicit `default`, so configs say
+/// `providers legacy default`).
+fn load_providers(names: &[String]) -> Result<(), DaemonError> {
+    use std::sync::Mutex;
+    static LOADED: Mutex<Vec<(String, openssl::provider::Provider)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for name in names {
+        if loaded.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let p = openssl::provider::Provider::load(None, name).map_err(|e| {
+            DaemonError::Unsupported(format!("providers: failed to load provider '{name}': {e}"))
+        })?;
+        tracing::info!(provider = %name, "OpenSSL provider loaded");
+        loaded.push((name.clone(), p));
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@
 
 // Control-channel pieces: reliability, TLS over memory, key-method 2,
 // control messages, push options, cipher negotiation, timers, events.
+pub mod cert_checks;
 pub mod control_msg;
 pub mod cookie;
 pub mod event;

@@ -24,6 +24,7 @@
 //! layer reads `ca`/`cert`/`key`/`crl-verify`/`pkcs12` files (or takes the
 //! inline `<ca>…</ca>` text) and hands over the bytes.
 
+use crate::proto::cert_checks::{ExtraCertChecks, ExtraCertError};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
@@ -178,6 +179,8 @@ pub struct TlsConfig {
     pub tls_ciphersuites: Option<String>,
     /// Unix time to check certificate validity at; `None` = OpenSSL's wall clock.
     pub verify_time: Option<i64>,
+    /// `ns-cert-type`, `remote-cert-ku/-eku`, `peer-fingerprint`, `verify-hash`.
+    pub extra_checks: ExtraCertChecks,
 }
 
 impl TlsConfig {
@@ -198,6 +201,7 @@ impl TlsConfig {
             tls_cipher: None,
             tls_ciphersuites: None,
             verify_time: None,
+            extra_checks: ExtraCertChecks::default(),
         }
     }
 }
@@ -334,6 +338,9 @@ pub enum CertRejection {
         /// What the certificate carries (subject or CN).
         actual: String,
     },
+    /// `ns-cert-type`, `remote-cert-ku/-eku`, `peer-fingerprint`, `verify-hash`.
+    #[error("{0}")]
+    Extra(ExtraCertError),
     /// Another OpenSSL verify error.
     #[error("certificate verify error {code} at depth {depth}: {detail}")]
     Other {
@@ -396,6 +403,9 @@ struct PeerChecks {
     remote_cert_tls: Option<CertType>,
     verify_x509_name: Option<X509NameCheck>,
     crl: Option<X509Crl>,
+    extra: ExtraCertChecks,
+    /// `peer-fingerprint` without `ca`: chain errors are forgiven.
+    fingerprint_only: bool,
 }
 
 fn pem_certs(pem: &[u8]) -> Result<Vec<X509>, ErrorStack> {
@@ -466,7 +476,8 @@ impl TlsContext {
                 n_ca += 1;
             }
         }
-        if n_ca == 0 {
+        let fingerprint_only = cfg.extra_checks.fingerprint_only(n_ca > 0);
+        if n_ca == 0 && !fingerprint_only {
             return Err(TlsConfigError::NoCa);
         }
         b.set_verify_cert_store(store.build())
@@ -523,6 +534,8 @@ impl TlsContext {
                 remote_cert_tls: cfg.remote_cert_tls,
                 verify_x509_name: cfg.verify_x509_name.clone(),
                 crl,
+                extra: cfg.extra_checks.clone(),
+                fingerprint_only,
             }),
             verify_time: cfg.verify_time,
             verify_mode,
@@ -685,8 +698,15 @@ fn check_leaf(
             return Err(CertRejection::WrongExtendedKeyUsage { expected });
         }
     }
+    // 2.6 fails the certificate when an x509-username-field is missing, and
+    // `verify-x509-name … name` compares the name built from those fields.
+    let cn = if checks.extra.username_fields.is_empty() {
+        common_name(leaf.subject_name()).unwrap_or_default()
+    } else {
+        crate::proto::cert_checks::username(leaf, &checks.extra.username_fields)
+            .map_err(CertRejection::Extra)?
+    };
     if let Some(check) = &checks.verify_x509_name {
-        let cn = common_name(leaf.subject_name()).unwrap_or_default();
         let (ok, actual) = match check {
             X509NameCheck::Subject(s) => {
                 let subj = subject_string(leaf.subject_name());
@@ -757,6 +777,8 @@ pub struct TlsSession {
     closed: bool,
     /// A fatal error happened; OpenSSL must not be driven again.
     failed: bool,
+    /// `x509-username-field` (empty: the CN).
+    username_fields: Vec<String>,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -783,12 +805,18 @@ impl TlsSession {
         let role = ctx.role;
         ssl.set_verify_callback(ctx.verify_mode, move |preverify_ok, x509| {
             let depth = x509.error_depth();
-            if !preverify_ok {
+            if !preverify_ok && !checks.fingerprint_only {
                 let err = x509.error();
                 record(
                     &slot,
                     map_verify_error(err.as_raw(), depth, err.error_string(), role),
                 );
+                return false;
+            }
+            if let Some(cert) = x509.current_cert()
+                && let Err(e) = checks.extra.check(cert, depth)
+            {
+                record(&slot, CertRejection::Extra(e));
                 return false;
             }
             if depth == 0
@@ -813,6 +841,7 @@ impl TlsSession {
             read_buf: vec![0u8; MAX_RECORD].into_boxed_slice(),
             closed: false,
             failed: false,
+            username_fields: ctx.checks.extra.username_fields.clone(),
         };
         if ctx.role == TlsRole::Client {
             s.drive()?;
@@ -980,8 +1009,11 @@ impl TlsSession {
     /// The common name of the peer's certificate (for
     /// `username-as-common-name`, status and logs).
     pub fn peer_common_name(&self) -> Option<String> {
-        self.peer_certificate()
-            .and_then(|c| common_name(c.subject_name()))
+        let c = self.peer_certificate()?;
+        if self.username_fields.is_empty() {
+            return common_name(c.subject_name());
+        }
+        crate::proto::cert_checks::username(&c, &self.username_fields).ok()
     }
 
     /// The negotiated protocol, e.g. "TLSv1.3".
@@ -1353,6 +1385,44 @@ pub(crate) mod tests {
             ),
             "{rc:?}"
         );
+    }
+
+    #[test]
+    fn peer_fingerprint_without_ca_trusts_exactly_the_listed_certificate() {
+        use crate::proto::cert_checks::FingerprintRule;
+        let fp = X509::from_pem(SERVER_CRT)
+            .unwrap()
+            .digest(MessageDigest::sha256())
+            .unwrap()
+            .to_vec();
+        let mut cc = TlsConfig::new(TlsRole::Client, Vec::new(), pem(CLIENT_CRT, CLIENT_KEY));
+        cc.verify_time = Some(T_2027);
+        cc.remote_cert_tls = Some(CertType::Server);
+        cc.extra_checks.fingerprints = Some(FingerprintRule {
+            depth: 0,
+            sha256: true,
+            hashes: vec![fp],
+        });
+        let (_, _, rc, rs) = connect(&cc, &server_cfg());
+        assert!(rc.is_ok() && rs.is_ok(), "{rc:?} {rs:?}");
+        cc.extra_checks.fingerprints = Some(FingerprintRule {
+            depth: 0,
+            sha256: true,
+            hashes: vec![vec![0; 32]],
+        });
+        let (_, _, rc, _) = connect(&cc, &server_cfg());
+        assert!(
+            matches!(
+                rc,
+                Err(TlsError::PeerCertRejected(CertRejection::Extra(
+                    ExtraCertError::Fingerprint { depth: 0, .. }
+                )))
+            ),
+            "{rc:?}"
+        );
+        // Without a fingerprint list an empty CA is still an error.
+        cc.extra_checks = ExtraCertChecks::default();
+        assert!(matches!(TlsContext::new(&cc), Err(TlsConfigError::NoCa)));
     }
 
     #[test]

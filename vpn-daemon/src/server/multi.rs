@@ -1063,6 +1063,13 @@ async fn authenticate(
     env.set_untrusted(addr);
     env.set_opt("common_name", cert_cn.as_deref());
     if let Some(v) = &cfg.auth_user_pass_verify {
+        // 2.6 refuses a client that gave no username or no password unless
+        // `auth-user-pass-optional`, which hands the script empty values.
+        let missing = username.as_deref().is_none_or(str::is_empty)
+            || password.as_deref().is_none_or(str::is_empty);
+        if missing && !cfg.extras.auth_user_pass_optional {
+            return Err("Auth Username/Password was not provided by peer".into());
+        }
         let creds = match v.method {
             crate::config::VerifyMethod::ViaEnv => Credentials::ViaEnv {
                 username: username.clone().unwrap_or_default(),

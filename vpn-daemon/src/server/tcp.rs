@@ -27,6 +27,7 @@ use crate::config::{Config, DevType, RouteGateway};
 use crate::daemon::Outcome;
 use crate::daemon::error::DaemonError;
 use crate::daemon::process::{Signal, Signals};
+use crate::daemon::route_up;
 use crate::daemon::setup;
 use crate::daemon::tunnel::{self, TunSetup};
 use crate::io::clock;
@@ -84,6 +85,13 @@ impl ServerTun {
         for e in self.routes.teardown() {
             tracing::warn!(error = %e, "removing route");
         }
+        // 2.6 closes the device before `down` unless `down-pre` is given.
+        let tun = if cfg.extras.down_pre {
+            Some(self.tun)
+        } else {
+            drop(self.tun);
+            None
+        };
         tunnel::run_up_down(
             cfg,
             &self.runner,
@@ -94,6 +102,7 @@ impl ServerTun {
             &dns_env(cfg),
         )
         .await;
+        drop(tun);
     }
 }
 
@@ -146,32 +155,9 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
     tracing::info!(dev = tun.name(), ?setup, "tun device opened");
     let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let dev = tun.name().to_owned();
-    let tap_gw = match (cfg.dev_type, cfg.route_gateway) {
-        (DevType::Tap, Some(RouteGateway::Addr(a))) => Some(a),
-        _ => None,
-    };
-    let named = crate::daemon::named_routes::resolve(cfg).await;
-    for r in cfg.routes.iter().chain(&named) {
-        if let Err(e) = tunnel::add_route_v4(
-            &mut routes,
-            &dev,
-            r.network,
-            r.netmask,
-            tunnel::tap_route_gateway(r.gateway, tap_gw),
-            r.metric,
-            None,
-            setup.ipv4.map(|a| a.0),
-        ) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-    for r in &cfg.routes_ipv6 {
-        if let Err(e) = tunnel::add_route_v6(&mut routes, &dev, r.network, r.gateway, r.metric) {
-            tracing::warn!(error = %e, "route-ipv6 not installed");
-        }
-    }
     let runner = tunnel::script_runner(cfg);
     let info = setup.tun_info(&dev, None);
+    // 2.6 order: `up`, then the routes, then `route-up`.
     tunnel::run_up_down(
         cfg,
         &runner,
@@ -182,6 +168,54 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         &dns_env(cfg),
     )
     .await;
+    let default_metric = cfg.extras.route_metric;
+    let gw = route_up::Gateways {
+        vpn: match cfg.route_gateway {
+            Some(RouteGateway::Addr(a)) => Some(a),
+            _ => setup
+                .ipv4
+                .filter(|_| cfg.topology != crate::config::Topology::Subnet)
+                .map(|a| a.1),
+        },
+        net: route_up::default_gateway_v4(),
+        remote_host: None,
+    };
+    let tap_gw = match (cfg.dev_type, cfg.route_gateway) {
+        (DevType::Tap, Some(RouteGateway::Addr(a))) => Some(a),
+        _ => None,
+    };
+    let named = crate::daemon::named_routes::resolve(cfg).await;
+    let mut env_routes = Vec::new();
+    for r in cfg.routes.iter().chain(&named) {
+        let metric = r.metric.or(default_metric);
+        env_routes.extend(gw.env_route(r.network, r.netmask, r.gateway, metric));
+        if let Err(e) = tunnel::add_route_v4(
+            &mut routes,
+            &dev,
+            r.network,
+            r.netmask,
+            tunnel::tap_route_gateway(r.gateway, tap_gw),
+            metric,
+            None,
+            setup.ipv4.map(|a| a.0),
+        ) {
+            tracing::warn!(error = %e, "route not installed");
+        }
+    }
+    let mut env_routes6 = Vec::new();
+    for r in &cfg.routes_ipv6 {
+        let metric = r.metric.or(default_metric);
+        env_routes6.push(route_up::EnvRoute6 {
+            network: r.network,
+            gateway: r.gateway.or(setup.ipv6.and_then(|a| a.2)),
+            metric,
+        });
+        if let Err(e) = tunnel::add_route_v6(&mut routes, &dev, r.network, r.gateway, metric) {
+            tracing::warn!(error = %e, "route-ipv6 not installed");
+        }
+    }
+    let env = route_up::route_env(&info, &env_routes, &env_routes6, &gw, false, &dns_env(cfg));
+    route_up::run_route_up(cfg, &runner, &env).await;
     hold_rewritten_files(cfg);
     crate::daemon::process::drop_privileges(cfg)?;
     Ok(ServerTun {
