@@ -644,6 +644,27 @@ pub static DIRECTIVES: &[Spec] = &[
     }),
     d("daemon", 0, 1, |b, a| {
         b.cfg.daemon = Some(a.words.first().cloned());
+        // As in 2.6, 'daemon' also opens the system logger (the first of
+        // 'syslog'/'daemon' names it).
+        if b.cfg.syslog.is_none() {
+            b.cfg.syslog = Some(a.words.first().cloned());
+        }
+        Ok(())
+    }),
+    d("syslog", 0, 1, |b, a| {
+        // 2.6 opens the system logger at this line; a later 'daemon NAME'
+        // does not rename it.
+        if b.cfg.syslog.is_none() {
+            b.cfg.syslog = Some(a.words.first().cloned());
+        }
+        Ok(())
+    }),
+    d("plugin", 1, 255, |b, a| {
+        let p = crate::config::types::PluginOption::new(a.nonempty(0)?, a.words);
+        if b.cfg.plugins.len() >= crate::config::types::MAX_PLUGINS {
+            return Err(a.invalid(0, "at most 16 plugins (OpenVPN's MAX_PLUGINS)"));
+        }
+        b.cfg.plugins.push(p);
         Ok(())
     }),
     d("writepid", 1, 1, |b, a| {
@@ -808,7 +829,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "link-mtu is deprecated and not implemented; use tun-mtu",
     ),
     ("tun-mtu-extra", "tap is not implemented (tun only)"),
-    ("plugin", "plugins are not implemented"),
     ("tls-verify", "tls-verify scripts are not implemented"),
     ("tls-export-cert", "tls-export-cert is not implemented"),
     ("learn-address", "learn-address scripts are not implemented"),
@@ -960,7 +980,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "suppress-timestamps",
         "suppress-timestamps is not implemented",
     ),
-    ("syslog", "syslog is not implemented; use log"),
     ("echo", "echo is not implemented"),
     ("inetd", "inetd mode is not implemented"),
     ("setcon", "SELinux setcon is not implemented"),

@@ -274,6 +274,11 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
     if uid.is_some() || gid.is_some() {
         tracing::info!(user = ?cfg.user, group = ?cfg.group, "dropped privileges");
     }
+    // 2.6 opens OPENVPN_PLUGIN_INIT_POST_UID_CHANGE plugins right after
+    // do_uid_gid_chroot, whether or not it changed anything.
+    if let Some(h) = crate::plugin::host() {
+        h.uid_changed()?;
+    }
     Ok(())
 }
 

@@ -230,7 +230,6 @@ pub async fn run_up_down(
     } else {
         &cfg.scripts.up
     };
-    let Some(cmd) = cmd else { return };
     let mut env = ScriptEnv::new();
     env.set_tun(info, context, signal).extend(extra);
     let kind = if down {
@@ -238,6 +237,20 @@ pub async fn run_up_down(
     } else {
         ScriptType::Up
     };
+    // The plugin first, then the script, with the same arguments (2.6's
+    // run_up_down).
+    if let Some(h) = crate::plugin::host() {
+        let hook = if down {
+            crate::plugin::Hook::Down
+        } else {
+            crate::plugin::Hook::Up
+        };
+        let r = h.call(hook, None, &up_down_args(info, context), &env).await;
+        if r.status != crate::plugin::Status::Success {
+            tracing::error!("ERROR: up/down plugin call failed");
+        }
+    }
+    let Some(cmd) = cmd else { return };
     match runner
         .run(cmd, kind, &up_down_args(info, context), &env, None)
         .await

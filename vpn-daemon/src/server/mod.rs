@@ -35,6 +35,7 @@ pub mod ccd;
 pub mod held_files;
 pub mod multi;
 pub mod peers;
+mod plugin_auth;
 pub mod pool;
 pub mod push;
 pub mod tcp;

@@ -93,13 +93,40 @@ pub struct Client {
     connect_ran: bool,
     /// Traffic through the XDP fast path.
     fast: FastPathCounters,
+    /// Its plugin contexts (`openvpn_plugin_client_constructor_v1`).
+    plugin: Option<crate::plugin::ClientId>,
+    /// Addresses announced to LEARN_ADDRESS plugins ("add"), to be
+    /// withdrawn ("delete") when it goes.
+    learned: Vec<String>,
 }
 
 /// The result of an authentication task.
 pub struct AuthResult {
     peer: PeerId,
     auth_gen: u64,
-    accept: Result<Accepted, String>,
+    accept: Result<Accepted, Refused>,
+}
+
+/// Why a client is refused: for the log, and what its `AUTH_FAILED`
+/// says (a plugin's `auth_failed_reason_file`).
+struct Refused {
+    log: String,
+    client_reason: Option<String>,
+}
+
+impl From<String> for Refused {
+    fn from(log: String) -> Self {
+        Refused {
+            log,
+            client_reason: None,
+        }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(log: &str) -> Self {
+        log.to_string().into()
+    }
 }
 
 struct Accepted {
@@ -211,6 +238,8 @@ impl Multi {
                 bytes_out: 0,
                 connect_ran: false,
                 fast: FastPathCounters::default(),
+                plugin: crate::plugin::host().map(|h| h.client_new()),
+                learned: Vec::new(),
             },
         ) {
             Ok(id) => id,
@@ -497,6 +526,7 @@ impl Multi {
         self.next_gen += 1;
         p.payload.auth_gen = auth_gen;
         let addr = p.transport();
+        let plugin = p.payload.plugin;
         let cfg = self.cfg.clone();
         let runner = self.runner.clone();
         let tx = self.auth_tx.clone();
@@ -507,6 +537,7 @@ impl Multi {
                 &runner,
                 ccd.as_deref(),
                 addr,
+                plugin,
                 username,
                 password,
                 common_name,
@@ -531,13 +562,13 @@ impl Multi {
         }
         let first = p.payload.lease.is_none() && !p.payload.connect_ran;
         let acc = match r.accept {
-            Err(reason) => {
-                tracing::warn!(peer_id = id, %reason, "authentication failed");
+            Err(r) => {
+                tracing::warn!(peer_id = id, reason = %r.log, "authentication failed");
                 if let Some(p) = self.peers.get_mut(id) {
                     let _ = p
                         .payload
                         .session
-                        .auth_decision(now, AuthDecision::Deny(None));
+                        .auth_decision(now, AuthDecision::Deny(r.client_reason));
                 }
                 return Some(id);
             }
@@ -600,7 +631,9 @@ impl Multi {
                     PushedOptions::default()
                 }
             };
+            let learned = self.learn_addresses(id, &addrs, o, acc.common_name.as_deref());
             let p = self.peers.get_mut(id)?;
+            p.payload.learned = learned;
             p.payload.lease = lease;
             p.payload.addrs = addrs;
             p.payload.username = acc.username;
@@ -628,6 +661,42 @@ impl Multi {
         if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
             let _ = pool.release(l.handle, false);
         }
+        let host = crate::plugin::host();
+        if let Some(h) = &host {
+            let mut env = ScriptEnv::new();
+            env.set_opt("common_name", p.common_name());
+            for a in &p.payload.learned {
+                let args = ["delete".to_string(), a.clone()];
+                let call = h.call(
+                    crate::plugin::Hook::LearnAddress,
+                    p.payload.plugin,
+                    &args,
+                    &env,
+                );
+                tokio::spawn(call);
+            }
+            if p.payload.connect_ran {
+                env.set_untrusted(p.transport());
+                env.set_opt("username", p.payload.username.as_deref());
+                env.set_client_addresses(&p.payload.addrs, self.cfg.topology);
+                let secs = clock::unix_time().saturating_sub(p.payload.since);
+                env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
+                let call = h.call(
+                    crate::plugin::Hook::ClientDisconnect,
+                    p.payload.plugin,
+                    &[],
+                    &env,
+                );
+                tokio::spawn(async move {
+                    if call.await.status != crate::plugin::Status::Success {
+                        tracing::warn!("WARNING: client-disconnect plugin call failed");
+                    }
+                });
+            }
+            if let Some(c) = p.payload.plugin {
+                h.client_drop(c);
+            }
+        }
         if let (Some(cmd), true) = (&self.cfg.scripts.client_disconnect, p.payload.connect_ran) {
             let mut env = ScriptEnv::new();
             env.set_untrusted(p.transport());
@@ -648,6 +717,43 @@ impl Multi {
             });
         }
         tracing::info!(peer_id = id, client = %p.transport(), "client removed");
+    }
+
+    /// LEARN_ADDRESS "add" for a client's tunnel addresses and iroutes
+    /// (2.6's multi_learn_addr calls the plugin for each new route); the
+    /// addresses, to delete them when it goes.
+    fn learn_addresses(
+        &self,
+        id: PeerId,
+        addrs: &ClientAddresses,
+        ccd: Option<&CcdOptions>,
+        common_name: Option<&str>,
+    ) -> Vec<String> {
+        let Some(h) = crate::plugin::host() else {
+            return Vec::new();
+        };
+        if !h.defined(crate::plugin::Hook::LearnAddress) {
+            return Vec::new();
+        }
+        let plugin = self.peers.get(id).and_then(|p| p.payload.plugin);
+        let mut learned = Vec::new();
+        learned.extend(addrs.ipv4.map(|a| a.local.to_string()));
+        learned.extend(addrs.ipv6.map(|a| a.local.to_string()));
+        if let Some(o) = ccd {
+            learned.extend(o.iroutes_v4.iter().map(|r| r.to_string()));
+            learned.extend(o.iroutes_v6.iter().map(|r| r.to_string()));
+        }
+        let mut env = ScriptEnv::new();
+        env.set_opt("common_name", common_name);
+        for a in &learned {
+            let args = [
+                "add".to_string(),
+                a.clone(),
+                common_name.unwrap_or_default().to_string(),
+            ];
+            tokio::spawn(h.call(crate::plugin::Hook::LearnAddress, plugin, &args, &env));
+        }
+        learned
     }
 
     /// Next instant any session needs `handle_timeout`.
@@ -801,18 +907,36 @@ fn merge_ccd(base: Option<CcdOptions>, extra: CcdOptions) -> CcdOptions {
 
 /// The checks of one authentication, in 2.6's order: user/pass script,
 /// username-as-common-name, ccd (`disable`, `ccd-exclusive`), client-connect.
+#[allow(clippy::too_many_arguments)]
 async fn authenticate(
     cfg: &Config,
     runner: &ScriptRunner,
     ccd_dir: Option<&ClientConfigDir>,
     addr: SocketAddr,
+    plugin: Option<crate::plugin::ClientId>,
     username: Option<String>,
     password: Option<String>,
     cert_cn: Option<String>,
-) -> Result<Accepted, String> {
+) -> Result<Accepted, Refused> {
     let mut env = ScriptEnv::new();
     env.set_untrusted(addr);
     env.set_opt("common_name", cert_cn.as_deref());
+    let host = crate::plugin::host();
+    if let Some(h) = &host
+        && h.defined(crate::plugin::Hook::AuthUserPassVerify)
+    {
+        crate::server::plugin_auth::verify_user_pass(
+            cfg,
+            h,
+            plugin,
+            &runner.tmp_dir,
+            &env,
+            username.as_deref().unwrap_or_default(),
+            password.as_deref().unwrap_or_default(),
+        )
+        .await
+        .map_err(|(log, client_reason)| Refused { log, client_reason })?;
+    }
     if let Some(v) = &cfg.auth_user_pass_verify {
         let creds = match v.method {
             crate::config::VerifyMethod::ViaEnv => Credentials::ViaEnv {
@@ -836,12 +960,9 @@ async fn authenticate(
         {
             Ok(o) if o.success => {}
             Ok(o) => {
-                return Err(format!(
-                    "auth-user-pass-verify exited with {:?}",
-                    o.exit_code
-                ));
+                return Err(format!("auth-user-pass-verify exited with {:?}", o.exit_code).into());
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         }
     }
     let common_name = if cfg.username_as_common_name {
@@ -866,13 +987,31 @@ async fn authenticate(
         return Err("ccd-exclusive and no client-config-dir file".into());
     }
     let mut connect_lines = None;
+    env.set_opt("common_name", common_name.as_deref());
+    env.set_opt("username", username.as_deref());
+    // Plugins (v1, then v2) before the script, as 2.6's
+    // client_connect_handlers; their config lines add up.
+    if let Some(h) = &host {
+        let lines =
+            crate::server::plugin_auth::client_connect(cfg, h, plugin, &runner.tmp_dir, &env)
+                .await
+                .map_err(Refused::from)?;
+        if !lines.is_empty() {
+            connect_lines = Some(lines);
+        }
+    }
     if let Some(cmd) = &cfg.scripts.client_connect {
-        env.set_opt("common_name", common_name.as_deref());
-        env.set_opt("username", username.as_deref());
         match runner.run_client_connect(cmd, &env).await {
-            Ok((o, text)) if o.success => connect_lines = text,
-            Ok((o, _)) => return Err(format!("client-connect exited with {:?}", o.exit_code)),
-            Err(e) => return Err(e.to_string()),
+            Ok((o, text)) if o.success => {
+                connect_lines = match (connect_lines, text) {
+                    (Some(a), Some(b)) => Some(a + "\n" + &b),
+                    (a, b) => a.or(b),
+                }
+            }
+            Ok((o, _)) => {
+                return Err(format!("client-connect exited with {:?}", o.exit_code).into());
+            }
+            Err(e) => return Err(e.to_string().into()),
         }
     }
     Ok(Accepted {
