@@ -6,6 +6,7 @@
 pub mod error;
 pub mod process;
 pub mod setup;
+pub mod syslog;
 pub mod tunnel;
 
 use crate::config::{Config, Mode, Transport};

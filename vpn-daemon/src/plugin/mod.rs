@@ -168,8 +168,11 @@ pub struct PluginHost {
     mask: Arc<AtomicU32>,
     next_client: AtomicU64,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Variables every call gets (2.6's `setenv_settings`, `setenv`).
-    base_env: ScriptEnv,
+    /// Variables every call gets: 2.6's top-level environment, which
+    /// starts with `setenv_settings` and `setenv` and gains the tunnel's
+    /// variables at `up` and `redirect_gateway` at route-up; client
+    /// instances inherit it.
+    top_env: Mutex<ScriptEnv>,
 }
 
 static HOST: RwLock<Option<Arc<PluginHost>>> = RwLock::new(None);
@@ -260,7 +263,7 @@ impl PluginHost {
             mask,
             next_client: AtomicU64::new(1),
             thread: Mutex::new(Some(thread)),
-            base_env,
+            top_env: Mutex::new(base_env),
         })
     }
 
@@ -281,12 +284,24 @@ impl PluginHost {
         let (reply, rx) = mpsc::channel();
         if !self.send(Request::Open {
             point: INIT_POST_UID_CHANGE,
-            env: env_strings(&self.base_env),
+            env: env_strings(&self.top()),
             reply,
         }) {
             return Err(PluginError::Stopped);
         }
         rx.recv().map_err(|_| PluginError::Stopped)?
+    }
+
+    fn top(&self) -> ScriptEnv {
+        self.top_env.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Adds variables to the top-level environment every later call sees
+    /// (the tunnel's after `up`, as 2.6 keeps them in its `es`).
+    pub fn export(&self, env: &ScriptEnv) {
+        if let Ok(mut e) = self.top_env.lock() {
+            e.extend(env);
+        }
     }
 
     /// A new client instance: its per-client plugin contexts.
@@ -314,10 +329,24 @@ impl PluginHost {
         client: Option<ClientId>,
         args: &[String],
         env: &ScriptEnv,
-    ) -> impl Future<Output = CallResult> + Send + 'static {
+    ) -> impl Future<Output = CallResult> + Send + use<> {
+        let mut e = self.top();
+        e.extend(env);
+        self.call_exact(hook, client, args, &e)
+    }
+
+    /// [`Self::call`] with exactly `env` and nothing of the top-level
+    /// environment (2.6 calls LEARN_ADDRESS "delete" for a client already
+    /// gone with an empty one).
+    pub fn call_exact(
+        &self,
+        hook: Hook,
+        client: Option<ClientId>,
+        args: &[String],
+        env: &ScriptEnv,
+    ) -> impl Future<Output = CallResult> + Send + use<> {
         let rx = if self.defined(hook) {
-            let mut e = self.base_env.clone();
-            e.extend(env);
+            let mut e = env.clone();
             e.unset("script_type");
             let (reply, rx) = tokio::sync::oneshot::channel();
             self.send(Request::Call {
@@ -363,9 +392,32 @@ fn env_strings(env: &ScriptEnv) -> Vec<String> {
 }
 
 /// The variables 2.6 keeps in its top-level environment from the start
-/// (`setenv_settings`), plus `setenv` lines.
+/// (`setenv_settings`, `setenv_connection_entry` for each connection),
+/// plus `setenv` lines. (`config`, the file's name, is not known here.)
 fn base_env(cfg: &Config) -> ScriptEnv {
+    use crate::config::Transport;
     let mut e = ScriptEnv::new();
+    let proto = |t: Transport| match t {
+        Transport::Udp => "udp",
+        Transport::TcpServer => "tcp-server",
+        Transport::TcpClient => "tcp-client",
+    };
+    let entries: Vec<(Transport, Option<&str>, u16)> = if cfg.remotes.is_empty() {
+        vec![(cfg.proto.transport, None, cfg.rport)]
+    } else {
+        cfg.remotes
+            .iter()
+            .map(|r| (r.proto.transport, Some(r.host.as_str()), r.port))
+            .collect()
+    };
+    for (i, (t, remote, rport)) in entries.into_iter().enumerate() {
+        let i = i + 1;
+        e.set(&format!("proto_{i}"), proto(t))
+            .set_opt(&format!("local_{i}"), cfg.local.as_deref())
+            .set(&format!("local_port_{i}"), cfg.lport.to_string())
+            .set_opt(&format!("remote_{i}"), remote)
+            .set(&format!("remote_port_{i}"), rport.to_string());
+    }
     let daemon = cfg.daemon.is_some();
     e.set("verb", cfg.verb.to_string())
         .set("daemon", if daemon { "1" } else { "0" })

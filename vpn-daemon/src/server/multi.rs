@@ -98,6 +98,9 @@ pub struct Client {
     /// Addresses announced to LEARN_ADDRESS plugins ("add"), to be
     /// withdrawn ("delete") when it goes.
     learned: Vec<String>,
+    /// The environment its authentication built (2.6's per-instance
+    /// `es`), for its later plugin hooks.
+    env: ScriptEnv,
 }
 
 /// The result of an authentication task.
@@ -135,6 +138,8 @@ struct Accepted {
     ccd: Option<CcdOptions>,
     /// Extra config lines from a client-connect script.
     connect_lines: Option<String>,
+    /// The environment the checks ran with.
+    env: ScriptEnv,
 }
 
 /// The server state.
@@ -240,6 +245,7 @@ impl Multi {
                 fast: FastPathCounters::default(),
                 plugin: crate::plugin::host().map(|h| h.client_new()),
                 learned: Vec::new(),
+                env: ScriptEnv::new(),
             },
         ) {
             Ok(id) => id,
@@ -631,6 +637,9 @@ impl Multi {
                     PushedOptions::default()
                 }
             };
+            if let Some(p) = self.peers.get_mut(id) {
+                p.payload.env = acc.env.clone();
+            }
             let learned = self.learn_addresses(id, &addrs, o, acc.common_name.as_deref());
             let p = self.peers.get_mut(id)?;
             p.payload.learned = learned;
@@ -661,23 +670,11 @@ impl Multi {
         if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
             let _ = pool.release(l.handle, false);
         }
-        let host = crate::plugin::host();
-        if let Some(h) = &host {
-            let mut env = ScriptEnv::new();
-            env.set_opt("common_name", p.common_name());
-            for a in &p.payload.learned {
-                let args = ["delete".to_string(), a.clone()];
-                let call = h.call(
-                    crate::plugin::Hook::LearnAddress,
-                    p.payload.plugin,
-                    &args,
-                    &env,
-                );
-                tokio::spawn(call);
-            }
+        // 2.6's order: client-disconnect, the instance's contexts go, then
+        // its routes are withdrawn (learn-address "delete", no env).
+        if let Some(h) = crate::plugin::host() {
             if p.payload.connect_ran {
-                env.set_untrusted(p.transport());
-                env.set_opt("username", p.payload.username.as_deref());
+                let mut env = p.payload.env.clone();
                 env.set_client_addresses(&p.payload.addrs, self.cfg.topology);
                 let secs = clock::unix_time().saturating_sub(p.payload.since);
                 env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
@@ -695,6 +692,16 @@ impl Multi {
             }
             if let Some(c) = p.payload.plugin {
                 h.client_drop(c);
+            }
+            for a in &p.payload.learned {
+                let args = ["delete".to_string(), a.clone()];
+                let call = h.call_exact(
+                    crate::plugin::Hook::LearnAddress,
+                    None,
+                    &args,
+                    &ScriptEnv::new(),
+                );
+                tokio::spawn(call);
             }
         }
         if let (Some(cmd), true) = (&self.cfg.scripts.client_disconnect, p.payload.connect_ran) {
@@ -736,6 +743,11 @@ impl Multi {
             return Vec::new();
         }
         let plugin = self.peers.get(id).and_then(|p| p.payload.plugin);
+        let env = self
+            .peers
+            .get(id)
+            .map(|p| p.payload.env.clone())
+            .unwrap_or_default();
         let mut learned = Vec::new();
         learned.extend(addrs.ipv4.map(|a| a.local.to_string()));
         learned.extend(addrs.ipv6.map(|a| a.local.to_string()));
@@ -743,8 +755,6 @@ impl Multi {
             learned.extend(o.iroutes_v4.iter().map(|r| r.to_string()));
             learned.extend(o.iroutes_v6.iter().map(|r| r.to_string()));
         }
-        let mut env = ScriptEnv::new();
-        env.set_opt("common_name", common_name);
         for a in &learned {
             let args = [
                 "add".to_string(),
@@ -754,6 +764,15 @@ impl Multi {
             tokio::spawn(h.call(crate::plugin::Hook::LearnAddress, plugin, &args, &env));
         }
         learned
+    }
+
+    /// Shutdown: every client goes as [`Self::remove`] does (disconnect
+    /// hooks included), as 2.6 closes each instance before `down`.
+    pub fn remove_all(&mut self) {
+        let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id()).collect();
+        for id in ids {
+            self.remove(id);
+        }
     }
 
     /// Next instant any session needs `handle_timeout`.
@@ -921,6 +940,9 @@ async fn authenticate(
     let mut env = ScriptEnv::new();
     env.set_untrusted(addr);
     env.set_opt("common_name", cert_cn.as_deref());
+    // 2.6 keeps the username in the session's env from here on
+    // (set_verify_user_pass_env).
+    env.set_opt("username", username.as_deref().filter(|u| !u.is_empty()));
     let host = crate::plugin::host();
     if let Some(h) = &host
         && h.defined(crate::plugin::Hook::AuthUserPassVerify)
@@ -965,6 +987,18 @@ async fn authenticate(
             Err(e) => return Err(e.to_string().into()),
         }
     }
+    // 2.6 calls TLS_FINAL once the key exchange (and password check) is
+    // done; a failure fails the client.
+    if let Some(h) = &host
+        && h.defined(crate::plugin::Hook::TlsFinal)
+    {
+        let r = h
+            .call(crate::plugin::Hook::TlsFinal, plugin, &[], &env)
+            .await;
+        if r.status != crate::plugin::Status::Success {
+            return Err("TLS_FINAL plugin call failed".into());
+        }
+    }
     let common_name = if cfg.username_as_common_name {
         username.clone().or(cert_cn)
     } else {
@@ -989,6 +1023,9 @@ async fn authenticate(
     let mut connect_lines = None;
     env.set_opt("common_name", common_name.as_deref());
     env.set_opt("username", username.as_deref());
+    // Authenticated from here on (2.6's client-connect environment).
+    env.set_trusted(addr)
+        .set_time(clock::unix_time(), &SystemLocalTime);
     // Plugins (v1, then v2) before the script, as 2.6's
     // client_connect_handlers; their config lines add up.
     if let Some(h) = &host {
@@ -1019,5 +1056,6 @@ async fn authenticate(
         username,
         ccd,
         connect_lines,
+        env,
     })
 }

@@ -54,6 +54,9 @@ pub(crate) struct ServerTun {
 impl ServerTun {
     /// Routes off, `down`, device closed.
     pub(crate) async fn shutdown(mut self, cfg: &Config) {
+        let info = self.setup.tun_info(self.tun.name(), None);
+        tunnel::route_predown_plugin(&info, ScriptContext::Init, Some("sigterm"), &dns_env(cfg))
+            .await;
         for e in self.routes.teardown() {
             tracing::warn!(error = %e, "removing route");
         }
@@ -151,6 +154,7 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         &dns_env(cfg),
     )
     .await;
+    tunnel::route_up_plugin().await;
     hold_rewritten_files(cfg);
     crate::daemon::process::drop_privileges(cfg)?;
     Ok(ServerTun {
@@ -579,6 +583,7 @@ pub async fn tunnel_server_tcp(
         multi.drain(id, &mut out);
     }
     out.hand_off();
+    multi.remove_all();
     // Let the writer tasks flush the RESTART messages.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     multi.write_status();
