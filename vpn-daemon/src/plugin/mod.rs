@@ -444,6 +444,9 @@ struct Thread {
     /// calls that belong to no client instance.
     top: Vec<*mut c_void>,
     mask: Arc<AtomicU32>,
+    /// Each opened plugin's argv: plugins may keep these pointers (down-root
+    /// keeps its command), and 2.6's live as long as the process.
+    open_argv: Vec<ffi::CArray>,
 }
 
 impl Thread {
@@ -465,6 +468,7 @@ impl Thread {
             clients: HashMap::new(),
             top: vec![std::ptr::null_mut(); n],
             mask,
+            open_argv: Vec::new(),
         })
     }
 
@@ -478,6 +482,7 @@ impl Thread {
             }
             let a = ffi::CArray::new(argv.iter().map(String::as_str))?;
             p.open(&a, &envp)?;
+            self.open_argv.push(a);
             tracing::info!(
                 "PLUGIN_INIT: POST {} '[{}]' intercepted={}",
                 p.path.display(),
