@@ -82,8 +82,8 @@ impl Drop for PamService {
     }
 }
 
-/// alice (right password) is in and pings; bob (wrong password) gets
-/// AUTH_FAILED and no tunnel; alice's tunnel still works.
+/// alice with the right password is in and pings; alice with a wrong one
+/// gets AUTH_FAILED and no tunnel; the first tunnel still works.
 fn auth_pam(deferred: bool) {
     let dir = TempDir::new("vpnpam");
     let pam = PamService::new(dir.path(), "alice", "s3cret");
@@ -95,8 +95,9 @@ fn auth_pam(deferred: bool) {
         s.server_extra.push("setenv deferred_auth_pam 1".into());
     }
     let mut t = Tunnel::start_server(s, Ours, 2);
+    // The same user twice: only the password tells them apart.
     for (i, pass) in ["s3cret", "wrong"].iter().enumerate() {
-        let user = if i == 0 { "alice" } else { "bob" };
+        let user = "alice";
         let creds = t.topo.path().join(format!("creds{i}"));
         fs::write(&creds, format!("{user}\n{pass}\n")).expect("write creds");
         let text = client_config(
@@ -112,13 +113,17 @@ fn auth_pam(deferred: bool) {
     t.assert_ping_both_ways(0);
     assert!(
         t.clients[1].wait_for_nth("AUTH_FAILED", 1, Duration::from_secs(30)),
-        "bob was not refused with AUTH_FAILED; logs in {}",
+        "the wrong password was not refused with AUTH_FAILED; logs in {}",
         t.topo.path().display()
     );
-    assert_eq!(t.clients[1].count(READY_LINE), 0, "bob got a tunnel");
+    assert_eq!(
+        t.clients[1].count(READY_LINE),
+        0,
+        "the wrong password got a tunnel"
+    );
     assert!(
         !ping(&t.topo.clients[1], SERVER_TUN_ADDR, 1),
-        "bob reaches the server's tunnel address"
+        "the refused client reaches the server's tunnel address"
     );
     t.assert_ping_both_ways(0);
     if deferred {
