@@ -1662,7 +1662,9 @@ fn plugin_paths_and_syslog_names_follow_2_6() {
     assert_eq!(c.daemon, Some(Some("second".into())));
     let bare = ok(CLIENT, "syslog\n");
     assert_eq!(bare.syslog, Some(None), "unnamed: the default 'openvpn'");
-    let too_many = (0..17).map(|i| format!("plugin /p{i}.so\n")).collect::<String>();
+    let too_many = (0..17)
+        .map(|i| format!("plugin /p{i}.so\n"))
+        .collect::<String>();
     assert!(
         Loader::new("/nonexistent-base")
             .check_files(false)
