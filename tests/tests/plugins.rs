@@ -336,6 +336,7 @@ fn record(server: Impl, so: &Path, out: &Path) -> Vec<Event> {
     ));
     s.server_extra.push("setenv RECORDER_TEST yes".into());
     s.server_extra.push("script-security 2".into());
+    s.reneg_sec = Some(3);
     let mut t = Tunnel::start_server(s, server, 1);
     let creds = t.topo.path().join("creds");
     fs::write(&creds, "alice\npw1\n").expect("write creds");
@@ -347,6 +348,27 @@ fn record(server: Impl, so: &Path, out: &Path) -> Vec<Event> {
         Some(&creds),
     );
     t.add_client(0, OpenVpn, &text).wait_ready(READY_TIMEOUT);
+    t.assert_ping_both_ways(0);
+    // reneg-sec 3: wait for the renegotiation's password check (2.6 calls
+    // AUTH_USER_PASS_VERIFY and TLS_FINAL again, client-connect not).
+    let calls = |n: &str| {
+        fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(n))
+            .count()
+    };
+    for _ in 0..150 {
+        if calls("CALL 10 ") >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        calls("CALL 10 ") >= 2,
+        "no renegotiation seen by the plugin ({})",
+        server.label()
+    );
     t.assert_ping_both_ways(0);
     t.clients[0].stop();
     // The server notices the client is gone (explicit-exit-notify is off:

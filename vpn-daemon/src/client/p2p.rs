@@ -258,6 +258,11 @@ pub async fn tunnel_point_to_point(
 
 /// Removes routes, runs `down` and closes the device.
 async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
+    if let (Some((tun, setup)), true) = (&persist.tun, persist.up_ran) {
+        let info = setup.tun_info(tun.name(), None);
+        tunnel::route_predown_plugin(&info, ScriptContext::Init, Some(signal), &persist.dns_env)
+            .await;
+    }
     for e in persist.routes.teardown() {
         tracing::warn!(error = %e, "removing route");
     }
@@ -834,6 +839,7 @@ impl Run {
             let info = setup.tun_info(&dev, gw);
             tunnel::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None, &persist.dns_env).await;
             persist.up_ran = true;
+            tunnel::route_up_plugin().await;
         }
         persist
             .resolved

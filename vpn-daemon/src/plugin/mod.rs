@@ -562,8 +562,14 @@ impl Thread {
         };
         let mut error = false;
         let mut deferred = false;
-        let ctxs = match client.and_then(|c| self.clients.get(&c)) {
-            Some(c) => c.clone(),
+        // A client already destroyed (its authentication outlived it)
+        // gets no context, never another one's.
+        let ctxs = match client {
+            Some(c) => self
+                .clients
+                .get(&c)
+                .cloned()
+                .unwrap_or_else(|| vec![std::ptr::null_mut(); self.plugins.len()]),
             None => self.top.clone(),
         };
         for (i, (p, _)) in self.plugins.iter().enumerate() {

@@ -533,6 +533,10 @@ impl Multi {
         p.payload.auth_gen = auth_gen;
         let addr = p.transport();
         let plugin = p.payload.plugin;
+        // client-connect runs once per client instance (2.6's
+        // multi_connection_established), not again at renegotiations.
+        let first = !p.payload.connect_ran;
+        let inherited = p.payload.env.clone();
         let cfg = self.cfg.clone();
         let runner = self.runner.clone();
         let tx = self.auth_tx.clone();
@@ -544,6 +548,7 @@ impl Multi {
                 ccd.as_deref(),
                 addr,
                 plugin,
+                (first, inherited),
                 username,
                 password,
                 common_name,
@@ -933,11 +938,13 @@ async fn authenticate(
     ccd_dir: Option<&ClientConfigDir>,
     addr: SocketAddr,
     plugin: Option<crate::plugin::ClientId>,
+    (first, inherited): (bool, ScriptEnv),
     username: Option<String>,
     password: Option<String>,
     cert_cn: Option<String>,
 ) -> Result<Accepted, Refused> {
-    let mut env = ScriptEnv::new();
+    // A renegotiation starts from what the instance's env already holds.
+    let mut env = inherited;
     env.set_untrusted(addr);
     env.set_opt("common_name", cert_cn.as_deref());
     // 2.6 keeps the username in the session's env from here on
@@ -1028,7 +1035,7 @@ async fn authenticate(
         .set_time(clock::unix_time(), &SystemLocalTime);
     // Plugins (v1, then v2) before the script, as 2.6's
     // client_connect_handlers; their config lines add up.
-    if let Some(h) = &host {
+    if let Some(h) = host.as_ref().filter(|_| first) {
         let lines =
             crate::server::plugin_auth::client_connect(cfg, h, plugin, &runner.tmp_dir, &env)
                 .await
@@ -1037,7 +1044,7 @@ async fn authenticate(
             connect_lines = Some(lines);
         }
     }
-    if let Some(cmd) = &cfg.scripts.client_connect {
+    if let Some(cmd) = cfg.scripts.client_connect.as_ref().filter(|_| first) {
         match runner.run_client_connect(cmd, &env).await {
             Ok((o, text)) if o.success => {
                 connect_lines = match (connect_lines, text) {
