@@ -211,11 +211,13 @@ fn down_root_runs_the_down_command_as_root_after_user_nobody() {
 /// The recording plugin's C source: no OpenVPN header, only the few
 /// declarations it needs. It appends to the file named by its first
 /// argument one block per event: `OPEN`, `CALL <type> <ctx>`, `CTOR`,
-/// `DTOR`, `CLOSE`, each with `A <arg>` and `E <name=value>` lines.
+/// `DTOR`, `CLOSE`, each with `A <arg>` and `E <name=value>` lines. The
+/// password check of user `slow` takes 6 s (`SLOW-START`, `SLOW-END`).
 const RECORDER_C: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct open_in { int type_mask; const char **argv; const char **envp; void *callbacks;
                  int ssl_api; const char *ver; unsigned int major; unsigned int minor; const char *patch; };
@@ -256,6 +258,16 @@ int openvpn_plugin_func_v3(int v, const struct func_in *in, struct func_ret *ret
     char head[64];
     snprintf(head, sizeof head, "CALL %d %d", in->type, in->ctx ? *(int *)in->ctx : 0);
     block(h, head, in->argv + 1, in->envp);
+    /* A slow password check for user "slow" (PAM asking a far server). */
+    for (int i = 0; in->type == 5 && in->envp[i]; i++)
+    {
+        if (!strcmp(in->envp[i], "username=slow"))
+        {
+            block(h, "SLOW-START", NULL, NULL);
+            sleep(6);
+            block(h, "SLOW-END", NULL, NULL);
+        }
+    }
     return 0;
 }
 
@@ -676,4 +688,60 @@ fn log_after_syslog_wins() {
         text.contains("/nonexistent/vpn-test-plugin.so"),
         "log file: {text}"
     );
+}
+
+#[test]
+fn a_slow_auth_plugin_does_not_stall_other_clients() {
+    if !tests::require_root() {
+        return;
+    }
+    let dir = TempDir::new("vpnslow");
+    let so = build_recorder(dir.path());
+    let rec = dir.path().join("slow.rec");
+    let mut s = spec();
+    s.server_extra
+        .push(format!("plugin {} {}", so.display(), rec.display()));
+    let mut t = Tunnel::start_server(s, Ours, 2);
+    for (i, user) in ["alice", "slow"].iter().enumerate() {
+        let creds = t.topo.path().join(format!("creds{i}"));
+        fs::write(&creds, format!("{user}\npw\n")).expect("write creds");
+        let text = client_config(
+            &t.spec,
+            &t.pki,
+            &SERVER_ADDR.to_string(),
+            None,
+            Some(&creds),
+        );
+        t.add_client(i, OpenVpn, &text);
+        if i == 0 {
+            t.clients[0].wait_ready(READY_TIMEOUT);
+            t.assert_ping_both_ways(0);
+        }
+    }
+    let seen = |what: &str| {
+        fs::read_to_string(&rec)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == what)
+    };
+    for _ in 0..200 {
+        if seen("SLOW-START") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen("SLOW-START"), "the slow check never started");
+    // While the plugin sits in its check, alice's traffic flows.
+    assert!(
+        ping(&t.topo.clients[0], SERVER_TUN_ADDR, 3),
+        "alice's tunnel stalled during another client's password check"
+    );
+    assert!(
+        !seen("SLOW-END"),
+        "the pings were not sent during the slow check (the check ended first)"
+    );
+    // And the slow client gets in once its check is done.
+    t.clients[1].wait_ready(READY_TIMEOUT);
+    assert!(seen("SLOW-END"));
+    t.assert_ping_both_ways(1);
 }

@@ -722,10 +722,7 @@ impl AuthControlFiles {
 
     /// The control file's first byte (`key_state_test_auth_control_file`).
     pub fn state(&self) -> ControlState {
-        match std::fs::read(&self.control)
-            .ok()
-            .and_then(|b| b.first().copied())
-        {
+        match read_bounded(&self.control, 1).and_then(|b| b.first().copied()) {
             Some(b'1') => ControlState::Accepted,
             Some(b'0') => ControlState::Denied,
             _ => ControlState::Pending,
@@ -734,7 +731,7 @@ impl AuthControlFiles {
 
     /// The plugin's reason for a refusal, if it wrote one.
     pub fn failed_reason(&self) -> Option<String> {
-        let b = std::fs::read(&self.failed_reason).ok()?;
+        let b = read_bounded(&self.failed_reason, 1024)?;
         let s = String::from_utf8_lossy(&b).trim().to_string();
         (!s.is_empty()).then_some(s)
     }
@@ -742,9 +739,10 @@ impl AuthControlFiles {
     /// The auth-pending request (timeout, method, extra), if the plugin
     /// wrote one; `Err` for a malformed file (2.6 then fails the client).
     pub fn pending_request(&self) -> Result<Option<(u64, String, String)>, String> {
-        let Ok(text) = std::fs::read_to_string(&self.pending) else {
+        let Some(b) = read_bounded(&self.pending, 1024) else {
             return Ok(None);
         };
+        let text = String::from_utf8_lossy(&b);
         if text.is_empty() {
             return Ok(None);
         }
@@ -770,6 +768,19 @@ impl AuthControlFiles {
         }
         self.state()
     }
+}
+
+/// At most `max` bytes of a file a plugin wrote (2.6 reads these files
+/// into 1 KiB buffers too).
+pub fn read_bounded(path: &std::path::Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(max)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 impl Drop for AuthControlFiles {

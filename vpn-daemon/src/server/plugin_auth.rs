@@ -127,8 +127,9 @@ pub(crate) async fn client_connect(
         }
         match state {
             Cc::Succeeded => {
-                if let Ok(text) = std::fs::read_to_string(&config.0) {
-                    lines.push_str(&text);
+                // Bounded like any ccd file a client's connect produces.
+                if let Some(b) = crate::plugin::read_bounded(&config.0, 256 * 1024) {
+                    lines.push_str(&String::from_utf8_lossy(&b));
                 }
             }
             Cc::Deferred => return Err("deferred client-connect plugin timed out".into()),
@@ -178,7 +179,7 @@ enum Cc {
 /// `ccs_test_deferred_ret_file`: `1`, `2`, `0`; empty or missing is no
 /// say (`None`); anything else is a failure.
 fn deferred_file(p: &Path) -> Option<Cc> {
-    match std::fs::read(p).ok()?.first()? {
+    match crate::plugin::read_bounded(p, 1)?.first()? {
         b'1' => Some(Cc::Succeeded),
         b'2' => Some(Cc::Deferred),
         _ => Some(Cc::Failed),
