@@ -245,7 +245,7 @@ int openvpn_plugin_open_v3(int v, const struct open_in *in, struct open_ret *ret
     char head[128];
     snprintf(head, sizeof head, "OPEN %s %u %u", in->ver, in->major, in->minor);
     block(h, head, in->argv + 1, in->envp);
-    ret->type_mask = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
+    ret->type_mask = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
                    | (1 << 9) | (1 << 10) | (1 << 12);
     ret->handle = h;
     return 0;
@@ -434,10 +434,14 @@ const VOLATILE: &[&str] = &[
     "client_connect_deferred_file",
 ];
 
-/// Temporary file names become `TMP`, the record's own name `REC`.
+/// Temporary file names become `TMP`, the record's own name `REC`, a
+/// client's port `PORT`.
 fn normal_arg(a: &str) -> String {
     if a.starts_with("/tmp/openvpn_") {
         "TMP".into()
+    } else if let (true, Some((host, _port))) = (a.starts_with("[AF_INET"), a.rsplit_once(' ')) {
+        // IPCHANGE's "[AF_INET]ip port": the client's port is its own.
+        format!("{host} PORT")
     } else if a.ends_with(".rec") {
         "REC".into()
     } else {

@@ -619,6 +619,19 @@ impl Thread {
     }
 }
 
+/// IPCHANGE's argument, as 2.6's `print_sockaddr_ex` with a space before
+/// the port: `[AF_INET]192.0.2.1 1194`, `[AF_INET6]2001:db8::1 1194`.
+pub fn ipchange_arg(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        ip => ip,
+    };
+    let family = if ip.is_ipv4() { "AF_INET" } else { "AF_INET6" };
+    format!("[{family}]{ip} {}", addr.port())
+}
+
 /// `plugin_mask_string`.
 fn mask_names(mask: c_uint) -> String {
     const ALL: [Hook; 15] = [
@@ -818,6 +831,22 @@ mod tests {
                 "push \"route 10.1.0.0 255.255.0.0\"".to_string(),
                 "a".into()
             ]
+        );
+    }
+
+    #[test]
+    fn ipchange_arg_is_print_sockaddr_ex() {
+        assert_eq!(
+            ipchange_arg("10.200.0.10:60455".parse().unwrap()),
+            "[AF_INET]10.200.0.10 60455"
+        );
+        assert_eq!(
+            ipchange_arg("[::ffff:192.0.2.1]:1194".parse().unwrap()),
+            "[AF_INET]192.0.2.1 1194"
+        );
+        assert_eq!(
+            ipchange_arg("[2001:db8::1]:1194".parse().unwrap()),
+            "[AF_INET6]2001:db8::1 1194"
         );
     }
 

@@ -1006,6 +1006,27 @@ async fn authenticate(
             return Err("TLS_FINAL plugin call failed".into());
         }
     }
+    if first {
+        // The connection counts as initiated: trusted_* and IPCHANGE
+        // (2.6's link_socket_connection_initiated, with the top-level
+        // plugin context and the address as one "[AF_INET]ip port" word).
+        env.set_trusted(addr);
+        if let Some(h) = &host
+            && h.defined(crate::plugin::Hook::IpChange)
+        {
+            let r = h
+                .call(
+                    crate::plugin::Hook::IpChange,
+                    None,
+                    &[crate::plugin::ipchange_arg(addr)],
+                    &env,
+                )
+                .await;
+            if r.status != crate::plugin::Status::Success {
+                tracing::warn!("WARNING: ipchange plugin call failed");
+            }
+        }
+    }
     let common_name = if cfg.username_as_common_name {
         username.clone().or(cert_cn)
     } else {
@@ -1030,9 +1051,8 @@ async fn authenticate(
     let mut connect_lines = None;
     env.set_opt("common_name", common_name.as_deref());
     env.set_opt("username", username.as_deref());
-    // Authenticated from here on (2.6's client-connect environment).
-    env.set_trusted(addr)
-        .set_time(clock::unix_time(), &SystemLocalTime);
+    // 2.6's client-connect environment adds the time.
+    env.set_time(clock::unix_time(), &SystemLocalTime);
     // Plugins (v1, then v2) before the script, as 2.6's
     // client_connect_handlers; their config lines add up.
     if let Some(h) = host.as_ref().filter(|_| first) {
