@@ -245,7 +245,7 @@ int openvpn_plugin_open_v3(int v, const struct open_in *in, struct open_ret *ret
     char head[128];
     snprintf(head, sizeof head, "OPEN %s %u %u", in->ver, in->major, in->minor);
     block(h, head, in->argv + 1, in->envp);
-    ret->type_mask = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
+    ret->type_mask = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
                    | (1 << 9) | (1 << 10) | (1 << 12);
     ret->handle = h;
     return 0;
@@ -256,7 +256,8 @@ int openvpn_plugin_func_v3(int v, const struct func_in *in, struct func_ret *ret
     (void)v; (void)ret;
     struct handle *h = in->handle;
     char head[64];
-    snprintf(head, sizeof head, "CALL %d %d", in->type, in->ctx ? *(int *)in->ctx : 0);
+    snprintf(head, sizeof head, "CALL %d %d%s", in->type, in->ctx ? *(int *)in->ctx : 0,
+             in->type == 4 ? (in->cert && in->depth >= 0 ? " cert" : " nocert") : "");
     block(h, head, in->argv + 1, in->envp);
     /* A slow password check for user "slow" (PAM asking a far server). */
     for (int i = 0; in->type == 5 && in->envp[i]; i++)
@@ -399,14 +400,10 @@ fn hook_of(e: &Event) -> String {
 }
 
 /// Variables stock openvpn gives that we do not (see docs/directives.md,
-/// `plugin`): the config file's name, certificate details, peer-info,
-/// pool addresses of client-connect. Matched as prefixes.
+/// `plugin`): the config file's name, peer-info, pool addresses of
+/// client-connect. Matched as prefixes.
 const NOT_PROVIDED: &[&str] = &[
     "config",
-    "X509_",
-    "tls_id_",
-    "tls_digest_",
-    "tls_serial_",
     "IV_",
     "ifconfig_pool_",
     // 2.6 leaves the deferred-auth file names in the client's env after

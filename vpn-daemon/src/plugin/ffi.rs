@@ -373,6 +373,7 @@ impl Loaded {
         argv: &CArray,
         envp: &CArray,
         per_client: *mut c_void,
+        cert: Option<(c_int, *mut c_void)>,
     ) -> (c_int, ReturnList) {
         let mut list: *mut StringList = ptr::null_mut();
         let status = if let Some(func3) = self.func3 {
@@ -382,14 +383,16 @@ impl Loaded {
                 envp: envp.as_ptr(),
                 handle: self.handle,
                 per_client_context: per_client,
-                current_cert_depth: -1,
-                current_cert: ptr::null_mut(),
+                // 2.6: the depth only with a certificate, else -1.
+                current_cert_depth: cert.map_or(-1, |c| c.0),
+                current_cert: cert.map_or(ptr::null_mut(), |c| c.1),
             };
             let mut ret = FuncReturn {
                 return_list: &mut list,
             };
             // SAFETY: the handle is open; `args`, `ret` and the arrays they
-            // point to are valid for the call.
+            // point to are valid for the call; the certificate (if any) is
+            // owned by the request being served and outlives the call.
             unsafe { func3(STRUCTVER, &args, &mut ret) }
         } else if let Some(func2) = self.func2 {
             // SAFETY: as above.

@@ -156,6 +156,8 @@ enum Request {
         client: Option<ClientId>,
         argv: Vec<String>,
         env: Vec<String>,
+        /// TLS_VERIFY's certificate and its depth.
+        cert: Option<(c_int, openssl::x509::X509)>,
         reply: tokio::sync::oneshot::Sender<CallResult>,
     },
     ClientNew(ClientId),
@@ -332,7 +334,24 @@ impl PluginHost {
     ) -> impl Future<Output = CallResult> + Send + use<> {
         let mut e = self.top();
         e.extend(env);
-        self.call_exact(hook, client, args, &e)
+        self.submit(hook, client, args, &e, None)
+    }
+
+    /// TLS_VERIFY for the certificate at `depth` of a client's chain: the
+    /// plugin gets it as `current_cert` (an OpenSSL `X509 *`, `ssl_api`
+    /// says so) and `current_cert_depth`.
+    pub fn call_verify(
+        &self,
+        client: Option<ClientId>,
+        depth: usize,
+        cert: openssl::x509::X509,
+        args: &[String],
+        env: &ScriptEnv,
+    ) -> impl Future<Output = CallResult> + Send + use<> {
+        let mut e = self.top();
+        e.extend(env);
+        let depth = c_int::try_from(depth).unwrap_or(c_int::MAX);
+        self.submit(Hook::TlsVerify, client, args, &e, Some((depth, cert)))
     }
 
     /// [`Self::call`] with exactly `env` and nothing of the top-level
@@ -345,6 +364,17 @@ impl PluginHost {
         args: &[String],
         env: &ScriptEnv,
     ) -> impl Future<Output = CallResult> + Send + use<> {
+        self.submit(hook, client, args, env, None)
+    }
+
+    fn submit(
+        &self,
+        hook: Hook,
+        client: Option<ClientId>,
+        args: &[String],
+        env: &ScriptEnv,
+        cert: Option<(c_int, openssl::x509::X509)>,
+    ) -> impl Future<Output = CallResult> + Send + use<> {
         let rx = if self.defined(hook) {
             let mut e = env.clone();
             e.unset("script_type");
@@ -354,6 +384,7 @@ impl PluginHost {
                 client,
                 argv: args.to_vec(),
                 env: env_strings(&e),
+                cert,
                 reply,
             })
             .then_some(Some(rx))
@@ -513,9 +544,14 @@ impl Thread {
                     client,
                     argv,
                     env,
+                    cert,
                     reply,
                 } => {
-                    let _ = reply.send(self.call(hook, client, &argv, &env));
+                    use foreign_types_shared::ForeignType as _;
+                    let cert = cert
+                        .as_ref()
+                        .map(|(d, c)| (*d, c.as_ptr().cast::<c_void>()));
+                    let _ = reply.send(self.call(hook, client, &argv, &env, cert));
                 }
                 Request::ClientNew(id) => {
                     let ctx = self.plugins.iter().map(|(p, _)| p.construct()).collect();
@@ -554,6 +590,7 @@ impl Thread {
         client: Option<ClientId>,
         args: &[String],
         env: &[String],
+        cert: Option<(c_int, *mut c_void)>,
     ) -> CallResult {
         let mut out = CallResult::success();
         let Ok(envp) = ffi::CArray::new(env.iter().map(String::as_str)) else {
@@ -585,7 +622,7 @@ impl Thread {
                 continue;
             };
             let ctx = ctxs.get(i).copied().unwrap_or(std::ptr::null_mut());
-            let (status, list) = p.call(hook as c_int, &a, &envp, ctx);
+            let (status, list) = p.call(hook as c_int, &a, &envp, ctx, cert);
             tracing::debug!("PLUGIN_CALL: POST {}/{} status={status}", path, hook.name());
             match status {
                 FUNC_SUCCESS => {}

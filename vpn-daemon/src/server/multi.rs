@@ -537,6 +537,7 @@ impl Multi {
         // multi_connection_established), not again at renegotiations.
         let first = !p.payload.connect_ran;
         let inherited = p.payload.env.clone();
+        let chain = p.payload.session.peer_chain();
         let cfg = self.cfg.clone();
         let runner = self.runner.clone();
         let tx = self.auth_tx.clone();
@@ -548,7 +549,7 @@ impl Multi {
                 ccd.as_deref(),
                 addr,
                 plugin,
-                (first, inherited),
+                (first, inherited, chain),
                 username,
                 password,
                 common_name,
@@ -938,7 +939,7 @@ async fn authenticate(
     ccd_dir: Option<&ClientConfigDir>,
     addr: SocketAddr,
     plugin: Option<crate::plugin::ClientId>,
-    (first, inherited): (bool, ScriptEnv),
+    (first, inherited, chain): (bool, ScriptEnv, Vec<openssl::x509::X509>),
     username: Option<String>,
     password: Option<String>,
     cert_cn: Option<String>,
@@ -946,11 +947,35 @@ async fn authenticate(
     // A renegotiation starts from what the instance's env already holds.
     let mut env = inherited;
     env.set_untrusted(addr);
+    let host = crate::plugin::host();
+    // The chain from the CA down to the client's certificate, as 2.6's
+    // verify callback sees it: each depth's variables, and TLS_VERIFY.
+    // (The handshake is done by now: a refusal here is an AUTH_FAILED,
+    // where 2.6 fails the TLS handshake itself.)
+    crate::server::cert_env::clear_x509_env(&mut env);
+    for (depth, cert) in chain.iter().enumerate().rev() {
+        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
+        if depth == 0 {
+            // 2.6 takes the common name from the leaf before its check.
+            env.set_opt("common_name", cert_cn.as_deref());
+        }
+        if let Some(h) = &host
+            && h.defined(crate::plugin::Hook::TlsVerify)
+        {
+            let subject = crate::proto::tls::subject_string(cert.subject_name());
+            let args = [depth.to_string(), subject.clone()];
+            let r = h
+                .call_verify(plugin, depth, cert.clone(), &args, &env)
+                .await;
+            if r.status != crate::plugin::Status::Success {
+                return Err(format!("VERIFY PLUGIN ERROR: depth={depth}, {subject}").into());
+            }
+        }
+    }
     env.set_opt("common_name", cert_cn.as_deref());
     // 2.6 keeps the username in the session's env from here on
     // (set_verify_user_pass_env).
     env.set_opt("username", username.as_deref().filter(|u| !u.is_empty()));
-    let host = crate::plugin::host();
     if let Some(h) = &host
         && h.defined(crate::plugin::Hook::AuthUserPassVerify)
     {
