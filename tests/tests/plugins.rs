@@ -400,11 +400,10 @@ fn hook_of(e: &Event) -> String {
 }
 
 /// Variables stock openvpn gives that we do not (see docs/directives.md,
-/// `plugin`): the config file's name, peer-info, pool addresses of
-/// client-connect. Matched as prefixes.
+/// `plugin`): the config file's name, pool addresses of client-connect.
+/// Matched as prefixes.
 const NOT_PROVIDED: &[&str] = &[
     "config",
-    "IV_",
     "ifconfig_pool_",
     // 2.6 leaves the deferred-auth file names in the client's env after
     // AUTH_USER_PASS_VERIFY; we give them to that call only.

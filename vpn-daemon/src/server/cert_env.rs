@@ -2,11 +2,13 @@
 //! client's chain (`verify_cert_set_env`, `x509_setenv` of its OpenSSL
 //! backend): `X509_{depth}_{attr}`, `tls_id_{depth}`, `tls_digest_{depth}`,
 //! `tls_digest_sha256_{depth}`, `tls_serial_{depth}`,
-//! `tls_serial_hex_{depth}`.
+//! `tls_serial_hex_{depth}`; and the client's peer-info as `IV_*`/`UV_*`
+//! variables (`output_peer_info_env`).
 
 use openssl::hash::MessageDigest;
 use openssl::x509::X509Ref;
 
+use crate::proto::key_method::PeerInfo;
 use crate::proto::tls::subject_string;
 use crate::scripts::ScriptEnv;
 
@@ -64,5 +66,36 @@ pub(crate) fn set_cert_env(env: &mut ScriptEnv, depth: usize, cert: &X509Ref) {
             env.set(&format!("tls_serial_{depth}"), &*dec);
         }
         env.set(&format!("tls_serial_hex_{depth}"), colon_hex(&bn.to_vec()));
+    }
+}
+
+/// The client's peer-info lines as variables (only `IV_*` and `UV_*`, as
+/// 2.6), rebuilt from the parsed form.
+pub(crate) fn set_peer_info_env(env: &mut ScriptEnv, p: &PeerInfo) {
+    env.set_opt("IV_VER", p.version.as_deref())
+        .set_opt("IV_PLAT", p.platform.as_deref())
+        .set_opt("IV_MTU", p.mtu.map(|m| m.to_string()))
+        .set_opt("IV_NCP", p.ncp.map(|n| n.to_string()))
+        .set_opt("IV_CIPHERS", p.ciphers.as_ref().map(|c| c.join(":")));
+    if !p.proto.is_empty() {
+        env.set("IV_PROTO", p.proto.bits().to_string());
+    }
+    for (flag, name) in [
+        (p.tcpnl, "IV_TCPNL"),
+        (p.lzo_stub, "IV_LZO_STUB"),
+        (p.comp_stub, "IV_COMP_STUB"),
+        (p.comp_stub_v2, "IV_COMP_STUBv2"),
+    ] {
+        if flag {
+            env.set(name, "1");
+        }
+    }
+    for r in &p.real_compression {
+        env.set(r, "1");
+    }
+    for (k, v) in &p.other {
+        if k.starts_with("IV_") || k.starts_with("UV_") {
+            env.set(k, v);
+        }
     }
 }

@@ -95,6 +95,8 @@ pub struct Client {
     fast: FastPathCounters,
     /// Its plugin contexts (`openvpn_plugin_client_constructor_v1`).
     plugin: Option<crate::plugin::ClientId>,
+    /// The peer-info it sent last (its `IV_*` variables).
+    peer_info: Box<crate::proto::key_method::PeerInfo>,
     /// Addresses announced to LEARN_ADDRESS plugins ("add"), to be
     /// withdrawn ("delete") when it goes.
     learned: Vec<String>,
@@ -244,6 +246,7 @@ impl Multi {
                 connect_ran: false,
                 fast: FastPathCounters::default(),
                 plugin: crate::plugin::host().map(|h| h.client_new()),
+                peer_info: Box::default(),
                 learned: Vec::new(),
                 env: ScriptEnv::new(),
             },
@@ -489,8 +492,14 @@ impl Multi {
                 username,
                 password,
                 common_name,
+                peer_info,
                 ..
-            } => self.start_auth(id, username, password, common_name),
+            } => {
+                if let Some(p) = self.peers.get_mut(id) {
+                    p.payload.peer_info = peer_info;
+                }
+                self.start_auth(id, username, password, common_name)
+            }
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(id) {
                     p.payload.connected = true;
@@ -538,6 +547,8 @@ impl Multi {
         let first = !p.payload.connect_ran;
         let inherited = p.payload.env.clone();
         let chain = p.payload.session.peer_chain();
+        let mut peer_env = ScriptEnv::new();
+        crate::server::cert_env::set_peer_info_env(&mut peer_env, &p.payload.peer_info);
         let cfg = self.cfg.clone();
         let runner = self.runner.clone();
         let tx = self.auth_tx.clone();
@@ -549,7 +560,7 @@ impl Multi {
                 ccd.as_deref(),
                 addr,
                 plugin,
-                (first, inherited, chain),
+                (first, inherited, chain, peer_env),
                 username,
                 password,
                 common_name,
@@ -939,7 +950,7 @@ async fn authenticate(
     ccd_dir: Option<&ClientConfigDir>,
     addr: SocketAddr,
     plugin: Option<crate::plugin::ClientId>,
-    (first, inherited, chain): (bool, ScriptEnv, Vec<openssl::x509::X509>),
+    (first, inherited, chain, peer_env): (bool, ScriptEnv, Vec<openssl::x509::X509>, ScriptEnv),
     username: Option<String>,
     password: Option<String>,
     cert_cn: Option<String>,
@@ -973,6 +984,9 @@ async fn authenticate(
         }
     }
     env.set_opt("common_name", cert_cn.as_deref());
+    // The peer-info arrives with the credentials (2.6's
+    // output_peer_info_env in key_method_2_read).
+    env.extend(&peer_env);
     // 2.6 keeps the username in the session's env from here on
     // (set_verify_user_pass_env).
     env.set_opt("username", username.as_deref().filter(|u| !u.is_empty()));
