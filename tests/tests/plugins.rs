@@ -212,7 +212,9 @@ fn down_root_runs_the_down_command_as_root_after_user_nobody() {
 /// declarations it needs. It appends to the file named by its first
 /// argument one block per event: `OPEN`, `CALL <type> <ctx>`, `CTOR`,
 /// `DTOR`, `CLOSE`, each with `A <arg>` and `E <name=value>` lines. The
-/// password check of user `slow` takes 6 s (`SLOW-START`, `SLOW-END`).
+/// password check of user `slow` takes 6 s (`SLOW-START`, `SLOW-END`);
+/// user `static` gets `ifconfig-push 10.8.0.77` from CLIENT_CONNECT and a
+/// pushed route from CLIENT_CONNECT_V2.
 const RECORDER_C: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,7 +226,8 @@ struct open_in { int type_mask; const char **argv; const char **envp; void *call
 struct open_ret { int type_mask; void *handle; void **return_list; };
 struct func_in { int type; const char **argv; const char **envp; void *handle; void *ctx;
                  int depth; void *cert; };
-struct func_ret { void **return_list; };
+struct string_list { struct string_list *next; char *name; char *value; };
+struct func_ret { struct string_list **return_list; };
 struct handle { char path[4096]; int next_ctx; };
 
 static void block(struct handle *h, const char *head, const char **argv, const char **envp)
@@ -259,6 +262,29 @@ int openvpn_plugin_func_v3(int v, const struct func_in *in, struct func_ret *ret
     snprintf(head, sizeof head, "CALL %d %d%s", in->type, in->ctx ? *(int *)in->ctx : 0,
              in->type == 4 ? (in->cert && in->depth >= 0 ? " cert" : " nocert") : "");
     block(h, head, in->argv + 1, in->envp);
+    /* User "static": a fixed address through CLIENT_CONNECT's file and a
+     * route through CLIENT_CONNECT_V2's "config" return. */
+    for (int i = 0; (in->type == 6 || in->type == 9) && in->envp[i]; i++)
+    {
+        if (strcmp(in->envp[i], "username=static"))
+            continue;
+        if (in->type == 6)
+        {
+            FILE *f = fopen(in->argv[1], "w");
+            if (f)
+            {
+                fprintf(f, "ifconfig-push 10.8.0.77 255.255.255.0\n");
+                fclose(f);
+            }
+        }
+        else
+        {
+            struct string_list *l = calloc(1, sizeof *l);
+            l->name = strdup("config");
+            l->value = strdup("push \"route 10.99.0.0 255.255.0.0\"");
+            *ret->return_list = l;
+        }
+    }
     /* A slow password check for user "slow" (PAM asking a far server). */
     for (int i = 0; in->type == 5 && in->envp[i]; i++)
     {
@@ -744,4 +770,43 @@ fn a_slow_auth_plugin_does_not_stall_other_clients() {
     t.clients[1].wait_ready(READY_TIMEOUT);
     assert!(seen("SLOW-END"));
     t.assert_ping_both_ways(1);
+}
+
+#[test]
+fn client_connect_plugins_set_the_address_and_push_a_route() {
+    if !tests::require_root() {
+        return;
+    }
+    let dir = TempDir::new("vpncc");
+    let so = build_recorder(dir.path());
+    let rec = dir.path().join("cc.rec");
+    let mut s = spec();
+    s.server_extra
+        .push(format!("plugin {} {}", so.display(), rec.display()));
+    let mut t = Tunnel::start_server(s, Ours, 1);
+    let creds = t.topo.path().join("creds");
+    fs::write(&creds, "static\npw\n").expect("write creds");
+    let text = client_config(
+        &t.spec,
+        &t.pki,
+        &SERVER_ADDR.to_string(),
+        None,
+        Some(&creds),
+    );
+    t.add_client(0, OpenVpn, &text).wait_ready(READY_TIMEOUT);
+    assert_eq!(
+        t.client_tun_addr(0).to_string(),
+        "10.8.0.77",
+        "CLIENT_CONNECT's ifconfig-push not applied"
+    );
+    t.assert_ping_both_ways(0);
+    let routes = Command::new("ip")
+        .args(["netns", "exec", t.topo.clients[0].name(), "ip", "route"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        routes.contains("10.99.0.0/16"),
+        "CLIENT_CONNECT_V2's pushed route missing: {routes}"
+    );
 }

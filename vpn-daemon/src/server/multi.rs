@@ -610,9 +610,23 @@ impl Multi {
                 }
             }
             let mut ccd = acc.ccd;
-            if let Some(lines) = &acc.connect_lines
-                && let Some(dir) = &self.ccd
-            {
+            if let Some(lines) = &acc.connect_lines {
+                // Without client-config-dir the lines still apply (2.6
+                // imports them either way); only their `config` includes
+                // need a directory, the working one.
+                let fallback;
+                let dir = match &self.ccd {
+                    Some(d) => d.as_ref(),
+                    None => {
+                        fallback = ClientConfigDir {
+                            dir: std::path::PathBuf::new(),
+                            exclusive: false,
+                            cwd: std::env::current_dir().unwrap_or_default(),
+                            ifconfig_ipv6_local: self.cfg.ifconfig_ipv6.map(|i| i.local.addr()),
+                        };
+                        &fallback
+                    }
+                };
                 match crate::server::ccd::parse_ccd(
                     lines.as_bytes(),
                     std::path::Path::new("client-connect"),
