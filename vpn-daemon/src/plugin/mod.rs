@@ -445,7 +445,11 @@ fn base_env(cfg: &Config) -> ScriptEnv {
         let i = i + 1;
         e.set(&format!("proto_{i}"), proto(t))
             .set_opt(&format!("local_{i}"), cfg.local.as_deref())
-            .set(&format!("local_port_{i}"), cfg.lport.to_string())
+            // 2.6 clears the local port of a `nobind` connection entry.
+            .set_opt(
+                &format!("local_port_{i}"),
+                (!cfg.nobind).then(|| cfg.lport.to_string()),
+            )
             .set_opt(&format!("remote_{i}"), remote)
             .set(&format!("remote_port_{i}"), rport.to_string());
     }

@@ -32,7 +32,7 @@
 //! ```
 
 pub mod ccd;
-mod cert_env;
+pub(crate) mod cert_env;
 pub mod held_files;
 pub mod multi;
 pub mod peers;
