@@ -8,8 +8,10 @@
 //! - Debian's `openvpn-plugin-down-root.so` under `user nobody`: the down
 //!   command runs as root at shutdown (the file it writes is root's).
 //! - A recording plugin built here from C: the hooks, argv and env our
-//!   server gives it against what stock openvpn gives it on the same
-//!   configuration.
+//!   server (and our client) give it against what stock openvpn gives it
+//!   on the same configuration, a renegotiation included; a 6 s password
+//!   check of one client while another's traffic flows; CLIENT_CONNECT's
+//!   `ifconfig-push` and CLIENT_CONNECT_V2's pushed route applied.
 //! - `syslog NAME`: the daemon's messages reach a test-owned `/dev/log`
 //!   (in a private mount namespace) with the name, the PID and 2.6's
 //!   priorities.
