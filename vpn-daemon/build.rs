@@ -1,4 +1,5 @@
-//! Embeds the XDP object when `cargo xtask build-ebpf` has produced it.
+//! Embeds the XDP object when `cargo xtask build-ebpf` has produced it, and
+//! compiles the plugin ABI's C logging shim.
 //!
 //! Never builds BPF code itself: `cargo check`, `clippy` and `test` of the
 //! daemon must work on a machine without the BPF toolchain. Without an
@@ -8,6 +9,12 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() {
+    // The varargs logging callbacks of the plugin ABI (see the file).
+    println!("cargo:rerun-if-changed=src/plugin/shim.c");
+    cc::Build::new()
+        .file("src/plugin/shim.c")
+        .warnings(true)
+        .compile("vpn_plugin_shim");
     println!("cargo:rerun-if-env-changed=VPN_EBPF_OBJECT");
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));

@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod io;
 pub mod mgmt;
+pub mod plugin;
 pub mod proto;
 pub mod scripts;
 pub mod server;

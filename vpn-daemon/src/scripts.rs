@@ -771,6 +771,16 @@ impl TempFile {
     }
 }
 
+/// Creates an empty mode-0600 file with an unpredictable name
+/// (`openvpn_{tag}_*.tmp`) in `dir` and returns its path; the caller
+/// removes it (2.6's `platform_create_temp_file`).
+pub fn create_temp_path(dir: &Path, tag: &str) -> std::io::Result<PathBuf> {
+    let t = TempFile::create(dir, tag, String::new()).map_err(std::io::Error::other)?;
+    let path = t.path.clone();
+    std::mem::forget(t);
+    Ok(path)
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

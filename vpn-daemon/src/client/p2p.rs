@@ -302,12 +302,69 @@ async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
     }
 }
 
+/// The plugin hooks of a client's first key exchange, in 2.6's order:
+/// TLS_VERIFY for each certificate of the server's chain (CA first),
+/// TLS_FINAL, then IPCHANGE with the server's address. False when a
+/// plugin refused (2.6 fails the handshake).
+async fn client_tls_plugins(session: &Session, server: SocketAddr) -> bool {
+    use crate::plugin::{Hook, Status};
+    let Some(h) = crate::plugin::host() else {
+        return true;
+    };
+    let mut env = ScriptEnv::new();
+    env.set_untrusted(server);
+    let chain = session.peer_chain();
+    for (depth, cert) in chain.iter().enumerate().rev() {
+        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
+        if depth == 0 {
+            // 2.6 takes the common name from the leaf before its check.
+            let cn = cert
+                .subject_name()
+                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                .next()
+                .and_then(|e| e.data().to_string().ok());
+            env.set_opt("common_name", cn);
+        }
+        if h.defined(Hook::TlsVerify) {
+            let subject = crate::proto::tls::subject_string(cert.subject_name());
+            let args = [depth.to_string(), subject];
+            let r = h.call_verify(None, depth, cert.clone(), &args, &env).await;
+            if r.status != Status::Success {
+                return false;
+            }
+        }
+    }
+    // From here on every hook sees the certificate variables (2.6 keeps
+    // them in its top-level env).
+    h.export(&env);
+    if h.call(Hook::TlsFinal, None, &[], &env).await.status != Status::Success {
+        return false;
+    }
+    let mut trusted = ScriptEnv::new();
+    trusted.set_trusted(server);
+    h.export(&trusted);
+    let r = h
+        .call(
+            Hook::IpChange,
+            None,
+            &[crate::plugin::ipchange_arg(server)],
+            &trusted,
+        )
+        .await;
+    if r.status != Status::Success {
+        tracing::warn!("WARNING: ipchange plugin call failed");
+    }
+    true
+}
+
 /// Removes routes, runs `down` and closes the device.
 async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
     if let Some((tun, setup)) = &persist.tun
         && persist.up_ran
     {
         let info = setup.tun_info(tun.name(), None);
+        tunnel::route_predown_plugin(&info, ScriptContext::Init, Some(signal), &persist.dns_env)
+            .await;
         tunnel::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), &persist.dns_env)
             .await;
     }
@@ -445,6 +502,7 @@ async fn connect_and_run(
         mss: None,
         ctl: vec![0u8; CONTROL_BUF],
         enc: vec![0u8; 4096],
+        tls_done: false,
         exiting: None,
         stats: ClientStatus::default(),
         dhcp_snoop: false,
@@ -663,6 +721,9 @@ struct Run {
     /// This entry's `explicit-exit-notify` is on.
     exit_notify: bool,
     connected: bool,
+    /// The first key exchange finished (plugins told: TLS_VERIFY,
+    /// TLS_FINAL, IPCHANGE).
+    tls_done: bool,
     pushed: Option<Box<PushedOptions>>,
     queue: Option<Arc<TunQueue>>,
     trx: Option<TunRxBatch>,
@@ -1107,6 +1168,17 @@ impl Run {
             Event::Restart(s) => tracing::info!(signal = ?s, "server asked for a restart"),
             Event::Halt(s) => tracing::info!(signal = ?s, "server asked us to halt"),
             Event::Warning(w) => tracing::warn!("{w}"),
+            Event::KeysReady { .. } if !self.tls_done => {
+                self.tls_done = true;
+                if !client_tls_plugins(&self.session, link.peer()).await {
+                    // A failed handshake in 2.6: SIGUSR1, try again.
+                    tracing::error!("a TLS plugin refused the server; restarting");
+                    return Ok(Some(End::Restart {
+                        connected: false,
+                        how: Ending::default(),
+                    }));
+                }
+            }
             Event::KeysReady { .. } | Event::ClientCredentials { .. } | Event::PushRequested => {}
             Event::Closed { reason } => {
                 tracing::info!(?reason, "session closed");
@@ -1281,6 +1353,7 @@ impl Run {
             let info = setup.tun_info(&dev, gw);
             tunnel::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None, &persist.dns_env).await;
             persist.up_ran = true;
+            tunnel::route_up_plugin().await;
         }
         persist
             .resolved

@@ -872,6 +872,27 @@ pub static DIRECTIVES: &[Spec] = &[
     }),
     d("daemon", 0, 1, |b, a| {
         b.cfg.daemon = Some(a.words.first().cloned());
+        // As in 2.6, 'daemon' also opens the system logger (the first of
+        // 'syslog'/'daemon' names it).
+        if b.cfg.syslog.is_none() {
+            b.cfg.syslog = Some(a.words.first().cloned());
+        }
+        Ok(())
+    }),
+    d("syslog", 0, 1, |b, a| {
+        // 2.6 opens the system logger at this line; a later 'daemon NAME'
+        // does not rename it.
+        if b.cfg.syslog.is_none() {
+            b.cfg.syslog = Some(a.words.first().cloned());
+        }
+        Ok(())
+    }),
+    d("plugin", 1, 255, |b, a| {
+        let p = crate::config::types::PluginOption::new(a.nonempty(0)?, a.words);
+        if b.cfg.plugins.len() >= crate::config::types::MAX_PLUGINS {
+            return Err(a.invalid(0, "at most 16 plugins (OpenVPN's MAX_PLUGINS)"));
+        }
+        b.cfg.plugins.push(p);
         Ok(())
     }),
     d("writepid", 1, 1, |b, a| {
@@ -1014,7 +1035,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "mtu-dynamic",
         "--mtu-dynamic has been replaced by --fragment",
     ),
-    ("plugin", "plugins are not implemented"),
     (
         "tls-verify",
         "tls-verify scripts are not implemented (2.6 runs them inside the certificate check, for every certificate of the chain; our TLS core cannot call a script there yet)",
@@ -1085,7 +1105,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("client-nat", "client-nat is not implemented"),
     ("compat-mode", "compat-mode is not implemented"),
-    ("syslog", "syslog is not implemented; use log"),
     (
         "auth-token",
         "auth tokens are not implemented (a pushed auth-token is refused with the rest of auth-gen-token)",

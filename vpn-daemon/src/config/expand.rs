@@ -483,7 +483,8 @@ fn server_consistency(b: &Builder) -> Result<(), ConfigError> {
             "'ccd-exclusive' needs 'client-config-dir'",
         ));
     }
-    if c.username_as_common_name && c.auth_user_pass_verify.is_none() {
+    // A plugin may verify passwords (its hooks are known only once loaded).
+    if c.username_as_common_name && c.auth_user_pass_verify.is_none() && c.plugins.is_empty() {
         return Err(invalid(
             b.span_of("username-as-common-name"),
             "'username-as-common-name' needs 'auth-user-pass-verify'",
@@ -608,6 +609,7 @@ fn tls(b: &mut Builder) -> Result<(), ConfigError> {
         }
         if b.cfg.verify_client_cert != VerifyClientCert::Require
             && b.cfg.auth_user_pass_verify.is_none()
+            && b.cfg.plugins.is_empty()
         {
             return Err(invalid(
                 b.span_of("verify-client-cert"),

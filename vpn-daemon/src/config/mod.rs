@@ -297,6 +297,11 @@ pub struct Config {
     pub group: Option<String>,
     /// `daemon [NAME]`: `Some(name)` to detach, the name for syslog.
     pub daemon: Option<Option<String>>,
+    /// `syslog [NAME]`: log to the system logger under NAME (default
+    /// `openvpn`), unless `log`/`log-append` is given.
+    pub syslog: Option<Option<String>>,
+    /// `plugin FILE [ARGS...]`, in order.
+    pub plugins: Vec<PluginOption>,
     /// `writepid`.
     pub writepid: Option<PathBuf>,
     /// `cd` (absolute).
@@ -986,6 +991,8 @@ impl Config {
             user: None,
             group: None,
             daemon: None,
+            syslog: None,
+            plugins: Vec::new(),
             writepid: None,
             cd: None,
             log: None,

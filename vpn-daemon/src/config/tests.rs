@@ -230,7 +230,13 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("client-disconnect /bin/cd", SERVER, |c| c.scripts.client_disconnect.as_deref() == Some("/bin/cd")),
         ("user nobody", CLIENT, |c| c.user.as_deref() == Some("nobody")),
         ("group nogroup", CLIENT, |c| c.group.as_deref() == Some("nogroup")),
-        ("daemon vpn1", CLIENT, |c| c.daemon == Some(Some("vpn1".into()))),
+        ("daemon vpn1", CLIENT, |c| c.daemon == Some(Some("vpn1".into())) && c.syslog == Some(Some("vpn1".into()))),
+        ("syslog vpn2", CLIENT, |c| c.syslog == Some(Some("vpn2".into())) && c.daemon.is_none()),
+        ("plugin openvpn-plugin-auth-pam.so \"login login USERNAME password PASSWORD\"", SERVER, |c| {
+            c.plugins.len() == 1
+                && c.plugins[0].path == Path::new("/usr/lib/x86_64-linux-gnu/openvpn/plugins/openvpn-plugin-auth-pam.so")
+                && c.plugins[0].argv == ["openvpn-plugin-auth-pam.so", "login login USERNAME password PASSWORD"]
+        }),
         ("writepid /run/vpn.pid", CLIENT, |c| c.writepid == Some(PathBuf::from("/run/vpn.pid"))),
         ("cd /etc", CLIENT, |c| c.cd == Some(PathBuf::from("/etc")) && c.ca == Some(Source::File("/etc/ca.crt".into()))),
         ("log vpn.log", CLIENT, |c| c.log == Some(LogFile { path: "/nonexistent-base/vpn.log".into(), append: false })),
@@ -2195,4 +2201,36 @@ fn mssfix_without_value_follows_fragment() {
             .any(|w| w.message.contains("larger or equal than --mssfix (1400)"))
     );
     assert_eq!(ok(P2P, "fragment 900\nmssfix 0").mssfix, None);
+}
+
+#[test]
+fn plugin_paths_and_syslog_names_follow_2_6() {
+    let c = ok(
+        SERVER,
+        "plugin ./p.so a\nplugin /opt/q.so\nsyslog first\ndaemon second\nplugin sub/r.so\n",
+    );
+    let paths: Vec<&Path> = c.plugins.iter().map(|p| p.path.as_path()).collect();
+    assert_eq!(
+        paths,
+        [
+            Path::new("./p.so"),
+            Path::new("/opt/q.so"),
+            Path::new("/usr/lib/x86_64-linux-gnu/openvpn/plugins/sub/r.so"),
+        ]
+    );
+    // The first of syslog/daemon names the system logger.
+    assert_eq!(c.syslog, Some(Some("first".into())));
+    assert_eq!(c.daemon, Some(Some("second".into())));
+    let bare = ok(CLIENT, "syslog\n");
+    assert_eq!(bare.syslog, Some(None), "unnamed: the default 'openvpn'");
+    let too_many = (0..17)
+        .map(|i| format!("plugin /p{i}.so\n"))
+        .collect::<String>();
+    assert!(
+        Loader::new("/nonexistent-base")
+            .check_files(false)
+            .load_str("t.conf", &format!("{SERVER}{too_many}"))
+            .is_err(),
+        "17 plugins: more than MAX_PLUGINS"
+    );
 }

@@ -674,3 +674,37 @@ pub struct GenKey {
     /// `tls-crypt-v2 SERVER_KEY` for tls-crypt-v2-client.
     pub tls_crypt_v2_server: Option<Source>,
 }
+
+/// At most this many `plugin` lines (OpenVPN's `MAX_PLUGINS`).
+pub const MAX_PLUGINS: usize = 16;
+
+/// Where Debian's openvpn looks for a plugin named without a directory
+/// (`PLUGIN_LIBDIR`).
+pub const PLUGIN_LIBDIR: &str = "/usr/lib/x86_64-linux-gnu/openvpn/plugins";
+
+/// `plugin FILE [ARGS...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginOption {
+    /// The file to load: `FILE` itself when absolute or starting with
+    /// `.` (then relative to the working directory after `cd`), else
+    /// under [`PLUGIN_LIBDIR`], as 2.6's `plugin_init_item` does.
+    pub path: PathBuf,
+    /// The argv the plugin's open function gets: `FILE` as written, then
+    /// the arguments.
+    pub argv: Vec<String>,
+}
+
+impl PluginOption {
+    /// From the directive's words (`file` is the first).
+    pub fn new(file: &str, words: &[String]) -> Self {
+        let path = if file.starts_with('/') || file.starts_with('.') {
+            PathBuf::from(file)
+        } else {
+            std::path::Path::new(PLUGIN_LIBDIR).join(file)
+        };
+        PluginOption {
+            path,
+            argv: words.to_vec(),
+        }
+    }
+}

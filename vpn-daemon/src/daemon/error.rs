@@ -41,6 +41,9 @@ pub enum DaemonError {
     /// A session could not be created.
     #[error("session: {0}")]
     Session(#[from] SessionError),
+    /// A `plugin` could not be loaded or opened.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     /// The UDP socket.
     #[error(transparent)]
     Udp(#[from] UdpError),

@@ -12,6 +12,7 @@ pub mod process;
 pub mod providers;
 pub mod route_up;
 pub mod setup;
+pub mod syslog;
 pub mod tunnel;
 
 use crate::config::{Config, Mode, Transport};
@@ -59,6 +60,15 @@ pub fn prepare_process(cfg: &Config) -> Result<(), DaemonError> {
 /// Runs the tunnel of `cfg` on a new tokio runtime until it exits or a
 /// SIGHUP asks for a reload.
 pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
+    // Plugins open before the tunnel starts and close when it ends (also
+    // for a SIGHUP restart, as 2.6's do_close_plugins).
+    crate::plugin::start(cfg)?;
+    let r = run_tunnel(cfg);
+    crate::plugin::stop();
+    r
+}
+
+fn run_tunnel(cfg: &Config) -> Result<Outcome, DaemonError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -216,7 +216,14 @@ pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
     use tracing_subscriber::{Layer, filter};
     let env =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(verb_filter(cfg.verb)));
+    // `log`/`log-append` wins over `syslog`/`daemon`, wherever it is, as
+    // 2.6's redirect_stdout_stderr/open_syslog do.
+    let to_syslog = cfg.log.is_none() && cfg.syslog.is_some();
     let (writer, ansi) = match &cfg.log {
+        None if to_syslog => {
+            super::syslog::open(cfg.syslog.as_ref().and_then(|n| n.as_deref()));
+            (BoxMakeWriter::new(super::syslog::SyslogMakeWriter), false)
+        }
         Some(l) => {
             let file = OpenOptions::new()
                 .create(true)
@@ -263,9 +270,15 @@ pub fn init_logging(cfg: &Config) -> Result<(), DaemonError> {
         .with_timer(time)
         .with_writer(writer)
         .with_ansi(ansi)
-        .with_target(cfg.verb >= 5)
-        .with_filter(env)
-        .with_filter(mute_filter);
+        .with_target(cfg.verb >= 5);
+    // The system logger stamps time, name and PID itself; the priority
+    // carries the level.
+    let layer = if to_syslog {
+        layer.without_time().with_level(false).boxed()
+    } else {
+        layer.boxed()
+    };
+    let layer = layer.with_filter(env).with_filter(mute_filter);
     // Already initialised (a SIGHUP restart): keep the first subscriber.
     let _ = tracing_subscriber::registry().with(layer).try_init();
     Ok(())
@@ -379,6 +392,11 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
     }
     if uid.is_some() || gid.is_some() {
         tracing::info!(user = ?cfg.user, group = ?cfg.group, "dropped privileges");
+    }
+    // 2.6 opens OPENVPN_PLUGIN_INIT_POST_UID_CHANGE plugins right after
+    // do_uid_gid_chroot, whether or not it changed anything.
+    if let Some(h) = crate::plugin::host() {
+        h.uid_changed()?;
     }
     Ok(())
 }

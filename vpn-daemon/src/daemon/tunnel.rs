@@ -309,6 +309,22 @@ pub async fn run_up_down(
     } else {
         (&cfg.scripts.up, ScriptType::Up)
     };
+    let mut env = ScriptEnv::new();
+    env.set_tun(info, context, signal).extend(extra);
+    // The plugin first, then the script, with the same arguments (2.6's
+    // run_up_down).
+    if let Some(h) = crate::plugin::host() {
+        let hook = if down {
+            crate::plugin::Hook::Down
+        } else {
+            h.export(&env);
+            crate::plugin::Hook::Up
+        };
+        let r = h.call(hook, None, &up_down_args(info, context), &env).await;
+        if r.status != crate::plugin::Status::Success {
+            tracing::error!("ERROR: up/down plugin call failed");
+        }
+    }
     if let Some(cmd) = cmd {
         run_tun_script(runner, cmd, kind, info, context, signal, extra).await;
     }
@@ -351,6 +367,41 @@ pub async fn run_tun_script(
             tracing::warn!(script = %cmd, code = ?o.exit_code, output = %o.output, "{} script failed", kind.as_str())
         }
         Err(e) => tracing::warn!(error = %e, "{} script not run", kind.as_str()),
+    }
+}
+
+/// The ROUTE_UP plugin hook once the routes are in: no arguments, and
+/// `redirect_gateway` joins the environment (2.6's do_route).
+pub async fn route_up_plugin() {
+    let Some(h) = crate::plugin::host() else {
+        return;
+    };
+    let mut env = ScriptEnv::new();
+    env.set("redirect_gateway", "0");
+    h.export(&env);
+    let hook = crate::plugin::Hook::RouteUp;
+    if h.call(hook, None, &[], &env).await.status != crate::plugin::Status::Success {
+        tracing::warn!("WARNING: route-up plugin call failed");
+    }
+}
+
+/// The ROUTE_PREDOWN plugin hook before the routes go: `up`'s arguments
+/// and the `down` environment (2.6 calls it through run_up_down).
+pub async fn route_predown_plugin(
+    info: &TunInfo,
+    context: ScriptContext,
+    signal: Option<&str>,
+    extra: &ScriptEnv,
+) {
+    let Some(h) = crate::plugin::host() else {
+        return;
+    };
+    let mut env = ScriptEnv::new();
+    env.set_tun(info, context, signal).extend(extra);
+    let hook = crate::plugin::Hook::RoutePredown;
+    let r = h.call(hook, None, &up_down_args(info, context), &env).await;
+    if r.status != crate::plugin::Status::Success {
+        tracing::error!("ERROR: up/down plugin call failed");
     }
 }
 

@@ -1006,6 +1006,16 @@ impl TlsSession {
         self.stream.ssl().peer_certificate()
     }
 
+    /// The peer's verified chain, leaf first (depth 0), for the
+    /// certificate variables of scripts and plugins; only the leaf when
+    /// OpenSSL kept no chain.
+    pub fn peer_chain(&self) -> Vec<X509> {
+        match self.stream.ssl().verified_chain() {
+            Some(c) if !c.is_empty() => c.iter().map(X509Ref::to_owned).collect(),
+            _ => self.peer_certificate().into_iter().collect(),
+        }
+    }
+
     /// The common name of the peer's certificate (for
     /// `username-as-common-name`, status and logs).
     pub fn peer_common_name(&self) -> Option<String> {

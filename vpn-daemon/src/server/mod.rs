@@ -32,11 +32,13 @@
 //! ```
 
 pub mod ccd;
+pub(crate) mod cert_env;
 pub mod compress;
 pub mod held_files;
 pub mod mac;
 pub mod multi;
 pub mod peers;
+mod plugin_auth;
 pub mod pool;
 pub mod port_share;
 pub mod push;

@@ -100,13 +100,45 @@ pub struct Client {
     fast: FastPathCounters,
     /// Its ccd `vlan-pvid` (with `vlan-tagging`); `None`: the global one.
     vlan_pvid: Option<u16>,
+    /// Its plugin contexts (`openvpn_plugin_client_constructor_v1`).
+    plugin: Option<crate::plugin::ClientId>,
+    /// The peer-info it sent last (its `IV_*` variables).
+    peer_info: Box<crate::proto::key_method::PeerInfo>,
+    /// Addresses announced to LEARN_ADDRESS plugins ("add"), to be
+    /// withdrawn ("delete") when it goes.
+    learned: Vec<String>,
+    /// The environment its authentication built (2.6's per-instance
+    /// `es`), for its later plugin hooks.
+    env: ScriptEnv,
 }
 
 /// The result of an authentication task.
 pub struct AuthResult {
     peer: PeerId,
     auth_gen: u64,
-    accept: Result<Accepted, String>,
+    accept: Result<Accepted, Refused>,
+}
+
+/// Why a client is refused: for the log, and what its `AUTH_FAILED`
+/// says (a plugin's `auth_failed_reason_file`).
+struct Refused {
+    log: String,
+    client_reason: Option<String>,
+}
+
+impl From<String> for Refused {
+    fn from(log: String) -> Self {
+        Refused {
+            log,
+            client_reason: None,
+        }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(log: &str) -> Self {
+        log.to_string().into()
+    }
 }
 
 struct Accepted {
@@ -115,6 +147,8 @@ struct Accepted {
     ccd: Option<CcdOptions>,
     /// Extra config lines from a client-connect script.
     connect_lines: Option<String>,
+    /// The environment the checks ran with.
+    env: ScriptEnv,
 }
 
 /// The server state.
@@ -276,6 +310,10 @@ impl Multi {
                 connect_ran: false,
                 fast: FastPathCounters::default(),
                 vlan_pvid: None,
+                plugin: crate::plugin::host().map(|h| h.client_new()),
+                peer_info: Box::default(),
+                learned: Vec::new(),
+                env: ScriptEnv::new(),
             },
         ) {
             Ok(id) => id,
@@ -597,8 +635,12 @@ impl Multi {
                 password,
                 common_name,
                 options,
+                peer_info,
                 ..
             } => {
+                if let Some(p) = self.peers.get_mut(id) {
+                    p.payload.peer_info = peer_info;
+                }
                 if self.cfg.host.opt_verify && options != expected_client_options(&self.scfg) {
                     // 2.6: the key state is not authenticated.
                     tracing::warn!(peer_id = id, client_options = %options, "Option inconsistency warnings triggering disconnect due to --opt-verify");
@@ -653,6 +695,14 @@ impl Multi {
         self.next_gen += 1;
         p.payload.auth_gen = auth_gen;
         let addr = p.transport();
+        let plugin = p.payload.plugin;
+        // client-connect runs once per client instance (2.6's
+        // multi_connection_established), not again at renegotiations.
+        let first = !p.payload.connect_ran;
+        let inherited = p.payload.env.clone();
+        let chain = p.payload.session.peer_chain();
+        let mut peer_env = ScriptEnv::new();
+        crate::server::cert_env::set_peer_info_env(&mut peer_env, &p.payload.peer_info);
         let cfg = self.cfg.clone();
         let runner = self.runner.clone();
         let tx = self.auth_tx.clone();
@@ -663,6 +713,8 @@ impl Multi {
                 &runner,
                 ccd.as_deref(),
                 addr,
+                plugin,
+                (first, inherited, chain, peer_env),
                 username,
                 password,
                 common_name,
@@ -687,13 +739,13 @@ impl Multi {
         }
         let first = p.payload.lease.is_none() && !p.payload.connect_ran;
         let acc = match r.accept {
-            Err(reason) => {
-                tracing::warn!(peer_id = id, %reason, "authentication failed");
+            Err(r) => {
+                tracing::warn!(peer_id = id, reason = %r.log, "authentication failed");
                 if let Some(p) = self.peers.get_mut(id) {
                     let _ = p
                         .payload
                         .session
-                        .auth_decision(now, AuthDecision::Deny(None));
+                        .auth_decision(now, AuthDecision::Deny(r.client_reason));
                 }
                 return Some(id);
             }
@@ -712,9 +764,23 @@ impl Multi {
                 }
             }
             let mut ccd = acc.ccd;
-            if let Some(lines) = &acc.connect_lines
-                && let Some(dir) = &self.ccd
-            {
+            if let Some(lines) = &acc.connect_lines {
+                // Without client-config-dir the lines still apply (2.6
+                // imports them either way); only their `config` includes
+                // need a directory, the working one.
+                let fallback;
+                let dir = match &self.ccd {
+                    Some(d) => d.as_ref(),
+                    None => {
+                        fallback = ClientConfigDir {
+                            dir: std::path::PathBuf::new(),
+                            exclusive: false,
+                            cwd: std::env::current_dir().unwrap_or_default(),
+                            ifconfig_ipv6_local: self.cfg.ifconfig_ipv6.map(|i| i.local.addr()),
+                        };
+                        &fallback
+                    }
+                };
                 match crate::server::ccd::parse_ccd(
                     lines.as_bytes(),
                     std::path::Path::new("client-connect"),
@@ -786,7 +852,12 @@ impl Multi {
                     PushedOptions::default()
                 }
             };
+            if let Some(p) = self.peers.get_mut(id) {
+                p.payload.env = acc.env.clone();
+            }
+            let learned = self.learn_addresses(id, &addrs, o, acc.common_name.as_deref());
             let p = self.peers.get_mut(id)?;
+            p.payload.learned = learned;
             p.payload.lease = lease;
             p.payload.addrs = addrs;
             p.payload.username = acc.username;
@@ -821,6 +892,40 @@ impl Multi {
         }
         if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
             let _ = pool.release(l.handle, false);
+        }
+        // 2.6's order: client-disconnect, the instance's contexts go, then
+        // its routes are withdrawn (learn-address "delete", no env).
+        if let Some(h) = crate::plugin::host() {
+            if p.payload.connect_ran {
+                let mut env = p.payload.env.clone();
+                env.set_client_addresses(&p.payload.addrs, self.cfg.topology);
+                let secs = clock::unix_time().saturating_sub(p.payload.since);
+                env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
+                let call = h.call(
+                    crate::plugin::Hook::ClientDisconnect,
+                    p.payload.plugin,
+                    &[],
+                    &env,
+                );
+                tokio::spawn(async move {
+                    if call.await.status != crate::plugin::Status::Success {
+                        tracing::warn!("WARNING: client-disconnect plugin call failed");
+                    }
+                });
+            }
+            if let Some(c) = p.payload.plugin {
+                h.client_drop(c);
+            }
+            for a in &p.payload.learned {
+                let args = ["delete".to_string(), a.clone()];
+                let call = h.call_exact(
+                    crate::plugin::Hook::LearnAddress,
+                    None,
+                    &args,
+                    &ScriptEnv::new(),
+                );
+                tokio::spawn(call);
+            }
         }
         if p.payload.connect_ran {
             self.learn_address("delete", p.routes(), None);
@@ -879,6 +984,55 @@ impl Multi {
                 }
             }
         });
+    }
+
+    /// LEARN_ADDRESS "add" for a client's tunnel addresses and iroutes
+    /// (2.6's multi_learn_addr calls the plugin for each new route); the
+    /// addresses, to delete them when it goes.
+    fn learn_addresses(
+        &self,
+        id: PeerId,
+        addrs: &ClientAddresses,
+        ccd: Option<&CcdOptions>,
+        common_name: Option<&str>,
+    ) -> Vec<String> {
+        let Some(h) = crate::plugin::host() else {
+            return Vec::new();
+        };
+        if !h.defined(crate::plugin::Hook::LearnAddress) {
+            return Vec::new();
+        }
+        let plugin = self.peers.get(id).and_then(|p| p.payload.plugin);
+        let env = self
+            .peers
+            .get(id)
+            .map(|p| p.payload.env.clone())
+            .unwrap_or_default();
+        let mut learned = Vec::new();
+        learned.extend(addrs.ipv4.map(|a| a.local.to_string()));
+        learned.extend(addrs.ipv6.map(|a| a.local.to_string()));
+        if let Some(o) = ccd {
+            learned.extend(o.iroutes_v4.iter().map(|r| r.to_string()));
+            learned.extend(o.iroutes_v6.iter().map(|r| r.to_string()));
+        }
+        for a in &learned {
+            let args = [
+                "add".to_string(),
+                a.clone(),
+                common_name.unwrap_or_default().to_string(),
+            ];
+            tokio::spawn(h.call(crate::plugin::Hook::LearnAddress, plugin, &args, &env));
+        }
+        learned
+    }
+
+    /// Shutdown: every client goes as [`Self::remove`] does (disconnect
+    /// hooks included), as 2.6 closes each instance before `down`.
+    pub fn remove_all(&mut self) {
+        let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id()).collect();
+        for id in ids {
+            self.remove(id);
+        }
     }
 
     /// Next instant any session needs `handle_timeout`.
@@ -1050,18 +1204,68 @@ fn merge_ccd(base: Option<CcdOptions>, extra: CcdOptions) -> CcdOptions {
 
 /// The checks of one authentication, in 2.6's order: user/pass script,
 /// username-as-common-name, ccd (`disable`, `ccd-exclusive`), client-connect.
+#[allow(clippy::too_many_arguments)]
 async fn authenticate(
     cfg: &Config,
     runner: &ScriptRunner,
     ccd_dir: Option<&ClientConfigDir>,
     addr: SocketAddr,
+    plugin: Option<crate::plugin::ClientId>,
+    (first, inherited, chain, peer_env): (bool, ScriptEnv, Vec<openssl::x509::X509>, ScriptEnv),
     username: Option<String>,
     password: Option<String>,
     cert_cn: Option<String>,
-) -> Result<Accepted, String> {
-    let mut env = ScriptEnv::new();
+) -> Result<Accepted, Refused> {
+    // A renegotiation starts from what the instance's env already holds.
+    let mut env = inherited;
     env.set_untrusted(addr);
+    let host = crate::plugin::host();
+    // The chain from the CA down to the client's certificate, as 2.6's
+    // verify callback sees it: each depth's variables, and TLS_VERIFY.
+    // (The handshake is done by now: a refusal here is an AUTH_FAILED,
+    // where 2.6 fails the TLS handshake itself.)
+    crate::server::cert_env::clear_x509_env(&mut env);
+    for (depth, cert) in chain.iter().enumerate().rev() {
+        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
+        if depth == 0 {
+            // 2.6 takes the common name from the leaf before its check.
+            env.set_opt("common_name", cert_cn.as_deref());
+        }
+        if let Some(h) = &host
+            && h.defined(crate::plugin::Hook::TlsVerify)
+        {
+            let subject = crate::proto::tls::subject_string(cert.subject_name());
+            let args = [depth.to_string(), subject.clone()];
+            let r = h
+                .call_verify(plugin, depth, cert.clone(), &args, &env)
+                .await;
+            if r.status != crate::plugin::Status::Success {
+                return Err(format!("VERIFY PLUGIN ERROR: depth={depth}, {subject}").into());
+            }
+        }
+    }
     env.set_opt("common_name", cert_cn.as_deref());
+    // The peer-info arrives with the credentials (2.6's
+    // output_peer_info_env in key_method_2_read).
+    env.extend(&peer_env);
+    // 2.6 keeps the username in the session's env from here on
+    // (set_verify_user_pass_env).
+    env.set_opt("username", username.as_deref().filter(|u| !u.is_empty()));
+    if let Some(h) = &host
+        && h.defined(crate::plugin::Hook::AuthUserPassVerify)
+    {
+        crate::server::plugin_auth::verify_user_pass(
+            cfg,
+            h,
+            plugin,
+            &runner.tmp_dir,
+            &env,
+            username.as_deref().unwrap_or_default(),
+            password.as_deref().unwrap_or_default(),
+        )
+        .await
+        .map_err(|(log, client_reason)| Refused { log, client_reason })?;
+    }
     if let Some(v) = &cfg.auth_user_pass_verify {
         // 2.6 refuses a client that gave no username or no password unless
         // `auth-user-pass-optional`, which hands the script empty values.
@@ -1092,12 +1296,42 @@ async fn authenticate(
         {
             Ok(o) if o.success => {}
             Ok(o) => {
-                return Err(format!(
-                    "auth-user-pass-verify exited with {:?}",
-                    o.exit_code
-                ));
+                return Err(format!("auth-user-pass-verify exited with {:?}", o.exit_code).into());
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
+        }
+    }
+    // 2.6 calls TLS_FINAL once the key exchange (and password check) is
+    // done; a failure fails the client.
+    if let Some(h) = &host
+        && h.defined(crate::plugin::Hook::TlsFinal)
+    {
+        let r = h
+            .call(crate::plugin::Hook::TlsFinal, plugin, &[], &env)
+            .await;
+        if r.status != crate::plugin::Status::Success {
+            return Err("TLS_FINAL plugin call failed".into());
+        }
+    }
+    if first {
+        // The connection counts as initiated: trusted_* and IPCHANGE
+        // (2.6's link_socket_connection_initiated, with the top-level
+        // plugin context and the address as one "[AF_INET]ip port" word).
+        env.set_trusted(addr);
+        if let Some(h) = &host
+            && h.defined(crate::plugin::Hook::IpChange)
+        {
+            let r = h
+                .call(
+                    crate::plugin::Hook::IpChange,
+                    None,
+                    &[crate::plugin::ipchange_arg(addr)],
+                    &env,
+                )
+                .await;
+            if r.status != crate::plugin::Status::Success {
+                tracing::warn!("WARNING: ipchange plugin call failed");
+            }
         }
     }
     let common_name = if cfg.username_as_common_name {
@@ -1122,13 +1356,33 @@ async fn authenticate(
         return Err("ccd-exclusive and no client-config-dir file".into());
     }
     let mut connect_lines = None;
-    if let Some(cmd) = &cfg.scripts.client_connect {
-        env.set_opt("common_name", common_name.as_deref());
-        env.set_opt("username", username.as_deref());
+    env.set_opt("common_name", common_name.as_deref());
+    env.set_opt("username", username.as_deref());
+    // 2.6's client-connect environment adds the time.
+    env.set_time(clock::unix_time(), &SystemLocalTime);
+    // Plugins (v1, then v2) before the script, as 2.6's
+    // client_connect_handlers; their config lines add up.
+    if let Some(h) = host.as_ref().filter(|_| first) {
+        let lines =
+            crate::server::plugin_auth::client_connect(cfg, h, plugin, &runner.tmp_dir, &env)
+                .await
+                .map_err(Refused::from)?;
+        if !lines.is_empty() {
+            connect_lines = Some(lines);
+        }
+    }
+    if let Some(cmd) = cfg.scripts.client_connect.as_ref().filter(|_| first) {
         match runner.run_client_connect(cmd, &env).await {
-            Ok((o, text)) if o.success => connect_lines = text,
-            Ok((o, _)) => return Err(format!("client-connect exited with {:?}", o.exit_code)),
-            Err(e) => return Err(e.to_string()),
+            Ok((o, text)) if o.success => {
+                connect_lines = match (connect_lines, text) {
+                    (Some(a), Some(b)) => Some(a + "\n" + &b),
+                    (a, b) => a.or(b),
+                }
+            }
+            Ok((o, _)) => {
+                return Err(format!("client-connect exited with {:?}", o.exit_code).into());
+            }
+            Err(e) => return Err(e.to_string().into()),
         }
     }
     Ok(Accepted {
@@ -1136,6 +1390,7 @@ async fn authenticate(
         username,
         ccd,
         connect_lines,
+        env,
     })
 }
 

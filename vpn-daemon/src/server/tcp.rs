@@ -78,6 +78,8 @@ impl ServerTun {
     /// Routes off, `down`, device closed.
     pub(crate) async fn shutdown(mut self, cfg: &Config) {
         let info = self.setup.tun_info(self.tun.name(), None);
+        tunnel::route_predown_plugin(&info, ScriptContext::Init, Some("sigterm"), &dns_env(cfg))
+            .await;
         if self.routes.installed() > 0 || cfg.host.route_noexec {
             let env = dns_env(cfg);
             tunnel::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env).await;
@@ -215,6 +217,7 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         }
     }
     let env = route_up::route_env(&info, &env_routes, &env_routes6, &gw, false, &dns_env(cfg));
+    tunnel::route_up_plugin().await;
     route_up::run_route_up(cfg, &runner, &env).await;
     hold_rewritten_files(cfg);
     crate::daemon::process::drop_privileges(cfg)?;
@@ -665,6 +668,7 @@ pub async fn tunnel_server_tcp(
         multi.drain(id, &mut out);
     }
     out.hand_off();
+    multi.remove_all();
     // Let the writer tasks flush the RESTART messages.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     multi.write_status();

@@ -386,6 +386,8 @@ pub async fn tunnel_server_udp(
         let _ = tokio::time::timeout(Duration::from_secs(1), link.send_batch(&mut tx)).await;
     }
     multi.write_status_with(fast.as_ref().map(FastPath::counters));
+    multi.remove_all();
+    multi.write_status_with(fast.as_ref().map(FastPath::counters));
     multi.write_pool_persist();
     // Dropping the fast path detaches the program; its peers go with it.
     drop(fast);

@@ -521,6 +521,12 @@ impl Session {
         self.primary.phase
     }
 
+    /// The peer's verified certificate chain of the primary key state,
+    /// leaf first (server: the client's), once its handshake is done.
+    pub fn peer_chain(&self) -> Vec<openssl::x509::X509> {
+        self.primary.tls.peer_chain()
+    }
+
     /// Whether the tunnel is up ([`Event::Connected`] was reported).
     pub fn is_connected(&self) -> bool {
         self.connected
