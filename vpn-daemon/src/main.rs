@@ -75,6 +75,7 @@ fn main() -> Result<ExitCode> {
             Err(e) => {
                 // file:line: message, nothing else, as OpenVPN users expect.
                 eprintln!("{e}");
+                vpn_daemon::daemon::notify::failed(&e);
                 return Ok(ExitCode::FAILURE);
             }
         };
@@ -86,7 +87,10 @@ fn main() -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         if first {
-            vpn_daemon::daemon::prepare_process(&config).context("process set-up")?;
+            if let Err(e) = vpn_daemon::daemon::prepare_process(&config) {
+                vpn_daemon::daemon::notify::failed(&e);
+                return Err(e).context("process set-up");
+            }
             first = false;
         }
         tracing::info!("{}", config.summary());

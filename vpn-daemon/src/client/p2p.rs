@@ -241,6 +241,7 @@ pub async fn tunnel_point_to_point(
                     }
                 }
                 tracing::info!(delay = ?delay, "restarting");
+                crate::daemon::notify::status("Reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     s = signals.recv() => match s {
@@ -700,6 +701,7 @@ impl Run {
             Event::Connected => {
                 tracing::info!(server = %link.peer(), cipher = ?self.session.cipher(), "Initialization Sequence Completed");
                 self.connected = true;
+                crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
                 // The server's P_DATA_V2 carry our pushed peer-id: steer
                 // them to the fast path (no peer-id: P_DATA_V1, socket only).
                 if let (

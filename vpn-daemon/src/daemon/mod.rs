@@ -4,6 +4,7 @@
 //! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
 
 pub mod error;
+pub mod notify;
 pub mod process;
 pub mod setup;
 pub mod tunnel;
@@ -41,7 +42,10 @@ pub enum Outcome {
 /// (`daemon` must fork while there is one thread).
 pub fn prepare_process(cfg: &Config) -> Result<(), DaemonError> {
     process::change_dir(cfg)?;
-    process::daemonize(cfg)?;
+    // Under systemd (Type=notify) OpenVPN ignores `daemon`; so do we.
+    if !notify::under_service_manager() {
+        process::daemonize(cfg)?;
+    }
     process::init_logging(cfg)?;
     if let Some(p) = &cfg.writepid {
         process::write_pid(p)?;
@@ -57,7 +61,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
         .enable_all()
         .build()
         .map_err(|e| DaemonError::io("starting the tokio runtime", e))?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
+        notify::spawn_watchdog();
         let mut signals = Signals::new()?;
         match (cfg.mode, cfg.proto.transport) {
             (Mode::PointToPoint, _) => {
@@ -68,5 +73,11 @@ pub fn run(cfg: &Config) -> Result<Outcome, DaemonError> {
             }
             (Mode::Server, _) => crate::server::tcp::tunnel_server_tcp(cfg, &mut signals).await,
         }
-    })
+    });
+    match &outcome {
+        Ok(Outcome::Exit(_)) => notify::stopping(),
+        Ok(Outcome::Reload) => notify::reloading(),
+        Err(e) => notify::failed(e),
+    }
+    outcome
 }
