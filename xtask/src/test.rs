@@ -3,14 +3,16 @@
 //! Order: set-up if incomplete, the BPF object (so the daemon embeds it and
 //! the BPF tests can load it), rustfmt, clippy with warnings denied, then every
 //! test of the workspace: unit and property tests, BPF_PROG_TEST_RUN tests,
-//! and the network-namespace integration tests (root).
+//! and the network-namespace integration tests (root). The Debian package
+//! is built once before the tests (one release build) and handed to the
+//! package test as `VPN_DEB`.
 
 use std::process::Command;
 
 use anyhow::Result;
 
 use crate::{
-    build_ebpf, setup,
+    build_ebpf, package, setup,
     util::{exec, root},
 };
 
@@ -35,8 +37,10 @@ pub(crate) fn run(no_lint: bool, args: &[String]) -> Result<()> {
             "warnings",
         ]))?;
     }
+    let deb = package::run(Some(&obj))?;
     exec(
         cargo(&obj)
+            .env("VPN_DEB", &deb)
             .args(["test", "--workspace", "--no-fail-fast"])
             .args(args),
     )?;
