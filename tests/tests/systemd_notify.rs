@@ -53,8 +53,18 @@ impl NotifySocket {
     /// Reads until a message satisfies `want` (returns its index) or
     /// `timeout` passes (None).
     fn until(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<usize> {
-        if let Some(i) = self.seen.iter().position(|m| want(m)) {
-            return Some(i);
+        self.until_after(0, timeout, want)
+    }
+
+    /// [`Self::until`] looking only at messages from index `from` on.
+    fn until_after(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> Option<usize> {
+        if let Some(i) = self.seen.iter().skip(from).position(|m| want(m)) {
+            return Some(from + i);
         }
         let end = clock::now() + timeout;
         let mut buf = [0u8; 4096];
@@ -278,18 +288,7 @@ fn server_and_client_ready_status_watchdog_reload_stopping() {
             .lines()
             .any(|l| l.starts_with("MONOTONIC_USEC="))
     );
-    let again = srv_sock
-        .until(WAIT, |m| has(m, "READY=1") && !m.contains("RELOADING"))
-        .filter(|&i| i > reloading)
-        .or_else(|| {
-            srv_sock
-                .seen
-                .iter()
-                .enumerate()
-                .skip(reloading + 1)
-                .find(|(_, m)| has(m, "READY=1"))
-                .map(|(i, _)| i)
-        });
+    let again = srv_sock.until_after(reloading + 1, WAIT, |m| has(m, "READY=1"));
     assert!(
         again.is_some(),
         "no READY=1 after the reload: {:?}",

@@ -701,7 +701,6 @@ impl Run {
             Event::Connected => {
                 tracing::info!(server = %link.peer(), cipher = ?self.session.cipher(), "Initialization Sequence Completed");
                 self.connected = true;
-                crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
                 // The server's P_DATA_V2 carry our pushed peer-id: steer
                 // them to the fast path (no peer-id: P_DATA_V1, socket only).
                 if let (
@@ -716,6 +715,8 @@ impl Run {
                     f.set_peer(id.value(), *peer);
                 }
                 self.bring_up(ctx, link, persist).await?;
+                // After the tun, routes and up script: READY means usable.
+                crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
             }
             Event::AuthFailed(a) => tracing::error!(reason = ?a, "AUTH_FAILED"),
             Event::AuthPending { timeout } => tracing::info!(?timeout, "AUTH_PENDING"),
