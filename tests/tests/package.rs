@@ -97,7 +97,7 @@ fn package_installs_into_a_scratch_root_and_its_units_verify() {
 
     // The daemon runs from the package and carries the BPF object.
     let bin = root.join("usr/sbin/vpn-daemon");
-    let (ok, out, err) = output(&mut Command::new(&bin).arg("--version"));
+    let (ok, out, err) = output(Command::new(&bin).arg("--version"));
     assert!(ok && out.starts_with("vpn-daemon "), "{out}{err}");
     let obj = fs::read(ebpf_object_path()).expect("the BPF object the suite uses");
     let elf = fs::read(&bin).expect("read the packaged binary");

@@ -75,17 +75,14 @@ fn markdown_to_roff(md: &str) -> Roff {
             Event::End(TagEnd::Heading(_)) => {
                 let text = heading_text.trim().to_string();
                 match heading.take() {
-                    // The page's own title: the section name is enough.
-                    Some(HeadingLevel::H1) => roff.control("SH", [text.to_uppercase().as_str()]),
-                    Some(HeadingLevel::H2) => roff.control("SH", [text.to_uppercase().as_str()]),
+                    Some(HeadingLevel::H1 | HeadingLevel::H2) => {
+                        roff.control("SH", [text.to_uppercase().as_str()])
+                    }
                     _ => roff.control("SS", [text.as_str()]),
                 };
             }
-            Event::Start(Tag::Paragraph) => {
-                if cell == 0 {
-                    flush(&mut roff, &mut line);
-                }
-            }
+            // Inside a table cell a paragraph continues the cell.
+            Event::Start(Tag::Paragraph) if cell == 0 => flush(&mut roff, &mut line),
             Event::End(TagEnd::Paragraph) => {
                 flush(&mut roff, &mut line);
                 roff.control("PP", [] as [&str; 0]);
@@ -129,11 +126,7 @@ fn markdown_to_roff(md: &str) -> Roff {
                 }
                 cell += 1;
             }
-            Event::End(TagEnd::TableCell) => {
-                if cell == 1 {
-                    flush(&mut roff, &mut line);
-                }
-            }
+            Event::End(TagEnd::TableCell) if cell == 1 => flush(&mut roff, &mut line),
             Event::End(TagEnd::Table) => {
                 flush(&mut roff, &mut line);
                 roff.control("PP", [] as [&str; 0]);
