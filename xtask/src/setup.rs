@@ -40,9 +40,11 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
     // The XDP tests read the classifier's maps from the kernel.
     "bpftool",
-    // The package test: `systemd-analyze verify` on the units, `dpkg -x`.
+    // The package: dpkg-shlibdeps for its Depends (cargo-deb), and its
+    // test: `systemd-analyze verify` on the units, `man -l` on the page.
+    "dpkg-dev",
     "systemd",
-    "dpkg",
+    "man-db",
 ];
 
 fn missing_packages() -> Vec<&'static str> {
