@@ -74,10 +74,13 @@ pub(crate) fn run(obj: Option<&Path>) -> Result<PathBuf> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let out = Command::new("cargo")
         .current_dir(root())
+        // --dbgsym: a stripped daemon; its symbols go to a -dbgsym .ddeb
+        // beside the package, as Debian ships them.
         .args([
             "deb",
             "--no-build",
             "--locked",
+            "--dbgsym",
             "-p",
             "vpn-daemon",
             "--output",
