@@ -170,6 +170,7 @@ fn package_installs_into_a_scratch_root_and_its_units_verify() {
             "CAP_NET_ADMIN",
             "CAP_BPF",
             "CAP_PERFMON",
+            "CAP_IPC_LOCK",
             "CAP_NET_RAW",
             "CAP_SETUID",
             "CAP_SETGID",
