@@ -4,8 +4,8 @@
 //! the BPF tests can load it), rustfmt, clippy with warnings denied, then every
 //! test of the workspace: unit and property tests, BPF_PROG_TEST_RUN tests,
 //! and the network-namespace integration tests (root). The Debian package
-//! is built once before the tests (one release build) and handed to the
-//! package test as `VPN_DEB`.
+//! is built once before an unfiltered run (one release build) and handed
+//! to the package test as `VPN_DEB`.
 
 use std::process::Command;
 
@@ -37,11 +37,14 @@ pub(crate) fn run(no_lint: bool, args: &[String]) -> Result<()> {
             "warnings",
         ]))?;
     }
-    let deb = package::run(Some(&obj))?;
+    let mut test = cargo(&obj);
+    // A filtered run (`-- NAME`) skips the release build; the package
+    // test then takes the newest .deb in target/debian/ or builds one.
+    if args.is_empty() {
+        test.env("VPN_DEB", package::run(Some(&obj))?);
+    }
     exec(
-        cargo(&obj)
-            .env("VPN_DEB", &deb)
-            .args(["test", "--workspace", "--no-fail-fast"])
+        test.args(["test", "--workspace", "--no-fail-fast"])
             .args(args),
     )?;
     Ok(())
