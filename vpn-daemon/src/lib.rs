@@ -8,6 +8,7 @@
 //! [`mgmt`] the status output and management protocol, [`scripts`] runs
 //! OpenVPN-style hook scripts.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;

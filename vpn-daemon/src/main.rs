@@ -13,35 +13,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Arg, Command};
+use vpn_daemon::cli::command as help_command;
 use vpn_daemon::config::Config;
 use vpn_daemon::daemon::Outcome;
-
-/// The help text's command description (clap renders it; it parses nothing).
-fn help_command() -> Command {
-    Command::new("vpn-daemon")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("OpenVPN 2.6 compatible VPN daemon with an XDP/AF_XDP fast path")
-        .override_usage(
-            "vpn-daemon --config FILE [--DIRECTIVE [ARGS...]]...\n       vpn-daemon FILE",
-        )
-        .arg(
-            Arg::new("check-config")
-                .long("check-config")
-                .action(clap::ArgAction::SetTrue)
-                .help("Parse and validate the configuration, print a summary, start nothing"),
-        )
-        .arg(
-            Arg::new("config").long("config").value_name("FILE").help(
-                "Read OpenVPN directives from FILE (may be repeated; files nest with 'config')",
-            ),
-        )
-        .after_help(
-            "Every OpenVPN directive of the configuration file also works as --DIRECTIVE ARGS... \
-             on the command line, in order: later directives override earlier ones. \
-             Unknown or unsupported directives are errors. See docs/directives.md.",
-        )
-}
 
 fn main() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args_os()
@@ -84,6 +58,7 @@ fn main() -> Result<ExitCode> {
             Err(e) => {
                 // file:line: message, nothing else, as OpenVPN users expect.
                 eprintln!("{e}");
+                vpn_daemon::daemon::notify::failed(&e);
                 return Ok(ExitCode::FAILURE);
             }
         };
@@ -111,7 +86,10 @@ fn main() -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         if first {
-            vpn_daemon::daemon::prepare_process(&config).context("process set-up")?;
+            if let Err(e) = vpn_daemon::daemon::prepare_process(&config) {
+                vpn_daemon::daemon::notify::failed(&e);
+                return Err(e).context("process set-up");
+            }
             first = false;
         }
         tracing::info!("{}", config.summary());

@@ -7,6 +7,7 @@ mod bench;
 mod build_ebpf;
 mod demo;
 mod lab;
+mod package;
 mod setup;
 mod test;
 mod util;
@@ -47,6 +48,9 @@ enum Cmd {
     },
     /// Build the XDP program (vpn-ebpf) for bpfel-unknown-none.
     BuildEbpf,
+    /// Build the Debian package (release daemon with the BPF object, man
+    /// page, systemd units, samples) into target/debian/ with cargo-deb.
+    Package,
     /// fmt, clippy, the BPF build and every test (unit, BPF, netns integration).
     Test {
         /// Skip fmt and clippy (quicker local iterations).
@@ -64,6 +68,7 @@ fn main() -> Result<()> {
         Cmd::Demo { release } => demo::run(release),
         Cmd::Bench { seconds, debug } => bench::run(seconds, !debug),
         Cmd::BuildEbpf => build_ebpf::run().map(|_| ()),
+        Cmd::Package => package::run(None).map(|_| ()),
         Cmd::Test { no_lint, args } => test::run(no_lint, &args),
     }
 }

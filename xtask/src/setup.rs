@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: installs, idempotently, everything the build and the
 //! tests need on a Debian 12 machine: apt packages, rust-src for the pinned
-//! BPF toolchain, and bpf-linker built against Debian's LLVM 22.
+//! BPF toolchain, bpf-linker built against Debian's LLVM 22, and cargo-deb.
 //!
 //! Each step first checks whether it is already done, so a second run takes
 //! well under a second. Without root (or without a registry) it prints the
@@ -17,6 +17,9 @@ use crate::util::{exec, is_root, output, succeeds};
 /// bpf-linker's, which a moving nightly cannot promise.
 pub(crate) const BPF_TOOLCHAIN: &str = "1.95.0";
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Builds the .deb of `cargo xtask package` (pinned: its output format is
+/// part of what the package test checks).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// Debian packages: the BPF linker's LLVM, the OpenSSL headers, the stock
@@ -40,6 +43,11 @@ const APT_PACKAGES: &[&str] = &[
     // The proxy tests run real HTTP CONNECT and SOCKS5 proxies.
     "tinyproxy",
     "dante-server",
+    // The package: dpkg-shlibdeps for its Depends (cargo-deb), and its
+    // test: `systemd-analyze verify` on the units, `man -l` on the page.
+    "dpkg-dev",
+    "systemd",
+    "man-db",
 ];
 
 fn missing_packages() -> Vec<&'static str> {
@@ -69,9 +77,28 @@ fn bpf_linker_ok() -> bool {
         .is_some_and(|s| s.contains(BPF_LINKER_VERSION))
 }
 
+fn cargo_deb_ok() -> bool {
+    output(Command::new("cargo").args(["deb", "--version"]))
+        .is_some_and(|s| s.contains(CARGO_DEB_VERSION))
+}
+
 /// True when nothing is missing.
 pub(crate) fn is_complete() -> bool {
-    missing_packages().is_empty() && rust_src_installed() && bpf_linker_ok()
+    missing_packages().is_empty() && rust_src_installed() && bpf_linker_ok() && cargo_deb_ok()
+}
+
+fn cargo_deb_cmd() -> Command {
+    let mut c = Command::new("cargo");
+    c.args([
+        "install",
+        "cargo-deb",
+        "--locked",
+        "--version",
+        CARGO_DEB_VERSION,
+    ])
+    .env_remove("RUSTUP_TOOLCHAIN")
+    .env_remove("CARGO_TARGET_DIR");
+    c
 }
 
 fn apt_install_cmd(pkgs: &[&str]) -> Command {
@@ -119,9 +146,10 @@ pub(crate) fn run(check: bool) -> Result<()> {
     let pkgs = missing_packages();
     let src = rust_src_installed();
     let linker = bpf_linker_ok();
-    if pkgs.is_empty() && src && linker {
+    let deb = cargo_deb_ok();
+    if pkgs.is_empty() && src && linker && deb {
         eprintln!(
-            "setup: complete (apt packages, rust-src for {BPF_TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION})"
+            "setup: complete (apt packages, rust-src for {BPF_TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION}, cargo-deb {CARGO_DEB_VERSION})"
         );
         return Ok(());
     }
@@ -138,6 +166,9 @@ pub(crate) fn run(check: bool) -> Result<()> {
             "LLVM_PREFIX={LLVM_PREFIX} {}",
             crate::util::show(&bpf_linker_cmd())
         ));
+    }
+    if !deb {
+        todo.push(crate::util::show(&cargo_deb_cmd()));
     }
     if check {
         eprintln!("setup: missing pieces; `cargo xtask setup` would run:");
@@ -170,6 +201,9 @@ pub(crate) fn run(check: bool) -> Result<()> {
             bail!("{LLVM_PREFIX}/lib/libLLVM.so is missing: install llvm-22-dev first");
         }
         exec(&mut bpf_linker_cmd())?;
+    }
+    if !deb {
+        exec(&mut cargo_deb_cmd())?;
     }
     if !is_complete() {
         bail!("set-up ran but something is still missing; see `cargo xtask setup --check`");

@@ -272,6 +272,7 @@ pub async fn tunnel_point_to_point(
                 if connected {
                     walk.connected();
                 }
+                crate::daemon::notify::status("Reconnecting");
                 walk.ended(how);
             }
         }
@@ -1160,6 +1161,8 @@ impl Run {
                     run_ipchange(&ctx.runner, cmd, link.peer()).await;
                 }
                 self.bring_up(ctx, link, persist).await?;
+                // After the tun, routes and up script: READY means usable.
+                crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
             }
             Event::AuthFailed(a) => tracing::error!(reason = ?a, "AUTH_FAILED"),
             Event::AuthPending { timeout } => tracing::info!(?timeout, "AUTH_PENDING"),

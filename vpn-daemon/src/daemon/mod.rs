@@ -7,6 +7,7 @@ pub mod error;
 pub mod genkey;
 pub mod info;
 pub(crate) mod named_routes;
+pub mod notify;
 pub mod peer_info;
 pub mod process;
 pub mod providers;
@@ -48,7 +49,10 @@ pub enum Outcome {
 /// (`daemon` must fork while there is one thread).
 pub fn prepare_process(cfg: &Config) -> Result<(), DaemonError> {
     process::change_dir(cfg)?;
-    process::daemonize(cfg)?;
+    // Under systemd (Type=notify) OpenVPN ignores `daemon`; so do we.
+    if !notify::under_service_manager() {
+        process::daemonize(cfg)?;
+    }
     process::init_logging(cfg)?;
     process::tune(cfg)?;
     if let Some(p) = &cfg.writepid {
@@ -76,7 +80,8 @@ fn run_tunnel(cfg: &Config) -> Result<Outcome, DaemonError> {
         .map_err(|e| DaemonError::io("starting the tokio runtime", e))?;
     // `providers`: loaded before any cipher is looked up, kept for the run.
     let _providers = providers::load(cfg)?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
+        notify::spawn_watchdog();
         let mut signals = Signals::new()?;
         signals.remap_usr1(cfg.host.remap_usr1);
         if cfg.secret.is_some() {
@@ -91,5 +96,11 @@ fn run_tunnel(cfg: &Config) -> Result<Outcome, DaemonError> {
             }
             (Mode::Server, _) => crate::server::tcp::tunnel_server_tcp(cfg, &mut signals).await,
         }
-    })
+    });
+    match &outcome {
+        Ok(Outcome::Exit(_)) => notify::stopping(),
+        Ok(Outcome::Reload) => notify::reloading(),
+        Err(e) => notify::failed(e),
+    }
+    outcome
 }

@@ -529,6 +529,7 @@ pub async fn tunnel_server_tcp(
     let server = TcpServer::bind(bind, cfg.host.bind_ipv6only, opts)?;
     tracing::info!(local = ?server.local_addr().ok(), "TCP server listening");
     let st = bring_up_server_tun(cfg).await?;
+    crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg.clone())?;
     let outer = if bind.is_ipv6() {
         OuterTransport::Tcp6

@@ -256,6 +256,7 @@ pub async fn tunnel_server_udp(
     let link = UdpLink::bind(&uc)?;
     tracing::info!(local = %link.local_addr(), "UDP server listening");
     let st: ServerTun = bring_up_server_tun(cfg).await?;
+    crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg)?;
     // Clients are served on the socket until the fast path is up; then
     // the connected ones are steered to it.
