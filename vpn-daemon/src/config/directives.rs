@@ -1055,7 +1055,10 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "static-challenge",
         "challenge/response needs an interactive prompt or the management interface, neither of which this daemon has",
     ),
-    ("push-remove", "push-remove is not implemented"),
+    (
+        "push-remove",
+        "option 'push-remove' cannot be used in this context (client-config-dir files only, as in OpenVPN 2.6)",
+    ),
     (
         "capath",
         "capath (a hashed CA directory, which 2.6 also requires CRLs for) is not implemented; use ca",
@@ -1098,7 +1101,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "removed from OpenVPN; key-method 2 is always used",
     ),
     ("keysize", "removed from OpenVPN"),
-    ("multihome", "multihome is not implemented"),
     (
         "passtos",
         "passtos is not implemented (copying the inner TOS to each outgoing datagram does not fit our batched sends yet)",

@@ -156,6 +156,9 @@ pub struct HostOptions {
     pub hash_size: (u32, u32),
     /// `show-ciphers` & co. in a file: print that and exit.
     pub show: Option<Show>,
+    /// `multihome`: answer from the address a datagram came to (always so
+    /// here: the UDP server reads each datagram's destination address).
+    pub multihome: bool,
     /// `opt-verify` (deprecated): refuse clients whose options string is
     /// not the one this server expects.
     pub opt_verify: bool,
@@ -203,6 +206,7 @@ impl Default for HostOptions {
             hash_size: (256, 256),
             port_share: None,
             opt_verify: false,
+            multihome: false,
             show: None,
         }
     }

@@ -1759,6 +1759,7 @@ fn host_table() -> Vec<(&'static str, &'static str, Check)> {
     use super::host::{MtuDisc, PullFilterAction, RemapUsr1, Show};
     vec![
         ("route-nopull", CLIENT, |c| c.host.route_nopull),
+        ("multihome", SERVER, |c| c.host.multihome),
         ("pull-filter ignore \"route \"", CLIENT, |c| {
             c.host.pull_filter.rules == [(PullFilterAction::Ignore, "route ".to_string())]
         }),

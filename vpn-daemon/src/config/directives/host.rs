@@ -21,6 +21,7 @@ fn flag(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
         "mtu-test" => &mut h.mtu_test,
         "allow-recursive-routing" => &mut h.allow_recursive_routing,
         "opt-verify" => &mut h.opt_verify,
+        "multihome" => &mut h.multihome,
         other => unreachable!("flag() is only given its own names, not {other}"),
     };
     *f = true;
@@ -140,6 +141,7 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
     d("mtu-test", 0, 0, flag),
     d("allow-recursive-routing", 0, 0, flag),
     d("opt-verify", 0, 0, flag),
+    d("multihome", 0, 0, flag),
     d("echo", 0, 255, echo),
     d("parameter", 0, 255, echo),
     // scripts
