@@ -4,7 +4,7 @@
 //! both ways. For the pairs whose feature is not on every branch yet
 //! (static key, tap bridging, comp-lzo + fragment) openvpn runs both ends
 //! as the reference that proves the cell, and the cells with our daemon are
-//! `#[ignore]`d with the feature they need.
+//! (the static-key, tap-bridge and comp-lzo + fragment pairs included).
 //!
 //! Each file is materialised from `testdata/corpus` as the acceptance test
 //! does (fresh PKI, placeholders filled) and then changed in one way only:
@@ -351,13 +351,11 @@ fn static_key_lab_openvpn_both_ends() {
 }
 
 #[test]
-#[ignore = "needs static-key mode (`secret`), helper \"statickey\""]
 fn static_key_lab_ours_server_openvpn_client() {
     static_pair(Impl::Ours, Impl::OpenVpn);
 }
 
 #[test]
-#[ignore = "needs static-key mode (`secret`), helper \"statickey\""]
 fn static_key_lab_openvpn_server_ours_client() {
     static_pair(Impl::OpenVpn, Impl::Ours);
 }
@@ -369,13 +367,11 @@ fn tap_bridge_sample_openvpn_both_ends() {
 }
 
 #[test]
-#[ignore = "needs dev tap and server-bridge, helper \"tap\""]
 fn tap_bridge_sample_ours_server_openvpn_client() {
     live_pair(&TAP_BRIDGE, Impl::Ours, Impl::OpenVpn);
 }
 
 #[test]
-#[ignore = "needs dev tap and server-bridge, helper \"tap\""]
 fn tap_bridge_sample_openvpn_server_ours_client() {
     live_pair(&TAP_BRIDGE, Impl::OpenVpn, Impl::Ours);
 }
@@ -387,13 +383,11 @@ fn lzo_fragment_kylemanna_openvpn_both_ends() {
 }
 
 #[test]
-#[ignore = "needs comp-lzo (helper \"compress\") and fragment (helper \"fragment\")"]
 fn lzo_fragment_kylemanna_ours_server_openvpn_client() {
     live_pair(&LZO_FRAGMENT, Impl::Ours, Impl::OpenVpn);
 }
 
 #[test]
-#[ignore = "needs comp-lzo (helper \"compress\") and fragment (helper \"fragment\")"]
 fn lzo_fragment_kylemanna_openvpn_server_ours_client() {
     live_pair(&LZO_FRAGMENT, Impl::OpenVpn, Impl::Ours);
 }

@@ -531,3 +531,41 @@ fn opt_verify_admits_matching_clients_only() {
         t.assert_ping_both_ways(0);
     }
 }
+
+/// `tls-verify` on the server: the script sees each certificate of the
+/// client's chain with the arguments stock openvpn gives it, and a script
+/// that fails keeps the client out.
+#[test]
+fn tls_verify_script_runs_per_certificate_as_in_openvpn() {
+    if !require_root() {
+        return;
+    }
+    let mut seen = Vec::new();
+    for server in [Impl::Ours, Impl::OpenVpn] {
+        let tmp = tests::topology::TempDir::new("tlsv");
+        let out = tmp.path().join("tlsv.out");
+        let script = recorder(tmp.path(), "tlsv.sh", &out);
+        let mut s = spec();
+        s.server_extra = vec![
+            "script-security 2".into(),
+            format!("tls-verify {}", script.display()),
+        ];
+        let t = Tunnel::start(s, server, &[Impl::OpenVpn]);
+        t.assert_ping_both_ways(0);
+        seen.push(wait_lines(&out, 2, Duration::from_secs(5)));
+    }
+    assert_eq!(seen[0].lines().count(), 2, "{}", seen[0]);
+    assert!(seen[0].starts_with("tls-verify 1 "), "{}", seen[0]);
+    assert_eq!(seen[0], seen[1], "ours vs openvpn");
+    // A refusing script: the client gets no tunnel.
+    let mut s = spec();
+    s.server_extra = vec!["script-security 2".into(), "tls-verify /bin/false".into()];
+    let mut t = Tunnel::start_server(s, Impl::Ours, 1);
+    let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
+    let c = t.add_client(0, Impl::OpenVpn, &text);
+    assert!(
+        c.wait_for_nth("AUTH_FAILED", 1, READY_TIMEOUT),
+        "{}",
+        c.log_text()
+    );
+}

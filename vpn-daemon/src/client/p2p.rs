@@ -303,6 +303,31 @@ async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
     }
 }
 
+/// `tls-verify CMD DEPTH SUBJECT` for each certificate of the server's
+/// chain (CA first), with the certificate variables; false on a refusal.
+async fn client_tls_verify(
+    session: &Session,
+    runner: &ScriptRunner,
+    cmd: &str,
+    server: SocketAddr,
+) -> bool {
+    let mut env = ScriptEnv::new();
+    env.set_untrusted(server);
+    for (depth, cert) in session.peer_chain().iter().enumerate().rev() {
+        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
+        let subject = crate::proto::tls::subject_string(cert.subject_name());
+        let args = [depth.to_string(), subject];
+        let ok = runner
+            .run(cmd, ScriptType::TlsVerify, &args, &env, None)
+            .await
+            .is_ok_and(|o| o.success);
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
 /// The plugin hooks of a client's first key exchange, in 2.6's order:
 /// TLS_VERIFY for each certificate of the server's chain (CA first),
 /// TLS_FINAL, then IPCHANGE with the server's address. False when a
@@ -1173,6 +1198,17 @@ impl Run {
             Event::Warning(w) => tracing::warn!("{w}"),
             Event::KeysReady { .. } if !self.tls_done => {
                 self.tls_done = true;
+                if let Some(cmd) = &ctx.cfg.host.tls_verify
+                    && !client_tls_verify(&self.session, &ctx.runner, cmd, link.peer()).await
+                {
+                    tracing::error!(
+                        "VERIFY SCRIPT ERROR: the tls-verify script refused the server; restarting"
+                    );
+                    return Ok(Some(End::Restart {
+                        connected: false,
+                        how: Ending::default(),
+                    }));
+                }
                 if !client_tls_plugins(&self.session, link.peer()).await {
                     // A failed handshake in 2.6: SIGUSR1, try again.
                     tracing::error!("a TLS plugin refused the server; restarting");

@@ -1036,10 +1036,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "--mtu-dynamic has been replaced by --fragment",
     ),
     (
-        "tls-verify",
-        "tls-verify scripts are not implemented (2.6 runs them inside the certificate check, for every certificate of the chain; our TLS core cannot call a script there yet)",
-    ),
-    (
         "tls-export-cert",
         "tls-export-cert is not implemented (it only serves tls-verify, which is not implemented either)",
     ),

@@ -156,6 +156,8 @@ pub struct HostOptions {
     pub hash_size: (u32, u32),
     /// `show-ciphers` & co. in a file: print that and exit.
     pub show: Option<Show>,
+    /// `tls-verify CMD`: run for each certificate of the peer's chain.
+    pub tls_verify: Option<String>,
     /// `multihome`: answer from the address a datagram came to (always so
     /// here: the UDP server reads each datagram's destination address).
     pub multihome: bool,
@@ -207,6 +209,7 @@ impl Default for HostOptions {
             port_share: None,
             opt_verify: false,
             multihome: false,
+            tls_verify: None,
             show: None,
         }
     }
@@ -264,6 +267,32 @@ pub(super) fn check(b: &mut Builder) -> Result<(), ConfigError> {
             b.span_of("opt-verify"),
             "--opt-verify requires --mode server",
         ));
+    }
+    // 2.6 runs `up` with S_FATAL: below script-security 2 it stops at
+    // start-up, so such a configuration never runs there either.
+    if c.scripts.up.is_some() && c.script_security < 2 {
+        return Err(invalid(
+            b.span_of("up"),
+            "'up' is disallowed by 'script-security' below 2: OpenVPN 2.6 stops at start-up \
+             (Failed running command (--up/--down): disallowed by script-security setting)",
+        ));
+    }
+    // Static-key mode runs its `cipher` (default BF-CBC) itself: 2.6 stops
+    // with "Cipher X not supported" when OpenSSL lacks it (BF-CBC needs
+    // `providers legacy default` on OpenSSL 3). Like the file checks, this
+    // looks at the host, so it runs only when those do.
+    if b.check_files && c.secret.is_some() && c.providers.is_empty() {
+        let name = c.static_cipher();
+        if !name.eq_ignore_ascii_case("none")
+            && openssl::cipher::Cipher::fetch(None, name, None).is_err()
+        {
+            return Err(invalid(
+                b.latest_of(&["cipher", "secret"]),
+                &format!(
+                    "Cipher {name} not supported (OpenSSL 3 has it only with 'providers legacy default')"
+                ),
+            ));
+        }
     }
     let mut notes = Vec::new();
     if c.host.opt_verify {

@@ -274,7 +274,8 @@ mod tests {
     /// asks for compression).
     #[test]
     fn openvpn_static_home_and_office_samples_parse() {
-        let common = "secret static.key\ncipher AES-256-CBC\nport 1194\nuser nobody\ngroup nobody\ncomp-lzo no\nping 15\nping-restart 45\nping-timer-rem\npersist-tun\npersist-key\nverb 3\n";
+        // `script-security 2`: without it 2.6 stops at the `up` line.
+        let common = "script-security 2\nsecret static.key\ncipher AES-256-CBC\nport 1194\nuser nobody\ngroup nobody\ncomp-lzo no\nping 15\nping-restart 45\nping-timer-rem\npersist-tun\npersist-key\nverb 3\n";
         let office = parse(&format!(
             "dev tun\nifconfig 10.1.0.1 10.1.0.2\nup ./office.up\n{common}"
         ))

@@ -224,7 +224,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("username-as-common-name", "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nauth-user-pass-verify /bin/v via-env\n", |c| c.username_as_common_name),
         ("auth-nocache", CLIENT, |c| c.auth_nocache),
         ("script-security 2", CLIENT, |c| c.script_security == 2),
-        ("up /etc/openvpn/up.sh", CLIENT, |c| c.scripts.up.as_deref() == Some("/etc/openvpn/up.sh") && c.warnings.len() == 1),
+        ("up /etc/openvpn/up.sh", "client\ndev tun\nremote 192.0.2.1\nca ca.crt\ncert c.crt\nkey c.key\nscript-security 2\n", |c| c.scripts.up.as_deref() == Some("/etc/openvpn/up.sh") && c.warnings.is_empty()),
         ("down /etc/openvpn/down.sh", CLIENT, |c| c.scripts.down.is_some()),
         ("client-connect /bin/cc", SERVER, |c| c.scripts.client_connect.as_deref() == Some("/bin/cc")),
         ("client-disconnect /bin/cd", SERVER, |c| c.scripts.client_disconnect.as_deref() == Some("/bin/cd")),
@@ -1760,6 +1760,14 @@ fn host_table() -> Vec<(&'static str, &'static str, Check)> {
     vec![
         ("route-nopull", CLIENT, |c| c.host.route_nopull),
         ("multihome", SERVER, |c| c.host.multihome),
+        ("tls-verify ./tv.sh", SERVER, |c| {
+            c.host.tls_verify.as_deref() == Some("./tv.sh")
+        }),
+        ("max-routes 100", CLIENT, |c| {
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("--max-routes option ignored"))
+        }),
         ("pull-filter ignore \"route \"", CLIENT, |c| {
             c.host.pull_filter.rules == [(PullFilterAction::Ignore, "route ".to_string())]
         }),
@@ -2234,4 +2242,22 @@ fn plugin_paths_and_syslog_names_follow_2_6() {
             .is_err(),
         "17 plugins: more than MAX_PLUGINS"
     );
+}
+
+/// 2.6 runs `up` as fatal: below `script-security 2` it stops at start-up,
+/// so we refuse such a configuration at its `up` line.
+#[test]
+fn up_without_script_security_is_refused_as_openvpn_stops() {
+    let e = with(CLIENT, "up ./up.sh")
+        .expect_err("accepted")
+        .to_string();
+    assert!(e.contains("disallowed by script-security setting"), "{e}");
+    assert!(
+        ok(CLIENT, "script-security 2\nup ./up.sh")
+            .scripts
+            .up
+            .is_some()
+    );
+    // `down` alone only fails when it runs at exit: accepted with a warning.
+    assert_eq!(ok(CLIENT, "down ./down.sh").warnings.len(), 1);
 }

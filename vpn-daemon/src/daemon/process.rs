@@ -86,13 +86,13 @@ impl Signals {
     }
 }
 
-/// `verb` as a tracing level filter: 0 errors only, 1–2 warnings, 3–4
-/// info (OpenVPN's usual), 5–6 debug, 7+ trace. `RUST_LOG` overrides it.
+/// `verb` as a tracing level filter: 0 errors only, 1–4 info (2.6 prints
+/// its M_INFO lines, "Initialization Sequence Completed" among them, from
+/// verb 1, its default), 5–6 debug, 7+ trace. `RUST_LOG` overrides it.
 pub fn verb_filter(verb: u8) -> &'static str {
     match verb {
         0 => "error",
-        1 | 2 => "warn",
-        3 | 4 => "info",
+        1..=4 => "info",
         5 | 6 => "debug",
         _ => "trace",
     }

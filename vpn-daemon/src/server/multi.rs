@@ -1243,6 +1243,18 @@ async fn authenticate(
                 return Err(format!("VERIFY PLUGIN ERROR: depth={depth}, {subject}").into());
             }
         }
+        // `tls-verify CMD DEPTH SUBJECT`, after the plugin, as 2.6.
+        if let Some(cmd) = &cfg.host.tls_verify {
+            let subject = crate::proto::tls::subject_string(cert.subject_name());
+            let args = [depth.to_string(), subject.clone()];
+            let ok = runner
+                .run(cmd, ScriptType::TlsVerify, &args, &env, None)
+                .await
+                .is_ok_and(|o| o.success);
+            if !ok {
+                return Err(format!("VERIFY SCRIPT ERROR: depth={depth}, {subject}").into());
+            }
+        }
     }
     env.set_opt("common_name", cert_cn.as_deref());
     // The peer-info arrives with the credentials (2.6's

@@ -155,6 +155,20 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
         b.cfg.host.ipchange = Some(a.nonempty(0)?.replace(',', " "));
         Ok(())
     }),
+    d("tls-verify", 1, 1, |b, a| {
+        b.cfg.host.tls_verify = Some(a.nonempty(0)?.to_string());
+        Ok(())
+    }),
+    d("max-routes", 1, 1, |b, a| {
+        b.warn(
+            a.span,
+            "DEPRECATED OPTION: --max-routes option ignored. The number of routes is unlimited \
+             as of OpenVPN 2.4. This option will be removed in a future version, please remove \
+             it from your configuration."
+                .into(),
+        );
+        Ok(())
+    }),
     d("route-pre-down", 1, 1, |b, a| {
         b.cfg.host.route_pre_down = Some(a.nonempty(0)?.to_string());
         Ok(())

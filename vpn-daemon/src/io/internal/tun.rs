@@ -124,7 +124,9 @@ impl TunConfig {
     /// one queue, no addresses, no offload.
     pub fn from_dev(dev: &str) -> Self {
         Self {
-            name: (dev != "tun").then(|| dev.to_owned()),
+            // A bare `dev tun` / `dev tap` lets the kernel pick tunN/tapN,
+            // as openvpn does.
+            name: (dev != "tun" && dev != "tap").then(|| dev.to_owned()),
             mtu: 1500,
             ipv4: None,
             ipv6: None,
