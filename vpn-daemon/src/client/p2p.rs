@@ -389,10 +389,8 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
         && persist.up_ran
     {
         let info = setup.tun_info(tun.name(), None);
-        tunnel::route_predown_plugin(&info, ScriptContext::Init, Some(signal), &persist.dns_env)
-            .await;
-        tunnel::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), &persist.dns_env)
-            .await;
+        let env = &persist.dns_env;
+        tunnel::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), env, true).await;
     }
     for e in persist.routes.teardown() {
         tracing::warn!(error = %e, "removing route");

@@ -332,13 +332,21 @@ pub async fn run_up_down(
 
 /// `route-pre-down` (if configured), before the routes go: 2.6 gives it
 /// the arguments and environment of `down`.
+///
+/// The ROUTE_PREDOWN plugin hook goes first, as in 2.6; the script only
+/// when `script` says there are routes to take down.
 pub async fn run_route_pre_down(
     cfg: &Config,
     runner: &ScriptRunner,
     info: &TunInfo,
     signal: Option<&str>,
     extra: &ScriptEnv,
+    script: bool,
 ) {
+    route_predown_plugin(info, ScriptContext::Init, signal, extra).await;
+    if !script {
+        return;
+    }
     if let Some(cmd) = &cfg.host.route_pre_down {
         let kind = ScriptType::RoutePreDown;
         run_tun_script(runner, cmd, kind, info, ScriptContext::Init, signal, extra).await;
@@ -387,7 +395,7 @@ pub async fn route_up_plugin() {
 
 /// The ROUTE_PREDOWN plugin hook before the routes go: `up`'s arguments
 /// and the `down` environment (2.6 calls it through run_up_down).
-pub async fn route_predown_plugin(
+async fn route_predown_plugin(
     info: &TunInfo,
     context: ScriptContext,
     signal: Option<&str>,

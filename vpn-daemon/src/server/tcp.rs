@@ -78,12 +78,9 @@ impl ServerTun {
     /// Routes off, `down`, device closed.
     pub(crate) async fn shutdown(mut self, cfg: &Config) {
         let info = self.setup.tun_info(self.tun.name(), None);
-        tunnel::route_predown_plugin(&info, ScriptContext::Init, Some("sigterm"), &dns_env(cfg))
-            .await;
-        if self.routes.installed() > 0 || cfg.host.route_noexec {
-            let env = dns_env(cfg);
-            tunnel::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env).await;
-        }
+        let routes = self.routes.installed() > 0 || cfg.host.route_noexec;
+        let env = dns_env(cfg);
+        tunnel::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env, routes).await;
         for e in self.routes.teardown() {
             tracing::warn!(error = %e, "removing route");
         }
