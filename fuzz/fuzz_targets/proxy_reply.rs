@@ -1,10 +1,10 @@
 //! Fuzz target `proxy_reply`: what an HTTP or SOCKS5 proxy may answer a
-//! `tcp-client` (`vpn_daemon::client::proxy`): the HTTP reply head check
+//! `tcp-client` (`vpn_daemon::io::external::proxy`): the HTTP reply head check
 //! and the SOCKS5 CONNECT reply length.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vpn_daemon::client::proxy::{parse_http_reply, socks5_reply_rest};
+use vpn_daemon::io::external::proxy::{parse_http_reply, socks5_reply_rest};
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_http_reply(data);

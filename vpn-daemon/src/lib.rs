@@ -1,20 +1,25 @@
 //! An OpenVPN 2.6 compatible VPN daemon whose UDP data plane can be steered
 //! by an XDP program into AF_XDP sockets.
 //!
-//! Layers (see `docs/architecture.md`): [`proto`] is the sans-IO protocol
-//! core, [`config`] turns OpenVPN config files and flags into one typed
-//! configuration, [`io`] owns every file descriptor (sockets, tun, XDP),
-//! [`server`] holds the server's mode logic (pool, peers, push, ccd),
-//! [`mgmt`] the status output and management protocol, [`scripts`] runs
-//! OpenVPN-style hook scripts.
+//! Layers, each using only those before it (see `docs/architecture.md`):
+//! [`proto`] is the sans-IO protocol core; [`config`] turns OpenVPN config
+//! files and flags into one typed configuration; [`io`] owns every file
+//! descriptor (sockets, tun, XDP, held files); [`host`] makes the effects
+//! on the host (tun addresses, routes, scripts, DNS, the process);
+//! [`server`] and [`client`] hold the pure mode logic (pool, peers, push,
+//! ccd; the remote walk); [`mgmt`] renders status and speaks the
+//! management protocol; [`tunnel`] is OpenVPN's main event loop, one
+//! driver per mode; [`daemon`] starts the process and picks the driver.
 
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod error;
+pub mod host;
 pub mod io;
 pub mod mgmt;
 pub mod plugin;
 pub mod proto;
-pub mod scripts;
 pub mod server;
+pub mod tunnel;

@@ -58,7 +58,7 @@ fn main() -> Result<ExitCode> {
             Err(e) => {
                 // file:line: message, nothing else, as OpenVPN users expect.
                 eprintln!("{e}");
-                vpn_daemon::daemon::notify::failed(&e);
+                vpn_daemon::host::notify::failed(&e);
                 return Ok(ExitCode::FAILURE);
             }
         };
@@ -87,7 +87,7 @@ fn main() -> Result<ExitCode> {
         }
         if first {
             if let Err(e) = vpn_daemon::daemon::prepare_process(&config) {
-                vpn_daemon::daemon::notify::failed(&e);
+                vpn_daemon::host::notify::failed(&e);
                 return Err(e).context("process set-up");
             }
             first = false;

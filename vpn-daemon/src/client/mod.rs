@@ -2,8 +2,4 @@
 //! server, reached through the `remote` list.
 
 pub mod dhcp_router;
-pub mod dns;
-pub mod p2p;
-pub mod proxy;
-pub mod static_key;
 pub mod walk;

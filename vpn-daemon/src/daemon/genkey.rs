@@ -8,8 +8,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 
-use super::error::DaemonError;
 use crate::config::{GenKey, GenKeyKind, Source};
+use crate::error::DaemonError;
 use crate::proto::keys::Key2;
 use crate::proto::wire::tls_crypt::{Metadata, TlsCryptV2ServerKey, pem_encode};
 

@@ -1,49 +1,17 @@
 //! The running daemon: process set-up (logging, `daemon`, `writepid`,
 //! `cd`, privileges), the tokio runtime, and the dispatch to the tunnel
-//! loop of the configured mode: [`crate::client::p2p`] for clients,
-//! [`crate::server::udp`] / [`crate::server::tcp`] for servers.
+//! loop of the configured mode: [`crate::tunnel::point_to_point`] for clients,
+//! [`crate::tunnel::server_udp`] / [`crate::tunnel::server_tcp`] for servers.
 
-pub mod error;
 pub mod genkey;
 pub mod info;
-pub(crate) mod named_routes;
-pub mod notify;
-pub mod peer_info;
-pub mod process;
-pub mod providers;
-pub mod route_up;
-pub mod setup;
-pub mod syslog;
-pub mod tunnel;
 
 use crate::config::{Config, Mode, Transport};
+use crate::host::{notify, process, providers};
 
-pub use error::DaemonError;
-pub use process::{Signal, Signals};
-
-/// Awaits `f`, or never when there is none: one `select!` branch for an
-/// optional source (a timer that may be unset, a fast path that may not
-/// run).
-pub(crate) async fn or_never<F: Future>(f: Option<F>) -> F::Output {
-    match f {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps until `deadline`, or forever when there is none.
-pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
-    or_never(deadline.map(|d| tokio::time::sleep_until(d.into()))).await;
-}
-
-/// How a tunnel loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit the process with this status.
-    Exit(u8),
-    /// SIGHUP: re-read the configuration and start again.
-    Reload,
-}
+pub use crate::error::DaemonError;
+pub use crate::host::process::Signals;
+pub use crate::tunnel::Outcome;
 
 /// Process set-up that happens once, before the runtime starts
 /// (`daemon` must fork while there is one thread).
@@ -85,16 +53,18 @@ fn run_tunnel(cfg: &Config) -> Result<Outcome, DaemonError> {
         let mut signals = Signals::new()?;
         signals.remap_usr1(cfg.host.remap_usr1);
         if cfg.secret.is_some() {
-            return crate::client::static_key::tunnel_static_key(cfg, &mut signals).await;
+            return crate::tunnel::static_key::tunnel_static_key(cfg, &mut signals).await;
         }
         match (cfg.mode, cfg.proto.transport) {
             (Mode::PointToPoint, _) => {
-                crate::client::p2p::tunnel_point_to_point(cfg, &mut signals).await
+                crate::tunnel::point_to_point::tunnel_point_to_point(cfg, &mut signals).await
             }
             (Mode::Server, Transport::Udp) => {
-                crate::server::udp::tunnel_server_udp(cfg, &mut signals).await
+                crate::tunnel::server_udp::tunnel_server_udp(cfg, &mut signals).await
             }
-            (Mode::Server, _) => crate::server::tcp::tunnel_server_tcp(cfg, &mut signals).await,
+            (Mode::Server, _) => {
+                crate::tunnel::server_tcp::tunnel_server_tcp(cfg, &mut signals).await
+            }
         }
     });
     match &outcome {

@@ -3,8 +3,10 @@
 
 pub mod clock;
 pub mod external;
+pub mod files;
 pub mod icmp6;
 pub mod internal;
 pub mod mssfix;
 pub mod route;
+pub mod wait;
 pub mod xdp;

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use ffi::PluginError;
 
 use crate::config::Config;
-use crate::scripts::ScriptEnv;
+use crate::host::scripts::ScriptEnv;
 
 /// `OPENVPN_PLUGIN_FUNC_SUCCESS`.
 const FUNC_SUCCESS: c_int = 0;
@@ -748,7 +748,7 @@ pub enum ControlState {
 impl AuthControlFiles {
     /// Creates the three files (mode 0600) in `dir`.
     pub fn create(dir: &std::path::Path) -> std::io::Result<Self> {
-        let mk = |prefix: &str| crate::scripts::create_temp_path(dir, prefix);
+        let mk = |prefix: &str| crate::host::scripts::create_temp_path(dir, prefix);
         let control = mk("acf")?;
         let pending = mk("apf").inspect_err(|_| {
             let _ = std::fs::remove_file(&control);

@@ -8,9 +8,9 @@
 use openssl::hash::MessageDigest;
 use openssl::x509::X509Ref;
 
+use crate::host::scripts::ScriptEnv;
 use crate::proto::key_method::PeerInfo;
 use crate::proto::tls::subject_string;
-use crate::scripts::ScriptEnv;
 
 fn colon_hex(b: &[u8]) -> String {
     b.iter()

@@ -34,16 +34,10 @@
 pub mod ccd;
 pub(crate) mod cert_env;
 pub mod compress;
-pub mod held_files;
 pub mod mac;
-pub mod multi;
 pub mod peers;
-mod plugin_auth;
 pub mod pool;
-pub mod port_share;
 pub mod push;
-pub mod tcp;
-pub mod udp;
 pub mod vlan;
 
 /// The pieces together, as a server driver would use them for a client's

@@ -421,7 +421,7 @@ mod fragment_tests {
         let mut before = 0;
         for round in 0..200 {
             if round == 50 {
-                before = crate::server::tcp::tests::allocs();
+                before = crate::tunnel::server_tcp::tests::allocs();
             }
             let mut lens = [0usize; 4];
             let mut n = 0;
@@ -441,7 +441,7 @@ mod fragment_tests {
             }
             assert_eq!((n, got), (2, 1500));
         }
-        let during = crate::server::tcp::tests::allocs() - before;
+        let during = crate::tunnel::server_tcp::tests::allocs() - before;
         assert_eq!(during, 0, "{during} allocations for 150 fragmented packets");
     }
 

@@ -25,7 +25,7 @@ use crate::proto::tls::{
 };
 use crate::proto::wire::tls_crypt::{TlsCryptV2ClientKey, TlsCryptV2ServerKey};
 
-use super::error::DaemonError;
+use crate::error::DaemonError;
 
 /// Reads key or certificate material: a file's bytes or an inline block's text.
 pub fn read_source(src: &Source, what: &str) -> Result<Vec<u8>, DaemonError> {
@@ -321,7 +321,7 @@ pub fn session_config(
     }
     s.peer_info
         .other
-        .extend(crate::daemon::peer_info::extra_lines(cfg));
+        .extend(crate::host::peer_info::extra_lines(cfg));
     let mut occ = OptionsString::default_udp(tls_role);
     occ.tun_mtu = cfg.tun_mtu;
     occ.proto = match (transport, ipv6_link) {
@@ -476,4 +476,40 @@ fn load_providers(names: &[String]) -> Result<(), DaemonError> {
         loaded.push((name.clone(), p));
     }
     Ok(())
+}
+
+/// The local address of `local`/`port`/`proto` (dual-stack by default).
+pub(crate) fn bind_addr(cfg: &Config) -> Result<std::net::SocketAddr, DaemonError> {
+    let ip: std::net::IpAddr = match &cfg.local {
+        Some(l) => match l.parse() {
+            Ok(ip) => ip,
+            // A host name, resolved once at start (OpenVPN resolves it when
+            // it binds): the first address of the wanted family.
+            Err(_) => {
+                use std::net::ToSocketAddrs as _;
+                let err = |detail: String| DaemonError::Resolve {
+                    host: l.clone(),
+                    port: cfg.lport,
+                    detail,
+                };
+                (l.as_str(), cfg.lport)
+                    .to_socket_addrs()
+                    .map_err(|e| err(e.to_string()))?
+                    .map(|a| a.ip())
+                    .find(|ip| match cfg.proto.family {
+                        crate::config::AddrFamily::V4 => ip.is_ipv4(),
+                        crate::config::AddrFamily::V6 => ip.is_ipv6(),
+                        crate::config::AddrFamily::Any => true,
+                    })
+                    .ok_or_else(|| err("no address of the wanted family".into()))?
+            }
+        },
+        None => match cfg.proto.family {
+            crate::config::AddrFamily::V4 => std::net::IpAddr::from([0, 0, 0, 0]),
+            crate::config::AddrFamily::V6 | crate::config::AddrFamily::Any => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            }
+        },
+    };
+    Ok(std::net::SocketAddr::new(ip, cfg.lport))
 }

@@ -22,17 +22,18 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::{self as cfgt, Config, PingAction, Source, Transport as CfgTransport};
-use crate::daemon::error::DaemonError;
-use crate::daemon::process::{Signal, Signals};
-use crate::daemon::setup;
-use crate::daemon::tunnel::{self, TunSetup};
-use crate::daemon::{Outcome, sleep_until};
+use crate::error::DaemonError;
+use crate::host::process::{Signal, Signals};
+use crate::host::scripts::{ScriptContext, ScriptEnv};
+use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::clock;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpServer};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
+use crate::io::files::write_atomic;
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport};
 use crate::io::route::RouteTable;
+use crate::io::wait::sleep_until;
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::data::CompressFraming;
 use crate::proto::data::hmac::Digest;
@@ -40,9 +41,9 @@ use crate::proto::data::payload::{OccOpcode, PING_MAGIC, Payload, classify, emit
 use crate::proto::keys::{Key2, KeyDirection};
 use crate::proto::replay::ReplayConfig;
 use crate::proto::static_key::{StaticCipher, StaticDrop, StaticKeyChannel, StaticKeyParams};
-use crate::scripts::{ScriptContext, ScriptEnv};
-use crate::server::multi::write_atomic;
-use crate::server::udp::status_interval;
+use crate::tunnel::Outcome;
+use crate::tunnel::schedule::status_interval;
+use crate::tunnel::setup;
 
 /// Tun packets read per wake-up.
 const TUN_BATCH: usize = 64;
@@ -251,7 +252,7 @@ pub async fn tunnel_static_key(
         cfg.auth
     );
     tracing::debug!("Local Options String (VER=V4): '{local_opts}'");
-    let runner = tunnel::script_runner(cfg);
+    let runner = host_tun::script_runner(cfg);
     let mut tun: Option<(Tun, TunSetup)> = None;
     let mut restarts: u32 = 0;
     let mut attempt: usize = 0;
@@ -273,7 +274,7 @@ pub async fn tunnel_static_key(
                         .into(),
                 ));
             }
-            let t = tunnel::open_tun(cfg, &setup, 1)?;
+            let t = host_tun::open_tun(cfg, &setup, 1)?;
             tracing::info!(dev = t.name(), ?setup, "tun device opened");
             let info = setup.tun_info(t.name(), None);
             let ctx = if restarts > 0 {
@@ -281,7 +282,7 @@ pub async fn tunnel_static_key(
             } else {
                 ScriptContext::Init
             };
-            tunnel::run_up_down(cfg, &runner, false, &info, ctx, None, &ScriptEnv::new()).await;
+            host_tun::run_up_down(cfg, &runner, false, &info, ctx, None, &ScriptEnv::new()).await;
             if !privileges_dropped {
                 install_routes(cfg, t.name(), &setup, &mut routes);
             }
@@ -302,7 +303,7 @@ pub async fn tunnel_static_key(
             Ok(Ok(mut link)) => {
                 tracing::info!("Initialization Sequence Completed");
                 if !privileges_dropped && (cfg.user.is_some() || cfg.group.is_some()) {
-                    crate::daemon::process::drop_privileges(cfg)?;
+                    crate::host::process::drop_privileges(cfg)?;
                     privileges_dropped = true;
                 }
                 let mut run =
@@ -326,7 +327,7 @@ pub async fn tunnel_static_key(
                 {
                     teardown(&mut routes);
                     let info = setup.tun_info(t.name(), None);
-                    tunnel::run_up_down(
+                    host_tun::run_up_down(
                         cfg,
                         &runner,
                         true,
@@ -354,7 +355,7 @@ pub async fn tunnel_static_key(
     teardown(&mut routes);
     if let Some((t, setup)) = tun.take() {
         let info = setup.tun_info(t.name(), None);
-        tunnel::run_up_down(
+        host_tun::run_up_down(
             cfg,
             &runner,
             true,
@@ -377,7 +378,7 @@ fn install_routes(cfg: &Config, dev: &str, setup: &TunSetup, rt: &mut RouteTable
         .and_then(|r| r.host.parse::<std::net::IpAddr>().ok());
     let local = setup.ipv4.map(|a| a.0);
     for r in &cfg.routes {
-        if let Err(e) = tunnel::add_route_v4(
+        if let Err(e) = host_tun::add_route_v4(
             rt,
             dev,
             r.network,
@@ -391,7 +392,7 @@ fn install_routes(cfg: &Config, dev: &str, setup: &TunSetup, rt: &mut RouteTable
         }
     }
     for r in &cfg.routes_ipv6 {
-        if let Err(e) = tunnel::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
+        if let Err(e) = host_tun::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
             tracing::warn!(error = %e, "route not installed");
         }
     }
@@ -551,7 +552,7 @@ struct Core<'a> {
     cfg: &'a Config,
     ch: StaticKeyChannel,
     framing: CompressFraming,
-    mss: Option<tunnel::MssLimits>,
+    mss: Option<host_tun::MssLimits>,
     /// Scratch: framed plaintext, sealed packet, opened packet.
     frame: Vec<u8>,
     seal: Vec<u8>,
@@ -684,7 +685,7 @@ impl Core<'_> {
                 let mss = self.mss;
                 ttx.push_with(n, |b| {
                     b[..n].copy_from_slice(p);
-                    tunnel::clamp(&mut b[..n], mss);
+                    host_tun::clamp(&mut b[..n], mss);
                     n
                 });
                 self.tun_activity(n);
@@ -827,7 +828,7 @@ impl<'a> Run<'a> {
         let now = clock::now();
         let framing = setup::framing(cfg.compression);
         let overhead = ch.params().overhead() + framing.max_overhead();
-        let mss = tunnel::mss_limits(
+        let mss = host_tun::mss_limits(
             cfg,
             link.outer(),
             u16::try_from(overhead.saturating_sub(usize::from(AEAD_DATA_V2_OVERHEAD))).unwrap_or(0),
@@ -926,7 +927,7 @@ impl<'a> Run<'a> {
                     let h = trx.headroom();
                     for (slot, len) in trx.iter_slots_mut() {
                         if let Some(p) = slot.get_mut(h..h + len) {
-                            tunnel::clamp(p, core.mss);
+                            host_tun::clamp(p, core.mss);
                             core.stats.tun_read += p.len() as u64;
                             core.tun_activity(p.len());
                             core.send(link, p);

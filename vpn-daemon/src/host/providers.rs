@@ -5,8 +5,8 @@
 
 use openssl::provider::Provider;
 
-use super::error::DaemonError;
 use crate::config::Config;
+use crate::error::DaemonError;
 
 /// Loads every provider of `cfg`; they stay loaded while the value lives.
 pub fn load(cfg: &Config) -> Result<Vec<Provider>, DaemonError> {

@@ -23,24 +23,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::{Config, DevType, RouteGateway};
-use crate::daemon::Outcome;
-use crate::daemon::error::DaemonError;
-use crate::daemon::process::{Signal, Signals};
-use crate::daemon::route_up;
-use crate::daemon::setup;
-use crate::daemon::tunnel::{self, TunSetup};
+use crate::config::Config;
+use crate::error::DaemonError;
+use crate::host::process::{Signal, Signals};
+use crate::host::tun::{self as host_tun};
 use crate::io::clock;
+use crate::io::external::port_share;
 use crate::io::external::tcp::{TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpServer};
-use crate::io::internal::tun::{Tun, TunQueue};
 use crate::io::mssfix::OuterTransport;
-use crate::io::route::RouteTable;
 use crate::proto::session::{Session, Transport};
 use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
-use crate::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
-use crate::server::multi::{LinkOut, Multi};
 use crate::server::peers::PeerId;
-use crate::server::port_share;
+use crate::tunnel::Outcome;
+use crate::tunnel::multi::{LinkOut, Multi};
+use crate::tunnel::setup;
 
 /// A new TCP client: its session, its slot in `multi`, its connection.
 fn admit(
@@ -63,168 +59,6 @@ fn admit(
     out.conns
         .insert(addr, Conn::start(link, addr, ev_tx.clone()));
     Some(id)
-}
-
-/// The server's own tun device, routes and `up` state.
-pub(crate) struct ServerTun {
-    pub(crate) tun: Tun,
-    pub(crate) queue: Arc<TunQueue>,
-    pub(crate) setup: TunSetup,
-    routes: RouteTable,
-    runner: ScriptRunner,
-}
-
-impl ServerTun {
-    /// Routes off, `down`, device closed.
-    pub(crate) async fn shutdown(mut self, cfg: &Config) {
-        let info = self.setup.tun_info(self.tun.name(), None);
-        let routes = self.routes.installed() > 0 || cfg.host.route_noexec;
-        let env = dns_env(cfg);
-        tunnel::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env, routes).await;
-        for e in self.routes.teardown() {
-            tracing::warn!(error = %e, "removing route");
-        }
-        // 2.6 closes the device before `down` unless `down-pre` is given.
-        let tun = if cfg.extras.down_pre {
-            Some(self.tun)
-        } else {
-            drop(self.tun);
-            None
-        };
-        tunnel::run_up_down(
-            cfg,
-            &self.runner,
-            true,
-            &info,
-            ScriptContext::Init,
-            Some("sigterm"),
-            &dns_env(cfg),
-        )
-        .await;
-        drop(tun);
-    }
-}
-
-/// The server's own `dhcp-option`/`dns` lines as its `up`/`down` scripts
-/// see them (2.6 exports a non-pulling instance's options at start-up).
-fn dns_env(cfg: &Config) -> ScriptEnv {
-    let mut env = ScriptEnv::new();
-    env.set_dns(&DnsSettings::from_config(cfg));
-    env
-}
-
-/// With `user`/`group`, opens the `status` and `ifconfig-pool-persist`
-/// files while still privileged (OpenVPN does the same); a failure is the
-/// same warning a later write would give.
-pub(crate) fn hold_rewritten_files(cfg: &Config) {
-    if cfg.user.is_none() && cfg.group.is_none() {
-        return;
-    }
-    let status = cfg.status.as_ref().map(|s| s.path.as_path());
-    // `ifconfig-pool-persist FILE 0` only reads: nothing to hold.
-    let persist = cfg
-        .ifconfig_pool_persist
-        .as_ref()
-        .filter(|p| p.seconds > 0)
-        .map(|p| p.file.as_path());
-    for path in status.into_iter().chain(persist) {
-        if let Err(e) = super::held_files::hold(path) {
-            tracing::warn!(file = %path.display(), error = %e, "cannot open before dropping privileges");
-        }
-    }
-}
-
-/// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
-/// `route-ipv6`, runs `up`, then drops privileges.
-pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, DaemonError> {
-    let setup = TunSetup {
-        mtu: u16::try_from(cfg.tun_mtu).unwrap_or(1500),
-        topology: cfg.topology,
-        ipv4: cfg.ifconfig.map(|i| (i.local, i.remote_netmask)),
-        ipv6: cfg
-            .ifconfig_ipv6
-            .map(|i| (i.local.addr(), i.local.prefix_len(), Some(i.remote))),
-    };
-    let tun = tunnel::open_tun(cfg, &setup, 1)?;
-    let queue = tun
-        .queues()
-        .first()
-        .cloned()
-        .ok_or_else(|| DaemonError::Unsupported("tun device without a queue".into()))?;
-    tracing::info!(dev = tun.name(), ?setup, "tun device opened");
-    let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
-    let dev = tun.name().to_owned();
-    let runner = tunnel::script_runner(cfg);
-    let info = setup.tun_info(&dev, None);
-    // 2.6 order: `up`, then the routes, then `route-up`.
-    tunnel::run_up_down(
-        cfg,
-        &runner,
-        false,
-        &info,
-        ScriptContext::Init,
-        None,
-        &dns_env(cfg),
-    )
-    .await;
-    let default_metric = cfg.extras.route_metric;
-    let gw = route_up::Gateways {
-        vpn: match cfg.route_gateway {
-            Some(RouteGateway::Addr(a)) => Some(a),
-            _ => setup
-                .ipv4
-                .filter(|_| cfg.topology != crate::config::Topology::Subnet)
-                .map(|a| a.1),
-        },
-        net: route_up::default_gateway_v4(),
-        remote_host: None,
-    };
-    let tap_gw = match (cfg.dev_type, cfg.route_gateway) {
-        (DevType::Tap, Some(RouteGateway::Addr(a))) => Some(a),
-        _ => None,
-    };
-    let named = crate::daemon::named_routes::resolve(cfg).await;
-    let mut env_routes = Vec::new();
-    for r in cfg.routes.iter().chain(&named) {
-        let metric = r.metric.or(default_metric);
-        env_routes.extend(gw.env_route(r.network, r.netmask, r.gateway, metric));
-        if let Err(e) = tunnel::add_route_v4(
-            &mut routes,
-            &dev,
-            r.network,
-            r.netmask,
-            tunnel::tap_route_gateway(r.gateway, tap_gw),
-            metric,
-            None,
-            setup.ipv4.map(|a| a.0),
-        ) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-    let mut env_routes6 = Vec::new();
-    for r in &cfg.routes_ipv6 {
-        let metric = r.metric.or(default_metric);
-        env_routes6.push(route_up::EnvRoute6 {
-            network: r.network,
-            gateway: r.gateway.or(setup.ipv6.and_then(|a| a.2)),
-            metric,
-        });
-        if let Err(e) = tunnel::add_route_v6(&mut routes, &dev, r.network, r.gateway, metric) {
-            tracing::warn!(error = %e, "route-ipv6 not installed");
-        }
-    }
-    let env = route_up::route_env(&info, &env_routes, &env_routes6, &gw, false, &dns_env(cfg));
-    tunnel::route_up_plugin().await;
-    route_up::run_route_up(cfg, &runner, &env).await;
-    hold_rewritten_files(cfg);
-    crate::daemon::process::drop_privileges(cfg)?;
-    Ok(ServerTun {
-        tun,
-        queue,
-        setup,
-        routes,
-        runner,
-    })
 }
 
 /// Largest framed bytes waiting for one connection's writer; beyond it
@@ -515,7 +349,7 @@ pub async fn tunnel_server_tcp(
     signals: &mut Signals,
 ) -> Result<Outcome, DaemonError> {
     let tls = Arc::new(setup::tls_context(cfg)?);
-    let bind = super::udp::bind_addr(cfg)?;
+    let bind = setup::bind_addr(cfg)?;
     let scfg = Arc::new(setup::session_config(
         cfg,
         tls,
@@ -525,15 +359,15 @@ pub async fn tunnel_server_tcp(
     let opts = setup::tcp_options(cfg);
     let server = TcpServer::bind(bind, cfg.host.bind_ipv6only, opts)?;
     tracing::info!(local = ?server.local_addr().ok(), "TCP server listening");
-    let st = bring_up_server_tun(cfg).await?;
-    crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
+    let st = crate::host::server_tun::bring_up_server_tun(cfg).await?;
+    crate::host::notify::ready(crate::host::notify::INIT_COMPLETED);
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg.clone())?;
     let outer = if bind.is_ipv6() {
         OuterTransport::Tcp6
     } else {
         OuterTransport::Tcp4
     };
-    multi.mss = tunnel::mss_limits(
+    multi.mss = host_tun::mss_limits(
         cfg,
         outer,
         setup::framing(cfg.compression).mtu_overhead() as u16,
@@ -546,8 +380,8 @@ pub async fn tunnel_server_tcp(
     let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
     // port-share: connections that turned out to be OpenVPN clients.
     let (shared_tx, mut shared_rx) = mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
-    let mut status = super::udp::status_interval(cfg);
-    let mut persist = super::udp::persist_interval(cfg);
+    let mut status = crate::tunnel::schedule::status_interval(cfg);
+    let mut persist = crate::tunnel::schedule::persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
     let outcome = loop {
         for id in std::mem::take(&mut dirty) {
@@ -566,7 +400,7 @@ pub async fn tunnel_server_tcp(
         {
             return Err(DaemonError::io("tun write", e));
         }
-        let sleep = crate::daemon::sleep_until(multi.next_timeout());
+        let sleep = crate::io::wait::sleep_until(multi.next_timeout());
         tokio::select! {
             s = signals.recv() => match s {
                 Signal::Term => break Outcome::Exit(0),

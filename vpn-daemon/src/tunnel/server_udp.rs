@@ -15,23 +15,24 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{AddrFamily, Config};
-use crate::daemon::error::DaemonError;
-use crate::daemon::process::{Signal, Signals};
-use crate::daemon::setup;
-use crate::daemon::{Outcome, or_never, sleep_until};
+use crate::config::Config;
+use crate::error::DaemonError;
+use crate::host::process::{Signal, Signals};
 use crate::io::clock;
 use crate::io::external::udp::{SendBatch, UdpLink};
 use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
+use crate::io::wait::{or_never, sleep_until};
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::proto::cookie::{CookieKey, FirstContact, StatelessResponder};
 use crate::proto::session::Transport;
 use crate::proto::wire::opcode::{Opcode, split_first_byte};
-use crate::server::multi::{LinkOut, Multi, Steer};
 use crate::server::peers::PeerId;
+use crate::tunnel::Outcome;
+use crate::tunnel::multi::{LinkOut, Multi, Steer};
+use crate::tunnel::setup;
 
-use super::tcp::{ServerTun, bring_up_server_tun};
+use crate::host::server_tun::{ServerTun, bring_up_server_tun};
 
 /// How many datagram slots one receive fills.
 const RX_SLOTS: usize = 32;
@@ -193,47 +194,13 @@ fn apply_steering(multi: &mut Multi, fast: &mut Option<FastPath>) {
     }
 }
 
-/// The local address of `local`/`port`/`proto` (dual-stack by default).
-pub(crate) fn bind_addr(cfg: &Config) -> Result<SocketAddr, DaemonError> {
-    let ip: IpAddr = match &cfg.local {
-        Some(l) => match l.parse() {
-            Ok(ip) => ip,
-            // A host name, resolved once at start (OpenVPN resolves it when
-            // it binds): the first address of the wanted family.
-            Err(_) => {
-                use std::net::ToSocketAddrs as _;
-                let err = |detail: String| DaemonError::Resolve {
-                    host: l.clone(),
-                    port: cfg.lport,
-                    detail,
-                };
-                (l.as_str(), cfg.lport)
-                    .to_socket_addrs()
-                    .map_err(|e| err(e.to_string()))?
-                    .map(|a| a.ip())
-                    .find(|ip| match cfg.proto.family {
-                        AddrFamily::V4 => ip.is_ipv4(),
-                        AddrFamily::V6 => ip.is_ipv6(),
-                        AddrFamily::Any => true,
-                    })
-                    .ok_or_else(|| err("no address of the wanted family".into()))?
-            }
-        },
-        None => match cfg.proto.family {
-            AddrFamily::V4 => IpAddr::from([0, 0, 0, 0]),
-            AddrFamily::V6 | AddrFamily::Any => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        },
-    };
-    Ok(SocketAddr::new(ip, cfg.lport))
-}
-
 /// Runs the UDP server until a signal ends it.
 pub async fn tunnel_server_udp(
     cfg: &Config,
     signals: &mut Signals,
 ) -> Result<Outcome, DaemonError> {
     let tls = Arc::new(setup::tls_context(cfg)?);
-    let bind = bind_addr(cfg)?;
+    let bind = setup::bind_addr(cfg)?;
     let scfg = Arc::new(setup::session_config(
         cfg,
         tls,
@@ -256,7 +223,7 @@ pub async fn tunnel_server_udp(
     let link = UdpLink::bind(&uc)?;
     tracing::info!(local = %link.local_addr(), "UDP server listening");
     let st: ServerTun = bring_up_server_tun(cfg).await?;
-    crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
+    crate::host::notify::ready(crate::host::notify::INIT_COMPLETED);
     let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg)?;
     // Clients are served on the socket until the fast path is up; then
     // the connected ones are steered to it.
@@ -267,7 +234,7 @@ pub async fn tunnel_server_udp(
     } else {
         OuterTransport::Udp4
     };
-    multi.mss = crate::daemon::tunnel::mss_limits(
+    multi.mss = crate::host::tun::mss_limits(
         cfg,
         outer,
         setup::framing(cfg.compression).mtu_overhead() as u16,
@@ -278,8 +245,8 @@ pub async fn tunnel_server_udp(
     let mut tx = SendBatch::with_capacity(64 * 1600);
     let mut trx = q.rx_batch(64, 0, mtu);
     let mut ttx = q.tx_batch(64);
-    let mut status = status_interval(cfg);
-    let mut persist = persist_interval(cfg);
+    let mut status = crate::tunnel::schedule::status_interval(cfg);
+    let mut persist = crate::tunnel::schedule::persist_interval(cfg);
     let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
     let outcome = loop {
         for id in std::mem::take(&mut dirty) {
@@ -394,28 +361,4 @@ pub async fn tunnel_server_udp(
     drop(fast);
     st.shutdown(cfg).await;
     Ok(outcome)
-}
-
-/// The `status FILE N` timer (a never-ticking one without `status`).
-pub(crate) fn status_interval(cfg: &Config) -> tokio::time::Interval {
-    let secs = cfg.status.as_ref().map_or(3600, |s| s.interval.max(1));
-    let mut i = tokio::time::interval(Duration::from_secs(u64::from(secs)));
-    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    i
-}
-
-/// The `ifconfig-pool-persist FILE N` timer (never ticks when N is 0 or unset).
-pub(crate) fn persist_interval(cfg: &Config) -> tokio::time::Interval {
-    let secs = cfg.ifconfig_pool_persist.as_ref().map_or(0, |p| p.seconds);
-    let period = if secs == 0 {
-        86_400 * 365
-    } else {
-        u64::from(secs)
-    };
-    let mut i = tokio::time::interval_at(
-        tokio::time::Instant::from_std(clock::now()) + Duration::from_secs(period),
-        Duration::from_secs(period),
-    );
-    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    i
 }

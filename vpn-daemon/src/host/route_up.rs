@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::Ipv6Net;
 
 use crate::config::{Config, RouteAddr};
-use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo};
+use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo};
 
 /// One IPv4 route as the scripts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

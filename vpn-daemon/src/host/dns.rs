@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{Config, DnsSec, DnsServer, DnsTransport};
+use crate::host::scripts::{DnsSettings, SSEC_BUILT_IN, ScriptEnv};
 use crate::proto::push::{self, PushedOptions};
-use crate::scripts::{DnsSettings, SSEC_BUILT_IN, ScriptEnv};
 
 /// How long one `resolvectl` call may take.
 const RESOLVECTL_TIMEOUT: Duration = Duration::from_secs(10);

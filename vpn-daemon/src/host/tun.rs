@@ -8,12 +8,14 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::config::types::{MssfixMode, RouteAddr};
 use crate::config::{Config, DevType, Topology};
+use crate::host::scripts::{
+    ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo, up_down_args,
+};
 use crate::io::internal::tun::{Tun, TunConfig, TunIpv4};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport, clamp_mss, mss_for_mssfix};
 use crate::io::route::{Route as IpRoute, RouteTable};
-use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo, up_down_args};
 
-use super::error::DaemonError;
+use crate::error::DaemonError;
 
 /// The addresses and MTU a tun device should have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,21 +23,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::dhcp_router;
-use crate::client::dns;
-use crate::client::proxy;
 use crate::client::walk::{Ending, Walk, randomize_hostname};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
-use crate::daemon::error::DaemonError;
-use crate::daemon::process::{Signal, Signals};
-use crate::daemon::route_up;
-use crate::daemon::setup;
-use crate::daemon::tunnel::{self, TunSetup};
-use crate::daemon::{Outcome, or_never, sleep_until};
+use crate::error::DaemonError;
+use crate::host::dns;
+use crate::host::process::{Signal, Signals};
+use crate::host::route_up;
+use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
+use crate::host::tun::{self as host_tun, TunSetup};
+use crate::io::external::proxy;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
+use crate::io::files::write_atomic;
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
+use crate::io::wait::{or_never, sleep_until};
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::io::{clock, icmp6};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
@@ -48,9 +49,9 @@ use crate::proto::push::{self, PushedOptions, RedirectFlags};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
-use crate::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
-use crate::server::multi::write_atomic;
-use crate::server::udp::status_interval;
+use crate::tunnel::Outcome;
+use crate::tunnel::schedule::status_interval;
+use crate::tunnel::setup;
 
 /// Largest control packet the session writes (tls-mtu plus wrapping).
 const CONTROL_BUF: usize = 4096;
@@ -182,7 +183,7 @@ pub async fn tunnel_point_to_point(
         } else {
             None
         },
-        runner: tunnel::script_runner(cfg),
+        runner: host_tun::script_runner(cfg),
         privileges_dropped: false,
     };
     let mut persist = Persist {
@@ -272,7 +273,7 @@ pub async fn tunnel_point_to_point(
                 if connected {
                     walk.connected();
                 }
-                crate::daemon::notify::status("Reconnecting");
+                crate::host::notify::status("Reconnecting");
                 walk.ended(how);
             }
         }
@@ -390,7 +391,7 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
     {
         let info = setup.tun_info(tun.name(), None);
         let env = &persist.dns_env;
-        tunnel::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), env, true).await;
+        host_tun::run_route_pre_down(ctx.cfg, &ctx.runner, &info, Some(signal), env, true).await;
     }
     for e in persist.routes.teardown() {
         tracing::warn!(error = %e, "removing route");
@@ -406,7 +407,7 @@ async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
             None
         };
         if persist.up_ran {
-            tunnel::run_up_down(
+            host_tun::run_up_down(
                 ctx.cfg,
                 &ctx.runner,
                 true,
@@ -755,7 +756,7 @@ struct Run {
     /// `block-ipv6` (configured or pushed): the ICMPv6 source and a scratch
     /// buffer for the answers.
     block_ipv6: Option<(std::net::Ipv6Addr, usize, Vec<u8>)>,
-    mss: Option<tunnel::MssLimits>,
+    mss: Option<host_tun::MssLimits>,
     ctl: Vec<u8>,
     /// Encryption scratch of the TCP path (UDP encrypts into the batch).
     enc: Vec<u8>,
@@ -1089,7 +1090,7 @@ impl Run {
                 }
                 continue;
             }
-            tunnel::clamp(pkt, mss);
+            host_tun::clamp(pkt, mss);
             st.tun_read_bytes += pkt.len() as u64;
             let Some(max) = session.data_channel().seal_buffer_len(pkt.len()) else {
                 continue;
@@ -1185,7 +1186,7 @@ impl Run {
                 }
                 self.bring_up(ctx, link, persist).await?;
                 // After the tun, routes and up script: READY means usable.
-                crate::daemon::notify::ready(crate::daemon::notify::INIT_COMPLETED);
+                crate::host::notify::ready(crate::host::notify::INIT_COMPLETED);
             }
             Event::AuthFailed(a) => tracing::error!(reason = ?a, "AUTH_FAILED"),
             Event::AuthPending { timeout } => tracing::info!(?timeout, "AUTH_PENDING"),
@@ -1324,7 +1325,7 @@ impl Run {
             Some((tun, old)) => {
                 if *old != setup {
                     if !cfg.host.ifconfig_noexec {
-                        tunnel::readdress_tun(tun, old, &setup)?;
+                        host_tun::readdress_tun(tun, old, &setup)?;
                     }
                     *old = setup;
                 }
@@ -1337,7 +1338,7 @@ impl Run {
                             .into(),
                     ));
                 }
-                let tun = tunnel::open_tun(cfg, &setup, 1)?;
+                let tun = host_tun::open_tun(cfg, &setup, 1)?;
                 tracing::info!(dev = tun.name(), ?setup, "tun device opened");
                 persist.tun = Some((tun, setup));
                 true
@@ -1361,7 +1362,7 @@ impl Run {
             (Link::Tcp { .. }, false) => OuterTransport::Tcp4,
             (Link::Tcp { .. }, true) => OuterTransport::Tcp6,
         };
-        self.mss = tunnel::mss_limits(
+        self.mss = host_tun::mss_limits(
             cfg,
             outer,
             setup::framing(cfg.compression).mtu_overhead() as u16,
@@ -1371,7 +1372,7 @@ impl Run {
         self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
             && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
         let named = if routes_due {
-            crate::daemon::named_routes::resolve(cfg).await
+            crate::host::named_routes::resolve(cfg).await
         } else {
             Vec::new()
         };
@@ -1388,9 +1389,10 @@ impl Run {
                 _ => None,
             };
             let info = setup.tun_info(&dev, gw);
-            tunnel::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None, &persist.dns_env).await;
+            host_tun::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None, &persist.dns_env)
+                .await;
             persist.up_ran = true;
-            tunnel::route_up_plugin().await;
+            host_tun::route_up_plugin().await;
         }
         persist
             .resolved
@@ -1472,10 +1474,10 @@ impl Run {
             );
             route_up::run_route_up(cfg, &ctx.runner, &env).await;
         }
-        if !ctx.privileges_dropped && crate::daemon::process::drops_privileges(cfg) {
+        if !ctx.privileges_dropped && crate::host::process::drops_privileges(cfg) {
             // The status file stays writable after the drop, as in OpenVPN.
-            crate::server::tcp::hold_rewritten_files(cfg);
-            crate::daemon::process::drop_privileges(cfg)?;
+            crate::io::files::hold_rewritten_files(cfg);
+            crate::host::process::drop_privileges(cfg)?;
             ctx.privileges_dropped = true;
         }
         Ok(())
@@ -1567,12 +1569,12 @@ impl Run {
                     .gateways
                     .env_route(r.network, r.netmask, r.gateway, metric),
             );
-            if let Err(e) = tunnel::add_route_v4(
+            if let Err(e) = host_tun::add_route_v4(
                 rt,
                 dev,
                 r.network,
                 r.netmask,
-                tunnel::tap_route_gateway(r.gateway, tap_gw),
+                host_tun::tap_route_gateway(r.gateway, tap_gw),
                 metric,
                 Some(server),
                 local,
@@ -1602,7 +1604,7 @@ impl Run {
                 gateway: gateway.or(setup.ipv6.and_then(|a| a.2)),
                 metric,
             });
-            if let Err(e) = tunnel::add_route_v6(rt, dev, n, gateway, metric) {
+            if let Err(e) = host_tun::add_route_v6(rt, dev, n, gateway, metric) {
                 errs.push(e);
             }
         }
@@ -1711,7 +1713,7 @@ impl CountIn for ClientStatus {
 fn input(
     session: &mut Session,
     ttx: &mut Option<TunTxBatch>,
-    mss: Option<tunnel::MssLimits>,
+    mss: Option<host_tun::MssLimits>,
     now: Instant,
     unix: u64,
     data: &[u8],
@@ -1751,7 +1753,7 @@ pub(crate) fn decrypt_into(
     now: Instant,
     data: &[u8],
     b: &mut [u8],
-    mss: Option<tunnel::MssLimits>,
+    mss: Option<host_tun::MssLimits>,
 ) -> usize {
     let base = b.as_ptr() as usize;
     let (off, n) = match session.decrypt(now, data, b) {
@@ -1762,7 +1764,7 @@ pub(crate) fn decrypt_into(
         b.copy_within(off..off + n, 0);
     }
     if let Some(p) = b.get_mut(..n) {
-        tunnel::clamp(p, mss);
+        host_tun::clamp(p, mss);
     }
     n
 }

@@ -46,6 +46,40 @@ pub fn write(path: &Path, bytes: &[u8]) -> Option<std::io::Result<()>> {
     })())
 }
 
+/// With `user`/`group`, opens the `status` and `ifconfig-pool-persist`
+/// files while still privileged (OpenVPN does the same); a failure is the
+/// same warning a later write would give.
+pub(crate) fn hold_rewritten_files(cfg: &crate::config::Config) {
+    if cfg.user.is_none() && cfg.group.is_none() {
+        return;
+    }
+    let status = cfg.status.as_ref().map(|s| s.path.as_path());
+    // `ifconfig-pool-persist FILE 0` only reads: nothing to hold.
+    let persist = cfg
+        .ifconfig_pool_persist
+        .as_ref()
+        .filter(|p| p.seconds > 0)
+        .map(|p| p.file.as_path());
+    for path in status.into_iter().chain(persist) {
+        if let Err(e) = hold(path) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot open before dropping privileges");
+        }
+    }
+}
+
+/// Writes `path` through a temporary file and a rename, so readers never
+/// see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // Opened before a privilege drop: rewritten in place (see above).
+    if let Some(r) = write(path, bytes) {
+        return r;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

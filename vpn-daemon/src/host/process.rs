@@ -12,7 +12,7 @@ use tokio::signal::unix::{Signal as TokioSignal, SignalKind, signal};
 use crate::config::Config;
 use crate::config::host::RemapUsr1;
 
-use super::error::DaemonError;
+use crate::error::DaemonError;
 
 /// A signal the tunnel loops act on (OpenVPN's meanings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,8 +16,10 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, DevType};
-use crate::daemon::error::DaemonError;
-use crate::daemon::tunnel;
+use crate::error::DaemonError;
+use crate::host::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
+use crate::host::tun as host_tun;
+use crate::io::files::write_atomic;
 use crate::io::internal::tun::TunTxBatch;
 use crate::io::{clock, icmp6};
 use crate::mgmt::status::{
@@ -29,7 +31,6 @@ use crate::proto::push::PushedOptions;
 use crate::proto::session::{AuthDecision, DataOutcome, Session, SessionConfig};
 use crate::proto::wire::PeerId as WirePeerId;
 use crate::proto::wire::opcode::split_first_byte;
-use crate::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
 use crate::server::compress::client_compression;
 use crate::server::mac::MacTable;
@@ -167,7 +168,7 @@ pub struct Multi {
     scratch: Vec<u8>,
     ctl: Vec<u8>,
     /// Tun MSS clamp limits.
-    pub mss: Option<tunnel::MssLimits>,
+    pub mss: Option<host_tun::MssLimits>,
     /// Packets dropped by routing, by reason.
     pub route_drops: HashMap<&'static str, u64>,
     /// `dev tap`: frames are routed by MAC address, not by IP.
@@ -257,7 +258,7 @@ impl Multi {
             Self {
                 addressing: ServerAddressing::from_config(&cfg),
                 peers: PeerTable::new(cfg.max_clients),
-                runner: Arc::new(tunnel::script_runner(&cfg)),
+                runner: Arc::new(host_tun::script_runner(&cfg)),
                 cfg,
                 scfg,
                 pool,
@@ -388,7 +389,7 @@ impl Multi {
         let Some(pkt) = self.scratch.get_mut(..n) else {
             return;
         };
-        tunnel::clamp(pkt, mss);
+        host_tun::clamp(pkt, mss);
         let c2c = self.cfg.client_to_client;
         // vlan-tagging: clients send untagged frames, in their own VLAN.
         let vlan = self.cfg.vlan;
@@ -468,7 +469,7 @@ impl Multi {
             None => (pkt, 0),
         };
         // After the tag is gone, as 2.6 (mssfix looks at untagged frames).
-        tunnel::clamp(pkt, self.mss);
+        host_tun::clamp(pkt, self.mss);
         let decision = match &mut self.macs {
             Some(macs) => macs.route(PacketSource::Tun, vid, pkt, c2c),
             None => self.peers.route(PacketSource::Tun, pkt, c2c),
@@ -1144,19 +1145,6 @@ impl Multi {
     }
 }
 
-/// Writes `path` through a temporary file and a rename, so readers never
-/// see half a file.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    // Opened before a privilege drop: rewritten in place (see held_files).
-    if let Some(r) = super::held_files::write(path, bytes) {
-        return r;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 fn drop_name(r: crate::server::peers::RouteDrop) -> &'static str {
     use crate::server::peers::RouteDrop;
     match r {
@@ -1266,7 +1254,7 @@ async fn authenticate(
     if let Some(h) = &host
         && h.defined(crate::plugin::Hook::AuthUserPassVerify)
     {
-        crate::server::plugin_auth::verify_user_pass(
+        crate::tunnel::plugin_auth::verify_user_pass(
             cfg,
             h,
             plugin,
@@ -1376,7 +1364,7 @@ async fn authenticate(
     // client_connect_handlers; their config lines add up.
     if let Some(h) = host.as_ref().filter(|_| first) {
         let lines =
-            crate::server::plugin_auth::client_connect(cfg, h, plugin, &runner.tmp_dir, &env)
+            crate::tunnel::plugin_auth::client_connect(cfg, h, plugin, &runner.tmp_dir, &env)
                 .await
                 .map_err(Refused::from)?;
         if !lines.is_empty() {

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::host::scripts::ScriptEnv;
 use crate::plugin::{AuthControlFiles, ClientId, ControlState, Hook, PluginHost, Status};
-use crate::scripts::ScriptEnv;
 
 /// AUTH_USER_PASS_VERIFY: `Ok` when the plugins accept (at once or through
 /// `auth_control_file` within `hand-window`), else the reason for the log
@@ -90,7 +90,7 @@ pub(crate) async fn client_connect(
     let limit = crate::plugin::deferred_limit(cfg);
     if host.defined(Hook::ClientConnect) {
         let mk = |tag| {
-            crate::scripts::create_temp_path(tmp_dir, tag)
+            crate::host::scripts::create_temp_path(tmp_dir, tag)
                 .map_err(|e| format!("client-connect plugin: {e}"))
         };
         let config = TempPath(mk("cc")?);

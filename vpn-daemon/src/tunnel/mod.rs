@@ -1,0 +1,22 @@
+//! OpenVPN's main event loop, one file per part: the drivers of the three
+//! modes ([`point_to_point`], [`server_udp`], [`server_tcp`], and the
+//! static-key [`static_key`]) compose the multi-client state ([`multi`])
+//! and the shared set-up ([`setup`]: configuration to session settings).
+
+pub mod multi;
+pub(crate) mod plugin_auth;
+pub mod point_to_point;
+pub mod schedule;
+pub mod server_tcp;
+pub mod server_udp;
+pub mod setup;
+pub mod static_key;
+
+/// How a tunnel loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit the process with this status.
+    Exit(u8),
+    /// SIGHUP: re-read the configuration and start again.
+    Reload,
+}
