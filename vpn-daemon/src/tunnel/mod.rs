@@ -3,14 +3,21 @@
 //! static-key [`static_key`]) compose the multi-client state ([`multi`])
 //! and the shared set-up ([`setup`]: configuration to session settings).
 
+pub mod control;
+pub mod external;
+pub mod input;
+pub mod internal;
 pub mod multi;
+pub mod output;
 pub(crate) mod plugin_auth;
 pub mod point_to_point;
 pub mod schedule;
+mod server;
 pub mod server_tcp;
 pub mod server_udp;
 pub mod setup;
 pub mod static_key;
+pub mod status;
 
 /// How a tunnel loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use crate::client::walk::{Ending, Walk, randomize_hostname};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::dns;
-use crate::host::process::{Signal, Signals};
+use crate::host::process::Signal;
 use crate::host::route_up;
 use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
 use crate::host::tun::{self as host_tun, TunSetup};
@@ -50,6 +50,7 @@ use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::tunnel::Outcome;
+use crate::tunnel::input::Inputs;
 use crate::tunnel::schedule::status_interval;
 use crate::tunnel::setup;
 
@@ -162,7 +163,7 @@ struct Ctx<'a> {
 /// Runs the client until it should exit (or reload on SIGHUP).
 pub async fn tunnel_point_to_point(
     cfg: &Config,
-    signals: &mut Signals,
+    signals: &mut Inputs,
 ) -> Result<Outcome, DaemonError> {
     if cfg.remotes.is_empty() {
         return Err(DaemonError::Unsupported(
@@ -214,7 +215,7 @@ pub async fn tunnel_point_to_point(
             tracing::info!("Restart pause, {} second(s)", attempt.pause.as_secs());
             tokio::select! {
                 _ = tokio::time::sleep(attempt.pause) => {}
-                s = signals.recv() => match s {
+                s = signals.signal() => match s {
                     Signal::Term => break Outcome::Exit(0),
                     Signal::Hup => break Outcome::Reload,
                     Signal::Usr1 | Signal::Usr2 => {}
@@ -430,7 +431,7 @@ async fn connect_and_run(
     addr: SocketAddr,
     poll_deadline: Option<Instant>,
     persist: &mut Persist,
-    signals: &mut Signals,
+    signals: &mut Inputs,
 ) -> Result<End, DaemonError> {
     let remote = &conn.remote;
     tracing::info!(remote = %addr, proto = ?remote.proto.transport, "connecting");
@@ -486,7 +487,7 @@ async fn connect_and_run(
                     }
                     Err(_) => return Err(DaemonError::io(format!("TCP connect to {addr}"), io::ErrorKind::TimedOut.into())),
                 },
-                s = signals.recv() => return Ok(on_idle_signal(s)),
+                s = signals.signal() => return Ok(on_idle_signal(s)),
             };
             let (reader, writer) = l.split();
             let scfg = ctx.tcp_cfg.clone().unwrap_or_else(|| ctx.udp_cfg.clone());
@@ -633,7 +634,7 @@ const RESOLVE_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// Resolves the entry's host as OpenVPN's `openvpn_getaddrinfo` does:
 /// `resolv-retry infinite` tries once per attempt (the walk goes on),
 /// `resolv-retry N` tries up to ceil(N/5) times 5 s apart, then gives up.
-async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Signals) -> Resolved {
+async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Inputs) -> Resolved {
     let remote = &conn.remote;
     // Through a proxy, the proxy's name is the one to resolve; the server's
     // goes to the proxy as written.
@@ -662,7 +663,7 @@ async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Sign
         };
         let r = tokio::select! {
             r = tokio::net::lookup_host((host.as_str(), port)) => r,
-            s = signals.recv() => match s {
+            s = signals.signal() => match s {
                 Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
                 Signal::Hup => return Resolved::Stop(Outcome::Reload),
                 // OpenVPN ignores SIGUSR1 while resolving.
@@ -692,7 +693,7 @@ async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Sign
         if i + 1 < tries {
             tokio::select! {
                 _ = tokio::time::sleep(RESOLVE_RETRY_WAIT) => {}
-                s = signals.recv() => match s {
+                s = signals.signal() => match s {
                     Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
                     Signal::Hup => return Resolved::Stop(Outcome::Reload),
                     Signal::Usr1 | Signal::Usr2 => {}
@@ -781,7 +782,7 @@ impl Run {
         ctx: &mut Ctx<'_>,
         link: &mut Link,
         persist: &mut Persist,
-        signals: &mut Signals,
+        signals: &mut Inputs,
     ) -> Result<End, DaemonError> {
         let udp = matches!(link, Link::Udp { .. });
         let mut status = status_interval(ctx.cfg);
@@ -873,7 +874,7 @@ impl Run {
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {
-                s = signals.recv() => {
+                s = signals.signal() => {
                     match s {
                         Signal::Term | Signal::Hup => {
                             let o = if s == Signal::Term { Outcome::Exit(0) } else { Outcome::Reload };

@@ -25,17 +25,21 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::config::Config;
 use crate::error::DaemonError;
-use crate::host::process::{Signal, Signals};
 use crate::host::tun::{self as host_tun};
 use crate::io::clock;
 use crate::io::external::port_share;
 use crate::io::external::tcp::{TcpError, TcpLink, TcpLinkReader, TcpLinkWriter, TcpServer};
+use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
+use crate::mgmt::status::XdpCounters;
 use crate::proto::session::{Session, Transport};
 use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
 use crate::server::peers::PeerId;
 use crate::tunnel::Outcome;
-use crate::tunnel::multi::{LinkOut, Multi};
+use crate::tunnel::input::Inputs;
+use crate::tunnel::multi::Multi;
+use crate::tunnel::output::LinkOut;
+use crate::tunnel::server::{ServerLink, serve};
 use crate::tunnel::setup;
 
 /// A new TCP client: its session, its slot in `multi`, its connection.
@@ -343,11 +347,144 @@ enum ConnEvent {
     Closed(SocketAddr),
 }
 
+/// The TCP link: the listener, the connections, their events, and
+/// `port-share`'s hand-back of connections that turned out to be OpenVPN.
+struct TcpServerLink {
+    server: TcpServer,
+    scfg: Arc<crate::proto::session::SessionConfig>,
+    port_share: Option<crate::config::host::PortShare>,
+    hand_window: u32,
+    out: TcpOut,
+    ev_tx: mpsc::Sender<ConnEvent>,
+    ev_rx: mpsc::Receiver<ConnEvent>,
+    shared_tx: mpsc::Sender<(tokio::net::TcpStream, SocketAddr)>,
+    shared_rx: mpsc::Receiver<(tokio::net::TcpStream, SocketAddr)>,
+}
+
+/// What woke the TCP link.
+enum TcpEvent {
+    /// A new connection (or a failed accept).
+    Accepted(Result<(tokio::net::TcpStream, SocketAddr), TcpError>),
+    /// A `port-share` connection that speaks OpenVPN.
+    Shared(tokio::net::TcpStream, SocketAddr),
+    /// A connection's reader.
+    Conn(ConnEvent),
+}
+
+impl TcpServerLink {
+    fn admit_stream(
+        &mut self,
+        stream: tokio::net::TcpStream,
+        addr: SocketAddr,
+        multi: &mut Multi,
+        dirty: &mut BTreeSet<PeerId>,
+    ) {
+        match self.server.frame(stream) {
+            Ok(link) => {
+                if let Some(id) = admit(multi, &self.scfg, link, addr, &mut self.out, &self.ev_tx) {
+                    dirty.insert(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "accept"),
+        }
+    }
+}
+
+impl ServerLink for TcpServerLink {
+    type Event = TcpEvent;
+    type Out<'a> = &'a mut TcpOut;
+
+    fn out(&mut self) -> &mut TcpOut {
+        &mut self.out
+    }
+
+    async fn wait(&mut self) -> TcpEvent {
+        tokio::select! {
+            a = self.server.accept_stream() => TcpEvent::Accepted(a),
+            Some((stream, addr)) = self.shared_rx.recv() => TcpEvent::Shared(stream, addr),
+            Some(ev) = self.ev_rx.recv() => TcpEvent::Conn(ev),
+        }
+    }
+
+    fn handle(
+        &mut self,
+        ev: TcpEvent,
+        multi: &mut Multi,
+        ttx: &mut TunTxBatch,
+        dirty: &mut BTreeSet<PeerId>,
+    ) {
+        match ev {
+            TcpEvent::Accepted(Err(e)) => tracing::warn!(error = %e, "accept"),
+            TcpEvent::Accepted(Ok((stream, addr))) => {
+                if let Some(ps) = &self.port_share {
+                    // Looked at off the loop: a silent connection must not
+                    // hold up the others.
+                    let (ps, tx) = (ps.clone(), self.shared_tx.clone());
+                    let patience = std::time::Duration::from_secs(u64::from(self.hand_window));
+                    tokio::spawn(async move {
+                        match port_share::classify(&stream, patience).await {
+                            port_share::Sniff::OpenVpn => {
+                                let _ = tx.send((stream, addr)).await;
+                            }
+                            port_share::Sniff::Foreign => {
+                                port_share::relay(stream, addr, &ps).await
+                            }
+                        }
+                    });
+                    return;
+                }
+                self.admit_stream(stream, addr, multi, dirty);
+            }
+            TcpEvent::Shared(stream, addr) => self.admit_stream(stream, addr, multi, dirty),
+            TcpEvent::Conn(ConnEvent::Packets(addr, packets)) => {
+                if let Some(id) = multi.peers.by_transport(addr) {
+                    let now = clock::now();
+                    let unix = clock::unix_time();
+                    for p in frames(&packets) {
+                        multi.link_packet(id, None, p, None, now, unix, &mut self.out, ttx);
+                    }
+                    dirty.insert(id);
+                }
+                if let Some(c) = self.out.conns.get(&addr) {
+                    c.recycle(packets);
+                }
+            }
+            TcpEvent::Conn(ConnEvent::Closed(addr)) => {
+                if let Some(id) = multi.peers.by_transport(addr) {
+                    multi.remove(id);
+                }
+                self.out.close(addr);
+            }
+        }
+    }
+
+    fn gone(&mut self, addr: SocketAddr) {
+        // What drain queued (an exit or restart message) still goes out.
+        self.out.hand_off();
+        self.out.close(addr);
+    }
+
+    async fn flush(&mut self, _multi: &mut Multi) {
+        self.out.hand_off();
+    }
+
+    async fn flush_goodbyes(&mut self) {
+        self.out.hand_off();
+        // Let the writer tasks flush the RESTART messages.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    fn xdp_counters(&self) -> Option<XdpCounters> {
+        None
+    }
+
+    fn log_statistics(&self, multi: &Multi) {
+        tracing::info!(clients = multi.peers.len(), route_drops = ?multi.route_drops, "statistics");
+    }
+}
+
 /// Runs the TCP server until a signal ends it.
-pub async fn tunnel_server_tcp(
-    cfg: &Config,
-    signals: &mut Signals,
-) -> Result<Outcome, DaemonError> {
+pub async fn tunnel_server_tcp(cfg: &Config, inputs: &mut Inputs) -> Result<Outcome, DaemonError> {
     let tls = Arc::new(setup::tls_context(cfg)?);
     let bind = setup::bind_addr(cfg)?;
     let scfg = Arc::new(setup::session_config(
@@ -361,7 +498,7 @@ pub async fn tunnel_server_tcp(
     tracing::info!(local = ?server.local_addr().ok(), "TCP server listening");
     let st = crate::host::server_tun::bring_up_server_tun(cfg).await?;
     crate::host::notify::ready(crate::host::notify::INIT_COMPLETED);
-    let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg.clone())?;
+    let mut multi = Multi::new(Arc::new(cfg.clone()), scfg.clone(), inputs.sender())?;
     let outer = if bind.is_ipv6() {
         OuterTransport::Tcp6
     } else {
@@ -372,141 +509,20 @@ pub async fn tunnel_server_tcp(
         outer,
         setup::framing(cfg.compression).mtu_overhead() as u16,
     );
-    let q = st.queue.clone();
-    let mtu = st.setup.mtu;
-    let mut trx = q.rx_batch(64, 0, mtu);
-    let mut ttx = q.tx_batch(64);
-    let mut out = TcpOut::default();
-    let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
-    // port-share: connections that turned out to be OpenVPN clients.
-    let (shared_tx, mut shared_rx) = mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
-    let mut status = crate::tunnel::schedule::status_interval(cfg);
-    let mut persist = crate::tunnel::schedule::persist_interval(cfg);
-    let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
-    let outcome = loop {
-        for id in std::mem::take(&mut dirty) {
-            let addr = multi.peers.get(id).map(|p| p.transport());
-            if !multi.drain(id, &mut out)
-                && let Some(a) = addr
-            {
-                // What drain queued (an exit or restart message) still goes out.
-                out.hand_off();
-                out.close(a);
-            }
-        }
-        out.hand_off();
-        if !ttx.is_empty()
-            && let Err(e) = q.send_batch(&mut ttx).await
-        {
-            return Err(DaemonError::io("tun write", e));
-        }
-        let sleep = crate::io::wait::sleep_until(multi.next_timeout());
-        tokio::select! {
-            s = signals.recv() => match s {
-                Signal::Term => break Outcome::Exit(0),
-                Signal::Hup | Signal::Usr1 => break Outcome::Reload,
-                Signal::Usr2 => tracing::info!(clients = multi.peers.len(), route_drops = ?multi.route_drops, "statistics"),
-            },
-            a = server.accept_stream() => {
-                let (stream, addr) = match a {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept");
-                        continue;
-                    }
-                };
-                if let Some(ps) = &cfg.host.port_share {
-                    // Looked at off the loop: a silent connection must not
-                    // hold up the others.
-                    let (ps, tx) = (ps.clone(), shared_tx.clone());
-                    let patience = std::time::Duration::from_secs(u64::from(cfg.hand_window));
-                    tokio::spawn(async move {
-                        match port_share::classify(&stream, patience).await {
-                            port_share::Sniff::OpenVpn => {
-                                let _ = tx.send((stream, addr)).await;
-                            }
-                            port_share::Sniff::Foreign => port_share::relay(stream, addr, &ps).await,
-                        }
-                    });
-                    continue;
-                }
-                let link = match server.frame(stream) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept");
-                        continue;
-                    }
-                };
-                if let Some(id) = admit(&mut multi, &scfg, link, addr, &mut out, &ev_tx) {
-                    dirty.insert(id);
-                }
-            }
-            Some((stream, addr)) = shared_rx.recv() => {
-                match server.frame(stream) {
-                    Ok(link) => {
-                        if let Some(id) = admit(&mut multi, &scfg, link, addr, &mut out, &ev_tx) {
-                            dirty.insert(id);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "accept"),
-                }
-            }
-            Some(ev) = ev_rx.recv() => match ev {
-                ConnEvent::Packets(addr, packets) => {
-                    if let Some(id) = multi.peers.by_transport(addr) {
-                        let now = clock::now();
-                        let unix = clock::unix_time();
-                        for p in frames(&packets) {
-                            multi.link_packet(id, None, p, None, now, unix, &mut out, &mut ttx);
-                        }
-                        dirty.insert(id);
-                    }
-                    if let Some(c) = out.conns.get(&addr) {
-                        c.recycle(packets);
-                    }
-                }
-                ConnEvent::Closed(addr) => {
-                    if let Some(id) = multi.peers.by_transport(addr) {
-                        multi.remove(id);
-                    }
-                    out.close(addr);
-                }
-            },
-            r = q.recv_batch(&mut trx) => {
-                r.map_err(|e| DaemonError::io("tun read", e))?;
-                let now = clock::now();
-                let h = trx.headroom();
-                for (slot, len) in trx.iter_slots_mut() {
-                    if let Some(p) = slot.get_mut(h..h + len) {
-                        multi.tun_packet(p, now, &mut out);
-                    }
-                }
-            }
-            Some(r) = auth_rx.recv() => {
-                if let Some(id) = multi.auth_done(r) {
-                    dirty.insert(id);
-                }
-            }
-            _ = sleep => {
-                dirty.extend(multi.timeouts(clock::now(), clock::unix_time()));
-            }
-            _ = status.tick() => multi.write_status(),
-            _ = persist.tick() => multi.write_pool_persist(),
-        }
+    let (ev_tx, ev_rx) = mpsc::channel::<ConnEvent>(1024);
+    let (shared_tx, shared_rx) = mpsc::channel(64);
+    let link = TcpServerLink {
+        server,
+        scfg,
+        port_share: cfg.host.port_share.clone(),
+        hand_window: cfg.hand_window,
+        out: TcpOut::default(),
+        ev_tx,
+        ev_rx,
+        shared_tx,
+        shared_rx,
     };
-    tracing::info!(?outcome, "server shutting down");
-    let now = clock::now();
-    for id in multi.close_all(now) {
-        multi.drain(id, &mut out);
-    }
-    out.hand_off();
-    multi.remove_all();
-    // Let the writer tasks flush the RESTART messages.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    multi.write_status();
-    multi.write_pool_persist();
-    st.shutdown(cfg).await;
-    Ok(outcome)
+    serve(cfg, inputs, multi, st, link).await
 }
 
 #[cfg(test)]

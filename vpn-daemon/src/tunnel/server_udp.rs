@@ -1,6 +1,6 @@
-//! `tunnel_server_udp`: the UDP server loop. One socket; packets from
-//! unknown addresses go through the stateless cookie front door
-//! ([`StatelessResponder`]); known addresses go to their client's session;
+//! `tunnel_server_udp`: the UDP server's link on the shared server loop
+//! ([`serve`]). One socket; packets from unknown addresses go through the
+//! stateless cookie front door ([`FrontDoor`]); known addresses go to their client's session;
 //! a P_DATA_V2 from a new address whose peer-id authenticates floats that
 //! client. Receives and sends are batched (`recvmmsg`+GRO, `sendmmsg`+GSO),
 //! tun reads take every packet queued per wake-up.
@@ -17,150 +17,28 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::DaemonError;
-use crate::host::process::{Signal, Signals};
+use crate::host::server_tun::{ServerTun, bring_up_server_tun};
 use crate::io::clock;
-use crate::io::external::udp::{SendBatch, UdpLink};
+use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
 use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
-use crate::io::wait::{or_never, sleep_until};
+use crate::io::wait::or_never;
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
-use crate::proto::cookie::{CookieKey, FirstContact, StatelessResponder};
+use crate::mgmt::status::XdpCounters;
+use crate::proto::cookie::{CookieKey, StatelessResponder};
 use crate::proto::session::Transport;
-use crate::proto::wire::opcode::{Opcode, split_first_byte};
 use crate::server::peers::PeerId;
-use crate::tunnel::Outcome;
-use crate::tunnel::multi::{LinkOut, Multi, Steer};
-use crate::tunnel::setup;
-
-use crate::host::server_tun::{ServerTun, bring_up_server_tun};
+use crate::tunnel::external::{self, Dispatch, FrontAction, FrontDoor};
+use crate::tunnel::input::Inputs;
+use crate::tunnel::multi::{Multi, Steer};
+use crate::tunnel::output::{FastOrSocket, LinkOut as _};
+use crate::tunnel::server::{ServerLink, serve};
+use crate::tunnel::{Outcome, setup};
 
 /// How many datagram slots one receive fills.
 const RX_SLOTS: usize = 32;
 /// How many AF_XDP frames one wake-up takes at most.
 const FAST_RX_BATCH: usize = 64;
-
-/// The server's link output: data packets through the fast path when it
-/// knows the way to the peer, everything else through the UDP socket batch.
-struct UdpOut<'a> {
-    batch: &'a mut SendBatch,
-    fast: Option<&'a mut FastPath>,
-}
-
-impl<'a> UdpOut<'a> {
-    fn new(batch: &'a mut SendBatch, fast: &'a mut Option<FastPath>) -> Self {
-        Self {
-            batch,
-            fast: fast.as_mut(),
-        }
-    }
-}
-
-impl LinkOut for UdpOut<'_> {
-    fn send(&mut self, to: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
-        self.batch.push(to, src, packet);
-    }
-    fn send_with(
-        &mut self,
-        to: SocketAddr,
-        src: Option<IpAddr>,
-        max: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) {
-        self.batch.push_with(to, src, max, fill);
-    }
-    fn send_data(
-        &mut self,
-        to: SocketAddr,
-        src: Option<IpAddr>,
-        max: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> bool {
-        if let Some(f) = self.fast.as_deref_mut()
-            && f.send_with(to, max, fill).is_some()
-        {
-            return true;
-        }
-        self.batch.push_with(to, src, max, fill);
-        false
-    }
-}
-
-/// The server's front door and its counters: what the loop needs besides
-/// [`Multi`] to take one datagram.
-struct Front {
-    responder: StatelessResponder,
-    reply: Vec<u8>,
-    first_contact_drops: u64,
-}
-
-impl Front {
-    /// One datagram from `from` (socket or fast path): to its client's
-    /// session, a float, or the cookie front door.
-    #[allow(clippy::too_many_arguments)]
-    fn datagram(
-        &mut self,
-        multi: &mut Multi,
-        from: SocketAddr,
-        local_ip: Option<IpAddr>,
-        data: &[u8],
-        now: Instant,
-        unix: u64,
-        out: &mut UdpOut<'_>,
-        ttx: &mut TunTxBatch,
-        dirty: &mut BTreeSet<PeerId>,
-    ) -> Option<PeerId> {
-        let op = data
-            .first()
-            .and_then(|b| split_first_byte(*b).ok())
-            .map(|(o, _)| o);
-        // A client reset from a known address is a restarted client: it
-        // goes through the cookie like a new one.
-        let reset = op.is_some_and(Opcode::is_client_reset);
-        if let Some(id) = multi.peers.by_transport(from).filter(|_| !reset) {
-            multi.link_packet(id, None, data, local_ip, now, unix, out, ttx);
-            dirty.insert(id);
-            return Some(id);
-        }
-        if op == Some(Opcode::DataV2) {
-            // Float: the peer-id names the instance, the decryption proves
-            // it is that client.
-            let pid = data
-                .get(1..4)
-                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
-            if let Some(id) = pid.filter(|id| multi.peers.get(*id).is_some()) {
-                multi.link_packet(id, Some(from), data, local_ip, now, unix, out, ttx);
-                dirty.insert(id);
-                return Some(id);
-            }
-            self.first_contact_drops += 1;
-            return None;
-        }
-        match self
-            .responder
-            .handle_initial(now, unix, from, data, &mut self.reply)
-        {
-            FirstContact::Reply(r) => {
-                // An authenticated reset from a known address: that client
-                // restarted, its old instance goes (else the rest of its
-                // handshake would reach the old session).
-                if reset && let Some(old) = multi.peers.by_transport(from) {
-                    multi.remove(old);
-                }
-                out.batch.push(from, local_ip, r);
-            }
-            FirstContact::Accept(s) => {
-                if let Some(id) = multi.add_client(*s, from, local_ip) {
-                    dirty.insert(id);
-                }
-            }
-            FirstContact::Drop(r) => {
-                self.first_contact_drops += 1;
-                tracing::trace!(reason = ?r, %from, "first contact dropped");
-            }
-        }
-        None
-    }
-}
 
 /// Starts the fast path for the server socket bound at `local` in the
 /// background (or says in the log why it runs on plain sockets).
@@ -194,11 +72,205 @@ fn apply_steering(multi: &mut Multi, fast: &mut Option<FastPath>) {
     }
 }
 
+/// The UDP link: the socket with its batches, the fast path (starting,
+/// then running), and the front door.
+struct UdpServer {
+    link: UdpLink,
+    rx: RecvBatch,
+    tx: SendBatch,
+    fast: Option<FastPath>,
+    fast_starting: Option<Starting>,
+    front: FrontDoor,
+}
+
+/// What woke the UDP link.
+enum UdpEvent {
+    /// The socket's receive batch is filled (or failed).
+    Received(std::io::Result<()>),
+    /// The fast path finished starting (`None`: it could not).
+    FastStarted(Option<FastPath>),
+    /// AF_XDP frames are waiting.
+    FastReadable,
+}
+
+/// One datagram from `from` (socket or fast path), where
+/// [`external::dispatch`] says it goes; the client it reached, if any.
+#[allow(clippy::too_many_arguments)]
+fn datagram(
+    front: &mut FrontDoor,
+    multi: &mut Multi,
+    from: SocketAddr,
+    local_ip: Option<IpAddr>,
+    data: &[u8],
+    now: Instant,
+    unix: u64,
+    out: &mut FastOrSocket<'_>,
+    ttx: &mut TunTxBatch,
+    dirty: &mut BTreeSet<PeerId>,
+) -> Option<PeerId> {
+    match external::dispatch(&multi.peers, from, data) {
+        Dispatch::Session(id) => {
+            multi.link_packet(id, None, data, local_ip, now, unix, out, ttx);
+            dirty.insert(id);
+            Some(id)
+        }
+        Dispatch::Float(id) => {
+            multi.link_packet(id, Some(from), data, local_ip, now, unix, out, ttx);
+            dirty.insert(id);
+            Some(id)
+        }
+        Dispatch::Drop => {
+            front.drops += 1;
+            None
+        }
+        Dispatch::FrontDoor { restart } => {
+            match front.first_contact(now, unix, from, data) {
+                FrontAction::Reply(r) => {
+                    // An authenticated reset from a known address: that
+                    // client restarted, its old instance goes (else the rest
+                    // of its handshake would reach the old session).
+                    if let Some(old) = restart {
+                        multi.remove(old);
+                    }
+                    out.send(from, local_ip, r);
+                }
+                FrontAction::Accept(s) => {
+                    if let Some(id) = multi.add_client(*s, from, local_ip) {
+                        dirty.insert(id);
+                    }
+                }
+                FrontAction::Drop => {}
+            }
+            None
+        }
+    }
+}
+
+impl ServerLink for UdpServer {
+    type Event = UdpEvent;
+    type Out<'a> = FastOrSocket<'a>;
+
+    fn out(&mut self) -> FastOrSocket<'_> {
+        FastOrSocket::new(&mut self.tx, &mut self.fast)
+    }
+
+    async fn wait(&mut self) -> UdpEvent {
+        tokio::select! {
+            r = self.link.recv_batch(&mut self.rx) => UdpEvent::Received(r.map(|_| ())),
+            f = or_never(self.fast_starting.as_mut().map(Starting::finished)), if self.fast_starting.is_some() => UdpEvent::FastStarted(f),
+            () = or_never(self.fast.as_ref().map(FastPath::readable)) => UdpEvent::FastReadable,
+        }
+    }
+
+    fn handle(
+        &mut self,
+        ev: UdpEvent,
+        multi: &mut Multi,
+        ttx: &mut TunTxBatch,
+        dirty: &mut BTreeSet<PeerId>,
+    ) {
+        match ev {
+            UdpEvent::Received(Err(e)) => {
+                // ICMP errors of one peer surface here; the socket lives on.
+                tracing::debug!(error = %e, "UDP receive");
+            }
+            UdpEvent::Received(Ok(())) => {
+                let now = clock::now();
+                let unix = clock::unix_time();
+                let mut out = FastOrSocket::new(&mut self.tx, &mut self.fast);
+                for d in self.rx.iter() {
+                    datagram(
+                        &mut self.front,
+                        multi,
+                        d.peer,
+                        d.local_ip,
+                        d.data,
+                        now,
+                        unix,
+                        &mut out,
+                        ttx,
+                        dirty,
+                    );
+                }
+            }
+            UdpEvent::FastStarted(f) => {
+                let drop_unknown = self.fast_starting.take().is_some_and(|s| s.drop_unknown);
+                if let Some(f) = f {
+                    self.fast = Some(f);
+                    // Steer who is connected already, then drop strangers.
+                    multi.steer_all_connected();
+                    apply_steering(multi, &mut self.fast);
+                    if let Some(f) = self.fast.as_mut() {
+                        f.set_drop_unknown(drop_unknown);
+                    }
+                }
+            }
+            UdpEvent::FastReadable => {
+                let now = clock::now();
+                let unix = clock::unix_time();
+                let (tx, front) = (&mut self.tx, &mut self.front);
+                if let Some(f) = self.fast.as_mut() {
+                    // Packets forwarded while the rings are being read
+                    // (client-to-client) take the socket: the fast path is
+                    // busy lending us its receive frames.
+                    let mut none = None;
+                    f.recv(FAST_RX_BATCH, &mut |d| {
+                        let len = d.payload.len();
+                        let mut out = FastOrSocket::new(tx, &mut none);
+                        if let Some(id) = datagram(
+                            front,
+                            multi,
+                            d.from,
+                            Some(d.local.ip()),
+                            d.payload,
+                            now,
+                            unix,
+                            &mut out,
+                            ttx,
+                            dirty,
+                        ) {
+                            multi.count_fast_rx(id, len);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn gone(&mut self, _addr: SocketAddr) {}
+
+    async fn flush(&mut self, multi: &mut Multi) {
+        apply_steering(multi, &mut self.fast);
+        if let Some(f) = self.fast.as_mut() {
+            f.flush();
+        }
+        if !self.tx.is_empty()
+            && let Err(e) = self.link.send_batch(&mut self.tx).await
+        {
+            tracing::warn!(error = %e, "UDP send");
+            self.tx.clear();
+        }
+    }
+
+    async fn flush_goodbyes(&mut self) {
+        if !self.tx.is_empty() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), self.link.send_batch(&mut self.tx))
+                    .await;
+        }
+    }
+
+    fn xdp_counters(&self) -> Option<XdpCounters> {
+        self.fast.as_ref().map(FastPath::counters)
+    }
+
+    fn log_statistics(&self, multi: &Multi) {
+        tracing::info!(clients = multi.peers.len(), first_contact_drops = self.front.drops, route_drops = ?multi.route_drops, xdp = ?self.fast.as_ref().map(FastPath::counters), "statistics");
+    }
+}
+
 /// Runs the UDP server until a signal ends it.
-pub async fn tunnel_server_udp(
-    cfg: &Config,
-    signals: &mut Signals,
-) -> Result<Outcome, DaemonError> {
+pub async fn tunnel_server_udp(cfg: &Config, inputs: &mut Inputs) -> Result<Outcome, DaemonError> {
     let tls = Arc::new(setup::tls_context(cfg)?);
     let bind = setup::bind_addr(cfg)?;
     let scfg = Arc::new(setup::session_config(
@@ -214,21 +286,15 @@ pub async fn tunnel_server_udp(
             what: "control channel key",
             source,
         })?;
-    let mut front = Front {
-        responder,
-        reply: vec![0u8; 2048],
-        first_contact_drops: 0,
-    };
     let uc = setup::udp_config(cfg, bind);
     let link = UdpLink::bind(&uc)?;
     tracing::info!(local = %link.local_addr(), "UDP server listening");
     let st: ServerTun = bring_up_server_tun(cfg).await?;
     crate::host::notify::ready(crate::host::notify::INIT_COMPLETED);
-    let (mut multi, mut auth_rx) = Multi::new(Arc::new(cfg.clone()), scfg)?;
+    let mut multi = Multi::new(Arc::new(cfg.clone()), scfg, inputs.sender())?;
     // Clients are served on the socket until the fast path is up; then
     // the connected ones are steered to it.
-    let mut fast: Option<FastPath> = None;
-    let mut fast_starting = start_fast_path(cfg, link.local_addr());
+    let fast_starting = start_fast_path(cfg, link.local_addr());
     let outer = if bind.is_ipv6() {
         OuterTransport::Udp6
     } else {
@@ -239,126 +305,14 @@ pub async fn tunnel_server_udp(
         outer,
         setup::framing(cfg.compression).mtu_overhead() as u16,
     );
-    let q = st.queue.clone();
     let mtu = st.setup.mtu;
-    let mut rx = link.recv_batch_buffer(RX_SLOTS, usize::from(mtu) + 256);
-    let mut tx = SendBatch::with_capacity(64 * 1600);
-    let mut trx = q.rx_batch(64, 0, mtu);
-    let mut ttx = q.tx_batch(64);
-    let mut status = crate::tunnel::schedule::status_interval(cfg);
-    let mut persist = crate::tunnel::schedule::persist_interval(cfg);
-    let mut dirty: BTreeSet<PeerId> = BTreeSet::new();
-    let outcome = loop {
-        for id in std::mem::take(&mut dirty) {
-            multi.drain(id, &mut UdpOut::new(&mut tx, &mut fast));
-        }
-        apply_steering(&mut multi, &mut fast);
-        if let Some(f) = fast.as_mut() {
-            f.flush();
-        }
-        if !tx.is_empty()
-            && let Err(e) = link.send_batch(&mut tx).await
-        {
-            tracing::warn!(error = %e, "UDP send");
-            tx.clear();
-        }
-        if !ttx.is_empty()
-            && let Err(e) = q.send_batch(&mut ttx).await
-        {
-            return Err(DaemonError::io("tun write", e));
-        }
-        let sleep = sleep_until(multi.next_timeout());
-        tokio::select! {
-            s = signals.recv() => match s {
-                Signal::Term => break Outcome::Exit(0),
-                Signal::Hup => break Outcome::Reload,
-                Signal::Usr1 => break Outcome::Reload,
-                Signal::Usr2 => {
-                    tracing::info!(clients = multi.peers.len(), first_contact_drops = front.first_contact_drops, route_drops = ?multi.route_drops, xdp = ?fast.as_ref().map(FastPath::counters), "statistics");
-                }
-            },
-            r = link.recv_batch(&mut rx) => {
-                if let Err(e) = r {
-                    // ICMP errors of one peer surface here; the socket lives on.
-                    tracing::debug!(error = %e, "UDP receive");
-                    continue;
-                }
-                let now = clock::now();
-                let unix = clock::unix_time();
-                let mut out = UdpOut::new(&mut tx, &mut fast);
-                for d in rx.iter() {
-                    front.datagram(&mut multi, d.peer, d.local_ip, d.data, now, unix, &mut out, &mut ttx, &mut dirty);
-                }
-            }
-            f = or_never(fast_starting.as_mut().map(Starting::finished)), if fast_starting.is_some() => {
-                let drop_unknown = fast_starting.take().is_some_and(|s| s.drop_unknown);
-                if let Some(f) = f {
-                    fast = Some(f);
-                    // Steer who is connected already, then drop strangers.
-                    multi.steer_all_connected();
-                    apply_steering(&mut multi, &mut fast);
-                    if let Some(f) = fast.as_mut() {
-                        f.set_drop_unknown(drop_unknown);
-                    }
-                }
-            }
-            () = or_never(fast.as_ref().map(FastPath::readable)) => {
-                let now = clock::now();
-                let unix = clock::unix_time();
-                if let Some(f) = fast.as_mut() {
-                    // Packets forwarded while the rings are being read
-                    // (client-to-client) take the socket: the fast path is
-                    // busy lending us its receive frames.
-                    let mut none = None;
-                    f.recv(FAST_RX_BATCH, &mut |d| {
-                        let len = d.payload.len();
-                        let mut out = UdpOut::new(&mut tx, &mut none);
-                        if let Some(id) = front.datagram(&mut multi, d.from, Some(d.local.ip()), d.payload, now, unix, &mut out, &mut ttx, &mut dirty) {
-                            multi.count_fast_rx(id, len);
-                        }
-                    });
-                }
-            }
-            r = q.recv_batch(&mut trx) => {
-                r.map_err(|e| DaemonError::io("tun read", e))?;
-                let now = clock::now();
-                let h = trx.headroom();
-                let mut out = UdpOut::new(&mut tx, &mut fast);
-                for (slot, len) in trx.iter_slots_mut() {
-                    if let Some(p) = slot.get_mut(h..h + len) {
-                        multi.tun_packet(p, now, &mut out);
-                    }
-                }
-            }
-            Some(r) = auth_rx.recv() => {
-                if let Some(id) = multi.auth_done(r) {
-                    dirty.insert(id);
-                }
-            }
-            _ = sleep => {
-                dirty.extend(multi.timeouts(clock::now(), clock::unix_time()));
-            }
-            _ = status.tick() => multi.write_status_with(fast.as_ref().map(FastPath::counters)),
-            _ = persist.tick() => multi.write_pool_persist(),
-        }
+    let server = UdpServer {
+        rx: link.recv_batch_buffer(RX_SLOTS, usize::from(mtu) + 256),
+        tx: SendBatch::with_capacity(64 * 1600),
+        link,
+        fast: None,
+        fast_starting,
+        front: FrontDoor::new(responder),
     };
-    tracing::info!(?outcome, "server shutting down");
-    // explicit-exit-notify: RESTART to every client, then leave. Control
-    // packets take the socket; the fast path only carries data.
-    let now = clock::now();
-    let mut no_fast = None;
-    for id in multi.close_all(now) {
-        multi.drain(id, &mut UdpOut::new(&mut tx, &mut no_fast));
-    }
-    if !tx.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), link.send_batch(&mut tx)).await;
-    }
-    multi.write_status_with(fast.as_ref().map(FastPath::counters));
-    multi.remove_all();
-    multi.write_status_with(fast.as_ref().map(FastPath::counters));
-    multi.write_pool_persist();
-    // Dropping the fast path detaches the program; its peers go with it.
-    drop(fast);
-    st.shutdown(cfg).await;
-    Ok(outcome)
+    serve(cfg, inputs, multi, st, server).await
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self as cfgt, Config, PingAction, Source, Transport as CfgTransport};
 use crate::error::DaemonError;
-use crate::host::process::{Signal, Signals};
+use crate::host::process::Signal;
 use crate::host::scripts::{ScriptContext, ScriptEnv};
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::clock;
@@ -42,6 +42,7 @@ use crate::proto::keys::{Key2, KeyDirection};
 use crate::proto::replay::ReplayConfig;
 use crate::proto::static_key::{StaticCipher, StaticDrop, StaticKeyChannel, StaticKeyParams};
 use crate::tunnel::Outcome;
+use crate::tunnel::input::Inputs;
 use crate::tunnel::schedule::status_interval;
 use crate::tunnel::setup;
 
@@ -240,10 +241,7 @@ pub fn options_strings(cfg: &Config, p: &StaticKeyParams) -> (String, String) {
 }
 
 /// Runs the static-key tunnel until it should exit (or reload on SIGHUP).
-pub async fn tunnel_static_key(
-    cfg: &Config,
-    signals: &mut Signals,
-) -> Result<Outcome, DaemonError> {
+pub async fn tunnel_static_key(cfg: &Config, signals: &mut Inputs) -> Result<Outcome, DaemonError> {
     let (params, key) = static_key_params(cfg)?;
     let (local_opts, remote_opts) = options_strings(cfg, &params);
     tracing::info!(
@@ -343,7 +341,7 @@ pub async fn tunnel_static_key(
                 tracing::info!(?delay, "Restart pause");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    s = signals.recv() => match s {
+                    s = signals.signal() => match s {
                         Signal::Term => break Outcome::Exit(0),
                         Signal::Hup => break Outcome::Reload,
                         Signal::Usr1 | Signal::Usr2 => {}
@@ -437,7 +435,7 @@ fn local_addr(cfg: &Config, v6: bool) -> Result<SocketAddr, DaemonError> {
 async fn open_link(
     cfg: &Config,
     remote: Option<&cfgt::Remote>,
-    signals: &mut Signals,
+    signals: &mut Inputs,
 ) -> Result<Result<Link, End>, DaemonError> {
     let transport = remote.map_or(cfg.proto.transport, |r| r.proto.transport);
     let opts = setup::tcp_options(cfg);
@@ -474,7 +472,7 @@ async fn open_link(
             let (l, peer) = loop {
                 let (l, peer) = tokio::select! {
                     r = server.accept() => r?,
-                    s = signals.recv() => return Ok(Err(on_signal(s))),
+                    s = signals.signal() => return Ok(Err(on_signal(s))),
                 };
                 let Some(r) = remote else {
                     break (l, peer);
@@ -512,7 +510,7 @@ async fn open_link(
                     Ok(l) => l?,
                     Err(_) => return Err(DaemonError::io(format!("TCP connect to {addr}"), std::io::ErrorKind::TimedOut.into())),
                 },
-                s = signals.recv() => return Ok(Err(on_signal(s))),
+                s = signals.signal() => return Ok(Err(on_signal(s))),
             };
             tracing::info!(peer = %addr, "TCP connection established");
             let (reader, writer) = l.split();
@@ -862,7 +860,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn drive(&mut self, link: &mut Link, signals: &mut Signals) -> Result<End, DaemonError> {
+    async fn drive(&mut self, link: &mut Link, signals: &mut Inputs) -> Result<End, DaemonError> {
         let mut status = status_interval(self.core.cfg);
         loop {
             let now = clock::now();
@@ -889,7 +887,7 @@ impl<'a> Run<'a> {
             .min();
             let can_send = link.peer().is_some();
             tokio::select! {
-                s = signals.recv() => match s {
+                s = signals.signal() => match s {
                     Signal::Usr2 => tracing::info!(stats = ?self.core.stats, "statistics"),
                     Signal::Term if self.core.cfg.explicit_exit_notify.is_some() && matches!(link, Link::Udp { .. }) => {
                         // The peer restarts at once instead of waiting for
