@@ -31,8 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{
     config::{Config, DhcpOption, Dns, DnsSec, DnsTransport, Topology, lexer::tokenize_line},
-    mgmt::status::{TimeZone, format_time},
-    server::push::ClientAddresses,
+    io::clock::{TimeZone, format_time},
 };
 
 /// The `PATH` scripts run with.
@@ -373,31 +372,6 @@ impl ScriptEnv {
             "ifconfig_ipv6_remote",
             tun.ifconfig_ipv6_remote.map(|a| a.to_string()),
         )
-    }
-
-    /// A client's pool/static addresses for `client-connect` and later
-    /// scripts (2.6 `multi_set_virtual_addr_env`):
-    /// `ifconfig_pool_remote_ip`, then `ifconfig_pool_local_ip` (net30,
-    /// p2p) or `ifconfig_pool_netmask` (subnet), and the IPv6 trio.
-    pub fn set_client_addresses(
-        &mut self,
-        addrs: &ClientAddresses,
-        topology: Topology,
-    ) -> &mut Self {
-        if let Some(v4) = addrs.ipv4 {
-            self.set("ifconfig_pool_remote_ip", v4.local.to_string());
-            let other = v4.remote_netmask.to_string();
-            match topology {
-                Topology::Subnet => self.set("ifconfig_pool_netmask", other),
-                Topology::Net30 | Topology::P2p => self.set("ifconfig_pool_local_ip", other),
-            };
-        }
-        if let Some(v6) = addrs.ipv6 {
-            self.set("ifconfig_pool_remote_ip6", v6.local.to_string())
-                .set("ifconfig_pool_local_ip6", v6.remote.to_string())
-                .set("ifconfig_pool_ip6_netbits", v6.prefix_len.to_string());
-        }
-        self
     }
 
     /// `time_unix` and `time_ascii` (client-connect).
@@ -1074,7 +1048,7 @@ mod tests {
     #[test]
     fn client_connect_env_matches_the_live_capture() {
         use crate::server::push::{ClientIpv4, ClientIpv6};
-        let addrs = ClientAddresses {
+        let addrs = crate::server::push::ClientAddresses {
             ipv4: Some(ClientIpv4 {
                 local: "10.8.0.2".parse().unwrap(),
                 remote_netmask: "255.255.255.0".parse().unwrap(),
@@ -1087,7 +1061,7 @@ mod tests {
             }),
         };
         let mut e = ScriptEnv::new();
-        e.set_client_addresses(&addrs, Topology::Subnet)
+        crate::server::cert_env::set_client_addresses(&mut e, &addrs, Topology::Subnet)
             .set_time(1_795_625_095, &crate::mgmt::status::Utc)
             .set_disconnect(2230, 2273, 22);
         assert_eq!(e.get("ifconfig_pool_remote_ip"), Some("10.8.0.2"));
@@ -1100,7 +1074,7 @@ mod tests {
         assert_eq!(e.get("bytes_sent"), Some("2273"));
         assert_eq!(e.get("time_duration"), Some("22"));
         let mut n = ScriptEnv::new();
-        n.set_client_addresses(&addrs, Topology::Net30);
+        crate::server::cert_env::set_client_addresses(&mut n, &addrs, Topology::Net30);
         assert_eq!(n.get("ifconfig_pool_local_ip"), Some("255.255.255.0"));
     }
 

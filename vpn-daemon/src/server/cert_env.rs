@@ -8,9 +8,11 @@
 use openssl::hash::MessageDigest;
 use openssl::x509::X509Ref;
 
+use crate::config::Topology;
 use crate::host::scripts::ScriptEnv;
 use crate::proto::key_method::PeerInfo;
 use crate::proto::tls::subject_string;
+use crate::server::push::ClientAddresses;
 
 fn colon_hex(b: &[u8]) -> String {
     b.iter()
@@ -98,4 +100,29 @@ pub(crate) fn set_peer_info_env(env: &mut ScriptEnv, p: &PeerInfo) {
             env.set(k, v);
         }
     }
+}
+
+/// A client's pool/static addresses for `client-connect` and later
+/// scripts (2.6 `multi_set_virtual_addr_env`):
+/// `ifconfig_pool_remote_ip`, then `ifconfig_pool_local_ip` (net30,
+/// p2p) or `ifconfig_pool_netmask` (subnet), and the IPv6 trio.
+pub(crate) fn set_client_addresses<'a>(
+    env: &'a mut ScriptEnv,
+    addrs: &ClientAddresses,
+    topology: Topology,
+) -> &'a mut ScriptEnv {
+    if let Some(v4) = addrs.ipv4 {
+        env.set("ifconfig_pool_remote_ip", v4.local.to_string());
+        let other = v4.remote_netmask.to_string();
+        match topology {
+            Topology::Subnet => env.set("ifconfig_pool_netmask", other),
+            Topology::Net30 | Topology::P2p => env.set("ifconfig_pool_local_ip", other),
+        };
+    }
+    if let Some(v6) = addrs.ipv6 {
+        env.set("ifconfig_pool_remote_ip6", v6.local.to_string())
+            .set("ifconfig_pool_local_ip6", v6.remote.to_string())
+            .set("ifconfig_pool_ip6_netbits", v6.prefix_len.to_string());
+    }
+    env
 }

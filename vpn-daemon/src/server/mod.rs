@@ -34,6 +34,7 @@
 pub mod ccd;
 pub(crate) mod cert_env;
 pub mod compress;
+pub mod connect_freq;
 pub mod mac;
 pub mod peers;
 pub mod pool;

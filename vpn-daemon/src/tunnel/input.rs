@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::host::process::{Signal, Signals};
 use crate::mgmt::protocol::Command;
-use crate::tunnel::control::AuthResult;
+use crate::tunnel::auth::AuthResult;
 
 /// Something for the loop to act on.
 #[derive(Debug)]

@@ -22,11 +22,11 @@ use crate::proto::event::Event;
 use crate::proto::session::{AuthDecision, Session, SessionConfig};
 use crate::proto::wire::PeerId as WirePeerId;
 use crate::server::ccd::ClientConfigDir;
+use crate::server::connect_freq::FrequencyLimit;
 use crate::server::mac::MacTable;
 use crate::server::peers::{PeerId, PeerTable};
 use crate::server::pool::{AddressPool, Lease};
 use crate::server::push::{ClientAddresses, ServerAddressing};
-use crate::tunnel::control::{FrequencyLimit, expected_client_options};
 use crate::tunnel::input::InputSender;
 use crate::tunnel::output::LinkOut;
 use crate::tunnel::schedule::Schedule;
@@ -363,7 +363,11 @@ impl Multi {
         if let Some(h) = crate::plugin::host() {
             if p.payload.connect_ran {
                 let mut env = p.payload.env.clone();
-                env.set_client_addresses(&p.payload.addrs, self.cfg.topology);
+                crate::server::cert_env::set_client_addresses(
+                    &mut env,
+                    &p.payload.addrs,
+                    self.cfg.topology,
+                );
                 let secs = clock::unix_time().saturating_sub(p.payload.since);
                 env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
                 let call = h.call(
@@ -400,7 +404,11 @@ impl Multi {
             env.set_untrusted(p.transport());
             env.set_opt("common_name", p.common_name());
             env.set_opt("username", p.payload.username.as_deref());
-            env.set_client_addresses(&p.payload.addrs, self.cfg.topology);
+            crate::server::cert_env::set_client_addresses(
+                &mut env,
+                &p.payload.addrs,
+                self.cfg.topology,
+            );
             let secs = clock::unix_time().saturating_sub(p.payload.since);
             env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
             let runner = self.runner.clone();
@@ -471,4 +479,14 @@ impl Multi {
         }
         ids
     }
+}
+
+/// The options string a compatible client sends: ours as the client side
+/// writes it (2.6's `options_string(..., remote = true)`): the TLS role and
+/// the tls-auth key direction are the other end's.
+fn expected_client_options(scfg: &SessionConfig) -> String {
+    let mut o = scfg.options_string.clone();
+    o.role = crate::proto::tls::TlsRole::Client;
+    o.keydir = o.keydir.map(|k| 1 - k.min(1));
+    o.to_string()
 }
