@@ -56,6 +56,49 @@ pub enum DaemonError {
     /// Routes or addresses.
     #[error("routing: {0}")]
     Route(#[from] RouteError),
+    /// `user`/`group` names an account the system does not have.
+    #[error("{kind} '{name}' not found")]
+    NoSuchAccount {
+        /// "user" or "group".
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+    },
+    /// A name or path the C library cannot take (it holds a NUL byte).
+    #[error("bad {what} {name}")]
+    BadName {
+        /// What it names ("user name", "chroot dir").
+        what: &'static str,
+        /// The name as the message shows it.
+        name: String,
+    },
+    /// An OpenSSL provider (`providers`) could not be loaded.
+    #[error("failed loading provider '{name}'{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Provider {
+        /// The provider's name.
+        name: String,
+        /// OpenSSL's reason, when it gave one.
+        detail: Option<String>,
+    },
+    /// The random number generator failed.
+    #[error("{what}: {source}")]
+    Random {
+        /// What the randomness was for.
+        what: &'static str,
+        /// OpenSSL's error.
+        #[source]
+        source: openssl::error::ErrorStack,
+    },
+    /// The `ifconfig-pool` cannot be set up (the pool's own error: the
+    /// pool is mode logic, a layer above this type).
+    #[error("ifconfig-pool: {0}")]
+    Pool(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The tun device came up without a queue to read.
+    #[error("tun device without a queue")]
+    NoTunQueue,
+    /// `--genkey` cannot make what was asked (openvpn's message).
+    #[error("{0}")]
+    GenKey(&'static str),
     /// No `remote` could be resolved or reached.
     #[error("cannot resolve remote {host}:{port}: {detail}")]
     Resolve {

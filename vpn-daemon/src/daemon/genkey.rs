@@ -43,8 +43,9 @@ pub fn run(g: &GenKey) -> Result<Option<String>, DaemonError> {
         }
         GenKeyKind::AuthToken => {
             let mut raw = zeroize::Zeroizing::new([0u8; 128]);
-            openssl::rand::rand_bytes(&mut raw[..]).map_err(|e| {
-                DaemonError::Unsupported(format!("ERROR: could not generate random key: {e}"))
+            openssl::rand::rand_bytes(&mut raw[..]).map_err(|source| DaemonError::Random {
+                what: "ERROR: could not generate random key",
+                source,
             })?;
             emit(
                 file.map(|p| p.as_path()),
@@ -62,8 +63,8 @@ pub fn run(g: &GenKey) -> Result<Option<String>, DaemonError> {
                     )
                 })?,
                 None => {
-                    return Err(DaemonError::Unsupported(
-                        "--genkey tls-crypt-v2-client requires a server key to be set via --tls-crypt-v2 to create a client key".into(),
+                    return Err(DaemonError::GenKey(
+                        "--genkey tls-crypt-v2-client requires a server key to be set via --tls-crypt-v2 to create a client key",
                     ));
                 }
             };
@@ -73,9 +74,7 @@ pub fn run(g: &GenKey) -> Result<Option<String>, DaemonError> {
                     base64::engine::general_purpose::STANDARD
                         .decode(b64.trim())
                         .map_err(|_| {
-                            DaemonError::Unsupported(
-                                "ERROR: failed to base64 decode provided metadata".into(),
-                            )
+                            DaemonError::GenKey("ERROR: failed to base64 decode provided metadata")
                         })?,
                 ),
                 None => Metadata::Timestamp(crate::io::clock::unix_time()),

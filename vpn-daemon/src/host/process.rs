@@ -187,8 +187,10 @@ fn enter_chroot(cfg: &Config) -> Result<(), DaemonError> {
     if CHROOTED.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(());
     }
-    let c = CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| DaemonError::Unsupported(format!("bad chroot dir {}", dir.display())))?;
+    let c = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| DaemonError::BadName {
+        what: "chroot dir",
+        name: dir.display().to_string(),
+    })?;
     // SAFETY: valid C string; plain syscall.
     if unsafe { libc::chroot(c.as_ptr()) } != 0 {
         return Err(DaemonError::io(
@@ -343,13 +345,18 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
     let gid = match &cfg.group {
         None => None,
         Some(g) => {
-            let name = CString::new(g.as_str())
-                .map_err(|_| DaemonError::Unsupported(format!("bad group name {g:?}")))?;
+            let name = CString::new(g.as_str()).map_err(|_| DaemonError::BadName {
+                what: "group name",
+                name: format!("{g:?}"),
+            })?;
             // SAFETY: `name` is a valid C string; getgrnam returns null or a
             // pointer to static storage we read at once.
             let gr = unsafe { libc::getgrnam(name.as_ptr()) };
             if gr.is_null() {
-                return Err(DaemonError::Unsupported(format!("group '{g}' not found")));
+                return Err(DaemonError::NoSuchAccount {
+                    kind: "group",
+                    name: g.clone(),
+                });
             }
             // SAFETY: non-null result of getgrnam.
             Some(unsafe { (*gr).gr_gid })
@@ -358,12 +365,17 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
     let uid = match &cfg.user {
         None => None,
         Some(u) => {
-            let name = CString::new(u.as_str())
-                .map_err(|_| DaemonError::Unsupported(format!("bad user name {u:?}")))?;
+            let name = CString::new(u.as_str()).map_err(|_| DaemonError::BadName {
+                what: "user name",
+                name: format!("{u:?}"),
+            })?;
             // SAFETY: as above, for getpwnam.
             let pw = unsafe { libc::getpwnam(name.as_ptr()) };
             if pw.is_null() {
-                return Err(DaemonError::Unsupported(format!("user '{u}' not found")));
+                return Err(DaemonError::NoSuchAccount {
+                    kind: "user",
+                    name: u.clone(),
+                });
             }
             // SAFETY: non-null result of getpwnam.
             Some(unsafe { (*pw).pw_uid })

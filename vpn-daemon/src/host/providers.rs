@@ -14,12 +14,14 @@ pub fn load(cfg: &Config) -> Result<Vec<Provider>, DaemonError> {
     for name in &cfg.providers {
         // A NUL cannot name a provider (and OpenSSL could not take it).
         if name.contains('\0') {
-            return Err(DaemonError::Unsupported(format!(
-                "failed loading provider '{name}'"
-            )));
+            return Err(DaemonError::Provider {
+                name: name.clone(),
+                detail: None,
+            });
         }
-        let p = Provider::try_load(None, name, true).map_err(|e| {
-            DaemonError::Unsupported(format!("failed loading provider '{name}': {e}"))
+        let p = Provider::try_load(None, name, true).map_err(|e| DaemonError::Provider {
+            name: name.clone(),
+            detail: Some(e.to_string()),
         })?;
         tracing::info!(provider = %name, "OpenSSL provider loaded");
         out.push(p);

@@ -77,7 +77,7 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         .queues()
         .first()
         .cloned()
-        .ok_or_else(|| DaemonError::Unsupported("tun device without a queue".into()))?;
+        .ok_or(DaemonError::NoTunQueue)?;
     tracing::info!(dev = tun.name(), ?setup, "tun device opened");
     let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let dev = tun.name().to_owned();

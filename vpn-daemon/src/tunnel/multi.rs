@@ -116,8 +116,8 @@ impl Multi {
         scfg: Arc<SessionConfig>,
         inputs: InputSender,
     ) -> Result<Self, DaemonError> {
-        let mut pool = AddressPool::from_config(&cfg)
-            .map_err(|e| DaemonError::Unsupported(format!("ifconfig-pool: {e}")))?;
+        let mut pool =
+            AddressPool::from_config(&cfg).map_err(|e| DaemonError::Pool(Box::new(e)))?;
         let cwd = std::env::current_dir().map_err(|e| DaemonError::io("current directory", e))?;
         let ccd = ClientConfigDir::from_config(&cfg, cwd).map(Arc::new);
         if let (Some(ccd), Some(pool)) = (&ccd, &mut pool) {

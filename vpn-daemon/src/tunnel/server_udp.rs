@@ -279,8 +279,10 @@ pub async fn tunnel_server_udp(cfg: &Config, inputs: &mut Inputs) -> Result<Outc
         Transport::Udp,
         bind.is_ipv6(),
     )?);
-    let cookie = CookieKey::generate(scfg.hand_window)
-        .map_err(|e| DaemonError::Unsupported(format!("cookie key: {e}")))?;
+    let cookie = CookieKey::generate(scfg.hand_window).map_err(|source| DaemonError::Random {
+        what: "cookie key",
+        source,
+    })?;
     let responder =
         StatelessResponder::new(scfg.clone(), cookie).map_err(|source| DaemonError::Key {
             what: "control channel key",
