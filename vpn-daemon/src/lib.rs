@@ -12,6 +12,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod mgmt;
 pub mod plugin;

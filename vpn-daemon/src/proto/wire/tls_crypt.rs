@@ -743,7 +743,7 @@ mod tests {
             let _ = server.unwrap(&b, &mut dst);
             let _ = server.unwrap(&b, &mut dst[..b.len() / 2]);
             let _ = split_wkc(&b);
-            let srv = TlsCryptV2ServerKey::from_pem(crate::proto::fuzzing::V2_SERVER_PEM).unwrap();
+            let srv = TlsCryptV2ServerKey::from_pem(crate::fuzzing::V2_SERVER_PEM).unwrap();
             let _ = srv.unwrap_client_key(&b);
             let _ = server_unwrap_v3(&srv, &b, &mut dst);
         }
