@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use config::{SessionConfig, Transport, WrapConfig};
-pub use data_channel::{DataChannel, DataOutcome, KeyTraffic};
+pub use data_channel::{DataActivity, DataChannel, DataOutcome, KeyTraffic, RekeyLimits};
 
 use crate::proto::control_msg::{self, AuthFailed, ControlMessage, ControlMsgError};
 use crate::proto::data::compress::{CompFlags, Compressor, PUSH_REFUSED, RECEIVE_WARNING};
@@ -231,8 +231,6 @@ pub struct Session {
     dyn_wrap: Option<TlsWrapCtx>,
     primary: KeyState,
     lame_duck: Option<KeyId>,
-    /// A derived key we do not send with yet: the peer may not have it.
-    send_key_pending: Option<KeyId>,
     data: DataChannel,
     timers: TimerTable,
     events: VecDeque<Event>,
@@ -391,7 +389,11 @@ impl Session {
         };
         let mut timers = TimerTable::new();
         timers.set(Timer::HandshakeWindow, later(now, cfg.hand_window));
-        let mut data = DataChannel::new(Compressor::for_tun_mtu(cfg.compress, cfg.tun_mtu));
+        let mut data = DataChannel::new(Compressor::for_tun_mtu(cfg.compress, cfg.tun_mtu), now);
+        data.set_rekey_limits(RekeyLimits {
+            packets: cfg.reneg_pkts,
+            bytes: cfg.reneg_bytes,
+        });
         if let Some(f) = cfg.fragment {
             let mut seq = [0u8; 1];
             // Only makes seq collisions across restarts unlikely (2.6 does
@@ -415,7 +417,6 @@ impl Session {
             dyn_wrap: None,
             primary,
             lame_duck: None,
-            send_key_pending: None,
             data,
             timers,
             events: VecDeque::new(),
@@ -562,9 +563,53 @@ impl Session {
         self.pushed.as_ref()
     }
 
-    /// The data-channel keys (for a later split to per-core workers).
+    /// The data half: keys, packet ids, replay windows, framing.
+    ///
+    /// The loop layer hands it to another owner (a per-core worker) along
+    /// this seam: read its sizes here, and see [`Self::data_channel_mut`].
     pub fn data_channel(&self) -> &DataChannel {
         &self.data
+    }
+
+    /// The data half, for an owner that encrypts and decrypts without the
+    /// session's wrappers. The session installs and retires keys in it
+    /// (reported as [`Event::KeysReady`] / [`Event::Renegotiated`]; the lame
+    /// duck goes at [`Self::lame_duck_key_id`] turning `None`), so a worker
+    /// holding a copy must follow those events. Whoever drives it must pass
+    /// [`DataChannel::take_activity`] to [`Self::absorb`] before the next
+    /// [`Self::poll_timeout`], or the keepalive, inactivity and rekey timers
+    /// run as if no data had moved.
+    pub fn data_channel_mut(&mut self) -> &mut DataChannel {
+        &mut self.data
+    }
+
+    /// Take in what the data half did: restart the `--ping`,
+    /// `--ping-restart` / `--ping-exit` and `--inactive` timers, start the
+    /// peer's teardown after OCC_EXIT, and schedule a renegotiation when a
+    /// rekey is due, exactly as the session's own `encrypt` / `decrypt` do.
+    pub fn absorb(&mut self, a: DataActivity) {
+        if let Some(t) = a.last_tx {
+            self.link_sent(t);
+        }
+        if let Some(t) = a.last_rx {
+            self.link_received(t);
+        }
+        if let Some(t) = a.last_tun {
+            self.tun_traffic(t);
+        }
+        if let Some(t) = a.peer_exit {
+            self.peer_leaving(t);
+        }
+        if let Some(t) = a.rekey_due {
+            self.want_renegotiation(t);
+        }
+    }
+
+    fn absorb_data(&mut self) {
+        let a = self.data.take_activity();
+        if !a.is_empty() {
+            self.absorb(a);
+        }
     }
 
     /// Server: the client's peer-info and whether its OCC options string
@@ -636,19 +681,22 @@ impl Session {
             let mut msg = [0u8; 17];
             msg[..16].copy_from_slice(&OCC_MAGIC);
             msg[16] = OccOpcode::Exit.as_u8();
-            if let Ok(s) = self.data.encrypt(&msg, buf, self.secs(now)) {
-                let n = s.packet.len();
-                self.link_sent(now);
+            let sealed = self
+                .data
+                .encrypt_keepalive(now, &msg, buf)
+                .map(|s| s.packet.len());
+            self.absorb_data();
+            if let Ok(n) = sealed {
                 return Some(n);
             }
         }
         if self.pending_ping {
             self.pending_ping = false;
-            let secs = self.secs(now);
             let sealed = self
                 .data
-                .encrypt(&PING_MAGIC, buf, secs)
+                .encrypt_keepalive(now, &PING_MAGIC, buf)
                 .map(|s| s.packet.len());
+            self.absorb_data();
             // Re-arm even if no key could seal it, so keepalive resumes
             // once one is installed.
             self.link_sent(now);
@@ -958,11 +1006,10 @@ impl Session {
                 break;
             }
         }
-        if let Some(k) = self.send_key_pending
+        if let Some(k) = self.data.send_pending()
             && (k != self.primary.key_id || self.primary.reliable.all_acked())
         {
-            self.data.use_for_send(k);
-            self.send_key_pending = None;
+            self.data.promote_pending();
         }
         self.timers
             .set_opt(Timer::Retransmit, self.primary.reliable.poll_timeout());
@@ -1493,7 +1540,7 @@ impl Session {
         // packet we receive on it also proves that.
         let send_now = self.data.send_key_id().is_none() || ks.reliable.all_acked();
         self.data.install(key, send_now);
-        self.send_key_pending = (!send_now).then_some(ks.key_id);
+        self.data.set_send_pending((!send_now).then_some(ks.key_id));
         ks.keys_generated = true;
         let key_id = ks.key_id;
         if key_id == KeyId::ZERO && self.dyn_negotiated && self.dyn_wrap.is_none() {
@@ -1598,12 +1645,6 @@ impl Session {
         if self.primary.keys_generated && !self.timers.is_expired(Timer::Reneg, now) {
             self.timers.set(Timer::Reneg, now);
         }
-    }
-
-    fn traffic_limit_reached(&self) -> bool {
-        let t = self.data.traffic();
-        self.cfg.reneg_pkts.is_some_and(|n| t.packets >= n)
-            || self.cfg.reneg_bytes.is_some_and(|n| t.bytes >= n)
     }
 
     // ----- commands --------------------------------------------------------
@@ -1762,16 +1803,12 @@ impl Session {
         if self.data.send_key_id().is_none() {
             return Err(SessionError::NoKey);
         }
-        let (len, reneg) = {
-            let secs = self.secs(now);
-            let s = self.data.encrypt(plaintext, dst, secs)?;
-            (s.packet.len(), s.renegotiate)
-        };
-        self.link_sent(now);
-        self.tun_traffic(now);
-        if reneg || self.traffic_limit_reached() {
-            self.want_renegotiation(now);
-        }
+        let len = self
+            .data
+            .encrypt(now, plaintext, dst)
+            .map(|s| s.packet.len());
+        self.absorb_data();
+        let len = len?;
         let dst: &'d [u8] = dst;
         dst.get(..len)
             .ok_or(SessionError::Crypto(CryptoError::Truncated))
@@ -1788,11 +1825,12 @@ impl Session {
         if self.closed {
             return None;
         }
-        let len = match self.data.encrypt_pending(dst)? {
-            Ok(s) => s.packet.len(),
+        let len = self.data.encrypt_pending(now, dst)?.map(|s| s.packet.len());
+        self.absorb_data();
+        let len = match len {
+            Ok(n) => n,
             Err(e) => return Some(Err(e.into())),
         };
-        self.link_sent(now);
         let dst: &'d [u8] = dst;
         Some(
             dst.get(..len)
@@ -1809,31 +1847,12 @@ impl Session {
         packet: &[u8],
         dst: &'d mut [u8],
     ) -> Result<DataOutcome<'d>, DropReason> {
-        let secs = self.secs(now);
-        match self.data.decrypt(packet, dst, secs) {
-            Err(r) => {
-                self.drops.count(r);
-                Err(r)
-            }
-            Ok(out) => {
-                if let Some(k) = self.send_key_pending
-                    && packet.first().is_some_and(|b| b & 7 == k.value())
-                {
-                    self.data.use_for_send(k);
-                    self.send_key_pending = None;
-                }
-                self.link_received(now);
-                match out {
-                    DataOutcome::Tun(_) => self.tun_traffic(now),
-                    DataOutcome::OccExit => self.peer_leaving(now),
-                    DataOutcome::Ping | DataOutcome::Occ(_) | DataOutcome::FragmentPending => {}
-                }
-                if self.traffic_limit_reached() {
-                    self.want_renegotiation(now);
-                }
-                Ok(out)
-            }
+        let out = self.data.decrypt(now, packet, dst);
+        self.absorb_data();
+        if let Err(r) = out {
+            self.drops.count(r);
         }
+        out
     }
 }
 
