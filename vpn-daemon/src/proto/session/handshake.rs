@@ -15,7 +15,9 @@ use crate::proto::event::{CloseReason, Event};
 use crate::proto::key_method::{IvProto, KeyMethod2, OccOptions, PeerInfo};
 use crate::proto::key_state::{KeyState, Phase};
 use crate::proto::keys::Role;
-use crate::proto::reliable::{ACK_V1_MAX, CONTROL_SEND_ACK_MAX, Incoming, MessageKind};
+use crate::proto::reliable::{
+    ACK_V1_MAX, CONTROL_SEND_ACK_MAX, Incoming, MAX_PENDING_ACKS, MessageId, MessageKind,
+};
 use crate::proto::timers::{PUSH_REQUEST_DELAY, Timer};
 use crate::proto::tls::TlsRole;
 use crate::proto::wire::KeyId;
@@ -57,31 +59,34 @@ impl Session {
         Ok(())
     }
 
+    /// Write the next control packet (a reliable message with its acks, or
+    /// a bare P_ACK_V1) wrapped into `buf`. The plaintext is built in a
+    /// buffer the session keeps, so sending allocates nothing.
     pub(super) fn transmit_control(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let kid = self.primary.key_id;
-        let (kind, message_id, payload, mut acks) = match self.primary.reliable.poll_transmit(now) {
-            Some(tx) => (
-                Some(tx.kind),
-                Some(tx.message_id),
-                tx.payload.to_vec(),
-                tx.acks.as_slice().to_vec(),
-            ),
-            None => {
-                let acks = self.primary.reliable.poll_ack()?;
-                (None, None, Vec::new(), acks.as_slice().to_vec())
-            }
-        };
-        if self.force_ack0 && kid == KeyId::ZERO && !acks.contains(&0) {
+        let (kind, message_id, payload, list): (_, _, &[u8], _) =
+            match self.primary.reliable.poll_transmit(now) {
+                Some(tx) => (Some(tx.kind), Some(tx.message_id), tx.payload, tx.acks),
+                None => (None, None, &[], self.primary.reliable.poll_ack()?),
+            };
+        let mut ids = [0 as MessageId; MAX_PENDING_ACKS];
+        let mut n_ids = list.len();
+        ids.get_mut(..n_ids)?.copy_from_slice(list.as_slice());
+        if self.force_ack0 && kid == KeyId::ZERO && !list.as_slice().contains(&0) {
             let cap = if kind.is_some() {
                 CONTROL_SEND_ACK_MAX
             } else {
                 ACK_V1_MAX
             };
-            if acks.len() >= cap {
-                acks.pop();
+            if n_ids >= cap {
+                n_ids -= 1;
             }
-            acks.insert(0, 0);
+            // Ack 0 goes first, the others move up one place.
+            ids.copy_within(..n_ids, 1);
+            ids[0] = 0;
+            n_ids += 1;
         }
+        let acks = ids.get(..n_ids)?;
         let opcode = match kind {
             None => Opcode::AckV1,
             Some(MessageKind::HardReset) => match self.role {
@@ -96,7 +101,7 @@ impl Session {
             Some(MessageKind::Control) => Opcode::ControlV1,
         };
         let block = match self.remote_sid {
-            Some(r) if !acks.is_empty() => AckBlock::new(&acks, r).ok()?,
+            Some(r) if !acks.is_empty() => AckBlock::new(acks, r).ok()?,
             _ => AckBlock::EMPTY,
         };
         let repr = ControlRepr {
@@ -105,15 +110,21 @@ impl Session {
             session_id: self.local_sid,
             acks: block,
             message_id,
-            payload: &payload,
+            payload,
         };
-        let mut plain = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut plain).ok()?;
+        let mut plain = std::mem::take(&mut self.tx_scratch);
+        plain.clear();
+        plain.resize(repr.buffer_len(), 0);
         let ctx = match &mut self.dyn_wrap {
             Some(d) if kid != KeyId::ZERO => d,
             _ => &mut self.wrap,
         };
-        let n = ctx.wrap_next(&plain, buf).ok()?.len();
+        let wrapped = repr
+            .emit(&mut plain)
+            .ok()
+            .and_then(|_| Some(ctx.wrap_next(&plain, buf).ok()?.len()));
+        self.tx_scratch = plain;
+        let n = wrapped?;
         if self.role == Role::Client
             && opcode.carries_wkc()
             && let Some(wkc) = &self.wkc

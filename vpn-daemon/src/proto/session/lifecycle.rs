@@ -203,6 +203,7 @@ impl Session {
             pending_occ_exit: false,
             occ_exit_left: 0,
             rx_scratch: Vec::new(),
+            tx_scratch: Vec::new(),
             cfg,
         })
     }

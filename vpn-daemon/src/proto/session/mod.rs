@@ -263,6 +263,8 @@ pub struct Session {
     occ_exit_left: u32,
     /// Reused for unwrapping received control packets.
     rx_scratch: Vec<u8>,
+    /// Reused for building control packets before they are wrapped.
+    tx_scratch: Vec<u8>,
 }
 
 impl Session {
