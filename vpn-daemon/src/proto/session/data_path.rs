@@ -17,7 +17,8 @@ impl Session {
 
     /// The data half, for an owner that encrypts and decrypts without the
     /// session's wrappers. The session installs and retires keys in it
-    /// (reported as [`Event::KeysReady`] / [`Event::Renegotiated`]; the lame
+    /// (reported as [`Event::KeysReady`](crate::proto::event::Event::KeysReady) /
+    /// [`Event::Renegotiated`](crate::proto::event::Event::Renegotiated); the lame
     /// duck goes at [`Self::lame_duck_key_id`] turning `None`), so a worker
     /// holding a copy must follow those events. Whoever drives it must pass
     /// [`DataChannel::take_activity`] to [`Self::absorb`] before the next

@@ -33,6 +33,28 @@
 //!
 //! After [`Event::Closed`] the session produces nothing more.
 //!
+//! # Control half and data half
+//!
+//! The session is the control half; its [`DataChannel`] is the data half
+//! (keys, packet ids, replay windows, compression and `fragment` framing).
+//! `encrypt` / `decrypt` above are thin wrappers: they run the data half,
+//! then [`Session::absorb`] the [`DataActivity`] it reports, which is where
+//! the `--ping`, `--ping-restart` / `--ping-exit`, `--inactive` and rekey
+//! decisions are made. A loop that gives the data half to another owner
+//! (a per-core worker) reaches it with [`Session::data_channel_mut`], calls
+//! [`DataChannel::encrypt`] / [`DataChannel::decrypt`] there, and hands
+//! [`DataChannel::take_activity`] back to `absorb` before the session's next
+//! `poll_timeout`. Keys are installed by the session and announced with
+//! [`Event::KeysReady`] (and [`Event::Renegotiated`]); the worker's copy
+//! follows those events.
+//!
+//! Files: `lifecycle` (construction, keepalive timers, timer dispatch,
+//! close), `handshake` (control packets in: unwrap, admit, deliver; `drive`;
+//! control packets out), `push_auth` (control messages, push, the server's
+//! auth decision), `rekey` (key derivation, renegotiation), `data_path`
+//! (the data wrappers and `absorb`), `data_channel` (the data half itself),
+//! `config` (what a session is built from).
+//!
 //! Checked live against stock OpenVPN 2.6.14 in both roles (UDP with
 //! tls-crypt and with tls-crypt-v2 early negotiation, TCP with tls-crypt):
 //! handshake through the stateless cookie, push, EKM keys, pings both ways,
