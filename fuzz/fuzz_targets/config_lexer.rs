@@ -1,8 +1,8 @@
-//! Fuzz target `config_lexer`: see `vpn_daemon::proto::fuzzing::config_lexer` for what it drives.
+//! Fuzz target `config_lexer`: see `vpn_daemon::fuzzing::config_lexer` for what it drives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    vpn_daemon::proto::fuzzing::config_lexer(data);
+    vpn_daemon::fuzzing::config_lexer(data);
 });

@@ -1,8 +1,8 @@
-//! Fuzz target `decompress`: see `vpn_daemon::proto::fuzzing::decompress` for what it drives.
+//! Fuzz target `decompress`: see `vpn_daemon::fuzzing::decompress` for what it drives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    vpn_daemon::proto::fuzzing::decompress(data);
+    vpn_daemon::fuzzing::decompress(data);
 });

@@ -1,8 +1,8 @@
-//! Fuzz target `fragment`: see `vpn_daemon::proto::fuzzing::fragment_stream` for what it drives.
+//! Fuzz target `fragment`: see `vpn_daemon::fuzzing::fragment_stream` for what it drives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    vpn_daemon::proto::fuzzing::fragment_stream(data);
+    vpn_daemon::fuzzing::fragment_stream(data);
 });

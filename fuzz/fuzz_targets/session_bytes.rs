@@ -6,7 +6,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use vpn_daemon::proto::fuzzing::SessionTarget;
+use vpn_daemon::fuzzing::SessionTarget;
 
 const PKI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

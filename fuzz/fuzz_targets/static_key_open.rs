@@ -1,8 +1,8 @@
-//! Fuzz target `static_key_open`: see `vpn_daemon::proto::fuzzing::static_key_open` for what it drives.
+//! Fuzz target `static_key_open`: see `vpn_daemon::fuzzing::static_key_open` for what it drives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    vpn_daemon::proto::fuzzing::static_key_open(data);
+    vpn_daemon::fuzzing::static_key_open(data);
 });

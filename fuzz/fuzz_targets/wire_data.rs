@@ -1,8 +1,8 @@
-//! Fuzz target `wire_data`: see `vpn_daemon::proto::fuzzing::wire_data` for what it drives.
+//! Fuzz target `wire_data`: see `vpn_daemon::fuzzing::wire_data` for what it drives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    vpn_daemon::proto::fuzzing::wire_data(data);
+    vpn_daemon::fuzzing::wire_data(data);
 });

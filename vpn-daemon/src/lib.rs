@@ -16,6 +16,8 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod io;
 pub mod mgmt;

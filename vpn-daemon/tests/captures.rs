@@ -675,7 +675,7 @@ fn mutated_control_packets_are_rejected_with_the_right_reason() {
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {
-    use vpn_daemon::proto::fuzzing as fz;
+    use vpn_daemon::fuzzing as fz;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let mut n = 0usize;
     let mut write = |target: &str, bytes: &[u8]| {

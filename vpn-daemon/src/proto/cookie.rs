@@ -24,7 +24,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::proto::error::{DropReason, KeyFileError};
-use crate::proto::keys::Role;
+use crate::proto::keys::{Key2, Role};
 use crate::proto::replay::PacketIdLong;
 use crate::proto::session::{
     Session, SessionConfig, SessionError, WrapConfig, is_early_negotiation,
@@ -32,7 +32,7 @@ use crate::proto::session::{
 use crate::proto::wire::KeyId;
 use crate::proto::wire::control::{AckBlock, ControlRepr, SessionId};
 use crate::proto::wire::opcode::{Opcode, split_first_byte};
-use crate::proto::wire::tls_crypt::{TlsCrypt, split_wkc};
+use crate::proto::wire::tls_crypt::{OpenedWkc, TlsCrypt};
 use crate::proto::wire::tlv::{EARLY_NEG_FLAG_RESEND_WKC, EarlyNegotiation};
 use crate::proto::wire::wrap::TlsWrap;
 
@@ -40,6 +40,10 @@ use crate::proto::wire::wrap::TlsWrap;
 /// −2..0) plus one forward for a clock that ticked between answer and echo
 /// on another core.
 const ACCEPTED_OFFSETS: [i64; 4] = [0, -1, -2, 1];
+
+/// Room for the stateless HARD_RESET_SERVER_V2: header, one ack with the
+/// client's session id, message id and the early-negotiation TLV (32 bytes).
+const ANSWER_MAX: usize = 64;
 
 /// Process-random key and bucket length of the server cookie.
 pub struct CookieKey {
@@ -143,6 +147,8 @@ pub struct StatelessResponder {
     freq: (u32, Duration),
     window_start: Option<Instant>,
     answered: u32,
+    /// Reused for unwrapping packets, which come from anyone.
+    scratch: Vec<u8>,
 }
 
 impl StatelessResponder {
@@ -156,6 +162,7 @@ impl StatelessResponder {
             freq: DEFAULT_CONNECT_FREQ_INITIAL,
             window_start: None,
             answered: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -217,115 +224,173 @@ impl StatelessResponder {
         if kid != KeyId::ZERO {
             return Err(DropReason::KeyIdMismatch);
         }
-        let mut buf = vec![0u8; packet.len()];
-        // Authenticate (the replay check is skipped for first contact).
-        let (pid, plain_len, v2) = match (&self.cfg.wrap, &mut self.wrap) {
+        // A buffer kept across packets: this path is what an
+        // unauthenticated flood reaches, so it must not allocate.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.resize(packet.len(), 0);
+        let r = self
+            .unwrap_initial(op, packet, &mut buf)
+            .and_then(|opened| {
+                let plain = buf.get(..opened.len).ok_or(DropReason::Truncated)?;
+                let repr = ControlRepr::parse_bytes(plain).map_err(|e| e.drop_reason())?;
+                match op {
+                    Opcode::HardResetClientV2 | Opcode::HardResetClientV3 => {
+                        self.answer_reset(now, unix_time, from, packet, &repr, opened, reply)
+                    }
+                    Opcode::ControlV1 | Opcode::AckV1 | Opcode::ControlWkcV1 => {
+                        self.accept_echo(now, unix_time, from, packet, &repr, opened.v2)
+                    }
+                    _ => Err(DropReason::UnexpectedOpcode),
+                }
+            });
+        self.scratch = buf;
+        r
+    }
+
+    /// Authenticate a first-contact packet into `buf` (the replay check is
+    /// skipped: nothing is kept to check against).
+    fn unwrap_initial(
+        &mut self,
+        op: Opcode,
+        packet: &[u8],
+        buf: &mut [u8],
+    ) -> Result<Unwrapped, DropReason> {
+        match (&self.cfg.wrap, &mut self.wrap) {
             (WrapConfig::CryptV2Server { server_key }, _) => {
                 if !op.carries_wkc() {
                     return Err(DropReason::UnexpectedOpcode);
                 }
-                let (wire, wkc) = split_wkc(packet).map_err(|e| e.drop_reason())?;
-                let (kc, _meta) = server_key
-                    .unwrap_client_key(wkc)
-                    .map_err(|e| e.drop_reason())?;
-                let mut crypt =
-                    TlsCrypt::new(&kc, Role::Server).map_err(|_| DropReason::CryptoBackend)?;
-                let (pid, plain) = crypt.unwrap(wire, &mut buf).map_err(|e| e.drop_reason())?;
-                (Some(pid), plain.len(), Some((crypt, kc)))
+                let OpenedWkc {
+                    wire,
+                    kc,
+                    mut crypt,
+                } = server_key.open_wkc(packet)?;
+                let (pid, plain) = crypt.unwrap(wire, buf).map_err(|e| e.drop_reason())?;
+                Ok(Unwrapped {
+                    pid: Some(pid),
+                    len: plain.len(),
+                    v2: Some((crypt, kc)),
+                })
             }
             (_, Some(w)) => {
                 if op.carries_wkc() {
                     return Err(DropReason::UnexpectedOpcode);
                 }
-                let (pid, plain) = w.unwrap(packet, &mut buf).map_err(|e| e.drop_reason())?;
-                (pid, plain.len(), None)
+                let (pid, plain) = w.unwrap(packet, buf).map_err(|e| e.drop_reason())?;
+                Ok(Unwrapped {
+                    pid,
+                    len: plain.len(),
+                    v2: None,
+                })
             }
-            (_, None) => return Err(DropReason::CryptoBackend),
-        };
-        let plain = buf.get(..plain_len).ok_or(DropReason::Truncated)?;
-        let repr = ControlRepr::parse_bytes(plain).map_err(|e| e.drop_reason())?;
-        match op {
-            Opcode::HardResetClientV2 | Opcode::HardResetClientV3 => {
-                if repr.message_id != Some(0) {
-                    return Err(DropReason::UnexpectedOpcode);
-                }
-                let early = pid.is_some_and(is_early_negotiation);
-                if v2.is_some() && !early {
-                    // A tls-crypt-v2 client that cannot resend WKc: the
-                    // server must keep state from its reset on.
-                    return self.stateful_v2(now, unix_time, packet);
-                }
-                if !self.may_answer(now) {
-                    return Err(DropReason::RateLimited);
-                }
-                let cookie = self.cookie.cookie(unix_time, &from, &repr.session_id);
-                let tlv = EarlyNegotiation {
-                    flags: if early && self.cfg.wrap.is_v2() {
-                        EARLY_NEG_FLAG_RESEND_WKC
-                    } else {
-                        0
-                    },
-                };
-                let mut payload = [0u8; 6];
-                let plen = tlv.emit(&mut payload).map_err(|e| e.drop_reason())?;
-                let answer = ControlRepr {
-                    opcode: Opcode::HardResetServerV2,
-                    key_id: KeyId::ZERO,
-                    session_id: cookie,
-                    acks: AckBlock::new(&[0], repr.session_id).map_err(|e| e.drop_reason())?,
-                    message_id: Some(0),
-                    payload: payload.get(..plen).unwrap_or_default(),
-                };
-                let mut out = vec![0u8; answer.buffer_len()];
-                answer.emit(&mut out).map_err(|e| e.drop_reason())?;
-                let rpid = PacketIdLong {
-                    id: 1,
-                    time: unix_time as u32,
-                };
-                let n = match (v2, &mut self.wrap) {
-                    (Some((mut crypt, _)), _) => crypt.wrap(&out, rpid, reply),
-                    (None, Some(w)) => w.wrap(&out, rpid, reply),
-                    (None, None) => return Err(DropReason::CryptoBackend),
-                }
-                .map_err(|e| e.drop_reason())?
-                .len();
-                Ok(Outcome::Reply(n))
-            }
-            Opcode::ControlV1 | Opcode::AckV1 | Opcode::ControlWkcV1 => {
-                let echoed = repr.acks.remote_session_id().ok_or(DropReason::BadCookie)?;
-                if !self
-                    .cookie
-                    .verify(unix_time, &from, &repr.session_id, &echoed)
-                {
-                    return Err(DropReason::BadCookie);
-                }
-                // 2.6.15+: only the packets right after the reset may open.
-                if repr.acks.ids().iter().any(|&a| a > 1) || repr.message_id.is_some_and(|m| m > 1)
-                {
-                    return Err(DropReason::BadCookie);
-                }
-                let (wrap, static_key) = match v2 {
-                    Some((crypt, kc)) => (TlsWrap::Crypt(crypt), Some(kc)),
-                    None => match self.cfg.wrap.build(Role::Server) {
-                        Ok(Some(w)) => (w, None),
-                        _ => return Err(DropReason::CryptoBackend),
-                    },
-                };
-                let mut s = Session::new_server_after_cookie(
-                    self.cfg.clone(),
-                    now,
-                    unix_time,
-                    echoed,
-                    repr.session_id,
-                    wrap,
-                    static_key,
-                )
-                .map_err(session_drop)?;
-                s.handle_packet(now, unix_time, packet);
-                Ok(Outcome::Accept(Box::new(s)))
-            }
-            _ => Err(DropReason::UnexpectedOpcode),
+            (_, None) => Err(DropReason::CryptoBackend),
         }
+    }
+
+    /// A client reset: answer with a cookie and keep nothing (or, for a
+    /// tls-crypt-v2 client that cannot resend WKc, start a stateful session).
+    #[allow(clippy::too_many_arguments)]
+    fn answer_reset(
+        &mut self,
+        now: Instant,
+        unix_time: u64,
+        from: SocketAddr,
+        packet: &[u8],
+        repr: &ControlRepr<'_>,
+        opened: Unwrapped,
+        reply: &mut [u8],
+    ) -> Result<Outcome, DropReason> {
+        if repr.message_id != Some(0) {
+            return Err(DropReason::UnexpectedOpcode);
+        }
+        let early = opened.pid.is_some_and(is_early_negotiation);
+        if opened.v2.is_some() && !early {
+            // A tls-crypt-v2 client that cannot resend WKc: the
+            // server must keep state from its reset on.
+            return self.stateful_v2(now, unix_time, packet);
+        }
+        if !self.may_answer(now) {
+            return Err(DropReason::RateLimited);
+        }
+        let cookie = self.cookie.cookie(unix_time, &from, &repr.session_id);
+        let tlv = EarlyNegotiation {
+            flags: if early && self.cfg.wrap.is_v2() {
+                EARLY_NEG_FLAG_RESEND_WKC
+            } else {
+                0
+            },
+        };
+        let mut payload = [0u8; 6];
+        let plen = tlv.emit(&mut payload).map_err(|e| e.drop_reason())?;
+        let answer = ControlRepr {
+            opcode: Opcode::HardResetServerV2,
+            key_id: KeyId::ZERO,
+            session_id: cookie,
+            acks: AckBlock::new(&[0], repr.session_id).map_err(|e| e.drop_reason())?,
+            message_id: Some(0),
+            payload: payload.get(..plen).unwrap_or_default(),
+        };
+        let mut out = [0u8; ANSWER_MAX];
+        let out = out
+            .get_mut(..answer.buffer_len())
+            .ok_or(DropReason::Truncated)?;
+        answer.emit(out).map_err(|e| e.drop_reason())?;
+        let rpid = PacketIdLong {
+            id: 1,
+            time: unix_time as u32,
+        };
+        let n = match (opened.v2, &mut self.wrap) {
+            (Some((mut crypt, _)), _) => crypt.wrap(out, rpid, reply),
+            (None, Some(w)) => w.wrap(out, rpid, reply),
+            (None, None) => return Err(DropReason::CryptoBackend),
+        }
+        .map_err(|e| e.drop_reason())?
+        .len();
+        Ok(Outcome::Reply(n))
+    }
+
+    /// A packet after our answer: if it echoes a valid cookie, the session
+    /// starts here and processes it.
+    fn accept_echo(
+        &mut self,
+        now: Instant,
+        unix_time: u64,
+        from: SocketAddr,
+        packet: &[u8],
+        repr: &ControlRepr<'_>,
+        v2: Option<(TlsCrypt, Key2)>,
+    ) -> Result<Outcome, DropReason> {
+        let echoed = repr.acks.remote_session_id().ok_or(DropReason::BadCookie)?;
+        if !self
+            .cookie
+            .verify(unix_time, &from, &repr.session_id, &echoed)
+        {
+            return Err(DropReason::BadCookie);
+        }
+        // 2.6.15+: only the packets right after the reset may open.
+        if repr.acks.ids().iter().any(|&a| a > 1) || repr.message_id.is_some_and(|m| m > 1) {
+            return Err(DropReason::BadCookie);
+        }
+        let (wrap, static_key) = match v2 {
+            Some((crypt, kc)) => (TlsWrap::Crypt(crypt), Some(kc)),
+            None => match self.cfg.wrap.build(Role::Server) {
+                Ok(Some(w)) => (w, None),
+                _ => return Err(DropReason::CryptoBackend),
+            },
+        };
+        let mut s = Session::new_server_after_cookie(
+            self.cfg.clone(),
+            now,
+            unix_time,
+            echoed,
+            repr.session_id,
+            wrap,
+            static_key,
+        )
+        .map_err(session_drop)?;
+        s.handle_packet(now, unix_time, packet);
+        Ok(Outcome::Accept(Box::new(s)))
     }
 
     fn stateful_v2(
@@ -341,6 +406,16 @@ impl StatelessResponder {
         s.handle_packet(now, unix_time, packet);
         Ok(Outcome::Accept(Box::new(s)))
     }
+}
+
+/// A first-contact packet after authentication.
+struct Unwrapped {
+    /// Its replay id (none without tls-auth / tls-crypt).
+    pid: Option<PacketIdLong>,
+    /// Plaintext length in the scratch buffer.
+    len: usize,
+    /// tls-crypt-v2: the client's tls-crypt context and Kc.
+    v2: Option<(TlsCrypt, Key2)>,
 }
 
 enum Outcome {

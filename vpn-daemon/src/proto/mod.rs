@@ -43,8 +43,6 @@ mod sim;
 // Wire formats, control-channel wrapping, keys and the data channel.
 pub mod data;
 pub mod error;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod keys;
 pub mod prf;
 pub mod replay;

@@ -742,7 +742,7 @@ mod tests {
             let _ = rx.open(&b, &mut out, 1);
             let mut out = vec![0u8; 512];
             let _ = rx.open(&b, &mut out, 1);
-            crate::proto::fuzzing::static_key_open(&b);
+            crate::fuzzing::static_key_open(&b);
         }
     }
 }

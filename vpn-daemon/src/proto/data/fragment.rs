@@ -779,7 +779,7 @@ mod tests {
         fn fuzz_entry_point_holds_on_random_input(
             data in proptest::collection::vec(any::<u8>(), 0..2000),
         ) {
-            crate::proto::fuzzing::fragment_stream(&data);
+            crate::fuzzing::fragment_stream(&data);
         }
 
         #[test]

@@ -497,3 +497,33 @@ fn a_refused_server_certificate_closes_the_client_with_a_tls_reason() {
     }
     assert!(!p.client.is_connected());
 }
+
+/// What an unauthenticated flood reaches, the responder and a session's
+/// control input, costs no heap allocation per packet.
+#[test]
+fn forged_control_packets_allocate_nothing() {
+    use crate::tunnel::server_tcp::tests::allocs;
+    let mut m = manual();
+    let addr = "198.51.100.9:40000".parse().expect("addr");
+    let mut forged = transmit(&mut m.client, &m.pair).remove(0);
+    let last = forged.len() - 1;
+    forged[last] ^= 0x55;
+    let (now, unix) = (m.pair.now, m.pair.unix());
+    let mut reply = vec![0u8; 2048];
+    // The first packet sizes the kept buffers.
+    let _ = m
+        .responder
+        .handle_initial(now, unix, addr, &forged, &mut reply);
+    m.client.handle_packet(now, unix, &forged);
+    let before = allocs();
+    for _ in 0..100 {
+        let r = m
+            .responder
+            .handle_initial(now, unix, addr, &forged, &mut reply);
+        assert!(matches!(r, FirstContact::Drop(_)), "{r:?}");
+        m.client.handle_packet(now, unix, &forged);
+    }
+    let during = allocs() - before;
+    assert_eq!(during, 0, "{during} allocations for 200 forged packets");
+    assert!(m.client.drops().total() >= 100);
+}

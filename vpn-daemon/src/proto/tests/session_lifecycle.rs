@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::sim::{Pair, SimOpts, number_of, numbered};
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{Route, RouteAddr};
-use crate::proto::session::{AuthDecision, InstanceTimers};
+use crate::proto::session::{AuthDecision, DataOutcome, InstanceTimers};
+use crate::proto::timers::{Timer, TimerTable};
 use crate::proto::wire::KeyId;
 
 /// Retry until the side's control traffic allows a renegotiation.
@@ -549,4 +550,64 @@ fn renegotiation_sends_the_pushed_auth_token_instead_of_the_password() {
             (Some("bob".into()), Some("SESS_ID_tok".into())),
         ]
     );
+}
+
+/// Which timers an operation at `t1` moved, and by how much the same
+/// operation one second later must move them again.
+fn moved_like(s0: &TimerTable, s1: &TimerTable, s2: &TimerTable, what: &str) {
+    let mut moved = 0;
+    for t in Timer::ALL {
+        let expect = if s1.get(t) != s0.get(t) {
+            moved += 1;
+            s1.get(t).map(|d| d + Duration::from_secs(1))
+        } else {
+            s1.get(t)
+        };
+        assert_eq!(s2.get(t), expect, "{what}: {t:?}");
+    }
+    assert!(moved > 0, "{what}: the wrapper moved no timer");
+}
+
+#[test]
+fn data_half_driven_apart_and_absorbed_moves_the_same_timers_as_the_wrappers() {
+    let mut p = Pair::new(SimOpts {
+        client_inactive: Some(Duration::from_secs(300)),
+        ..SimOpts::default()
+    });
+    p.connect();
+    let mut wire = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    // Sending: the session's wrapper at t1, the data half itself at t1 + 1 s.
+    let s0 = p.client.timers().clone();
+    let t1 = p.now + Duration::from_secs(1);
+    let n = p.client.encrypt(t1, &numbered(1), &mut wire).unwrap().len();
+    let s1 = p.client.timers().clone();
+    let sent = wire[..n].to_vec();
+    let t2 = t1 + Duration::from_secs(1);
+    let dc = p.client.data_channel_mut();
+    let n = dc
+        .encrypt(t2, &numbered(2), &mut wire)
+        .unwrap()
+        .packet
+        .len();
+    let activity = dc.take_activity();
+    assert_eq!((activity.packets_out, activity.last_tx), (1, Some(t2)));
+    p.client.absorb(activity);
+    moved_like(&s0, &s1, p.client.timers(), "encrypt");
+    // Receiving, on the server.
+    let s0 = p.server().timers().clone();
+    assert!(matches!(
+        p.server().decrypt(t1, &sent, &mut out),
+        Ok(DataOutcome::Tun(_))
+    ));
+    let s1 = p.server().timers().clone();
+    let dc = p.server().data_channel_mut();
+    assert!(matches!(
+        dc.decrypt(t2, &wire[..n], &mut out),
+        Ok(DataOutcome::Tun(_))
+    ));
+    let activity = dc.take_activity();
+    assert_eq!((activity.packets_in, activity.last_rx), (1, Some(t2)));
+    p.server().absorb(activity);
+    moved_like(&s0, &s1, p.server().timers(), "decrypt");
 }

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use super::control::HEADER_LEN;
 use super::opcode::split_first_byte;
 use crate::proto::data::hmac::{Digest, HmacKey};
-use crate::proto::error::{CryptoError, KeyFileError};
+use crate::proto::error::{CryptoError, DropReason, KeyFileError};
 use crate::proto::keys::{KEY2_LEN, Key2, KeySlot, Role, SLOT_LEN};
 use crate::proto::replay::PacketIdLong;
 
@@ -288,7 +288,28 @@ pub(crate) fn pem_encode(bytes: &[u8], label: &str) -> String {
     s
 }
 
+/// A tls-crypt-v2 client packet whose WKc the server key opened.
+pub struct OpenedWkc<'w> {
+    /// The tls-crypt wrapped packet without its WKc.
+    pub wire: &'w [u8],
+    /// The client's key Kc.
+    pub kc: Key2,
+    /// tls-crypt with Kc, server side.
+    pub crypt: TlsCrypt,
+}
+
 impl TlsCryptV2ServerKey {
+    /// Split WKc off a client packet that carries one and unwrap Kc: the
+    /// one step both the UDP front door and a stateful server session take.
+    /// Nothing is authenticated yet; that is the caller's unwrap with
+    /// [`OpenedWkc::crypt`].
+    pub fn open_wkc<'w>(&self, packet: &'w [u8]) -> Result<OpenedWkc<'w>, DropReason> {
+        let (wire, wkc) = split_wkc(packet).map_err(|e| e.drop_reason())?;
+        let (kc, _meta) = self.unwrap_client_key(wkc).map_err(|e| e.drop_reason())?;
+        let crypt = TlsCrypt::new(&kc, Role::Server).map_err(|_| DropReason::CryptoBackend)?;
+        Ok(OpenedWkc { wire, kc, crypt })
+    }
+
     /// Parse a `-----BEGIN OpenVPN tls-crypt-v2 server key-----` file.
     pub fn from_pem(text: &str) -> Result<Self, KeyFileError> {
         let raw = pem_decode(text, SERVER_KEY_LABEL)?;
@@ -743,7 +764,7 @@ mod tests {
             let _ = server.unwrap(&b, &mut dst);
             let _ = server.unwrap(&b, &mut dst[..b.len() / 2]);
             let _ = split_wkc(&b);
-            let srv = TlsCryptV2ServerKey::from_pem(crate::proto::fuzzing::V2_SERVER_PEM).unwrap();
+            let srv = TlsCryptV2ServerKey::from_pem(crate::fuzzing::V2_SERVER_PEM).unwrap();
             let _ = srv.unwrap_client_key(&b);
             let _ = server_unwrap_v3(&srv, &b, &mut dst);
         }

@@ -1,4 +1,5 @@
-//! Entry points for the `fuzz/` crate; not part of the supported API.
+//! Entry points for the `fuzz/` crate (not part of the supported API), at the
+//! crate root because they drive `config` and `mgmt` parsers as well as `proto`.
 //!
 //! Each function takes arbitrary bytes and must never panic. Built with
 //! `--cfg fuzzing`, HMAC checks accept any tag so the fuzzer reaches the
