@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::config::host::MtuDisc;
 use crate::config::types::{
-    self as ct, AuthUserPass, CertUsage, Compression, PingAction, Source, TlsWrap, X509NameKind,
+    self as ct, AuthUserPass, Compression, PingAction, Source, TlsWrap, X509NameKind,
 };
 use crate::io::external::tcp::TcpOptions;
 use crate::io::external::udp::UdpConfig;
@@ -20,9 +20,7 @@ use crate::proto::keys::{Key2, KeyDirection, Role};
 use crate::proto::ncp::CipherList;
 use crate::proto::replay::ReplayConfig;
 use crate::proto::session::{SessionConfig, Transport, WrapConfig};
-use crate::proto::tls::{
-    CertType, Identity, TlsConfig, TlsContext, TlsRole, TlsVersion, VerifyClientCert, X509NameCheck,
-};
+use crate::proto::tls::{Identity, TlsConfig, TlsContext, TlsVersion, X509NameCheck};
 use crate::proto::wire::tls_crypt::{TlsCryptV2ClientKey, TlsCryptV2ServerKey};
 
 use super::error::DaemonError;
@@ -48,10 +46,7 @@ fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
 /// The TLS context of `cfg` (our role from `tls-client`/`tls-server`).
 pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
     load_providers(&cfg.providers)?;
-    let role = match cfg.tls_role {
-        ct::TlsRole::Client => TlsRole::Client,
-        ct::TlsRole::Server => TlsRole::Server,
-    };
+    let role = cfg.tls_role;
     let ca = match &cfg.ca {
         Some(s) => read_source(s, "ca")?,
         None => Vec::new(),
@@ -100,10 +95,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         Some(ct::TlsVersion::V1_3) | None => None,
         Some(_) => Some(TlsVersion::Tls12),
     };
-    t.remote_cert_tls = cfg.remote_cert_tls.map(|u| match u {
-        CertUsage::Client => CertType::Client,
-        CertUsage::Server => CertType::Server,
-    });
+    t.remote_cert_tls = cfg.remote_cert_tls;
     t.extra_checks = extra_cert_checks(cfg);
     t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
         X509NameKind::Subject => X509NameCheck::Subject(v.name.clone()),
@@ -118,11 +110,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         }
         t.crl = Some(read_source(crl, "crl-verify")?);
     }
-    t.verify_client_cert = match cfg.verify_client_cert {
-        ct::VerifyClientCert::None => VerifyClientCert::None,
-        ct::VerifyClientCert::Optional => VerifyClientCert::Optional,
-        ct::VerifyClientCert::Require => VerifyClientCert::Require,
-    };
+    t.verify_client_cert = cfg.verify_client_cert;
     t.groups = cfg.tls_groups.clone().or_else(|| cfg.ecdh_curve.clone());
     t.tls_cipher = cfg.tls_cipher.clone();
     t.tls_ciphersuites = cfg.tls_ciphersuites.clone();
@@ -382,10 +370,7 @@ fn extra_cert_checks(cfg: &Config) -> crate::proto::cert_checks::ExtraCertChecks
     use crate::proto::cert_checks::{ExtraCertChecks, FingerprintRule, KeyUsageRule};
     let e = &cfg.extras;
     ExtraCertChecks {
-        ns_cert_type: e.ns_cert_type.map(|u| match u {
-            CertUsage::Client => CertType::Client,
-            CertUsage::Server => CertType::Server,
-        }),
+        ns_cert_type: e.ns_cert_type,
         key_usage: e.remote_cert_ku.as_ref().map(|k| match k {
             KeyUsageCheck::Required => KeyUsageRule::Required,
             KeyUsageCheck::AnyOf(v) => KeyUsageRule::AnyOf(v.clone()),

@@ -11,6 +11,7 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bitflags::bitflags;
+use ipnet::Ipv6Net;
 
 use crate::proto::data::compress::{CompressOptionError, CompressOptions};
 
@@ -136,15 +137,33 @@ impl PullFilter {
     }
 }
 
-/// `topology`.
+/// `topology`, in a config file or pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topology {
-    /// `net30` (2.6's default when nothing is pushed).
+    /// `net30`: a /30 per client (2.6's default, also when nothing is
+    /// pushed; deprecated).
     Net30,
-    /// `p2p`.
+    /// `p2p`: point-to-point addresses, no /30 per client.
     P2p,
-    /// `subnet`.
+    /// `subnet`: one subnet, the server is a gateway in it.
     Subnet,
+}
+
+impl Topology {
+    /// The word OpenVPN writes for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::Net30 => "net30",
+            Topology::P2p => "p2p",
+            Topology::Subnet => "subnet",
+        }
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A route endpoint: an address or one of OpenVPN's keywords.
@@ -173,25 +192,23 @@ pub struct Route {
     pub metric: Option<u32>,
 }
 
-/// `route-ipv6 NETWORK/BITS [GATEWAY [METRIC]]`.
+/// `route-ipv6 NETWORK/BITS [GATEWAY [METRIC]]`, in a config file or pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteIpv6 {
-    /// Destination network.
-    pub network: Ipv6Addr,
-    /// Prefix length.
-    pub prefix_len: u8,
-    /// Gateway.
+    /// Destination prefix, host bits kept as written.
+    pub network: Ipv6Net,
+    /// Gateway; `None` means the tunnel's remote end.
     pub gateway: Option<Ipv6Addr>,
-    /// Metric.
+    /// Route metric.
     pub metric: Option<u32>,
 }
 
-/// `route-gateway`.
+/// `route-gateway GW|dhcp`, in a config file or pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteGateway {
-    /// A literal address.
+    /// A literal gateway.
     Addr(Ipv4Addr),
-    /// `dhcp` (tap only).
+    /// `dhcp`: learn it by DHCP (tap only in OpenVPN).
     Dhcp,
 }
 
@@ -621,7 +638,9 @@ impl PushedOptions {
                 });
             }
             "route-ipv6" => {
-                let (network, prefix_len) = o.v6_prefix(o.arg(0)?)?;
+                let (addr, prefix_len) = o.v6_prefix(o.arg(0)?)?;
+                let network =
+                    Ipv6Net::new(addr, prefix_len).map_err(|_| o.bad("bad prefix length"))?;
                 let gateway = o.opt_arg(1).map(|g| o.v6(g)).transpose()?;
                 let metric = match o.opt_arg(2) {
                     Some(_) => Some(o.num(2)?),
@@ -629,7 +648,6 @@ impl PushedOptions {
                 };
                 self.routes_ipv6.push(RouteIpv6 {
                     network,
-                    prefix_len,
                     gateway,
                     metric,
                 });
@@ -808,11 +826,6 @@ impl PushedOptions {
             });
         }
         if let Some(t) = self.topology {
-            let t = match t {
-                Topology::Net30 => "net30",
-                Topology::P2p => "p2p",
-                Topology::Subnet => "subnet",
-            };
             l.push(format!("topology {t}"));
         }
         if let Some(p) = self.ping {
@@ -842,7 +855,7 @@ impl PushedOptions {
             l.push(route_line(r));
         }
         for r in &self.routes_ipv6 {
-            let mut s = format!("route-ipv6 {}/{}", r.network, r.prefix_len);
+            let mut s = format!("route-ipv6 {}", r.network);
             match (r.gateway, r.metric) {
                 (Some(g), Some(m)) => {
                     let _ = write!(s, " {g} {m}");
@@ -1211,14 +1224,12 @@ mod tests {
             ],
             routes_ipv6: vec![
                 RouteIpv6 {
-                    network: "2001:db8::".parse().unwrap(),
-                    prefix_len: 32,
+                    network: "2001:db8::/32".parse().unwrap(),
                     gateway: None,
                     metric: None,
                 },
                 RouteIpv6 {
-                    network: "::".parse().unwrap(),
-                    prefix_len: 3,
+                    network: "::/3".parse().unwrap(),
                     gateway: Some("fd00::1".parse().unwrap()),
                     metric: Some(7),
                 },
