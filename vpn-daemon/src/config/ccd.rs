@@ -1,8 +1,10 @@
-//! `client-config-dir`: per-client option files named by the common name
-//! (or `DEFAULT`), read with the config lexer, into typed [`CcdOptions`].
+//! `client-config-dir` files and client-connect output: per-client options
+//! read with the config lexer and parsed through the directive table with
+//! the instance scope ([`Scope::INSTANCE`]), into typed [`CcdOptions`].
 //!
 //! What OpenVPN 2.6 allows in these files is what its option parser lets
-//! through `CLIENT_CONNECT_OPT_MASK`: the instance options (`ifconfig-push`,
+//! through `CLIENT_CONNECT_OPT_MASK` (the rows whose scope has
+//! [`Scope::INSTANCE`], taken from each directive's `OPT_P_*` class): the instance options (`ifconfig-push`,
 //! `ifconfig-ipv6-push`, `iroute`, `iroute-ipv6`, `push-reset`,
 //! `push-remove`, `disable`, `cipher`...), `push`, the timers (`ping`,
 //! `ping-restart`, `ping-exit`, `ping-timer-rem`, `inactive`,
@@ -26,6 +28,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::config::{
     Config,
+    directives::{self, Scope},
     lexer::{LexedLine, lex},
 };
 use crate::proto::session::InstanceTimers;
@@ -432,23 +435,43 @@ impl CcdOptions {
     }
 }
 
-/// Directives allowed in ccd files that we keep as [`OtherDirective`].
-const OTHER_ALLOWED: &[&str] = &[
-    "echo",
-    "parameter",
-    "comp-lzo",
-    "comp-noadapt",
-    "compress",
-    "socket-flags",
-    "bind-dev",
-    "max-routes-per-client",
-    "cipher",
-    "data-ciphers-fallback",
-    "ncp-ciphers",
-    "vlan-pvid",
-    "auth-token",
-    "auth-token-user",
-];
+/// One instance directive's parameters, for the instance parsers the
+/// directive table names (`Spec::instance`).
+pub(super) struct InstanceArgs<'a> {
+    pub(super) name: &'a str,
+    pub(super) args: &'a [String],
+    pub(super) span: &'a CcdSpan,
+    pub(super) dir: &'a ClientConfigDir,
+}
+
+impl InstanceArgs<'_> {
+    fn bad(&self, message: String) -> CcdError {
+        CcdError::Invalid {
+            span: self.span.clone(),
+            name: self.name.to_string(),
+            message,
+        }
+    }
+
+    fn arg(&self, i: usize) -> &str {
+        self.args.get(i).map(String::as_str).unwrap_or_default()
+    }
+
+    fn v4(&self, i: usize) -> Result<Ipv4Addr, CcdError> {
+        self.arg(i)
+            .parse::<Ipv4Addr>()
+            .map_err(|_| self.bad(format!("bad IPv4 address {:?}", self.arg(i))))
+    }
+
+    fn num(&self, i: usize) -> Result<u32, CcdError> {
+        self.arg(i)
+            .parse::<u32>()
+            .map_err(|_| self.bad(format!("bad number {:?}", self.arg(i))))
+    }
+}
+
+/// What the directive table's instance parsers have the type of.
+pub(super) type InstanceApply = fn(&mut CcdOptions, &InstanceArgs<'_>) -> Result<(), CcdError>;
 
 fn parse_into(
     bytes: &[u8],
@@ -488,180 +511,194 @@ fn parse_into(
                 name: format!("<{name}>"),
             });
         }
-        let bad = |message: String| CcdError::Invalid {
-            span: sp.clone(),
-            name: name.to_string(),
-            message,
+        // The table's scope mask decides, as CLIENT_CONNECT_OPT_MASK does
+        // in 2.6's add_option.
+        let Some(spec) = directives::lookup_scoped(name, Scope::INSTANCE) else {
+            return Err(CcdError::NotAllowed {
+                span: sp,
+                name: name.to_string(),
+            });
         };
-        let arity = |min: usize, max: usize| {
-            if args.len() < min || args.len() > max {
-                let want = if min == max {
-                    format!("{min}")
-                } else {
-                    format!("{min} to {max}")
-                };
-                Err(bad(format!(
-                    "takes {want} parameter(s), got {}",
-                    args.len()
-                )))
-            } else {
-                Ok(())
-            }
+        let a = InstanceArgs {
+            name,
+            args,
+            span: &sp,
+            dir,
         };
-        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
-        let v4 = |i: usize| {
-            arg(i)
-                .parse::<Ipv4Addr>()
-                .map_err(|_| bad(format!("bad IPv4 address {:?}", arg(i))))
-        };
-        let num = |i: usize| {
-            arg(i)
-                .parse::<u32>()
-                .map_err(|_| bad(format!("bad number {:?}", arg(i))))
-        };
-        match name {
-            "ifconfig-push" => {
-                arity(2, 3)?;
-                let local = v4(0)?;
-                let remote_netmask = v4(1)?;
-                if local.is_unspecified() || remote_netmask.is_unspecified() {
-                    return Err(bad("cannot parse --ifconfig-push addresses".into()));
-                }
-                let alias = if args.len() == 3 { Some(v4(2)?) } else { None };
-                opts.ifconfig_push = Some(IfconfigPush {
-                    local,
-                    remote_netmask,
-                    alias,
-                });
-            }
-            "ifconfig-ipv6-push" => {
-                arity(1, 2)?;
-                let local = parse_v6_prefix(arg(0)).ok_or_else(|| {
-                    bad(format!(
-                        "cannot parse --ifconfig-ipv6-push address {:?}",
-                        arg(0)
-                    ))
-                })?;
-                let remote = if args.len() == 2 {
-                    arg(1).parse::<Ipv6Addr>().map_err(|_| {
-                        bad(format!(
-                            "cannot parse --ifconfig-ipv6-push remote {:?}",
-                            arg(1)
-                        ))
-                    })?
-                } else {
-                    dir.ifconfig_ipv6_local.ok_or_else(|| {
-                        bad(
-                            "second argument missing and no global --ifconfig-ipv6 address set"
-                                .into(),
-                        )
-                    })?
-                };
-                opts.ifconfig_ipv6_push = Some(IfconfigIpv6Push { local, remote });
-            }
-            "iroute" => {
-                arity(1, 2)?;
-                let net = v4(0)?;
-                let bits = if args.len() == 2 {
-                    let mask = v4(1)?;
-                    let m = u32::from(mask);
-                    if m.leading_ones() + m.trailing_zeros() != 32 {
-                        return Err(bad(format!(
-                            "{} {}: bad network/subnet specification",
-                            arg(0),
-                            arg(1)
-                        )));
-                    }
-                    u8::try_from(m.leading_ones()).unwrap_or(32)
-                } else {
-                    32
-                };
-                let n = Ipv4Net::new(net, bits).map_err(|e| bad(e.to_string()))?;
-                opts.iroutes_v4.push(n.trunc());
-            }
-            "iroute-ipv6" => {
-                arity(1, 1)?;
-                let n = parse_v6_prefix(arg(0))
-                    .ok_or_else(|| bad(format!("bad IPv6 prefix {:?}", arg(0))))?;
-                opts.iroutes_v6.push(n.trunc());
-            }
-            "push" => {
-                arity(1, 1)?;
-                opts.push_edits.push(PushEdit::Push(arg(0).to_string()));
-            }
-            "push-reset" => {
-                arity(0, 0)?;
-                opts.push_edits.push(PushEdit::Reset);
-            }
-            "push-remove" => {
-                arity(1, 1)?;
-                opts.push_edits.push(PushEdit::Remove(arg(0).to_string()));
-            }
-            "disable" => {
-                arity(0, 0)?;
-                opts.disable = true;
-            }
-            "ping" => {
-                arity(1, 1)?;
-                opts.ping = Some(num(0)?);
-            }
-            "ping-restart" => {
-                arity(1, 1)?;
-                opts.ping_restart = Some(num(0)?);
-            }
-            "ping-exit" => {
-                arity(1, 1)?;
-                opts.ping_exit = Some(num(0)?);
-            }
-            "ping-timer-rem" => {
-                arity(0, 0)?;
-                opts.ping_timer_rem = true;
-            }
-            "session-timeout" => {
-                arity(1, 1)?;
-                opts.session_timeout = Some(num(0)?);
-            }
-            "inactive" => {
-                arity(1, 2)?;
-                let seconds = num(0)?;
-                let bytes = if args.len() == 2 {
-                    arg(1)
-                        .parse::<u64>()
-                        .map_err(|_| bad(format!("bad byte count {:?}", arg(1))))?
-                } else {
-                    0
-                };
-                opts.inactive = Some(CcdInactive { seconds, bytes });
-            }
-            "config" => {
-                arity(1, 1)?;
-                if depth + 1 >= MAX_DEPTH {
-                    return Err(CcdError::TooDeep { span: sp });
-                }
-                let p = Path::new(arg(0));
-                let p = if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    dir.cwd.join(p)
-                };
-                let bytes = std::fs::read(&p).map_err(|source| CcdError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                parse_into(&bytes, &p, dir, opts, depth + 1)?;
-            }
-            n if OTHER_ALLOWED.contains(&n) => opts.other.push(OtherDirective {
+        // A row without an instance parser is kept as written for the
+        // driver, without an arity check.
+        let Some(apply) = spec.instance else {
+            opts.other.push(OtherDirective {
                 line,
                 words: words.clone(),
-            }),
-            _ => {
-                return Err(CcdError::NotAllowed {
-                    span: sp,
-                    name: name.to_string(),
-                });
-            }
+            });
+            continue;
+        };
+        if args.len() < spec.min || args.len() > spec.max {
+            let want = if spec.min == spec.max {
+                format!("{}", spec.min)
+            } else {
+                format!("{} to {}", spec.min, spec.max)
+            };
+            return Err(a.bad(format!("takes {want} parameter(s), got {}", args.len())));
         }
+        if spec.name == "config" {
+            if depth + 1 >= MAX_DEPTH {
+                return Err(CcdError::TooDeep { span: sp });
+            }
+            let p = Path::new(a.arg(0));
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.cwd.join(p)
+            };
+            let bytes = std::fs::read(&p).map_err(|source| CcdError::Read {
+                path: p.clone(),
+                source,
+            })?;
+            parse_into(&bytes, &p, dir, opts, depth + 1)?;
+            continue;
+        }
+        apply(opts, &a)?;
     }
+    Ok(())
+}
+
+// The instance parsers, named by the directive table's rows.
+
+/// `config FILE` is read by [`parse_into`] itself (it recurses).
+pub(super) fn config(_: &mut CcdOptions, _: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    Ok(())
+}
+
+pub(super) fn ifconfig_push(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    let local = a.v4(0)?;
+    let remote_netmask = a.v4(1)?;
+    if local.is_unspecified() || remote_netmask.is_unspecified() {
+        return Err(a.bad("cannot parse --ifconfig-push addresses".into()));
+    }
+    let alias = if a.args.len() == 3 {
+        Some(a.v4(2)?)
+    } else {
+        None
+    };
+    opts.ifconfig_push = Some(IfconfigPush {
+        local,
+        remote_netmask,
+        alias,
+    });
+    Ok(())
+}
+
+pub(super) fn ifconfig_ipv6_push(
+    opts: &mut CcdOptions,
+    a: &InstanceArgs<'_>,
+) -> Result<(), CcdError> {
+    let local = parse_v6_prefix(a.arg(0)).ok_or_else(|| {
+        a.bad(format!(
+            "cannot parse --ifconfig-ipv6-push address {:?}",
+            a.arg(0)
+        ))
+    })?;
+    let remote = if a.args.len() == 2 {
+        a.arg(1).parse::<Ipv6Addr>().map_err(|_| {
+            a.bad(format!(
+                "cannot parse --ifconfig-ipv6-push remote {:?}",
+                a.arg(1)
+            ))
+        })?
+    } else {
+        a.dir.ifconfig_ipv6_local.ok_or_else(|| {
+            a.bad("second argument missing and no global --ifconfig-ipv6 address set".into())
+        })?
+    };
+    opts.ifconfig_ipv6_push = Some(IfconfigIpv6Push { local, remote });
+    Ok(())
+}
+
+pub(super) fn iroute(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    let net = a.v4(0)?;
+    let bits = if a.args.len() == 2 {
+        let mask = a.v4(1)?;
+        let m = u32::from(mask);
+        if m.leading_ones() + m.trailing_zeros() != 32 {
+            return Err(a.bad(format!(
+                "{} {}: bad network/subnet specification",
+                a.arg(0),
+                a.arg(1)
+            )));
+        }
+        u8::try_from(m.leading_ones()).unwrap_or(32)
+    } else {
+        32
+    };
+    let n = Ipv4Net::new(net, bits).map_err(|e| a.bad(e.to_string()))?;
+    opts.iroutes_v4.push(n.trunc());
+    Ok(())
+}
+
+pub(super) fn iroute_ipv6(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    let n = parse_v6_prefix(a.arg(0))
+        .ok_or_else(|| a.bad(format!("bad IPv6 prefix {:?}", a.arg(0))))?;
+    opts.iroutes_v6.push(n.trunc());
+    Ok(())
+}
+
+pub(super) fn push(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.push_edits.push(PushEdit::Push(a.arg(0).to_string()));
+    Ok(())
+}
+
+pub(super) fn push_reset(opts: &mut CcdOptions, _: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.push_edits.push(PushEdit::Reset);
+    Ok(())
+}
+
+pub(super) fn push_remove(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.push_edits.push(PushEdit::Remove(a.arg(0).to_string()));
+    Ok(())
+}
+
+pub(super) fn disable(opts: &mut CcdOptions, _: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.disable = true;
+    Ok(())
+}
+
+pub(super) fn ping(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.ping = Some(a.num(0)?);
+    Ok(())
+}
+
+pub(super) fn ping_restart(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.ping_restart = Some(a.num(0)?);
+    Ok(())
+}
+
+pub(super) fn ping_exit(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.ping_exit = Some(a.num(0)?);
+    Ok(())
+}
+
+pub(super) fn ping_timer_rem(opts: &mut CcdOptions, _: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.ping_timer_rem = true;
+    Ok(())
+}
+
+pub(super) fn session_timeout(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    opts.session_timeout = Some(a.num(0)?);
+    Ok(())
+}
+
+pub(super) fn inactive(opts: &mut CcdOptions, a: &InstanceArgs<'_>) -> Result<(), CcdError> {
+    let seconds = a.num(0)?;
+    let bytes = if a.args.len() == 2 {
+        a.arg(1)
+            .parse::<u64>()
+            .map_err(|_| a.bad(format!("bad byte count {:?}", a.arg(1))))?
+    } else {
+        0
+    };
+    opts.inactive = Some(CcdInactive { seconds, bytes });
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! the daemon was started in) and checked. `docs/directives.md` lists every
 //! directive and every place where we differ from OpenVPN.
 
+pub mod ccd;
 mod compress;
 mod connection;
 pub mod directives;
