@@ -126,7 +126,7 @@ const fn inl(name: &'static str, min: usize, max: usize, apply: Apply) -> Spec {
 /// config file refuses otherwise (`push-remove` and the auth tokens with
 /// their own [`UNSUPPORTED`] reason; `bind-dev` as unknown), kept out of
 /// [`all`] so the config file's answers stay those.
-static INSTANCE_ONLY: &[Spec] = &[
+pub(super) static INSTANCE_ONLY: &[Spec] = &[
     d("push-remove", 1, 1, |_, _| Ok(()))
         .scope(Scope::INSTANCE)
         .instance(super::ccd::push_remove),
