@@ -283,3 +283,25 @@ fn instance_scope_is_2_6s_client_connect_mask() {
         );
     }
 }
+
+#[test]
+fn pushed_options_share_the_config_vocabulary() {
+    // What only a server sends (no config-file meaning of the same name).
+    const PUSH_ONLY: &[&str] = &[
+        "peer-id",
+        "protocol-flags",
+        "key-derivation",
+        "push-continuation",
+        "tun-ipv6",
+    ];
+    for p in crate::proto::push::PUSHED {
+        if PUSH_ONLY.contains(&p.name) {
+            continue;
+        }
+        assert!(
+            !matches!(directives::lookup(p.name), directives::Lookup::Unknown),
+            "pushed option {} is not in the directive table",
+            p.name
+        );
+    }
+}
