@@ -2162,10 +2162,10 @@ pub(super) fn key_direction(a: &Args<'_>, i: usize) -> Result<KeyDirection, Conf
 
 fn tls_version(a: &Args<'_>, i: usize) -> Result<TlsVersion, ConfigErrorKind> {
     match a.word(i)? {
-        "1.0" => Ok(TlsVersion::V1_0),
-        "1.1" => Ok(TlsVersion::V1_1),
-        "1.2" => Ok(TlsVersion::V1_2),
-        "1.3" => Ok(TlsVersion::V1_3),
+        "1.0" => Ok(TlsVersion::Tls10),
+        "1.1" => Ok(TlsVersion::Tls11),
+        "1.2" => Ok(TlsVersion::Tls12),
+        "1.3" => Ok(TlsVersion::Tls13),
         _ => Err(a.invalid(i, "1.0, 1.1, 1.2 or 1.3")),
     }
 }

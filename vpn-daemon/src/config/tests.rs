@@ -188,8 +188,8 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("key-direction 1", CLIENT, |c| c.key_direction == Some(KeyDirection::Inverse)),
         ("tls-crypt tc.key", CLIENT, |c| c.tls_wrap == TlsWrap::Crypt { key: Source::File("/nonexistent-base/tc.key".into()) }),
         ("tls-crypt-v2 v2.key allow-noncookie", SERVER, |c| matches!(c.tls_wrap, TlsWrap::CryptV2 { force_cookie: false, .. })),
-        ("tls-version-min 1.3", CLIENT, |c| c.tls_version_min == Some(TlsVersionMin { version: TlsVersion::V1_3, or_highest: false })),
-        ("tls-version-max 1.2", CLIENT, |c| c.tls_version_max == Some(TlsVersion::V1_2)),
+        ("tls-version-min 1.3", CLIENT, |c| c.tls_version_min == Some(TlsVersionMin { version: TlsVersion::Tls13, or_highest: false })),
+        ("tls-version-max 1.2", CLIENT, |c| c.tls_version_max == Some(TlsVersion::Tls12)),
         ("tls-cipher TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", CLIENT, |c| c.tls_cipher.is_some()),
         ("tls-ciphersuites TLS_AES_256_GCM_SHA384", CLIENT, |c| c.tls_ciphersuites.as_deref() == Some("TLS_AES_256_GCM_SHA384")),
         ("tls-groups X25519:prime256v1", CLIENT, |c| c.tls_groups.as_deref() == Some("X25519:prime256v1")),
@@ -1395,7 +1395,7 @@ fn typical_2_6_server_with_tls_crypt_parses() {
     assert_eq!(
         c.tls_version_min,
         Some(TlsVersionMin {
-            version: TlsVersion::V1_2,
+            version: TlsVersion::Tls12,
             or_highest: false
         })
     );
@@ -1461,7 +1461,7 @@ fn typical_2_6_client_parses() {
     assert_eq!(
         c.tls_version_min,
         Some(TlsVersionMin {
-            version: TlsVersion::V1_2,
+            version: TlsVersion::Tls12,
             or_highest: true
         })
     );

@@ -501,18 +501,8 @@ pub struct StatusFile {
     pub interval: u32,
 }
 
-/// A TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    /// 1.0.
-    V1_0,
-    /// 1.1.
-    V1_1,
-    /// 1.2.
-    V1_2,
-    /// 1.3.
-    V1_3,
-}
+// `tls-version-min` / `tls-version-max` name the TLS layer's versions.
+pub use crate::proto::tls::TlsVersion;
 
 /// `tls-version-min V [or-highest]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,17 +84,15 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         _ => None,
     };
     let mut t = TlsConfig::new(role, ca, identity);
+    // 1.0/1.1 are below what OpenSSL allows us; 1.2 is the floor, and a
+    // maximum of 1.3 is no maximum.
     if let Some(v) = cfg.tls_version_min {
-        t.version_min = match v.version {
-            ct::TlsVersion::V1_3 => TlsVersion::Tls13,
-            // 1.0/1.1 are below what OpenSSL allows us; 1.2 is the floor.
-            _ => TlsVersion::Tls12,
-        };
+        t.version_min = v.version.max(TlsVersion::Tls12);
     }
-    t.version_max = match cfg.tls_version_max {
-        Some(ct::TlsVersion::V1_3) | None => None,
-        Some(_) => Some(TlsVersion::Tls12),
-    };
+    t.version_max = cfg
+        .tls_version_max
+        .filter(|v| *v < TlsVersion::Tls13)
+        .map(|v| v.max(TlsVersion::Tls12));
     t.remote_cert_tls = cfg.remote_cert_tls;
     t.extra_checks = extra_cert_checks(cfg);
     t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
