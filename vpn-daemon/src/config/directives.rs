@@ -29,8 +29,8 @@ use super::{
         IfconfigPool, Inactive, KeyDirection, LogFile, Mssfix, MssfixMode, PingAction, PingRec,
         PoolPersist, RawTransport, RedirectGateway, RenegSec, ReplayWindow, ResolvRetry, Route,
         RouteAddr, RouteGateway, RouteIpv6, ServerBridge, Source, StatusFile, TlsVersion,
-        TlsVersionMin, Topology, VerifyClientCert, VerifyMethod, VerifyX509Name, VlanAccept,
-        X509NameKind, XdpMode,
+        TlsVersionMin, Topology, VerifyClientCert, VerifyMethod, VlanAccept, X509NameCheck,
+        XdpMode,
     },
 };
 
@@ -689,16 +689,13 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("verify-x509-name", 1, 2, |b, a| {
-        let kind = match a.words.get(1).map(String::as_str) {
-            None | Some("subject") => X509NameKind::Subject,
-            Some("name") => X509NameKind::Name,
-            Some("name-prefix") => X509NameKind::NamePrefix,
+        let kind: fn(String) -> X509NameCheck = match a.words.get(1).map(String::as_str) {
+            None | Some("subject") => X509NameCheck::Subject,
+            Some("name") => X509NameCheck::Name,
+            Some("name-prefix") => X509NameCheck::NamePrefix,
             Some(_) => return Err(a.invalid(1, "subject, name or name-prefix")),
         };
-        b.cfg.verify_x509_name = Some(VerifyX509Name {
-            name: a.nonempty(0)?.to_string(),
-            kind,
-        });
+        b.cfg.verify_x509_name = Some(kind(a.nonempty(0)?.to_string()));
         Ok(())
     }),
     d("verify-client-cert", 0, 1, |b, a| {

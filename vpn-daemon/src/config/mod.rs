@@ -211,7 +211,7 @@ pub struct Config {
     /// `remote-cert-tls`.
     pub remote_cert_tls: Option<CertUsage>,
     /// `verify-x509-name`.
-    pub verify_x509_name: Option<VerifyX509Name>,
+    pub verify_x509_name: Option<X509NameCheck>,
     /// `verify-client-cert` (default require).
     pub verify_client_cert: VerifyClientCert,
     /// `tls-auth` / `tls-crypt` / `tls-crypt-v2`.

@@ -182,7 +182,7 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("ecdh-curve secp384r1", SERVER, |c| c.ecdh_curve.as_deref() == Some("secp384r1")),
         ("crl-verify crl.pem", SERVER, |c| c.crl_verify == src("crl.pem") && !c.crl_verify_dir),
         ("remote-cert-tls server", CLIENT, |c| c.remote_cert_tls == Some(CertUsage::Server)),
-        ("verify-x509-name vpn.example.org name-prefix", CLIENT, |c| c.verify_x509_name == Some(VerifyX509Name { name: "vpn.example.org".into(), kind: X509NameKind::NamePrefix })),
+        ("verify-x509-name vpn.example.org name-prefix", CLIENT, |c| c.verify_x509_name == Some(X509NameCheck::NamePrefix("vpn.example.org".into()))),
         ("verify-client-cert optional", "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nauth-user-pass-verify /bin/true via-env\n", |c| c.verify_client_cert == VerifyClientCert::Optional),
         ("tls-auth ta.key 1", CLIENT, |c| c.tls_wrap == TlsWrap::Auth { key: Source::File("/nonexistent-base/ta.key".into()), direction: Some(KeyDirection::Inverse) }),
         ("key-direction 1", CLIENT, |c| c.key_direction == Some(KeyDirection::Inverse)),
@@ -1453,10 +1453,7 @@ fn typical_2_6_client_parses() {
     );
     assert_eq!(
         c.verify_x509_name,
-        Some(VerifyX509Name {
-            name: "server".into(),
-            kind: X509NameKind::Name
-        })
+        Some(X509NameCheck::Name("server".into()))
     );
     assert_eq!(
         c.tls_version_min,

@@ -311,34 +311,14 @@ pub struct Dns {
     pub servers: Vec<DnsServer>,
 }
 
-/// How `verify-x509-name` matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum X509NameKind {
-    /// The whole subject DN.
-    Subject,
-    /// The common name.
-    Name,
-    /// A prefix of the common name.
-    NamePrefix,
-}
+// `verify-x509-name NAME [subject|name|name-prefix]` is the TLS layer's
+// check as written.
+pub use crate::proto::tls::X509NameCheck;
 
-/// `verify-x509-name NAME [TYPE]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyX509Name {
-    /// What to compare with.
-    pub name: String,
-    /// How.
-    pub kind: X509NameKind,
-}
-
-/// A static key's direction (`key-direction`, tls-auth's 2nd parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyDirection {
-    /// `0`, "normal" (usually the server).
-    Normal,
-    /// `1`, "inverse" (usually the client).
-    Inverse,
-}
+// A static key's direction (`key-direction`, tls-auth's 2nd parameter) is
+// the key layer's: config keeps it in an `Option` (`None` until given,
+// which is `KeyDirection::Bidirectional`) and never stores `Bidirectional`.
+pub use crate::proto::keys::KeyDirection;
 
 /// The control channel's wrapping.
 #[derive(Debug, Clone, PartialEq, Eq)]

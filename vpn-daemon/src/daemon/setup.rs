@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::config::host::MtuDisc;
-use crate::config::types::{
-    self as ct, AuthUserPass, Compression, PingAction, Source, TlsWrap, X509NameKind,
-};
+use crate::config::types::{self as ct, AuthUserPass, Compression, PingAction, Source, TlsWrap};
 use crate::io::external::tcp::TcpOptions;
 use crate::io::external::udp::UdpConfig;
 use crate::proto::data::{CompressFraming, Digest};
@@ -20,7 +18,7 @@ use crate::proto::keys::{Key2, KeyDirection, Role};
 use crate::proto::ncp::CipherList;
 use crate::proto::replay::ReplayConfig;
 use crate::proto::session::{SessionConfig, Transport, WrapConfig};
-use crate::proto::tls::{Identity, TlsConfig, TlsContext, TlsVersion, X509NameCheck};
+use crate::proto::tls::{Identity, TlsConfig, TlsContext, TlsVersion};
 use crate::proto::wire::tls_crypt::{TlsCryptV2ClientKey, TlsCryptV2ServerKey};
 
 use super::error::DaemonError;
@@ -95,11 +93,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         .map(|v| v.max(TlsVersion::Tls12));
     t.remote_cert_tls = cfg.remote_cert_tls;
     t.extra_checks = extra_cert_checks(cfg);
-    t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
-        X509NameKind::Subject => X509NameCheck::Subject(v.name.clone()),
-        X509NameKind::Name => X509NameCheck::Name(v.name.clone()),
-        X509NameKind::NamePrefix => X509NameCheck::NamePrefix(v.name.clone()),
-    });
+    t.verify_x509_name = cfg.verify_x509_name.clone();
     if let Some(crl) = &cfg.crl_verify {
         if cfg.crl_verify_dir {
             return Err(DaemonError::Unsupported(
@@ -115,12 +109,8 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
     Ok(TlsContext::new(&t)?)
 }
 
-fn key_direction(d: Option<ct::KeyDirection>) -> KeyDirection {
-    match d {
-        None => KeyDirection::Bidirectional,
-        Some(ct::KeyDirection::Normal) => KeyDirection::Normal,
-        Some(ct::KeyDirection::Inverse) => KeyDirection::Inverse,
-    }
+fn key_direction(d: Option<KeyDirection>) -> KeyDirection {
+    d.unwrap_or_default()
 }
 
 /// The control-channel wrapping of `cfg` for `role`.
@@ -334,9 +324,9 @@ pub fn session_config(
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {
         occ.tls_auth = true;
         occ.keydir = match direction.or(cfg.key_direction) {
-            Some(ct::KeyDirection::Normal) => Some(0),
-            Some(ct::KeyDirection::Inverse) => Some(1),
-            None => None,
+            Some(KeyDirection::Normal) => Some(0),
+            Some(KeyDirection::Inverse) => Some(1),
+            Some(KeyDirection::Bidirectional) | None => None,
         };
     }
     occ.cipher = cfg.cipher.clone().filter(|c| s.data_ciphers.contains(c));
