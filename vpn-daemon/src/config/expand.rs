@@ -49,7 +49,44 @@ pub(super) fn finish(b: &mut Builder) -> Result<(), ConfigError> {
     misc(b)?;
     super::host::check(b)?;
     super::extras::validate(b)?;
-    files(b)
+    files(b)?;
+    found_at_run_time(b)
+}
+
+/// Configuration errors the tunnel loops used to find only when they
+/// started (`DaemonError::Unsupported` there, with the same message); run
+/// last so every other check keeps its place before them. The loops' own
+/// checks are unreachable for a validated `Config` now.
+fn found_at_run_time(b: &Builder) -> Result<(), ConfigError> {
+    // The informational modes print and exit before any loop starts.
+    if b.cfg.host.show.is_some() {
+        return Ok(());
+    }
+    if b.cfg.secret.is_none() {
+        // daemon::setup::tls_context, for every TLS loop.
+        if b.cfg.crl_verify.is_some() && b.cfg.crl_verify_dir {
+            return Err(invalid(
+                b.span_of("crl-verify"),
+                "crl-verify DIR dir is not supported",
+            ));
+        }
+    } else if let Some(l) = &b.cfg.local {
+        // client::static_key::local_addr binds UDP and TCP listeners to a
+        // literal address only (it does not resolve names).
+        let binds = |t: Transport| matches!(t, Transport::Udp | Transport::TcpServer);
+        let bound = if b.cfg.remotes.is_empty() {
+            binds(b.cfg.proto.transport)
+        } else {
+            b.cfg.remotes.iter().any(|r| binds(r.proto.transport))
+        };
+        if bound && l.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(
+                b.span_of("local"),
+                format!("local {l}: not an IP address"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn device(b: &mut Builder) -> Result<(), ConfigError> {

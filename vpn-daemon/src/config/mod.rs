@@ -11,6 +11,7 @@
 //! the daemon was started in) and checked. `docs/directives.md` lists every
 //! directive and every place where we differ from OpenVPN.
 
+pub mod ccd;
 mod compress;
 mod connection;
 pub mod directives;
@@ -210,7 +211,7 @@ pub struct Config {
     /// `remote-cert-tls`.
     pub remote_cert_tls: Option<CertUsage>,
     /// `verify-x509-name`.
-    pub verify_x509_name: Option<VerifyX509Name>,
+    pub verify_x509_name: Option<X509NameCheck>,
     /// `verify-client-cert` (default require).
     pub verify_client_cert: VerifyClientCert,
     /// `tls-auth` / `tls-crypt` / `tls-crypt-v2`.

@@ -182,14 +182,14 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("ecdh-curve secp384r1", SERVER, |c| c.ecdh_curve.as_deref() == Some("secp384r1")),
         ("crl-verify crl.pem", SERVER, |c| c.crl_verify == src("crl.pem") && !c.crl_verify_dir),
         ("remote-cert-tls server", CLIENT, |c| c.remote_cert_tls == Some(CertUsage::Server)),
-        ("verify-x509-name vpn.example.org name-prefix", CLIENT, |c| c.verify_x509_name == Some(VerifyX509Name { name: "vpn.example.org".into(), kind: X509NameKind::NamePrefix })),
+        ("verify-x509-name vpn.example.org name-prefix", CLIENT, |c| c.verify_x509_name == Some(X509NameCheck::NamePrefix("vpn.example.org".into()))),
         ("verify-client-cert optional", "dev tun\nserver 10.8.0.0 255.255.255.0\nca a\ncert b\nkey c\nauth-user-pass-verify /bin/true via-env\n", |c| c.verify_client_cert == VerifyClientCert::Optional),
         ("tls-auth ta.key 1", CLIENT, |c| c.tls_wrap == TlsWrap::Auth { key: Source::File("/nonexistent-base/ta.key".into()), direction: Some(KeyDirection::Inverse) }),
         ("key-direction 1", CLIENT, |c| c.key_direction == Some(KeyDirection::Inverse)),
         ("tls-crypt tc.key", CLIENT, |c| c.tls_wrap == TlsWrap::Crypt { key: Source::File("/nonexistent-base/tc.key".into()) }),
         ("tls-crypt-v2 v2.key allow-noncookie", SERVER, |c| matches!(c.tls_wrap, TlsWrap::CryptV2 { force_cookie: false, .. })),
-        ("tls-version-min 1.3", CLIENT, |c| c.tls_version_min == Some(TlsVersionMin { version: TlsVersion::V1_3, or_highest: false })),
-        ("tls-version-max 1.2", CLIENT, |c| c.tls_version_max == Some(TlsVersion::V1_2)),
+        ("tls-version-min 1.3", CLIENT, |c| c.tls_version_min == Some(TlsVersionMin { version: TlsVersion::Tls13, or_highest: false })),
+        ("tls-version-max 1.2", CLIENT, |c| c.tls_version_max == Some(TlsVersion::Tls12)),
         ("tls-cipher TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", CLIENT, |c| c.tls_cipher.is_some()),
         ("tls-ciphersuites TLS_AES_256_GCM_SHA384", CLIENT, |c| c.tls_ciphersuites.as_deref() == Some("TLS_AES_256_GCM_SHA384")),
         ("tls-groups X25519:prime256v1", CLIENT, |c| c.tls_groups.as_deref() == Some("X25519:prime256v1")),
@@ -1395,7 +1395,7 @@ fn typical_2_6_server_with_tls_crypt_parses() {
     assert_eq!(
         c.tls_version_min,
         Some(TlsVersionMin {
-            version: TlsVersion::V1_2,
+            version: TlsVersion::Tls12,
             or_highest: false
         })
     );
@@ -1453,15 +1453,12 @@ fn typical_2_6_client_parses() {
     );
     assert_eq!(
         c.verify_x509_name,
-        Some(VerifyX509Name {
-            name: "server".into(),
-            kind: X509NameKind::Name
-        })
+        Some(X509NameCheck::Name("server".into()))
     );
     assert_eq!(
         c.tls_version_min,
         Some(TlsVersionMin {
-            version: TlsVersion::V1_2,
+            version: TlsVersion::Tls12,
             or_highest: true
         })
     );

@@ -200,3 +200,108 @@ fn openvpn_27_defaults_that_26_refused_apply_and_26s_topology_stays() {
     assert_eq!(c.topology, Topology::Net30);
     assert!(c.warnings.iter().any(|w| w.message.contains("net30")));
 }
+
+#[test]
+fn crl_verify_dir_is_refused_at_its_line_not_when_the_loop_starts() {
+    let e = err(&format!("{SERVER}crl-verify /etc/crl dir\n"));
+    assert_eq!(e.line, 6);
+    assert!(
+        e.to_string()
+            .contains("crl-verify DIR dir is not supported"),
+        "{e}"
+    );
+    ok(&format!("{SERVER}crl-verify crl.pem\n"));
+}
+
+#[test]
+fn static_key_local_must_be_an_address_where_it_is_bound() {
+    let text = "dev tun\nsecret s.key\nlocal vpn.example.org\n";
+    let e = err(text);
+    assert_eq!(e.line, 3);
+    assert!(
+        e.to_string()
+            .contains("local vpn.example.org: not an IP address"),
+        "{e}"
+    );
+    ok("dev tun\nsecret s.key\nlocal 192.0.2.7\n");
+    // A TCP client does not bind `local`: nothing to refuse.
+    ok("dev tun\nsecret s.key\nproto tcp-client\nremote 192.0.2.1\nlocal vpn.example.org\n");
+    // TLS loops resolve a name (server::udp::bind_addr).
+    ok(&format!("{SERVER}local vpn.example.org\n"));
+}
+
+#[test]
+fn instance_scope_is_2_6s_client_connect_mask() {
+    // add_option's VERIFY_PERMISSION classes in 2.6.14 that
+    // CLIENT_CONNECT_OPT_MASK lets through, by name.
+    let mut want = vec![
+        "auth-token",
+        "auth-token-user",
+        "bind-dev",
+        "cipher",
+        "comp-lzo",
+        "comp-noadapt",
+        "compress",
+        "config",
+        "data-ciphers-fallback",
+        "disable",
+        "echo",
+        "ifconfig-ipv6-push",
+        "ifconfig-push",
+        "inactive",
+        "iroute",
+        "iroute-ipv6",
+        "max-routes-per-client",
+        "ncp-ciphers",
+        "parameter",
+        "ping",
+        "ping-exit",
+        "ping-restart",
+        "ping-timer-rem",
+        "push",
+        "push-remove",
+        "push-reset",
+        "session-timeout",
+        "socket-flags",
+        "vlan-pvid",
+    ];
+    want.sort_unstable();
+    let mut got: Vec<&str> = directives::all()
+        .chain(directives::INSTANCE_ONLY)
+        .filter(|s| s.scope.contains(directives::Scope::INSTANCE))
+        .map(|s| s.name)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    // Instance-only rows stay out of the config file, with 2.6's reason.
+    for s in directives::all().filter(|s| !s.scope.contains(directives::Scope::CONFIG)) {
+        let e = err(&format!("{SERVER}{}\n", s.name));
+        assert!(
+            e.to_string().contains("cannot be used in this context"),
+            "{}: {e}",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn pushed_options_share_the_config_vocabulary() {
+    // What only a server sends (no config-file meaning of the same name).
+    const PUSH_ONLY: &[&str] = &[
+        "peer-id",
+        "protocol-flags",
+        "key-derivation",
+        "push-continuation",
+        "tun-ipv6",
+    ];
+    for p in crate::proto::push::PUSHED {
+        if PUSH_ONLY.contains(&p.name) {
+            continue;
+        }
+        assert!(
+            !matches!(directives::lookup(p.name), directives::Lookup::Unknown),
+            "pushed option {} is not in the directive table",
+            p.name
+        );
+    }
+}

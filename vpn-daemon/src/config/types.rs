@@ -30,14 +30,9 @@ pub enum Mode {
     Server,
 }
 
-/// Which end of the TLS handshake we are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsRole {
-    /// `tls-client`.
-    Client,
-    /// `tls-server`.
-    Server,
-}
+// The TLS role, `remote-cert-tls` and `verify-client-cert` mean what the
+// TLS layer does with them, so config speaks the protocol core's types.
+pub use crate::proto::tls::{CertType as CertUsage, TlsRole, VerifyClientCert};
 
 /// The tunnel device kind (`dev-type`, or the start of the `dev` name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,26 +162,9 @@ pub struct ConnectRetry {
     pub max: u32,
 }
 
-/// `topology`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topology {
-    /// A /30 per client (2.6's default; deprecated).
-    Net30,
-    /// Point-to-point addresses, no /30 per client.
-    P2p,
-    /// One subnet, the server is a gateway in it.
-    Subnet,
-}
-
-impl fmt::Display for Topology {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Topology::Net30 => "net30",
-            Topology::P2p => "p2p",
-            Topology::Subnet => "subnet",
-        })
-    }
-}
+// `topology` and `route-gateway` mean the same in a config file and in a
+// PUSH_REPLY, so both use the protocol core's types.
+pub use crate::proto::push::{RouteGateway, Topology};
 
 /// `ifconfig LOCAL REMOTE_OR_NETMASK`: with `topology subnet` the second
 /// address is a netmask, otherwise the point-to-point peer address.
@@ -229,27 +207,7 @@ pub struct PoolPersist {
 
 // A `route` line means the same in a config file and in a PUSH_REPLY, so
 // both use the protocol core's types.
-pub use crate::proto::push::{Route, RouteAddr};
-
-/// `route-ipv6 NET/BITS [GATEWAY [METRIC]]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteIpv6 {
-    /// Destination prefix.
-    pub network: Ipv6Net,
-    /// Gateway; `None` means the tunnel's remote end.
-    pub gateway: Option<Ipv6Addr>,
-    /// Route metric.
-    pub metric: Option<u32>,
-}
-
-/// `route-gateway GW|dhcp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteGateway {
-    /// A literal gateway.
-    Addr(Ipv4Addr),
-    /// Learn it by DHCP (tap only in OpenVPN).
-    Dhcp,
-}
+pub use crate::proto::push::{Route, RouteAddr, RouteIpv6};
 
 /// `redirect-gateway FLAGS...` (also what `redirect-private` sets without
 /// the default route).
@@ -353,54 +311,14 @@ pub struct Dns {
     pub servers: Vec<DnsServer>,
 }
 
-/// `remote-cert-tls client|server`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertUsage {
-    /// The peer must have a TLS web client certificate.
-    Client,
-    /// The peer must have a TLS web server certificate.
-    Server,
-}
+// `verify-x509-name NAME [subject|name|name-prefix]` is the TLS layer's
+// check as written.
+pub use crate::proto::tls::X509NameCheck;
 
-/// How `verify-x509-name` matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum X509NameKind {
-    /// The whole subject DN.
-    Subject,
-    /// The common name.
-    Name,
-    /// A prefix of the common name.
-    NamePrefix,
-}
-
-/// `verify-x509-name NAME [TYPE]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyX509Name {
-    /// What to compare with.
-    pub name: String,
-    /// How.
-    pub kind: X509NameKind,
-}
-
-/// `verify-client-cert none|optional|require`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyClientCert {
-    /// No client certificate is requested.
-    None,
-    /// Checked if sent.
-    Optional,
-    /// Required (default).
-    Require,
-}
-
-/// A static key's direction (`key-direction`, tls-auth's 2nd parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyDirection {
-    /// `0`, "normal" (usually the server).
-    Normal,
-    /// `1`, "inverse" (usually the client).
-    Inverse,
-}
+// A static key's direction (`key-direction`, tls-auth's 2nd parameter) is
+// the key layer's: config keeps it in an `Option` (`None` until given,
+// which is `KeyDirection::Bidirectional`) and never stores `Bidirectional`.
+pub use crate::proto::keys::KeyDirection;
 
 /// The control channel's wrapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -563,18 +481,8 @@ pub struct StatusFile {
     pub interval: u32,
 }
 
-/// A TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    /// 1.0.
-    V1_0,
-    /// 1.1.
-    V1_1,
-    /// 1.2.
-    V1_2,
-    /// 1.3.
-    V1_3,
-}
+// `tls-version-min` / `tls-version-max` name the TLS layer's versions.
+pub use crate::proto::tls::TlsVersion;
 
 /// `tls-version-min V [or-highest]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bitflags::bitflags;
+use ipnet::Ipv6Net;
 
 use crate::proto::data::compress::{CompressOptionError, CompressOptions};
 
@@ -73,26 +74,6 @@ pub struct PullFilter {
     pub route_nopull: bool,
 }
 
-/// Pushed options of 2.6's `OPT_P_ROUTE` and `OPT_P_DHCPDNS` classes, which
-/// `route-nopull` keeps out.
-const ROUTE_NOPULL_OPTIONS: &[&str] = &[
-    "route",
-    "route-ipv6",
-    "redirect-gateway",
-    "redirect-private",
-    "route-metric",
-    "block-ipv6",
-    "client-nat",
-    "dhcp-option",
-    "dns",
-    "block-outside-dns",
-    "register-dns",
-    "dhcp-renew",
-    "dhcp-pre-release",
-    "ip-win32",
-    "tap-sleep",
-];
-
 /// What [`PullFilter::decide`] says of one option line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullVerdict {
@@ -128,7 +109,7 @@ impl PullFilter {
     // through, as in 2.6 where the filter runs before option permissions.
     fn nopull(&self, line: &str) -> PullVerdict {
         let name = line.split_ascii_whitespace().next().unwrap_or("");
-        if self.route_nopull && ROUTE_NOPULL_OPTIONS.contains(&name) {
+        if self.route_nopull && PUSHED.iter().any(|p| p.route_class && p.name == name) {
             PullVerdict::Drop
         } else {
             PullVerdict::Apply
@@ -136,15 +117,33 @@ impl PullFilter {
     }
 }
 
-/// `topology`.
+/// `topology`, in a config file or pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topology {
-    /// `net30` (2.6's default when nothing is pushed).
+    /// `net30`: a /30 per client (2.6's default, also when nothing is
+    /// pushed; deprecated).
     Net30,
-    /// `p2p`.
+    /// `p2p`: point-to-point addresses, no /30 per client.
     P2p,
-    /// `subnet`.
+    /// `subnet`: one subnet, the server is a gateway in it.
     Subnet,
+}
+
+impl Topology {
+    /// The word OpenVPN writes for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::Net30 => "net30",
+            Topology::P2p => "p2p",
+            Topology::Subnet => "subnet",
+        }
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A route endpoint: an address or one of OpenVPN's keywords.
@@ -173,25 +172,23 @@ pub struct Route {
     pub metric: Option<u32>,
 }
 
-/// `route-ipv6 NETWORK/BITS [GATEWAY [METRIC]]`.
+/// `route-ipv6 NETWORK/BITS [GATEWAY [METRIC]]`, in a config file or pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteIpv6 {
-    /// Destination network.
-    pub network: Ipv6Addr,
-    /// Prefix length.
-    pub prefix_len: u8,
-    /// Gateway.
+    /// Destination prefix, host bits kept as written.
+    pub network: Ipv6Net,
+    /// Gateway; `None` means the tunnel's remote end.
     pub gateway: Option<Ipv6Addr>,
-    /// Metric.
+    /// Route metric.
     pub metric: Option<u32>,
 }
 
-/// `route-gateway`.
+/// `route-gateway GW|dhcp`, in a config file or pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteGateway {
-    /// A literal address.
+    /// A literal gateway.
     Addr(Ipv4Addr),
-    /// `dhcp` (tap only).
+    /// `dhcp`: learn it by DHCP (tap only in OpenVPN).
     Dhcp,
 }
 
@@ -542,6 +539,262 @@ impl Opt<'_> {
     }
 }
 
+/// How one pushed option updates [`PushedOptions`].
+type PushApply = fn(&mut PushedOptions, &Opt<'_>) -> Result<(), PushError>;
+
+/// One row of the pushed-option table: the option name, whether 2.6
+/// classes it `OPT_P_ROUTE` / `OPT_P_DHCPDNS` (which `route-nopull` keeps
+/// out), and its parser. [`PushedOptions::to_lines`] is its inverse.
+pub struct PushedOption {
+    /// Option name.
+    pub name: &'static str,
+    /// Left out by `route-nopull`.
+    pub route_class: bool,
+    apply: PushApply,
+}
+
+const fn pushed(name: &'static str, apply: PushApply) -> PushedOption {
+    PushedOption {
+        name,
+        route_class: false,
+        apply,
+    }
+}
+
+const fn pushed_route(name: &'static str, apply: PushApply) -> PushedOption {
+    PushedOption {
+        name,
+        route_class: true,
+        apply,
+    }
+}
+
+/// `redirect-gateway` / `redirect-private` flags.
+fn redirect_flags(o: &Opt<'_>) -> Result<RedirectFlags, PushError> {
+    let mut flags = RedirectFlags::empty();
+    for a in o.args {
+        match REDIRECT_FLAG_NAMES.iter().find(|(n, _)| n == a) {
+            Some((_, f)) => flags |= *f,
+            None => return Err(o.bad("unknown redirect flag")),
+        }
+    }
+    Ok(flags)
+}
+
+/// Known but not parsed: kept verbatim in [`PushedOptions::unknown`].
+fn keep(s: &mut PushedOptions, o: &Opt<'_>) -> Result<(), PushError> {
+    s.unknown.push(o.line.to_string());
+    Ok(())
+}
+
+/// Every pushed option the client knows; a name not here is kept verbatim
+/// in [`PushedOptions::unknown`] (2.6 logs and ignores it).
+pub static PUSHED: &[PushedOption] = &[
+    pushed("topology", |s, o| {
+        s.topology = Some(match o.arg(0)? {
+            "net30" => Topology::Net30,
+            "p2p" => Topology::P2p,
+            "subnet" => Topology::Subnet,
+            _ => return Err(o.bad("unknown topology")),
+        });
+        Ok(())
+    }),
+    pushed("ifconfig", |s, o| {
+        s.ifconfig = Some((o.v4(o.arg(0)?)?, o.v4(o.arg(1)?)?));
+        Ok(())
+    }),
+    pushed("ifconfig-ipv6", |s, o| {
+        let (a, bits) = o.v6_prefix(o.arg(0)?)?;
+        let remote = o.opt_arg(1).map(|r| o.v6(r)).transpose()?;
+        s.ifconfig_ipv6 = Some((a, bits, remote));
+        Ok(())
+    }),
+    pushed("route-gateway", |s, o| {
+        s.route_gateway = Some(match o.arg(0)? {
+            "dhcp" => RouteGateway::Dhcp,
+            a => RouteGateway::Addr(o.v4(a)?),
+        });
+        Ok(())
+    }),
+    pushed_route("route", |s, o| {
+        let network = o.route_addr(o.arg(0)?)?;
+        let netmask = match o.opt_arg(1) {
+            Some(m) => o.v4(m)?,
+            None => Ipv4Addr::BROADCAST,
+        };
+        let gateway = o.opt_arg(2).map(|g| o.route_addr(g)).transpose()?;
+        let metric = match o.opt_arg(3) {
+            Some(_) => Some(o.num(3)?),
+            None => None,
+        };
+        s.routes.push(Route {
+            network,
+            netmask,
+            gateway,
+            metric,
+        });
+        Ok(())
+    }),
+    pushed_route("route-ipv6", |s, o| {
+        let (addr, prefix_len) = o.v6_prefix(o.arg(0)?)?;
+        let network = Ipv6Net::new(addr, prefix_len).map_err(|_| o.bad("bad prefix length"))?;
+        let gateway = o.opt_arg(1).map(|g| o.v6(g)).transpose()?;
+        let metric = match o.opt_arg(2) {
+            Some(_) => Some(o.num(2)?),
+            None => None,
+        };
+        s.routes_ipv6.push(RouteIpv6 {
+            network,
+            gateway,
+            metric,
+        });
+        Ok(())
+    }),
+    pushed_route("route-metric", |s, o| {
+        s.route_metric = Some(o.num(0)?);
+        Ok(())
+    }),
+    pushed_route("redirect-gateway", |s, o| {
+        s.redirect_gateway = Some(redirect_flags(o)?);
+        Ok(())
+    }),
+    pushed_route("redirect-private", |s, o| {
+        s.redirect_private = Some(redirect_flags(o)?);
+        Ok(())
+    }),
+    pushed_route("dhcp-option", |s, o| {
+        let kind = o.arg(0)?;
+        let opt = match kind {
+            "DNS" | "DNS6" => {
+                DhcpOption::Dns(o.arg(1)?.parse().map_err(|_| o.bad("not an address"))?)
+            }
+            "DOMAIN" => DhcpOption::Domain(o.arg(1)?.to_string()),
+            "DOMAIN-SEARCH" => DhcpOption::DomainSearch(o.arg(1)?.to_string()),
+            "WINS" => DhcpOption::Wins(o.v4(o.arg(1)?)?),
+            "NTP" => DhcpOption::Ntp(o.v4(o.arg(1)?)?),
+            _ => DhcpOption::Other {
+                kind: kind.to_string(),
+                args: o.args[1..].to_vec(),
+            },
+        };
+        s.dhcp_options.push(opt);
+        Ok(())
+    }),
+    pushed_route("dns", |s, o| {
+        s.apply_dns(o)?;
+        Ok(())
+    }),
+    pushed_route("block-ipv6", |s, _| {
+        s.block_ipv6 = true;
+        Ok(())
+    }),
+    pushed("ping", |s, o| {
+        s.ping = Some(o.num(0)?);
+        Ok(())
+    }),
+    pushed("ping-restart", |s, o| {
+        s.ping_restart = Some(o.num(0)?);
+        Ok(())
+    }),
+    pushed("ping-exit", |s, o| {
+        s.ping_exit = Some(o.num(0)?);
+        Ok(())
+    }),
+    pushed("explicit-exit-notify", |s, o| {
+        s.explicit_exit_notify = Some(match o.opt_arg(0) {
+            Some(_) => o.num(0)?,
+            None => 1,
+        });
+        Ok(())
+    }),
+    pushed("peer-id", |s, o| {
+        let id: u32 = o.num(0)?;
+        if id > 0xFF_FFFF {
+            return Err(o.bad("peer-id above 24 bits"));
+        }
+        s.peer_id = Some(id);
+        Ok(())
+    }),
+    pushed("cipher", |s, o| {
+        s.cipher = Some(o.arg(0)?.to_string());
+        Ok(())
+    }),
+    pushed("protocol-flags", |s, o| {
+        let mut flags = ProtocolFlags::empty();
+        for a in o.args {
+            match PROTOCOL_FLAG_NAMES.iter().find(|(n, _)| n == a) {
+                Some((_, f)) => flags |= *f,
+                None => s.unknown_protocol_flags.push(a.clone()),
+            }
+        }
+        s.protocol_flags = Some(flags);
+        Ok(())
+    }),
+    pushed("key-derivation", |s, o| {
+        match o.arg(0)? {
+            "tls-ekm" => s.key_derivation = Some(KeyDerivation::TlsEkm),
+            _ => return Err(o.bad("unknown key-derivation")),
+        };
+        Ok(())
+    }),
+    pushed("tun-mtu", |s, o| {
+        s.tun_mtu = Some(o.num(0)?);
+        Ok(())
+    }),
+    pushed("auth-token", |s, o| {
+        s.auth_token = Some(o.arg(0)?.to_string());
+        Ok(())
+    }),
+    pushed("auth-token-user", |s, o| {
+        s.auth_token_user = Some(o.arg(0)?.to_string());
+        Ok(())
+    }),
+    pushed("comp-lzo", |s, o| {
+        s.compression = Some(PushedCompression::CompLzo(
+            match o.args.first().map(String::as_str) {
+                None => CompLzoMode::Bare,
+                Some("adaptive") => CompLzoMode::Adaptive,
+                Some("yes") => CompLzoMode::Yes,
+                Some("no") => CompLzoMode::No,
+                Some(_) => return Err(o.bad("unknown comp-lzo mode")),
+            },
+        ));
+        Ok(())
+    }),
+    pushed("compress", |s, o| {
+        s.compression = Some(PushedCompression::Compress(
+            match o.args.first().map(String::as_str) {
+                None | Some("stub") => CompressAlgo::Stub,
+                Some("stub-v2") => CompressAlgo::StubV2,
+                Some("lzo") => CompressAlgo::Lzo,
+                Some("lz4") => CompressAlgo::Lz4,
+                Some("lz4-v2") => CompressAlgo::Lz4V2,
+                Some(_) => return Err(o.bad("unknown compression algorithm")),
+            },
+        ));
+        Ok(())
+    }),
+    pushed("push-continuation", |s, o| {
+        s.push_continuation = Some(match o.arg(0)? {
+            "1" => 1,
+            "2" => 2,
+            _ => return Err(o.bad("push-continuation must be 1 or 2")),
+        });
+        Ok(())
+    }),
+    // Deprecated no-op that 2.6 servers still push.
+    pushed("tun-ipv6", |_, _| Ok(())),
+    // 2.6's OPT_P_ROUTE / OPT_P_DHCPDNS options we do not parse (Windows
+    // ones, client-nat): kept as unknown, but still left out by route-nopull.
+    pushed_route("client-nat", keep),
+    pushed_route("block-outside-dns", keep),
+    pushed_route("register-dns", keep),
+    pushed_route("dhcp-renew", keep),
+    pushed_route("dhcp-pre-release", keep),
+    pushed_route("ip-win32", keep),
+    pushed_route("tap-sleep", keep),
+];
+
 impl PushedOptions {
     /// Parse a complete single-part reply's option text (after `PUSH_REPLY,`).
     pub fn parse(options: &str) -> Result<Self, PushError> {
@@ -581,160 +834,9 @@ impl PushedOptions {
             return Ok(());
         };
         let o = Opt { line, args };
-        match name.as_str() {
-            "topology" => {
-                self.topology = Some(match o.arg(0)? {
-                    "net30" => Topology::Net30,
-                    "p2p" => Topology::P2p,
-                    "subnet" => Topology::Subnet,
-                    _ => return Err(o.bad("unknown topology")),
-                })
-            }
-            "ifconfig" => self.ifconfig = Some((o.v4(o.arg(0)?)?, o.v4(o.arg(1)?)?)),
-            "ifconfig-ipv6" => {
-                let (a, bits) = o.v6_prefix(o.arg(0)?)?;
-                let remote = o.opt_arg(1).map(|r| o.v6(r)).transpose()?;
-                self.ifconfig_ipv6 = Some((a, bits, remote));
-            }
-            "route-gateway" => {
-                self.route_gateway = Some(match o.arg(0)? {
-                    "dhcp" => RouteGateway::Dhcp,
-                    a => RouteGateway::Addr(o.v4(a)?),
-                })
-            }
-            "route" => {
-                let network = o.route_addr(o.arg(0)?)?;
-                let netmask = match o.opt_arg(1) {
-                    Some(m) => o.v4(m)?,
-                    None => Ipv4Addr::BROADCAST,
-                };
-                let gateway = o.opt_arg(2).map(|g| o.route_addr(g)).transpose()?;
-                let metric = match o.opt_arg(3) {
-                    Some(_) => Some(o.num(3)?),
-                    None => None,
-                };
-                self.routes.push(Route {
-                    network,
-                    netmask,
-                    gateway,
-                    metric,
-                });
-            }
-            "route-ipv6" => {
-                let (network, prefix_len) = o.v6_prefix(o.arg(0)?)?;
-                let gateway = o.opt_arg(1).map(|g| o.v6(g)).transpose()?;
-                let metric = match o.opt_arg(2) {
-                    Some(_) => Some(o.num(2)?),
-                    None => None,
-                };
-                self.routes_ipv6.push(RouteIpv6 {
-                    network,
-                    prefix_len,
-                    gateway,
-                    metric,
-                });
-            }
-            "route-metric" => self.route_metric = Some(o.num(0)?),
-            "redirect-gateway" | "redirect-private" => {
-                let mut flags = RedirectFlags::empty();
-                for a in args {
-                    match REDIRECT_FLAG_NAMES.iter().find(|(n, _)| n == a) {
-                        Some((_, f)) => flags |= *f,
-                        None => return Err(o.bad("unknown redirect flag")),
-                    }
-                }
-                if name == "redirect-gateway" {
-                    self.redirect_gateway = Some(flags);
-                } else {
-                    self.redirect_private = Some(flags);
-                }
-            }
-            "dhcp-option" => {
-                let kind = o.arg(0)?;
-                let opt = match kind {
-                    "DNS" | "DNS6" => {
-                        DhcpOption::Dns(o.arg(1)?.parse().map_err(|_| o.bad("not an address"))?)
-                    }
-                    "DOMAIN" => DhcpOption::Domain(o.arg(1)?.to_string()),
-                    "DOMAIN-SEARCH" => DhcpOption::DomainSearch(o.arg(1)?.to_string()),
-                    "WINS" => DhcpOption::Wins(o.v4(o.arg(1)?)?),
-                    "NTP" => DhcpOption::Ntp(o.v4(o.arg(1)?)?),
-                    _ => DhcpOption::Other {
-                        kind: kind.to_string(),
-                        args: args[1..].to_vec(),
-                    },
-                };
-                self.dhcp_options.push(opt);
-            }
-            "dns" => self.apply_dns(&o)?,
-            "block-ipv6" => self.block_ipv6 = true,
-            "ping" => self.ping = Some(o.num(0)?),
-            "ping-restart" => self.ping_restart = Some(o.num(0)?),
-            "ping-exit" => self.ping_exit = Some(o.num(0)?),
-            "explicit-exit-notify" => {
-                self.explicit_exit_notify = Some(match o.opt_arg(0) {
-                    Some(_) => o.num(0)?,
-                    None => 1,
-                })
-            }
-            "peer-id" => {
-                let id: u32 = o.num(0)?;
-                if id > 0xFF_FFFF {
-                    return Err(o.bad("peer-id above 24 bits"));
-                }
-                self.peer_id = Some(id);
-            }
-            "cipher" => self.cipher = Some(o.arg(0)?.to_string()),
-            "protocol-flags" => {
-                let mut flags = ProtocolFlags::empty();
-                for a in args {
-                    match PROTOCOL_FLAG_NAMES.iter().find(|(n, _)| n == a) {
-                        Some((_, f)) => flags |= *f,
-                        None => self.unknown_protocol_flags.push(a.clone()),
-                    }
-                }
-                self.protocol_flags = Some(flags);
-            }
-            "key-derivation" => match o.arg(0)? {
-                "tls-ekm" => self.key_derivation = Some(KeyDerivation::TlsEkm),
-                _ => return Err(o.bad("unknown key-derivation")),
-            },
-            "tun-mtu" => self.tun_mtu = Some(o.num(0)?),
-            "auth-token" => self.auth_token = Some(o.arg(0)?.to_string()),
-            "auth-token-user" => self.auth_token_user = Some(o.arg(0)?.to_string()),
-            "comp-lzo" => {
-                self.compression = Some(PushedCompression::CompLzo(
-                    match args.first().map(String::as_str) {
-                        None => CompLzoMode::Bare,
-                        Some("adaptive") => CompLzoMode::Adaptive,
-                        Some("yes") => CompLzoMode::Yes,
-                        Some("no") => CompLzoMode::No,
-                        Some(_) => return Err(o.bad("unknown comp-lzo mode")),
-                    },
-                ))
-            }
-            "compress" => {
-                self.compression = Some(PushedCompression::Compress(
-                    match args.first().map(String::as_str) {
-                        None | Some("stub") => CompressAlgo::Stub,
-                        Some("stub-v2") => CompressAlgo::StubV2,
-                        Some("lzo") => CompressAlgo::Lzo,
-                        Some("lz4") => CompressAlgo::Lz4,
-                        Some("lz4-v2") => CompressAlgo::Lz4V2,
-                        Some(_) => return Err(o.bad("unknown compression algorithm")),
-                    },
-                ))
-            }
-            "push-continuation" => {
-                self.push_continuation = Some(match o.arg(0)? {
-                    "1" => 1,
-                    "2" => 2,
-                    _ => return Err(o.bad("push-continuation must be 1 or 2")),
-                })
-            }
-            // Deprecated no-op that 2.6 servers still push.
-            "tun-ipv6" => {}
-            _ => self.unknown.push(line.to_string()),
+        match PUSHED.iter().find(|p| p.name == name.as_str()) {
+            Some(p) => (p.apply)(self, &o)?,
+            None => self.unknown.push(line.to_string()),
         }
         Ok(())
     }
@@ -808,11 +910,6 @@ impl PushedOptions {
             });
         }
         if let Some(t) = self.topology {
-            let t = match t {
-                Topology::Net30 => "net30",
-                Topology::P2p => "p2p",
-                Topology::Subnet => "subnet",
-            };
             l.push(format!("topology {t}"));
         }
         if let Some(p) = self.ping {
@@ -842,7 +939,7 @@ impl PushedOptions {
             l.push(route_line(r));
         }
         for r in &self.routes_ipv6 {
-            let mut s = format!("route-ipv6 {}/{}", r.network, r.prefix_len);
+            let mut s = format!("route-ipv6 {}", r.network);
             match (r.gateway, r.metric) {
                 (Some(g), Some(m)) => {
                     let _ = write!(s, " {g} {m}");
@@ -1211,14 +1308,12 @@ mod tests {
             ],
             routes_ipv6: vec![
                 RouteIpv6 {
-                    network: "2001:db8::".parse().unwrap(),
-                    prefix_len: 32,
+                    network: "2001:db8::/32".parse().unwrap(),
                     gateway: None,
                     metric: None,
                 },
                 RouteIpv6 {
-                    network: "::".parse().unwrap(),
-                    prefix_len: 3,
+                    network: "::/3".parse().unwrap(),
                     gateway: Some("fd00::1".parse().unwrap()),
                     metric: Some(7),
                 },

@@ -1303,9 +1303,7 @@ impl Run {
         let topology = match p.topology {
             // A tap's ifconfig is always ADDRESS NETMASK.
             _ if cfg.dev_type == cfgt::DevType::Tap => Topology::Subnet,
-            Some(push::Topology::Subnet) => Topology::Subnet,
-            Some(push::Topology::P2p) => Topology::P2p,
-            Some(push::Topology::Net30) => Topology::Net30,
+            Some(t) => t,
             None if p.ifconfig.is_some() => Topology::Net30,
             None => cfg.topology,
         };
@@ -1583,15 +1581,10 @@ impl Run {
                 errs.push(e);
             }
         }
-        let pulled6 = p.routes_ipv6.iter().filter_map(|r| {
-            match ipnet::Ipv6Net::new(r.network, r.prefix_len) {
-                Ok(n) => Some((n, r.gateway, r.metric)),
-                Err(_) => {
-                    tracing::warn!(network = %r.network, "bad pushed route-ipv6 prefix");
-                    None
-                }
-            }
-        });
+        let pulled6 = p
+            .routes_ipv6
+            .iter()
+            .map(|r| (r.network, r.gateway, r.metric));
         let v6: Vec<_> = cfg
             .routes_ipv6
             .iter()

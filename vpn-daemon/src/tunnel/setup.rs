@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::config::host::MtuDisc;
-use crate::config::types::{
-    self as ct, AuthUserPass, CertUsage, Compression, PingAction, Source, TlsWrap, X509NameKind,
-};
+use crate::config::types::{self as ct, AuthUserPass, Compression, PingAction, Source, TlsWrap};
 use crate::io::external::tcp::TcpOptions;
 use crate::io::external::udp::UdpConfig;
 use crate::proto::data::{CompressFraming, Digest};
@@ -20,9 +18,7 @@ use crate::proto::keys::{Key2, KeyDirection, Role};
 use crate::proto::ncp::CipherList;
 use crate::proto::replay::ReplayConfig;
 use crate::proto::session::{SessionConfig, Transport, WrapConfig};
-use crate::proto::tls::{
-    CertType, Identity, TlsConfig, TlsContext, TlsRole, TlsVersion, VerifyClientCert, X509NameCheck,
-};
+use crate::proto::tls::{Identity, TlsConfig, TlsContext, TlsVersion};
 use crate::proto::wire::tls_crypt::{TlsCryptV2ClientKey, TlsCryptV2ServerKey};
 
 use crate::error::DaemonError;
@@ -48,10 +44,7 @@ fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
 /// The TLS context of `cfg` (our role from `tls-client`/`tls-server`).
 pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
     load_providers(&cfg.providers)?;
-    let role = match cfg.tls_role {
-        ct::TlsRole::Client => TlsRole::Client,
-        ct::TlsRole::Server => TlsRole::Server,
-    };
+    let role = cfg.tls_role;
     let ca = match &cfg.ca {
         Some(s) => read_source(s, "ca")?,
         None => Vec::new(),
@@ -89,27 +82,18 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         _ => None,
     };
     let mut t = TlsConfig::new(role, ca, identity);
+    // 1.0/1.1 are below what OpenSSL allows us; 1.2 is the floor, and a
+    // maximum of 1.3 is no maximum.
     if let Some(v) = cfg.tls_version_min {
-        t.version_min = match v.version {
-            ct::TlsVersion::V1_3 => TlsVersion::Tls13,
-            // 1.0/1.1 are below what OpenSSL allows us; 1.2 is the floor.
-            _ => TlsVersion::Tls12,
-        };
+        t.version_min = v.version.max(TlsVersion::Tls12);
     }
-    t.version_max = match cfg.tls_version_max {
-        Some(ct::TlsVersion::V1_3) | None => None,
-        Some(_) => Some(TlsVersion::Tls12),
-    };
-    t.remote_cert_tls = cfg.remote_cert_tls.map(|u| match u {
-        CertUsage::Client => CertType::Client,
-        CertUsage::Server => CertType::Server,
-    });
+    t.version_max = cfg
+        .tls_version_max
+        .filter(|v| *v < TlsVersion::Tls13)
+        .map(|v| v.max(TlsVersion::Tls12));
+    t.remote_cert_tls = cfg.remote_cert_tls;
     t.extra_checks = extra_cert_checks(cfg);
-    t.verify_x509_name = cfg.verify_x509_name.as_ref().map(|v| match v.kind {
-        X509NameKind::Subject => X509NameCheck::Subject(v.name.clone()),
-        X509NameKind::Name => X509NameCheck::Name(v.name.clone()),
-        X509NameKind::NamePrefix => X509NameCheck::NamePrefix(v.name.clone()),
-    });
+    t.verify_x509_name = cfg.verify_x509_name.clone();
     if let Some(crl) = &cfg.crl_verify {
         if cfg.crl_verify_dir {
             return Err(DaemonError::Unsupported(
@@ -118,23 +102,15 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
         }
         t.crl = Some(read_source(crl, "crl-verify")?);
     }
-    t.verify_client_cert = match cfg.verify_client_cert {
-        ct::VerifyClientCert::None => VerifyClientCert::None,
-        ct::VerifyClientCert::Optional => VerifyClientCert::Optional,
-        ct::VerifyClientCert::Require => VerifyClientCert::Require,
-    };
+    t.verify_client_cert = cfg.verify_client_cert;
     t.groups = cfg.tls_groups.clone().or_else(|| cfg.ecdh_curve.clone());
     t.tls_cipher = cfg.tls_cipher.clone();
     t.tls_ciphersuites = cfg.tls_ciphersuites.clone();
     Ok(TlsContext::new(&t)?)
 }
 
-fn key_direction(d: Option<ct::KeyDirection>) -> KeyDirection {
-    match d {
-        None => KeyDirection::Bidirectional,
-        Some(ct::KeyDirection::Normal) => KeyDirection::Normal,
-        Some(ct::KeyDirection::Inverse) => KeyDirection::Inverse,
-    }
+fn key_direction(d: Option<KeyDirection>) -> KeyDirection {
+    d.unwrap_or_default()
 }
 
 /// The control-channel wrapping of `cfg` for `role`.
@@ -348,9 +324,9 @@ pub fn session_config(
     if let TlsWrap::Auth { direction, .. } = &cfg.tls_wrap {
         occ.tls_auth = true;
         occ.keydir = match direction.or(cfg.key_direction) {
-            Some(ct::KeyDirection::Normal) => Some(0),
-            Some(ct::KeyDirection::Inverse) => Some(1),
-            None => None,
+            Some(KeyDirection::Normal) => Some(0),
+            Some(KeyDirection::Inverse) => Some(1),
+            Some(KeyDirection::Bidirectional) | None => None,
         };
     }
     occ.cipher = cfg.cipher.clone().filter(|c| s.data_ciphers.contains(c));
@@ -382,10 +358,7 @@ fn extra_cert_checks(cfg: &Config) -> crate::proto::cert_checks::ExtraCertChecks
     use crate::proto::cert_checks::{ExtraCertChecks, FingerprintRule, KeyUsageRule};
     let e = &cfg.extras;
     ExtraCertChecks {
-        ns_cert_type: e.ns_cert_type.map(|u| match u {
-            CertUsage::Client => CertType::Client,
-            CertUsage::Server => CertType::Server,
-        }),
+        ns_cert_type: e.ns_cert_type,
         key_usage: e.remote_cert_ku.as_ref().map(|k| match k {
             KeyUsageCheck::Required => KeyUsageRule::Required,
             KeyUsageCheck::AnyOf(v) => KeyUsageRule::AnyOf(v.clone()),

@@ -148,11 +148,7 @@ pub fn static_key_params(cfg: &Config) -> Result<(StaticKeyParams, Key2), Daemon
             "******* WARNING *******: '--cipher none' was specified. This means NO encryption will be performed and tunnelled data WILL be transmitted in clear text over the network! PLEASE DO RECONSIDER THIS SETTING!"
         );
     }
-    let direction = match secret.direction {
-        None => KeyDirection::Bidirectional,
-        Some(cfgt::KeyDirection::Normal) => KeyDirection::Normal,
-        Some(cfgt::KeyDirection::Inverse) => KeyDirection::Inverse,
-    };
+    let direction = secret.direction.unwrap_or_default();
     let replay = (!cfg.no_replay)
         .then(|| ReplayConfig::new(cfg.replay_window.size, u64::from(cfg.replay_window.seconds)));
     Ok((
@@ -1049,11 +1045,11 @@ mod tests {
         let p = StaticKeyParams {
             cipher,
             auth: Digest::from_name(&c.auth),
-            direction: match c.secret.as_ref().and_then(|s| s.direction) {
-                None => KeyDirection::Bidirectional,
-                Some(cfgt::KeyDirection::Normal) => KeyDirection::Normal,
-                Some(cfgt::KeyDirection::Inverse) => KeyDirection::Inverse,
-            },
+            direction: c
+                .secret
+                .as_ref()
+                .and_then(|s| s.direction)
+                .unwrap_or_default(),
             replay: (!c.no_replay).then(ReplayConfig::default),
         };
         options_strings(&c, &p)

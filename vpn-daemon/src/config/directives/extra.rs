@@ -41,11 +41,17 @@ pub(in crate::config) const CLIENT_ONLY: &[&str] = &[
 ];
 
 /// OpenVPN's reason for the per-client directives outside a client context.
+pub(super) fn not_in_config(name: &str) -> ConfigErrorKind {
+    ConfigErrorKind::Invalid(format!(
+        "option '{name}' cannot be used in this context (it belongs in a client-config-dir file or a client-connect script's output)"
+    ))
+}
+
+/// The config-file parser of an instance-only row: [`super::run`] refuses
+/// by scope before it is reached; kept so the refusal does not depend on
+/// that order.
 pub(super) fn client_only(_: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
-    Err(ConfigErrorKind::Invalid(format!(
-        "option '{}' cannot be used in this context (it belongs in a client-config-dir file or a client-connect script's output)",
-        a.name
-    )))
+    Err(not_in_config(a.name))
 }
 
 pub(super) fn ns_cert_type(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {

@@ -2,7 +2,7 @@
 //! sockets, the process, pull filtering, extra scripts and the server's
 //! bounds. Values and messages follow 2.6.14's `add_option`.
 
-use super::{Args, Builder, ConfigErrorKind, Spec, d};
+use super::{Args, Builder, ConfigErrorKind, Scope, Spec, d};
 use crate::config::host::{MtuDisc, PortShare, PullFilterAction, RemapUsr1, Show};
 
 fn flag(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
@@ -100,7 +100,8 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
             b.cfg.host.tcp_nodelay = true;
         }
         Ok(())
-    }),
+    })
+    .scope(Scope::CONFIG_INSTANCE),
     d("link-mtu", 1, 1, link_mtu),
     d("udp-mtu", 1, 1, link_mtu),
     d("shaper", 1, 1, |b, a| {
@@ -142,8 +143,8 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
     d("allow-recursive-routing", 0, 0, flag),
     d("opt-verify", 0, 0, flag),
     d("multihome", 0, 0, flag),
-    d("echo", 0, 255, echo),
-    d("parameter", 0, 255, echo),
+    d("echo", 0, 255, echo).scope(Scope::CONFIG_INSTANCE),
+    d("parameter", 0, 255, echo).scope(Scope::CONFIG_INSTANCE),
     // scripts
     d("learn-address", 1, 1, |b, a| {
         b.cfg.host.learn_address = Some(a.nonempty(0)?.to_string());
@@ -192,7 +193,8 @@ pub(crate) static HOST_DIRECTIVES: &[Spec] = &[
     d("max-routes-per-client", 1, 1, |b, a| {
         b.cfg.host.max_routes_per_client = int(a, 0)?.clamp(1, i64::from(u32::MAX)) as u32;
         Ok(())
-    }),
+    })
+    .scope(Scope::CONFIG_INSTANCE),
     d("stale-routes-check", 1, 2, |b, a| {
         let age = int(a, 0)?;
         let every = if a.words.len() > 1 { int(a, 1)? } else { age };

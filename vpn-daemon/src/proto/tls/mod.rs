@@ -63,6 +63,10 @@ pub enum TlsRole {
 /// TLS protocol versions for `tls-version-min` / `tls-version-max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
+    /// TLS 1.0 (a config may name it; the daemon raises it to 1.2).
+    Tls10,
+    /// TLS 1.1 (likewise).
+    Tls11,
     /// TLS 1.2.
     Tls12,
     /// TLS 1.3.
@@ -72,6 +76,8 @@ pub enum TlsVersion {
 impl TlsVersion {
     fn to_openssl(self) -> SslVersion {
         match self {
+            TlsVersion::Tls10 => SslVersion::TLS1,
+            TlsVersion::Tls11 => SslVersion::TLS1_1,
             TlsVersion::Tls12 => SslVersion::TLS1_2,
             TlsVersion::Tls13 => SslVersion::TLS1_3,
         }
