@@ -25,3 +25,6 @@ pub mod plugin;
 pub mod proto;
 pub mod server;
 pub mod tunnel;
+
+#[cfg(test)]
+mod test_alloc;

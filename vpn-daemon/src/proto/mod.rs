@@ -43,6 +43,7 @@ mod sim;
 // Wire formats, control-channel wrapping, keys and the data channel.
 pub mod data;
 pub mod error;
+pub mod hmac;
 pub mod keys;
 pub mod prf;
 pub mod replay;

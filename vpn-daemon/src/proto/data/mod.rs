@@ -6,7 +6,7 @@
 pub mod compress;
 pub mod crypto;
 pub mod fragment;
-pub mod hmac;
+pub use crate::proto::hmac;
 pub mod keyring;
 pub mod packet_id;
 pub mod payload;

@@ -623,7 +623,7 @@ mod fragment_tests {
         let mut before = 0;
         for round in 0..200 {
             if round == 50 {
-                before = crate::tunnel::server_tcp::tests::allocs();
+                before = crate::test_alloc::allocs();
             }
             let mut lens = [0usize; 4];
             let mut n = 0;
@@ -643,7 +643,7 @@ mod fragment_tests {
             }
             assert_eq!((n, got), (2, 1500));
         }
-        let during = crate::tunnel::server_tcp::tests::allocs() - before;
+        let during = crate::test_alloc::allocs() - before;
         assert_eq!(during, 0, "{during} allocations for 150 fragmented packets");
     }
 

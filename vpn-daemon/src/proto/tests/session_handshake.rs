@@ -502,7 +502,7 @@ fn a_refused_server_certificate_closes_the_client_with_a_tls_reason() {
 /// control input, costs no heap allocation per packet.
 #[test]
 fn forged_control_packets_allocate_nothing() {
-    use crate::tunnel::server_tcp::tests::allocs;
+    use crate::test_alloc::allocs;
     let mut m = manual();
     let addr = "198.51.100.9:40000".parse().expect("addr");
     let mut forged = transmit(&mut m.client, &m.pair).remove(0);

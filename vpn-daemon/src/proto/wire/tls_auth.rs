@@ -13,8 +13,8 @@
 //! its [`ReplayWindow`](crate::proto::replay::ReplayWindow) after the MAC verified.
 
 use super::control::HEADER_LEN;
-use crate::proto::data::hmac::{Digest, HmacKey};
 use crate::proto::error::CryptoError;
+use crate::proto::hmac::{Digest, HmacKey};
 use crate::proto::keys::{Key2, KeyDirection};
 use crate::proto::replay::PacketIdLong;
 

@@ -25,8 +25,8 @@ use zeroize::Zeroizing;
 
 use super::control::HEADER_LEN;
 use super::opcode::split_first_byte;
-use crate::proto::data::hmac::{Digest, HmacKey};
 use crate::proto::error::{CryptoError, DropReason, KeyFileError};
+use crate::proto::hmac::{Digest, HmacKey};
 use crate::proto::keys::{KEY2_LEN, Key2, KeySlot, Role, SLOT_LEN};
 use crate::proto::replay::PacketIdLong;
 
