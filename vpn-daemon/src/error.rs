@@ -80,6 +80,20 @@ pub enum DaemonError {
         /// OpenSSL's reason, when it gave one.
         detail: Option<String>,
     },
+    /// A file or inline block was read but cannot be used.
+    #[error("{what} {problem}")]
+    Unusable {
+        /// Which file ("auth-user-pass file", "inline pkcs12").
+        what: String,
+        /// What is wrong with it ("is not text").
+        problem: &'static str,
+    },
+    /// The private key would not open with the `askpass` password.
+    #[error("key: cannot decrypt the private key with the askpass password: {0}")]
+    KeyDecrypt(#[source] openssl::error::ErrorStack),
+    /// The decrypted private key could not be re-encoded for the TLS library.
+    #[error("key: {0}")]
+    KeyEncode(#[source] openssl::error::ErrorStack),
     /// The random number generator failed.
     #[error("{what}: {source}")]
     Random {

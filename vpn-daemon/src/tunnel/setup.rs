@@ -38,7 +38,10 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, DaemonError> {
 
 fn read_text(src: &Source, what: &'static str) -> Result<String, DaemonError> {
     let bytes = read_source(src, what)?;
-    String::from_utf8(bytes).map_err(|_| DaemonError::Unsupported(format!("{what} is not text")))
+    String::from_utf8(bytes).map_err(|_| DaemonError::Unusable {
+        what: what.into(),
+        problem: "is not text",
+    })
 }
 
 /// The TLS context of `cfg` (our role from `tls-client`/`tls-server`).
@@ -58,8 +61,9 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
                     let clean: String = b64.split_whitespace().collect();
                     base64::engine::general_purpose::STANDARD
                         .decode(clean)
-                        .map_err(|_| {
-                            DaemonError::Unsupported("inline pkcs12 is not base64".into())
+                        .map_err(|_| DaemonError::Unusable {
+                            what: "inline pkcs12".into(),
+                            problem: "is not base64",
                         })?
                 }
             };
@@ -95,11 +99,7 @@ pub fn tls_context(cfg: &Config) -> Result<TlsContext, DaemonError> {
     t.extra_checks = extra_cert_checks(cfg);
     t.verify_x509_name = cfg.verify_x509_name.clone();
     if let Some(crl) = &cfg.crl_verify {
-        if cfg.crl_verify_dir {
-            return Err(DaemonError::Unsupported(
-                "crl-verify DIR dir is not supported".into(),
-            ));
-        }
+        // `crl-verify DIR dir` is refused at validation (config/expand.rs).
         t.crl = Some(read_source(crl, "crl-verify")?);
     }
     t.verify_client_cert = cfg.verify_client_cert;
@@ -182,9 +182,10 @@ pub fn auth_user_pass(cfg: &Config) -> Result<Option<(String, String)>, DaemonEr
             let user = lines.next().unwrap_or_default().trim_end().to_owned();
             let pass = lines.next().unwrap_or_default().trim_end().to_owned();
             if user.is_empty() {
-                return Err(DaemonError::Unsupported(
-                    "auth-user-pass file has no username line".into(),
-                ));
+                return Err(DaemonError::Unusable {
+                    what: "auth-user-pass file".into(),
+                    problem: "has no username line",
+                });
             }
             Ok(Some((user, pass)))
         }
@@ -403,15 +404,10 @@ fn decrypt_key(cfg: &Config, pem: Vec<u8>) -> Result<Vec<u8>, DaemonError> {
     if openssl::pkey::PKey::private_key_from_pem(&pem).is_ok() {
         return Ok(pem);
     }
-    let key = openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes()).map_err(
-        |e| {
-            DaemonError::Unsupported(format!(
-                "key: cannot decrypt the private key with the askpass password: {e}"
-            ))
-        },
-    )?;
+    let key = openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pass.as_bytes())
+        .map_err(DaemonError::KeyDecrypt)?;
     key.private_key_to_pem_pkcs8()
-        .map_err(|e| DaemonError::Unsupported(format!("key: {e}")))
+        .map_err(DaemonError::KeyEncode)
 }
 
 /// 2.6 opens a PKCS#12 file with an empty password first, then with the
@@ -442,9 +438,11 @@ fn load_providers(names: &[String]) -> Result<(), DaemonError> {
         if loaded.iter().any(|(n, _)| n == name) {
             continue;
         }
-        let p = openssl::provider::Provider::load(None, name).map_err(|e| {
-            DaemonError::Unsupported(format!("providers: failed to load provider '{name}': {e}"))
-        })?;
+        let p =
+            openssl::provider::Provider::load(None, name).map_err(|e| DaemonError::Provider {
+                name: name.clone(),
+                detail: Some(e.to_string()),
+            })?;
         tracing::info!(provider = %name, "OpenSSL provider loaded");
         loaded.push((name.clone(), p));
     }
