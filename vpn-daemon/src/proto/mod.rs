@@ -38,7 +38,7 @@ mod session_handshake_tests;
 mod session_lifecycle_tests;
 #[cfg(test)]
 #[path = "tests/sim.rs"]
-mod sim;
+pub(crate) mod sim;
 
 // Wire formats, control-channel wrapping, keys and the data channel.
 pub mod data;

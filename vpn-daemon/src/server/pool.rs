@@ -568,7 +568,7 @@ impl AddressPool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn v4(s: &str) -> Ipv4Addr {

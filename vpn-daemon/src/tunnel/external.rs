@@ -39,7 +39,7 @@ pub enum Dispatch {
 }
 
 /// Where the datagram `data` from `from` goes.
-pub fn dispatch(peers: &PeerTable<Client>, from: SocketAddr, data: &[u8]) -> Dispatch {
+pub fn dispatch<T>(peers: &PeerTable<T>, from: SocketAddr, data: &[u8]) -> Dispatch {
     let op = data
         .first()
         .and_then(|b| split_first_byte(*b).ok())
@@ -195,5 +195,61 @@ impl Multi {
             }
             Err(e) => tracing::debug!(error = %e, "float refused"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESET: u8 = 7 << 3; // P_CONTROL_HARD_RESET_CLIENT_V2, key 0
+    const CONTROL: u8 = 4 << 3; // P_CONTROL_V1
+    const DATA_V2: u8 = 9 << 3; // P_DATA_V2
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    #[test]
+    fn each_datagram_goes_to_its_owner() {
+        let mut peers: PeerTable<()> = PeerTable::new(10);
+        let known = peers.insert(addr(1000), ()).expect("slot");
+        let pid = u8::try_from(known).expect("small id");
+        // A known address: its session, control or data alike.
+        assert_eq!(
+            dispatch(&peers, addr(1000), &[CONTROL, 0, 0]),
+            Dispatch::Session(known)
+        );
+        assert_eq!(
+            dispatch(&peers, addr(1000), &[DATA_V2, 0, 0, pid, 1]),
+            Dispatch::Session(known)
+        );
+        // A reset from a known address is a restart: front door, naming
+        // the instance to replace once the cookie is answered.
+        assert_eq!(
+            dispatch(&peers, addr(1000), &[RESET, 0]),
+            Dispatch::FrontDoor {
+                restart: Some(known)
+            }
+        );
+        // A new address: data naming a client floats, data naming no one
+        // drops, anything else is a first contact.
+        assert_eq!(
+            dispatch(&peers, addr(2000), &[DATA_V2, 0, 0, pid, 1]),
+            Dispatch::Float(known)
+        );
+        assert_eq!(
+            dispatch(&peers, addr(2000), &[DATA_V2, 0, 0, 9, 1]),
+            Dispatch::Drop
+        );
+        assert_eq!(dispatch(&peers, addr(2000), &[DATA_V2, 0]), Dispatch::Drop);
+        assert_eq!(
+            dispatch(&peers, addr(2000), &[RESET, 0]),
+            Dispatch::FrontDoor { restart: None }
+        );
+        assert_eq!(
+            dispatch(&peers, addr(2000), &[]),
+            Dispatch::FrontDoor { restart: None }
+        );
     }
 }

@@ -142,3 +142,36 @@ fn command_name(c: &Command) -> &'static str {
         _ => "this command",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::proto::sim::{SimOpts, configs};
+
+    fn multi() -> Multi {
+        let cfg = crate::server::pool::tests::server_config("server 10.8.0.0 255.255.255.0\n");
+        let (_, scfg) = configs(&SimOpts::default());
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        Multi::new(Arc::new(cfg), scfg, tx).expect("server state")
+    }
+
+    #[test]
+    fn management_commands_are_answered_from_the_loop_state() {
+        let mut m = multi();
+        assert_eq!(
+            mgmt_reply(&mut m, &Command::Pid),
+            format!("SUCCESS: pid={}\r\n", std::process::id())
+        );
+        let status = mgmt_reply(&mut m, &Command::Status(Some(2)));
+        assert!(status.starts_with("TITLE,vpn-daemon "), "{status}");
+        assert!(status.ends_with("END\r\n"), "{status}");
+        assert!(status.contains("\r\nHEADER,CLIENT_LIST,"), "{status}");
+        // Commands about clients the loop does not act on yet say so.
+        assert_eq!(
+            mgmt_reply(&mut m, &Command::Nclients),
+            "ERROR: nclients is not answered by the tunnel loop\r\n"
+        );
+    }
+}
