@@ -8,7 +8,6 @@
 //! The transport only moves bytes: it hands packets in with
 //! [`Multi::link_packet`] and sends what the [`LinkOut`] it passes gets.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +33,8 @@ use crate::server::ccd::{CcdOptions, ClientConfigDir};
 use crate::server::compress::client_compression;
 use crate::server::mac::MacTable;
 use crate::server::peers::{
-    CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision, VpnRoutes,
+    CnAdmission, PacketSource, PeerId, PeerTable, RouteDecision, RouteDrop, RouteDropCounters,
+    VpnRoutes,
 };
 use crate::server::pool::{AddressPool, Lease};
 use crate::server::push::{
@@ -169,7 +169,7 @@ pub struct Multi {
     /// Tun MSS clamp limits.
     pub mss: Option<tunnel::MssLimits>,
     /// Packets dropped by routing, by reason.
-    pub route_drops: HashMap<&'static str, u64>,
+    pub route_drops: RouteDropCounters,
     /// `dev tap`: frames are routed by MAC address, not by IP.
     macs: Option<MacTable>,
     /// Peer map changes for the XDP fast path, oldest first, recorded only
@@ -267,7 +267,7 @@ impl Multi {
                 scratch: vec![0u8; 65_536],
                 ctl: vec![0u8; 4096],
                 mss: None,
-                route_drops: HashMap::new(),
+                route_drops: RouteDropCounters::default(),
                 macs,
                 steer: None,
                 connect_freq,
@@ -382,7 +382,7 @@ impl Multi {
         // client whose authentication finished (a tun server checks the
         // source against the addresses given at that point instead).
         if self.macs.is_some() && !self.peers.get(id).is_some_and(|p| p.payload.connected) {
-            *self.route_drops.entry("not connected").or_default() += 1;
+            self.route_drops.count(RouteDrop::NotConnected);
             return;
         }
         let Some(pkt) = self.scratch.get_mut(..n) else {
@@ -394,7 +394,7 @@ impl Multi {
         let vlan = self.cfg.vlan;
         let vid = match vlan {
             Some(_) if vlan::is_tagged(pkt) => {
-                *self.route_drops.entry("vlan").or_default() += 1;
+                self.route_drops.count(RouteDrop::Vlan);
                 return;
             }
             Some(v) => self
@@ -424,7 +424,7 @@ impl Multi {
                 }
             }
             RouteDecision::Drop(r) => {
-                *self.route_drops.entry(drop_name(r)).or_default() += 1;
+                self.route_drops.count(r);
             }
         }
     }
@@ -461,7 +461,7 @@ impl Multi {
             Some(v) => match vlan::decapsulate(pkt, v) {
                 Some((vid, off)) if off <= pkt.len() => (&mut pkt[off..], vid),
                 _ => {
-                    *self.route_drops.entry("vlan").or_default() += 1;
+                    self.route_drops.count(RouteDrop::Vlan);
                     return;
                 }
             },
@@ -483,7 +483,7 @@ impl Multi {
             }
             RouteDecision::Tun => {}
             RouteDecision::Drop(r) => {
-                *self.route_drops.entry(drop_name(r)).or_default() += 1;
+                self.route_drops.count(r);
             }
         }
     }
@@ -1157,16 +1157,6 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     std::fs::rename(&tmp, path)
 }
 
-fn drop_name(r: crate::server::peers::RouteDrop) -> &'static str {
-    use crate::server::peers::RouteDrop;
-    match r {
-        RouteDrop::Malformed => "malformed",
-        RouteDrop::BadSource => "bad source",
-        RouteDrop::NoRoute => "no route",
-        RouteDrop::UnknownPeer => "unknown peer",
-    }
-}
-
 /// Writes a client's frame to tap as the VLAN port needs it (2.6
 /// `vlan_process_outgoing_tun`); without `vlan-tagging` as it is.
 fn to_tap(
@@ -1174,14 +1164,14 @@ fn to_tap(
     pkt: &[u8],
     vlan_cfg: Option<crate::config::Vlan>,
     vid: u16,
-    drops: &mut HashMap<&'static str, u64>,
+    drops: &mut RouteDropCounters,
 ) {
     match vlan_cfg.map(|v| vlan::to_tap(&v, vid)) {
         None | Some(vlan::ToTap::AsIs) => ttx.push(pkt),
         Some(vlan::ToTap::Tag(vid)) => {
             ttx.push_with(pkt.len() + 4, |b| vlan::encapsulate(pkt, vid, b));
         }
-        Some(vlan::ToTap::Drop) => *drops.entry("vlan").or_default() += 1,
+        Some(vlan::ToTap::Drop) => drops.count(RouteDrop::Vlan),
     }
 }
 
