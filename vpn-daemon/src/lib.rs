@@ -4,6 +4,7 @@
 //! Layers (see `docs/architecture.md`): [`proto`] is the sans-IO protocol
 //! core, [`config`] turns OpenVPN config files and flags into one typed
 //! configuration, [`io`] owns every file descriptor (sockets, tun, XDP),
+//! [`packet`] holds zero-copy views of inner packets (IPv4/IPv6, mssfix),
 //! [`server`] holds the server's mode logic (pool, peers, push, ccd),
 //! [`mgmt`] the status output and management protocol, [`scripts`] runs
 //! OpenVPN-style hook scripts.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod io;
 pub mod mgmt;
+pub mod packet;
 pub mod plugin;
 pub mod proto;
 pub mod scripts;

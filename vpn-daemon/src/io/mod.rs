@@ -5,6 +5,8 @@ pub mod clock;
 pub mod external;
 pub mod icmp6;
 pub mod internal;
-pub mod mssfix;
 pub mod route;
 pub mod xdp;
+
+/// `mssfix` moved to the inner-packet views; the old path stays for callers.
+pub use crate::packet::mssfix;
