@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn header_check_ignores_the_total_length() {
-        let mut p = vec![0u8; 20];
+        let mut p = [0u8; 20];
         p[0] = 0x45;
         let ip = Ipv4Packet::new_header_checked(&p[..]).unwrap();
         assert_eq!(ip.total_len(), 0);
