@@ -70,14 +70,20 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         self.buf.as_ref().get(HEADER_LEN..).unwrap_or(&[])
     }
 
-    /// The 802.1Q TCI and the inner EtherType of a tagged frame whose tag
-    /// is whole.
-    pub fn vlan_tci(&self) -> Option<(u16, u16)> {
+    /// The 802.1Q TCI (PCP, DEI, VID) of a tagged frame, when the TCI is
+    /// there (the inner EtherType may still be missing: see
+    /// [`Self::inner_ethertype`]).
+    pub fn vlan_tci(&self) -> Option<u16> {
         let b = self.buf.as_ref();
-        if self.ethertype() != ETHERTYPE_VLAN || b.len() < HEADER_LEN + VLAN_TAG_LEN {
+        if self.ethertype() != ETHERTYPE_VLAN || b.len() < HEADER_LEN + 2 {
             return None;
         }
-        Some((be16(b, 14), be16(b, 16)))
+        Some(be16(b, 14))
+    }
+
+    /// The EtherType behind an 802.1Q tag (0 when the frame ends first).
+    pub fn inner_ethertype(&self) -> u16 {
+        be16(self.buf.as_ref(), HEADER_LEN + 2)
     }
 
     /// The IP packet of an untagged IPv4 or IPv6 frame (2.6's `is_ipv4` /
@@ -121,7 +127,8 @@ mod tests {
         assert_eq!(e.dst_addr(), [2, 0, 0, 0, 0, 1]);
         assert_eq!(e.src_addr(), [2, 0, 0, 0, 0, 2]);
         assert_eq!(e.ethertype(), ETHERTYPE_VLAN);
-        assert_eq!(e.vlan_tci(), Some((0x200a, ETHERTYPE_IPV4)));
+        assert_eq!(e.vlan_tci(), Some(0x200a));
+        assert_eq!(e.inner_ethertype(), ETHERTYPE_IPV4);
         assert_eq!(
             e.untagged_ip_payload(),
             None,
@@ -138,7 +145,14 @@ mod tests {
         );
         let mut f = [0u8; 16];
         f[12..14].copy_from_slice(&[0x81, 0x00]);
-        assert_eq!(EthernetFrame::new_checked(&f[..]).unwrap().vlan_tci(), None);
+        f[14] = 0x30;
+        let e = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert_eq!(e.vlan_tci(), Some(0x3000));
+        assert_eq!(e.inner_ethertype(), 0, "the inner type is past the end");
+        assert_eq!(
+            EthernetFrame::new_checked(&f[..15]).unwrap().vlan_tci(),
+            None
+        );
         let mut f = [0u8; 14];
         f[12..14].copy_from_slice(&[0x86, 0xdd]);
         let mut e = EthernetFrame::new_checked(&mut f[..]).unwrap();

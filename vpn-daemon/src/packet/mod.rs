@@ -125,7 +125,7 @@ mod tests {
                 .chain(EthernetFrame::new_checked(&b[..]).ok())
             {
                 let _ = (eth.dst_addr(), eth.src_addr(), eth.ethertype(), eth.payload());
-                let _ = (eth.vlan_tci(), eth.untagged_ip_payload());
+                let _ = (eth.vlan_tci(), eth.inner_ethertype(), eth.untagged_ip_payload());
             }
             let _ = mssfix::clamp_mss(&mut b, mss);
             let _ = mssfix::clamp_ethernet(&mut b, mss, mss);
