@@ -35,7 +35,7 @@ pub fn take_router(frame: &mut [u8]) -> Option<Ipv4Addr> {
     let ip = eth.payload_mut();
     // The header alone: the UDP length bounds what is read below.
     let h = Ipv4Packet::new_header_checked(&*ip).ok()?;
-    // Not a later fragment.
+    // UDP, and not a later fragment.
     if h.protocol() != IPPROTO_UDP || !h.is_first_fragment() {
         return None;
     }
