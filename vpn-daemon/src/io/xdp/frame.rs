@@ -531,6 +531,23 @@ mod tests {
     }
 
     #[test]
+    fn a_header_longer_than_its_packet_is_a_bad_header_before_a_truncation() {
+        // IHL 24 with total length 22, cut at 22 bytes of IP: the length
+        // fields disagree (BadIpHeader) before the header is found missing.
+        let good = build(&paths()[0], b"payload");
+        let mut f = good[..14 + 22].to_vec();
+        f[14] = 0x46;
+        f[14 + 2..14 + 4].copy_from_slice(&22u16.to_be_bytes());
+        assert_eq!(parse(&f), Err(Malformed::BadIpHeader));
+        f[14 + 2..14 + 4].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(parse(&f), Err(Malformed::Truncated));
+        // A tag whose inner EtherType is cut off.
+        let mut t = good[..16].to_vec();
+        t[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(parse(&t), Err(Malformed::Truncated));
+    }
+
+    #[test]
     fn build_refuses_what_cannot_be_sent() {
         let mut p = paths()[0];
         let mut buf = vec![0u8; 100];
