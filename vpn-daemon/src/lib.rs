@@ -4,7 +4,8 @@
 //! Layers, each using only those before it (see `docs/architecture.md`):
 //! [`proto`] is the sans-IO protocol core; [`config`] turns OpenVPN config
 //! files and flags into one typed configuration; [`io`] owns every file
-//! descriptor (sockets, tun, XDP, held files); [`host`] makes the effects
+//! descriptor (sockets, tun, XDP, held files) and [`packet`] holds views
+//! of inner packets (IPv4/IPv6, mssfix); [`host`] makes the effects
 //! on the host (tun addresses, routes, scripts, DNS, the process);
 //! [`server`] and [`client`] hold the pure mode logic (pool, peers, push,
 //! ccd; the remote walk); [`mgmt`] renders status and speaks the
@@ -21,6 +22,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod io;
 pub mod mgmt;
+pub mod packet;
 pub mod plugin;
 pub mod proto;
 pub mod server;

@@ -9,7 +9,8 @@
 
 use std::net::Ipv4Addr;
 
-const ETH_HLEN: usize = 14;
+use crate::packet::{EthernetFrame, IPPROTO_UDP, Ipv4Packet, ethernet::ETHERTYPE_IPV4};
+
 const UDP_HLEN: usize = 8;
 /// BOOTP fixed part before the options, magic cookie included (2.6's
 /// `struct dhcp`).
@@ -27,23 +28,18 @@ const DHCPACK: u8 = 5;
 /// fixing the UDP checksum) and returns the first router of a DHCPACK.
 /// Anything else is left untouched. Never panics.
 pub fn take_router(frame: &mut [u8]) -> Option<Ipv4Addr> {
-    if frame.get(12..14)? != [0x08, 0x00] {
+    let mut eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != ETHERTYPE_IPV4 {
         return None;
     }
-    let ip = frame.get_mut(ETH_HLEN..)?;
-    let first = *ip.first()?;
-    let ihl = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || ihl < 20 || *ip.get(9)? != 17 {
+    let ip = eth.payload_mut();
+    // The header alone: the UDP length bounds what is read below.
+    let h = Ipv4Packet::new_header_checked(&*ip).ok()?;
+    // UDP, and not a later fragment.
+    if h.protocol() != IPPROTO_UDP || !h.is_first_fragment() {
         return None;
     }
-    // Not a later fragment.
-    if u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x1fff != 0 {
-        return None;
-    }
-    let (src, dst) = (
-        <[u8; 4]>::try_from(ip.get(12..16)?).ok()?,
-        <[u8; 4]>::try_from(ip.get(16..20)?).ok()?,
-    );
+    let (ihl, src, dst) = (h.header_len(), h.src_addr().octets(), h.dst_addr().octets());
     let udp = ip.get_mut(ihl..)?;
     let udp_len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
     if udp.get(0..4)? != [0, 67, 0, 68] || udp_len < UDP_HLEN + BOOTP_LEN {
@@ -143,6 +139,7 @@ mod tests {
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
     use super::*;
+    use crate::packet::ethernet::HEADER_LEN as ETH_HLEN;
 
     fn dhcp_reply(kind: u8, options: &[u8]) -> Vec<u8> {
         let mut bootp = vec![0u8; BOOTP_LEN];

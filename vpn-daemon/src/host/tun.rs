@@ -12,7 +12,9 @@ use crate::host::scripts::{
     ScriptContext, ScriptEnv, ScriptRunner, ScriptType, TunInfo, up_down_args,
 };
 use crate::io::internal::tun::{Tun, TunConfig, TunIpv4};
-use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport, clamp_mss, mss_for_mssfix};
+use crate::io::mssfix::{
+    AEAD_DATA_V2_OVERHEAD, OuterTransport, clamp_ethernet, clamp_ip, mss_for_mssfix,
+};
 use crate::io::route::{Route as IpRoute, RouteTable};
 
 use crate::error::DaemonError;
@@ -276,20 +278,11 @@ pub fn mss_limits(cfg: &Config, outer: OuterTransport, framing_overhead: u16) ->
 #[inline]
 pub fn clamp(packet: &mut [u8], limits: Option<MssLimits>) {
     let Some(l) = limits else { return };
-    let ip = if l.l2 {
-        match packet.get(12..14) {
-            Some([0x08, 0x00] | [0x86, 0xdd]) => packet.get_mut(ETH_HLEN..),
-            _ => None,
-        }
+    let _ = if l.l2 {
+        clamp_ethernet(packet, l.v4, l.v6)
     } else {
-        Some(packet)
+        clamp_ip(packet, l.v4, l.v6)
     };
-    if let Some(ip) = ip
-        && let Some(first) = ip.first()
-    {
-        let lim = if first >> 4 == 6 { l.v6 } else { l.v4 };
-        let _ = clamp_mss(ip, lim);
-    }
 }
 
 /// An Ethernet header without VLAN tag.

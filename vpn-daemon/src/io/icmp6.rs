@@ -4,12 +4,14 @@
 
 use std::net::Ipv6Addr;
 
+use crate::packet::{IPPROTO_ICMPV6, Ipv6Packet, checksum, ip_version};
+
 const IPV6_HEADER: usize = 40;
 const ICMP6_HEADER: usize = 8;
 /// RFC 4443: the error with as much of the offending packet as fits in the
 /// minimum IPv6 MTU.
 const MAX_ICMPV6_LEN: usize = 1280;
-const NEXT_HEADER_ICMPV6: u8 = 58;
+const NEXT_HEADER_ICMPV6: u8 = IPPROTO_ICMPV6;
 const DESTINATION_UNREACHABLE: u8 = 1;
 const NO_ROUTE: u8 = 0;
 
@@ -18,7 +20,7 @@ pub const FAKE_SOURCE: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 7);
 
 /// Whether `pkt` is an IPv6 packet.
 pub fn is_ipv6(pkt: &[u8]) -> bool {
-    pkt.first().is_some_and(|b| b >> 4 == 6)
+    ip_version(pkt) == Some(6)
 }
 
 /// Writes into `out` the ICMPv6 destination unreachable (no route) that
@@ -27,12 +29,10 @@ pub fn is_ipv6(pkt: &[u8]) -> bool {
 /// IPv6 header.
 pub fn no_route_reply(pkt: &[u8], src: Ipv6Addr, tun_mtu: usize, out: &mut Vec<u8>) -> bool {
     out.clear();
-    let Some(hdr) = pkt.get(..IPV6_HEADER) else {
+    let Ok(ip) = Ipv6Packet::new_checked(pkt) else {
         return false;
     };
-    if !is_ipv6(pkt) {
-        return false;
-    }
+    let hdr = ip.header();
     let head = IPV6_HEADER + ICMP6_HEADER;
     let room = MAX_ICMPV6_LEN.min(tun_mtu.saturating_sub(head));
     let quoted = &pkt[..pkt.len().min(room)];
@@ -40,14 +40,13 @@ pub fn no_route_reply(pkt: &[u8], src: Ipv6Addr, tun_mtu: usize, out: &mut Vec<u
     let Ok(payload_len) = u16::try_from(icmp_len) else {
         return false;
     };
-    let mut dst = [0u8; 16];
-    dst.copy_from_slice(&hdr[8..24]);
+    let dst = ip.src_addr().octets();
     // Version, traffic class, flow label and hop limit as in the packet
     // answered, as 2.6 copies them.
     out.extend_from_slice(&hdr[..4]);
     out.extend_from_slice(&payload_len.to_be_bytes());
     out.push(NEXT_HEADER_ICMPV6);
-    out.push(hdr[7]);
+    out.push(ip.hop_limit());
     out.extend_from_slice(&src.octets());
     out.extend_from_slice(&dst);
     out.extend_from_slice(&[DESTINATION_UNREACHABLE, NO_ROUTE, 0, 0, 0, 0, 0, 0]);
@@ -59,26 +58,11 @@ pub fn no_route_reply(pkt: &[u8], src: Ipv6Addr, tun_mtu: usize, out: &mut Vec<u
 
 /// The ICMPv6 checksum over the pseudo-header and `body`.
 fn checksum(src: &[u8; 16], dst: &[u8; 16], body: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            let w = match c {
-                [a, b] => u16::from_be_bytes([*a, *b]),
-                [a] => u16::from_be_bytes([*a, 0]),
-                _ => 0,
-            };
-            sum += u64::from(w);
-        }
-    };
-    add(src);
-    add(dst);
-    add(&(body.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, NEXT_HEADER_ICMPV6]);
-    add(body);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    let mut s = checksum::sum(0, src);
+    s = checksum::sum(s, dst);
+    s = checksum::sum(s, &(body.len() as u32).to_be_bytes());
+    s = checksum::sum(s, &[0, 0, 0, NEXT_HEADER_ICMPV6]);
+    checksum::fold(checksum::sum(s, body))
 }
 
 #[cfg(test)]

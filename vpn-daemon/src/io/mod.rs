@@ -6,7 +6,9 @@ pub mod external;
 pub mod files;
 pub mod icmp6;
 pub mod internal;
-pub mod mssfix;
 pub mod route;
 pub mod wait;
 pub mod xdp;
+
+/// `mssfix` moved to the inner-packet views; the old path stays for callers.
+pub use crate::packet::mssfix;

@@ -161,22 +161,9 @@ pub struct RouteEntry {
     pub last_ref: u64,
 }
 
-/// Global XDP counters (extra GLOBAL_STATS rows).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct XdpCounters {
-    /// Packets redirected to AF_XDP sockets.
-    pub redirected: u64,
-    /// Packets passed to the kernel stack.
-    pub passed: u64,
-    /// The passed packets by reason (`control`, `other_port`, ...), each an
-    /// `XDP passed <reason>` row after the total.
-    pub passed_by_reason: Vec<(String, u64)>,
-    /// Drops by reason (reason names must not contain the separators).
-    pub dropped: Vec<(String, u64)>,
-    /// Fast-path faults that are not drops (failed peer map updates, tx
-    /// kicks), each an `XDP errors <what>` row.
-    pub errors: Vec<(String, u64)>,
-}
+/// Global XDP counters: the type lives with the fast path that fills it;
+/// this module only renders it.
+pub use crate::io::xdp::counters::XdpCounters;
 
 /// A server snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]

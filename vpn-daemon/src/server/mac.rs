@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 
-use crate::server::peers::{PacketSource, PeerId, RouteDecision, RouteDrop};
+use crate::{
+    packet::EthernetFrame,
+    server::peers::{PacketSource, PeerId, RouteDecision, RouteDrop},
+};
 
 /// 2.6's default `max-routes-per-client`.
 pub const DEFAULT_MAX_ROUTES_PER_CLIENT: u32 = 256;
@@ -20,17 +23,10 @@ pub type Mac = [u8; 6];
 /// A learnt address: the VLAN (0 without `vlan-tagging`) and the MAC.
 type Key = (u16, Mac);
 
-/// The Ethernet header: destination, source, EtherType.
-const ETH_HLEN: usize = 14;
-
 /// Destination and source MAC of an Ethernet frame.
 pub fn frame_macs(frame: &[u8]) -> Option<(Mac, Mac)> {
-    if frame.len() < ETH_HLEN {
-        return None;
-    }
-    let dst: Mac = frame.get(0..6)?.try_into().ok()?;
-    let src: Mac = frame.get(6..12)?.try_into().ok()?;
-    Some((dst, src))
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    Some((eth.dst_addr(), eth.src_addr()))
 }
 
 /// Group bit set: broadcast or multicast.

@@ -9,24 +9,28 @@
 //!  dst MAC (6) | src MAC (6) | TPID 0x8100 | PCP/DEI/VID (2) | EtherType | ...
 //! ```
 
-use crate::config::{Vlan, VlanAccept};
+use crate::{
+    config::{Vlan, VlanAccept},
+    packet::{
+        EthernetFrame,
+        ethernet::{ETHERTYPE_VLAN, HEADER_LEN, VLAN_TAG_LEN},
+    },
+};
 
 /// The 802.1Q tag protocol identifier.
-const TPID: [u8; 2] = [0x81, 0x00];
+const TPID: [u8; 2] = ETHERTYPE_VLAN.to_be_bytes();
 /// Both MAC addresses.
 const MACS: usize = 12;
 /// The tag's length.
-const TAG: usize = 4;
+const TAG: usize = VLAN_TAG_LEN;
 /// An untagged Ethernet header.
-const ETH_HLEN: usize = 14;
+const ETH_HLEN: usize = HEADER_LEN;
 
 /// The VID of a frame carrying an 802.1Q tag (0: priority-tagged only).
 fn tag_vid(frame: &[u8]) -> Option<u16> {
-    if frame.get(MACS..MACS + 2)? != TPID {
-        return None;
-    }
-    let tci = frame.get(MACS + 2..MACS + 4)?;
-    Some(u16::from_be_bytes([tci[0], tci[1]]) & 0x0fff)
+    EthernetFrame::new_unchecked(frame)
+        .vlan_tci()
+        .map(|tci| tci & 0x0fff)
 }
 
 /// 2.6's `vlan_is_tagged`: a tag with a VID (not priority-only).

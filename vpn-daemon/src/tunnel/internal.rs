@@ -4,13 +4,12 @@
 //! a client, every client (broadcast), or the tun device; and is sealed
 //! into that client's data channel.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::host::tun as host_tun;
 use crate::io::icmp6;
 use crate::io::internal::tun::TunTxBatch;
-use crate::server::peers::{PacketSource, PeerId, RouteDecision};
+use crate::server::peers::{PacketSource, PeerId, RouteDecision, RouteDrop, RouteDropCounters};
 use crate::server::vlan;
 use crate::tunnel::multi::Multi;
 use crate::tunnel::output::LinkOut;
@@ -48,7 +47,7 @@ impl Multi {
         // client whose authentication finished (a tun server checks the
         // source against the addresses given at that point instead).
         if self.macs.is_some() && !self.peers.get(id).is_some_and(|p| p.payload.connected) {
-            *self.route_drops.entry("not connected").or_default() += 1;
+            self.route_drops.count(RouteDrop::NotConnected);
             return;
         }
         host_tun::clamp(pkt, mss);
@@ -57,7 +56,7 @@ impl Multi {
         let vlan = self.cfg.vlan;
         let vid = match vlan {
             Some(_) if vlan::is_tagged(pkt) => {
-                *self.route_drops.entry("vlan").or_default() += 1;
+                self.route_drops.count(RouteDrop::Vlan);
                 return;
             }
             Some(v) => self
@@ -80,7 +79,7 @@ impl Multi {
                 self.broadcast(except, vid, pkt, now, out);
             }
             RouteDecision::Drop(r) => {
-                *self.route_drops.entry(drop_name(r)).or_default() += 1;
+                self.route_drops.count(r);
             }
         }
     }
@@ -92,7 +91,7 @@ impl Multi {
             Some(v) => match vlan::decapsulate(pkt, v) {
                 Some((vid, off)) if off <= pkt.len() => (&mut pkt[off..], vid),
                 _ => {
-                    *self.route_drops.entry("vlan").or_default() += 1;
+                    self.route_drops.count(RouteDrop::Vlan);
                     return;
                 }
             },
@@ -109,7 +108,7 @@ impl Multi {
             RouteDecision::Broadcast { except, .. } => self.broadcast(except, vid, pkt, now, out),
             RouteDecision::Tun => {}
             RouteDecision::Drop(r) => {
-                *self.route_drops.entry(drop_name(r)).or_default() += 1;
+                self.route_drops.count(r);
             }
         }
     }
@@ -212,16 +211,6 @@ impl Multi {
     }
 }
 
-fn drop_name(r: crate::server::peers::RouteDrop) -> &'static str {
-    use crate::server::peers::RouteDrop;
-    match r {
-        RouteDrop::Malformed => "malformed",
-        RouteDrop::BadSource => "bad source",
-        RouteDrop::NoRoute => "no route",
-        RouteDrop::UnknownPeer => "unknown peer",
-    }
-}
-
 /// Writes a client's frame to tap as the VLAN port needs it (2.6
 /// `vlan_process_outgoing_tun`); without `vlan-tagging` as it is.
 fn to_tap(
@@ -229,13 +218,13 @@ fn to_tap(
     pkt: &[u8],
     vlan_cfg: Option<crate::config::Vlan>,
     vid: u16,
-    drops: &mut HashMap<&'static str, u64>,
+    drops: &mut RouteDropCounters,
 ) {
     match vlan_cfg.map(|v| vlan::to_tap(&v, vid)) {
         None | Some(vlan::ToTap::AsIs) => ttx.push(pkt),
         Some(vlan::ToTap::Tag(vid)) => {
             ttx.push_with(pkt.len() + 4, |b| vlan::encapsulate(pkt, vid, b));
         }
-        Some(vlan::ToTap::Drop) => *drops.entry("vlan").or_default() += 1,
+        Some(vlan::ToTap::Drop) => drops.count(RouteDrop::Vlan),
     }
 }

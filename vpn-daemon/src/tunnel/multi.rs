@@ -7,7 +7,6 @@
 //! pool, push), [`super::schedule`] (timers), [`super::status`] (the
 //! status file).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +23,7 @@ use crate::proto::wire::PeerId as WirePeerId;
 use crate::server::ccd::ClientConfigDir;
 use crate::server::connect_freq::FrequencyLimit;
 use crate::server::mac::MacTable;
-use crate::server::peers::{PeerId, PeerTable};
+use crate::server::peers::{PeerId, PeerTable, RouteDropCounters};
 use crate::server::pool::{AddressPool, Lease};
 use crate::server::push::{ClientAddresses, ServerAddressing};
 use crate::tunnel::input::InputSender;
@@ -96,7 +95,7 @@ pub struct Multi {
     /// Tun MSS clamp limits.
     pub mss: Option<host_tun::MssLimits>,
     /// Packets dropped by routing, by reason.
-    pub route_drops: HashMap<&'static str, u64>,
+    pub route_drops: RouteDropCounters,
     /// `dev tap`: frames are routed by MAC address, not by IP.
     pub(super) macs: Option<MacTable>,
     /// Peer map changes for the XDP fast path, oldest first, recorded only
@@ -165,7 +164,7 @@ impl Multi {
             sched: Schedule::default(),
             ctl: vec![0u8; 4096],
             mss: None,
-            route_drops: HashMap::new(),
+            route_drops: RouteDropCounters::default(),
             macs,
             steer: None,
             connect_freq,

@@ -33,7 +33,7 @@ use crate::io::internal::tun::TunTxBatch;
 use crate::io::mssfix::OuterTransport;
 use crate::mgmt::status::XdpCounters;
 use crate::proto::session::{Session, Transport};
-use crate::proto::wire::tcp::{LEN_PREFIX, length_prefix};
+use crate::proto::wire::tcp::{LEN_PREFIX, push_record, push_record_with, records};
 use crate::server::peers::PeerId;
 use crate::tunnel::Outcome;
 use crate::tunnel::input::Inputs;
@@ -77,22 +77,12 @@ const READ_SPARES: usize = 16;
 /// Appends `packet` with OpenVPN's 2-byte length prefix; false (nothing
 /// appended) for an empty or over-65535-byte packet.
 fn push_frame(buf: &mut Vec<u8>, packet: &[u8]) -> bool {
-    let Ok(prefix) = length_prefix(packet.len()) else {
-        return false;
-    };
-    buf.extend_from_slice(&prefix);
-    buf.extend_from_slice(packet);
-    true
+    push_record(buf, packet).is_ok()
 }
 
 /// The packets of a buffer filled by [`push_frame`].
-fn frames(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    std::iter::from_fn(move || {
-        let (len, rest) = buf.split_first_chunk::<LEN_PREFIX>()?;
-        let (p, tail) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
-        buf = tail;
-        Some(p)
-    })
+fn frames(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    records(buf)
 }
 
 /// Framed packets on their way from the loop to a connection's writer
@@ -137,23 +127,10 @@ impl Conn {
 
     /// Queues a packet written by `fill` into at most `max` bytes.
     fn push_with(&mut self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) {
-        let start = self.pending.len();
-        if start + LEN_PREFIX + max > OUTBOX_MAX || length_prefix(max).is_err() {
+        if self.pending.len() + LEN_PREFIX + max > OUTBOX_MAX
+            || push_record_with(&mut self.pending, max, fill).is_err()
+        {
             self.dropped += 1;
-            return;
-        }
-        self.pending.resize(start + LEN_PREFIX + max, 0);
-        let n = self
-            .pending
-            .get_mut(start + LEN_PREFIX..)
-            .map_or(0, |b| fill(b).min(max));
-        match length_prefix(n) {
-            Ok(prefix) => {
-                self.pending[start..start + LEN_PREFIX].copy_from_slice(&prefix);
-                self.pending.truncate(start + LEN_PREFIX + n);
-            }
-            // Nothing written (a drop inside the session).
-            Err(_) => self.pending.truncate(start),
         }
     }
 

@@ -12,10 +12,17 @@
 //! A zero-length or oversized record is a [`TcpError::Framing`] for that
 //! connection only: the stream cannot be resynchronised, so the driver
 //! closes it (OpenVPN does the same) and the daemon goes on.
+//! Every writer frames through [`push_record`] / [`push_record_with`], the
+//! one TCP framing (the server's per-connection outbox too).
+//!
 //! The writer's queue is bounded: when full, [`TcpLinkWriter::queue`]
-//! refuses with [`TcpError::QueueFull`] and the driver stops reading its
-//! tun queue for this peer until [`TcpLinkWriter::flush`] made room
-//! (backpressure instead of unbounded memory).
+//! refuses with [`TcpError::QueueFull`] and both drivers drop that packet
+//! (the client loop logs it; the server's outbox of 1 MiB per connection
+//! counts it) instead of pausing tun. One tun queue feeds every peer, so
+//! waiting for one slow stream would stall all of them; a dropped inner
+//! packet is what a full UDP socket does too, and the inner TCP flows back
+//! off from the loss. Only the server's per-connection writer task waits
+//! for its socket ([`TcpLinkWriter::flush`]) before queueing again.
 
 use std::{io, net::SocketAddr};
 
@@ -31,7 +38,7 @@ use tokio::{
 
 use crate::proto::{
     error::WireError,
-    wire::tcp::{LEN_PREFIX, TcpDecoder, length_prefix},
+    wire::tcp::{LEN_PREFIX, TcpDecoder, length_prefix, push_record, push_record_with},
 };
 
 /// Bytes read from the socket per `read` call.
@@ -364,7 +371,7 @@ impl TcpLinkWriter {
     /// [`TcpError::QueueFull`] means: flush first (backpressure);
     /// [`TcpError::Framing`] an empty or over-65535-byte packet (our bug).
     pub fn queue(&mut self, packet: &[u8]) -> Result<(), TcpError> {
-        let prefix = length_prefix(packet.len())?;
+        length_prefix(packet.len())?;
         let queued = self.queued();
         if queued + LEN_PREFIX + packet.len() > self.capacity {
             return Err(TcpError::QueueFull {
@@ -372,13 +379,8 @@ impl TcpLinkWriter {
                 capacity: self.capacity,
             });
         }
-        if self.written > 0 && self.written == self.out.len() {
-            self.out.clear();
-            self.written = 0;
-        }
-        self.out.extend_from_slice(&prefix);
-        self.out.extend_from_slice(packet);
-        Ok(())
+        self.reclaim();
+        Ok(push_record(&mut self.out, packet)?)
     }
 
     /// Queues a packet written in place by `fill` into `max_len` bytes
@@ -398,22 +400,17 @@ impl TcpLinkWriter {
                 capacity: self.capacity,
             });
         }
+        self.reclaim();
+        Ok(push_record_with(&mut self.out, max_len, fill)?)
+    }
+
+    /// Starts the buffer over once everything in it was written, so it
+    /// does not grow past one queue's worth.
+    fn reclaim(&mut self) {
         if self.written > 0 && self.written == self.out.len() {
             self.out.clear();
             self.written = 0;
         }
-        let start = self.out.len();
-        self.out.resize(start + LEN_PREFIX + max_len, 0);
-        let n = fill(&mut self.out[start + LEN_PREFIX..]).min(max_len);
-        if n == 0 {
-            self.out.truncate(start);
-            return Ok(0);
-        }
-        // n <= max_len, which length_prefix accepted above.
-        let prefix = length_prefix(n)?;
-        self.out[start..start + LEN_PREFIX].copy_from_slice(&prefix);
-        self.out.truncate(start + LEN_PREFIX + n);
-        Ok(n)
     }
 
     /// Bytes queued and not yet written.

@@ -31,13 +31,14 @@ use vpn_common::{
 
 use super::{
     EMBEDDED_OBJECT,
+    counters::XdpCounters,
     frame::{self, L2Path, Malformed},
     iface::{self, Choice},
     loader::{AttachMode, Classifier},
     netlink,
     xsk::{BindMode, XskConfig, XskSocket, XskStatistics},
 };
-use crate::{config::XdpMode, mgmt::status::XdpCounters};
+use crate::config::XdpMode;
 
 /// Whose side of the tunnel this daemon is (decides `xdp-drop-unknown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,19 +16,22 @@
 //! reason, never a panic.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     ops::Range,
 };
 
-const ETH_LEN: usize = 14;
-const VLAN_LEN: usize = 4;
-const IPV4_LEN: usize = 20;
-const IPV6_LEN: usize = 40;
+use crate::packet::{
+    EthernetFrame, IPPROTO_UDP, Ipv4Packet, Ipv6Packet, PacketError,
+    checksum::{fold as checksum_fold, sum},
+    ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN},
+    ipv4, ipv6,
+};
+
+const ETH_LEN: usize = ethernet::HEADER_LEN;
+const VLAN_LEN: usize = ethernet::VLAN_TAG_LEN;
+const IPV4_LEN: usize = ipv4::MIN_HEADER_LEN;
+const IPV6_LEN: usize = ipv6::HEADER_LEN;
 const UDP_LEN: usize = 8;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const IPPROTO_UDP: u8 = 17;
 /// TTL / hop limit of the packets we build (Linux's default).
 const TTL: u8 = 64;
 
@@ -107,76 +110,63 @@ fn be16(b: &[u8], at: usize) -> Result<u16, Malformed> {
         .ok_or(Malformed::Truncated)
 }
 
-fn array<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], Malformed> {
-    b.get(at..at + N)
-        .and_then(|s| <[u8; N]>::try_from(s).ok())
-        .ok_or(Malformed::Truncated)
-}
-
 /// Parses Ethernet, one optional VLAN tag, IPv4 (any IHL, no fragments,
 /// header checksum verified) or IPv6 (UDP as the first next header), and
 /// UDP. The UDP checksum is not verified: the OpenVPN packet inside carries
 /// its own authentication tag, checked before anything is used.
 pub fn parse(frame: &[u8]) -> Result<UdpFrame, Malformed> {
-    let dst_mac = array::<6>(frame, 0)?;
-    let src_mac = array::<6>(frame, 6)?;
-    let mut ethertype = be16(frame, 12)?;
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| Malformed::Truncated)?;
+    let (dst_mac, src_mac) = (eth.dst_addr(), eth.src_addr());
+    let mut ethertype = eth.ethertype();
     let mut l3 = ETH_LEN;
     let mut vlan = None;
     if ethertype == ETHERTYPE_VLAN {
-        vlan = Some(be16(frame, 14)?);
-        ethertype = be16(frame, 16)?;
+        if frame.len() < ETH_LEN + VLAN_LEN {
+            return Err(Malformed::Truncated);
+        }
+        vlan = eth.vlan_tci();
+        ethertype = eth.inner_ethertype();
         l3 += VLAN_LEN;
     }
+    let ip = frame.get(l3..).ok_or(Malformed::Truncated)?;
     let (src_ip, dst_ip, l4, l4_end) = match ethertype {
         ETHERTYPE_IPV4 => {
-            let h = frame.get(l3..l3 + IPV4_LEN).ok_or(Malformed::Truncated)?;
-            if h[0] >> 4 != 4 {
-                return Err(Malformed::BadIpHeader);
-            }
-            let ihl = usize::from(h[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            if ihl < IPV4_LEN || total < ihl {
-                return Err(Malformed::BadIpHeader);
-            }
-            let header = frame.get(l3..l3 + ihl).ok_or(Malformed::Truncated)?;
-            if l3 + total > frame.len() {
-                return Err(Malformed::BadIpHeader);
-            }
-            if checksum_fold(sum(0, header)) != 0 {
+            let h = Ipv4Packet::new_checked(ip).map_err(|e| match e {
+                PacketError::Truncated => Malformed::Truncated,
+                _ => Malformed::BadIpHeader,
+            })?;
+            if !h.verify_checksum() {
                 return Err(Malformed::BadIpChecksum);
             }
-            let frag = u16::from_be_bytes([h[6], h[7]]);
-            // More-fragments set, or a non-zero offset.
-            if frag & 0x3fff != 0 {
+            if h.is_fragment() {
                 return Err(Malformed::Fragment);
             }
-            if h[9] != IPPROTO_UDP {
+            if h.protocol() != IPPROTO_UDP {
                 return Err(Malformed::NotUdp);
             }
-            let s = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-            let d = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-            (IpAddr::V4(s), IpAddr::V4(d), l3 + ihl, l3 + total)
+            (
+                IpAddr::V4(h.src_addr()),
+                IpAddr::V4(h.dst_addr()),
+                l3 + h.header_len(),
+                l3 + h.total_len(),
+            )
         }
         ETHERTYPE_IPV6 => {
-            let h = frame.get(l3..l3 + IPV6_LEN).ok_or(Malformed::Truncated)?;
-            if h[0] >> 4 != 6 {
-                return Err(Malformed::BadIpHeader);
-            }
-            let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
-            if l3 + IPV6_LEN + plen > frame.len() {
-                return Err(Malformed::BadIpHeader);
-            }
-            if h[6] != IPPROTO_UDP {
+            let h = Ipv6Packet::new_checked(ip).map_err(|e| match e {
+                PacketError::Truncated => Malformed::Truncated,
+                _ => Malformed::BadIpHeader,
+            })?;
+            h.check_payload_len().map_err(|_| Malformed::BadIpHeader)?;
+            // The first next header must be UDP: extension headers are
+            // not walked (the classifier does not either).
+            if h.next_header() != IPPROTO_UDP {
                 return Err(Malformed::NotUdp);
             }
-            let s = Ipv6Addr::from(array::<16>(h, 8)?);
-            let d = Ipv6Addr::from(array::<16>(h, 24)?);
             (
-                IpAddr::V6(s),
-                IpAddr::V6(d),
+                IpAddr::V6(h.src_addr()),
+                IpAddr::V6(h.dst_addr()),
                 l3 + IPV6_LEN,
-                l3 + IPV6_LEN + plen,
+                l3 + IPV6_LEN + h.payload_len(),
             )
         }
         _ => return Err(Malformed::NotIp),
@@ -338,33 +328,10 @@ enum IpPseudo {
     V6([u8; 16], [u8; 16]),
 }
 
-/// Adds `data` as big-endian 16-bit words to a one's-complement running
-/// sum (an odd last byte is padded with zero).
-fn sum(mut acc: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
-    }
-    let rest = chunks.remainder();
-    let mut words = rest.chunks(2);
-    for w in &mut words {
-        let hi = w.first().copied().unwrap_or(0);
-        let lo = w.get(1).copied().unwrap_or(0);
-        acc += u64::from(u16::from_be_bytes([hi, lo]));
-    }
-    acc
-}
-
-/// Folds a running sum into the 16-bit one's-complement checksum.
-fn checksum_fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice, VlanId};
 
     use super::*;
@@ -561,6 +528,23 @@ mod tests {
         let mut f = v6;
         f[14] = 0x40; // version 4 in an IPv6 ethertype
         assert_eq!(parse(&f), Err(Malformed::BadIpHeader));
+    }
+
+    #[test]
+    fn a_header_longer_than_its_packet_is_a_bad_header_before_a_truncation() {
+        // IHL 24 with total length 22, cut at 22 bytes of IP: the length
+        // fields disagree (BadIpHeader) before the header is found missing.
+        let good = build(&paths()[0], b"payload");
+        let mut f = good[..14 + 22].to_vec();
+        f[14] = 0x46;
+        f[14 + 2..14 + 4].copy_from_slice(&22u16.to_be_bytes());
+        assert_eq!(parse(&f), Err(Malformed::BadIpHeader));
+        f[14 + 2..14 + 4].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(parse(&f), Err(Malformed::Truncated));
+        // A tag whose inner EtherType is cut off.
+        let mut t = good[..16].to_vec();
+        t[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(parse(&t), Err(Malformed::Truncated));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! sessions keep current ([`peer_map`]) and the AF_XDP sockets it steers
 //! packets into ([`xsk`]).
 
+pub mod counters;
 pub mod fastpath;
 pub mod frame;
 pub mod iface;

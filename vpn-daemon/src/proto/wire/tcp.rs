@@ -102,18 +102,76 @@ impl TcpDecoder {
 
 /// Write `packet` with its length prefix into `dst`; returns the framed bytes.
 pub fn encode<'d>(packet: &[u8], dst: &'d mut [u8]) -> Result<&'d [u8], WireError> {
-    let len = u16::try_from(packet.len()).map_err(|_| WireError::OversizedRecord {
-        len: packet.len(),
-        max: DEFAULT_MAX_RECORD,
-    })?;
-    if len == 0 {
-        return Err(WireError::ZeroLengthRecord);
-    }
+    let prefix = length_prefix(packet.len())?;
     let total = LEN_PREFIX + packet.len();
     ensure_len(dst, total)?;
-    dst[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+    dst[..LEN_PREFIX].copy_from_slice(&prefix);
     dst[LEN_PREFIX..total].copy_from_slice(packet);
     Ok(&dst[..total])
+}
+
+/// Appends `packet` as one record to `out`, the one framing every TCP
+/// writer uses. An empty or over-65535-byte packet is refused and nothing
+/// is appended. `out` only grows while it is below its high-water mark, so
+/// a reused buffer allocates nothing in steady state.
+pub fn push_record(out: &mut Vec<u8>, packet: &[u8]) -> Result<(), WireError> {
+    let prefix = length_prefix(packet.len())?;
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(packet);
+    Ok(())
+}
+
+/// Appends one record whose packet `fill` writes in place into `max_len`
+/// bytes (encrypting straight into the outgoing buffer, no copy). `fill`
+/// returns the length it wrote, clamped to `max_len`; 0 appends nothing.
+/// Refused like [`push_record`] when `max_len` cannot be framed, before
+/// `fill` runs. Returns the packet length appended.
+pub fn push_record_with(
+    out: &mut Vec<u8>,
+    max_len: usize,
+    fill: impl FnOnce(&mut [u8]) -> usize,
+) -> Result<usize, WireError> {
+    length_prefix(max_len)?;
+    let start = out.len();
+    out.resize(start + LEN_PREFIX + max_len, 0);
+    let n = out
+        .get_mut(start + LEN_PREFIX..)
+        .map_or(0, |b| fill(b).min(max_len));
+    match length_prefix(n) {
+        Ok(prefix) => {
+            out[start..start + LEN_PREFIX].copy_from_slice(&prefix);
+            out.truncate(start + LEN_PREFIX + n);
+            Ok(n)
+        }
+        // n == 0 (n <= max_len, which was accepted): nothing to send.
+        Err(_) => {
+            out.truncate(start);
+            Ok(0)
+        }
+    }
+}
+
+/// The packets of a buffer of records built by [`push_record`] (trusted,
+/// our own): stops at the end or at a torn last record.
+pub fn records(buf: &[u8]) -> Records<'_> {
+    Records { buf }
+}
+
+/// Iterator returned by [`records`].
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.buf.split_first_chunk::<LEN_PREFIX>()?;
+        let (p, tail) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        self.buf = tail;
+        Some(p)
+    }
 }
 
 /// The 2-byte prefix for a packet of `len` bytes, for vectored writes.
@@ -133,6 +191,50 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn push_record_with_frames_what_fill_wrote_and_drops_empty() {
+        let mut out = vec![9u8];
+        assert_eq!(
+            push_record_with(&mut out, 100, |b| {
+                b[..3].copy_from_slice(b"xyz");
+                3
+            }),
+            Ok(3)
+        );
+        assert_eq!(out, [9, 0, 3, b'x', b'y', b'z']);
+        assert_eq!(push_record_with(&mut out, 100, |_| 0), Ok(0));
+        assert_eq!(out.len(), 6, "an empty fill appends nothing");
+        assert_eq!(push_record_with(&mut out, 4, |_| 99), Ok(4), "clamped");
+        assert!(matches!(
+            push_record_with(&mut out, 70_000, |_| unreachable!()),
+            Err(WireError::OversizedRecord { .. })
+        ));
+        assert_eq!(push_record(&mut out, b""), Err(WireError::ZeroLengthRecord));
+        assert_eq!(
+            records(&out[1..]).map(<[u8]>::len).collect::<Vec<_>>(),
+            [3, 4]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn records_never_panic_and_round_trip(
+            pkts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..8),
+            junk in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let mut out = Vec::new();
+            for p in &pkts {
+                prop_assert!(push_record(&mut out, p).is_ok());
+            }
+            let got: Vec<&[u8]> = records(&out).collect();
+            prop_assert_eq!(got.len(), pkts.len());
+            for (g, p) in got.iter().zip(&pkts) {
+                prop_assert_eq!(*g, &p[..]);
+            }
+            let _ = records(&junk).count();
+        }
+    }
 
     fn drain(d: &mut TcpDecoder, out: &mut Vec<Vec<u8>>) -> Result<(), WireError> {
         while let Some(p) = d.next_packet()? {

@@ -16,8 +16,8 @@
 //! IPv6 extension-header chains are not walked: a SYN behind a hop-by-hop or
 //! routing header passes unclamped (OpenVPN does the same).
 
-/// IP protocol number of TCP.
-const IPPROTO_TCP: u8 = 6;
+use super::{EthernetFrame, IPPROTO_TCP, Ipv4Packet, Ipv6Packet, ip_version};
+
 /// TCP header flag bit SYN.
 const TCP_FLAG_SYN: u8 = 0x02;
 /// TCP option kinds.
@@ -56,36 +56,44 @@ pub fn clamp_mss(packet: &mut [u8], max_mss: u16) -> MssOutcome {
     clamp_in_tcp_header(tcp, max_mss)
 }
 
-/// Offset of the TCP header when `packet` is an IPv4 packet that is not a
-/// non-first fragment, or an IPv6 packet whose next header is TCP.
+/// [`clamp_mss`] with the limit for the packet's IP version: `v6` for
+/// IPv6, `v4` for anything else (which then is IPv4 or not applicable).
+pub fn clamp_ip(packet: &mut [u8], v4: u16, v6: u16) -> MssOutcome {
+    let lim = if ip_version(packet) == Some(6) {
+        v6
+    } else {
+        v4
+    };
+    clamp_mss(packet, lim)
+}
+
+/// [`clamp_ip`] on the IP packet of an Ethernet frame (tap). Only untagged
+/// IPv4/IPv6 frames are looked into, as 2.6's `is_ipv4`/`is_ipv6` for tap.
+pub fn clamp_ethernet(frame: &mut [u8], v4: u16, v6: u16) -> MssOutcome {
+    let mut eth = EthernetFrame::new_unchecked(frame);
+    match eth.untagged_ip_payload_mut() {
+        Some(ip) => clamp_ip(ip, v4, v6),
+        None => MssOutcome::NotApplicable,
+    }
+}
+
+/// Offset of the TCP header when `packet` is a whole IPv4 packet that is
+/// not a non-first fragment, or an IPv6 packet whose first next header is
+/// TCP. The TCP slice then runs to the end of the buffer, as it always has.
 fn tcp_header_offset(packet: &[u8]) -> Option<usize> {
-    let first = *packet.first()?;
-    match first >> 4 {
+    match ip_version(packet)? {
         4 => {
-            let ihl = usize::from(first & 0x0f) * 4;
-            if ihl < 20 || packet.len() < ihl {
-                return None;
-            }
-            let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-            if total < ihl || total > packet.len() {
-                return None;
-            }
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
             // Only the first fragment carries the TCP header.
-            let frag_off = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]) & 0x1fff;
-            if frag_off != 0 || *packet.get(9)? != IPPROTO_TCP {
-                return None;
-            }
-            Some(ihl)
+            (ip.is_first_fragment() && ip.protocol() == IPPROTO_TCP).then(|| ip.header_len())
         }
         6 => {
-            if packet.len() < 40 || *packet.get(6)? != IPPROTO_TCP {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IPPROTO_TCP {
                 return None;
             }
-            let payload = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
-            if 40 + payload > packet.len() {
-                return None;
-            }
-            Some(40)
+            ip.check_payload_len().ok()?;
+            Some(super::ipv6::HEADER_LEN)
         }
         _ => None,
     }
@@ -361,6 +369,102 @@ mod tests {
         let before = frag.clone();
         assert_eq!(clamp_mss(&mut frag, 100), MssOutcome::NotApplicable);
         assert_eq!(frag, before);
+    }
+
+    #[test]
+    fn clamps_behind_ipv4_options() {
+        let mut p = syn_v4(1460, true, false);
+        // Insert a 4-byte options field (NOP NOP NOP EOL) and fix the header.
+        let mut h = p[..20].to_vec();
+        h.extend_from_slice(&[1, 1, 1, 0]);
+        h[0] = 0x46;
+        let total = (p.len() + 4) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&p[20..]);
+        p = h;
+        assert_eq!(
+            clamp_mss(&mut p, 1300),
+            MssOutcome::Clamped {
+                from: 1460,
+                to: 1300
+            }
+        );
+    }
+
+    #[test]
+    fn a_syn_behind_an_ipv6_extension_header_passes_unclamped() {
+        let mut p = syn_v6(1440);
+        p[6] = 0; // hop-by-hop first: the chain is not walked
+        let before = p.clone();
+        assert_eq!(clamp_mss(&mut p, 1000), MssOutcome::NotApplicable);
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn truncated_or_overlong_ip_lengths_are_not_applicable() {
+        let mut p = syn_v4(1460, true, false);
+        p[3] = p[3].wrapping_add(1); // total length one past the buffer
+        assert_eq!(clamp_mss(&mut p, 1000), MssOutcome::NotApplicable);
+        let mut p = syn_v6(1460);
+        p[5] = p[5].wrapping_add(1);
+        assert_eq!(clamp_mss(&mut p, 1000), MssOutcome::NotApplicable);
+        let mut p = syn_v4(1460, true, false);
+        p.truncate(30);
+        assert_eq!(clamp_mss(&mut p, 1000), MssOutcome::NotApplicable);
+    }
+
+    #[test]
+    fn picks_the_limit_by_ip_version() {
+        let mut p = syn_v6(1440);
+        assert_eq!(
+            clamp_ip(&mut p, 1000, 1200),
+            MssOutcome::Clamped {
+                from: 1440,
+                to: 1200
+            }
+        );
+        let mut p = syn_v4(1460, true, false);
+        assert_eq!(
+            clamp_ip(&mut p, 1000, 1200),
+            MssOutcome::Clamped {
+                from: 1460,
+                to: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn clamps_untagged_tap_frames_only() {
+        let ip = syn_v4(1460, true, false);
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        assert_eq!(
+            clamp_ethernet(&mut f, 1300, 1200),
+            MssOutcome::Clamped {
+                from: 1460,
+                to: 1300
+            }
+        );
+        assert_eq!(mss_and_checksum_ok(&f[14..]), (Some(1300), true));
+        // 802.1Q-tagged: not looked into.
+        let mut t = vec![
+            2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0, 5, 0x08, 0x00,
+        ];
+        t.extend_from_slice(&ip);
+        let before = t.clone();
+        assert_eq!(
+            clamp_ethernet(&mut t, 1300, 1200),
+            MssOutcome::NotApplicable
+        );
+        assert_eq!(t, before);
+        // ARP and runts.
+        let mut arp = f.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(clamp_ethernet(&mut arp, 1, 1), MssOutcome::NotApplicable);
+        assert_eq!(
+            clamp_ethernet(&mut [0u8; 5], 1, 1),
+            MssOutcome::NotApplicable
+        );
     }
 
     #[test]
