@@ -10,6 +10,7 @@ use crate::proto::push::PushedOptions;
 use crate::proto::session::AuthDecision;
 use crate::server::ccd::{CcdOptions, ClientConfigDir};
 use crate::server::compress::client_compression;
+use crate::server::peers::Peer;
 use crate::server::peers::{CnAdmission, PeerId, VpnRoutes};
 use crate::server::push::{
     ClientAddresses, client_addresses, client_push_list, needs_pool_lease, vpn_routes,
@@ -17,9 +18,77 @@ use crate::server::push::{
 use crate::server::vlan;
 use crate::tunnel::auth::{AuthResult, authenticate, merge_ccd};
 use crate::tunnel::input::Input;
-use crate::tunnel::multi::Multi;
+use crate::tunnel::multi::{Client, Multi};
 
 impl Multi {
+    /// A removed client's hooks, in 2.6's order: client-disconnect (plugin
+    /// and script), the instance's plugin contexts go, its routes are
+    /// withdrawn (learn-address "delete", no env).
+    pub(super) fn disconnect_hooks(&self, p: &Peer<Client>) {
+        if let Some(h) = crate::plugin::host() {
+            if p.payload.connect_ran {
+                let env = self.disconnect_env(p, p.payload.env.clone());
+                let call = h.call(
+                    crate::plugin::Hook::ClientDisconnect,
+                    p.payload.plugin,
+                    &[],
+                    &env,
+                );
+                tokio::spawn(async move {
+                    if call.await.status != crate::plugin::Status::Success {
+                        tracing::warn!("WARNING: client-disconnect plugin call failed");
+                    }
+                });
+            }
+            if let Some(c) = p.payload.plugin {
+                h.client_drop(c);
+            }
+            for a in &p.payload.learned {
+                let args = ["delete".to_string(), a.clone()];
+                let call = h.call_exact(
+                    crate::plugin::Hook::LearnAddress,
+                    None,
+                    &args,
+                    &ScriptEnv::new(),
+                );
+                tokio::spawn(call);
+            }
+        }
+        if p.payload.connect_ran {
+            self.learn_address("delete", p.routes(), None);
+        }
+        if let (Some(cmd), true) = (&self.cfg.scripts.client_disconnect, p.payload.connect_ran) {
+            let mut env = ScriptEnv::new();
+            env.set_untrusted(p.transport());
+            env.set_opt("common_name", p.common_name());
+            env.set_opt("username", p.payload.username.as_deref());
+            let env = self.disconnect_env(p, env);
+            let runner = self.runner.clone();
+            let cmd = cmd.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runner
+                    .run(&cmd, ScriptType::ClientDisconnect, &[], &env, None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "client-disconnect");
+                }
+            });
+        }
+    }
+
+    /// `env` with what client-disconnect is told: the client's addresses,
+    /// its byte counts and how long it was connected.
+    fn disconnect_env(&self, p: &Peer<Client>, mut env: ScriptEnv) -> ScriptEnv {
+        crate::server::cert_env::set_client_addresses(
+            &mut env,
+            &p.payload.addrs,
+            self.cfg.topology,
+        );
+        let secs = clock::unix_time().saturating_sub(p.payload.since);
+        env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
+        env
+    }
+
     /// Runs the credential checks (scripts in a task).
     pub(super) fn start_auth(
         &mut self,

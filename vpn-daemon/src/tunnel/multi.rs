@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::config::{Config, DevType};
 use crate::error::DaemonError;
-use crate::host::scripts::{ScriptEnv, ScriptRunner, ScriptType};
+use crate::host::scripts::{ScriptEnv, ScriptRunner};
 use crate::host::tun as host_tun;
 use crate::io::{clock, icmp6};
 use crate::mgmt::status::FastPathCounters;
@@ -357,70 +357,7 @@ impl Multi {
         if let (Some(l), Some(pool)) = (p.payload.lease, &mut self.pool) {
             let _ = pool.release(l.handle, false);
         }
-        // 2.6's order: client-disconnect, the instance's contexts go, then
-        // its routes are withdrawn (learn-address "delete", no env).
-        if let Some(h) = crate::plugin::host() {
-            if p.payload.connect_ran {
-                let mut env = p.payload.env.clone();
-                crate::server::cert_env::set_client_addresses(
-                    &mut env,
-                    &p.payload.addrs,
-                    self.cfg.topology,
-                );
-                let secs = clock::unix_time().saturating_sub(p.payload.since);
-                env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
-                let call = h.call(
-                    crate::plugin::Hook::ClientDisconnect,
-                    p.payload.plugin,
-                    &[],
-                    &env,
-                );
-                tokio::spawn(async move {
-                    if call.await.status != crate::plugin::Status::Success {
-                        tracing::warn!("WARNING: client-disconnect plugin call failed");
-                    }
-                });
-            }
-            if let Some(c) = p.payload.plugin {
-                h.client_drop(c);
-            }
-            for a in &p.payload.learned {
-                let args = ["delete".to_string(), a.clone()];
-                let call = h.call_exact(
-                    crate::plugin::Hook::LearnAddress,
-                    None,
-                    &args,
-                    &ScriptEnv::new(),
-                );
-                tokio::spawn(call);
-            }
-        }
-        if p.payload.connect_ran {
-            self.learn_address("delete", p.routes(), None);
-        }
-        if let (Some(cmd), true) = (&self.cfg.scripts.client_disconnect, p.payload.connect_ran) {
-            let mut env = ScriptEnv::new();
-            env.set_untrusted(p.transport());
-            env.set_opt("common_name", p.common_name());
-            env.set_opt("username", p.payload.username.as_deref());
-            crate::server::cert_env::set_client_addresses(
-                &mut env,
-                &p.payload.addrs,
-                self.cfg.topology,
-            );
-            let secs = clock::unix_time().saturating_sub(p.payload.since);
-            env.set_disconnect(p.payload.bytes_in, p.payload.bytes_out, secs);
-            let runner = self.runner.clone();
-            let cmd = cmd.clone();
-            tokio::spawn(async move {
-                if let Err(e) = runner
-                    .run(&cmd, ScriptType::ClientDisconnect, &[], &env, None)
-                    .await
-                {
-                    tracing::warn!(error = %e, "client-disconnect");
-                }
-            });
-        }
+        self.disconnect_hooks(&p);
         tracing::info!(peer_id = id, client = %p.transport(), "client removed");
     }
 
