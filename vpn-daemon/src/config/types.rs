@@ -263,53 +263,9 @@ pub enum DhcpOption {
     ProxyHttp(String, u16),
 }
 
-/// `dns server N dnssec ...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DnsSec {
-    /// `yes`.
-    Yes,
-    /// `no`.
-    No,
-    /// `optional`.
-    Optional,
-}
-
-/// `dns server N transport ...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DnsTransport {
-    /// `plain`.
-    Plain,
-    /// `DoH`.
-    Https,
-    /// `DoT`.
-    Tls,
-}
-
-/// One `dns server PRIORITY ...` group (2.6 syntax).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsServer {
-    /// Priority, -128..=127; lower is preferred.
-    pub priority: i8,
-    /// `address ADDR[:PORT]...` (up to 8).
-    pub addresses: Vec<(IpAddr, Option<u16>)>,
-    /// `resolve-domains DOMAIN...`.
-    pub resolve_domains: Vec<String>,
-    /// `dnssec yes|no|optional`.
-    pub dnssec: Option<DnsSec>,
-    /// `transport plain|DoH|DoT`.
-    pub transport: Option<DnsTransport>,
-    /// `sni NAME`.
-    pub sni: Option<String>,
-}
-
-/// All `dns` directives together.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Dns {
-    /// `dns search-domains DOMAIN...`.
-    pub search_domains: Vec<String>,
-    /// Server groups, sorted by priority.
-    pub servers: Vec<DnsServer>,
-}
+// `dns` (2.6): the typed settings are proto's, shared with pushed `dns`
+// options once they are checked.
+pub use crate::proto::dns::{Dns, DnsSec, DnsServer, DnsTransport};
 
 // `verify-x509-name NAME [subject|name|name-prefix]` is the TLS layer's
 // check as written.

@@ -21,71 +21,10 @@ use std::time::Duration;
 
 use crate::config::{Config, DnsSec, DnsServer, DnsTransport};
 use crate::host::scripts::{DnsSettings, SSEC_BUILT_IN, ScriptEnv};
-use crate::proto::push::{self, PushedOptions};
+use crate::proto::push::PushedOptions;
 
 /// How long one `resolvectl` call may take.
 const RESOLVECTL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `ADDR`, `ADDR:PORT`, `[ADDR6]:PORT` or a bare IPv6 address (2.6
-/// `dns_server_addr_parse`); port 0 is refused.
-fn parse_server_address(s: &str) -> Option<(IpAddr, Option<u16>)> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some((ip, None));
-    }
-    let sa = s.parse::<SocketAddr>().ok()?;
-    (sa.port() != 0).then(|| (sa.ip(), Some(sa.port())))
-}
-
-/// A pushed `dns server` block in the configuration's typed form; `None`
-/// (with the reasons in `warnings`) when it has no usable address, which
-/// 2.6 refuses too (`dns_options_verify`).
-fn pushed_server(s: &push::DnsServer, warnings: &mut Vec<String>) -> Option<DnsServer> {
-    let p = s.priority;
-    if p < 0 {
-        // 2.6 keeps negative priorities for the local configuration.
-        warnings.push(format!("pushed dns server {p}: negative priority refused"));
-        return None;
-    }
-    let mut addresses = Vec::new();
-    for a in &s.addresses {
-        match parse_server_address(a) {
-            Some(x) => addresses.push(x),
-            None => warnings.push(format!("pushed dns server {p}: bad address {a:?}")),
-        }
-    }
-    if addresses.is_empty() {
-        warnings.push(format!("pushed dns server {p} has no address: ignored"));
-        return None;
-    }
-    let dnssec = match s.dnssec.as_deref() {
-        None => None,
-        Some("yes") => Some(DnsSec::Yes),
-        Some("no") => Some(DnsSec::No),
-        Some("optional") => Some(DnsSec::Optional),
-        Some(o) => {
-            warnings.push(format!("pushed dns server {p}: unknown dnssec {o:?}"));
-            None
-        }
-    };
-    let transport = match s.transport.as_deref() {
-        None => None,
-        Some("plain") => Some(DnsTransport::Plain),
-        Some("DoH") => Some(DnsTransport::Https),
-        Some("DoT") => Some(DnsTransport::Tls),
-        Some(o) => {
-            warnings.push(format!("pushed dns server {p}: unknown transport {o:?}"));
-            None
-        }
-    };
-    Some(DnsServer {
-        priority: p,
-        addresses,
-        resolve_domains: s.resolve_domains.clone(),
-        dnssec,
-        transport,
-        sni: s.sni.clone(),
-    })
-}
 
 /// The settings after a push (2.6 `options_postprocess_pull`): configured
 /// `dhcp-option` lines then pushed ones (a pushed one with more than two
@@ -114,7 +53,7 @@ pub fn pulled(cfg: &Config, pushed: &PushedOptions) -> (DnsSettings, Vec<String>
         .dns
         .servers
         .iter()
-        .filter_map(|s| pushed_server(s, &mut warnings))
+        .filter_map(|s| DnsServer::from_pushed(s, &mut warnings))
         .collect();
     from_push.sort_by_key(|s| s.priority);
     let mut servers: Vec<DnsServer> = out
@@ -417,29 +356,6 @@ mod tests {
                 "dhcp-option DOMAIN-SEARCH pushed.example",
             ]
         );
-    }
-
-    #[test]
-    fn server_addresses_parse_like_2_6() {
-        assert_eq!(
-            parse_server_address("10.0.0.1"),
-            Some(("10.0.0.1".parse().unwrap(), None))
-        );
-        assert_eq!(
-            parse_server_address("10.0.0.1:853"),
-            Some(("10.0.0.1".parse().unwrap(), Some(853)))
-        );
-        assert_eq!(
-            parse_server_address("[fd00::1]:53"),
-            Some(("fd00::1".parse().unwrap(), Some(53)))
-        );
-        assert_eq!(
-            parse_server_address("fd00::1"),
-            Some(("fd00::1".parse().unwrap(), None))
-        );
-        for bad in ["10.0.0.1:0", "dns.example", "[fd00::1]", "10.0.0.1:x", ""] {
-            assert_eq!(parse_server_address(bad), None, "{bad}");
-        }
     }
 
     fn strs(calls: &[Vec<String>]) -> Vec<String> {

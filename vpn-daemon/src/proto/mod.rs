@@ -14,6 +14,7 @@
 pub mod cert_checks;
 pub mod control_msg;
 pub mod cookie;
+pub mod dns;
 pub mod event;
 pub mod key_method;
 pub mod key_state;
