@@ -162,7 +162,13 @@ fn bpftool_reader_agrees_with_the_loader() {
 
 /// Proof of the path with a stock openvpn client on our server in `mode`.
 fn proof_of_path(mode: FastPathMode) {
+    proof_of_path_with(mode, &[]);
+}
+
+/// [`proof_of_path`] with `extra` lines in the server's config.
+fn proof_of_path_with(mode: FastPathMode, extra: &[&str]) {
     let mut s = spec();
+    s.server_extra.extend(extra.iter().map(|l| l.to_string()));
     // The client tells the server it leaves; keepalive 1 5 bounds the
     // wait should the notification be lost.
     s.keepalive = Some((1, 5));
@@ -566,6 +572,48 @@ macro_rules! per_mode {
 }
 
 per_mode!(proof_of_path);
+
+/// The hardening nearly every real server config has: `user nobody` and
+/// `group nogroup`. The program must be loaded, its maps made and its
+/// sockets bound before the privileges go; the client's peer-id is still
+/// inserted and removed afterwards, through the kept descriptors.
+#[test]
+fn fast_path_under_user_nobody() {
+    if require_root() {
+        proof_of_path_with(FastPathMode::Native, &["user nobody", "group nogroup"]);
+    }
+}
+
+/// `xdp native` where native XDP cannot run (`lo`): the daemon refuses to
+/// start, saying why, instead of running on sockets; only `xdp auto`
+/// falls back.
+#[test]
+fn a_strict_xdp_mode_that_cannot_start_refuses_to_run() {
+    if !require_root() {
+        return;
+    }
+    let topo = tests::topology::Topology::new(1);
+    let pki = tests::openvpn::Pki::new(&topo.path().join("pki"));
+    let mut s = spec();
+    s.server_extra
+        .extend(["xdp native".to_string(), "xdp-interface lo".to_string()]);
+    let text = tests::openvpn::server_config(
+        &s,
+        &pki,
+        &SERVER_ADDR.to_string(),
+        &topo.path().join("status.txt"),
+    );
+    let mut srv = tests::openvpn::Peer::start(Ours, &topo.server, topo.path(), "server", &text);
+    let status = srv
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the server kept running: {}", srv.log_text()));
+    assert!(!status.success(), "exit status {status:?}");
+    let log = srv.log_text();
+    assert!(
+        log.contains("xdp native: the XDP fast path could not start in that mode"),
+        "no reason in the log: {log}"
+    );
+}
 per_mode!(flood_dropped_in_xdp);
 per_mode!(float_stays_on_fast_path);
 

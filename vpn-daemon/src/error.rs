@@ -113,6 +113,15 @@ pub enum DaemonError {
     /// `--genkey` cannot make what was asked (openvpn's message).
     #[error("{0}")]
     GenKey(&'static str),
+    /// `xdp native` / `xdp generic` was asked for and that mode could not
+    /// start (only `xdp auto` falls back to plain sockets).
+    #[error(
+        "xdp {mode}: the XDP fast path could not start in that mode (the log says why); `xdp auto` falls back to plain sockets"
+    )]
+    FastPath {
+        /// "native" or "generic".
+        mode: &'static str,
+    },
     /// No `remote` could be resolved or reached.
     #[error("cannot resolve remote {host}:{port}: {detail}")]
     Resolve {

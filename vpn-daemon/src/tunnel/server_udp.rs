@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, XdpMode};
 use crate::error::DaemonError;
 use crate::host::server_tun::{ServerTun, bring_up_server_tun};
 use crate::io::clock;
@@ -146,6 +146,22 @@ fn datagram(
     }
 }
 
+impl UdpServer {
+    /// The fast path finished starting (`None`: it could not, the log
+    /// said why): steer who is connected already, then drop strangers.
+    fn fast_started(&mut self, f: Option<FastPath>, multi: &mut Multi) {
+        let drop_unknown = self.fast_starting.take().is_some_and(|s| s.drop_unknown);
+        if let Some(f) = f {
+            self.fast = Some(f);
+            multi.steer_all_connected();
+            apply_steering(multi, &mut self.fast);
+            if let Some(f) = self.fast.as_mut() {
+                f.set_drop_unknown(drop_unknown);
+            }
+        }
+    }
+}
+
 impl ServerLink for UdpServer {
     type Event = UdpEvent;
     type Out<'a> = FastOrSocket<'a>;
@@ -193,18 +209,7 @@ impl ServerLink for UdpServer {
                     );
                 }
             }
-            UdpEvent::FastStarted(f) => {
-                let drop_unknown = self.fast_starting.take().is_some_and(|s| s.drop_unknown);
-                if let Some(f) = f {
-                    self.fast = Some(f);
-                    // Steer who is connected already, then drop strangers.
-                    multi.steer_all_connected();
-                    apply_steering(multi, &mut self.fast);
-                    if let Some(f) = self.fast.as_mut() {
-                        f.set_drop_unknown(drop_unknown);
-                    }
-                }
-            }
+            UdpEvent::FastStarted(f) => self.fast_started(f, multi),
             UdpEvent::FastReadable => {
                 let now = clock::now();
                 let unix = clock::unix_time();
@@ -291,12 +296,31 @@ pub async fn tunnel_server_udp(cfg: &Config, inputs: &mut Inputs) -> Result<Outc
     let uc = setup::udp_config(cfg, bind);
     let link = UdpLink::bind(&uc)?;
     tracing::info!(local = %link.local_addr(), "UDP server listening");
+    // Clients are served on the socket until the fast path is up; then
+    // the connected ones are steered to it. Two cases wait for it first:
+    // with `user`/`group`/`chroot` the program is loaded, its maps made
+    // and its sockets bound while still privileged (as openvpn opens its
+    // tun first; peers are inserted through the kept map descriptors
+    // afterwards), and `xdp native|generic` does not start in another mode.
+    let mut fast_starting = start_fast_path(cfg, link.local_addr());
+    let strict = match cfg.xdp {
+        XdpMode::Native => Some("native"),
+        XdpMode::Generic => Some("generic"),
+        XdpMode::Auto | XdpMode::Off => None,
+    };
+    let mut early = None;
+    if let Some(s) = fast_starting.as_mut()
+        && (strict.is_some() || crate::host::process::drops_privileges(cfg))
+    {
+        let f = s.finished().await;
+        if let (None, Some(mode)) = (&f, strict) {
+            return Err(DaemonError::FastPath { mode });
+        }
+        early = Some(f);
+    }
     let st: ServerTun = bring_up_server_tun(cfg).await?;
     crate::host::notify::ready(crate::host::notify::INIT_COMPLETED);
     let mut multi = Multi::new(Arc::new(cfg.clone()), scfg, inputs.sender())?;
-    // Clients are served on the socket until the fast path is up; then
-    // the connected ones are steered to it.
-    let fast_starting = start_fast_path(cfg, link.local_addr());
     let outer = if bind.is_ipv6() {
         OuterTransport::Udp6
     } else {
@@ -308,7 +332,7 @@ pub async fn tunnel_server_udp(cfg: &Config, inputs: &mut Inputs) -> Result<Outc
         setup::framing(cfg.compression).mtu_overhead() as u16,
     );
     let mtu = st.setup.mtu;
-    let server = UdpServer {
+    let mut server = UdpServer {
         rx: link.recv_batch_buffer(RX_SLOTS, usize::from(mtu) + 256),
         tx: SendBatch::with_capacity(64 * 1600),
         link,
@@ -316,5 +340,8 @@ pub async fn tunnel_server_udp(cfg: &Config, inputs: &mut Inputs) -> Result<Outc
         fast_starting,
         front: FrontDoor::new(responder),
     };
+    if let Some(f) = early {
+        server.fast_started(f, &mut multi);
+    }
     serve(cfg, inputs, multi, st, server).await
 }
