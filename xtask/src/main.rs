@@ -32,9 +32,10 @@ enum Cmd {
     },
     /// Demo with real traffic between network namespaces (needs root).
     Demo {
-        /// Build and run the optimised daemon (slower to build, faster to run).
+        /// Use the debug build of the daemon (quicker to build; its numbers
+        /// are not representative, so the demo defaults to release).
         #[arg(long)]
-        release: bool,
+        debug: bool,
     },
     /// Benchmark ours vs openvpn through network namespaces: iperf3 TCP and
     /// UDP, CPU per GB, ping RTT, time to first packet (needs root).
@@ -65,7 +66,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup { check } => setup::run(check),
-        Cmd::Demo { release } => demo::run(release),
+        Cmd::Demo { debug } => demo::run(!debug),
         Cmd::Bench { seconds, debug } => bench::run(seconds, !debug),
         Cmd::BuildEbpf => build_ebpf::run().map(|_| ()),
         Cmd::Package => package::run(None).map(|_| ()),
