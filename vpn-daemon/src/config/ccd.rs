@@ -197,6 +197,11 @@ pub struct CcdOptions {
     pub session_timeout: Option<u32>,
     /// Other allowed directives, as written.
     pub other: Vec<OtherDirective>,
+    /// Lines skipped, with why (file:line first): a directive not allowed
+    /// here or that does not parse. 2.6 skips such a line with a warning
+    /// and honours the rest of the file (`disable` included), so do we; a
+    /// file that cannot be read or tokenized refuses the client instead.
+    pub skipped: Vec<String>,
 }
 
 /// A static address assignment found in a ccd file.
@@ -423,7 +428,15 @@ impl CcdOptions {
 
     /// Logs [`not_applied`](Self::not_applied), so nothing in a ccd file is
     /// ignored silently.
+    /// Records a skipped line.
+    fn skip(&mut self, e: CcdError) {
+        self.skipped.push(e.to_string());
+    }
+
     fn warn_not_applied(&self) {
+        for s in &self.skipped {
+            tracing::warn!("{s}: line skipped");
+        }
         let names = self.not_applied();
         if !names.is_empty() {
             tracing::warn!(
@@ -506,18 +519,20 @@ fn parse_into(
         };
         let name = name.as_str();
         if inline.is_some() {
-            return Err(CcdError::NotAllowed {
+            opts.skip(CcdError::NotAllowed {
                 span: sp,
                 name: format!("<{name}>"),
             });
+            continue;
         }
         // The table's scope mask decides, as CLIENT_CONNECT_OPT_MASK does
         // in 2.6's add_option.
         let Some(spec) = directives::lookup_scoped(name, Scope::INSTANCE) else {
-            return Err(CcdError::NotAllowed {
+            opts.skip(CcdError::NotAllowed {
                 span: sp,
                 name: name.to_string(),
             });
+            continue;
         };
         let a = InstanceArgs {
             name,
@@ -540,11 +555,13 @@ fn parse_into(
             } else {
                 format!("{} to {}", spec.min, spec.max)
             };
-            return Err(a.bad(format!("takes {want} parameter(s), got {}", args.len())));
+            opts.skip(a.bad(format!("takes {want} parameter(s), got {}", args.len())));
+            continue;
         }
         if spec.name == "config" {
             if depth + 1 >= MAX_DEPTH {
-                return Err(CcdError::TooDeep { span: sp });
+                opts.skip(CcdError::TooDeep { span: sp });
+                continue;
             }
             let p = Path::new(a.arg(0));
             let p = if p.is_absolute() {
@@ -559,7 +576,9 @@ fn parse_into(
             parse_into(&bytes, &p, dir, opts, depth + 1)?;
             continue;
         }
-        apply(opts, &a)?;
+        if let Err(e) = apply(opts, &a) {
+            opts.skip(e);
+        }
     }
     Ok(())
 }
@@ -869,20 +888,37 @@ mod tests {
             ifconfig_ipv6_local: None,
             ..ctx(Path::new("/ccd"))
         };
-        let e = parse_ccd(
+        let o = parse_ccd(
             b"ifconfig-ipv6-push fd00:8::77\n",
             Path::new("/ccd/a"),
             &no_global,
         )
-        .unwrap_err();
+        .unwrap();
+        assert!(o.ifconfig_ipv6_push.is_none());
         assert!(
-            e.to_string().starts_with("/ccd/a:1: ifconfig-ipv6-push:"),
-            "{e}"
+            o.skipped[0].starts_with("/ccd/a:1: ifconfig-ipv6-push:"),
+            "{:?}",
+            o.skipped
         );
     }
 
     #[test]
-    fn refuses_global_only_directives_with_file_and_line() {
+    fn a_bad_line_never_loses_disable() {
+        // The review's demonstration: `disable` plus one line we refuse.
+        for bad in [
+            "route 10.0.0.0 255.0.0.0",
+            "ifconfig-push 10.8.0.x 255.255.255.0",
+            "bogus",
+        ] {
+            let o = parse(&format!("disable\n{bad}\n")).unwrap();
+            assert!(o.disable, "{bad}");
+            let o = parse(&format!("{bad}\ndisable\n")).unwrap();
+            assert!(o.disable, "{bad}");
+        }
+    }
+
+    #[test]
+    fn skips_global_only_directives_with_file_and_line() {
         for d in [
             "dev tun",
             "server 10.9.0.0 255.255.255.0",
@@ -892,12 +928,19 @@ mod tests {
             "tls-auth ta.key 0",
             "nonsense",
         ] {
-            let e = parse(&format!("ping 1\n{d}\n")).unwrap_err();
-            assert!(matches!(e, CcdError::NotAllowed { .. }), "{d}: {e}");
-            assert!(e.to_string().starts_with("/ccd/alice:2: option"), "{e}");
+            // 2.6: the line is skipped with a warning, the rest applies.
+            let o = parse(&format!("ping 1\n{d}\n")).unwrap();
+            assert_eq!(o.ping, Some(1), "{d}");
+            assert_eq!(o.skipped.len(), 1, "{d}: {:?}", o.skipped);
+            assert!(
+                o.skipped[0].starts_with("/ccd/alice:2: option"),
+                "{:?}",
+                o.skipped
+            );
         }
-        let e = parse("<ca>\nx\n</ca>\n").unwrap_err();
-        assert!(matches!(e, CcdError::NotAllowed { .. }));
+        let o = parse("<ca>\nx\n</ca>\ndisable\n").unwrap();
+        assert!(o.disable);
+        assert!(o.skipped[0].contains("option '<ca>'"), "{:?}", o.skipped);
     }
 
     #[test]
@@ -918,7 +961,12 @@ mod tests {
             ("push \"unterminated\n", "no closing quotation"),
         ];
         for (text, want) in cases {
-            let e = parse(text).unwrap_err().to_string();
+            // A line that does not parse is skipped (and named); a file
+            // that cannot be read or tokenized is an error.
+            let e = match parse(text) {
+                Ok(o) => o.skipped.join("\n"),
+                Err(e) => e.to_string(),
+            };
             assert!(e.contains(want), "{text:?}: {e}");
             assert!(
                 e.contains("/ccd/alice") || e.contains("/nonexistent"),
@@ -1002,9 +1050,15 @@ mod tests {
         let o = a.options().unwrap();
         assert_eq!(o.push_edits.len(), 1);
         assert_eq!(o.iroutes_v4.len(), 1);
-        let e = c.load("bob").unwrap_err().to_string();
-        assert!(e.contains("bad.inc:3: option 'route'"), "{e}");
-        assert!(matches!(c.load("carol"), Err(CcdError::TooDeep { .. })));
+        let b = c.load("bob").unwrap();
+        let skipped = &b.options().unwrap().skipped;
+        assert!(
+            skipped[0].contains("bad.inc:3: option 'route'"),
+            "{skipped:?}"
+        );
+        let l = c.load("carol").unwrap();
+        let skipped = &l.options().unwrap().skipped;
+        assert!(skipped[0].contains("nested more than"), "{skipped:?}");
     }
 
     #[test]
@@ -1013,11 +1067,14 @@ mod tests {
         d.write("a", "ifconfig-push 10.8.0.50 255.255.255.0\n");
         d.write("b", "ifconfig-ipv6-push fd00:8::99/64\n");
         d.write("c", "push \"x\"\n");
-        d.write("d", "dev tun\n");
+        // A skipped line is no error; a file that cannot be tokenized is.
+        d.write("d", "dev tun\nifconfig-push 10.8.0.60 255.255.255.0\n");
+        d.write("e", "push \"unterminated\n");
         let (found, errors) = ctx(&d.0).scan_static_addresses().unwrap();
-        assert_eq!(found.len(), 2);
+        assert_eq!(found.len(), 3);
         assert_eq!(found[0].ipv4, Some("10.8.0.50".parse().unwrap()));
         assert_eq!(found[1].ipv6, Some("fd00:8::99".parse().unwrap()));
+        assert_eq!(found[2].ipv4, Some("10.8.0.60".parse().unwrap()));
         assert_eq!(errors.len(), 1);
     }
 

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::host::scripts::{Credentials, ScriptEnv, ScriptRunner, ScriptType};
 use crate::io::clock;
 use crate::mgmt::status::SystemLocalTime;
-use crate::server::ccd::{CcdOptions, ClientConfigDir};
+use crate::server::ccd::{CcdError, CcdOptions, ClientConfigDir};
 use crate::server::peers::PeerId;
 
 /// The result of an authentication task.
@@ -223,10 +223,12 @@ pub(super) async fn authenticate(
     let ccd = match (ccd_dir, &common_name) {
         (Some(d), Some(cn)) => match d.load(cn) {
             Ok(l) => l.options().cloned(),
-            Err(e) => {
-                tracing::warn!(error = %e, "client-config-dir");
-                None
-            }
+            // No file for this name: `ccd-exclusive` refuses below.
+            Err(CcdError::ExclusiveNoFile { .. } | CcdError::UnsafeName(_)) => None,
+            // A file that is there but cannot be read or tokenized would
+            // lose its `disable`, `ifconfig-push` or `iroute`: the client
+            // is refused (a bad line inside a readable file is skipped).
+            Err(e) => return Err(format!("client-config-dir: {e}").into()),
         },
         _ => None,
     };

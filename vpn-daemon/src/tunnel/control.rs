@@ -196,7 +196,17 @@ impl Multi {
                     dir,
                 ) {
                     Ok(o) => ccd = Some(merge_ccd(ccd, o)),
-                    Err(e) => tracing::warn!(error = %e, "client-connect output"),
+                    // Its bad lines were skipped; output that cannot be
+                    // read at all would lose what it says: refused.
+                    Err(e) => {
+                        tracing::warn!(peer_id = id, error = %e, "client-connect output: client refused");
+                        let p = self.peers.get_mut(id)?;
+                        let _ = p
+                            .payload
+                            .session
+                            .auth_decision(now, AuthDecision::Deny(None));
+                        return Some(id);
+                    }
                 }
             }
             let o = ccd.as_ref();
