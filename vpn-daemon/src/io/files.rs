@@ -18,15 +18,18 @@ fn held() -> &'static Mutex<HashMap<PathBuf, File>> {
     HELD.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Opens `path` for writing (created mode 0644 if missing, contents kept
-/// until the first rewrite) and keeps the descriptor for [`write`].
+/// Opens `path` for writing (created mode 0600 if missing, as openvpn
+/// creates its status file; contents kept until the first rewrite) and
+/// keeps the descriptor for [`write`].
 pub fn hold(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut map = held().lock().unwrap_or_else(PoisonError::into_inner);
     if !map.contains_key(path) {
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)?;
         map.insert(path.to_path_buf(), f);
     }
@@ -68,16 +71,23 @@ pub(crate) fn hold_rewritten_files(cfg: &crate::config::Config) {
 }
 
 /// Writes `path` through a temporary file and a rename, so readers never
-/// see half a file.
+/// see half a file. The temporary file is created 0600 (openvpn's mode for
+/// its status file: it lists clients and addresses) under a name no one
+/// can guess, so no other user can plant or read it on the way.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // Opened before a privilege drop: rewritten in place (see above).
     if let Some(r) = write(path, bytes) {
         return r;
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vpn-daemon-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
 
 #[cfg(test)]
@@ -101,6 +111,25 @@ mod tests {
             std::fs::read_to_string(dir.join("moved.log")).unwrap(),
             "third\n"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rewritten_files_are_private_and_leave_no_temporary_behind() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("vpn-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("status.log");
+        write_atomic(&p, b"one\n").unwrap();
+        write_atomic(&p, b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["status.log"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
