@@ -328,7 +328,7 @@ impl ClientConfigDir {
     }
 
     /// Static addresses of every file in the directory (for
-    /// [`AddressPool::reserve`](super::pool::AddressPool::reserve)), with
+    /// [`AddressPool::reserve`](crate::server::pool::AddressPool::reserve)), with
     /// the errors of files that could not be read or parsed.
     pub fn scan_static_addresses(&self) -> Result<(Vec<StaticAddress>, Vec<CcdError>), CcdError> {
         let rd = std::fs::read_dir(&self.dir).map_err(|source| CcdError::Read {

@@ -226,7 +226,7 @@ fn static_key_local_must_be_an_address_where_it_is_bound() {
     ok("dev tun\nsecret s.key\nlocal 192.0.2.7\n");
     // A TCP client does not bind `local`: nothing to refuse.
     ok("dev tun\nsecret s.key\nproto tcp-client\nremote 192.0.2.1\nlocal vpn.example.org\n");
-    // TLS loops resolve a name (server::udp::bind_addr).
+    // TLS loops resolve a name (tunnel::setup::bind_addr).
     ok(&format!("{SERVER}local vpn.example.org\n"));
 }
 

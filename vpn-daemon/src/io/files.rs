@@ -20,7 +20,7 @@ fn held() -> &'static Mutex<HashMap<PathBuf, File>> {
 
 /// Opens `path` for writing (created mode 0600 if missing, as openvpn
 /// creates its status file; contents kept until the first rewrite) and
-/// keeps the descriptor for [`write`].
+/// keeps the descriptor for [`write()`].
 pub fn hold(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut map = held().lock().unwrap_or_else(PoisonError::into_inner);

@@ -108,8 +108,9 @@ pub struct Multi {
 }
 
 impl Multi {
-    /// Sets up pool, ccd and scripts for `cfg`; auth results arrive on the
-    /// returned receiver and go to [`Self::auth_done`].
+    /// Sets up pool, ccd and scripts for `cfg`; the authentication tasks it
+    /// starts report on `inputs` ([`Input::Auth`](super::input::Input::Auth)),
+    /// which the loop hands to [`Self::auth_done`].
     pub fn new(
         cfg: Arc<Config>,
         scfg: Arc<SessionConfig>,

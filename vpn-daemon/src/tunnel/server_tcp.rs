@@ -1,7 +1,7 @@
 //! `tunnel_server_tcp`: the TCP server's link on the shared server loop
-//! ([`serve`]). One stream per client, no cookie (the handshake is
+//! (`tunnel::server::serve`). One stream per client, no cookie (the handshake is
 //! stateful from the first packet, as the stream already proves the
-//! address). Each connection ([`Conn`], in `io/external/conn.rs`) has a
+//! address). Each connection (`io::external::conn::Conn`) has a
 //! reader task feeding whole packets to the loop and a writer task
 //! draining a bounded outbox; routing, auth and status are the UDP
 //! server's ([`Multi`]).

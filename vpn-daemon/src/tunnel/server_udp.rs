@@ -1,5 +1,5 @@
 //! `tunnel_server_udp`: the UDP server's link on the shared server loop
-//! ([`serve`]). One socket; packets from unknown addresses go through the
+//! (`tunnel::server::serve`). One socket; packets from unknown addresses go through the
 //! stateless cookie front door ([`FrontDoor`]); known addresses go to their client's session;
 //! a P_DATA_V2 from a new address whose peer-id authenticates floats that
 //! client. Receives and sends are batched (`recvmmsg`+GRO, `sendmmsg`+GSO),

@@ -1,7 +1,7 @@
 //! The TCP link of the external multiplexer (`proto tcp-client` /
 //! `tcp-server`): a tokio `TcpStream` carrying OpenVPN's length-prefixed
 //! records (protocol doc 1.2), framed by the sans-IO
-//! [`TcpDecoder`](crate::proto::wire::tcp::TcpDecoder).
+//! [`crate::proto::wire::tcp::TcpDecoder`].
 //!
 //! ```text
 //! stream:  | len u16 BE | packet | len u16 BE | packet | ...
