@@ -11,6 +11,7 @@ pub mod peer_info;
 pub mod process;
 pub mod providers;
 pub mod route_up;
+pub mod routes;
 pub mod scripts;
 pub mod server_tun;
 pub mod syslog;

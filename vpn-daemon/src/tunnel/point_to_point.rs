@@ -29,6 +29,7 @@ use crate::error::DaemonError;
 use crate::host::dns;
 use crate::host::process::Signal;
 use crate::host::route_up;
+use crate::host::routes::{self, PendingRoutes, RoutesAdded};
 use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::external::proxy;
@@ -45,7 +46,7 @@ use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client}
 use crate::proto::data::CompressFraming;
 use crate::proto::data::fragment::MAX_FRAGS;
 use crate::proto::event::{CloseReason, Event};
-use crate::proto::push::{self, PushedOptions, RedirectFlags};
+use crate::proto::push::{self, PushedOptions};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
@@ -930,7 +931,7 @@ impl Run {
         self.dhcp_router = Some(router);
         if let Some((setup, dev, named)) = self.routes_pending.take() {
             let p = self.pushed.as_deref().cloned().unwrap_or_default();
-            Self::install_routes(
+            routes::install_client(
                 ctx.cfg,
                 &p,
                 &setup,
@@ -1447,7 +1448,7 @@ impl Run {
                 );
                 self.routes_pending = Some((setup, dev.clone(), named));
             } else {
-                added = Self::install_routes(
+                added = routes::install_client(
                     cfg,
                     &p,
                     &setup,
@@ -1483,160 +1484,6 @@ impl Run {
         }
         Ok(())
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn install_routes(
-        cfg: &Config,
-        p: &PushedOptions,
-        setup: &TunSetup,
-        dev: &str,
-        server: IpAddr,
-        named: &[cfgt::Route],
-        dhcp_router: Option<Ipv4Addr>,
-        rt: &mut RouteTable,
-    ) -> RoutesAdded {
-        let local = setup.ipv4.map(|a| a.0);
-        let mut errs = Vec::new();
-        let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
-            let gw = match p.route_gateway {
-                Some(push::RouteGateway::Addr(a)) => Some(a),
-                Some(push::RouteGateway::Dhcp) => dhcp_router,
-                None => match cfg.route_gateway {
-                    Some(cfgt::RouteGateway::Addr(a)) => Some(a),
-                    _ => None,
-                },
-            };
-            if gw.is_none() && (!p.routes.is_empty() || !cfg.routes.is_empty()) {
-                tracing::warn!(
-                    "routes on a tap need an IPv4 route-gateway; they go out of the device without a next hop"
-                );
-            }
-            gw
-        } else {
-            None
-        };
-        // A pushed `route-metric` replaces ours, as pulled options do in 2.6.
-        let default_metric = p.route_metric.or(cfg.extras.route_metric);
-        let mut added = RoutesAdded {
-            gateways: route_up::Gateways {
-                vpn: match p.route_gateway {
-                    Some(push::RouteGateway::Addr(a)) => Some(a),
-                    _ => setup
-                        .ipv4
-                        .filter(|_| setup.topology != Topology::Subnet)
-                        .map(|a| a.1),
-                },
-                net: route_up::default_gateway_v4(),
-                remote_host: route_up::v4(Some(server)),
-            },
-            ..RoutesAdded::default()
-        };
-        let redirect = p
-            .redirect_gateway
-            .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
-                let mut f = RedirectFlags::empty();
-                if r.def1 {
-                    f |= RedirectFlags::DEF1;
-                }
-                if r.ipv6 {
-                    f |= RedirectFlags::IPV6;
-                }
-                if !r.ipv4 {
-                    f |= RedirectFlags::NOT_IPV4;
-                }
-                f
-            }));
-        if let Some(f) = redirect {
-            added.redirect = !f.contains(RedirectFlags::NOT_IPV4);
-            // Always the def1 form: the old default route stays, two more
-            // specific halves win, and the host route keeps the server
-            // reachable through the old gateway.
-            if !f.contains(RedirectFlags::NOT_IPV4)
-                && let Err(e) = rt.redirect_gateway_def1(server, dev, tap_gw)
-            {
-                errs.push(DaemonError::from(e));
-            }
-            if f.contains(RedirectFlags::IPV6)
-                && let Err(e) = rt.redirect_gateway_ipv6(server, dev, None)
-            {
-                errs.push(DaemonError::from(e));
-            }
-        }
-        // Configured routes first, then pulled ones: 2.6's numbering.
-        for r in cfg.routes.iter().chain(named).chain(&p.routes) {
-            let metric = r.metric.or(default_metric);
-            added.v4.extend(
-                added
-                    .gateways
-                    .env_route(r.network, r.netmask, r.gateway, metric),
-            );
-            if let Err(e) = host_tun::add_route_v4(
-                rt,
-                dev,
-                r.network,
-                r.netmask,
-                host_tun::tap_route_gateway(r.gateway, tap_gw),
-                metric,
-                Some(server),
-                local,
-            ) {
-                errs.push(e);
-            }
-        }
-        let pulled6 = p.routes_ipv6.iter().filter_map(|r| {
-            match ipnet::Ipv6Net::new(r.network, r.prefix_len) {
-                Ok(n) => Some((n, r.gateway, r.metric)),
-                Err(_) => {
-                    tracing::warn!(network = %r.network, "bad pushed route-ipv6 prefix");
-                    None
-                }
-            }
-        });
-        let v6: Vec<_> = cfg
-            .routes_ipv6
-            .iter()
-            .map(|r| (r.network, r.gateway, r.metric))
-            .chain(pulled6)
-            .collect();
-        for (n, gateway, metric) in v6 {
-            let metric = metric.or(default_metric);
-            added.v6.push(route_up::EnvRoute6 {
-                network: n,
-                gateway: gateway.or(setup.ipv6.and_then(|a| a.2)),
-                metric,
-            });
-            if let Err(e) = host_tun::add_route_v6(rt, dev, n, gateway, metric) {
-                errs.push(e);
-            }
-        }
-        for e in errs {
-            tracing::warn!(error = %e, "route not installed");
-        }
-        added
-    }
-}
-
-/// What the routes step needs, kept while `route-delay` runs.
-struct PendingRoutes {
-    pushed: PushedOptions,
-    setup: TunSetup,
-    dev: String,
-    server: IpAddr,
-    /// `route` lines given by host name, resolved.
-    named: Vec<cfgt::Route>,
-    /// Add the routes (none are installed yet).
-    install: bool,
-    /// Run `route-up` (the device was opened for this connection).
-    route_up: bool,
-}
-
-/// The routes as `route-up` is told about them.
-#[derive(Default)]
-struct RoutesAdded {
-    v4: Vec<route_up::EnvRoute>,
-    v6: Vec<route_up::EnvRoute6>,
-    gateways: route_up::Gateways,
-    redirect: bool,
 }
 
 /// What the link delivered.

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::{self as cfgt, Config, PingAction, Source, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::process::Signal;
+use crate::host::routes::{self, teardown};
 use crate::host::scripts::{ScriptContext, ScriptEnv};
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::clock;
@@ -368,38 +369,25 @@ pub async fn tunnel_static_key(cfg: &Config, signals: &mut Inputs) -> Result<Out
 }
 
 /// `route` / `route-ipv6` on the device (the default gateway of a tun
-/// route is the device itself).
+/// route is the device itself; no `route-metric` default, no `route-up`).
 fn install_routes(cfg: &Config, dev: &str, setup: &TunSetup, rt: &mut RouteTable) {
     let remote_host = cfg
         .remotes
         .first()
         .and_then(|r| r.host.parse::<std::net::IpAddr>().ok());
-    let local = setup.ipv4.map(|a| a.0);
-    for r in &cfg.routes {
-        if let Err(e) = host_tun::add_route_v4(
-            rt,
-            dev,
-            r.network,
-            r.netmask,
-            r.gateway,
-            r.metric,
-            remote_host,
-            local,
-        ) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-    for r in &cfg.routes_ipv6 {
-        if let Err(e) = host_tun::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-}
-
-fn teardown(rt: &mut RouteTable) {
-    for e in rt.teardown() {
-        tracing::warn!(error = %e, "removing route");
-    }
+    let target = routes::RouteTarget {
+        dev,
+        setup,
+        remote_host,
+        tap_gw: None,
+        default_metric: None,
+        gateways: None,
+    };
+    let mut errs = Vec::new();
+    let v6 = routes::configured_v6(cfg);
+    let mut added = routes::RoutesAdded::default();
+    routes::install(rt, &target, &cfg.routes, v6, &mut added, &mut errs);
+    routes::log_failures(errs);
 }
 
 async fn resolve(remote: &cfgt::Remote) -> Result<SocketAddr, DaemonError> {
