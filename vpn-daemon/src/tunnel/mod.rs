@@ -3,6 +3,7 @@
 //! static-key [`static_key`]) compose the multi-client state ([`multi`])
 //! and the shared set-up ([`setup`]: configuration to session settings).
 
+pub(crate) mod client_status;
 pub mod control;
 pub mod external;
 pub mod input;

@@ -35,15 +35,13 @@ use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::external::proxy;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
-use crate::io::files::write_atomic;
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::wait::{or_never, sleep_until};
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
 use crate::io::{clock, icmp6};
-use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
-use crate::proto::data::CompressFraming;
+use crate::mgmt::status::ClientStatus;
 use crate::proto::data::fragment::MAX_FRAGS;
 use crate::proto::event::{CloseReason, Event};
 use crate::proto::push::{self, PushedOptions};
@@ -51,7 +49,8 @@ use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::tunnel::Outcome;
-use crate::tunnel::input::Inputs;
+use crate::tunnel::client_status;
+use crate::tunnel::input::{Input, Inputs};
 use crate::tunnel::schedule::status_interval;
 use crate::tunnel::setup;
 
@@ -107,6 +106,14 @@ impl Link {
     fn peer(&self) -> SocketAddr {
         match self {
             Link::Udp { peer, .. } | Link::Tcp { peer, .. } => *peer,
+        }
+    }
+
+    /// The XDP fast path, when it runs.
+    fn fast(&self) -> Option<&FastPath> {
+        match self {
+            Link::Udp { fast, .. } => fast.as_deref(),
+            Link::Tcp { .. } => None,
         }
     }
 
@@ -875,23 +882,9 @@ impl Run {
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {
-                s = signals.signal() => {
-                    match s {
-                        Signal::Term | Signal::Hup => {
-                            let o = if s == Signal::Term { Outcome::Exit(0) } else { Outcome::Reload };
-                            tracing::info!(signal = s.name(), "shutting down the session");
-                            let notify = udp && self.exit_notify;
-                            self.session.close(clock::now(), notify);
-                            self.exiting = Some((clock::now() + EXIT_GRACE, o));
-                        }
-                        Signal::Usr1 => {
-                            tracing::info!("SIGUSR1: restarting");
-                            return Ok(End::Restart {
-                                connected: self.connected,
-                                how: Ending { hard_signal: true, ..Ending::default() },
-                            });
-                        }
-                        Signal::Usr2 => self.log_stats(),
+                i = signals.recv() => {
+                    if let Some(end) = self.on_input(link, i, udp) {
+                        return Ok(end);
                     }
                 }
                 r = recv_link(link) => match r? {
@@ -1033,32 +1026,57 @@ impl Run {
         });
     }
 
-    /// Writes the `status` file: OpenVPN's STATISTICS block, plus the XDP
-    /// counters when the fast path runs.
+    /// Writes the `status` file.
     fn write_status(&mut self, cfg: &Config, link: &Link) {
-        let Some(sf) = &cfg.status else {
-            return;
-        };
-        self.stats.now = clock::unix_time();
-        self.stats.xdp = match link {
-            Link::Udp { fast: Some(f), .. } => Some(f.counters()),
-            _ => None,
-        };
-        // 2.6 prints its compression counters whenever a framing is set.
-        let comp = self.session.data_channel().compressor();
-        self.stats.compression = (comp.framing() != CompressFraming::None).then(|| {
-            let s = comp.stats();
-            [
-                s.pre_compress,
-                s.post_compress,
-                s.pre_decompress,
-                s.post_decompress,
-            ]
-        });
-        let text = render_client(&self.stats, LineEnd::Lf, &SystemLocalTime);
-        if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
-            tracing::warn!(error = %e, "status file");
+        client_status::write_status(cfg, &mut self.stats, &self.session, link.fast());
+    }
+
+    /// A signal or a management command (nothing else reaches a client).
+    fn on_input(&mut self, link: &Link, input: Input, udp: bool) -> Option<End> {
+        match input {
+            Input::Signal(s) => return self.on_signal(s, udp),
+            Input::Mgmt { command, reply } => {
+                let text = client_status::mgmt_reply(
+                    &command,
+                    &mut self.stats,
+                    &self.session,
+                    link.fast(),
+                );
+                // The asker may have gone; nothing to do then.
+                let _ = reply.send(text);
+            }
+            Input::Auth(_) => tracing::debug!("an auth result in the client loop, ignored"),
         }
+        None
+    }
+
+    /// TERM/HUP: exit-notify, then leave; USR1: restart; USR2: statistics.
+    fn on_signal(&mut self, s: Signal, udp: bool) -> Option<End> {
+        match s {
+            Signal::Term | Signal::Hup => {
+                let o = if s == Signal::Term {
+                    Outcome::Exit(0)
+                } else {
+                    Outcome::Reload
+                };
+                tracing::info!(signal = s.name(), "shutting down the session");
+                let notify = udp && self.exit_notify;
+                self.session.close(clock::now(), notify);
+                self.exiting = Some((clock::now() + EXIT_GRACE, o));
+            }
+            Signal::Usr1 => {
+                tracing::info!("SIGUSR1: restarting");
+                return Some(End::Restart {
+                    connected: self.connected,
+                    how: Ending {
+                        hard_signal: true,
+                        ..Ending::default()
+                    },
+                });
+            }
+            Signal::Usr2 => self.log_stats(),
+        }
+        None
     }
 
     /// Packets from the tun device to the server.
