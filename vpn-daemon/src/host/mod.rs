@@ -10,6 +10,7 @@ pub mod notify;
 pub mod peer_info;
 pub mod process;
 pub mod providers;
+pub mod resolve;
 pub mod route_up;
 pub mod routes;
 pub mod scripts;

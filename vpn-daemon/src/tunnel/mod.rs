@@ -3,6 +3,8 @@
 //! static-key [`static_key`]) compose the multi-client state ([`multi`])
 //! and the shared set-up ([`setup`]: configuration to session settings).
 
+pub(crate) mod client_connect;
+pub(crate) mod client_control;
 pub(crate) mod client_status;
 pub mod control;
 pub mod external;

@@ -23,17 +23,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::dhcp_router;
-use crate::client::walk::{Ending, Walk, randomize_hostname};
+use crate::client::walk::{Ending, Walk};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::dns;
 use crate::host::process::Signal;
+use crate::host::resolve::resolve_local;
 use crate::host::route_up;
 use crate::host::routes::{self, PendingRoutes, RoutesAdded};
-use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
+use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
 use crate::host::tun::{self as host_tun, TunSetup};
-use crate::io::external::proxy;
-use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
+use crate::io::external::tcp::{TcpLinkReader, TcpLinkWriter};
 use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
@@ -49,6 +49,8 @@ use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::tunnel::Outcome;
+use crate::tunnel::client_connect::{Resolved, connect_tcp, on_idle_signal, resolve_entry};
+use crate::tunnel::client_control::{client_tls_plugins, client_tls_verify, run_ipchange};
 use crate::tunnel::client_status;
 use crate::tunnel::input::{Input, Inputs};
 use crate::tunnel::schedule::status_interval;
@@ -70,7 +72,7 @@ const TLS_EXIT_STATUS: u8 = 0;
 const AUTH_FAILED_STATUS: u8 = 0;
 
 /// How one connection attempt ended.
-enum End {
+pub(crate) enum End {
     /// Try again; `connected` says whether it got that far, `how` what the
     /// walk needs to pick the next entry.
     Restart { connected: bool, how: Ending },
@@ -291,108 +293,6 @@ pub async fn tunnel_point_to_point(
     Ok(outcome)
 }
 
-/// `ipchange CMD`: 2.6 runs it with the server's address and port once the
-/// link is authenticated, with `trusted_ip`/`trusted_port` set.
-async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
-    let mut env = ScriptEnv::new();
-    env.set_trusted(peer);
-    let ip = match peer.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        ip => ip,
-    };
-    // One argument "[AF_INET]IP PORT", as ipchange_fmt prints it.
-    let af = if ip.is_ipv4() { "AF_INET" } else { "AF_INET6" };
-    let args = [format!("[{af}]{ip} {}", peer.port())];
-    match runner
-        .run(cmd, ScriptType::IpChange, &args, &env, None)
-        .await
-    {
-        Ok(o) if o.success => tracing::info!(script = %cmd, "ipchange script done"),
-        Ok(o) => tracing::warn!(script = %cmd, code = ?o.exit_code, "ipchange script failed"),
-        Err(e) => tracing::warn!(error = %e, "ipchange script not run"),
-    }
-}
-
-/// `tls-verify CMD DEPTH SUBJECT` for each certificate of the server's
-/// chain (CA first), with the certificate variables; false on a refusal.
-async fn client_tls_verify(
-    session: &Session,
-    runner: &ScriptRunner,
-    cmd: &str,
-    server: SocketAddr,
-) -> bool {
-    let mut env = ScriptEnv::new();
-    env.set_untrusted(server);
-    for (depth, cert) in session.peer_chain().iter().enumerate().rev() {
-        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
-        let subject = crate::proto::tls::subject_string(cert.subject_name());
-        let args = [depth.to_string(), subject];
-        let ok = runner
-            .run(cmd, ScriptType::TlsVerify, &args, &env, None)
-            .await
-            .is_ok_and(|o| o.success);
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// The plugin hooks of a client's first key exchange, in 2.6's order:
-/// TLS_VERIFY for each certificate of the server's chain (CA first),
-/// TLS_FINAL, then IPCHANGE with the server's address. False when a
-/// plugin refused (2.6 fails the handshake).
-async fn client_tls_plugins(session: &Session, server: SocketAddr) -> bool {
-    use crate::plugin::{Hook, Status};
-    let Some(h) = crate::plugin::host() else {
-        return true;
-    };
-    let mut env = ScriptEnv::new();
-    env.set_untrusted(server);
-    let chain = session.peer_chain();
-    for (depth, cert) in chain.iter().enumerate().rev() {
-        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
-        if depth == 0 {
-            // 2.6 takes the common name from the leaf before its check.
-            let cn = cert
-                .subject_name()
-                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                .next()
-                .and_then(|e| e.data().to_string().ok());
-            env.set_opt("common_name", cn);
-        }
-        if h.defined(Hook::TlsVerify) {
-            let subject = crate::proto::tls::subject_string(cert.subject_name());
-            let args = [depth.to_string(), subject];
-            let r = h.call_verify(None, depth, cert.clone(), &args, &env).await;
-            if r.status != Status::Success {
-                return false;
-            }
-        }
-    }
-    // From here on every hook sees the certificate variables (2.6 keeps
-    // them in its top-level env).
-    h.export(&env);
-    if h.call(Hook::TlsFinal, None, &[], &env).await.status != Status::Success {
-        return false;
-    }
-    let mut trusted = ScriptEnv::new();
-    trusted.set_trusted(server);
-    h.export(&trusted);
-    let r = h
-        .call(
-            Hook::IpChange,
-            None,
-            &[crate::plugin::ipchange_arg(server)],
-            &trusted,
-        )
-        .await;
-    if r.status != Status::Success {
-        tracing::warn!("WARNING: ipchange plugin call failed");
-    }
-    true
-}
-
 /// Removes routes, runs `down` and closes the device.
 async fn close_tun(ctx: &Ctx<'_>, persist: &mut Persist, signal: &str) {
     if let Some((tun, setup)) = &persist.tun
@@ -547,197 +447,6 @@ async fn connect_and_run(
     let r = run.drive(ctx, &mut link, persist, signals).await;
     let _ = link.flush().await;
     r
-}
-
-fn on_idle_signal(s: Signal) -> End {
-    match s {
-        Signal::Term => End::Stop(Outcome::Exit(0)),
-        Signal::Hup => End::Stop(Outcome::Reload),
-        Signal::Usr1 | Signal::Usr2 => End::Restart {
-            connected: false,
-            how: Ending {
-                hard_signal: true,
-                ..Ending::default()
-            },
-        },
-    }
-}
-
-/// The TCP connection to the server: direct, or through the entry's HTTP
-/// or SOCKS5 proxy at `addr`.
-async fn connect_tcp(
-    conn: &cfgt::Connection,
-    addr: SocketAddr,
-    opts: &TcpOptions,
-) -> Result<tcp::TcpLink, DaemonError> {
-    let direct = conn.http_proxy.is_none() && conn.socks_proxy.is_none();
-    // `local`/`lport` bind the TCP socket too (OpenVPN binds whenever one
-    // was given); otherwise the kernel picks.
-    let bind = match (&conn.local, conn.bind_port) {
-        (None, None) => None,
-        (local, port) => {
-            let ip = match local {
-                Some(l) => resolve_local(l, addr).await?,
-                None if addr.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
-                None => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
-            };
-            Some(SocketAddr::new(ip, port.unwrap_or(0)))
-        }
-    };
-    if direct && bind.is_none() {
-        return Ok(tcp::connect(addr, opts).await?);
-    }
-    let what = if direct { "" } else { "proxy " };
-    let mut s = match bind {
-        None => tokio::net::TcpStream::connect(addr).await,
-        Some(b) => {
-            let sock = if addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .map_err(|e| DaemonError::io("TCP socket", e))?;
-            sock.set_reuseaddr(true)
-                .map_err(|e| DaemonError::io("SO_REUSEADDR", e))?;
-            sock.bind(b)
-                .map_err(|e| DaemonError::io(format!("TCP bind {b}"), e))?;
-            sock.connect(addr).await
-        }
-    }
-    .map_err(|e| DaemonError::io(format!("TCP connect to {what}{addr}"), e))?;
-    if direct {
-        return tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e));
-    }
-    let (host, port) = (conn.remote.host.as_str(), conn.remote.port);
-    let r = match (&conn.http_proxy, &conn.socks_proxy) {
-        (Some(h), _) => proxy::http_connect(&mut s, h, host, port).await,
-        (None, Some(p)) => proxy::socks5_connect(&mut s, p, host, port).await,
-        (None, None) => Ok(()),
-    };
-    r.map_err(|e| {
-        DaemonError::io(
-            format!("proxy {addr} to {host}:{port}"),
-            io::Error::other(e),
-        )
-    })?;
-    tracing::info!(proxy = %addr, "proxy connection to {host}:{port} established");
-    tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e))
-}
-
-/// How resolving an entry's host ended.
-enum Resolved {
-    /// Its addresses, in the resolver's order, of the wanted family.
-    Addrs(Vec<SocketAddr>),
-    /// It failed: this attempt fails (`resolv-retry infinite`).
-    Failed,
-    /// It failed for `resolv-retry N` seconds: exit.
-    GiveUp,
-    /// A signal ended the wait.
-    Stop(Outcome),
-}
-
-/// How long `resolv-retry N` waits between tries (OpenVPN's).
-const RESOLVE_RETRY_WAIT: Duration = Duration::from_secs(5);
-
-/// Resolves the entry's host as OpenVPN's `openvpn_getaddrinfo` does:
-/// `resolv-retry infinite` tries once per attempt (the walk goes on),
-/// `resolv-retry N` tries up to ceil(N/5) times 5 s apart, then gives up.
-async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Inputs) -> Resolved {
-    let remote = &conn.remote;
-    // Through a proxy, the proxy's name is the one to resolve; the server's
-    // goes to the proxy as written.
-    let (name, port) = match (&conn.http_proxy, &conn.socks_proxy) {
-        (Some(h), _) => (h.host.as_str(), h.port),
-        (None, Some(p)) => (p.host.as_str(), p.port),
-        (None, None) => (remote.host.as_str(), remote.port),
-    };
-    let literal = name.parse::<IpAddr>().is_ok();
-    let tries = match cfg.resolv_retry {
-        cfgt::ResolvRetry::Infinite => 1,
-        cfgt::ResolvRetry::Seconds(n) => n.div_ceil(5).max(1),
-    };
-    if cfg.remote_random_hostname && literal {
-        tracing::warn!(
-            "WARNING: ignoring --remote-random-hostname because the hostname is an IP address"
-        );
-    }
-    for i in 0..tries {
-        let host = if cfg.remote_random_hostname && !literal {
-            let mut b = [0u8; 6];
-            let _ = openssl::rand::rand_bytes(&mut b);
-            randomize_hostname(name, b)
-        } else {
-            name.to_string()
-        };
-        let r = tokio::select! {
-            r = tokio::net::lookup_host((host.as_str(), port)) => r,
-            s = signals.signal() => match s {
-                Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
-                Signal::Hup => return Resolved::Stop(Outcome::Reload),
-                // OpenVPN ignores SIGUSR1 while resolving.
-                Signal::Usr1 | Signal::Usr2 => continue,
-            },
-        };
-        match r {
-            Ok(addrs) => {
-                let family = remote.proto.family;
-                let v: Vec<SocketAddr> = addrs
-                    .filter(|a| match family {
-                        cfgt::AddrFamily::Any => true,
-                        cfgt::AddrFamily::V4 => a.is_ipv4(),
-                        cfgt::AddrFamily::V6 => a.is_ipv6(),
-                    })
-                    .collect();
-                tracing::debug!(host = %host, addrs = ?v, "resolved");
-                return Resolved::Addrs(v);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "RESOLVE: Cannot resolve host address: {host}:{} ({e})",
-                    remote.port
-                );
-            }
-        }
-        if i + 1 < tries {
-            tokio::select! {
-                _ = tokio::time::sleep(RESOLVE_RETRY_WAIT) => {}
-                s = signals.signal() => match s {
-                    Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
-                    Signal::Hup => return Resolved::Stop(Outcome::Reload),
-                    Signal::Usr1 | Signal::Usr2 => {}
-                },
-            }
-        }
-    }
-    match cfg.resolv_retry {
-        cfgt::ResolvRetry::Infinite => Resolved::Failed,
-        cfgt::ResolvRetry::Seconds(n) => {
-            tracing::error!(
-                "resolv-retry {n}: could not resolve {}, exiting",
-                remote.host
-            );
-            Resolved::GiveUp
-        }
-    }
-}
-
-/// `local HOST`: an address, or a name resolved to one of the family of
-/// the server's address.
-async fn resolve_local(local: &str, peer: SocketAddr) -> Result<IpAddr, DaemonError> {
-    if let Ok(ip) = local.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let err = |detail: String| DaemonError::Resolve {
-        host: local.to_string(),
-        port: 0,
-        detail,
-    };
-    tokio::net::lookup_host((local, 0))
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .map(|a| a.ip())
-        .find(|ip| ip.is_ipv4() == peer.is_ipv4())
-        .ok_or_else(|| err("no address of the server's family".into()))
 }
 
 /// Random numbers for `remote-random` (OpenSSL's generator).

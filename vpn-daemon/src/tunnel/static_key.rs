@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::{self as cfgt, Config, PingAction, Source, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::process::Signal;
+use crate::host::resolve::resolve_remote;
 use crate::host::routes::{self, teardown};
 use crate::host::scripts::{ScriptContext, ScriptEnv};
 use crate::host::tun::{self as host_tun, TunSetup};
@@ -390,22 +391,6 @@ fn install_routes(cfg: &Config, dev: &str, setup: &TunSetup, rt: &mut RouteTable
     routes::log_failures(errs);
 }
 
-async fn resolve(remote: &cfgt::Remote) -> Result<SocketAddr, DaemonError> {
-    let want_v4 = remote.proto.family != cfgt::AddrFamily::V6;
-    let want_v6 = remote.proto.family != cfgt::AddrFamily::V4;
-    let err = |detail: String| DaemonError::Resolve {
-        host: remote.host.clone(),
-        port: remote.port,
-        detail,
-    };
-    tokio::net::lookup_host((remote.host.as_str(), remote.port))
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .filter(|a| (a.is_ipv4() && want_v4) || (a.is_ipv6() && want_v6))
-        .min_by_key(|a| a.is_ipv6())
-        .ok_or_else(|| err("no address of the wanted family".into()))
-}
-
 fn local_addr(cfg: &Config, v6: bool) -> Result<SocketAddr, DaemonError> {
     let port = if cfg.nobind { 0 } else { cfg.lport };
     Ok(match &cfg.local {
@@ -430,7 +415,7 @@ async fn open_link(
     match transport {
         CfgTransport::Udp => {
             let peer = match remote {
-                Some(r) => Some(resolve(r).await?),
+                Some(r) => Some(resolve_remote(r).await?),
                 None => None,
             };
             let v6 = peer.map_or(cfg.proto.family == cfgt::AddrFamily::V6, |p| p.is_ipv6());
@@ -492,7 +477,7 @@ async fn open_link(
                     "'proto tcp-client' needs a 'remote'".into(),
                 ));
             };
-            let addr = resolve(r).await?;
+            let addr = resolve_remote(r).await?;
             let l = tokio::select! {
                 r = tokio::time::timeout(Duration::from_secs(30), tcp::connect(addr, &opts)) => match r {
                     Ok(l) => l?,
