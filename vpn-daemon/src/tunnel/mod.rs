@@ -5,6 +5,7 @@
 
 pub(crate) mod client_connect;
 pub(crate) mod client_control;
+pub(crate) mod client_link;
 pub(crate) mod client_status;
 pub mod control;
 pub mod external;

@@ -33,13 +33,12 @@ use crate::host::route_up;
 use crate::host::routes::{self, PendingRoutes, RoutesAdded};
 use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
 use crate::host::tun::{self as host_tun, TunSetup};
-use crate::io::external::tcp::{TcpLinkReader, TcpLinkWriter};
-use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
+use crate::io::external::udp::{SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::wait::{or_never, sleep_until};
-use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
+use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
 use crate::io::{clock, icmp6};
 use crate::mgmt::status::ClientStatus;
 use crate::proto::data::fragment::MAX_FRAGS;
@@ -51,8 +50,10 @@ use crate::proto::wire::opcode::split_first_byte;
 use crate::tunnel::Outcome;
 use crate::tunnel::client_connect::{Resolved, connect_tcp, on_idle_signal, resolve_entry};
 use crate::tunnel::client_control::{client_tls_plugins, client_tls_verify, run_ipchange};
+use crate::tunnel::client_link::{Link, LinkRx, recv_link};
 use crate::tunnel::client_status;
 use crate::tunnel::input::{Input, Inputs};
+use crate::tunnel::output::LinkOut as _;
 use crate::tunnel::schedule::status_interval;
 use crate::tunnel::setup;
 
@@ -78,75 +79,6 @@ pub(crate) enum End {
     Restart { connected: bool, how: Ending },
     /// Leave the loop with this outcome.
     Stop(Outcome),
-}
-
-/// The link to the server.
-enum Link {
-    Udp {
-        link: UdpLink,
-        peer: SocketAddr,
-        rx: RecvBatch,
-        tx: SendBatch,
-        /// The XDP fast path for the server's data packets, when it runs
-        /// (boxed: it is large and TCP links have none).
-        fast: Option<Box<FastPath>>,
-        /// The fast path while it starts; the handshake does not wait.
-        fast_starting: Option<Starting>,
-    },
-    Tcp {
-        reader: TcpLinkReader,
-        writer: TcpLinkWriter,
-        peer: SocketAddr,
-        /// Packets of the last read, back to back (reused, no per-packet
-        /// allocation), and their lengths.
-        rbuf: Vec<u8>,
-        rlens: Vec<usize>,
-    },
-}
-
-impl Link {
-    fn peer(&self) -> SocketAddr {
-        match self {
-            Link::Udp { peer, .. } | Link::Tcp { peer, .. } => *peer,
-        }
-    }
-
-    /// The XDP fast path, when it runs.
-    fn fast(&self) -> Option<&FastPath> {
-        match self {
-            Link::Udp { fast, .. } => fast.as_deref(),
-            Link::Tcp { .. } => None,
-        }
-    }
-
-    /// Queues one packet for the server.
-    fn queue(&mut self, packet: &[u8]) {
-        match self {
-            Link::Udp { tx, peer, .. } => tx.push(*peer, None, packet),
-            Link::Tcp { writer, .. } => {
-                if let Err(e) = writer.queue(packet) {
-                    tracing::debug!(error = %e, "TCP queue full, packet dropped");
-                }
-            }
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), DaemonError> {
-        match self {
-            Link::Udp { link, tx, fast, .. } => {
-                if let Some(f) = fast {
-                    f.flush();
-                }
-                if !tx.is_empty() {
-                    link.send_batch(tx)
-                        .await
-                        .map_err(|e| DaemonError::io("UDP send", e))?;
-                }
-                Ok(())
-            }
-            Link::Tcp { writer, .. } => Ok(writer.flush().await?),
-        }
-    }
 }
 
 /// What survives a reconnect: the tun device (`persist-tun`), its routes.
@@ -502,6 +434,7 @@ impl Run {
         signals: &mut Inputs,
     ) -> Result<End, DaemonError> {
         let udp = matches!(link, Link::Udp { .. });
+        let peer = link.peer();
         let mut status = status_interval(ctx.cfg);
         // `session-timeout N`: 2.6 raises SIGTERM N s after this
         // connection's start.
@@ -517,7 +450,7 @@ impl Run {
             while let Some(n) = self.session.poll_transmit(now, unix, &mut self.ctl) {
                 if let Some(p) = self.ctl.get(..n) {
                     self.stats.link_write_bytes += p.len() as u64;
-                    link.queue(p);
+                    link.out(&mut self.enc).send(peer, None, p);
                 }
             }
             while let Some(ev) = self.session.poll_event() {
@@ -840,41 +773,9 @@ impl Run {
                     st.link_write_bytes += n as u64;
                     n
                 };
-                Self::send_one(link, enc, peer, max, &mut seal);
+                link.out(enc).send_data(peer, None, max, &mut seal);
                 if !session.data_channel().has_pending_fragment() {
                     break;
-                }
-            }
-        }
-    }
-
-    /// Sends one data packet that `seal` writes into `max` bytes.
-    fn send_one(
-        link: &mut Link,
-        enc: &mut Vec<u8>,
-        peer: SocketAddr,
-        max: usize,
-        seal: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) {
-        match link {
-            Link::Udp { tx, fast, .. } => {
-                // The fast path when it knows the way, else the socket.
-                let sent = fast.as_mut().and_then(|f| f.send_with(peer, max, seal));
-                if sent.is_none() {
-                    tx.push_with(peer, None, max, seal);
-                }
-            }
-            Link::Tcp { writer, .. } => {
-                if enc.len() < max {
-                    enc.resize(max, 0);
-                }
-                if let Some(b) = enc.get_mut(..max) {
-                    let n = seal(b);
-                    if let Some(c) = b.get(..n).filter(|c| !c.is_empty())
-                        && let Err(e) = writer.queue(c)
-                    {
-                        tracing::debug!(error = %e, "TCP queue full, packet dropped");
-                    }
                 }
             }
         }
@@ -1210,58 +1111,6 @@ impl Run {
             ctx.privileges_dropped = true;
         }
         Ok(())
-    }
-}
-
-/// What the link delivered.
-enum LinkRx {
-    Udp,
-    Tcp,
-    /// The fast path's receive rings have frames.
-    Fast,
-    /// The fast path finished starting (`None`: plain sockets).
-    FastStarted(Option<FastPath>),
-}
-
-async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
-    match link {
-        Link::Udp {
-            link,
-            rx,
-            fast,
-            fast_starting,
-            ..
-        } => {
-            let fast_ready = or_never(fast.as_deref().map(FastPath::readable));
-            let started = or_never(fast_starting.as_mut().map(Starting::finished));
-            tokio::select! {
-                r = link.recv_batch(rx) => {
-                    r.map_err(|e| DaemonError::io("UDP receive", e))?;
-                    Ok(LinkRx::Udp)
-                }
-                () = fast_ready => Ok(LinkRx::Fast),
-                f = started => {
-                    *fast_starting = None;
-                    Ok(LinkRx::FastStarted(f))
-                }
-            }
-        }
-        Link::Tcp {
-            reader,
-            rbuf,
-            rlens,
-            ..
-        } => {
-            rbuf.clear();
-            rlens.clear();
-            reader
-                .recv_with(|p| {
-                    rbuf.extend_from_slice(p);
-                    rlens.push(p.len());
-                })
-                .await?;
-            Ok(LinkRx::Tcp)
-        }
     }
 }
 
