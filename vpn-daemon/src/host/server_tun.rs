@@ -60,17 +60,23 @@ fn dns_env(cfg: &Config) -> ScriptEnv {
     env
 }
 
-/// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
-/// `route-ipv6`, runs `up`, then drops privileges.
-pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, DaemonError> {
-    let setup = TunSetup {
+/// The device as the configuration gives it (`tun-mtu`, `topology`,
+/// `ifconfig`, `ifconfig-ipv6`): the server's, and a static-key peer's.
+pub(crate) fn configured_setup(cfg: &Config) -> TunSetup {
+    TunSetup {
         mtu: u16::try_from(cfg.tun_mtu).unwrap_or(1500),
         topology: cfg.topology,
         ipv4: cfg.ifconfig.map(|i| (i.local, i.remote_netmask)),
         ipv6: cfg
             .ifconfig_ipv6
             .map(|i| (i.local.addr(), i.local.prefix_len(), Some(i.remote))),
-    };
+    }
+}
+
+/// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
+/// `route-ipv6`, runs `up`, then drops privileges.
+pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, DaemonError> {
+    let setup = configured_setup(cfg);
     let tun = host_tun::open_tun(cfg, &setup, 1)?;
     let queue = tun
         .queues()

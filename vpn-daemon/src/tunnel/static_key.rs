@@ -27,6 +27,7 @@ use crate::host::process::Signal;
 use crate::host::resolve::resolve_remote;
 use crate::host::routes::{self, teardown};
 use crate::host::scripts::{ScriptContext, ScriptEnv};
+use crate::host::server_tun::configured_setup;
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::clock;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpServer};
@@ -260,14 +261,7 @@ pub async fn tunnel_static_key(cfg: &Config, signals: &mut Inputs) -> Result<Out
     let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let outcome = loop {
         if tun.is_none() {
-            let setup = TunSetup {
-                mtu: u16::try_from(cfg.tun_mtu).unwrap_or(1500),
-                topology: cfg.topology,
-                ipv4: cfg.ifconfig.map(|i| (i.local, i.remote_netmask)),
-                ipv6: cfg
-                    .ifconfig_ipv6
-                    .map(|i| (i.local.addr(), i.local.prefix_len(), Some(i.remote))),
-            };
+            let setup = configured_setup(cfg);
             if privileges_dropped {
                 return Err(DaemonError::Unsupported(
                     "cannot re-open the tun device after dropping privileges (use persist-tun)"
