@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::config::{Config, DevType, RouteGateway};
 use crate::error::DaemonError;
 use crate::host::route_up;
+use crate::host::routes;
 use crate::host::scripts::{DnsSettings, ScriptContext, ScriptEnv, ScriptRunner};
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::internal::tun::{Tun, TunQueue};
@@ -29,9 +30,7 @@ impl ServerTun {
         let routes = self.routes.installed() > 0 || cfg.host.route_noexec;
         let env = dns_env(cfg);
         host_tun::run_route_pre_down(cfg, &self.runner, &info, Some("sigterm"), &env, routes).await;
-        for e in self.routes.teardown() {
-            tracing::warn!(error = %e, "removing route");
-        }
+        routes::teardown(&mut self.routes);
         // 2.6 closes the device before `down` unless `down-pre` is given.
         let tun = if cfg.extras.down_pre {
             Some(self.tun)
@@ -61,17 +60,23 @@ fn dns_env(cfg: &Config) -> ScriptEnv {
     env
 }
 
-/// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
-/// `route-ipv6`, runs `up`, then drops privileges.
-pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, DaemonError> {
-    let setup = TunSetup {
+/// The device as the configuration gives it (`tun-mtu`, `topology`,
+/// `ifconfig`, `ifconfig-ipv6`): the server's, and a static-key peer's.
+pub(crate) fn configured_setup(cfg: &Config) -> TunSetup {
+    TunSetup {
         mtu: u16::try_from(cfg.tun_mtu).unwrap_or(1500),
         topology: cfg.topology,
         ipv4: cfg.ifconfig.map(|i| (i.local, i.remote_netmask)),
         ipv6: cfg
             .ifconfig_ipv6
             .map(|i| (i.local.addr(), i.local.prefix_len(), Some(i.remote))),
-    };
+    }
+}
+
+/// Opens the server's tun (`ifconfig`, `ifconfig-ipv6`), adds `route` /
+/// `route-ipv6`, runs `up`, then drops privileges.
+pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, DaemonError> {
+    let setup = configured_setup(cfg);
     let tun = host_tun::open_tun(cfg, &setup, 1)?;
     let queue = tun
         .queues()
@@ -111,35 +116,26 @@ pub(crate) async fn bring_up_server_tun(cfg: &Config) -> Result<ServerTun, Daemo
         _ => None,
     };
     let named = crate::host::named_routes::resolve(cfg).await;
-    let mut env_routes = Vec::new();
-    for r in cfg.routes.iter().chain(&named) {
-        let metric = r.metric.or(default_metric);
-        env_routes.extend(gw.env_route(r.network, r.netmask, r.gateway, metric));
-        if let Err(e) = host_tun::add_route_v4(
-            &mut routes,
-            &dev,
-            r.network,
-            r.netmask,
-            host_tun::tap_route_gateway(r.gateway, tap_gw),
-            metric,
-            None,
-            setup.ipv4.map(|a| a.0),
-        ) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-    let mut env_routes6 = Vec::new();
-    for r in &cfg.routes_ipv6 {
-        let metric = r.metric.or(default_metric);
-        env_routes6.push(route_up::EnvRoute6 {
-            network: r.network,
-            gateway: r.gateway.or(setup.ipv6.and_then(|a| a.2)),
-            metric,
-        });
-        if let Err(e) = host_tun::add_route_v6(&mut routes, &dev, r.network, r.gateway, metric) {
-            tracing::warn!(error = %e, "route-ipv6 not installed");
-        }
-    }
+    let target = routes::RouteTarget {
+        dev: &dev,
+        setup: &setup,
+        remote_host: None,
+        tap_gw,
+        default_metric,
+        gateways: Some(gw),
+    };
+    let mut added = routes::RoutesAdded::default();
+    let mut errs = Vec::new();
+    routes::install(
+        &mut routes,
+        &target,
+        cfg.routes.iter().chain(&named),
+        routes::configured_v6(cfg),
+        &mut added,
+        &mut errs,
+    );
+    routes::log_failures(errs);
+    let (env_routes, env_routes6) = (added.v4, added.v6);
     let env = route_up::route_env(&info, &env_routes, &env_routes6, &gw, false, &dns_env(cfg));
     host_tun::route_up_plugin().await;
     route_up::run_route_up(cfg, &runner, &env).await;

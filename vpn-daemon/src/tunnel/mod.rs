@@ -4,6 +4,10 @@
 //! and the shared set-up ([`setup`]: configuration to session settings).
 
 pub(crate) mod auth;
+pub(crate) mod client_connect;
+pub(crate) mod client_control;
+pub(crate) mod client_link;
+pub(crate) mod client_status;
 pub mod control;
 pub mod external;
 pub mod input;

@@ -48,6 +48,12 @@ impl<'a> FastOrSocket<'a> {
             fast: fast.as_mut(),
         }
     }
+
+    /// The same over a fast path the caller holds in another form (the
+    /// client boxes its own).
+    pub fn with_fast(batch: &'a mut SendBatch, fast: Option<&'a mut FastPath>) -> Self {
+        Self { batch, fast }
+    }
 }
 
 impl LinkOut for FastOrSocket<'_> {

@@ -23,34 +23,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::dhcp_router;
-use crate::client::walk::{Ending, Walk, randomize_hostname};
+use crate::client::walk::{Ending, Walk};
 use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::dns;
 use crate::host::process::Signal;
+use crate::host::resolve::resolve_local;
 use crate::host::route_up;
-use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner, ScriptType};
+use crate::host::routes::{self, PendingRoutes, RoutesAdded};
+use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
 use crate::host::tun::{self as host_tun, TunSetup};
-use crate::io::external::proxy;
-use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpOptions};
-use crate::io::external::udp::{RecvBatch, SendBatch, UdpLink};
-use crate::io::files::write_atomic;
+use crate::io::external::udp::{SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::wait::{or_never, sleep_until};
-use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role, Starting};
+use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
 use crate::io::{clock, icmp6};
-use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
-use crate::proto::data::CompressFraming;
+use crate::mgmt::status::ClientStatus;
 use crate::proto::data::fragment::MAX_FRAGS;
 use crate::proto::event::{CloseReason, Event};
-use crate::proto::push::{self, PushedOptions, RedirectFlags};
+use crate::proto::push::{self, PushedOptions};
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
 use crate::tunnel::Outcome;
-use crate::tunnel::input::Inputs;
+use crate::tunnel::client_connect::{End, Resolved, connect_tcp, on_idle_signal, resolve_entry};
+use crate::tunnel::client_control::{client_tls_plugins, client_tls_verify, run_ipchange};
+use crate::tunnel::client_link::{Link, LinkRx, recv_link};
+use crate::tunnel::client_status;
+use crate::tunnel::input::{Input, Inputs};
+use crate::tunnel::output::LinkOut as _;
 use crate::tunnel::schedule::status_interval;
 use crate::tunnel::setup;
 
@@ -68,76 +71,6 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 const TLS_EXIT_STATUS: u8 = 0;
 /// AUTH_FAILED without `auth-retry`: 2.6's soft SIGTERM "auth-failure", status 0.
 const AUTH_FAILED_STATUS: u8 = 0;
-
-/// How one connection attempt ended.
-enum End {
-    /// Try again; `connected` says whether it got that far, `how` what the
-    /// walk needs to pick the next entry.
-    Restart { connected: bool, how: Ending },
-    /// Leave the loop with this outcome.
-    Stop(Outcome),
-}
-
-/// The link to the server.
-enum Link {
-    Udp {
-        link: UdpLink,
-        peer: SocketAddr,
-        rx: RecvBatch,
-        tx: SendBatch,
-        /// The XDP fast path for the server's data packets, when it runs
-        /// (boxed: it is large and TCP links have none).
-        fast: Option<Box<FastPath>>,
-        /// The fast path while it starts; the handshake does not wait.
-        fast_starting: Option<Starting>,
-    },
-    Tcp {
-        reader: TcpLinkReader,
-        writer: TcpLinkWriter,
-        peer: SocketAddr,
-        /// Packets of the last read, back to back (reused, no per-packet
-        /// allocation), and their lengths.
-        rbuf: Vec<u8>,
-        rlens: Vec<usize>,
-    },
-}
-
-impl Link {
-    fn peer(&self) -> SocketAddr {
-        match self {
-            Link::Udp { peer, .. } | Link::Tcp { peer, .. } => *peer,
-        }
-    }
-
-    /// Queues one packet for the server.
-    fn queue(&mut self, packet: &[u8]) {
-        match self {
-            Link::Udp { tx, peer, .. } => tx.push(*peer, None, packet),
-            Link::Tcp { writer, .. } => {
-                if let Err(e) = writer.queue(packet) {
-                    tracing::debug!(error = %e, "TCP queue full, packet dropped");
-                }
-            }
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), DaemonError> {
-        match self {
-            Link::Udp { link, tx, fast, .. } => {
-                if let Some(f) = fast {
-                    f.flush();
-                }
-                if !tx.is_empty() {
-                    link.send_batch(tx)
-                        .await
-                        .map_err(|e| DaemonError::io("UDP send", e))?;
-                }
-                Ok(())
-            }
-            Link::Tcp { writer, .. } => Ok(writer.flush().await?),
-        }
-    }
-}
 
 /// What survives a reconnect: the tun device (`persist-tun`), its routes.
 struct Persist {
@@ -281,108 +214,6 @@ pub async fn tunnel_point_to_point(
     };
     close_tun(&ctx, &mut persist, "sigterm").await;
     Ok(outcome)
-}
-
-/// `ipchange CMD`: 2.6 runs it with the server's address and port once the
-/// link is authenticated, with `trusted_ip`/`trusted_port` set.
-async fn run_ipchange(runner: &ScriptRunner, cmd: &str, peer: SocketAddr) {
-    let mut env = ScriptEnv::new();
-    env.set_trusted(peer);
-    let ip = match peer.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        ip => ip,
-    };
-    // One argument "[AF_INET]IP PORT", as ipchange_fmt prints it.
-    let af = if ip.is_ipv4() { "AF_INET" } else { "AF_INET6" };
-    let args = [format!("[{af}]{ip} {}", peer.port())];
-    match runner
-        .run(cmd, ScriptType::IpChange, &args, &env, None)
-        .await
-    {
-        Ok(o) if o.success => tracing::info!(script = %cmd, "ipchange script done"),
-        Ok(o) => tracing::warn!(script = %cmd, code = ?o.exit_code, "ipchange script failed"),
-        Err(e) => tracing::warn!(error = %e, "ipchange script not run"),
-    }
-}
-
-/// `tls-verify CMD DEPTH SUBJECT` for each certificate of the server's
-/// chain (CA first), with the certificate variables; false on a refusal.
-async fn client_tls_verify(
-    session: &Session,
-    runner: &ScriptRunner,
-    cmd: &str,
-    server: SocketAddr,
-) -> bool {
-    let mut env = ScriptEnv::new();
-    env.set_untrusted(server);
-    for (depth, cert) in session.peer_chain().iter().enumerate().rev() {
-        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
-        let subject = crate::proto::tls::subject_string(cert.subject_name());
-        let args = [depth.to_string(), subject];
-        let ok = runner
-            .run(cmd, ScriptType::TlsVerify, &args, &env, None)
-            .await
-            .is_ok_and(|o| o.success);
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// The plugin hooks of a client's first key exchange, in 2.6's order:
-/// TLS_VERIFY for each certificate of the server's chain (CA first),
-/// TLS_FINAL, then IPCHANGE with the server's address. False when a
-/// plugin refused (2.6 fails the handshake).
-async fn client_tls_plugins(session: &Session, server: SocketAddr) -> bool {
-    use crate::plugin::{Hook, Status};
-    let Some(h) = crate::plugin::host() else {
-        return true;
-    };
-    let mut env = ScriptEnv::new();
-    env.set_untrusted(server);
-    let chain = session.peer_chain();
-    for (depth, cert) in chain.iter().enumerate().rev() {
-        crate::server::cert_env::set_cert_env(&mut env, depth, cert);
-        if depth == 0 {
-            // 2.6 takes the common name from the leaf before its check.
-            let cn = cert
-                .subject_name()
-                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                .next()
-                .and_then(|e| e.data().to_string().ok());
-            env.set_opt("common_name", cn);
-        }
-        if h.defined(Hook::TlsVerify) {
-            let subject = crate::proto::tls::subject_string(cert.subject_name());
-            let args = [depth.to_string(), subject];
-            let r = h.call_verify(None, depth, cert.clone(), &args, &env).await;
-            if r.status != Status::Success {
-                return false;
-            }
-        }
-    }
-    // From here on every hook sees the certificate variables (2.6 keeps
-    // them in its top-level env).
-    h.export(&env);
-    if h.call(Hook::TlsFinal, None, &[], &env).await.status != Status::Success {
-        return false;
-    }
-    let mut trusted = ScriptEnv::new();
-    trusted.set_trusted(server);
-    h.export(&trusted);
-    let r = h
-        .call(
-            Hook::IpChange,
-            None,
-            &[crate::plugin::ipchange_arg(server)],
-            &trusted,
-        )
-        .await;
-    if r.status != Status::Success {
-        tracing::warn!("WARNING: ipchange plugin call failed");
-    }
-    true
 }
 
 /// Removes routes, runs `down` and closes the device.
@@ -541,197 +372,6 @@ async fn connect_and_run(
     r
 }
 
-fn on_idle_signal(s: Signal) -> End {
-    match s {
-        Signal::Term => End::Stop(Outcome::Exit(0)),
-        Signal::Hup => End::Stop(Outcome::Reload),
-        Signal::Usr1 | Signal::Usr2 => End::Restart {
-            connected: false,
-            how: Ending {
-                hard_signal: true,
-                ..Ending::default()
-            },
-        },
-    }
-}
-
-/// The TCP connection to the server: direct, or through the entry's HTTP
-/// or SOCKS5 proxy at `addr`.
-async fn connect_tcp(
-    conn: &cfgt::Connection,
-    addr: SocketAddr,
-    opts: &TcpOptions,
-) -> Result<tcp::TcpLink, DaemonError> {
-    let direct = conn.http_proxy.is_none() && conn.socks_proxy.is_none();
-    // `local`/`lport` bind the TCP socket too (OpenVPN binds whenever one
-    // was given); otherwise the kernel picks.
-    let bind = match (&conn.local, conn.bind_port) {
-        (None, None) => None,
-        (local, port) => {
-            let ip = match local {
-                Some(l) => resolve_local(l, addr).await?,
-                None if addr.is_ipv4() => IpAddr::from([0, 0, 0, 0]),
-                None => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
-            };
-            Some(SocketAddr::new(ip, port.unwrap_or(0)))
-        }
-    };
-    if direct && bind.is_none() {
-        return Ok(tcp::connect(addr, opts).await?);
-    }
-    let what = if direct { "" } else { "proxy " };
-    let mut s = match bind {
-        None => tokio::net::TcpStream::connect(addr).await,
-        Some(b) => {
-            let sock = if addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .map_err(|e| DaemonError::io("TCP socket", e))?;
-            sock.set_reuseaddr(true)
-                .map_err(|e| DaemonError::io("SO_REUSEADDR", e))?;
-            sock.bind(b)
-                .map_err(|e| DaemonError::io(format!("TCP bind {b}"), e))?;
-            sock.connect(addr).await
-        }
-    }
-    .map_err(|e| DaemonError::io(format!("TCP connect to {what}{addr}"), e))?;
-    if direct {
-        return tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e));
-    }
-    let (host, port) = (conn.remote.host.as_str(), conn.remote.port);
-    let r = match (&conn.http_proxy, &conn.socks_proxy) {
-        (Some(h), _) => proxy::http_connect(&mut s, h, host, port).await,
-        (None, Some(p)) => proxy::socks5_connect(&mut s, p, host, port).await,
-        (None, None) => Ok(()),
-    };
-    r.map_err(|e| {
-        DaemonError::io(
-            format!("proxy {addr} to {host}:{port}"),
-            io::Error::other(e),
-        )
-    })?;
-    tracing::info!(proxy = %addr, "proxy connection to {host}:{port} established");
-    tcp::TcpLink::from_stream(s, opts).map_err(|e| DaemonError::io("TCP set-up", e))
-}
-
-/// How resolving an entry's host ended.
-enum Resolved {
-    /// Its addresses, in the resolver's order, of the wanted family.
-    Addrs(Vec<SocketAddr>),
-    /// It failed: this attempt fails (`resolv-retry infinite`).
-    Failed,
-    /// It failed for `resolv-retry N` seconds: exit.
-    GiveUp,
-    /// A signal ended the wait.
-    Stop(Outcome),
-}
-
-/// How long `resolv-retry N` waits between tries (OpenVPN's).
-const RESOLVE_RETRY_WAIT: Duration = Duration::from_secs(5);
-
-/// Resolves the entry's host as OpenVPN's `openvpn_getaddrinfo` does:
-/// `resolv-retry infinite` tries once per attempt (the walk goes on),
-/// `resolv-retry N` tries up to ceil(N/5) times 5 s apart, then gives up.
-async fn resolve_entry(cfg: &Config, conn: &cfgt::Connection, signals: &mut Inputs) -> Resolved {
-    let remote = &conn.remote;
-    // Through a proxy, the proxy's name is the one to resolve; the server's
-    // goes to the proxy as written.
-    let (name, port) = match (&conn.http_proxy, &conn.socks_proxy) {
-        (Some(h), _) => (h.host.as_str(), h.port),
-        (None, Some(p)) => (p.host.as_str(), p.port),
-        (None, None) => (remote.host.as_str(), remote.port),
-    };
-    let literal = name.parse::<IpAddr>().is_ok();
-    let tries = match cfg.resolv_retry {
-        cfgt::ResolvRetry::Infinite => 1,
-        cfgt::ResolvRetry::Seconds(n) => n.div_ceil(5).max(1),
-    };
-    if cfg.remote_random_hostname && literal {
-        tracing::warn!(
-            "WARNING: ignoring --remote-random-hostname because the hostname is an IP address"
-        );
-    }
-    for i in 0..tries {
-        let host = if cfg.remote_random_hostname && !literal {
-            let mut b = [0u8; 6];
-            let _ = openssl::rand::rand_bytes(&mut b);
-            randomize_hostname(name, b)
-        } else {
-            name.to_string()
-        };
-        let r = tokio::select! {
-            r = tokio::net::lookup_host((host.as_str(), port)) => r,
-            s = signals.signal() => match s {
-                Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
-                Signal::Hup => return Resolved::Stop(Outcome::Reload),
-                // OpenVPN ignores SIGUSR1 while resolving.
-                Signal::Usr1 | Signal::Usr2 => continue,
-            },
-        };
-        match r {
-            Ok(addrs) => {
-                let family = remote.proto.family;
-                let v: Vec<SocketAddr> = addrs
-                    .filter(|a| match family {
-                        cfgt::AddrFamily::Any => true,
-                        cfgt::AddrFamily::V4 => a.is_ipv4(),
-                        cfgt::AddrFamily::V6 => a.is_ipv6(),
-                    })
-                    .collect();
-                tracing::debug!(host = %host, addrs = ?v, "resolved");
-                return Resolved::Addrs(v);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "RESOLVE: Cannot resolve host address: {host}:{} ({e})",
-                    remote.port
-                );
-            }
-        }
-        if i + 1 < tries {
-            tokio::select! {
-                _ = tokio::time::sleep(RESOLVE_RETRY_WAIT) => {}
-                s = signals.signal() => match s {
-                    Signal::Term => return Resolved::Stop(Outcome::Exit(0)),
-                    Signal::Hup => return Resolved::Stop(Outcome::Reload),
-                    Signal::Usr1 | Signal::Usr2 => {}
-                },
-            }
-        }
-    }
-    match cfg.resolv_retry {
-        cfgt::ResolvRetry::Infinite => Resolved::Failed,
-        cfgt::ResolvRetry::Seconds(n) => {
-            tracing::error!(
-                "resolv-retry {n}: could not resolve {}, exiting",
-                remote.host
-            );
-            Resolved::GiveUp
-        }
-    }
-}
-
-/// `local HOST`: an address, or a name resolved to one of the family of
-/// the server's address.
-async fn resolve_local(local: &str, peer: SocketAddr) -> Result<IpAddr, DaemonError> {
-    if let Ok(ip) = local.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let err = |detail: String| DaemonError::Resolve {
-        host: local.to_string(),
-        port: 0,
-        detail,
-    };
-    tokio::net::lookup_host((local, 0))
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .map(|a| a.ip())
-        .find(|ip| ip.is_ipv4() == peer.is_ipv4())
-        .ok_or_else(|| err("no address of the server's family".into()))
-}
-
 /// Random numbers for `remote-random` (OpenSSL's generator).
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
@@ -785,6 +425,7 @@ impl Run {
         signals: &mut Inputs,
     ) -> Result<End, DaemonError> {
         let udp = matches!(link, Link::Udp { .. });
+        let peer = link.peer();
         let mut status = status_interval(ctx.cfg);
         // `session-timeout N`: 2.6 raises SIGTERM N s after this
         // connection's start.
@@ -800,7 +441,7 @@ impl Run {
             while let Some(n) = self.session.poll_transmit(now, unix, &mut self.ctl) {
                 if let Some(p) = self.ctl.get(..n) {
                     self.stats.link_write_bytes += p.len() as u64;
-                    link.queue(p);
+                    link.out(&mut self.enc).send(peer, None, p);
                 }
             }
             while let Some(ev) = self.session.poll_event() {
@@ -874,23 +515,9 @@ impl Run {
             let sleep = sleep_until(deadline);
             let tun_on = self.connected && self.queue.is_some() && self.exiting.is_none();
             tokio::select! {
-                s = signals.signal() => {
-                    match s {
-                        Signal::Term | Signal::Hup => {
-                            let o = if s == Signal::Term { Outcome::Exit(0) } else { Outcome::Reload };
-                            tracing::info!(signal = s.name(), "shutting down the session");
-                            let notify = udp && self.exit_notify;
-                            self.session.close(clock::now(), notify);
-                            self.exiting = Some((clock::now() + EXIT_GRACE, o));
-                        }
-                        Signal::Usr1 => {
-                            tracing::info!("SIGUSR1: restarting");
-                            return Ok(End::Restart {
-                                connected: self.connected,
-                                how: Ending { hard_signal: true, ..Ending::default() },
-                            });
-                        }
-                        Signal::Usr2 => self.log_stats(),
+                i = signals.recv() => {
+                    if let Some(end) = self.on_input(link, i, udp) {
+                        return Ok(end);
                     }
                 }
                 r = recv_link(link) => match r? {
@@ -930,7 +557,7 @@ impl Run {
         self.dhcp_router = Some(router);
         if let Some((setup, dev, named)) = self.routes_pending.take() {
             let p = self.pushed.as_deref().cloned().unwrap_or_default();
-            Self::install_routes(
+            routes::install_client(
                 ctx.cfg,
                 &p,
                 &setup,
@@ -1032,32 +659,57 @@ impl Run {
         });
     }
 
-    /// Writes the `status` file: OpenVPN's STATISTICS block, plus the XDP
-    /// counters when the fast path runs.
+    /// Writes the `status` file.
     fn write_status(&mut self, cfg: &Config, link: &Link) {
-        let Some(sf) = &cfg.status else {
-            return;
-        };
-        self.stats.now = clock::unix_time();
-        self.stats.xdp = match link {
-            Link::Udp { fast: Some(f), .. } => Some(f.counters()),
-            _ => None,
-        };
-        // 2.6 prints its compression counters whenever a framing is set.
-        let comp = self.session.data_channel().compressor();
-        self.stats.compression = (comp.framing() != CompressFraming::None).then(|| {
-            let s = comp.stats();
-            [
-                s.pre_compress,
-                s.post_compress,
-                s.pre_decompress,
-                s.post_decompress,
-            ]
-        });
-        let text = render_client(&self.stats, LineEnd::Lf, &SystemLocalTime);
-        if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
-            tracing::warn!(error = %e, "status file");
+        client_status::write_status(cfg, &mut self.stats, &self.session, link.fast());
+    }
+
+    /// A signal or a management command (nothing else reaches a client).
+    fn on_input(&mut self, link: &Link, input: Input, udp: bool) -> Option<End> {
+        match input {
+            Input::Signal(s) => return self.on_signal(s, udp),
+            Input::Mgmt { command, reply } => {
+                let text = client_status::mgmt_reply(
+                    &command,
+                    &mut self.stats,
+                    &self.session,
+                    link.fast(),
+                );
+                // The asker may have gone; nothing to do then.
+                let _ = reply.send(text);
+            }
+            Input::Auth(_) => tracing::debug!("an auth result in the client loop, ignored"),
         }
+        None
+    }
+
+    /// TERM/HUP: exit-notify, then leave; USR1: restart; USR2: statistics.
+    fn on_signal(&mut self, s: Signal, udp: bool) -> Option<End> {
+        match s {
+            Signal::Term | Signal::Hup => {
+                let o = if s == Signal::Term {
+                    Outcome::Exit(0)
+                } else {
+                    Outcome::Reload
+                };
+                tracing::info!(signal = s.name(), "shutting down the session");
+                let notify = udp && self.exit_notify;
+                self.session.close(clock::now(), notify);
+                self.exiting = Some((clock::now() + EXIT_GRACE, o));
+            }
+            Signal::Usr1 => {
+                tracing::info!("SIGUSR1: restarting");
+                return Some(End::Restart {
+                    connected: self.connected,
+                    how: Ending {
+                        hard_signal: true,
+                        ..Ending::default()
+                    },
+                });
+            }
+            Signal::Usr2 => self.log_stats(),
+        }
+        None
     }
 
     /// Packets from the tun device to the server.
@@ -1112,41 +764,9 @@ impl Run {
                     st.link_write_bytes += n as u64;
                     n
                 };
-                Self::send_one(link, enc, peer, max, &mut seal);
+                link.out(enc).send_data(peer, None, max, &mut seal);
                 if !session.data_channel().has_pending_fragment() {
                     break;
-                }
-            }
-        }
-    }
-
-    /// Sends one data packet that `seal` writes into `max` bytes.
-    fn send_one(
-        link: &mut Link,
-        enc: &mut Vec<u8>,
-        peer: SocketAddr,
-        max: usize,
-        seal: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) {
-        match link {
-            Link::Udp { tx, fast, .. } => {
-                // The fast path when it knows the way, else the socket.
-                let sent = fast.as_mut().and_then(|f| f.send_with(peer, max, seal));
-                if sent.is_none() {
-                    tx.push_with(peer, None, max, seal);
-                }
-            }
-            Link::Tcp { writer, .. } => {
-                if enc.len() < max {
-                    enc.resize(max, 0);
-                }
-                if let Some(b) = enc.get_mut(..max) {
-                    let n = seal(b);
-                    if let Some(c) = b.get(..n).filter(|c| !c.is_empty())
-                        && let Err(e) = writer.queue(c)
-                    {
-                        tracing::debug!(error = %e, "TCP queue full, packet dropped");
-                    }
                 }
             }
         }
@@ -1445,7 +1065,7 @@ impl Run {
                 );
                 self.routes_pending = Some((setup, dev.clone(), named));
             } else {
-                added = Self::install_routes(
+                added = routes::install_client(
                     cfg,
                     &p,
                     &setup,
@@ -1480,207 +1100,6 @@ impl Run {
             ctx.privileges_dropped = true;
         }
         Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn install_routes(
-        cfg: &Config,
-        p: &PushedOptions,
-        setup: &TunSetup,
-        dev: &str,
-        server: IpAddr,
-        named: &[cfgt::Route],
-        dhcp_router: Option<Ipv4Addr>,
-        rt: &mut RouteTable,
-    ) -> RoutesAdded {
-        let local = setup.ipv4.map(|a| a.0);
-        let mut errs = Vec::new();
-        let tap_gw = if cfg.dev_type == cfgt::DevType::Tap {
-            let gw = match p.route_gateway {
-                Some(push::RouteGateway::Addr(a)) => Some(a),
-                Some(push::RouteGateway::Dhcp) => dhcp_router,
-                None => match cfg.route_gateway {
-                    Some(cfgt::RouteGateway::Addr(a)) => Some(a),
-                    _ => None,
-                },
-            };
-            if gw.is_none() && (!p.routes.is_empty() || !cfg.routes.is_empty()) {
-                tracing::warn!(
-                    "routes on a tap need an IPv4 route-gateway; they go out of the device without a next hop"
-                );
-            }
-            gw
-        } else {
-            None
-        };
-        // A pushed `route-metric` replaces ours, as pulled options do in 2.6.
-        let default_metric = p.route_metric.or(cfg.extras.route_metric);
-        let mut added = RoutesAdded {
-            gateways: route_up::Gateways {
-                vpn: match p.route_gateway {
-                    Some(push::RouteGateway::Addr(a)) => Some(a),
-                    _ => setup
-                        .ipv4
-                        .filter(|_| setup.topology != Topology::Subnet)
-                        .map(|a| a.1),
-                },
-                net: route_up::default_gateway_v4(),
-                remote_host: route_up::v4(Some(server)),
-            },
-            ..RoutesAdded::default()
-        };
-        let redirect = p
-            .redirect_gateway
-            .or(cfg.redirect_gateway.filter(|r| r.default_route).map(|r| {
-                let mut f = RedirectFlags::empty();
-                if r.def1 {
-                    f |= RedirectFlags::DEF1;
-                }
-                if r.ipv6 {
-                    f |= RedirectFlags::IPV6;
-                }
-                if !r.ipv4 {
-                    f |= RedirectFlags::NOT_IPV4;
-                }
-                f
-            }));
-        if let Some(f) = redirect {
-            added.redirect = !f.contains(RedirectFlags::NOT_IPV4);
-            // Always the def1 form: the old default route stays, two more
-            // specific halves win, and the host route keeps the server
-            // reachable through the old gateway.
-            if !f.contains(RedirectFlags::NOT_IPV4)
-                && let Err(e) = rt.redirect_gateway_def1(server, dev, tap_gw)
-            {
-                errs.push(DaemonError::from(e));
-            }
-            if f.contains(RedirectFlags::IPV6)
-                && let Err(e) = rt.redirect_gateway_ipv6(server, dev, None)
-            {
-                errs.push(DaemonError::from(e));
-            }
-        }
-        // Configured routes first, then pulled ones: 2.6's numbering.
-        for r in cfg.routes.iter().chain(named).chain(&p.routes) {
-            let metric = r.metric.or(default_metric);
-            added.v4.extend(
-                added
-                    .gateways
-                    .env_route(r.network, r.netmask, r.gateway, metric),
-            );
-            if let Err(e) = host_tun::add_route_v4(
-                rt,
-                dev,
-                r.network,
-                r.netmask,
-                host_tun::tap_route_gateway(r.gateway, tap_gw),
-                metric,
-                Some(server),
-                local,
-            ) {
-                errs.push(e);
-            }
-        }
-        let pulled6 = p
-            .routes_ipv6
-            .iter()
-            .map(|r| (r.network, r.gateway, r.metric));
-        let v6: Vec<_> = cfg
-            .routes_ipv6
-            .iter()
-            .map(|r| (r.network, r.gateway, r.metric))
-            .chain(pulled6)
-            .collect();
-        for (n, gateway, metric) in v6 {
-            let metric = metric.or(default_metric);
-            added.v6.push(route_up::EnvRoute6 {
-                network: n,
-                gateway: gateway.or(setup.ipv6.and_then(|a| a.2)),
-                metric,
-            });
-            if let Err(e) = host_tun::add_route_v6(rt, dev, n, gateway, metric) {
-                errs.push(e);
-            }
-        }
-        for e in errs {
-            tracing::warn!(error = %e, "route not installed");
-        }
-        added
-    }
-}
-
-/// What the routes step needs, kept while `route-delay` runs.
-struct PendingRoutes {
-    pushed: PushedOptions,
-    setup: TunSetup,
-    dev: String,
-    server: IpAddr,
-    /// `route` lines given by host name, resolved.
-    named: Vec<cfgt::Route>,
-    /// Add the routes (none are installed yet).
-    install: bool,
-    /// Run `route-up` (the device was opened for this connection).
-    route_up: bool,
-}
-
-/// The routes as `route-up` is told about them.
-#[derive(Default)]
-struct RoutesAdded {
-    v4: Vec<route_up::EnvRoute>,
-    v6: Vec<route_up::EnvRoute6>,
-    gateways: route_up::Gateways,
-    redirect: bool,
-}
-
-/// What the link delivered.
-enum LinkRx {
-    Udp,
-    Tcp,
-    /// The fast path's receive rings have frames.
-    Fast,
-    /// The fast path finished starting (`None`: plain sockets).
-    FastStarted(Option<FastPath>),
-}
-
-async fn recv_link(link: &mut Link) -> Result<LinkRx, DaemonError> {
-    match link {
-        Link::Udp {
-            link,
-            rx,
-            fast,
-            fast_starting,
-            ..
-        } => {
-            let fast_ready = or_never(fast.as_deref().map(FastPath::readable));
-            let started = or_never(fast_starting.as_mut().map(Starting::finished));
-            tokio::select! {
-                r = link.recv_batch(rx) => {
-                    r.map_err(|e| DaemonError::io("UDP receive", e))?;
-                    Ok(LinkRx::Udp)
-                }
-                () = fast_ready => Ok(LinkRx::Fast),
-                f = started => {
-                    *fast_starting = None;
-                    Ok(LinkRx::FastStarted(f))
-                }
-            }
-        }
-        Link::Tcp {
-            reader,
-            rbuf,
-            rlens,
-            ..
-        } => {
-            rbuf.clear();
-            rlens.clear();
-            reader
-                .recv_with(|p| {
-                    rbuf.extend_from_slice(p);
-                    rlens.push(p.len());
-                })
-                .await?;
-            Ok(LinkRx::Tcp)
-        }
     }
 }
 

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use crate::config::{self as cfgt, Config, PingAction, Source, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::process::Signal;
+use crate::host::resolve::resolve_remote;
+use crate::host::routes::{self, teardown};
 use crate::host::scripts::{ScriptContext, ScriptEnv};
+use crate::host::server_tun::configured_setup;
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::clock;
 use crate::io::external::tcp::{self, TcpLinkReader, TcpLinkWriter, TcpServer};
@@ -254,14 +257,7 @@ pub async fn tunnel_static_key(cfg: &Config, signals: &mut Inputs) -> Result<Out
     let mut routes = RouteTable::new().noexec(cfg.host.route_noexec);
     let outcome = loop {
         if tun.is_none() {
-            let setup = TunSetup {
-                mtu: u16::try_from(cfg.tun_mtu).unwrap_or(1500),
-                topology: cfg.topology,
-                ipv4: cfg.ifconfig.map(|i| (i.local, i.remote_netmask)),
-                ipv6: cfg
-                    .ifconfig_ipv6
-                    .map(|i| (i.local.addr(), i.local.prefix_len(), Some(i.remote))),
-            };
+            let setup = configured_setup(cfg);
             if privileges_dropped {
                 return Err(DaemonError::Unsupported(
                     "cannot re-open the tun device after dropping privileges (use persist-tun)"
@@ -364,54 +360,25 @@ pub async fn tunnel_static_key(cfg: &Config, signals: &mut Inputs) -> Result<Out
 }
 
 /// `route` / `route-ipv6` on the device (the default gateway of a tun
-/// route is the device itself).
+/// route is the device itself; no `route-metric` default, no `route-up`).
 fn install_routes(cfg: &Config, dev: &str, setup: &TunSetup, rt: &mut RouteTable) {
     let remote_host = cfg
         .remotes
         .first()
         .and_then(|r| r.host.parse::<std::net::IpAddr>().ok());
-    let local = setup.ipv4.map(|a| a.0);
-    for r in &cfg.routes {
-        if let Err(e) = host_tun::add_route_v4(
-            rt,
-            dev,
-            r.network,
-            r.netmask,
-            r.gateway,
-            r.metric,
-            remote_host,
-            local,
-        ) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-    for r in &cfg.routes_ipv6 {
-        if let Err(e) = host_tun::add_route_v6(rt, dev, r.network, r.gateway, r.metric) {
-            tracing::warn!(error = %e, "route not installed");
-        }
-    }
-}
-
-fn teardown(rt: &mut RouteTable) {
-    for e in rt.teardown() {
-        tracing::warn!(error = %e, "removing route");
-    }
-}
-
-async fn resolve(remote: &cfgt::Remote) -> Result<SocketAddr, DaemonError> {
-    let want_v4 = remote.proto.family != cfgt::AddrFamily::V6;
-    let want_v6 = remote.proto.family != cfgt::AddrFamily::V4;
-    let err = |detail: String| DaemonError::Resolve {
-        host: remote.host.clone(),
-        port: remote.port,
-        detail,
+    let target = routes::RouteTarget {
+        dev,
+        setup,
+        remote_host,
+        tap_gw: None,
+        default_metric: None,
+        gateways: None,
     };
-    tokio::net::lookup_host((remote.host.as_str(), remote.port))
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .filter(|a| (a.is_ipv4() && want_v4) || (a.is_ipv6() && want_v6))
-        .min_by_key(|a| a.is_ipv6())
-        .ok_or_else(|| err("no address of the wanted family".into()))
+    let mut errs = Vec::new();
+    let v6 = routes::configured_v6(cfg);
+    let mut added = routes::RoutesAdded::default();
+    routes::install(rt, &target, &cfg.routes, v6, &mut added, &mut errs);
+    routes::log_failures(errs);
 }
 
 fn local_addr(cfg: &Config, v6: bool) -> Result<SocketAddr, DaemonError> {
@@ -438,7 +405,7 @@ async fn open_link(
     match transport {
         CfgTransport::Udp => {
             let peer = match remote {
-                Some(r) => Some(resolve(r).await?),
+                Some(r) => Some(resolve_remote(r).await?),
                 None => None,
             };
             let v6 = peer.map_or(cfg.proto.family == cfgt::AddrFamily::V6, |p| p.is_ipv6());
@@ -500,7 +467,7 @@ async fn open_link(
                     "'proto tcp-client' needs a 'remote'".into(),
                 ));
             };
-            let addr = resolve(r).await?;
+            let addr = resolve_remote(r).await?;
             let l = tokio::select! {
                 r = tokio::time::timeout(Duration::from_secs(30), tcp::connect(addr, &opts)) => match r {
                     Ok(l) => l?,

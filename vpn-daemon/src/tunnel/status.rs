@@ -118,7 +118,7 @@ pub fn mgmt_reply(multi: &mut Multi, command: &Command) -> String {
 }
 
 /// A command's name for an error line.
-fn command_name(c: &Command) -> &'static str {
+pub(crate) fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Help => "help",
         Command::Nclients => "nclients",
