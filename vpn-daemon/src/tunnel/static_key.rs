@@ -37,6 +37,7 @@ use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
 use crate::io::mssfix::{AEAD_DATA_V2_OVERHEAD, OuterTransport};
 use crate::io::route::RouteTable;
 use crate::io::wait::sleep_until;
+use crate::mgmt::protocol::{Command, reply};
 use crate::mgmt::status::{ClientStatus, LineEnd, SystemLocalTime, render_client};
 use crate::proto::data::CompressFraming;
 use crate::proto::data::hmac::Digest;
@@ -45,9 +46,10 @@ use crate::proto::keys::{Key2, KeyDirection};
 use crate::proto::replay::ReplayConfig;
 use crate::proto::static_key::{StaticCipher, StaticDrop, StaticKeyChannel, StaticKeyParams};
 use crate::tunnel::Outcome;
-use crate::tunnel::input::Inputs;
+use crate::tunnel::input::{Input, Inputs};
 use crate::tunnel::schedule::status_interval;
 use crate::tunnel::setup;
+use crate::tunnel::status::command_name;
 
 /// Tun packets read per wake-up.
 const TUN_BATCH: usize = 64;
@@ -673,12 +675,9 @@ impl Core<'_> {
             .map(|i| self.inactive_since + Duration::from_secs(u64::from(i.seconds)))
     }
 
-    /// Writes the `status` file: OpenVPN's STATISTICS block.
-    fn write_status(&self) {
-        let Some(sf) = &self.cfg.status else {
-            return;
-        };
-        let st = ClientStatus {
+    /// OpenVPN's STATISTICS block for the status file and `status`.
+    fn snapshot(&self) -> ClientStatus {
+        ClientStatus {
             now: clock::unix_time(),
             tun_read_bytes: self.stats.tun_read,
             tun_write_bytes: self.stats.tun_write,
@@ -686,10 +685,30 @@ impl Core<'_> {
             link_write_bytes: self.stats.link_write,
             auth_read_bytes: self.stats.auth_read,
             ..ClientStatus::default()
+        }
+    }
+
+    /// Writes the `status` file.
+    fn write_status(&self) {
+        let Some(sf) = &self.cfg.status else {
+            return;
         };
-        let text = render_client(&st, LineEnd::Lf, &SystemLocalTime);
+        let text = render_client(&self.snapshot(), LineEnd::Lf, &SystemLocalTime);
         if let Err(e) = write_atomic(&sf.path, text.as_bytes()) {
             tracing::warn!(error = %e, "status file");
+        }
+    }
+
+    /// The answer to a management command this loop knows: `pid`, and
+    /// `status` as the status file has it, with CRLF.
+    fn mgmt_reply(&self, command: &Command) -> String {
+        match command {
+            Command::Pid => reply::pid(std::process::id()),
+            Command::Status(_) => render_client(&self.snapshot(), LineEnd::CrLf, &SystemLocalTime),
+            other => reply::error(&format!(
+                "{} is not answered by the tunnel loop",
+                command_name(other)
+            )),
         }
     }
 
@@ -850,26 +869,14 @@ impl<'a> Run<'a> {
             .min();
             let can_send = link.peer().is_some();
             tokio::select! {
-                s = signals.signal() => match s {
-                    Signal::Usr2 => tracing::info!(stats = ?self.core.stats, "statistics"),
-                    Signal::Term if self.core.cfg.explicit_exit_notify.is_some() && matches!(link, Link::Udp { .. }) => {
-                        // The peer restarts at once instead of waiting for
-                        // its ping-restart.
-                        let mut msg = [0u8; 17];
-                        if let Some(m) = emit_occ(OccOpcode::Exit, &[], &mut msg) {
-                            let m = m.to_vec();
-                            let n = self.core.cfg.explicit_exit_notify.unwrap_or(1).clamp(1, 5);
-                            for _ in 0..n {
-                                self.core.send(link, &m);
-                            }
-                        }
-                        link.flush().await?;
-                        return Ok(End::Stop(Outcome::Exit(0)));
+                i = signals.recv() => match i {
+                    Input::Signal(s) => if let Some(end) = self.on_signal(s, link).await? {
+                        return Ok(end);
+                    },
+                    Input::Mgmt { command, reply } => {
+                        let _ = reply.send(self.core.mgmt_reply(&command));
                     }
-                    s => {
-                        tracing::info!(signal = s.name(), "signal received");
-                        return Ok(on_signal(s));
-                    }
+                    Input::Auth(_) => tracing::debug!("authentication result without a server: ignored"),
                 },
                 r = recv_link(link, &mut self.rbuf, &mut self.rlens) => match r? {
                     Rx::Link => {
@@ -897,6 +904,38 @@ impl<'a> Run<'a> {
                 }
                 _ = status.tick() => self.core.write_status(),
                 _ = sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// A signal: statistics, or the end of this run (after OCC_EXIT with
+    /// `explicit-exit-notify`).
+    async fn on_signal(&mut self, s: Signal, link: &mut Link) -> Result<Option<End>, DaemonError> {
+        match s {
+            Signal::Usr2 => {
+                tracing::info!(stats = ?self.core.stats, "statistics");
+                Ok(None)
+            }
+            Signal::Term
+                if self.core.cfg.explicit_exit_notify.is_some()
+                    && matches!(link, Link::Udp { .. }) =>
+            {
+                // The peer restarts at once instead of waiting for
+                // its ping-restart.
+                let mut msg = [0u8; 17];
+                if let Some(m) = emit_occ(OccOpcode::Exit, &[], &mut msg) {
+                    let m = m.to_vec();
+                    let n = self.core.cfg.explicit_exit_notify.unwrap_or(1).clamp(1, 5);
+                    for _ in 0..n {
+                        self.core.send(link, &m);
+                    }
+                }
+                link.flush().await?;
+                Ok(Some(End::Stop(Outcome::Exit(0))))
+            }
+            s => {
+                tracing::info!(signal = s.name(), "signal received");
+                Ok(Some(on_signal(s)))
             }
         }
     }
