@@ -8,6 +8,7 @@ pub(crate) mod client_connect;
 pub(crate) mod client_control;
 pub(crate) mod client_link;
 pub(crate) mod client_status;
+pub(crate) mod client_tun;
 pub mod control;
 pub mod external;
 pub mod input;

@@ -24,18 +24,16 @@ use std::time::{Duration, Instant};
 
 use crate::client::dhcp_router;
 use crate::client::walk::{Ending, Walk};
-use crate::config::{self as cfgt, Config, Topology, Transport as CfgTransport};
+use crate::config::{self as cfgt, Config, Transport as CfgTransport};
 use crate::error::DaemonError;
 use crate::host::dns;
 use crate::host::process::Signal;
 use crate::host::resolve::resolve_local;
-use crate::host::route_up;
-use crate::host::routes::{self, PendingRoutes, RoutesAdded};
+use crate::host::routes::{self, PendingRoutes};
 use crate::host::scripts::{ScriptContext, ScriptEnv, ScriptRunner};
 use crate::host::tun::{self as host_tun, TunSetup};
 use crate::io::external::udp::{SendBatch, UdpLink};
 use crate::io::internal::tun::{Tun, TunQueue, TunRxBatch, TunTxBatch};
-use crate::io::mssfix::OuterTransport;
 use crate::io::route::RouteTable;
 use crate::io::wait::{or_never, sleep_until};
 use crate::io::xdp::fastpath::{FastPath, FastPathConfig, Role};
@@ -43,7 +41,7 @@ use crate::io::{clock, icmp6};
 use crate::mgmt::status::ClientStatus;
 use crate::proto::data::fragment::MAX_FRAGS;
 use crate::proto::event::{CloseReason, Event};
-use crate::proto::push::{self, PushedOptions};
+use crate::proto::push::PushedOptions;
 use crate::proto::session::{DataOutcome, Session, SessionConfig, Transport};
 use crate::proto::tls::TlsContext;
 use crate::proto::wire::opcode::split_first_byte;
@@ -60,7 +58,7 @@ use crate::tunnel::setup;
 /// Largest control packet the session writes (tls-mtu plus wrapping).
 const CONTROL_BUF: usize = 4096;
 /// Tun packets read per wake-up.
-const TUN_BATCH: usize = 64;
+pub(super) const TUN_BATCH: usize = 64;
 /// AF_XDP frames taken per wake-up at most.
 const FAST_RX_BATCH: usize = 64;
 /// How long a TCP connect may take before the next remote is tried.
@@ -73,24 +71,24 @@ const TLS_EXIT_STATUS: u8 = 0;
 const AUTH_FAILED_STATUS: u8 = 0;
 
 /// What survives a reconnect: the tun device (`persist-tun`), its routes.
-struct Persist {
-    tun: Option<(Tun, TunSetup)>,
-    routes: RouteTable,
-    up_ran: bool,
-    restarts: u32,
+pub(super) struct Persist {
+    pub(super) tun: Option<(Tun, TunSetup)>,
+    pub(super) routes: RouteTable,
+    pub(super) up_ran: bool,
+    pub(super) restarts: u32,
     /// The DNS variables the last `up` saw; `down` sees them too.
-    dns_env: ScriptEnv,
+    pub(super) dns_env: ScriptEnv,
     /// What `resolvectl` changed, reverted when the device goes.
-    resolved: dns::ResolvedLink,
+    pub(super) resolved: dns::ResolvedLink,
 }
 
 /// Static context of the client.
-struct Ctx<'a> {
-    cfg: &'a Config,
-    udp_cfg: Arc<SessionConfig>,
-    tcp_cfg: Option<Arc<SessionConfig>>,
-    runner: ScriptRunner,
-    privileges_dropped: bool,
+pub(super) struct Ctx<'a> {
+    pub(super) cfg: &'a Config,
+    pub(super) udp_cfg: Arc<SessionConfig>,
+    pub(super) tcp_cfg: Option<Arc<SessionConfig>>,
+    pub(super) runner: ScriptRunner,
+    pub(super) privileges_dropped: bool,
 }
 
 /// Runs the client until it should exit (or reload on SIGHUP).
@@ -380,40 +378,40 @@ fn random_u32() -> u32 {
 }
 
 /// One connection's state.
-struct Run {
-    session: Session,
+pub(super) struct Run {
+    pub(super) session: Session,
     /// `connect-timeout`: until the server's first authenticated packet.
-    poll_deadline: Option<Instant>,
+    pub(super) poll_deadline: Option<Instant>,
     /// This entry's `explicit-exit-notify` is on.
-    exit_notify: bool,
-    connected: bool,
+    pub(super) exit_notify: bool,
+    pub(super) connected: bool,
     /// The first key exchange finished (plugins told: TLS_VERIFY,
     /// TLS_FINAL, IPCHANGE).
-    tls_done: bool,
-    pushed: Option<Box<PushedOptions>>,
-    queue: Option<Arc<TunQueue>>,
-    trx: Option<TunRxBatch>,
-    ttx: Option<TunTxBatch>,
+    pub(super) tls_done: bool,
+    pub(super) pushed: Option<Box<PushedOptions>>,
+    pub(super) queue: Option<Arc<TunQueue>>,
+    pub(super) trx: Option<TunRxBatch>,
+    pub(super) ttx: Option<TunTxBatch>,
     /// `block-ipv6` (configured or pushed): the ICMPv6 source and a scratch
     /// buffer for the answers.
-    block_ipv6: Option<(std::net::Ipv6Addr, usize, Vec<u8>)>,
-    mss: Option<host_tun::MssLimits>,
-    ctl: Vec<u8>,
+    pub(super) block_ipv6: Option<(std::net::Ipv6Addr, usize, Vec<u8>)>,
+    pub(super) mss: Option<host_tun::MssLimits>,
+    pub(super) ctl: Vec<u8>,
     /// Encryption scratch of the TCP path (UDP encrypts into the batch).
-    enc: Vec<u8>,
+    pub(super) enc: Vec<u8>,
     /// Set when SIGTERM asked us to leave: the deadline of exit-notify.
-    exiting: Option<(Instant, Outcome)>,
+    pub(super) exiting: Option<(Instant, Outcome)>,
     /// The counters of the `status` file.
-    stats: ClientStatus,
+    pub(super) stats: ClientStatus,
     /// `route-gateway dhcp` on a tap: DHCP replies to the device are
     /// rewritten and their router learnt.
-    dhcp_snoop: bool,
+    pub(super) dhcp_snoop: bool,
     /// The router a DHCPACK gave.
-    dhcp_router: Option<Ipv4Addr>,
+    pub(super) dhcp_router: Option<Ipv4Addr>,
     /// Routes waiting for that router: the device set-up and its name.
-    routes_pending: Option<(TunSetup, String, Vec<cfgt::Route>)>,
+    pub(super) routes_pending: Option<(TunSetup, String, Vec<cfgt::Route>)>,
     /// `route-delay`: when to add the routes, and what with.
-    route_wakeup: Option<(Instant, Box<PendingRoutes>)>,
+    pub(super) route_wakeup: Option<(Instant, Box<PendingRoutes>)>,
 }
 
 impl Run {
@@ -904,202 +902,6 @@ impl Run {
                 }
             }
         })
-    }
-
-    /// Opens or re-addresses the tun device, installs routes, runs `up`.
-    async fn bring_up(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        link: &Link,
-        persist: &mut Persist,
-    ) -> Result<(), DaemonError> {
-        let cfg = ctx.cfg;
-        let p = self.pushed.as_deref().cloned().unwrap_or_default();
-        if cfg.dev_type == cfgt::DevType::Null {
-            // 2.6's open_null: no device; data from the server is dropped.
-            tracing::info!("dev null: no device opened, packets from the peer are discarded");
-            return Ok(());
-        }
-        let topology = match p.topology {
-            // A tap's ifconfig is always ADDRESS NETMASK.
-            _ if cfg.dev_type == cfgt::DevType::Tap => Topology::Subnet,
-            Some(t) => t,
-            None if p.ifconfig.is_some() => Topology::Net30,
-            None => cfg.topology,
-        };
-        let setup = TunSetup {
-            mtu: p
-                .tun_mtu
-                .unwrap_or_else(|| u16::try_from(cfg.tun_mtu).unwrap_or(1500)),
-            topology,
-            ipv4: p
-                .ifconfig
-                .or_else(|| cfg.ifconfig.map(|i| (i.local, i.remote_netmask))),
-            ipv6: p.ifconfig_ipv6.or_else(|| {
-                cfg.ifconfig_ipv6
-                    .map(|i| (i.local.addr(), i.local.prefix_len(), Some(i.remote)))
-            }),
-        };
-        let fresh = match &mut persist.tun {
-            Some((tun, old)) => {
-                if *old != setup {
-                    if !cfg.host.ifconfig_noexec {
-                        host_tun::readdress_tun(tun, old, &setup)?;
-                    }
-                    *old = setup;
-                }
-                false
-            }
-            None => {
-                if ctx.privileges_dropped {
-                    return Err(DaemonError::Unsupported(
-                        "cannot re-open the tun device after dropping privileges (use persist-tun)"
-                            .into(),
-                    ));
-                }
-                let tun = host_tun::open_tun(cfg, &setup, 1)?;
-                tracing::info!(dev = tun.name(), ?setup, "tun device opened");
-                persist.tun = Some((tun, setup));
-                true
-            }
-        };
-        let Some((tun, _)) = &persist.tun else {
-            return Ok(());
-        };
-        let dev = tun.name().to_owned();
-        self.block_ipv6 = (cfg.host.block_ipv6 || p.block_ipv6).then(|| {
-            let src = setup.ipv6.and_then(|v| v.2).unwrap_or(icmp6::FAKE_SOURCE);
-            (src, usize::from(setup.mtu), Vec::with_capacity(1400))
-        });
-        let q = tun.queues().first().cloned();
-        self.trx = q.as_ref().map(|q| q.rx_batch(TUN_BATCH, 0, setup.mtu));
-        self.ttx = q.as_ref().map(|q| q.tx_batch(TUN_BATCH));
-        self.queue = q;
-        let outer = match (link, link.peer().is_ipv6()) {
-            (Link::Udp { .. }, false) => OuterTransport::Udp4,
-            (Link::Udp { .. }, true) => OuterTransport::Udp6,
-            (Link::Tcp { .. }, false) => OuterTransport::Tcp4,
-            (Link::Tcp { .. }, true) => OuterTransport::Tcp6,
-        };
-        self.mss = host_tun::mss_limits(
-            cfg,
-            outer,
-            setup::framing(cfg.compression).mtu_overhead() as u16,
-        );
-        let routes_due = !ctx.privileges_dropped && persist.routes.installed() == 0;
-        let server = link.peer().ip();
-        self.dhcp_snoop = cfg.dev_type == cfgt::DevType::Tap
-            && matches!(p.route_gateway, Some(push::RouteGateway::Dhcp));
-        let named = if routes_due {
-            crate::host::named_routes::resolve(cfg).await
-        } else {
-            Vec::new()
-        };
-        let dns = dns::pulled_logged(cfg, &p);
-        persist.dns_env = dns::script_env(&dns);
-        if fresh || !persist.up_ran {
-            let ctxw = if persist.restarts > 0 {
-                ScriptContext::Restart
-            } else {
-                ScriptContext::Init
-            };
-            let gw = match p.route_gateway {
-                Some(push::RouteGateway::Addr(a)) => Some(a),
-                _ => None,
-            };
-            let info = setup.tun_info(&dev, gw);
-            host_tun::run_up_down(cfg, &ctx.runner, false, &info, ctxw, None, &persist.dns_env)
-                .await;
-            persist.up_ran = true;
-            host_tun::route_up_plugin().await;
-        }
-        persist
-            .resolved
-            .apply(cfg, ctx.runner.security, &dev, &dns)
-            .await;
-        let pending = PendingRoutes {
-            pushed: p,
-            setup,
-            dev,
-            server,
-            named,
-            install: routes_due,
-            route_up: fresh,
-        };
-        match cfg.extras.route_delay {
-            // 2.6 starts the route-delay timer only for a freshly opened
-            // device; the privilege drop waits for the routes.
-            Some(d) if fresh => {
-                let at = clock::now() + Duration::from_secs(u64::from(d.seconds));
-                tracing::info!(seconds = d.seconds, "route-delay: adding routes later");
-                self.route_wakeup = Some((at, Box::new(pending)));
-                Ok(())
-            }
-            _ => self.finish_up(ctx, persist, pending).await,
-        }
-    }
-
-    /// Routes, `route-up`, then the privilege drop: the end of 2.6's
-    /// start-up (`initialization_sequence_completed`).
-    async fn finish_up(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        persist: &mut Persist,
-        pending: PendingRoutes,
-    ) -> Result<(), DaemonError> {
-        let cfg = ctx.cfg;
-        let PendingRoutes {
-            pushed: p,
-            setup,
-            dev,
-            server,
-            named,
-            install,
-            route_up,
-        } = pending;
-        let mut added = RoutesAdded::default();
-        if install && !ctx.privileges_dropped {
-            if self.dhcp_snoop && self.dhcp_router.is_none() {
-                tracing::info!(
-                    "route-gateway dhcp: routes wait for the router of a DHCP answer to the tap"
-                );
-                self.routes_pending = Some((setup, dev.clone(), named));
-            } else {
-                added = routes::install_client(
-                    cfg,
-                    &p,
-                    &setup,
-                    &dev,
-                    server,
-                    &named,
-                    self.dhcp_router,
-                    &mut persist.routes,
-                );
-            }
-        }
-        if route_up {
-            let gw = match p.route_gateway {
-                Some(push::RouteGateway::Addr(a)) => Some(a),
-                _ => None,
-            };
-            let info = setup.tun_info(&dev, gw);
-            let env = route_up::route_env(
-                &info,
-                &added.v4,
-                &added.v6,
-                &added.gateways,
-                added.redirect,
-                &persist.dns_env,
-            );
-            route_up::run_route_up(cfg, &ctx.runner, &env).await;
-        }
-        if !ctx.privileges_dropped && crate::host::process::drops_privileges(cfg) {
-            // The status file stays writable after the drop, as in OpenVPN.
-            crate::io::files::hold_rewritten_files(cfg);
-            crate::host::process::drop_privileges(cfg)?;
-            ctx.privileges_dropped = true;
-        }
-        Ok(())
     }
 }
 
