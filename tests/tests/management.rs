@@ -9,7 +9,9 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use vpn_daemon::io::clock;
 
 use tests::{
     Netns,
@@ -37,10 +39,10 @@ fn connect(ns: &Netns) -> TcpStream {
 fn read_until<S: Read>(s: &mut S, end: &str) -> String {
     let mut out = Vec::new();
     let mut b = [0u8; 4096];
-    let deadline = Instant::now() + IO_TIMEOUT;
+    let deadline = clock::now() + IO_TIMEOUT;
     while !out.ends_with(end.as_bytes()) {
         assert!(
-            Instant::now() < deadline,
+            clock::now() < deadline,
             "no {end:?} in {:?}",
             String::from_utf8_lossy(&out)
         );
@@ -101,14 +103,14 @@ fn nclients(s: &mut TcpStream) -> String {
 }
 
 fn wait_nclients(s: &mut TcpStream, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = clock::now() + Duration::from_secs(40);
     loop {
         let got = nclients(s);
         if got == format!("SUCCESS: nclients={want}\r\n") {
             return;
         }
         assert!(
-            Instant::now() < deadline,
+            clock::now() < deadline,
             "nclients stayed {got:?}, wanted {want}"
         );
         std::thread::sleep(Duration::from_millis(250));
@@ -272,7 +274,7 @@ fn management_over_tcp_with_a_password_and_a_stock_client() {
     // A session that never reads is disconnected; the others and the
     // tunnel go on.
     let mut flood = login(ns);
-    let started = Instant::now();
+    let started = clock::now();
     let many = "help\n".repeat(20_000);
     flood.write_all(many.as_bytes()).expect("flood write");
     assert_eq!(
