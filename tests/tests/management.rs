@@ -323,11 +323,25 @@ fn management_over_tcp_with_a_password_and_a_stock_client() {
     );
     wait_nclients(&mut a, "1");
 
-    // kill CN: that client goes.
+    // kill CN: that client goes; load-stats' totals are since start, so
+    // they keep its bytes.
+    let bytes_in = |s: &str| -> u64 {
+        s.split("bytesin=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no bytesin in {s:?}"))
+    };
+    let before = bytes_in(&cmd(&mut a, "load-stats", "\r\n"));
+    assert!(before > 0);
     assert_eq!(
         cmd(&mut a, "kill client", "\r\n"),
         "SUCCESS: common name 'client' found, 1 client(s) killed\r\n"
     );
+    wait_nclients(&mut a, "0");
+    let after = cmd(&mut a, "load-stats", "\r\n");
+    assert!(after.starts_with("SUCCESS: nclients=0,"), "{after:?}");
+    assert!(bytes_in(&after) >= before, "{after:?} after {before}");
     assert_eq!(
         cmd(&mut a, "kill nobody", "\r\n"),
         "ERROR: common name 'nobody' not found\r\n"

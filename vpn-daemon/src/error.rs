@@ -41,9 +41,6 @@ pub enum DaemonError {
     /// A session could not be created.
     #[error("session: {0}")]
     Session(#[from] SessionError),
-    /// The management listener could not start.
-    #[error(transparent)]
-    Management(#[from] crate::mgmt::listener::ListenerError),
     /// A `plugin` could not be loaded or opened.
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),

@@ -1,7 +1,7 @@
 //! The management listener: a task that accepts management clients on TCP
 //! or a unix socket, runs each one's session (password, greeting, command
 //! lines) and hands the commands that need the tunnel's state to the loop
-//! as [`Input::Mgmt`]; it never blocks the loop.
+//! (through [`Loop`]: the loop's `Input::Mgmt`); it never blocks the loop.
 //!
 //! Beyond 2.6, which serves one client at a time: up to [`MAX_CLIENTS`]
 //! sessions at once, each with a bounded outbox, so a client that stops
@@ -18,11 +18,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::management::{Listen, Management};
+use crate::error::DaemonError;
 use crate::host::process::Signal;
 use crate::mgmt::protocol::{
     Command, CommandReader, GateResult, LineReader, MgmtSignal, PasswordGate, reply,
 };
-use crate::tunnel::input::{Input, InputSender};
 
 /// Management sessions served at once; more are closed on accept, so idle
 /// connections cannot use up file descriptors.
@@ -45,43 +45,14 @@ fn title() -> String {
     )
 }
 
-/// Why the listener cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenerError {
-    /// The host name did not resolve.
-    #[error("MANAGEMENT: cannot resolve {host}:{port}: {source}")]
-    Resolve {
-        /// The configured host.
-        host: String,
-        /// The configured port.
-        port: u16,
-        /// The resolver's error.
-        source: io::Error,
-    },
-    /// Binding the socket failed.
-    #[error("MANAGEMENT: cannot bind {what}: {source}")]
-    Bind {
-        /// The address or path.
-        what: String,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The pw-file cannot be read.
-    #[error("MANAGEMENT: cannot read password file {path}: {source}")]
-    Password {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// A `management-client-user/-group` name that does not exist.
-    #[error("MANAGEMENT: unknown {what} '{name}'")]
-    UnknownId {
-        /// "user" or "group".
-        what: &'static str,
-        /// The name.
-        name: String,
-    },
+/// Where the listener hands what needs the tunnel (the loop's inputs; a
+/// trait so that this layer does not name the loop's types).
+pub trait Loop: Send + Sync + 'static {
+    /// A command for the loop to answer on `reply`; `false` once the loop
+    /// is gone.
+    fn command(&self, command: Command, reply: oneshot::Sender<String>) -> bool;
+    /// A signal, taken the way a real one is; `false` once the loop is gone.
+    fn signal(&self, signal: Signal) -> bool;
 }
 
 /// The running listener; dropping it stops accepting, ends the sessions
@@ -110,12 +81,12 @@ struct PeerFilter {
 /// What every session shares.
 struct Shared {
     password: Option<String>,
-    inputs: InputSender,
+    inputs: Box<dyn Loop>,
     slots: Arc<Semaphore>,
 }
 
 /// Binds the configured listener (if any) and spawns its accept task.
-pub async fn start(m: &Management, inputs: InputSender) -> Result<Option<Listener>, ListenerError> {
+pub async fn start(m: &Management, inputs: impl Loop) -> Result<Option<Listener>, DaemonError> {
     let Some(listen) = &m.listen else {
         return Ok(None);
     };
@@ -125,30 +96,25 @@ pub async fn start(m: &Management, inputs: InputSender) -> Result<Option<Listene
     };
     let shared = Arc::new(Shared {
         password,
-        inputs,
+        inputs: Box::new(inputs),
         slots: Arc::new(Semaphore::new(MAX_CLIENTS)),
     });
     match listen {
         Listen::Tcp { host, port } => {
+            let what = || format!("MANAGEMENT: resolving {host}:{port}");
             let addr = tokio::net::lookup_host((host.as_str(), *port))
                 .await
-                .map_err(|source| ListenerError::Resolve {
-                    host: host.clone(),
-                    port: *port,
-                    source,
-                })?
+                .map_err(|e| DaemonError::io(what(), e))?
                 .next()
-                .ok_or_else(|| ListenerError::Resolve {
-                    host: host.clone(),
-                    port: *port,
-                    source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+                .ok_or_else(|| {
+                    DaemonError::io(
+                        what(),
+                        io::Error::new(io::ErrorKind::NotFound, "no address"),
+                    )
                 })?;
             let l = TcpListener::bind(addr)
                 .await
-                .map_err(|source| ListenerError::Bind {
-                    what: addr.to_string(),
-                    source,
-                })?;
+                .map_err(|e| DaemonError::io(format!("MANAGEMENT: binding {addr}"), e))?;
             tracing::info!("MANAGEMENT: TCP Socket listening on [AF_INET]{addr}");
             let task = tokio::spawn(async move {
                 loop {
@@ -174,9 +140,8 @@ pub async fn start(m: &Management, inputs: InputSender) -> Result<Option<Listene
             // A socket left by an earlier run would make bind fail; 2.6
             // unlinks it the same way.
             let _ = std::fs::remove_file(path);
-            let l = UnixListener::bind(path).map_err(|source| ListenerError::Bind {
-                what: path.display().to_string(),
-                source,
+            let l = UnixListener::bind(path).map_err(|e| {
+                DaemonError::io(format!("MANAGEMENT: binding {}", path.display()), e)
             })?;
             tracing::info!(
                 "MANAGEMENT: unix domain socket listening on {}",
@@ -228,10 +193,12 @@ async fn accept_failed(e: io::Error) {
 }
 
 /// The pw-file's first line, as 2.6 reads it.
-fn read_password(p: &PathBuf) -> Result<String, ListenerError> {
-    let text = std::fs::read_to_string(p).map_err(|source| ListenerError::Password {
-        path: p.clone(),
-        source,
+fn read_password(p: &PathBuf) -> Result<String, DaemonError> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        DaemonError::io(
+            format!("MANAGEMENT: reading password file {}", p.display()),
+            e,
+        )
     })?;
     Ok(text
         .lines()
@@ -241,7 +208,7 @@ fn read_password(p: &PathBuf) -> Result<String, ListenerError> {
         .to_string())
 }
 
-fn user_id(name: &str) -> Result<u32, ListenerError> {
+fn user_id(name: &str) -> Result<u32, DaemonError> {
     let c = std::ffi::CString::new(name).map_err(|_| unknown("user", name))?;
     // SAFETY: getpwnam with a NUL-terminated name; the result is read at
     // once, before any other passwd call on this thread.
@@ -253,7 +220,7 @@ fn user_id(name: &str) -> Result<u32, ListenerError> {
     Ok(unsafe { (*pw).pw_uid })
 }
 
-fn group_id(name: &str) -> Result<u32, ListenerError> {
+fn group_id(name: &str) -> Result<u32, DaemonError> {
     let c = std::ffi::CString::new(name).map_err(|_| unknown("group", name))?;
     // SAFETY: as in `user_id`, for the group database.
     let gr = unsafe { libc::getgrnam(c.as_ptr()) };
@@ -264,9 +231,9 @@ fn group_id(name: &str) -> Result<u32, ListenerError> {
     Ok(unsafe { (*gr).gr_gid })
 }
 
-fn unknown(what: &'static str, name: &str) -> ListenerError {
-    ListenerError::UnknownId {
-        what,
+fn unknown(kind: &'static str, name: &str) -> DaemonError {
+    DaemonError::NoSuchAccount {
+        kind,
         name: name.to_string(),
     }
 }
@@ -405,19 +372,12 @@ async fn answer(command: Command, shared: &Shared) -> Answer {
             };
             // The reply goes first: the loop may end on this signal.
             let text = reply::signal_thrown(s);
-            let _ = shared.inputs.send(Input::Signal(signal));
+            shared.inputs.signal(signal);
             Answer::Text(text)
         }
         command => {
             let (reply_tx, reply_rx) = oneshot::channel();
-            if shared
-                .inputs
-                .send(Input::Mgmt {
-                    command,
-                    reply: reply_tx,
-                })
-                .is_err()
-            {
+            if !shared.inputs.command(command, reply_tx) {
                 return Answer::Text(reply::error("the tunnel is shutting down"));
             }
             match tokio::time::timeout(LOOP_ANSWER, reply_rx).await {

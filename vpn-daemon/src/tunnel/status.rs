@@ -11,8 +11,10 @@ use crate::mgmt::status::{
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use crate::host::process::Signal;
 use crate::mgmt::protocol::KillTarget;
 use crate::server::peers::PeerId;
+use crate::tunnel::input::{Input, InputSender};
 use crate::tunnel::multi::{Client, Multi};
 
 impl Multi {
@@ -118,11 +120,12 @@ pub fn mgmt_reply(multi: &mut Multi, command: &Command, dirty: &mut BTreeSet<Pee
         }
         Command::Nclients => reply::nclients(connected(multi).count() as u64),
         Command::LoadStats => {
-            let (n, bytes_in, bytes_out) = connected(multi)
-                .fold((0u64, 0u64, 0u64), |(n, i, o), p| {
-                    (n + 1, i + p.payload.bytes_in, o + p.payload.bytes_out)
-                });
-            reply::load_stats(n, bytes_in, bytes_out)
+            // 2.6's bytesin/bytesout are totals since start, not the sum of
+            // the clients connected now.
+            let (bytes_in, bytes_out) = multi.peers.iter().fold(multi.gone_bytes, |(i, o), p| {
+                (i + p.payload.bytes_in, o + p.payload.bytes_out)
+            });
+            reply::load_stats(connected(multi).count() as u64, bytes_in, bytes_out)
         }
         Command::Kill(target) => {
             // 2.6 signals the instance (SIGTERM): it goes without a word to
@@ -165,6 +168,17 @@ pub fn mgmt_reply(multi: &mut Multi, command: &Command, dirty: &mut BTreeSet<Pee
             "{} is not answered by the tunnel loop",
             command_name(other)
         )),
+    }
+}
+
+/// The management listener feeds the loop's inputs.
+impl crate::mgmt::listener::Loop for InputSender {
+    fn command(&self, command: Command, reply: tokio::sync::oneshot::Sender<String>) -> bool {
+        self.send(Input::Mgmt { command, reply }).is_ok()
+    }
+
+    fn signal(&self, signal: Signal) -> bool {
+        self.send(Input::Signal(signal)).is_ok()
     }
 }
 
