@@ -93,7 +93,11 @@ fn every_line_crlf(text: &str) {
 }
 
 fn server_with_management(extra: Vec<String>, clients: &[Impl]) -> Tunnel {
-    let mut spec = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+    server_over(Proto::Udp, extra, clients)
+}
+
+fn server_over(proto: Proto, extra: Vec<String>, clients: &[Impl]) -> Tunnel {
+    let mut spec = TunnelSpec::new(proto, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
     spec.server_extra = extra;
     Tunnel::start(spec, Impl::Ours, clients)
 }
@@ -412,4 +416,35 @@ fn management_unix_socket_checks_the_peer_user() {
         closed_silently(&mut s),
         "root was served on a nobody-only socket"
     );
+}
+
+#[test]
+fn management_on_a_tcp_server_without_a_password() {
+    if !require_root() {
+        return;
+    }
+    let t = server_over(
+        Proto::Tcp,
+        vec![format!("management localhost {PORT}")],
+        &[Impl::OpenVpn],
+    );
+    let ns = &t.topo.server;
+    let mut s = connect(ns);
+    expect_exact(&mut s, GREETING);
+    wait_nclients(&mut s, "1");
+    let status = cmd(&mut s, "status 2", "END\r\n");
+    every_line_crlf(&status);
+    let real = status
+        .lines()
+        .find(|l| l.starts_with("CLIENT_LIST,client,"))
+        .and_then(|l| l.split(',').nth(2))
+        .expect("real address column")
+        .to_string();
+    assert_eq!(
+        cmd(&mut s, &format!("kill {real}"), "\r\n"),
+        format!("SUCCESS: 1 client(s) at address {real} killed\r\n")
+    );
+    s.write_all(b"exit\n").expect("write");
+    assert!(closed_silently(&mut s));
+    t.assert_ping_both_ways(0);
 }
