@@ -448,3 +448,27 @@ fn management_on_a_tcp_server_without_a_password() {
     assert!(closed_silently(&mut s));
     t.assert_ping_both_ways(0);
 }
+
+/// In client mode the listener runs too: the session's own commands are
+/// answered and the tunnel is unaffected.
+#[test]
+fn management_on_our_client() {
+    if !require_root() {
+        return;
+    }
+    let mut spec = TunnelSpec::new(Proto::Udp, TlsWrap::TlsCrypt, Cipher::Aes256Gcm);
+    spec.client_extra = vec![format!("management 127.0.0.1 {PORT}")];
+    let t = Tunnel::start(spec, Impl::OpenVpn, &[Impl::Ours]);
+    let mut s = connect(&t.topo.clients[0]);
+    expect_exact(&mut s, GREETING);
+    let version = cmd(&mut s, "version", "END\r\n");
+    assert!(
+        version.starts_with("OpenVPN Version: OpenVPN 2.6.14 "),
+        "{version:?}"
+    );
+    let help = cmd(&mut s, "help", "END\r\n");
+    every_line_crlf(&help);
+    t.assert_ping_both_ways(0);
+    s.write_all(b"quit\n").expect("write");
+    assert!(closed_silently(&mut s));
+}
