@@ -21,7 +21,8 @@ use crate::config::management::{Listen, Management};
 use crate::error::DaemonError;
 use crate::host::process::Signal;
 use crate::mgmt::protocol::{
-    Command, CommandReader, GateResult, LineReader, MgmtSignal, PasswordGate, reply,
+    Command, CommandReader, GateResult, LineReader, MAX_PASSWORD_FAILURES, MgmtSignal,
+    PasswordGate, reply,
 };
 
 /// Management sessions served at once; more are closed on accept, so idle
@@ -320,7 +321,9 @@ async fn run_session<R: AsyncRead>(rd: R, tx: &mpsc::Sender<String>, shared: &Sh
                     continue;
                 }
                 Some(GateResult::Close) => {
-                    tracing::warn!("MANAGEMENT: too many wrong passwords, client disconnected");
+                    tracing::warn!(
+                        "MAN: client connection rejected after {MAX_PASSWORD_FAILURES} failed password attempts"
+                    );
                     return;
                 }
             };
