@@ -444,6 +444,23 @@ fn management_on_a_tcp_server_without_a_password() {
         cmd(&mut s, &format!("kill {real}"), "\r\n"),
         format!("SUCCESS: 1 client(s) at address {real} killed\r\n")
     );
+    // SIGHUP restarts the server; the listener comes back with it.
+    assert_eq!(
+        cmd(&mut s, "signal SIGHUP", "\r\n"),
+        "SUCCESS: signal SIGHUP thrown\r\n"
+    );
+    assert!(closed_silently(&mut s), "the session outlived the restart");
+    let deadline = clock::now() + Duration::from_secs(20);
+    let mut s = loop {
+        if let Ok(s) = ns.run(|| TcpStream::connect(("127.0.0.1", PORT))) {
+            break s;
+        }
+        assert!(clock::now() < deadline, "no listener after SIGHUP");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    expect_exact(&mut s, GREETING);
+    wait_nclients(&mut s, "1");
     s.write_all(b"exit\n").expect("write");
     assert!(closed_silently(&mut s));
     t.assert_ping_both_ways(0);
