@@ -4,9 +4,8 @@
 //! given to stock openvpn 2.6 and to `vpn-daemon --check-config`. Every
 //! file openvpn accepts must be accepted by us; every file it refuses must
 //! be refused by us too, except the files of [`KNOWN_GAPS`], which belong
-//! to open issues (the management interface, and what the drop-in issue
-//! still lists as remaining) and must still be refused (so the list stays
-//! true).
+//! to open issues (what the drop-in issue still lists as remaining) and
+//! must still be refused (so the list stays true).
 //!
 //! openvpn has no check-only mode: it runs in a fresh network namespace and
 //! is judged by [`tests::corpus::openvpn_verdict`] (accepted once it prints
@@ -34,26 +33,6 @@ use tests::{Netns, require_root};
 /// refuse it for anything else as well (that part is an ordinary
 /// disagreement).
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    (
-        "angristan-server-tls-crypt-v2.conf",
-        "management",
-        "management interface issue: `management` stays refused until it lands",
-    ),
-    (
-        "angristan-server-udp-tls-crypt.conf",
-        "management",
-        "management interface issue: `management` stays refused until it lands",
-    ),
-    (
-        "angristan-server-tcp-tls-auth.conf",
-        "management",
-        "management interface issue: `management` stays refused until it lands",
-    ),
-    (
-        "vyos-server-udp.conf",
-        "management",
-        "management interface issue: `management` stays refused until it lands",
-    ),
     // Still open in the drop-in issue itself (listed there as remaining).
     (
         "pfsense-export-archive-files.ovpn",

@@ -1,6 +1,7 @@
 //! `cargo xtask setup`: installs, idempotently, everything the build and the
 //! tests need on a Debian 12 machine: apt packages, rust-src for the pinned
-//! BPF toolchain, bpf-linker built against Debian's LLVM 22, and cargo-deb.
+//! BPF toolchain, bpf-linker built against Debian's LLVM 22, cargo-deb, and
+//! a Python venv with the management client library the tests drive.
 //!
 //! Each step first checks whether it is already done, so a second run takes
 //! well under a second. Without root (or without a registry) it prints the
@@ -48,7 +49,37 @@ const APT_PACKAGES: &[&str] = &[
     "dpkg-dev",
     "systemd",
     "man-db",
+    // The management tests drive the daemon with a management client
+    // library from PyPI, in a venv of ours.
+    "python3-venv",
 ];
+
+/// The management client library the management tests use (pinned: the
+/// test drives its API).
+const PY_MGMT_PACKAGE: &str = "openvpn-api==0.3.0";
+
+/// The venv holding it; `tests/tests/management.rs` looks for it here.
+fn py_venv() -> std::path::PathBuf {
+    crate::util::root().join("target/py-mgmt")
+}
+
+fn py_venv_ok() -> bool {
+    succeeds(Command::new(py_venv().join("bin/python")).args(["-c", "import openvpn_api"]))
+}
+
+fn py_venv_cmds() -> Vec<Command> {
+    let venv = py_venv();
+    let mut create = Command::new("/usr/bin/python3");
+    create.args(["-m", "venv"]).arg(&venv);
+    let mut install = Command::new(venv.join("bin/pip"));
+    install.args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        PY_MGMT_PACKAGE,
+    ]);
+    vec![create, install]
+}
 
 fn missing_packages() -> Vec<&'static str> {
     APT_PACKAGES
@@ -84,7 +115,11 @@ fn cargo_deb_ok() -> bool {
 
 /// True when nothing is missing.
 pub(crate) fn is_complete() -> bool {
-    missing_packages().is_empty() && rust_src_installed() && bpf_linker_ok() && cargo_deb_ok()
+    missing_packages().is_empty()
+        && rust_src_installed()
+        && bpf_linker_ok()
+        && cargo_deb_ok()
+        && py_venv_ok()
 }
 
 fn cargo_deb_cmd() -> Command {
@@ -147,9 +182,11 @@ pub(crate) fn run(check: bool) -> Result<()> {
     let src = rust_src_installed();
     let linker = bpf_linker_ok();
     let deb = cargo_deb_ok();
-    if pkgs.is_empty() && src && linker && deb {
+    let venv = py_venv_ok();
+    if pkgs.is_empty() && src && linker && deb && venv {
         eprintln!(
-            "setup: complete (apt packages, rust-src for {BPF_TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION}, cargo-deb {CARGO_DEB_VERSION})"
+            "setup: complete (apt packages, rust-src for {BPF_TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION}, cargo-deb {CARGO_DEB_VERSION}, {PY_MGMT_PACKAGE} in {})",
+            py_venv().display()
         );
         return Ok(());
     }
@@ -169,6 +206,9 @@ pub(crate) fn run(check: bool) -> Result<()> {
     }
     if !deb {
         todo.push(crate::util::show(&cargo_deb_cmd()));
+    }
+    if !venv {
+        todo.extend(py_venv_cmds().iter().map(crate::util::show));
     }
     if check {
         eprintln!("setup: missing pieces; `cargo xtask setup` would run:");
@@ -204,6 +244,12 @@ pub(crate) fn run(check: bool) -> Result<()> {
     }
     if !deb {
         exec(&mut cargo_deb_cmd())?;
+    }
+    if !venv {
+        // Needs python3-venv, installed above.
+        for mut c in py_venv_cmds() {
+            exec(&mut c)?;
+        }
     }
     if !is_complete() {
         bail!("set-up ran but something is still missing; see `cargo xtask setup --check`");

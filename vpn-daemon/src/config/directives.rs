@@ -1032,6 +1032,14 @@ pub static DIRECTIVES: &[Spec] = &[
         Ok(())
     }),
     d("management", 2, 3, management),
+    d("management-client-user", 1, 1, |b, a| {
+        b.cfg.management.client_user = Some(a.nonempty(0)?.to_string());
+        Ok(())
+    }),
+    d("management-client-group", 1, 1, |b, a| {
+        b.cfg.management.client_group = Some(a.nonempty(0)?.to_string());
+        Ok(())
+    }),
     d("setenv", 1, 2, setenv),
     d("ignore-unknown-option", 1, 15, |b, a| {
         for w in a.words {
@@ -1105,14 +1113,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ),
     (
         "management-client",
-        "the management interface is not implemented",
-    ),
-    (
-        "management-client-user",
-        "the management interface is not implemented",
-    ),
-    (
-        "management-client-group",
         "the management interface is not implemented",
     ),
     (
@@ -2245,23 +2245,31 @@ fn data_ciphers(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
     Ok(())
 }
 
-fn management(_: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+fn management(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {
+    use super::management::Listen;
     // Check the address the way OpenVPN reads it, so a typo is reported as
-    // such, then refuse: the interface itself does not exist yet.
+    // such; host names are resolved when the listener starts, as 2.6 does.
     let host = a.word(0)?;
-    if a.word(1)? != "unix" {
+    let listen = if a.word(1)? == "unix" {
+        Listen::Unix(a.path(0)?)
+    } else {
         if host.parse::<IpAddr>().is_err() && !super::connection::is_host_name(host) {
             return Err(a.invalid(
                 0,
                 "an IP address or host name (or a socket path with 'unix')",
             ));
         }
-        a.num_range::<u16>(1, 0, 65535)?;
-    }
-    Err(ConfigErrorKind::Unsupported {
-        name: a.name.into(),
-        reason: "the management interface is not implemented yet",
-    })
+        Listen::Tcp {
+            host: host.to_string(),
+            port: a.num_range::<u16>(1, 0, 65535)?,
+        }
+    };
+    b.cfg.management.listen = Some(listen);
+    b.cfg.management.password_file = match a.words.get(2) {
+        Some(_) => Some(a.path(2)?),
+        None => None,
+    };
+    Ok(())
 }
 
 fn setenv(b: &mut Builder, a: &Args<'_>) -> Result<(), ConfigErrorKind> {

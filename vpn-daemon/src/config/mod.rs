@@ -20,6 +20,7 @@ mod expand;
 pub mod extras;
 pub mod host;
 pub mod lexer;
+pub mod management;
 mod static_key;
 mod tap;
 pub mod types;
@@ -319,6 +320,8 @@ pub struct Config {
     pub status: Option<StatusFile>,
     /// `status-version` 1..=3 (default 1).
     pub status_version: u8,
+    /// `management` and its modifiers.
+    pub management: management::Management,
     /// `setenv NAME VALUE` for scripts, in order.
     pub setenv: Vec<(String, String)>,
     /// `setenv PUSH_PEER_INFO`.
@@ -862,6 +865,7 @@ impl Builder {
             return Ok(self.cfg);
         }
         expand::finish(&mut self)?;
+        management::check(&self)?;
         Ok(self.cfg)
     }
 }
@@ -1002,6 +1006,7 @@ impl Config {
             mute_replay_warnings: false,
             status: None,
             status_version: 1,
+            management: management::Management::default(),
             setenv: Vec::new(),
             push_peer_info: false,
             xdp: XdpMode::Auto,

@@ -8,6 +8,7 @@ use std::{
 
 use proptest::strategy::Strategy as _;
 
+use super::management::Listen;
 use super::*;
 
 fn testdata() -> PathBuf {
@@ -246,6 +247,11 @@ fn table() -> Vec<(&'static str, &'static str, Check)> {
         ("mute-replay-warnings", CLIENT, |c| c.mute_replay_warnings),
         ("status /tmp/st.log 10", CLIENT, |c| c.status == Some(StatusFile { path: "/tmp/st.log".into(), interval: 10 })),
         ("status-version 3", CLIENT, |c| c.status_version == 3),
+        ("management 127.0.0.1 7505 pw.txt", SERVER, |c| c.management.listen == Some(Listen::Tcp { host: "127.0.0.1".into(), port: 7505 }) && c.management.password_file == Some("pw.txt".into())),
+        ("management localhost 7505", SERVER, |c| c.management.listen == Some(Listen::Tcp { host: "localhost".into(), port: 7505 }) && c.management.password_file.is_none()),
+        ("management /run/m.sock unix", SERVER, |c| c.management.listen == Some(Listen::Unix("/run/m.sock".into()))),
+        ("management-client-user nobody", "dev tun\nserver 10.8.0.0 255.255.255.0\nca ca.crt\ncert s.crt\nkey s.key\nmanagement /run/m.sock unix\n", |c| c.management.client_user.as_deref() == Some("nobody")),
+        ("management-client-group nogroup", "dev tun\nserver 10.8.0.0 255.255.255.0\nca ca.crt\ncert s.crt\nkey s.key\nmanagement /run/m.sock unix\n", |c| c.management.client_group.as_deref() == Some("nogroup")),
         ("setenv FOO \"bar baz\"", CLIENT, |c| c.setenv == [("FOO".to_string(), "bar baz".to_string())]),
         ("ignore-unknown-option foo bar", CLIENT, |c| c.warnings.is_empty()),
         ("xdp native", SERVER, |c| c.xdp == XdpMode::Native),
@@ -293,9 +299,8 @@ fn every_directive_has_a_table_row() {
         .map(|(l, _, _)| l.split_whitespace().next().unwrap_or_default().to_string())
         .collect();
     for spec in directives::all() {
-        // `management` parses and is then refused; see its own test. The
-        // per-client directives are refused in a main config (tests_extras.rs).
-        if spec.name == "management" || directives::CLIENT_ONLY.contains(&spec.name) {
+        // The per-client directives are refused in a main config (tests_extras.rs).
+        if directives::CLIENT_ONLY.contains(&spec.name) {
             continue;
         }
         assert!(
@@ -360,13 +365,13 @@ fn errors_name_the_line_and_the_problem() {
         ),
         (
             SERVER,
-            "management 127.0.0.1 7505",
-            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
+            "management-client-user nobody",
+            |k| matches!(k, ConfigErrorKind::Invalid(m) if m.starts_with("--management is not specified")),
         ),
         (
-            SERVER,
-            "management localhost 7505",
-            |k| matches!(k, ConfigErrorKind::Unsupported { name, .. } if name == "management"),
+            "dev tun\nserver 10.8.0.0 255.255.255.0\nca ca.crt\ncert s.crt\nkey s.key\nmanagement 127.0.0.1 7505\n",
+            "management-client-user nobody",
+            |k| matches!(k, ConfigErrorKind::Invalid(m) if m == "--management-client-(user|group) can only be used on unix domain sockets"),
         ),
         (SERVER, "management bad/host 7505", |k| {
             matches!(k, ConfigErrorKind::InvalidValue { .. })

@@ -53,6 +53,7 @@ fn run_tunnel(cfg: &Config) -> Result<Outcome, DaemonError> {
         let mut signals = Signals::new()?;
         signals.remap_usr1(cfg.host.remap_usr1);
         let mut signals = crate::tunnel::input::Inputs::new(signals);
+        let _mgmt = crate::mgmt::listener::start(&cfg.management, signals.sender()).await?;
         if cfg.secret.is_some() {
             return crate::tunnel::static_key::tunnel_static_key(cfg, &mut signals).await;
         }

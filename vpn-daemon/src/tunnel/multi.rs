@@ -105,6 +105,9 @@ pub struct Multi {
     pub(super) connect_freq: Option<FrequencyLimit>,
     /// `block-ipv6`: the ICMPv6 source and the answers' buffer.
     pub(super) block_ipv6: Option<(std::net::Ipv6Addr, Vec<u8>)>,
+    /// Bytes in and out of the clients already gone, for `load-stats`'
+    /// totals since start (2.6's link byte globals).
+    pub(super) gone_bytes: (u64, u64),
 }
 
 impl Multi {
@@ -170,6 +173,7 @@ impl Multi {
             steer: None,
             connect_freq,
             block_ipv6,
+            gone_bytes: (0, 0),
         })
     }
 
@@ -349,6 +353,8 @@ impl Multi {
             return;
         };
         self.sched.set(id, None);
+        self.gone_bytes.0 += p.payload.bytes_in;
+        self.gone_bytes.1 += p.payload.bytes_out;
         if let Some(macs) = &mut self.macs {
             macs.remove_peer(id);
         }

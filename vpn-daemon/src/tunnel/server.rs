@@ -74,7 +74,7 @@ fn on_input<L: ServerLink>(
             }
         }
         Input::Mgmt { command, reply } => {
-            let _ = reply.send(crate::tunnel::status::mgmt_reply(multi, &command));
+            let _ = reply.send(crate::tunnel::status::mgmt_reply(multi, &command, dirty));
         }
     }
     None

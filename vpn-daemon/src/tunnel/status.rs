@@ -8,7 +8,14 @@ use crate::mgmt::status::{
     ClientEntry, LineEnd, RouteEntry, ServerStatus, StatusVersion, SystemLocalTime, XdpCounters,
     render_server,
 };
-use crate::tunnel::multi::Multi;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use crate::host::process::Signal;
+use crate::mgmt::protocol::KillTarget;
+use crate::server::peers::PeerId;
+use crate::tunnel::input::{Input, InputSender};
+use crate::tunnel::multi::{Client, Multi};
 
 impl Multi {
     /// Writes the status file (atomically).
@@ -97,8 +104,9 @@ impl Multi {
 
 /// The answer to a management command that reads or acts on the server's
 /// clients (the commands about the management session itself, holds and
-/// passwords belong to the management listener).
-pub fn mgmt_reply(multi: &mut Multi, command: &Command) -> String {
+/// passwords belong to the management listener). Clients it closes go in
+/// `dirty`, so the loop sends what their sessions queued.
+pub fn mgmt_reply(multi: &mut Multi, command: &Command, dirty: &mut BTreeSet<PeerId>) -> String {
     match command {
         Command::Pid => reply::pid(std::process::id()),
         Command::Status(v) => {
@@ -110,11 +118,73 @@ pub fn mgmt_reply(multi: &mut Multi, command: &Command) -> String {
                 &SystemLocalTime,
             )
         }
+        Command::Nclients => reply::nclients(connected(multi).count() as u64),
+        Command::LoadStats => {
+            // 2.6's bytesin/bytesout are totals since start, not the sum of
+            // the clients connected now.
+            let (bytes_in, bytes_out) = multi.peers.iter().fold(multi.gone_bytes, |(i, o), p| {
+                (i + p.payload.bytes_in, o + p.payload.bytes_out)
+            });
+            reply::load_stats(connected(multi).count() as u64, bytes_in, bytes_out)
+        }
+        Command::Kill(target) => {
+            // 2.6 signals the instance (SIGTERM): it goes without a word to
+            // the client.
+            let ids: Vec<PeerId> = multi
+                .peers
+                .iter()
+                .filter(|p| match target {
+                    KillTarget::CommonName(cn) => p.common_name() == Some(cn.as_str()),
+                    KillTarget::Address(a) => {
+                        let t = p.transport();
+                        SocketAddr::new(t.ip().to_canonical(), t.port()) == SocketAddr::V4(*a)
+                    }
+                })
+                .map(|p| p.id())
+                .collect();
+            let now = clock::now();
+            for &id in &ids {
+                if let Some(p) = multi.peers.get_mut(id) {
+                    p.payload.session.close(now, false);
+                }
+                dirty.insert(id);
+            }
+            match target {
+                KillTarget::CommonName(cn) => reply::kill_common_name(cn, ids.len()),
+                KillTarget::Address(a) => reply::kill_address(*a, ids.len()),
+            }
+        }
+        Command::ClientKill { cid, message } => {
+            let id = PeerId::try_from(*cid).ok();
+            let Some(p) = id.and_then(|id| multi.peers.get_mut(id)) else {
+                return reply::client_kill(false);
+            };
+            let text = message.as_deref().unwrap_or("RESTART");
+            p.payload.session.close_with_message(clock::now(), text);
+            dirty.insert(p.id());
+            reply::client_kill(true)
+        }
         other => reply::error(&format!(
             "{} is not answered by the tunnel loop",
             command_name(other)
         )),
     }
+}
+
+/// The management listener feeds the loop's inputs.
+impl crate::mgmt::listener::Loop for InputSender {
+    fn command(&self, command: Command, reply: tokio::sync::oneshot::Sender<String>) -> bool {
+        self.send(Input::Mgmt { command, reply }).is_ok()
+    }
+
+    fn signal(&self, signal: Signal) -> bool {
+        self.send(Input::Signal(signal)).is_ok()
+    }
+}
+
+/// The clients `nclients` and `load-stats` count (2.6's `n_clients`).
+fn connected(multi: &Multi) -> impl Iterator<Item = &crate::server::peers::Peer<Client>> {
+    multi.peers.iter().filter(|p| p.payload.connected)
 }
 
 /// A command's name for an error line.
@@ -161,17 +231,46 @@ mod tests {
     fn management_commands_are_answered_from_the_loop_state() {
         let mut m = multi();
         assert_eq!(
-            mgmt_reply(&mut m, &Command::Pid),
+            mgmt_reply(&mut m, &Command::Pid, &mut BTreeSet::new()),
             format!("SUCCESS: pid={}\r\n", std::process::id())
         );
-        let status = mgmt_reply(&mut m, &Command::Status(Some(2)));
+        let status = mgmt_reply(&mut m, &Command::Status(Some(2)), &mut BTreeSet::new());
         assert!(status.starts_with("TITLE,vpn-daemon "), "{status}");
         assert!(status.ends_with("END\r\n"), "{status}");
         assert!(status.contains("\r\nHEADER,CLIENT_LIST,"), "{status}");
+        let mut dirty = BTreeSet::new();
+        assert_eq!(
+            mgmt_reply(&mut m, &Command::Nclients, &mut dirty),
+            "SUCCESS: nclients=0\r\n"
+        );
+        assert_eq!(
+            mgmt_reply(&mut m, &Command::LoadStats, &mut dirty),
+            "SUCCESS: nclients=0,bytesin=0,bytesout=0\r\n"
+        );
+        assert_eq!(
+            mgmt_reply(
+                &mut m,
+                &Command::Kill(KillTarget::CommonName("c1".into())),
+                &mut dirty
+            ),
+            "ERROR: common name 'c1' not found\r\n"
+        );
+        assert_eq!(
+            mgmt_reply(
+                &mut m,
+                &Command::ClientKill {
+                    cid: 7,
+                    message: None
+                },
+                &mut dirty
+            ),
+            "ERROR: client-kill command failed\r\n"
+        );
+        assert!(dirty.is_empty());
         // Commands about clients the loop does not act on yet say so.
         assert_eq!(
-            mgmt_reply(&mut m, &Command::Nclients),
-            "ERROR: nclients is not answered by the tunnel loop\r\n"
+            mgmt_reply(&mut m, &Command::Bytecount(5), &mut dirty),
+            "ERROR: bytecount is not answered by the tunnel loop\r\n"
         );
     }
 }

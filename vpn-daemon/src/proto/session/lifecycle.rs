@@ -305,6 +305,26 @@ impl Session {
         self.drive(now);
     }
 
+    /// A server's end of one client on request (`client-kill`, 2.6's
+    /// `send_restart`): `text` instead of `RESTART` goes to the client,
+    /// then the exit is scheduled as for any control-channel exit.
+    pub fn close_with_message(&mut self, now: Instant, text: &str) {
+        if self.closed {
+            return;
+        }
+        let Ok(b) = crate::proto::control_msg::encode(text) else {
+            return self.close_now(CloseReason::Local);
+        };
+        if !self.connected {
+            return self.close_now(CloseReason::Local);
+        }
+        self.teardown_reason = Some(CloseReason::Local);
+        self.pending_control.push_back(b);
+        self.timers
+            .set(Timer::ExitTeardown, later(now, SCHEDULED_EXIT_INTERVAL));
+        self.drive(now);
+    }
+
     pub(super) fn close_now(&mut self, reason: CloseReason) {
         if self.closed {
             return;
