@@ -1,7 +1,14 @@
-//! OpenVPN's main event loop, one file per part: the drivers of the three
-//! modes ([`point_to_point`], [`server_udp`], [`server_tcp`], and the
-//! static-key [`static_key`]) compose the multi-client state ([`multi`])
-//! and the shared set-up ([`setup`]: configuration to session settings).
+//! OpenVPN's main event loop, one file per part (see
+//! `docs/architecture.md`): [`external`] (which session a packet from the
+//! network belongs to, and the cookie front door), [`internal`] (routing
+//! to and from tun), [`control`] and `auth` (a client's authentication,
+//! ccd, pool, push), [`schedule`] (a deadline heap of the clients'
+//! timers), [`input`] (signals, management commands, task results),
+//! [`output`] (the fast path or the socket), [`status`]; the server loop
+//! both transports share (`server`, over [`server_udp`] and
+//! [`server_tcp`]), the client's ([`point_to_point`] with its `client_*`
+//! parts) and static-key mode's ([`static_key`]); [`setup`] turns the
+//! configuration into session settings.
 
 pub(crate) mod auth;
 pub(crate) mod client_connect;
@@ -18,7 +25,7 @@ pub mod output;
 pub(crate) mod plugin_auth;
 pub mod point_to_point;
 pub mod schedule;
-mod server;
+pub(crate) mod server;
 pub mod server_tcp;
 pub mod server_udp;
 pub mod setup;
