@@ -461,8 +461,14 @@ fn float_stays_on_fast_path(mode: FastPathMode) {
 /// server's address), a download is redirected, and the client's status
 /// file reports it.
 fn client_mode(mode: FastPathMode) {
+    client_mode_with(mode, &[]);
+}
+
+/// [`client_mode`] with `extra` lines in our client's config.
+fn client_mode_with(mode: FastPathMode, extra: &[&str]) {
     let mut s = spec();
     mode.apply(&mut s, OpenVpn, Ours);
+    s.client_extra.extend(extra.iter().map(|l| l.to_string()));
     let mut t = Tunnel::start_server(s, OpenVpn, 1);
     let status = t.topo.path().join("client0-status.txt");
     t.spec
@@ -580,7 +586,7 @@ per_mode!(proof_of_path);
 #[test]
 fn fast_path_under_user_nobody() {
     if require_root() {
-        proof_of_path_with(FastPathMode::Native, &["user nobody", "group nogroup"]);
+        proof_of_path_with(FastPathMode::Auto, &["user nobody", "group nogroup"]);
     }
 }
 
@@ -622,6 +628,40 @@ fn client_mode_native() {
     if require_root() {
         client_mode(FastPathMode::Native);
     }
+}
+
+/// A client config with `user nobody` / `group nogroup`: the client's fast
+/// path is set up before the privileges go, and steers its server.
+#[test]
+fn client_mode_under_user_nobody() {
+    if require_root() {
+        client_mode_with(FastPathMode::Auto, &["user nobody", "group nogroup"]);
+    }
+}
+
+/// A client asked for `xdp native` where it cannot run (`lo`) refuses to
+/// start, as the server does.
+#[test]
+fn a_client_in_a_strict_xdp_mode_that_cannot_start_refuses_to_run() {
+    if !require_root() {
+        return;
+    }
+    let mut t = Tunnel::start_server(spec(), OpenVpn, 1);
+    t.spec
+        .client_extra
+        .extend(["xdp native".to_string(), "xdp-interface lo".to_string()]);
+    let text = client_config(&t.spec, &t.pki, &SERVER_ADDR.to_string(), None, None);
+    let c = t.add_client(0, Ours, &text);
+    let status = c
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the client kept running: {}", c.log_text()));
+    assert!(!status.success(), "exit status {status:?}");
+    assert!(
+        c.log_text()
+            .contains("xdp native: the XDP fast path could not start in that mode"),
+        "no reason in the log: {}",
+        c.log_text()
+    );
 }
 
 #[test]

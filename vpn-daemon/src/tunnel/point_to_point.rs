@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::dhcp_router;
 use crate::client::walk::{Ending, Walk};
-use crate::config::{self as cfgt, Config, Transport as CfgTransport};
+use crate::config::{self as cfgt, Config, Transport as CfgTransport, XdpMode};
 use crate::error::DaemonError;
 use crate::host::dns;
 use crate::host::process::Signal;
@@ -185,6 +185,9 @@ pub async fn tunnel_point_to_point(
                     .await
                 {
                     Ok(e) => e,
+                    // What the configuration asks for and this host cannot
+                    // give ends the run: retrying cannot help.
+                    Err(e @ DaemonError::FastPath { .. }) => return Err(e),
                     Err(e) => {
                         tracing::warn!(error = %e, remote = %conn.remote.host, "connection attempt failed");
                         End::Restart {
@@ -275,7 +278,7 @@ async fn connect_and_run(
             let uc = setup::udp_config(ctx.cfg, bind);
             let link = UdpLink::bind(&uc)?;
             let rx = link.recv_batch_buffer(16, 2048);
-            let fast_starting = FastPath::start_in_background(FastPathConfig {
+            let mut fast_starting = FastPath::start_in_background(FastPathConfig {
                 mode: ctx.cfg.xdp,
                 interface: ctx.cfg.xdp_interface.clone(),
                 local: (!ip.is_unspecified()).then_some(ip),
@@ -287,13 +290,40 @@ async fn connect_and_run(
                 role: Role::Client,
                 mapped_v4: false,
             });
+            // As the server: before a privilege drop the fast path is set
+            // up while we still may, and `xdp native|generic` does not run
+            // in another mode. After the drop a reconnect cannot set it up
+            // again (no capability left): that connection runs on sockets.
+            let strict = match ctx.cfg.xdp {
+                XdpMode::Native => Some("native"),
+                XdpMode::Generic => Some("generic"),
+                XdpMode::Auto | XdpMode::Off => None,
+            };
+            let mut fast = None;
+            let drop_ahead =
+                crate::host::process::drops_privileges(ctx.cfg) && !ctx.privileges_dropped;
+            if let Some(s) = fast_starting.as_mut()
+                && (drop_ahead || (strict.is_some() && !ctx.privileges_dropped))
+            {
+                let f = s.finished().await;
+                if let (None, Some(mode)) = (&f, strict) {
+                    return Err(DaemonError::FastPath { mode });
+                }
+                fast = f.map(Box::new);
+                fast_starting = None;
+            } else if ctx.privileges_dropped && fast_starting.is_some() {
+                tracing::info!(
+                    "XDP fast path not set up again after dropping privileges: plain UDP sockets for this connection"
+                );
+                fast_starting = None;
+            }
             (
                 Link::Udp {
                     link,
                     peer: addr,
                     rx,
                     tx: SendBatch::with_capacity(64 * 1600),
-                    fast: None,
+                    fast,
                     fast_starting,
                 },
                 ctx.udp_cfg.clone(),
