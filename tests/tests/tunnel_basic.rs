@@ -695,6 +695,46 @@ fn uid_of(pid: u32) -> Option<u32> {
         .ok()
 }
 
+/// The `Gid:` (real) and `Groups:` lines of a process.
+fn groups_of(pid: u32) -> Option<(u32, Vec<u32>)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let gid = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Gid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let groups = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))?
+        .split_whitespace()
+        .filter_map(|g| g.parse().ok())
+        .collect();
+    Some((gid, groups))
+}
+
+/// `user nobody` without `group`: nothing of root's groups stays (2.6
+/// keeps gid 0 and root's supplementary groups; we take the user's own).
+#[test]
+fn user_without_group_leaves_no_root_group() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let sconf = format!(
+        "{}user nobody\n",
+        server_conf("udp", &lab.path("status.log"))
+    );
+    let server = lab.start(true, "server", &sconf);
+    let _client = lab.start(false, "client", &client_conf("udp", "10.99.0.1"));
+    assert!(ping_until(&lab.cns, "10.77.0.1", 20), "up\n{}", lab.logs());
+    assert_eq!(uid_of(server.pid()), Some(65534), "server uid");
+    let (gid, groups) = groups_of(server.pid()).expect("/proc status");
+    assert_ne!(gid, 0, "gid 0 kept\n{}", lab.logs());
+    assert!(!groups.contains(&0), "root's group kept: {groups:?}");
+}
+
 /// `user`/`group` with `persist-tun`/`persist-key` on both ends: after the
 /// privilege drop the tunnel still renegotiates (reneg-sec 3) and the
 /// client still reconnects (SIGUSR1 and a server restart), pings through

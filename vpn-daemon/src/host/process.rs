@@ -378,7 +378,7 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
                 });
             }
             // SAFETY: non-null result of getpwnam.
-            Some(unsafe { (*pw).pw_uid })
+            Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid, name) })
         }
     };
     enter_chroot(cfg)?;
@@ -396,7 +396,23 @@ pub fn drop_privileges(cfg: &Config) -> Result<(), DaemonError> {
             return Err(DaemonError::io("setgid", std::io::Error::last_os_error()));
         }
     }
-    if let Some(uid) = uid {
+    // `user` alone: 2.6 keeps gid 0 and root's supplementary groups. We
+    // take the user's own groups instead (initgroups, then its primary
+    // gid), so nothing of root's stays behind after the drop.
+    if let (Some((_, pw_gid, name)), None) = (&uid, gid) {
+        // SAFETY: `name` is a valid C string; plain syscalls.
+        if unsafe { libc::initgroups(name.as_ptr(), *pw_gid) } != 0 {
+            return Err(DaemonError::io(
+                "initgroups",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: plain syscall.
+        if unsafe { libc::setgid(*pw_gid) } != 0 {
+            return Err(DaemonError::io("setgid", std::io::Error::last_os_error()));
+        }
+    }
+    if let Some((uid, _, _)) = uid {
         // SAFETY: plain syscall.
         if unsafe { libc::setuid(uid) } != 0 {
             return Err(DaemonError::io("setuid", std::io::Error::last_os_error()));
