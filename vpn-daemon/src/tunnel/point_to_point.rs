@@ -101,6 +101,11 @@ pub async fn tunnel_point_to_point(
             "a client needs at least one 'remote'".into(),
         ));
     }
+    if setup::server_cert_unverified(cfg) {
+        tracing::warn!(
+            "WARNING: No server certificate verification method has been enabled.  See http://openvpn.net/howto.html#mitm for more info."
+        );
+    }
     let tls = Arc::new(setup::tls_context(cfg)?);
     let mk = |t: Transport, tls: Arc<TlsContext>| setup::session_config(cfg, tls, t, false);
     let has_tcp = cfg

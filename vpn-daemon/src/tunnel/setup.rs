@@ -484,3 +484,54 @@ pub(crate) fn bind_addr(cfg: &Config) -> Result<std::net::SocketAddr, DaemonErro
     };
     Ok(std::net::SocketAddr::new(ip, cfg.lport))
 }
+
+/// A TLS client with no check of the server's certificate beyond the CA:
+/// 2.6 warns about it at start (init.c `do_option_warnings`), as anyone
+/// with a certificate from the same CA could then pose as the server.
+pub(crate) fn server_cert_unverified(cfg: &Config) -> bool {
+    use crate::config::types::CertUsage;
+    cfg.tls_role == crate::config::TlsRole::Client
+        && cfg.host.tls_verify.is_none()
+        && cfg.verify_x509_name.is_none()
+        && cfg.extras.ns_cert_type != Some(CertUsage::Server)
+        && cfg.remote_cert_tls.is_none()
+        && cfg.extras.remote_cert_eku.is_none()
+        && !cfg
+            .extras
+            .cert_hashes
+            .as_ref()
+            .is_some_and(|h| h.depth == 0)
+}
+
+#[cfg(test)]
+mod unverified_tests {
+    use super::*;
+
+    fn client(extra: &str) -> Config {
+        crate::config::Loader::new("/")
+            .check_files(false)
+            .load_str(
+                "c.conf",
+                &format!(
+                    "client\ndev tun\nremote 192.0.2.1\nca ca.pem\ncert c.pem\nkey k.pem\n{extra}"
+                ),
+            )
+            .expect("config")
+    }
+
+    #[test]
+    fn a_client_without_a_server_check_is_flagged_as_2_6_does() {
+        assert!(server_cert_unverified(&client("")));
+        for check in [
+            "remote-cert-tls server",
+            "verify-x509-name server name",
+            "remote-cert-eku \"TLS Web Server Authentication\"",
+            "ns-cert-type server",
+            "peer-fingerprint 01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10:11:12:13:14:15:16:17:18:19:1a:1b:1c:1d:1e:1f:20",
+        ] {
+            assert!(!server_cert_unverified(&client(check)), "{check}");
+        }
+        // ns-cert-type client checks nothing about the server.
+        assert!(server_cert_unverified(&client("ns-cert-type client")));
+    }
+}
