@@ -496,11 +496,7 @@ pub(crate) fn server_cert_unverified(cfg: &Config) -> bool {
         && cfg.extras.ns_cert_type != Some(CertUsage::Server)
         && cfg.remote_cert_tls.is_none()
         && cfg.extras.remote_cert_eku.is_none()
-        && !cfg
-            .extras
-            .cert_hashes
-            .as_ref()
-            .is_some_and(|h| h.depth == 0)
+        && cfg.extras.cert_hashes.as_ref().is_none_or(|h| h.depth != 0)
 }
 
 #[cfg(test)]
