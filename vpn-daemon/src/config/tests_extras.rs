@@ -305,3 +305,46 @@ fn pushed_options_share_the_config_vocabulary() {
         );
     }
 }
+
+#[test]
+fn private_files_readable_by_others_draw_2_6s_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("vpn-private-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["ca.pem", "c.pem", "k.pem", "ta.key"] {
+        std::fs::write(dir.join(f), "x\n").unwrap();
+    }
+    let mode = |f: &str, m: u32| {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode("k.pem", 0o600);
+    mode("ta.key", 0o644);
+    mode("c.pem", 0o644);
+    let text =
+        "client\ndev tun\nremote 192.0.2.1\nca ca.pem\ncert c.pem\nkey k.pem\ntls-auth ta.key 1\n";
+    let cfg = Loader::new(&dir)
+        .load_str("c.conf", text)
+        .unwrap();
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.message.clone()).collect();
+    // The tls-auth key is readable by others; the certificate is public.
+    assert_eq!(
+        w.iter()
+            .filter(|m| m.contains("group or others accessible"))
+            .count(),
+        1,
+        "{w:?}"
+    );
+    assert!(w.iter().any(|m| m.contains("ta.key")), "{w:?}");
+    mode("ta.key", 0o600);
+    let cfg = Loader::new(&dir)
+        .load_str("c.conf", text)
+        .unwrap();
+    assert!(
+        !cfg.warnings
+            .iter()
+            .any(|w| w.message.contains("accessible")),
+        "{:?}",
+        cfg.warnings
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
