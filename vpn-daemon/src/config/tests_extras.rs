@@ -322,7 +322,9 @@ fn private_files_readable_by_others_draw_2_6s_warning() {
     mode("c.pem", 0o644);
     let text =
         "client\ndev tun\nremote 192.0.2.1\nca ca.pem\ncert c.pem\nkey k.pem\ntls-auth ta.key 1\n";
-    let cfg = Loader::new(&dir).load_str("c.conf", text).unwrap();
+    let cfg = Loader::new(&dir)
+        .load_str("c.conf", text)
+        .unwrap();
     let w: Vec<String> = cfg.warnings.iter().map(|w| w.message.clone()).collect();
     // The tls-auth key is readable by others; the certificate is public.
     assert_eq!(
@@ -334,7 +336,9 @@ fn private_files_readable_by_others_draw_2_6s_warning() {
     );
     assert!(w.iter().any(|m| m.contains("ta.key")), "{w:?}");
     mode("ta.key", 0o600);
-    let cfg = Loader::new(&dir).load_str("c.conf", text).unwrap();
+    let cfg = Loader::new(&dir)
+        .load_str("c.conf", text)
+        .unwrap();
     assert!(
         !cfg.warnings
             .iter()
