@@ -844,20 +844,10 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
         _ => Ok(()),
     };
     let c = &mut b.cfg;
-    // Files holding secrets: 2.6 warns when others may read them
-    // (CHKACC_PRIVATE in options_postprocess_filechecks).
-    let mut private: Vec<(&'static str, PathBuf)> = Vec::new();
-    let mut keep = |name: &'static str, s: &Option<Source>| {
-        if let Some(Source::File(p)) = s {
-            private.push((name, p.clone()));
-        }
-    };
     fix_src("ca", &mut c.ca, Want::File)?;
     fix_src("cert", &mut c.cert, Want::File)?;
     fix_src("key", &mut c.key, Want::File)?;
-    keep("key", &c.key);
     fix_src("pkcs12", &mut c.pkcs12, Want::File)?;
-    keep("pkcs12", &c.pkcs12);
     fix_src("extra-certs", &mut c.extra_certs, Want::File)?;
     let crl_want = if c.crl_verify_dir {
         Want::Dir
@@ -874,34 +864,23 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     }) = &mut c.secret
     {
         fix("secret", p, Want::File)?;
-        private.push(("secret", p.clone()));
     }
     match &mut c.tls_wrap {
         TlsWrap::Auth {
             key: Source::File(p),
             ..
-        } => {
-            fix("tls-auth", p, Want::File)?;
-            private.push(("tls-auth", p.clone()));
-        }
+        } => fix("tls-auth", p, Want::File)?,
         TlsWrap::Crypt {
             key: Source::File(p),
-        } => {
-            fix("tls-crypt", p, Want::File)?;
-            private.push(("tls-crypt", p.clone()));
-        }
+        } => fix("tls-crypt", p, Want::File)?,
         TlsWrap::CryptV2 {
             key: Source::File(p),
             ..
-        } => {
-            fix("tls-crypt-v2", p, Want::File)?;
-            private.push(("tls-crypt-v2", p.clone()));
-        }
+        } => fix("tls-crypt-v2", p, Want::File)?,
         _ => {}
     }
     if let Some(AuthUserPass::Source(Source::File(p))) = &mut c.auth_user_pass {
         fix("auth-user-pass", p, Want::File)?;
-        private.push(("auth-user-pass", p.clone()));
     }
     if let Some(p) = &mut c.client_config_dir {
         fix("client-config-dir", p, Want::Dir)?;
@@ -923,7 +902,6 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
     // their program is checked, relative to the same directory.
     if let Some(Some(p)) = &mut c.extras.askpass {
         fix("askpass", p, Want::File)?;
-        private.push(("askpass", p.clone()));
     }
     if let Some(p) = &mut c.extras.replay_persist {
         fix("replay-persist", p, Want::Output)?;
@@ -943,21 +921,6 @@ fn files(b: &mut Builder) -> Result<(), ConfigError> {
         if let Some(program) = cmd.and_then(|c| c.split_ascii_whitespace().next()) {
             let mut p = PathBuf::from(program);
             fix(name, &mut p, Want::Command)?;
-        }
-    }
-    if check {
-        use std::os::unix::fs::PermissionsExt as _;
-        for (name, p) in private {
-            if std::fs::metadata(&p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                let span = span_of(name);
-                b.cfg.warnings.push(crate::config::ConfigWarning {
-                    span,
-                    message: format!(
-                        "WARNING: file '{}' is group or others accessible",
-                        p.display()
-                    ),
-                });
-            }
         }
     }
     Ok(())
